@@ -1,0 +1,85 @@
+"""The prints/taps contract: JSON-lines events checked line by line.
+
+DuckDB's JSON functions do the parsing because they tell, per line, whether the text is valid
+JSON and what type each field has (Polars' JSON decoder fails the whole column on one bad
+line). The rules themselves are Polars expressions, so every violation gets a precise reason.
+"""
+
+from __future__ import annotations
+
+import duckdb
+import polars as pl
+
+from jobs.bronze.lines import INVALID_UTF8, first_failure, real_date
+
+_EXTRACT = """
+WITH parsed AS (
+    SELECT line_number, raw_line,
+           CASE WHEN json_valid(raw_line) THEN raw_line::JSON END AS j
+    FROM lines
+)
+SELECT line_number, raw_line,
+       json_type(j) AS kind,
+       json_type(j, '$.day') AS day_type, j->>'$.day' AS day_text,
+       json_type(j, '$.user_id') AS user_type, j->>'$.user_id' AS user_text,
+       json_type(j, '$.event_data') AS data_type,
+       json_type(j, '$.event_data.value_prop') AS vp_type,
+       j->>'$.event_data.value_prop' AS vp_text,
+       json_type(j, '$.event_data.position') AS pos_type,
+       j->>'$.event_data.position' AS pos_text
+FROM parsed
+ORDER BY line_number
+"""
+
+_INTEGER_TYPES = ["UBIGINT", "BIGINT", "INTEGER", "UINTEGER"]
+
+
+def extract_json_fields(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Per line: JSON kind, and each contract field's JSON type and text (nulls when absent)."""
+    frame = lines.collect()
+    con = duckdb.connect()
+    try:
+        con.register("lines", frame)
+        return con.sql(_EXTRACT).pl().lazy()
+    finally:
+        con.close()
+
+
+def event_rules(fields: pl.LazyFrame) -> pl.LazyFrame:
+    """Typed event columns plus ``reason`` (null for a line that meets the contract)."""
+    raw = pl.col("raw_line")
+    user = pl.col("user_text").cast(pl.Int64, strict=False)
+    pos = pl.col("pos_text").cast(pl.Int64, strict=False)
+    day = real_date(pl.col("day_text"))
+    is_int = lambda col: pl.col(col).is_in(_INTEGER_TYPES)  # noqa: E731
+    reason = first_failure(
+        (raw.str.strip_chars() == "", "empty line"),
+        (raw.str.contains(INVALID_UTF8, literal=True), "not valid UTF-8"),
+        (pl.col("kind").is_null(), "invalid JSON"),
+        (pl.col("kind") != "OBJECT", "not a JSON object"),
+        (pl.col("day_type").is_null(), "missing field: day"),
+        ((pl.col("day_type") != "VARCHAR") | day.is_null(),
+         "day is not a real calendar date (YYYY-MM-DD)"),
+        (pl.col("user_type").is_null(), "missing field: user_id"),
+        (~is_int("user_type") | user.is_null() | (user <= 0), "user_id is not a positive integer"),
+        (pl.col("data_type") != "OBJECT", "missing field: event_data"),
+        (pl.col("vp_type").is_null(), "missing field: event_data.value_prop"),
+        ((pl.col("vp_type") != "VARCHAR") | (pl.col("vp_text").str.strip_chars() == ""),
+         "value_prop is empty or not a string"),
+        (pl.col("pos_type").is_null(), "missing field: event_data.position"),
+        (~is_int("pos_type") | pos.is_null() | (pos < 0), "position is not an integer >= 0"),
+    )
+    return fields.select(
+        "line_number",
+        "raw_line",
+        day.alias("day"),
+        user.alias("user_id"),
+        pl.col("vp_text").alias("value_prop"),
+        pos.alias("position"),
+        reason,
+    )
+
+
+def parse_events(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Lines of a prints/taps file → contract-checked rows (``reason`` null when valid)."""
+    return event_rules(extract_json_fields(lines))

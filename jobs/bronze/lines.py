@@ -1,0 +1,51 @@
+"""Split a raw file into numbered lines, the unit every later check accounts for."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
+INVALID_UTF8 = "\ufffd"
+
+
+def split_lines(content: bytes) -> pl.LazyFrame:
+    """``(line_number, raw_line)`` for every line of ``content``, numbered from 1.
+
+    A trailing newline does not make an extra line; ``\\r\\n`` endings and a UTF-8 byte-order
+    mark are tolerated. Bytes that are not UTF-8 are kept (as U+FFFD) so the line can be
+    quarantined with its reason instead of failing the file.
+    """
+    text = content.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    if not text:
+        return pl.LazyFrame(schema={"line_number": pl.Int64, "raw_line": pl.String})
+    text = text.removesuffix("\n")
+    return (
+        pl.LazyFrame({"raw_line": [text]})
+        .select(pl.col("raw_line").str.split("\n"))
+        .explode("raw_line")
+        .with_row_index("line_number", offset=1)
+        .select(
+            pl.col("line_number").cast(pl.Int64),
+            pl.col("raw_line").str.strip_suffix("\r"),
+        )
+    )
+
+
+def real_date(text: pl.Expr) -> pl.Expr:
+    """A ``YYYY-MM-DD`` string that names a real calendar day, as a Date (null otherwise)."""
+    return (
+        pl.when(text.str.contains(DATE_RE))
+        .then(text.str.strptime(pl.Date, "%Y-%m-%d", strict=False))
+        .otherwise(None)
+    )
+
+
+def first_failure(*rules: tuple[pl.Expr, str | pl.Expr]) -> pl.Expr:
+    """The reason of the first rule whose condition is true, null when every rule passes."""
+    chain: Any = pl
+    for condition, reason in rules:
+        value = pl.lit(reason) if isinstance(reason, str) else reason
+        chain = chain.when(condition.fill_null(False)).then(value)
+    return chain.otherwise(pl.lit(None, dtype=pl.String)).alias("reason")

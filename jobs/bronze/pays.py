@@ -1,0 +1,72 @@
+"""The pays contract: CSV rows ``pay_date,total,user_id,value_prop`` checked line by line.
+
+The header is line 1 and names the column order (any order of the four names is accepted).
+A file whose header is wrong has every line quarantined: the run goes on.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+from jobs.bronze.lines import INVALID_UTF8, first_failure, real_date
+
+PAYS_COLUMNS = ("pay_date", "total", "user_id", "value_prop")
+AMOUNT_RE = r"^\d{1,16}(\.\d{1,2})?$"
+UINT_RE = r"^\d{1,18}$"
+
+
+def header_order(first_line: str | None) -> list[str] | None:
+    """Column order named by a header line, None if it is not a valid pays header."""
+    if first_line is None:
+        return None
+    names = [n.strip().strip('"').lower() for n in first_line.removeprefix("\ufeff").split(",")]
+    return names if sorted(names) == sorted(PAYS_COLUMNS) else None
+
+
+def parse_pays(lines: pl.LazyFrame) -> pl.LazyFrame:
+    """Lines of a pays file → contract-checked rows (``reason`` null when valid).
+
+    Returns no row for a valid header line: it is structure, not data.
+    """
+    first = lines.filter(pl.col("line_number") == 1).select("raw_line").collect()
+    header = first.item() if first.height else None
+    order = header_order(header)
+    if order is None:
+        bad_header = f"file header is not {','.join(PAYS_COLUMNS)} (got {str(header)[:60]!r})"
+        return lines.select(
+            "line_number",
+            "raw_line",
+            *[pl.lit(None, dtype=t).alias(c) for c, t in _TYPES.items()],
+            pl.lit(bad_header).alias("reason"),
+        )
+    raw = pl.col("raw_line")
+    parts = raw.str.split(",")
+    field = {name: parts.list.get(i, null_on_oob=True).str.strip_chars(' "') for i, name in
+             enumerate(order)}
+    n_fields = parts.list.len()
+    pay_date = real_date(field["pay_date"])
+    total_ok = field["total"].str.contains(AMOUNT_RE)
+    user_ok = field["user_id"].str.contains(UINT_RE)
+    user = pl.when(user_ok).then(field["user_id"].cast(pl.Int64, strict=False))
+    reason = first_failure(
+        (raw.str.strip_chars() == "", "empty line"),
+        (raw.str.contains(INVALID_UTF8, literal=True), "not valid UTF-8"),
+        (n_fields != 4, pl.format("expected 4 comma-separated fields, got {}", n_fields)),
+        (pay_date.is_null(), "pay_date is not a real calendar date (YYYY-MM-DD)"),
+        (~total_ok.fill_null(False), "total is not a decimal >= 0 with at most 2 decimals"),
+        (user.is_null() | (user <= 0), "user_id is not a positive integer"),
+        (field["value_prop"].fill_null("") == "", "value_prop is empty"),
+    )
+    return lines.filter(pl.col("line_number") > 1).select(
+        "line_number",
+        "raw_line",
+        pay_date.alias("pay_date"),
+        pl.when(total_ok).then(field["total"]).cast(_TYPES["total"], strict=False).alias("total"),
+        user.alias("user_id"),
+        field["value_prop"].alias("value_prop"),
+        reason,
+    )
+
+
+_TYPES = {"pay_date": pl.Date, "total": pl.Decimal(18, 2), "user_id": pl.Int64,
+          "value_prop": pl.String}

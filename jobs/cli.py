@@ -1,0 +1,200 @@
+"""``python -m jobs <command>``: run the pipeline, one stage, the generator or a query.
+
+User-facing failures (bad settings, unreachable storage, bad data) print one line saying what
+to check and exit non-zero; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+from jobs.errors import PipelineError
+
+log = logging.getLogger("jobs")
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--env-file", help="env file with settings (default envs/local.env)")
+    common.add_argument("--debug", action="store_true", help="show tracebacks")
+    common.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr")
+    common.add_argument("--lookback-mode", choices=["calendar", "rolling"])
+    common.add_argument("--lookback-weeks", type=int, metavar="N")
+
+    parser = argparse.ArgumentParser(
+        prog="python -m jobs", description="Value-prop lakehouse: raw → bronze → silver → gold.",
+        parents=[common],
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    weeks = argparse.ArgumentParser(add_help=False)
+    weeks.add_argument("--weeks", type=date.fromisoformat, nargs="+", metavar="YYYY-MM-DD",
+                       help="also rebuild these weeks of gold (any day of the week)")
+    weeks.add_argument("--full", action="store_true", help="rebuild every week of gold")
+
+    sub.add_parser("run", parents=[common, weeks],
+                   help="run every stage (generates scale-1 data first if raw is empty)")
+    sub.add_parser("bronze", parents=[common], help="ingest new raw files")
+    sub.add_parser("silver", parents=[common], help="append new bronze rows to silver")
+    sub.add_parser("gold", parents=[common, weeks], help="rebuild the affected weeks of gold")
+    sub.add_parser("export", parents=[common], help="write final.parquet/final.csv")
+
+    gen = sub.add_parser("generate", parents=[common], help="write synthetic raw files")
+    gen.add_argument("--out", help="output directory (default: LAKE_RAW, local only)")
+    gen.add_argument("--scale", type=float, default=1.0, help="1 ≈ the real data set")
+    gen.add_argument("--seed", type=int, default=42)
+    gen.add_argument("--start", type=date.fromisoformat, default=date(2020, 11, 1))
+    gen.add_argument("--days", type=int, default=30)
+    gen.add_argument("--layout", choices=["daily", "single"], default="daily")
+    gen.add_argument("--bad-fraction", type=float, default=0.0)
+    gen.add_argument("--bad-lines", type=int, default=0)
+
+    q = sub.add_parser("query", parents=[common], help="SQL over the lake with DuckDB")
+    q.add_argument("sql", help='e.g. "SELECT count(*) FROM gold.print_features"')
+    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Any:
+    from jobs.settings import load_settings
+
+    if args.env_file:
+        if not Path(args.env_file).is_file():
+            raise PipelineError(f"env file {args.env_file} not found")
+        os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
+    return load_settings(lookback_mode=args.lookback_mode, lookback_weeks=args.lookback_weeks)
+
+
+@contextmanager
+def _progress(enabled: bool) -> Any:
+    """A spinner with the current step on a terminal; plain silence otherwise."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    with console.status("starting…") as status:
+        yield lambda text: status.update(f"[bold]{text}")
+
+
+def _print_summary(results: list[Any], ctx: Any, seconds: float) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"run {ctx.run_id}", title_justify="left")
+    for col in ("stage", "files", "rows in", "rows out", "quarantined", "seconds", "note"):
+        table.add_column(col, justify="right" if col not in ("stage", "note") else "left")
+    for r in results:
+        note = "nothing new — no table version written" if r.skipped and not r.note else r.note
+        table.add_row(r.stage, f"{r.files:,}", f"{r.rows_in:,}", f"{r.rows_out:,}",
+                      f"{r.quarantined:,}", f"{r.seconds:.2f}", note)
+    console = Console()
+    console.print(table)
+    for r in results:
+        if r.stage == "bronze" and r.details:
+            bad = [d for d in r.details if d["quarantined_rows"]]
+            if bad:
+                console.print(f"{len(bad)} file(s) had quarantined lines; see bronze.quarantine:")
+                for d in bad[:10]:
+                    console.print(f"  {d['path']}: {d['lines']:,} lines = {d['bronze_rows']:,} "
+                                  f"bronze + {d['quarantined_rows']:,} quarantined")
+    console.print(f"total {seconds:.1f}s")
+
+
+def _raw_is_empty(ctx: Any) -> bool:
+    from jobs.raw.files import list_raw_files
+    from jobs.schemas import SOURCES
+
+    return not any(list_raw_files(ctx.storage, ctx.settings.lake_raw, s) for s in SOURCES)
+
+
+def _generate(args: argparse.Namespace, out: str) -> None:
+    from jobs.raw.generator import generate
+    from jobs.storage import is_remote
+
+    if is_remote(out):
+        raise PipelineError("generate writes local files; upload them with `python -m jobs seed`")
+    started = time.perf_counter()
+    res = generate(out_dir=out, seed=args.seed, scale=args.scale, start=args.start,
+                   days=args.days, layout=args.layout, bad_fraction=args.bad_fraction,
+                   bad_lines=args.bad_lines)
+    print(f"generated {len(res.files)} files in {out} in {time.perf_counter() - started:.1f}s: "
+          + ", ".join(f"{s} {res.total(s):,} lines ({res.bad(s):,} bad)"
+                      for s in ("prints", "taps", "pays")))
+
+
+def _execute(args: argparse.Namespace) -> int:
+    from jobs import logs
+    from jobs.run import RunContext
+
+    settings = _settings(args)
+    logs.configure(fmt="json" if args.log_json else settings.log_format,
+                   level="DEBUG" if args.debug else settings.log_level)
+    ctx = RunContext(settings)
+    logs.run_id_var.set(ctx.run_id)
+
+    if args.command == "generate":
+        _generate(args, args.out or settings.lake_raw)
+        return 0
+    if args.command == "query":
+        from jobs.query import run_query
+
+        frame = run_query(ctx, args.sql)
+        if args.format == "csv":
+            sys.stdout.write(frame.write_csv())
+        elif args.format == "json":
+            sys.stdout.write(frame.write_json() + "\n")
+        else:
+            import polars as pl
+
+            with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=160,
+                           tbl_hide_dataframe_shape=True):
+                print(frame)
+        return 0
+
+    from jobs.pipeline import STAGES, run_stage
+
+    started = time.perf_counter()
+    interactive = sys.stderr.isatty() and not args.log_json
+    if args.command == "run" and _raw_is_empty(ctx):
+        from jobs.storage import is_remote
+
+        if is_remote(settings.lake_raw):
+            raise PipelineError(f"no raw files under {settings.lake_raw}: seed them first "
+                                "(python -m jobs seed)")
+        print(f"no raw files under {settings.lake_raw}: generating the scale-1 data set…")
+        gen_args = _parser().parse_args(["generate"])
+        _generate(gen_args, settings.lake_raw)
+    stages = STAGES if args.command == "run" else (args.command,)
+    extra = {}
+    if args.command in ("run", "gold"):
+        extra = {"rebuild": args.weeks, "full": args.full}
+    results = []
+    with _progress(interactive) as progress:
+        for stage in stages:
+            results.append(run_stage(ctx, stage, progress=progress, **extra))
+    _print_summary(results, ctx, time.perf_counter() - started)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _execute(args)
+    except PipelineError as exc:
+        if args.debug:
+            raise
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: no partial table version was committed", file=sys.stderr)
+        return 130

@@ -1,0 +1,29 @@
+"""Errors a user can hit, each carrying one message that says what to check.
+
+The CLI prints ``PipelineError`` as a single line and exits non-zero; anything else is a bug
+and gets a traceback.
+"""
+
+from __future__ import annotations
+
+
+class PipelineError(Exception):
+    """A failure caused by input, configuration or the environment, not by a bug."""
+
+    exit_code = 2
+
+
+class ConfigError(PipelineError):
+    """A setting is missing or invalid."""
+
+
+class StorageError(PipelineError):
+    """The object store or file system cannot be reached or refuses the request."""
+
+    exit_code = 3
+
+
+class DataError(PipelineError):
+    """The data breaks a rule that must stop the run."""
+
+    exit_code = 4

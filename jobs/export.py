@@ -1,0 +1,82 @@
+"""Export: the latest week of gold as ``final.parquet`` and ``final.csv`` (the original deliverable).
+
+Written to ``LAKE_EXPORT`` (default ``<LAKE_GOLD>/export``) together with ``_export.json``, which
+records the gold version exported; when gold has not changed the export is skipped. Each file
+is written under a temporary name and moved into place, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+
+import polars as pl
+
+from jobs.run import RunContext
+from jobs.schemas import GOLD_PARTITION, GOLD_TABLE
+from jobs.storage import join
+from jobs.summary import StageResult
+from jobs.tables import storage_error
+
+
+def latest_week(gold: pl.LazyFrame) -> pl.LazyFrame:
+    """Rows of the most recent ``week_start`` (pure)."""
+    return gold.filter(pl.col(GOLD_PARTITION) == pl.col(GOLD_PARTITION).max()).sort(
+        "day", "user_id", "value_prop", "position"
+    )
+
+
+def _put(ctx: RunContext, uri: str, payload: bytes) -> None:
+    fs = ctx.storage.filesystem(uri)
+    path = ctx.storage.strip_protocol(uri)
+    tmp = f"{path}.tmp-{ctx.run_id}"
+    try:
+        with fs.open(tmp, "wb") as handle:
+            handle.write(payload)
+        fs.mv(tmp, path)
+    except Exception as exc:  # noqa: BLE001
+        raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
+
+
+def read_marker(ctx: RunContext) -> dict[str, object]:
+    uri = join(ctx.settings.export_uri, "_export.json")
+    fs = ctx.storage.filesystem(uri)
+    path = ctx.storage.strip_protocol(uri)
+    try:
+        if not fs.exists(path):
+            return {}
+        with fs.open(path, "rb") as handle:
+            return json.loads(handle.read())
+    except Exception as exc:  # noqa: BLE001
+        raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
+
+
+def run_export(ctx: RunContext) -> StageResult:
+    started = time.perf_counter()
+    result = StageResult("export", skipped=True)
+    gold_uri = ctx.gold(GOLD_TABLE)
+    version = ctx.lake.version(gold_uri)
+    if version is None:
+        result.note = "no gold table yet"
+        return result
+    if read_marker(ctx).get("gold_version") == version:
+        result.note = "gold unchanged"
+        return result
+    frame = latest_week(ctx.lake.scan(gold_uri, version=version)).collect()
+    parquet, csv = io.BytesIO(), io.BytesIO()
+    frame.write_parquet(parquet)
+    frame.write_csv(csv)
+    base = ctx.settings.export_uri
+    _put(ctx, join(base, "final.parquet"), parquet.getvalue())
+    _put(ctx, join(base, "final.csv"), csv.getvalue())
+    week = frame[GOLD_PARTITION][0].isoformat() if frame.height else None
+    marker = {"gold_version": version, "week_start": week, "rows": frame.height,
+              "run_id": ctx.run_id}
+    _put(ctx, join(base, "_export.json"), json.dumps(marker, indent=2).encode())
+    result.skipped = False
+    result.rows_out = frame.height
+    result.files = 2
+    result.note = f"week {week} → {base}"
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,1 @@
+"""Gold: the weekly print feature table, rebuilt week by week."""

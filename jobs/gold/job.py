@@ -1,0 +1,144 @@
+"""Gold stage: rebuild exactly the weeks whose inputs changed, in one atomic commit.
+
+Gold's commit metadata records the silver versions it was built from and the lookback settings.
+The next run reads the ``days`` of the silver commits made since then, turns them into affected
+weeks, recomputes those weeks user bucket by user bucket (bounded memory) and replaces their
+partitions in a single transaction. Changed lookback settings or a silver commit without day
+metadata trigger a full rebuild; nothing new means no commit at all.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from datetime import date
+
+import polars as pl
+
+from jobs.gold.features import build_features
+from jobs.gold.windows import affected_weeks, history_range, monday
+from jobs.run import RunContext
+from jobs.schemas import GOLD, GOLD_PARTITION, GOLD_TABLE, SILVER_PARTITION, SOURCES
+from jobs.summary import StageResult
+
+log = logging.getLogger(__name__)
+
+
+def silver_versions(ctx: RunContext) -> dict[str, int]:
+    versions = {s: ctx.lake.version(ctx.silver(s)) for s in SOURCES}
+    missing = [s for s, v in versions.items() if v is None]
+    if "prints" in missing:
+        return {}
+    return {s: (-1 if v is None else v) for s, v in versions.items()}
+
+
+def weeks_with_prints(ctx: RunContext) -> set[date]:
+    days = ctx.lake.partitions(ctx.silver("prints"), SILVER_PARTITION)
+    return {monday(date.fromisoformat(d)) for d in days}
+
+
+def plan_weeks(ctx: RunContext, current: dict[str, int], *,
+               rebuild: list[date] | None = None, full: bool = False) -> tuple[set[date], bool, str]:
+    """(weeks to rebuild, whether that is a full rebuild, why)."""
+    settings = ctx.settings
+    all_weeks = weeks_with_prints(ctx)
+    if rebuild:
+        weeks, is_full, why = plan_weeks(ctx, current, full=full)
+        requested = {monday(w) for w in rebuild} & all_weeks
+        return weeks | requested, is_full, f"{len(requested)} week(s) requested; {why}"
+    last = ctx.lake.last_commit_with(ctx.gold(GOLD_TABLE), "silver_versions")
+    if full or last is None:
+        return all_weeks, True, "full build" if full else "first build"
+    if (last.get("lookback_mode"), last.get("lookback_weeks")) != (
+        settings.lookback_mode, str(settings.lookback_weeks)
+    ):
+        return all_weeks, True, "lookback settings changed"
+    consumed = {k: int(v) for k, v in json.loads(last["silver_versions"]).items()}
+    days: set[date] = set()
+    for source in SOURCES:
+        for commit in ctx.lake.history(ctx.silver(source), after=consumed.get(source, -1)):
+            if commit.get("operation") in ("OPTIMIZE", "VACUUM START", "VACUUM END"):
+                continue
+            if "days" not in commit:
+                return all_weeks, True, f"silver {source} changed outside the pipeline"
+            days.update(date.fromisoformat(d) for d in commit["days"].split(",") if d)
+    weeks = affected_weeks(days, n_weeks=settings.lookback_weeks) & all_weeks
+    return weeks, False, f"{len(days)} new day(s)"
+
+
+def bucket_count(ctx: RunContext, prints: pl.LazyFrame) -> int:
+    if ctx.settings.gold_buckets:
+        return ctx.settings.gold_buckets
+    rows = prints.select(pl.len()).collect().item()
+    return max(1, math.ceil(rows / ctx.settings.gold_rows_per_bucket))
+
+
+def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
+             full: bool = False) -> StageResult:
+    started = time.perf_counter()
+    result = StageResult("gold", skipped=True)
+    settings, lake = ctx.settings, ctx.lake
+    current = silver_versions(ctx)
+    if not current:
+        result.note = "no silver prints yet"
+        return result
+    weeks, is_full, why = plan_weeks(ctx, current, rebuild=rebuild, full=full)
+    if not weeks:
+        result.note = "nothing new"
+        result.seconds = time.perf_counter() - started
+        return result
+
+    first, end = history_range(weeks, n_weeks=settings.lookback_weeks)
+    in_range = (pl.col("day") >= first) & (pl.col("day") < end)
+
+    def silver(source: str) -> pl.LazyFrame:
+        if current[source] < 0:
+            from jobs.schemas import SILVER
+
+            return pl.LazyFrame(schema=SILVER[source])
+        return lake.scan(ctx.silver(source), version=current[source]).filter(in_range)
+
+    inputs = {s: silver(s) for s in SOURCES}
+    buckets = bucket_count(ctx, inputs["prints"])
+    counts: list[int] = []
+
+    def stream() -> Iterator[pl.DataFrame]:
+        for b in range(buckets):
+            mine = {s: f.filter(pl.col("user_id") % buckets == b) for s, f in inputs.items()}
+            frame = build_features(
+                prints=mine["prints"], taps=mine["taps"], pays=mine["pays"],
+                weeks=sorted(weeks), mode=settings.lookback_mode, n_weeks=settings.lookback_weeks,
+            ).collect(engine="streaming")
+            counts.append(frame.height)
+            yield frame
+
+    week_list = sorted(weeks)
+    predicate = None if is_full else (
+        f"{GOLD_PARTITION} IN ({', '.join(repr(w.isoformat()) for w in week_list)})"
+    )
+    version = lake.write(
+        ctx.gold(GOLD_TABLE),
+        stream(),
+        schema=GOLD,
+        mode="overwrite",
+        partition_by=GOLD_PARTITION,
+        predicate=predicate,
+        metadata={
+            "run_id": ctx.run_id,
+            "silver_versions": json.dumps(current, sort_keys=True),
+            "lookback_mode": settings.lookback_mode,
+            "lookback_weeks": str(settings.lookback_weeks),
+            "weeks": ",".join(w.isoformat() for w in week_list),
+        },
+    )
+    result.skipped = False
+    result.rows_out = sum(counts)
+    result.note = f"{len(week_list)} week(s) rebuilt ({why}), {buckets} bucket(s)"
+    if version is not None:
+        result.versions[GOLD_TABLE] = version
+    result.details = [{"weeks": [w.isoformat() for w in week_list], "full": is_full}]
+    result.seconds = time.perf_counter() - started
+    return result

@@ -1,0 +1,61 @@
+"""Raw-layer access: list the files of a source and read one file's bytes.
+
+Any file under ``<LAKE_RAW>/<source>/`` at any depth is a raw file of that source; hidden files
+and ``_``-prefixed markers (``_SUCCESS``) are ignored. Works the same on local disk and S3.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from dataclasses import dataclass
+
+from jobs.errors import StorageError
+from jobs.schemas import SOURCES
+from jobs.storage import Storage, join
+from jobs.tables import storage_error
+
+
+@dataclass(frozen=True)
+class RawFile:
+    """A raw file as listed: enough to decide whether it was ingested already."""
+
+    source: str
+    uri: str
+    rel_path: str  # relative to LAKE_RAW, e.g. "prints/day=2020-11-01/part-0.json"
+    size_bytes: int
+
+
+def list_raw_files(storage: Storage, raw_root: str, source: str) -> list[RawFile]:
+    """All raw files of ``source``, sorted by path (deterministic ingestion order)."""
+    if source not in SOURCES:
+        raise ValueError(f"unknown source {source!r}")
+    base = join(raw_root, source)
+    fs = storage.filesystem(base)
+    root = storage.strip_protocol(raw_root).rstrip("/")
+    try:
+        if not fs.exists(storage.strip_protocol(base)):
+            return []
+        found = fs.find(storage.strip_protocol(base), detail=True)
+    except StorageError:
+        raise
+    except Exception as exc:  # noqa: BLE001
+        raise storage_error(exc, uri=base, storage=storage) from exc
+    files = []
+    for path, info in sorted(found.items()):
+        name = posixpath.basename(path)
+        if info.get("type") == "directory" or name.startswith((".", "_")):
+            continue
+        rel = path[len(root):].lstrip("/")
+        size = int(info.get("size") or 0)
+        files.append(RawFile(source, storage.to_uri(raw_root, path), rel, size))
+    return files
+
+
+def read_bytes(storage: Storage, uri: str) -> bytes:
+    """The whole content of one raw file (one day of one source: bounded)."""
+    fs = storage.filesystem(uri)
+    try:
+        with fs.open(storage.strip_protocol(uri), "rb") as handle:
+            return handle.read()
+    except Exception as exc:  # noqa: BLE001
+        raise storage_error(exc, uri=uri, storage=storage) from exc

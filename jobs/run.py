@@ -1,0 +1,56 @@
+"""What every stage of one run shares: its id, start time, settings and lake handles."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import cached_property
+
+from jobs.settings import Settings
+from jobs.storage import Storage, join
+from jobs.tables import Lake
+
+
+def new_run_id(now: datetime) -> str:
+    """Sortable and unique: ``20261122T053000Z-1a2b3c4d``."""
+    return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass
+class RunContext:
+    """One pipeline run. Stages read locations from here, never from literals."""
+
+    settings: Settings
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    run_id: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.run_id:
+            self.run_id = new_run_id(self.started_at)
+
+    @cached_property
+    def storage(self) -> Storage:
+        return Storage(self.settings)
+
+    @cached_property
+    def lake(self) -> Lake:
+        return Lake(self.storage)
+
+    # -- table locations --------------------------------------------------------------------
+    def bronze(self, name: str) -> str:
+        return join(self.settings.lake_bronze, name)
+
+    def silver(self, name: str) -> str:
+        return join(self.settings.lake_silver, name)
+
+    def gold(self, name: str) -> str:
+        return join(self.settings.lake_gold, name)
+
+    @property
+    def manifest_uri(self) -> str:
+        return self.bronze("_manifest")
+
+    @property
+    def quarantine_uri(self) -> str:
+        return self.bronze("quarantine")

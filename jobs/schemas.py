@@ -1,0 +1,89 @@
+"""The data contract of every table: names, column types and partitioning.
+
+Writers cast to these schemas before committing so a table's types never drift, and the
+README's contract section mirrors this file.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+SOURCES = ("prints", "taps", "pays")
+EVENT_SOURCES = ("prints", "taps")
+
+UTC_TS = pl.Datetime("us", "UTC")
+AMOUNT = pl.Decimal(18, 2)
+
+LINEAGE = {
+    "source_file": pl.String,
+    "line_number": pl.Int64,
+    "run_id": pl.String,
+    "ingested_at": UTC_TS,
+}
+
+BRONZE_EVENTS = pl.Schema(
+    {"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "position": pl.Int64, **LINEAGE}
+)
+BRONZE_PAYS = pl.Schema(
+    {"pay_date": pl.Date, "total": AMOUNT, "user_id": pl.Int64, "value_prop": pl.String, **LINEAGE}
+)
+BRONZE = {"prints": BRONZE_EVENTS, "taps": BRONZE_EVENTS, "pays": BRONZE_PAYS}
+
+QUARANTINE = pl.Schema(
+    {
+        "source": pl.String,
+        "source_file": pl.String,
+        "line_number": pl.Int64,
+        "raw_line": pl.String,
+        "reason": pl.String,
+        "run_id": pl.String,
+        "ingested_at": UTC_TS,
+    }
+)
+
+MANIFEST = pl.Schema(
+    {
+        "source": pl.String,
+        "path": pl.String,
+        "size_bytes": pl.Int64,
+        "checksum": pl.String,
+        "lines": pl.Int64,
+        "bronze_rows": pl.Int64,
+        "quarantined_rows": pl.Int64,
+        "run_id": pl.String,
+        "ingested_at": UTC_TS,
+    }
+)
+
+SILVER_EVENTS = pl.Schema(
+    {"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "position": pl.Int64,
+     "run_id": pl.String}
+)
+SILVER_PAYS = pl.Schema(
+    {"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "total": AMOUNT,
+     "run_id": pl.String}
+)
+SILVER = {"prints": SILVER_EVENTS, "taps": SILVER_EVENTS, "pays": SILVER_PAYS}
+SILVER_PARTITION = "day"
+
+GOLD = pl.Schema(
+    {
+        "week_start": pl.Date,
+        "day": pl.Date,
+        "user_id": pl.Int64,
+        "value_prop": pl.String,
+        "position": pl.Int64,
+        "clicked": pl.Boolean,
+        "prior_views": pl.Int64,
+        "prior_clicks": pl.Int64,
+        "prior_payments": pl.Int64,
+        "prior_amount": AMOUNT,
+    }
+)
+GOLD_PARTITION = "week_start"
+GOLD_TABLE = "print_features"
+
+
+def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
+    """Select exactly the schema's columns, in order, cast to its types."""
+    return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])

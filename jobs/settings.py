@@ -1,0 +1,86 @@
+"""The one settings object. Everything configurable comes from the environment or ``envs/*.env``.
+
+Precedence: real environment variables, then the env file named by ``LAKEHOUSE_ENV_FILE``
+(default ``envs/local.env`` when it exists), then the defaults below. No other module reads
+``os.environ`` for configuration or hard-codes a path, endpoint or credential.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ENV_FILE = "envs/local.env"
+
+
+def _env_file() -> str | None:
+    path = os.environ.get("LAKEHOUSE_ENV_FILE", DEFAULT_ENV_FILE)
+    return path if path and Path(path).is_file() else None
+
+
+class Settings(BaseSettings):
+    """Lake locations, object-storage credentials and feature parameters."""
+
+    model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
+
+    # Where each layer lives: a local directory or an s3:// URI (bucket, optionally a prefix).
+    lake_raw: str = "lake/raw"
+    lake_bronze: str = "lake/bronze"
+    lake_silver: str = "lake/silver"
+    lake_gold: str = "lake/gold"
+    # Where the latest-week deliverable (final.parquet / final.csv) is written.
+    lake_export: str = ""
+
+    # Standard AWS variables, used only when a layer is on s3://.
+    aws_endpoint_url: str | None = None
+    aws_access_key_id: str | None = None
+    aws_secret_access_key: SecretStr | None = None
+    aws_region: str = "us-east-1"
+    aws_allow_http: bool = False
+
+    # Gold features.
+    lookback_mode: Literal["calendar", "rolling"] = "calendar"
+    lookback_weeks: int = Field(default=3, ge=1, le=52)
+    # Users are processed in this many hash buckets so memory stays bounded as data grows.
+    gold_buckets: int = Field(default=0, ge=0, le=4096)
+    gold_rows_per_bucket: int = Field(default=5_000_000, ge=1)
+
+    # Observability.
+    log_format: Literal["text", "json"] = "text"
+    log_level: str = "INFO"
+
+    @field_validator("lake_raw", "lake_bronze", "lake_silver", "lake_gold", "lake_export")
+    @classmethod
+    def _normalise_uri(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            return value
+        if "://" in value:
+            return value.rstrip("/")
+        return str(Path(value).expanduser().resolve())
+
+    @cached_property
+    def export_uri(self) -> str:
+        """``LAKE_EXPORT`` or, by default, ``<LAKE_GOLD>/export``."""
+        return self.lake_export or f"{self.lake_gold}/export"
+
+    def describe(self) -> dict[str, str]:
+        """The settings worth printing in a run summary (never a secret)."""
+        return {
+            "raw": self.lake_raw,
+            "bronze": self.lake_bronze,
+            "silver": self.lake_silver,
+            "gold": self.lake_gold,
+            "lookback": f"{self.lookback_mode}, N={self.lookback_weeks}",
+        }
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment and env file; ``overrides`` win (used by the CLI)."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(_env_file=_env_file(), **clean)  # type: ignore[call-arg]

@@ -1,0 +1,1 @@
+"""Silver: typed, clean event tables partitioned by day, built incrementally from bronze."""

@@ -1,0 +1,191 @@
+"""Delta table I/O: the one place that reads, writes and inspects lake tables.
+
+Stages hand this module frames (or streams of frames) plus commit metadata; it conforms them to
+the table's schema, commits atomically and translates storage failures into one clear error.
+Commit metadata (``run_id``, watermarks, settings) is what makes the stages incremental.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from jobs.errors import StorageError
+from jobs.schemas import conform
+from jobs.storage import Storage, is_remote
+
+log = logging.getLogger(__name__)
+
+Data = pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Table-level access to the lake described by a :class:`Storage`."""
+
+    storage: Storage
+
+    # -- inspection -------------------------------------------------------------------------
+    def _open(self, uri: str, version: int | None = None) -> Any:
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return DeltaTable(uri, version=version, storage_options=self.storage.delta_options(uri))
+        except TableNotFoundError:
+            return None
+        except Exception as exc:  # noqa: BLE001 - translated into a user-facing error
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+
+    def version(self, uri: str) -> int | None:
+        """Current version of the table at ``uri``, None if there is no table yet."""
+        table = self._open(uri)
+        return None if table is None else table.version()
+
+    def exists(self, uri: str) -> bool:
+        return self.version(uri) is not None
+
+    def history(self, uri: str, *, after: int = -1) -> list[dict[str, Any]]:
+        """Commits with a version greater than ``after``, oldest first (custom metadata inline)."""
+        table = self._open(uri)
+        if table is None:
+            return []
+        wanted = table.version() - after
+        if wanted <= 0:
+            return []
+        commits = [c for c in table.history(limit=wanted) if c.get("version", -1) > after]
+        return sorted(commits, key=lambda c: c["version"])
+
+    def last_commit_with(self, uri: str, key: str) -> dict[str, Any] | None:
+        """The newest commit whose metadata holds ``key`` (e.g. a watermark)."""
+        table = self._open(uri)
+        if table is None:
+            return None
+        for commit in table.history():
+            if key in commit:
+                return commit
+        return None
+
+    def partitions(self, uri: str, column: str) -> list[str]:
+        """Distinct values of a partition column in the current version."""
+        table = self._open(uri)
+        if table is None:
+            return []
+        actions = pl.DataFrame(table.get_add_actions(flatten=True))
+        name = f"partition.{column}"
+        if actions.is_empty() or name not in actions.columns:
+            return []
+        return sorted(str(v) for v in actions[name].unique().to_list())
+
+    # -- reading ----------------------------------------------------------------------------
+    def scan(self, uri: str, *, version: int | None = None) -> pl.LazyFrame:
+        """Lazy scan of a Delta table (filters push down to partitions and file statistics)."""
+        table = self._open(uri, version)
+        if table is None:
+            raise StorageError(f"table {uri} does not exist yet: run the stage that builds it first")
+        return pl.scan_delta(table)
+
+    def scan_or_empty(self, uri: str, schema: pl.Schema) -> pl.LazyFrame:
+        table = self._open(uri)
+        return pl.LazyFrame(schema=schema) if table is None else pl.scan_delta(table)
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(
+        self,
+        uri: str,
+        data: Data,
+        *,
+        schema: pl.Schema,
+        mode: Literal["append", "overwrite"] = "append",
+        partition_by: str | None = None,
+        predicate: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> int | None:
+        """Commit ``data`` to ``uri`` in ONE Delta transaction and return the new version.
+
+        ``data`` may be a stream of frames: they are written as they come, so memory holds one
+        frame at a time, and nothing is visible to readers until the single commit at the end.
+        With ``mode="overwrite"`` and a ``predicate`` only the matching rows/partitions are
+        replaced. If anything fails before the commit the table version is unchanged.
+        An empty append commits nothing and returns None.
+        """
+        from deltalake import CommitProperties, write_deltalake
+
+        arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+        batches = _batches(data, schema, arrow_schema)
+        first = next(batches, None)
+        if first is None and (mode == "append" or predicate is None):
+            return None  # nothing to write: no table version at all
+        stream = itertools.chain([first] if first is not None else [], batches)
+        reader = pa.RecordBatchReader.from_batches(arrow_schema, stream)
+        try:
+            write_deltalake(
+                uri,
+                reader,
+                mode=mode,
+                partition_by=[partition_by] if partition_by else None,
+                predicate=predicate,
+                storage_options=self.storage.delta_options(uri),
+                commit_properties=CommitProperties(custom_metadata=dict(metadata or {})),
+            )
+        except StorageError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - translated into a user-facing error
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+        version = self.version(uri)
+        assert version is not None
+        log.debug("committed %s version %s", uri, version)
+        return version
+
+    def delete(self, uri: str, predicate: str) -> None:
+        """Delete matching rows (used to roll back an interrupted run's rows)."""
+        table = self._open(uri)
+        if table is not None:
+            table.delete(predicate)
+
+
+def _batches(data: Data, schema: pl.Schema, arrow_schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    frames: Iterable[pl.DataFrame]
+    if isinstance(data, pl.LazyFrame):
+        frames = [data.collect(engine="streaming")]
+    elif isinstance(data, pl.DataFrame):
+        frames = [data]
+    else:
+        frames = data
+    for frame in frames:
+        if frame.is_empty():
+            continue
+        table = conform(frame.lazy(), schema).collect().to_arrow().cast(arrow_schema)
+        yield from table.to_batches()
+
+
+def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageError:
+    """One readable line for the usual ways object storage fails."""
+    text = str(exc)
+    low = text.lower()
+    where = uri
+    if is_remote(uri):
+        who = storage.settings.aws_access_key_id or "no access key"
+        where = f"{uri} at {storage.endpoint} as {who}"
+        if any(s in low for s in ("connection refused", "error sending request", "connect",
+                                  "dns", "timed out", "could not connect")):
+            return StorageError(
+                f"cannot reach the object store for {where}: check AWS_ENDPOINT_URL and that "
+                "the server is running (make stack-up)"
+            )
+        if any(s in low for s in ("invalidaccesskeyid", "signaturedoesnotmatch", "403",
+                                  "forbidden", "access denied", "accessdenied")):
+            return StorageError(
+                f"access denied to {where}: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and "
+                "that this identity may use the bucket"
+            )
+        if "nosuchbucket" in low or "bucket" in low and "not" in low:
+            return StorageError(f"bucket missing for {where}: create it (python -m jobs seed)")
+    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+    return StorageError(f"cannot access {where}: {first}")
