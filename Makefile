@@ -1,0 +1,42 @@
+# Everything runs from the project virtualenv (.venv), created on first use.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export LAKEHOUSE_ENV_FILE ?= envs/local.env
+
+.PHONY: help venv run-local test lint generate query clean-lake
+
+help:  ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(STAMP): requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)  ## create .venv with the pinned dependencies
+
+run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating scale-1 data if raw is empty
+	$(PY) -m jobs run
+	@echo
+	@echo "Example DuckDB query over gold:"
+	$(PY) -m jobs query "SELECT week_start, count(*) AS prints, round(avg(clicked::INT), 4) AS ctr, sum(prior_amount) AS prior_amount FROM gold.print_features GROUP BY ALL ORDER BY week_start"
+
+test: $(STAMP)  ## the test suite (what CI runs)
+	$(PY) -m pytest
+
+lint: $(STAMP)  ## ruff
+	$(VENV)/bin/ruff check jobs dags tests
+
+generate: $(STAMP)  ## raw data: make generate ARGS="--scale 10"
+	$(PY) -m jobs generate $(ARGS)
+
+query: $(STAMP)  ## make query SQL="SELECT ..."
+	$(PY) -m jobs query "$(SQL)"
+
+clean-lake:  ## delete the local lake's data (keeps lake/README.md)
+	find lake -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
