@@ -62,7 +62,7 @@ def event_rules(fields: pl.LazyFrame) -> pl.LazyFrame:
          "day is not a real calendar date (YYYY-MM-DD)"),
         (pl.col("user_type").is_null(), "missing field: user_id"),
         (~is_int("user_type") | user.is_null() | (user <= 0), "user_id is not a positive integer"),
-        (pl.col("data_type") != "OBJECT", "missing field: event_data"),
+        (pl.col("data_type").fill_null("") != "OBJECT", "missing field: event_data"),
         (pl.col("vp_type").is_null(), "missing field: event_data.value_prop"),
         ((pl.col("vp_type") != "VARCHAR") | (pl.col("vp_text").str.strip_chars() == ""),
          "value_prop is empty or not a string"),

@@ -605,7 +605,7 @@ def generate(
                 if skip_existing and path.exists():
                     continue
                 path.parent.mkdir(parents=True, exist_ok=True)
-                fh = stack.enter_context(open(_tmp(path), "wb"))  # noqa: SIM115
+                fh = stack.enter_context(open(_tmp(path), "wb"))
                 fh.write(_header(source))
                 single_fh[source] = fh
 

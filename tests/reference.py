@@ -1,0 +1,61 @@
+"""A deliberately simple reference for gold: brute force, one print at a time, plain Python.
+
+It shares no code with jobs.gold; it restates the contract from the README so the tests
+compare two independent readings of it.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from datetime import date, timedelta
+from decimal import Decimal
+
+import polars as pl
+
+
+def _monday(d: date) -> date:
+    return d - timedelta(days=d.weekday())
+
+
+def reference_gold(prints: pl.DataFrame, taps: pl.DataFrame, pays: pl.DataFrame, *,
+                   mode: str, n_weeks: int) -> pl.DataFrame:
+    """prints/taps: day,user_id,value_prop(,position); pays: day,user_id,value_prop,total."""
+    by_key: dict[str, dict[tuple[int, str], list]] = {"prints": defaultdict(list),
+                                                       "taps": defaultdict(list),
+                                                       "pays": defaultdict(list)}
+    for r in prints.iter_rows(named=True):
+        by_key["prints"][(r["user_id"], r["value_prop"])].append(r["day"])
+    for r in taps.iter_rows(named=True):
+        by_key["taps"][(r["user_id"], r["value_prop"])].append(r["day"])
+    for r in pays.iter_rows(named=True):
+        by_key["pays"][(r["user_id"], r["value_prop"])].append((r["day"], Decimal(str(r["total"]))))
+    rows = []
+    for r in prints.iter_rows(named=True):
+        key, d = (r["user_id"], r["value_prop"]), r["day"]
+        week = _monday(d)
+        if mode == "calendar":
+            lo, hi = week - timedelta(weeks=n_weeks), week
+        else:
+            lo, hi = d - timedelta(days=7 * n_weeks), d
+        pays_in = [t for (pd, t) in by_key["pays"][key] if lo <= pd < hi]
+        rows.append({
+            "week_start": week, "day": d, "user_id": r["user_id"], "value_prop": r["value_prop"],
+            "position": r["position"],
+            "clicked": d in by_key["taps"][key],
+            "prior_views": sum(lo <= x < hi for x in by_key["prints"][key]),
+            "prior_clicks": sum(lo <= x < hi for x in by_key["taps"][key]),
+            "prior_payments": len(pays_in),
+            "prior_amount": sum(pays_in, Decimal("0.00")),
+        })
+    schema = {"week_start": pl.Date, "day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String,
+              "position": pl.Int64, "clicked": pl.Boolean, "prior_views": pl.Int64,
+              "prior_clicks": pl.Int64, "prior_payments": pl.Int64,
+              "prior_amount": pl.Decimal(18, 2)}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def canonical(frame: pl.DataFrame) -> pl.DataFrame:
+    """Order-independent form for row-for-row comparison."""
+    cols = ["week_start", "day", "user_id", "value_prop", "position", "clicked", "prior_views",
+            "prior_clicks", "prior_payments", "prior_amount"]
+    return frame.select(cols).sort(cols)
