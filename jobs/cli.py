@@ -97,7 +97,7 @@ def _print_summary(results: list[Any], ctx: Any, seconds: float) -> None:
         note = "nothing new — no table version written" if r.skipped and not r.note else r.note
         table.add_row(r.stage, f"{r.files:,}", f"{r.rows_in:,}", f"{r.rows_out:,}",
                       f"{r.quarantined:,}", f"{r.seconds:.2f}", note)
-    console = Console()
+    console = Console(width=max(Console().width, 130))
     console.print(table)
     for r in results:
         if r.stage == "bronze" and r.details:
