@@ -160,8 +160,13 @@ def _user_cdf(seed: int, n_users: int) -> np.ndarray:
 
 
 def _sample_users(rng: np.random.Generator, cdf: np.ndarray, n: int) -> np.ndarray:
-    idx = np.searchsorted(cdf, rng.random(n), side="right")
-    return np.minimum(idx, len(cdf) - 1).astype(np.int64) + 1
+    draws = rng.random(n)
+    # Searching sorted draws walks the (up to 10M) cdf sequentially: ~10x faster than random
+    # probes at scale 100, and the result is the same as searching the draws in their order.
+    order = np.argsort(draws, kind="stable")
+    idx = np.empty(n, dtype=np.int64)
+    idx[order] = np.searchsorted(cdf, draws[order], side="right")
+    return np.minimum(idx, len(cdf) - 1) + 1
 
 
 def _day_factor(rng: np.random.Generator) -> float:
@@ -194,10 +199,7 @@ def _day_taps(seed: int, day: date, prints: pl.DataFrame) -> pl.DataFrame:
     rng = _rng(day.toordinal(), "taps", _PURPOSE_DATA, seed)
     if prints.height == 0:
         return prints.clear()
-    rel = (
-        _TAP_POSITION_REL[prints["position"].to_numpy()]
-        * _TAP_PROP_REL[prints["vp"].to_numpy()]
-    )
+    rel = _TAP_POSITION_REL[prints["position"].to_numpy()] * _TAP_PROP_REL[prints["vp"].to_numpy()]
     p = np.minimum(_TAP_RATE * rel / rel.mean(), 1.0)
     return prints.filter(pl.Series(rng.random(prints.height) < p))
 
@@ -333,8 +335,9 @@ def _event_kinds() -> dict[str, _KindBuilder]:
             _event_json(iso(d), pos, vp, _quoted(pl.concat_str([_s("user_"), user]))),
         ],
         "negative_position": lambda d: [
-            _event_json(iso(d), pl.concat_str([_s("-"), (pl.col("position") + 1).cast(pl.String)]),
-                        vp, user),
+            _event_json(
+                iso(d), pl.concat_str([_s("-"), (pl.col("position") + 1).cast(pl.String)]), vp, user
+            ),
         ],
         "empty_line": lambda d: [_s("")],
         "not_object": lambda d: [_s("[1, 2]"), _s('"not an object"'), _s("null"), user],
@@ -427,9 +430,7 @@ def _bad_lines(source: str, template: pl.DataFrame, day: date, first: int) -> pl
         kind_expr = variants[-1]
         for v in range(len(variants) - 2, -1, -1):
             kind_expr = (
-                pl.when(pl.col("round") % len(variants) == v)
-                .then(variants[v])
-                .otherwise(kind_expr)
+                pl.when(pl.col("round") % len(variants) == v).then(variants[v]).otherwise(kind_expr)
             )
         expr = pl.when(pl.col("kind") == k).then(kind_expr).otherwise(expr)
     return frame.select(expr.alias("line")).to_series()
@@ -447,8 +448,7 @@ def _examples() -> dict[str, dict[str, list[str]]]:
     day = date(2020, 11, 1)
     return {
         source: {
-            name: [template.select(e).item() for e in build(day)]
-            for name, build in kinds.items()
+            name: [template.select(e).item() for e in build(day)] for name, build in kinds.items()
         }
         for source, kinds in _KINDS.items()
     }
@@ -459,9 +459,7 @@ def _examples() -> dict[str, dict[str, list[str]]]:
 BAD_LINE_KINDS: dict[str, dict[str, list[str]]] = _examples()
 
 
-def _template(
-    good: pl.DataFrame, rng: np.random.Generator, n: int, n_users: int
-) -> pl.DataFrame:
+def _template(good: pl.DataFrame, rng: np.random.Generator, n: int, n_users: int) -> pl.DataFrame:
     """Rows the bad lines are derived from: real rows of the file, or made up if it is empty."""
     if good.height:
         rows = good[rng.integers(0, good.height, n)]
@@ -475,11 +473,11 @@ def _template(
         )
     cols = [
         pl.col("user_id").cast(pl.Int64),
-        (pl.col("position") if "position" in rows.columns else pl.lit(0)).cast(pl.Int8)
+        (pl.col("position") if "position" in rows.columns else pl.lit(0))
+        .cast(pl.Int8)
         .alias("position"),
         pl.col("vp").cast(pl.UInt8),
-        (pl.col("cents") if "cents" in rows.columns else pl.lit(704)).cast(pl.Int32)
-        .alias("cents"),
+        (pl.col("cents") if "cents" in rows.columns else pl.lit(704)).cast(pl.Int32).alias("cents"),
     ]
     return rows.select(cols)
 
