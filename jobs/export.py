@@ -35,7 +35,7 @@ def _put(ctx: RunContext, uri: str, payload: bytes) -> None:
         with fs.open(tmp, "wb") as handle:
             handle.write(payload)
         fs.mv(tmp, path)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
 
 
@@ -48,7 +48,7 @@ def read_marker(ctx: RunContext) -> dict[str, object]:
             return {}
         with fs.open(path, "rb") as handle:
             return json.loads(handle.read())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
 
 

@@ -40,7 +40,7 @@ class Lake:
             return DeltaTable(uri, version=version, storage_options=self.storage.delta_options(uri))
         except TableNotFoundError:
             return None
-        except Exception as exc:  # noqa: BLE001 - translated into a user-facing error
+        except Exception as exc:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
 
     def version(self, uri: str) -> int | None:
@@ -136,7 +136,7 @@ class Lake:
             )
         except StorageError:
             raise
-        except Exception as exc:  # noqa: BLE001 - translated into a user-facing error
+        except Exception as exc:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
         version = self.version(uri)
         assert version is not None
@@ -185,7 +185,7 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
                 f"access denied to {where}: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and "
                 "that this identity may use the bucket"
             )
-        if "nosuchbucket" in low or "bucket" in low and "not" in low:
+        if "nosuchbucket" in low or ("bucket" in low and "not" in low):
             return StorageError(f"bucket missing for {where}: create it (python -m jobs seed)")
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return StorageError(f"cannot access {where}: {first}")

@@ -38,7 +38,7 @@ def list_raw_files(storage: Storage, raw_root: str, source: str) -> list[RawFile
         found = fs.find(storage.strip_protocol(base), detail=True)
     except StorageError:
         raise
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise storage_error(exc, uri=base, storage=storage) from exc
     files = []
     for path, info in sorted(found.items()):
@@ -57,5 +57,5 @@ def read_bytes(storage: Storage, uri: str) -> bytes:
     try:
         with fs.open(storage.strip_protocol(uri), "rb") as handle:
             return handle.read()
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise storage_error(exc, uri=uri, storage=storage) from exc
