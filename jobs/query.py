@@ -14,6 +14,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from jobs.errors import PipelineError
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE, SOURCES
 
@@ -64,5 +65,12 @@ def run_query(ctx: RunContext, sql: str) -> pl.DataFrame:
     con = connect(ctx)
     try:
         return con.sql(sql).pl()
+    except duckdb.Error as exc:
+        views = [f"{s}.{n}" for s, n in con.execute(
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+            "AND schema_name <> 'main' ORDER BY ALL").fetchall()]
+        first = str(exc).strip().splitlines()[0]
+        raise PipelineError(f"query failed: {first} (available views: "
+                            f"{', '.join(views) or 'none yet: run the pipeline first'})") from exc
     finally:
         con.close()

@@ -43,6 +43,27 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     aws_allow_http: bool = False
 
+    # Other identities on the object store, used only by `python -m jobs seed` and the local
+    # stack: the admin creates buckets and uploads raw files (MinIO: the root user); the analyst
+    # may only read gold. The pipeline identity is AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+    admin_access_key_id: str | None = None
+    admin_secret_access_key: SecretStr | None = None
+    analyst_access_key_id: str | None = None
+    analyst_secret_access_key: SecretStr | None = None
+
+    # Local object store without Docker (`make stack-up`): SeaweedFS `weed mini` on 127.0.0.1.
+    # Its S3 port is the one in AWS_ENDPOINT_URL; every other port is given here explicitly.
+    stack_dir: str = ".stack"
+    stack_master_port: int = 19333
+    stack_master_grpc_port: int = 29333
+    stack_volume_port: int = 19340
+    stack_volume_grpc_port: int = 29340
+    stack_filer_port: int = 18888
+    stack_filer_grpc_port: int = 28888
+    stack_s3_grpc_port: int = 28333
+    # The admin server's gRPC port is this + 10000 (weed's built-in worker assumes that offset).
+    stack_admin_port: int = 13646
+
     # Gold features.
     lookback_mode: Literal["calendar", "rolling"] = "calendar"
     lookback_weeks: int = Field(default=3, ge=1, le=52)
@@ -82,5 +103,17 @@ class Settings(BaseSettings):
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment and env file; ``overrides`` win (used by the CLI)."""
+    from pydantic import ValidationError
+
+    from jobs.errors import ConfigError
+
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(_env_file=_env_file(), **clean)  # type: ignore[call-arg]
+    try:
+        return Settings(_env_file=_env_file(), **clean)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
+            for e in exc.errors()
+        )
+        raise ConfigError(f"invalid settings ({problems}); check the environment and "
+                          f"{_env_file() or 'envs/*.env'}") from exc

@@ -1,0 +1,87 @@
+"""The command line as a person uses it: real subprocesses, real files."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def cli(*args: str, root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    lake = {f"LAKE_{layer.upper()}": str(root / layer) for layer in ("raw", "bronze", "silver", "gold")}
+    full_env = {**os.environ, "LAKEHOUSE_ENV_FILE": "", **lake, **env}
+    return subprocess.run([sys.executable, "-m", "jobs", *args], capture_output=True, text=True,
+                          env=full_env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    gen = cli("generate", "--scale", "0.01", "--days", "15", "--bad-lines", "5", root=root)
+    assert gen.returncode == 0, gen.stderr
+    run = cli("run", "--log-json", root=root)
+    assert run.returncode == 0, run.stderr
+    (root / "run.stdout").write_text(run.stdout)
+    (root / "run.stderr").write_text(run.stderr)
+    return root
+
+
+def test_run_prints_a_summary_of_every_stage(built: Path) -> None:
+    out = (built / "run.stdout").read_text()
+    for stage in ("bronze", "silver", "gold", "export"):
+        assert stage in out
+    assert "quarantined" in out
+
+
+def test_log_json_emits_json_lines_with_run_id_and_stage(built: Path) -> None:
+    records = [json.loads(line) for line in (built / "run.stderr").read_text().splitlines()
+               if line.startswith("{")]
+    assert records
+    assert {r["stage"] for r in records} >= {"bronze", "silver", "gold", "export"}
+    assert len({r["run_id"] for r in records}) == 1
+
+
+def test_query_returns_csv_and_json_for_scripts(built: Path) -> None:
+    sql = "SELECT count(*) AS n FROM gold.print_features"
+    csv = cli("query", sql, "--format", "csv", root=built)
+    assert csv.returncode == 0, csv.stderr
+    n = int(csv.stdout.splitlines()[1])
+    as_json = cli("query", sql, "--format", "json", root=built)
+    assert json.loads(as_json.stdout) == [{"n": n}]
+    silver = cli("query", "SELECT count(*) FROM silver.prints", "--format", "csv", root=built)
+    assert int(silver.stdout.splitlines()[1]) == n
+
+
+def test_quarantine_is_queryable_with_reasons(built: Path) -> None:
+    res = cli("query", "SELECT count(*) AS n FROM bronze.quarantine", "--format", "csv", root=built)
+    assert int(res.stdout.splitlines()[1]) == 15  # 5 bad lines per source
+
+
+def test_second_run_is_a_no_op(built: Path) -> None:
+    res = cli("run", root=built)
+    assert res.returncode == 0
+    assert res.stdout.count("nothing new") >= 3
+
+
+def test_missing_env_file_is_one_clear_error_line(tmp_path: Path) -> None:
+    res = cli("run", "--env-file", str(tmp_path / "nope.env"), root=tmp_path)
+    assert res.returncode != 0
+    assert res.stderr.strip().splitlines() == [f"error: env file {tmp_path / 'nope.env'} not found"]
+
+
+def test_invalid_setting_is_one_clear_error_line(tmp_path: Path) -> None:
+    res = cli("gold", root=tmp_path, LOOKBACK_MODE="monthly")
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    assert "LOOKBACK_MODE" in res.stderr.upper()
+
+
+def test_query_of_a_missing_table_says_which_views_exist(tmp_path: Path) -> None:
+    res = cli("query", "SELECT * FROM gold.print_features", root=tmp_path)
+    assert res.returncode != 0
+    assert "Traceback" not in res.stderr
+    assert res.stderr.startswith("error:")
