@@ -168,3 +168,14 @@ def test_export_writes_the_latest_week_as_parquet_and_csv(lake: LocalLake) -> No
     assert parquet["week_start"].unique().to_list() == [latest]
     assert csv.height == parquet.height == 2
     assert json.loads((export / "_export.json").read_text())["week_start"] == str(latest)
+
+
+def test_pending_files_counts_only_files_not_yet_ingested(lake: LocalLake) -> None:
+    from jobs.bronze.job import pending_files
+
+    land_small(lake)
+    assert pending_files(lake.context()) == {"prints": 1, "taps": 1, "pays": 1}
+    lake.run()
+    assert pending_files(lake.context()) == {"prints": 0, "taps": 0, "pays": 0}
+    lake.land_events("taps", [(ND, 2, "point", 0)], "b.json")
+    assert pending_files(lake.context()) == {"prints": 0, "taps": 1, "pays": 0}

@@ -85,6 +85,19 @@ def recover_interrupted(ctx: RunContext) -> list[str]:
     return rolled_back
 
 
+def pending_files(ctx: RunContext) -> dict[str, int]:
+    """Number of raw files not ingested yet, per source (cheap: listing + manifest only).
+
+    Orchestrators call this to short-circuit a tick with nothing new.
+    """
+    manifest = ctx.lake.scan_or_empty(ctx.manifest_uri, MANIFEST).select("path", "size_bytes").collect()
+    pending = {}
+    for source in SOURCES:
+        plan = plan_ingestion(list_raw_files(ctx.storage, ctx.settings.lake_raw, source), manifest)
+        pending[source] = len(plan.new)
+    return pending
+
+
 def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageResult:
     """Ingest new raw files of every source; no new file means no table version anywhere."""
     started = time.perf_counter()
