@@ -57,6 +57,21 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--bad-fraction", type=float, default=0.0)
     gen.add_argument("--bad-lines", type=int, default=0)
 
+    seed = sub.add_parser("seed", parents=[common],
+                          help="create buckets and identities, upload raw files to LAKE_RAW")
+    seed.add_argument("--from", dest="source", type=Path, metavar="DIR",
+                      help="local raw directory to upload (<source>/... like LAKE_RAW)")
+    seed.add_argument("--generate", action="store_true",
+                      help="generate the raw files first (cached under STACK_DIR/cache)")
+    seed.add_argument("--scale", type=float, default=1.0, help="with --generate")
+    seed.add_argument("--seed", type=int, default=42, help="with --generate")
+    seed.add_argument("--start", type=date.fromisoformat, default=date(2020, 11, 1))
+    seed.add_argument("--gen-days", type=int, default=30, help="days generated for a full seed")
+    seed.add_argument("--days", type=int, metavar="K",
+                      help="trickle: upload only the next K days not yet in the bucket")
+    seed.add_argument("--no-identities", action="store_true", help="leave identities alone")
+    seed.add_argument("--buckets-only", action="store_true", help="upload nothing")
+
     q = sub.add_parser("query", parents=[common], help="SQL over the lake with DuckDB")
     q.add_argument("sql", help='e.g. "SELECT count(*) FROM gold.print_features"')
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
@@ -144,6 +159,14 @@ def _execute(args: argparse.Namespace) -> int:
 
     if args.command == "generate":
         _generate(args, args.out or settings.lake_raw)
+        return 0
+    if args.command == "seed":
+        from jobs.seed import SeedOptions, run_seed
+
+        print(run_seed(settings, SeedOptions(
+            source=args.source, generate=args.generate, scale=args.scale, seed=args.seed,
+            start=args.start, gen_days=args.gen_days, days=args.days,
+            identities=not args.no_identities, upload=not args.buckets_only)).describe())
         return 0
     if args.command == "query":
         from jobs.query import run_query

@@ -10,7 +10,7 @@ from __future__ import annotations
 import posixpath
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 if TYPE_CHECKING:
@@ -48,6 +48,37 @@ class Storage:
     def _secret(self) -> str | None:
         s = self.settings.aws_secret_access_key
         return s.get_secret_value() if s else None
+
+    def for_identity(self, identity: str) -> Storage:
+        """The same lake seen as another identity: ``"admin"`` or ``"analyst"`` (settings
+        ``ADMIN_*``/``ANALYST_*``); ``"pipeline"`` is this process's own ``AWS_*`` keys."""
+        if identity == "pipeline":
+            return self
+        s = self.settings
+        key, secret = {
+            "admin": (s.admin_access_key_id, s.admin_secret_access_key),
+            "analyst": (s.analyst_access_key_id, s.analyst_secret_access_key),
+        }[identity]
+        if not key:  # no separate key configured: this process's identity is used as is
+            return self
+        update = {"aws_access_key_id": key, "aws_secret_access_key": secret}
+        return Storage(s.model_copy(update=update))
+
+    def s3_client(self) -> Any:
+        """A boto3 S3 client (path-style addressing) for this identity."""
+        import boto3
+        from botocore.config import Config
+
+        s = self.settings
+        return boto3.client(
+            "s3",
+            endpoint_url=s.aws_endpoint_url,
+            aws_access_key_id=s.aws_access_key_id,
+            aws_secret_access_key=self._secret(),
+            region_name=s.aws_region,
+            config=Config(s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=60,
+                          retries={"max_attempts": 2, "mode": "standard"}),
+        )
 
     def delta_options(self, uri: str) -> dict[str, str] | None:
         """Options for ``deltalake`` (and ``pl.scan_delta``), None for local paths."""

@@ -1,0 +1,138 @@
+"""Least privilege on the object store: who may read and write which lake location.
+
+Two identities besides the admin: the **pipeline** reads raw and reads/writes bronze, silver and
+gold (and the export location); the **analyst** may only read gold. Locations come from the
+settings (a bucket, optionally a prefix inside it), so the same grants are rendered as
+SeaweedFS identities (its ``-s3.config`` JSON) and as MinIO/AWS IAM policies.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from jobs.errors import ConfigError
+from jobs.settings import Settings
+from jobs.storage import is_remote
+
+
+@dataclass(frozen=True)
+class Location:
+    """``s3://bucket/prefix`` split into its bucket and (possibly empty) key prefix."""
+
+    bucket: str
+    prefix: str
+
+    @classmethod
+    def of(cls, uri: str) -> Location:
+        bucket, _, prefix = uri.split("://", 1)[1].partition("/")
+        return cls(bucket, prefix.strip("/"))
+
+    @property
+    def objects(self) -> str:
+        """``bucket`` or ``bucket/prefix/*``: what an object-level grant covers."""
+        return f"{self.bucket}/{self.prefix}/*" if self.prefix else self.bucket
+
+
+@dataclass(frozen=True)
+class Grant:
+    read: tuple[Location, ...]
+    write: tuple[Location, ...]
+
+
+def _locations(uris: list[str]) -> tuple[Location, ...]:
+    return tuple(dict.fromkeys(Location.of(u) for u in uris if is_remote(u)))
+
+
+def grants(settings: Settings) -> dict[str, Grant]:
+    """identity → what it may read and write, derived from the layer locations."""
+    s = settings
+    written = [s.lake_bronze, s.lake_silver, s.lake_gold, s.export_uri]
+    return {
+        "pipeline": Grant(read=_locations([s.lake_raw, *written]), write=_locations(written)),
+        "analyst": Grant(read=_locations([s.lake_gold]), write=()),
+    }
+
+
+def buckets(settings: Settings) -> list[str]:
+    """Every bucket the lake uses (what ``seed`` creates)."""
+    s = settings
+    uris = [s.lake_raw, s.lake_bronze, s.lake_silver, s.lake_gold, s.export_uri]
+    return list(dict.fromkeys(Location.of(u).bucket for u in uris if is_remote(u)))
+
+
+def _keys(settings: Settings) -> dict[str, tuple[str, str]]:
+    s = settings
+
+    def pair(name: str, key: str | None, secret: Any) -> tuple[str, str]:
+        if not key or secret is None:
+            raise ConfigError(f"the {name} identity needs both its access key and secret key: "
+                              f"set them in the env file (see envs/stack.env)")
+        return key, secret.get_secret_value()
+
+    return {
+        "admin": pair("admin (ADMIN_ACCESS_KEY_ID/ADMIN_SECRET_ACCESS_KEY)",
+                      s.admin_access_key_id, s.admin_secret_access_key),
+        "pipeline": pair("pipeline (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
+                         s.aws_access_key_id, s.aws_secret_access_key),
+        "analyst": pair("analyst (ANALYST_ACCESS_KEY_ID/ANALYST_SECRET_ACCESS_KEY)",
+                        s.analyst_access_key_id, s.analyst_secret_access_key),
+    }
+
+
+def seaweed_config(settings: Settings) -> dict[str, Any]:
+    """The SeaweedFS ``-s3.config`` document: admin, pipeline and analyst identities.
+
+    SeaweedFS scopes an action to a bucket as ``Read:bucket`` and to a key prefix as
+    ``Read:bucket/prefix/*``; listing is granted per bucket (``List:bucket``).
+    """
+    keys = _keys(settings)
+    identities = [{
+        "name": "admin",
+        "credentials": [{"accessKey": keys["admin"][0], "secretKey": keys["admin"][1]}],
+        "actions": ["Admin", "Read", "List", "Write", "Tagging"],
+    }]
+    for name, grant in grants(settings).items():
+        actions = [f"Read:{loc.objects}" for loc in grant.read]
+        actions += [f"List:{b}" for b in dict.fromkeys(loc.bucket for loc in grant.read)]
+        actions += [f"Write:{loc.objects}" for loc in grant.write]
+        identities.append({
+            "name": name,
+            "credentials": [{"accessKey": keys[name][0], "secretKey": keys[name][1]}],
+            "actions": actions,
+        })
+    return {"identities": identities}
+
+
+def iam_policy(grant: Grant) -> dict[str, Any]:
+    """An AWS/MinIO IAM policy document for one grant (``mc admin policy create``)."""
+    listed = sorted({f"arn:aws:s3:::{loc.bucket}" for loc in grant.read + grant.write})
+    statements: list[dict[str, Any]] = [{
+        "Effect": "Allow",
+        "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+        "Resource": listed,
+    }, {
+        "Effect": "Allow",
+        "Action": ["s3:GetObject"],
+        "Resource": [f"arn:aws:s3:::{loc.bucket}/{loc.prefix + '/' if loc.prefix else ''}*"
+                     for loc in grant.read],
+    }]
+    if grant.write:
+        statements.append({
+            "Effect": "Allow",
+            "Action": ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
+                       "s3:ListMultipartUploadParts"],
+            "Resource": [f"arn:aws:s3:::{loc.bucket}/{loc.prefix + '/' if loc.prefix else ''}*"
+                         for loc in grant.write],
+        })
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def iam_policies(settings: Settings) -> dict[str, dict[str, Any]]:
+    """identity → IAM policy document."""
+    return {name: iam_policy(grant) for name, grant in grants(settings).items()}
+
+
+def dumps(document: dict[str, Any]) -> str:
+    return json.dumps(document, indent=2) + "\n"
