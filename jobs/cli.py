@@ -72,6 +72,10 @@ def _parser() -> argparse.ArgumentParser:
     seed.add_argument("--no-identities", action="store_true", help="leave identities alone")
     seed.add_argument("--buckets-only", action="store_true", help="upload nothing")
 
+    ddb = sub.add_parser("duckdb-init", parents=[common],
+                         help="write a start-up file for the duckdb CLI (views over gold)")
+    ddb.add_argument("--out", type=Path, help="default: STACK_DIR/duckdb-init.sql")
+
     q = sub.add_parser("query", parents=[common], help="SQL over the lake with DuckDB")
     q.add_argument("sql", help='e.g. "SELECT count(*) FROM gold.print_features"')
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
@@ -167,6 +171,15 @@ def _execute(args: argparse.Namespace) -> int:
             source=args.source, generate=args.generate, scale=args.scale, seed=args.seed,
             start=args.start, gen_days=args.gen_days, days=args.days,
             identities=not args.no_identities, upload=not args.buckets_only)).describe())
+        return 0
+    if args.command == "duckdb-init":
+        from jobs.query import init_sql
+
+        out = args.out or Path(settings.stack_dir) / "duckdb-init.sql"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(init_sql(ctx))
+        print(f"wrote {out}; start DuckDB with the analyst's (or pipeline's) keys exported as "
+              f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: duckdb -init {out}")
         return 0
     if args.command == "query":
         from jobs.query import run_query

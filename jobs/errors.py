@@ -27,3 +27,19 @@ class DataError(PipelineError):
     """The data breaks a rule that must stop the run."""
 
     exit_code = 4
+
+
+class StoreUnreachable(StorageError):
+    """Nothing answers at the object-store endpoint."""
+
+
+class CredentialsRejected(StorageError):
+    """The object store does not know the access key or the secret does not match."""
+
+
+class AccessDenied(StorageError):
+    """The identity is known but may not do this on this bucket/prefix."""
+
+
+class BucketMissing(StorageError):
+    """The bucket named by a LAKE_* location does not exist."""

@@ -16,9 +16,15 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from jobs.errors import StorageError
+from jobs.errors import (
+    AccessDenied,
+    BucketMissing,
+    CredentialsRejected,
+    StorageError,
+    StoreUnreachable,
+)
 from jobs.schemas import conform
-from jobs.storage import Storage, is_remote
+from jobs.storage import Storage, bucket_of, is_remote
 
 log = logging.getLogger(__name__)
 
@@ -166,26 +172,48 @@ def _batches(data: Data, schema: pl.Schema, arrow_schema: pa.Schema) -> Iterator
 
 
 def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageError:
-    """One readable line for the usual ways object storage fails."""
+    """One readable line for the usual ways object storage fails.
+
+    It names the location, the endpoint and the access key (never the secret) and says what to
+    check; the subclass (unreachable, credentials, access, bucket) lets callers react.
+    """
     text = str(exc)
     low = text.lower()
-    where = uri
     if is_remote(uri):
+        endpoint = storage.endpoint
         who = storage.settings.aws_access_key_id or "no access key"
-        where = f"{uri} at {storage.endpoint} as {who}"
+        bucket = bucket_of(uri)
+        if "invalidaccesskeyid" in low:
+            return CredentialsRejected(
+                f"the object store at {endpoint} does not know access key {who!r} (reading "
+                f"{uri}): check AWS_ACCESS_KEY_ID, and that the identities were created "
+                "(make stack-up / python -m jobs seed)"
+            )
+        if "signaturedoesnotmatch" in low:
+            return CredentialsRejected(
+                f"the object store at {endpoint} rejected the secret of access key {who!r} "
+                f"(reading {uri}): check AWS_SECRET_ACCESS_KEY"
+            )
+        if "nosuchbucket" in low or "specified bucket does not exist" in low:
+            return BucketMissing(
+                f"bucket {bucket!r} does not exist at {endpoint} (for {uri}): check the LAKE_* "
+                "settings or create the buckets (python -m jobs seed)"
+            )
+        if any(s in low for s in ("accessdenied", "access denied", "forbidden", " 403")):
+            return AccessDenied(
+                f"access denied: identity {who!r} may not use {uri} at {endpoint}: check that "
+                "these are the right keys (the pipeline reads raw and writes bronze/silver/gold; "
+                "the analyst only reads gold)"
+            )
         if any(s in low for s in ("connection refused", "error sending request", "connect",
-                                  "dns", "timed out", "could not connect")):
-            return StorageError(
-                f"cannot reach the object store for {where}: check AWS_ENDPOINT_URL and that "
-                "the server is running (make stack-up)"
+                                  "dns", "timed out", "timeout", "could not connect",
+                                  "failed to lookup address", "unreachable")):
+            return StoreUnreachable(
+                f"cannot reach the object store at {endpoint} (for {uri}): check "
+                "AWS_ENDPOINT_URL and that the server is running (make stack-up)"
             )
-        if any(s in low for s in ("invalidaccesskeyid", "signaturedoesnotmatch", "403",
-                                  "forbidden", "access denied", "accessdenied")):
-            return StorageError(
-                f"access denied to {where}: check AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY and "
-                "that this identity may use the bucket"
-            )
-        if "nosuchbucket" in low or ("bucket" in low and "not" in low):
-            return StorageError(f"bucket missing for {where}: create it (python -m jobs seed)")
+        where = f"{uri} at {endpoint} as {who}"
+    else:
+        where = uri
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return StorageError(f"cannot access {where}: {first}")
