@@ -8,12 +8,13 @@ Precedence: real environment variables, then the env file named by ``LAKEHOUSE_E
 from __future__ import annotations
 
 import os
+from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_ENV_FILE = "envs/local.env"
 
@@ -70,6 +71,45 @@ class Settings(BaseSettings):
     # Users are processed in this many hash buckets so memory stays bounded as data grows.
     gold_buckets: int = Field(default=0, ge=0, le=4096)
     gold_rows_per_bucket: int = Field(default=5_000_000, ge=1)
+    # Raw files are parsed in chunks of about this many bytes (whole lines), bounding memory.
+    bronze_chunk_bytes: int = Field(default=64 << 20, ge=1024)
+
+    # Data quality (jobs/quality, docs/data-quality.md).
+    # A raw file whose quarantined lines exceed this fraction fails the bronze run (nothing is
+    # committed) — unless it has fewer than QUALITY_QUARANTINE_MIN_LINES lines, then it is a warning.
+    quality_max_quarantine_fraction: float = Field(default=0.05, ge=0, le=1)
+    quality_quarantine_min_lines: int = Field(default=100, ge=0)
+    # Value props silver accepts without a warning (comma-separated in the environment).
+    quality_known_value_props: Annotated[tuple[str, ...], NoDecode] = (
+        "cellphone_recharge", "credits_consumer", "link_cobro", "point", "prepaid", "send_money",
+        "transport",
+    )
+    # Silver days must lie in [QUALITY_MIN_DAY, run date].
+    quality_min_day: date = date(2015, 1, 1)
+    # Severity overrides: "check=warning,silver.day_not_after_run_date=failure" (a check name,
+    # optionally prefixed by its layer or suite, e.g. silver.prints.value_prop_in_known_set).
+    quality_severity: Annotated[dict[str, Literal["failure", "warning"]], NoDecode] = Field(
+        default_factory=dict)
+    # Rows per Great Expectations batch (bounds memory) and unexpected rows shown per check.
+    quality_batch_rows: int = Field(default=1_000_000, ge=1)
+    quality_sample_rows: int = Field(default=5, ge=0, le=100)
+
+    @field_validator("quality_known_value_props", mode="before")
+    @classmethod
+    def _split_props(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("quality_severity", mode="before")
+    @classmethod
+    def _parse_severity(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+            if any(len(p) != 2 for p in pairs):
+                raise ValueError("expected check=failure|warning, comma-separated")
+            return {k.strip(): v.strip().lower() for k, v in pairs}
+        return value
 
     # Observability.
     log_format: Literal["text", "json"] = "text"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import polars as pl
@@ -19,8 +19,8 @@ import polars as pl
 from jobs.bronze.events import parse_events
 from jobs.bronze.lines import split_lines
 from jobs.bronze.manifest import plan_ingestion
-from jobs.bronze.pays import parse_pays
-from jobs.raw.files import RawFile, list_raw_files, read_bytes
+from jobs.bronze.pays import first_line, parse_pays
+from jobs.raw.files import Chunk, RawFile, iter_chunks, list_raw_files
 from jobs.run import RunContext
 from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
 from jobs.summary import StageResult
@@ -44,11 +44,23 @@ class FileOutcome:
 
 
 def parse_file(source: str, content: bytes) -> tuple[pl.DataFrame, int]:
-    """Contract-checked rows of one file and its number of data lines (header excluded)."""
-    lines = split_lines(content)
-    checked = parse_pays(lines) if source == "pays" else parse_events(lines)
-    frame = checked.collect()
+    """Contract-checked rows of one whole file and its number of data lines (header excluded)."""
+    frames = list(parse_chunks(source, [Chunk(1, content)]))
+    frame = pl.concat(frames) if frames else parse_events(split_lines(b"")).collect()
     return frame, frame.height
+
+
+def parse_chunks(source: str, chunks: Iterable[Chunk]) -> Iterator[pl.DataFrame]:
+    """Contract-checked rows chunk by chunk; a pays file's header comes from its first chunk."""
+    header: str | None = None
+    for chunk in chunks:
+        lines = split_lines(chunk.content, first_line=chunk.first_line)
+        if source == "pays":
+            if chunk.first_line == 1:
+                header = first_line(lines)
+            yield parse_pays(lines, header=header).collect()
+        else:
+            yield parse_events(lines).collect()
 
 
 def with_lineage(frame: pl.LazyFrame, *, source_file: str, ctx: RunContext) -> pl.LazyFrame:
@@ -121,17 +133,22 @@ def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageRes
             for f in files:
                 if progress:
                     progress(f"bronze {f.rel_path}")
-                content = read_bytes(ctx.storage, f.uri)
-                checked, lines = parse_file(source, content)
-                good = checked.lazy().filter(pl.col("reason").is_null())
-                good = with_lineage(good, source_file=f.rel_path, ctx=ctx).collect()
-                bad = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=ctx)
-                if bad.height:
-                    quarantined.append(bad)
-                outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes,
-                                            hashlib.md5(content).hexdigest(), lines,
-                                            good.height, bad.height))
-                yield good
+                digest = hashlib.md5()
+                lines = good_rows = bad_rows = 0
+                chunks = iter_chunks(ctx.storage, f.uri, chunk_bytes=settings.bronze_chunk_bytes,
+                                     digest=digest)
+                for checked in parse_chunks(source, chunks):
+                    good = checked.lazy().filter(pl.col("reason").is_null())
+                    good = with_lineage(good, source_file=f.rel_path, ctx=ctx).collect()
+                    bad = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=ctx)
+                    if bad.height:
+                        quarantined.append(bad)
+                    lines += checked.height
+                    good_rows += good.height
+                    bad_rows += bad.height
+                    yield good
+                outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, digest.hexdigest(),
+                                            lines, good_rows, bad_rows))
 
         version = lake.write(ctx.bronze(source), stream(), schema=BRONZE[source],
                              metadata={"run_id": ctx.run_id})

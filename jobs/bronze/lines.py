@@ -10,8 +10,8 @@ DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 INVALID_UTF8 = "\ufffd"
 
 
-def split_lines(content: bytes) -> pl.LazyFrame:
-    """``(line_number, raw_line)`` for every line of ``content``, numbered from 1.
+def split_lines(content: bytes, *, first_line: int = 1) -> pl.LazyFrame:
+    """``(line_number, raw_line)`` for every line of ``content``, numbered from ``first_line``.
 
     A trailing newline does not make an extra line; ``\\r\\n`` endings and a UTF-8 byte-order
     mark are tolerated. Bytes that are not UTF-8 are kept (as U+FFFD) so the line can be
@@ -25,7 +25,7 @@ def split_lines(content: bytes) -> pl.LazyFrame:
         pl.LazyFrame({"raw_line": [text]})
         .select(pl.col("raw_line").str.split("\n"))
         .explode("raw_line")
-        .with_row_index("line_number", offset=1)
+        .with_row_index("line_number", offset=first_line)
         .select(
             pl.col("line_number").cast(pl.Int64),
             pl.col("raw_line").str.strip_suffix("\r"),

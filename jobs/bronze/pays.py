@@ -23,13 +23,21 @@ def header_order(first_line: str | None) -> list[str] | None:
     return names if sorted(names) == sorted(PAYS_COLUMNS) else None
 
 
-def parse_pays(lines: pl.LazyFrame) -> pl.LazyFrame:
+def first_line(lines: pl.LazyFrame) -> str | None:
+    """Line 1 of a file, if these lines include it."""
+    first = lines.filter(pl.col("line_number") == 1).select("raw_line").collect()
+    return first.item() if first.height else None
+
+
+def parse_pays(lines: pl.LazyFrame, *, header: str | None = None) -> pl.LazyFrame:
     """Lines of a pays file → contract-checked rows (``reason`` null when valid).
 
-    Returns no row for a valid header line: it is structure, not data.
+    ``header`` is the file's line 1 (taken from ``lines`` when not given, i.e. when the lines
+    are the whole file or its first chunk). Returns no row for a valid header line: it is
+    structure, not data.
     """
-    first = lines.filter(pl.col("line_number") == 1).select("raw_line").collect()
-    header = first.item() if first.height else None
+    if header is None:
+        header = first_line(lines)
     order = header_order(header)
     if order is None:
         bad_header = f"file header is not {','.join(PAYS_COLUMNS)} (got {str(header)[:60]!r})"

@@ -7,7 +7,9 @@ and ``_``-prefixed markers (``_SUCCESS``) are ignored. Works the same on local d
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from jobs.errors import StorageError
 from jobs.schemas import SOURCES
@@ -49,6 +51,45 @@ def list_raw_files(storage: Storage, raw_root: str, source: str) -> list[RawFile
         size = int(info.get("size") or 0)
         files.append(RawFile(source, storage.to_uri(raw_root, path), rel, size))
     return files
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Whole lines of a raw file: ``content`` starts at line ``first_line`` (1-based)."""
+
+    first_line: int
+    content: bytes
+
+
+def iter_chunks(storage: Storage, uri: str, *, chunk_bytes: int = 64 << 20,
+                digest: Any = None) -> Iterator[Chunk]:
+    """Read a raw file in chunks that end on a line break, so memory stays bounded however
+    big the file is (a single-file source at scale 100 is several GB). ``digest`` (a hashlib
+    object) is updated with every byte read.
+    """
+    fs = storage.filesystem(uri)
+    first_line, carry = 1, b""
+    try:
+        with fs.open(storage.strip_protocol(uri), "rb") as handle:
+            while True:
+                block = handle.read(chunk_bytes)
+                if digest is not None and block:
+                    digest.update(block)
+                if not block:
+                    break
+                data = carry + block
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    carry = data
+                    continue
+                carry = data[cut + 1:]
+                complete = data[: cut + 1]
+                yield Chunk(first_line, complete)
+                first_line += complete.count(b"\n")
+    except Exception as exc:
+        raise storage_error(exc, uri=uri, storage=storage) from exc
+    if carry:
+        yield Chunk(first_line, carry)
 
 
 def read_bytes(storage: Storage, uri: str) -> bytes:
