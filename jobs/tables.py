@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import logging
+import re
+import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -124,10 +126,13 @@ class Lake:
         from deltalake import CommitProperties, write_deltalake
 
         arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
-        batches = _batches(data, schema, arrow_schema)
+        stream_errors: list[BaseException] = []
+        batches = _remember_errors(_batches(data, schema, arrow_schema), stream_errors)
         first = next(batches, None)
         if first is None and (mode == "append" or predicate is None):
             return None  # nothing to write: no table version at all
+        if is_remote(uri):
+            self._check_writable(uri)
         stream = itertools.chain([first] if first is not None else [], batches)
         reader = pa.RecordBatchReader.from_batches(arrow_schema, stream)
         try:
@@ -143,17 +148,41 @@ class Lake:
         except StorageError:
             raise
         except Exception as exc:
+            if stream_errors:  # the data stream itself failed (e.g. a quality gate): say so
+                raise stream_errors[0] from None
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
         version = self.version(uri)
         assert version is not None
         log.debug("committed %s version %s", uri, version)
         return version
 
+    def _check_writable(self, uri: str) -> None:
+        """Fail with one clear line before any data file is written if this identity may not
+        write at ``uri`` (a refused upload inside deltalake also prints a Rust panic)."""
+        fs = self.storage.filesystem(uri)
+        probe = f"{self.storage.strip_protocol(uri)}/_write_check-{uuid.uuid4().hex}"
+        try:
+            fs.pipe_file(probe, b"")
+            fs.rm_file(probe)
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+
     def delete(self, uri: str, predicate: str) -> None:
         """Delete matching rows (used to roll back an interrupted run's rows)."""
         table = self._open(uri)
         if table is not None:
             table.delete(predicate)
+
+
+def _remember_errors(batches: Iterator[pa.RecordBatch],
+                     sink: list[BaseException]) -> Iterator[pa.RecordBatch]:
+    """Pass ``batches`` through, remembering an exception their producer raises: deltalake
+    consumes the stream in Rust and would turn it into an opaque Arrow error."""
+    try:
+        yield from batches
+    except Exception as exc:
+        sink.append(exc)
+        raise
 
 
 def _batches(data: Data, schema: pl.Schema, arrow_schema: pa.Schema) -> Iterator[pa.RecordBatch]:
@@ -178,18 +207,21 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
     check; the subclass (unreachable, credentials, access, bucket) lets callers react.
     """
     text = str(exc)
-    low = text.lower()
+    low = _chain_text(exc).lower()
     if is_remote(uri):
         endpoint = storage.endpoint
         who = storage.settings.aws_access_key_id or "no access key"
         bucket = bucket_of(uri)
-        if "invalidaccesskeyid" in low:
+        if re.search(r"\b403\b|forbidden", low) and not _CODES.search(low):
+            # A HEAD answer has no body: ask again with a GET to learn the real reason.
+            low += " " + _probe(storage, uri).lower()
+        if "invalidaccesskeyid" in low or "does not exist in our records" in low:
             return CredentialsRejected(
                 f"the object store at {endpoint} does not know access key {who!r} (reading "
                 f"{uri}): check AWS_ACCESS_KEY_ID, and that the identities were created "
                 "(make stack-up / python -m jobs seed)"
             )
-        if "signaturedoesnotmatch" in low:
+        if "signaturedoesnotmatch" in low or "signature we calculated does not match" in low:
             return CredentialsRejected(
                 f"the object store at {endpoint} rejected the secret of access key {who!r} "
                 f"(reading {uri}): check AWS_SECRET_ACCESS_KEY"
@@ -217,3 +249,29 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
         where = uri
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
     return StorageError(f"cannot access {where}: {first}")
+
+
+_CODES = re.compile(r"invalidaccesskeyid|signaturedoesnotmatch|accessdenied|nosuchbucket|"
+                    r"does not exist in our records|signature we calculated")
+
+
+def _chain_text(exc: BaseException) -> str:
+    """The messages of an exception and its causes (s3fs hides the S3 error code in them)."""
+    parts, seen = [], set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        parts.append(f"{type(current).__name__}: {current}")
+        current = current.__cause__ or current.__context__
+    return " | ".join(parts)
+
+
+def _probe(storage: Storage, uri: str) -> str:
+    """The S3 error code of a listing under ``uri`` ('' if the listing works)."""
+    bucket, _, prefix = uri.split("://", 1)[1].partition("/")
+    try:
+        storage.s3_client().list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+    except Exception as exc:
+        code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
+        return f"{code} {exc}"
+    return ""
