@@ -1,0 +1,166 @@
+"""The lakehouse DAG: detect new raw files → bronze → silver → gold → export.
+
+Every task is a thin call into ``jobs.orchestration`` (the Polars jobs); nothing here transforms
+data. Parsing stays cheap: this module imports only ``airflow.sdk`` and the standard library,
+and the jobs (polars, deltalake, Great Expectations) are imported inside the tasks.
+
+Configuration comes from the environment of the Airflow processes:
+
+- ``LAKEHOUSE_SCHEDULE``: cron or preset (``*/5 * * * *`` in the dev env files, ``@weekly`` …;
+  ``none`` = triggered runs only). Default ``@daily``.
+- ``LAKEHOUSE_RETRIES`` (2), ``LAKEHOUSE_RETRY_DELAY_SECONDS`` (60, doubled on every retry up to
+  ``LAKEHOUSE_MAX_RETRY_DELAY_SECONDS``, 900), ``LAKEHOUSE_TASK_TIMEOUT_MINUTES`` (120).
+- The pipeline's own settings (``LAKE_*``, ``AWS_*``, lookback) as for ``python -m jobs``:
+  environment variables or the env file named by ``LAKEHOUSE_ENV_FILE``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk.exceptions import AirflowFailException
+
+log = logging.getLogger("lakehouse.dag")
+
+DAG_ID = "lakehouse"
+
+
+def _env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        log.warning("%s=%r is not a whole number; using %d", name, value, default)
+        return default
+
+
+def _schedule() -> str | None:
+    value = os.environ.get("LAKEHOUSE_SCHEDULE", "").strip() or "@daily"
+    return None if value.lower() in ("none", "manual", "off") else value
+
+
+RETRIES = _env_int("LAKEHOUSE_RETRIES", 2)
+RETRY_DELAY = timedelta(seconds=_env_int("LAKEHOUSE_RETRY_DELAY_SECONDS", 60))
+MAX_RETRY_DELAY = timedelta(seconds=_env_int("LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", 900))
+TASK_TIMEOUT = timedelta(minutes=_env_int("LAKEHOUSE_TASK_TIMEOUT_MINUTES", 120))
+DETECT_TIMEOUT = timedelta(minutes=10)
+
+DOC_MD = """
+# Lakehouse: raw value-prop events → weekly gold features
+
+Each run moves newly landed raw files through the lake, one task per stage:
+
+| task | what it does | writes |
+| --- | --- | --- |
+| `detect` | new raw files, or work a failed run left? If not: **downstream skipped** | nothing |
+| `bronze` | parses each new raw file exactly once (bad lines → quarantine) | bronze, manifest |
+| `silver` | appends bronze rows silver has not consumed yet, by day | silver tables |
+| `gold` | rebuilds only the weeks whose inputs changed, atomically | `print_features` |
+| `export` | writes the latest week as `final.parquet` / `final.csv` | export files |
+
+Every task returns its summary (files, rows in/out, quarantined, seconds, table versions)
+as its XCom `return_value`. A failure names what to check (endpoint, bucket, key, setting)
+in the task log: an unreachable object store is retried with exponential backoff; wrong keys,
+denied access, a missing bucket, bad settings or bad data fail at once (no retry).
+
+**Schedule** from `LAKEHOUSE_SCHEDULE` (`*/5 * * * *` in dev); catchup off; one active run at
+a time (a tick while a run is busy waits; stages are idempotent, so a missed tick is picked up
+by the next one).
+
+**Params** (Trigger DAG w/ config) override the settings for that run only; any of them makes
+the run go ahead even without new raw files:
+
+- `rebuild_weeks`: dates (any day of the week) whose gold weeks to rebuild, e.g. `["2020-11-16"]`
+- `full_rebuild`: rebuild every gold week
+- `lookback_mode` (`calendar` | `rolling`) and `lookback_weeks` (N): recompute gold with another
+  lookback. Gold records the lookback it was built with, so the next scheduled run (with the
+  configured lookback) rebuilds gold back to the configured one.
+
+Data-quality checks run inside the stages (`jobs/`), not as separate tasks.
+"""
+
+PARAMS = {
+    "rebuild_weeks": Param(
+        [], type="array", items={"type": "string"},
+        title="Rebuild weeks",
+        description="ISO dates (any day of the week) whose gold weeks are rebuilt in this run.",
+    ),
+    "full_rebuild": Param(False, type="boolean", title="Full rebuild",
+                          description="Rebuild every week of gold."),
+    "lookback_mode": Param(None, type=["null", "string"], enum=[None, "calendar", "rolling"],
+                           title="Lookback mode",
+                           description="Override LOOKBACK_MODE for this run."),
+    "lookback_weeks": Param(None, type=["null", "integer"], minimum=1, maximum=52,
+                            title="Lookback weeks (N)",
+                            description="Override LOOKBACK_WEEKS for this run."),
+}
+
+
+def _call(stage: str, fn: Any) -> Any:
+    """Run ``fn(params, identity)``; a PipelineError fails the task with its one-line message."""
+    from jobs.errors import PipelineError
+    from jobs.orchestration import RunIdentity, is_transient
+
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    identity = RunIdentity(orchestrator_run_id=dag_run.run_id, started_at=dag_run.start_date)
+    try:
+        return fn(dict(context["params"]), identity)
+    except PipelineError as exc:
+        log.error("%s failed: %s", stage, exc)
+        if not is_transient(exc):
+            raise AirflowFailException(f"{stage} failed: {exc}") from exc
+        raise
+
+
+@dag(
+    dag_id=DAG_ID,
+    schedule=_schedule(),
+    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,
+    tags=["lakehouse", "polars", "delta"],
+    doc_md=DOC_MD,
+    params=PARAMS,
+    default_args={
+        "owner": "data-eng",
+        "retries": RETRIES,
+        "retry_delay": RETRY_DELAY,
+        "retry_exponential_backoff": 2.0,  # 60 s, 120 s, 240 s … capped
+        "max_retry_delay": MAX_RETRY_DELAY,
+        "execution_timeout": TASK_TIMEOUT,
+    },
+)
+def lakehouse() -> None:
+    @task.short_circuit(task_id="detect", execution_timeout=DETECT_TIMEOUT, multiple_outputs=False)
+    def detect() -> dict[str, Any] | bool:
+        """Go ahead only if raw files are new, work is pending or the params ask for a run."""
+        from jobs.orchestration import detect as detect_work
+
+        found = _call("detect", lambda params, identity: detect_work(params, identity))
+        summary = found.as_dict()
+        get_current_context()["ti"].xcom_push(key="summary", value=summary)
+        return summary if found.proceed else False
+
+    def stage_task(stage: str) -> Any:
+        @task(task_id=stage, multiple_outputs=False)
+        def run() -> dict[str, Any]:
+            from jobs.orchestration import run_stage_task
+
+            return _call(stage, lambda params, identity: run_stage_task(stage, params, identity))
+
+        return run()
+
+    gate = detect()
+    previous = gate
+    for stage in ("bronze", "silver", "gold", "export"):
+        current = stage_task(stage)
+        previous >> current
+        previous = current
+
+
+lakehouse()

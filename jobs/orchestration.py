@@ -1,0 +1,213 @@
+"""What an orchestrator calls: decide whether a tick has work, run one stage, report in JSON.
+
+``dags/lakehouse.py`` (Airflow) is a thin shell around these functions; this module never imports
+Airflow, so the same calls work from any scheduler or a plain script. Everything returned is a
+small JSON-able dict (what Airflow keeps as the task's XCom).
+
+A run's *request* comes from the orchestrator's parameters (Airflow ``params``) and overrides the
+settings for that run only: extra gold weeks to rebuild, a full rebuild, another lookback mode/N.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+
+from jobs.errors import ConfigError, PipelineError, StorageError, StoreUnreachable
+
+log = logging.getLogger(__name__)
+
+STAGES = ("bronze", "silver", "gold", "export")
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """Per-run overrides; empty means 'process whatever is new with the configured settings'."""
+
+    rebuild: tuple[date, ...] = ()
+    full: bool = False
+    lookback_mode: Literal["calendar", "rolling"] | None = None
+    lookback_weeks: int | None = None
+
+    @classmethod
+    def from_params(cls, params: Mapping[str, Any] | None) -> RunRequest:
+        """Read ``rebuild_weeks``, ``full_rebuild``, ``lookback_mode``, ``lookback_weeks``.
+
+        ``rebuild_weeks`` is a list of ISO dates (any day of the week) or one string of them
+        separated by commas/whitespace; empty strings and ``None`` mean 'not set'.
+        """
+        params = dict(params or {})
+        raw = params.get("rebuild_weeks") or []
+        if isinstance(raw, str):
+            raw = raw.replace(",", " ").split()
+        weeks = []
+        for item in raw:
+            text = str(item).strip()
+            if not text:
+                continue
+            try:
+                weeks.append(date.fromisoformat(text[:10]))
+            except ValueError:
+                raise ConfigError(f"rebuild_weeks: {text!r} is not a date (YYYY-MM-DD, any day "
+                                  "of the week to rebuild)") from None
+        mode = params.get("lookback_mode") or None
+        if mode not in (None, "calendar", "rolling"):
+            raise ConfigError(f"lookback_mode: {mode!r} is not 'calendar' or 'rolling'")
+        n = params.get("lookback_weeks")
+        if n in ("", None):
+            n = None
+        else:
+            try:
+                n = int(n)
+            except (TypeError, ValueError):
+                raise ConfigError(f"lookback_weeks: {n!r} is not a whole number") from None
+        return cls(rebuild=tuple(sorted(set(weeks))), full=bool(params.get("full_rebuild")),
+                   lookback_mode=mode, lookback_weeks=n)
+
+    @property
+    def forces_run(self) -> bool:
+        """A rebuild or an override must run even when no new raw file arrived."""
+        return bool(self.rebuild or self.full or self.lookback_mode or self.lookback_weeks)
+
+    def describe(self) -> dict[str, Any]:
+        return {"rebuild_weeks": [w.isoformat() for w in self.rebuild], "full_rebuild": self.full,
+                "lookback_mode": self.lookback_mode, "lookback_weeks": self.lookback_weeks}
+
+    def settings(self) -> Any:
+        from jobs.settings import load_settings
+
+        return load_settings(lookback_mode=self.lookback_mode, lookback_weeks=self.lookback_weeks)
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Ties the pipeline's run id (lineage columns, commit metadata) to the orchestrator's run."""
+
+    orchestrator_run_id: str = ""
+    started_at: datetime | None = None
+
+    def context(self, settings: Any) -> Any:
+        from jobs.run import RunContext, new_run_id
+
+        started = self.started_at or datetime.now(UTC)
+        if started.tzinfo is None:
+            started = started.replace(tzinfo=UTC)
+        started = started.astimezone(UTC)
+        if self.orchestrator_run_id:
+            digest = hashlib.sha1(self.orchestrator_run_id.encode()).hexdigest()[:8]
+            run_id = f"{started:%Y%m%dT%H%M%SZ}-{digest}"
+        else:
+            run_id = new_run_id(started)
+        return RunContext(settings, started_at=started, run_id=run_id)
+
+
+@dataclass
+class Detection:
+    """What a tick found: raw files not ingested yet, and work left behind by an earlier run."""
+
+    pending_files: dict[str, int] = field(default_factory=dict)
+    reasons: list[str] = field(default_factory=list)
+    request: RunRequest = field(default_factory=RunRequest)
+
+    @property
+    def proceed(self) -> bool:
+        return bool(self.reasons)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"stage": "detect", "proceed": self.proceed, "pending_files": self.pending_files,
+                "reasons": self.reasons, "request": self.request.describe()}
+
+
+def pending_work(ctx: Any) -> tuple[dict[str, int], list[str]]:
+    """New raw files per source, and why a run is needed (empty: nothing to do).
+
+    Besides new raw files, a run is needed when an earlier run stopped half-way: bronze rows
+    silver has not consumed, silver commits gold has not consumed (or gold built with other
+    lookback settings), or a gold version not exported yet. Cheap: listings and Delta logs only.
+    """
+    from jobs.bronze.job import pending_files
+    from jobs.export import read_marker
+    from jobs.gold.job import silver_versions
+    from jobs.schemas import GOLD_TABLE, SOURCES
+    from jobs.silver.job import pending_runs
+
+    files = pending_files(ctx)
+    reasons = []
+    if any(files.values()):
+        reasons.append("new raw files: " + ", ".join(f"{s} {n}" for s, n in files.items() if n))
+    behind = [s for s in SOURCES if pending_runs(ctx, s)[0]]
+    if behind:
+        reasons.append(f"bronze rows not in silver yet: {', '.join(behind)}")
+    current = silver_versions(ctx)
+    if current:
+        last = ctx.lake.last_commit_with(ctx.gold(GOLD_TABLE), "silver_versions")
+        s = ctx.settings
+        if last is None:
+            reasons.append("gold not built yet")
+        elif {k: int(v) for k, v in json.loads(last["silver_versions"]).items()} != current:
+            reasons.append("silver changed since gold was built")
+        elif (last.get("lookback_mode"), last.get("lookback_weeks")) != (
+            s.lookback_mode, str(s.lookback_weeks)
+        ):
+            reasons.append("lookback settings changed since gold was built")
+    gold_version = ctx.lake.version(ctx.gold(GOLD_TABLE))
+    if gold_version is not None and read_marker(ctx).get("gold_version") != gold_version:
+        reasons.append(f"gold version {gold_version} not exported yet")
+    return files, reasons
+
+
+def detect(params: Mapping[str, Any] | None = None, identity: RunIdentity | None = None) -> Detection:
+    """Should this run go ahead? Yes if anything is pending or the request forces a run."""
+    request = RunRequest.from_params(params)
+    ctx = (identity or RunIdentity()).context(request.settings())
+    files, reasons = pending_work(ctx)
+    if request.forces_run:
+        reasons.insert(0, "requested: " + json.dumps(
+            {k: v for k, v in request.describe().items() if v}, sort_keys=True))
+    detection = Detection(pending_files=files, reasons=reasons, request=request)
+    if detection.proceed:
+        log.info("work to do: %s", "; ".join(reasons))
+    else:
+        log.info("nothing new under %s (pending files: %s): downstream stages skipped, no "
+                 "table version written", ctx.settings.lake_raw, files)
+    return detection
+
+
+def run_stage_task(stage: str, params: Mapping[str, Any] | None = None,
+                   identity: RunIdentity | None = None) -> dict[str, Any]:
+    """Run one stage with this run's overrides; its StageResult as a JSON-able dict."""
+    from jobs import logs
+    from jobs.pipeline import run_stage
+
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}")
+    request = RunRequest.from_params(params)
+    ctx = (identity or RunIdentity()).context(request.settings())
+    logs.run_id_var.set(ctx.run_id)
+    result = run_stage(ctx, stage, rebuild=list(request.rebuild) or None, full=request.full)
+    summary = result.as_dict()
+    summary["run_id"] = ctx.run_id
+    if stage == "gold" and result.details:
+        weeks = result.details[0].get("weeks", [])
+        summary["weeks"] = weeks[:60]
+        summary["full"] = bool(result.details[0].get("full"))
+    log.info("%s summary: %s", stage, json.dumps(summary, sort_keys=True))
+    return summary
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Worth retrying: the store did not answer (or failed in an unclassified way).
+
+    Wrong keys, denied access, a missing bucket, bad settings or bad data fail the same way
+    on every retry, so orchestrators should fail those at once.
+    """
+    if isinstance(exc, StoreUnreachable):
+        return True
+    if isinstance(exc, PipelineError):
+        return type(exc) is StorageError
+    return True
