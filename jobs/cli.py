@@ -120,12 +120,16 @@ def _print_summary(results: list[Any], ctx: Any, seconds: float) -> None:
     console.print(table)
     for r in results:
         if r.stage == "bronze" and r.details:
-            bad = [d for d in r.details if d["quarantined_rows"]]
+            bad = [d for d in r.details if d.get("quarantined_rows")]
             if bad:
                 console.print(f"{len(bad)} file(s) had quarantined lines; see bronze.quarantine:")
                 for d in bad[:10]:
                     console.print(f"  {d['path']}: {d['lines']:,} lines = {d['bronze_rows']:,} "
                                   f"bronze + {d['quarantined_rows']:,} quarantined")
+    from jobs.quality.report import summary_lines  # quality hook: reconciliation + report
+
+    for line in summary_lines(results):
+        console.print(line, highlight=False, markup=False)
     console.print(f"total {seconds:.1f}s")
 
 

@@ -83,6 +83,31 @@ GOLD = pl.Schema(
 GOLD_PARTITION = "week_start"
 GOLD_TABLE = "print_features"
 
+# Data quality history (jobs/quality): one row per check per table per stage of a run, appended to
+# <LAKE_GOLD>/_quality_results; the HTML report of a run lives in <LAKE_GOLD>/_quality_reports/.
+QUALITY_TABLE = "_quality_results"
+QUALITY_REPORTS = "_quality_reports"
+QUALITY_RESULTS = pl.Schema(
+    {
+        "run_id": pl.String,
+        "recorded_at": UTC_TS,
+        "layer": pl.String,  # bronze | silver | gold
+        "table_name": pl.String,  # prints, taps, pays, print_features
+        "suite": pl.String,  # <layer>.<table>
+        "expectation": pl.String,  # the check's stable name, e.g. value_prop_in_known_set
+        "expectation_type": pl.String,  # GX expectation type, or reconciliation / threshold
+        "column_name": pl.String,
+        "description": pl.String,
+        "severity": pl.String,  # failure | warning
+        "success": pl.Boolean,
+        "outcome": pl.String,  # passed | warning | failed
+        "observed_value": pl.String,
+        "unexpected_count": pl.Int64,
+        "evaluated_rows": pl.Int64,
+        "unexpected_rows": pl.String,  # JSON list of a few unexpected rows
+    }
+)
+
 
 def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     """Select exactly the schema's columns, in order, cast to its types."""

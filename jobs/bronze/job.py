@@ -20,6 +20,7 @@ from jobs.bronze.events import parse_events
 from jobs.bronze.lines import split_lines
 from jobs.bronze.manifest import plan_ingestion
 from jobs.bronze.pays import first_line, parse_pays
+from jobs.quality.gate import BronzeAudit
 from jobs.raw.files import Chunk, RawFile, iter_chunks, list_raw_files
 from jobs.run import RunContext
 from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
@@ -115,6 +116,7 @@ def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageRes
     started = time.perf_counter()
     lake, settings = ctx.lake, ctx.settings
     result = StageResult("bronze")
+    audit = BronzeAudit(ctx)  # quality hook (jobs/quality/gate.py)
     recover_interrupted(ctx)
     manifest = lake.scan_or_empty(ctx.manifest_uri, MANIFEST).select("path", "size_bytes").collect()
     outcomes: list[FileOutcome] = []
@@ -137,10 +139,12 @@ def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageRes
                 lines = good_rows = bad_rows = 0
                 chunks = iter_chunks(ctx.storage, f.uri, chunk_bytes=settings.bronze_chunk_bytes,
                                      digest=digest)
+                chunks = audit.lines(source, f.rel_path, chunks)  # quality hook: count lines
                 for checked in parse_chunks(source, chunks):
                     good = checked.lazy().filter(pl.col("reason").is_null())
                     good = with_lineage(good, source_file=f.rel_path, ctx=ctx).collect()
                     bad = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=ctx)
+                    audit.chunk(source, f.rel_path, good, bad)  # quality hook
                     if bad.height:
                         quarantined.append(bad)
                     lines += checked.height
@@ -150,7 +154,8 @@ def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageRes
                 outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, digest.hexdigest(),
                                             lines, good_rows, bad_rows))
 
-        version = lake.write(ctx.bronze(source), stream(), schema=BRONZE[source],
+        # quality hook: audit.gate raises DataError at the end of the stream, before the commit
+        version = lake.write(ctx.bronze(source), audit.gate(source, stream()), schema=BRONZE[source],
                              metadata={"run_id": ctx.run_id})
         if version is not None:
             result.versions[source] = version
@@ -172,5 +177,6 @@ def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageRes
     result.quarantined = sum(o.quarantined_rows for o in outcomes)
     result.details = [o.__dict__ for o in outcomes]
     result.skipped = not outcomes
+    audit.finish(result)  # quality hook: record results and the report, summary in details
     result.seconds = time.perf_counter() - started
     return result

@@ -20,6 +20,7 @@ import polars as pl
 
 from jobs.gold.features import build_features
 from jobs.gold.windows import affected_weeks, history_range, monday
+from jobs.quality.gate import GoldAudit
 from jobs.run import RunContext
 from jobs.schemas import GOLD, GOLD_PARTITION, GOLD_TABLE, SILVER_PARTITION, SOURCES
 from jobs.summary import StageResult
@@ -104,6 +105,7 @@ def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
     inputs = {s: silver(s) for s in SOURCES}
     buckets = bucket_count(ctx, inputs["prints"])
     counts: list[int] = []
+    audit = GoldAudit(ctx, weeks=weeks, buckets=buckets)  # quality hook: write-audit-publish
 
     def stream() -> Iterator[pl.DataFrame]:
         for b in range(buckets):
@@ -113,7 +115,7 @@ def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
                 weeks=sorted(weeks), mode=settings.lookback_mode, n_weeks=settings.lookback_weeks,
             ).collect(engine="streaming")
             counts.append(frame.height)
-            yield frame
+            yield audit.bucket(b, frame, mine)  # quality hook: DataError here → no commit
 
     week_list = sorted(weeks)
     predicate = None if is_full else (
@@ -140,5 +142,6 @@ def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
     if version is not None:
         result.versions[GOLD_TABLE] = version
     result.details = [{"weeks": [w.isoformat() for w in week_list], "full": is_full}]
+    audit.finish(result)  # quality hook: record results and the report, summary in details
     result.seconds = time.perf_counter() - started
     return result

@@ -12,6 +12,7 @@ import time
 
 import polars as pl
 
+from jobs.quality.gate import SilverAudit
 from jobs.run import RunContext
 from jobs.schemas import SILVER, SILVER_PARTITION, SOURCES
 from jobs.silver.transform import to_silver
@@ -37,6 +38,7 @@ def run_silver(ctx: RunContext) -> StageResult:
     started = time.perf_counter()
     result = StageResult("silver", skipped=True)
     lake = ctx.lake
+    audit = SilverAudit(ctx)  # quality hook (jobs/quality/gate.py)
     for source in SOURCES:
         runs, bronze_version = pending_runs(ctx, source)
         if not runs:
@@ -47,7 +49,9 @@ def run_silver(ctx: RunContext) -> StageResult:
         n_rows = rows.select(pl.len()).collect().item()
         version = lake.write(
             ctx.silver(source),
-            rows.collect_batches(engine="streaming", chunk_size=1_000_000),
+            # quality hook: each batch is validated before the writer sees it; DataError aborts
+            audit.gate(source, runs,
+                       rows.collect_batches(engine="streaming", chunk_size=1_000_000)),
             schema=SILVER[source],
             partition_by=SILVER_PARTITION,
             metadata={
@@ -63,5 +67,6 @@ def run_silver(ctx: RunContext) -> StageResult:
         if version is not None:
             result.versions[source] = version
         log.info("silver %s: %d rows over %d day(s)", source, n_rows, len(days))
+    audit.finish(result)  # quality hook: record results and the report, summary in details
     result.seconds = time.perf_counter() - started
     return result

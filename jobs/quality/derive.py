@@ -1,0 +1,81 @@
+"""Audit columns the gold suite compares gold rows against. Pure: LazyFrames in and out.
+
+Computed from the same bucket of silver the gold rows were built from:
+
+* ``tap_same_day`` — silver has a tap of the row's user, value prop and day (``clicked`` must
+  equal it).
+* ``expected_prior_{views,clicks,payments,cents}`` — for rows whose lookback window starts on or
+  before the first day any silver data exists, the window holds *all* existing history before
+  the print's period, so the prior features must equal a plain count of the events before that
+  period; null for the other rows (not checked there). This catches features that count what
+  does not exist (leakage from the print's own period, double counting, a wrong window origin)
+  in the first weeks, and costs a join on those rows only.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import polars as pl
+
+from jobs.gold.windows import Mode, period, window_days
+from jobs.quality.suites import TAP_SAME_DAY
+
+KEYS = ["user_id", "value_prop"]
+
+
+def tap_same_day(gold: pl.LazyFrame, taps: pl.LazyFrame) -> pl.LazyFrame:
+    tapped = taps.select(*KEYS, "day").unique().with_columns(pl.lit(True).alias(TAP_SAME_DAY))
+    return gold.join(tapped, on=[*KEYS, "day"], how="left").with_columns(
+        pl.col(TAP_SAME_DAY).fill_null(False))
+
+
+def _counts_before(targets: pl.LazyFrame, events: pl.LazyFrame, mode: Mode,
+                   **aggs: pl.Expr) -> pl.LazyFrame:
+    """Per target (user, value prop, _period): aggregates of events with period < _period."""
+    per_period = events.with_columns(period(pl.col("day"), mode).alias("_event_period")).group_by(
+        *KEYS, "_event_period").agg(**aggs)
+    return (
+        targets.join(per_period, on=KEYS, how="inner")
+        .filter(pl.col("_event_period") < pl.col("_period"))
+        .group_by(*KEYS, "_period")
+        .agg([pl.col(name).sum() for name in aggs])
+    )
+
+
+def expected_first_week_priors(gold: pl.LazyFrame, *, prints: pl.LazyFrame, taps: pl.LazyFrame,
+                               pays: pl.LazyFrame, mode: Mode, n_weeks: int,
+                               first_day: date | None) -> pl.LazyFrame:
+    """``gold`` plus ``expected_prior_*`` (null where the window starts after ``first_day``)."""
+    names = ["expected_prior_views", "expected_prior_clicks", "expected_prior_payments",
+             "expected_prior_cents"]
+    with_period = gold.with_columns(period(pl.col("day"), mode).alias("_period"))
+    if first_day is None:
+        return with_period.with_columns([pl.lit(None, pl.Int64).alias(n) for n in names])
+    window_start = pl.col("_period") - pl.duration(days=window_days(n_weeks))
+    first_rows = window_start <= pl.lit(first_day)
+    targets = with_period.filter(first_rows).select(*KEYS, "_period").unique()
+    n = pl.len().cast(pl.Int64)
+    expected = (
+        targets.join(_counts_before(targets, prints, mode, expected_prior_views=n),
+                     on=[*KEYS, "_period"], how="left")
+        .join(_counts_before(targets, taps, mode, expected_prior_clicks=n),
+              on=[*KEYS, "_period"], how="left")
+        .join(_counts_before(targets, pays, mode, expected_prior_payments=n,
+                             expected_prior_cents=(pl.col("total") * 100).cast(pl.Int64).sum()),
+              on=[*KEYS, "_period"], how="left")
+    )
+    return with_period.join(expected, on=[*KEYS, "_period"], how="left").with_columns(
+        [pl.when(first_rows).then(pl.col(n).fill_null(0)).otherwise(None).cast(pl.Int64).alias(n)
+         for n in names]
+    )
+
+
+def gold_audit_columns(gold: pl.LazyFrame, *, prints: pl.LazyFrame, taps: pl.LazyFrame,
+                       pays: pl.LazyFrame, mode: Mode, n_weeks: int,
+                       first_day: date | None) -> pl.LazyFrame:
+    """Gold rows with every audit column the gold suite needs (row count unchanged)."""
+    return expected_first_week_priors(
+        tap_same_day(gold, taps), prints=prints, taps=taps, pays=pays, mode=mode,
+        n_weeks=n_weeks, first_day=first_day,
+    )

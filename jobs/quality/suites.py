@@ -1,0 +1,235 @@
+"""What is checked on each layer, as plain data: suites of named checks with a severity.
+
+A :class:`Check` names a Great Expectations 1.x expectation class (``great_expectations.
+expectations.<Name>``) and its arguments; nothing here imports Great Expectations, so defining,
+listing and documenting suites is free. Severities come from the defaults below, overridden by
+``QUALITY_SEVERITY`` (``check=warning`` where ``check`` is the check name, optionally prefixed by
+its layer or suite: ``silver.value_prop_in_known_set``, ``silver.pays.total_non_negative``).
+
+Dates in arguments are ``datetime.date``; :mod:`jobs.quality.validate` adapts them (and Decimal
+columns, validated as float64) to the pandas frame Great Expectations sees.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date
+from typing import Any
+
+import polars as pl
+
+from jobs.gold.windows import week_start
+from jobs.quality.results import Severity
+from jobs.schemas import BRONZE, GOLD, LINEAGE
+
+# Columns the bronze parser carries for quarantining; Lake.write drops them (conform) and so
+# does the bronze gate before validating the frame that is written.
+BRONZE_WORK_COLUMNS = ("raw_line", "reason")
+
+
+@dataclass(frozen=True)
+class Check:
+    """One named expectation. ``expectation`` is a class of ``great_expectations.expectations``."""
+
+    name: str
+    expectation: str
+    kwargs: Mapping[str, Any]
+    description: str
+    severity: Severity = "failure"
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        """Columns the check looks at (shown next to the sample keys of an unexpected row)."""
+        keys = ("column", "column_A", "column_B")
+        return tuple(self.kwargs[k] for k in keys if k in self.kwargs)
+
+    @property
+    def column(self) -> str | None:
+        cols = self.columns
+        return ", ".join(cols) if cols else None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """The checks of one table of one layer.
+
+    ``derived`` columns are added (pure Polars expressions) before validation, for checks that
+    compare against something computed; ``sample_columns`` identify an unexpected row.
+    """
+
+    layer: str
+    table: str
+    checks: tuple[Check, ...]
+    derived: Mapping[str, pl.Expr] = field(default_factory=dict)
+    sample_columns: tuple[str, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return f"{self.layer}.{self.table}"
+
+    def check(self, name: str) -> Check:
+        for c in self.checks:
+            if c.name == name:
+                return c
+        raise KeyError(f"{self.name} has no check {name!r}")
+
+
+# -- helpers ------------------------------------------------------------------------------------
+def pandas_type(dtype: pl.DataType) -> str:
+    """The ``type_`` Great Expectations observes for a column of this Polars type.
+
+    Frames are converted with ``to_pandas()`` after Decimals are cast to float64; tz-aware
+    datetimes become ``pd.Timestamp`` values, dates ``datetime64``, strings ``str``.
+    """
+    if dtype.is_integer():
+        return "int64"
+    if dtype.is_float() or isinstance(dtype, pl.Decimal):
+        return "float64"
+    if isinstance(dtype, pl.Datetime):
+        return "Timestamp" if dtype.time_zone else "datetime64"
+    if dtype == pl.Date:
+        return "datetime64"
+    if dtype == pl.Boolean:
+        return "bool"
+    if dtype == pl.String:
+        return "str"
+    return "object"
+
+
+def not_null(column: str, what: str = "") -> Check:
+    return Check(f"{column}_not_null", "ExpectColumnValuesToNotBeNull", {"column": column},
+                 f"{what or column} is never null")
+
+
+def at_least(column: str, minimum: Any, *, strict: bool = False, name: str | None = None,
+             description: str | None = None) -> Check:
+    kwargs: dict[str, Any] = {"column": column, "min_value": minimum}
+    if strict:
+        kwargs["strict_min"] = True
+    op = ">" if strict else "≥"
+    return Check(name or f"{column}_{'positive' if strict else 'non_negative'}",
+                 "ExpectColumnValuesToBeBetween", kwargs, description or f"{column} {op} {minimum}")
+
+
+def equal_columns(name: str, a: str, b: str, description: str, *,
+                  ignore_missing: bool = False) -> Check:
+    kwargs: dict[str, Any] = {"column_A": a, "column_B": b}
+    if ignore_missing:
+        kwargs["ignore_row_if"] = "either_value_is_missing"
+    return Check(name, "ExpectColumnPairValuesToBeEqual", kwargs, description)
+
+
+def severity_of(name: str, default: Severity, *, layer: str, table: str,
+                overrides: Mapping[str, str]) -> Severity:
+    """The severity of a check named ``name`` after ``QUALITY_SEVERITY`` overrides."""
+    for key in (f"{layer}.{table}.{name}", f"{layer}.{name}", name):
+        if key in overrides:
+            return overrides[key]  # type: ignore[return-value]
+    return default
+
+
+def with_severities(checks: Iterable[Check], *, layer: str, table: str,
+                    overrides: Mapping[str, str]) -> tuple[Check, ...]:
+    """Apply ``QUALITY_SEVERITY`` overrides (most specific key wins)."""
+    return tuple(replace(c, severity=severity_of(c.name, c.severity, layer=layer, table=table,
+                                                 overrides=overrides)) for c in checks)
+
+
+# -- bronze -------------------------------------------------------------------------------------
+def bronze_suite(source: str, *, overrides: Mapping[str, str] | None = None) -> Suite:
+    """Bronze rows as written: exactly the contract's columns, its types, lineage never null."""
+    schema = BRONZE[source]
+    checks = [
+        Check("columns_match_contract", "ExpectTableColumnsToMatchSet",
+              {"column_set": list(schema.names()), "exact_match": True},
+              "exactly the contract's columns (no missing, no unexpected ones)"),
+        *[Check(f"{col}_type", "ExpectColumnValuesToBeOfType",
+                {"column": col, "type_": pandas_type(dtype)}, f"{col} has type {dtype}")
+          for col, dtype in schema.items()],
+        *[not_null(col, f"lineage column {col}") for col in LINEAGE],
+    ]
+    return Suite("bronze", source,
+                 with_severities(checks, layer="bronze", table=source, overrides=overrides or {}),
+                 sample_columns=("source_file", "line_number"))
+
+
+# -- silver -------------------------------------------------------------------------------------
+TWO_DECIMALS = r"^-?\d+(\.\d{1,2})?$"
+
+
+def silver_suite(source: str, *, known_value_props: Iterable[str], min_day: date,
+                 run_date: date, overrides: Mapping[str, str] | None = None) -> Suite:
+    """Silver rows appended by a run: keys present, values in range, dates plausible."""
+    checks = [
+        not_null("day"),
+        not_null("user_id"),
+        not_null("value_prop"),
+        not_null("run_id", "lineage column run_id"),
+        at_least("user_id", 0, strict=True),
+        Check("value_prop_in_known_set", "ExpectColumnValuesToBeInSet",
+              {"column": "value_prop", "value_set": sorted(known_value_props)},
+              "value_prop is one of QUALITY_KNOWN_VALUE_PROPS (unknown: warning)", "warning"),
+        Check("day_not_before_min_day", "ExpectColumnValuesToBeBetween",
+              {"column": "day", "min_value": min_day}, f"day ≥ QUALITY_MIN_DAY ({min_day})"),
+        Check("day_not_after_run_date", "ExpectColumnValuesToBeBetween",
+              {"column": "day", "max_value": run_date}, f"day ≤ the run date ({run_date})"),
+    ]
+    derived: dict[str, pl.Expr] = {}
+    if source == "pays":
+        checks += [
+            not_null("total"),
+            at_least("total", 0),
+            Check("total_at_most_two_decimals", "ExpectColumnValuesToMatchRegex",
+                  {"column": "total_text", "regex": TWO_DECIMALS},
+                  "total has at most two decimals"),
+        ]
+        derived["total_text"] = pl.col("total").cast(pl.String)
+    else:
+        checks += [not_null("position"), at_least("position", 0)]
+    return Suite("silver", source,
+                 with_severities(checks, layer="silver", table=source, overrides=overrides or {}),
+                 derived=derived, sample_columns=("day", "user_id", "value_prop", "run_id"))
+
+
+# -- gold ---------------------------------------------------------------------------------------
+PRIOR_COUNTS = ("prior_views", "prior_clicks", "prior_payments")
+# Columns :func:`jobs.quality.derive.gold_audit_columns` adds before the gold suite runs.
+TAP_SAME_DAY = "tap_same_day"
+EXPECTED = {"prior_views": "expected_prior_views", "prior_clicks": "expected_prior_clicks",
+            "prior_payments": "expected_prior_payments",
+            "prior_amount_cents": "expected_prior_cents"}
+
+
+def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = None) -> Suite:
+    """Gold rows of the rebuilt weeks, checked before they are published."""
+    week_list = sorted(weeks)
+    checks = [
+        *[not_null(col) for col in GOLD.names()],
+        at_least("user_id", 0, strict=True),
+        at_least("position", 0),
+        *[at_least(col, 0) for col in PRIOR_COUNTS],
+        at_least("prior_amount", 0),
+        Check("week_start_in_rebuilt_weeks", "ExpectColumnValuesToBeInSet",
+              {"column": "week_start", "value_set": week_list},
+              "rows belong to the weeks being rebuilt (the partitions replaced)"),
+        equal_columns("week_start_is_monday_of_day", "week_start", "day_week_start",
+                      "week_start is the Monday of day"),
+        equal_columns("clicked_iff_same_day_tap", "clicked", TAP_SAME_DAY,
+                      "clicked is true exactly where silver has a tap of the same user, value "
+                      "prop and day"),
+        *[equal_columns(f"first_weeks_{col}_counts_only_existing_history", col, expected,
+                        f"{col} of rows whose lookback window starts on or before the first "
+                        "silver day equals the events that exist before the print",
+                        ignore_missing=True)
+          for col, expected in EXPECTED.items()],
+    ]
+    derived = {
+        "day_week_start": week_start(pl.col("day")),
+        "prior_amount_cents": (pl.col("prior_amount") * 100).cast(pl.Int64),
+    }
+    return Suite("gold", "print_features",
+                 with_severities(checks, layer="gold", table="print_features",
+                                 overrides=overrides or {}),
+                 derived=derived,
+                 sample_columns=("week_start", "day", "user_id", "value_prop", "position"))
