@@ -40,3 +40,20 @@ query: $(STAMP)  ## make query SQL="SELECT ..."
 
 clean-lake:  ## delete the local lake's data (keeps lake/README.md)
 	find lake -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
+
+# -- Airflow 3, native (no Docker): infra/airflow/native.py ------------------------------------
+AIRFLOW_ENV ?= envs/airflow.env
+AIRFLOW_LAKE_ENV ?= envs/stack.env
+
+.PHONY: airflow-up airflow-down airflow-status dag-test
+airflow-up: $(STAMP)  ## airflow standalone on 127.0.0.1 (.airflow/), DAG unpaused on the local S3 stack
+	$(PY) infra/airflow/native.py up --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
+
+airflow-down:  ## stop airflow standalone (by its process group)
+	$(PY) infra/airflow/native.py down --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
+
+airflow-status:  ## is airflow standalone running? (JSON)
+	$(PY) infra/airflow/native.py status --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
+
+dag-test: $(STAMP)  ## airflow dags test lakehouse against the local S3 stack (make stack-up first)
+	$(PY) infra/airflow/native.py dag-test --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)

@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""Native Airflow 3 for the lakehouse, no Docker: ``make airflow-up`` / ``airflow-down`` / ``dag-test``.
+
+    python infra/airflow/native.py up        # airflow standalone on 127.0.0.1, DAG unpaused
+    python infra/airflow/native.py down      # stop it (SIGTERM to its process group)
+    python infra/airflow/native.py status    # JSON: running, pid, url
+    python infra/airflow/native.py dag-test  # `airflow dags test lakehouse` in a temp AIRFLOW_HOME
+
+Settings come from two env files (real environment variables win):
+- ``--airflow-env`` (default ``envs/airflow.env``): ports, schedule, retries, timeouts;
+- ``--lake-env`` (default ``envs/stack.env``): where the lake is (the local S3 stack, started by
+  ``make stack-up``); handed to the tasks as ``LAKEHOUSE_ENV_FILE``.
+
+``airflow standalone`` runs the scheduler (LocalExecutor, parallelism 4), the DAG processor, the
+triggerer and the API server/UI with SQLite metadata in ``AIRFLOW_HOME`` (default git-ignored
+``.airflow/``). Its admin password is written by Airflow to
+``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``. Only the standard library is
+used here: the script runs with any Python, and starts Airflow from the project's virtualenv.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from urllib.parse import urlparse
+
+ROOT = Path(__file__).resolve().parents[2]
+DAG_ID = "lakehouse"
+PASSWORDS = "simple_auth_manager_passwords.json.generated"
+DEFAULTS = {
+    "AIRFLOW_API_PORT": "18080",
+    "AIRFLOW_WORKER_LOG_SERVER_PORT": "18793",
+    "AIRFLOW_TRIGGER_LOG_SERVER_PORT": "18794",
+    "AIRFLOW_PARALLELISM": "4",
+    "AIRFLOW_ADMIN_USER": "admin",
+    "LAKEHOUSE_SCHEDULE": "*/5 * * * *",
+}
+
+
+class Failure(Exception):
+    """A problem a person can fix; printed as one line."""
+
+
+# -- configuration ------------------------------------------------------------------------------
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=value lines; # comments, blank lines, optional quotes and ``export`` are allowed."""
+    values: dict[str, str] = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.removeprefix("export ").split("=", 1)
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def venv_bin() -> Path:
+    """The project virtualenv's bin (where ``airflow`` lives), else this Python's."""
+    for candidate in (ROOT / ".venv" / "bin", Path(sys.executable).parent):
+        if (candidate / "airflow").is_file():
+            return candidate
+    found = shutil.which("airflow")
+    if found:
+        return Path(found).parent
+    raise Failure("the airflow command is missing: install the requirements (make venv)")
+
+
+class Config:
+    def __init__(self, airflow_env: Path, lake_env: Path, home: Path | None = None) -> None:
+        if not airflow_env.is_file():
+            raise Failure(f"env file {airflow_env} not found")
+        if not lake_env.is_file():
+            raise Failure(f"lake env file {lake_env} not found (e.g. envs/stack.env)")
+        self.airflow_env = airflow_env.resolve()
+        self.lake_env = lake_env.resolve()
+        file_values = read_env_file(self.airflow_env)
+        # Real environment variables win over the file, the file over the defaults.
+        self.values = {**DEFAULTS, **file_values,
+                       **{k: os.environ[k] for k in {*DEFAULTS, *file_values} if k in os.environ}}
+        self.home = (home or Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow")).resolve()
+        self.bin = venv_bin()
+
+    def port(self, name: str) -> int:
+        try:
+            return int(self.values[name])
+        except (KeyError, ValueError):
+            raise Failure(f"{name}={self.values.get(name)!r} in {self.airflow_env} is not a port") from None
+
+    @property
+    def api_port(self) -> int:
+        return self.port("AIRFLOW_API_PORT")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    @property
+    def pid_path(self) -> Path:
+        return self.home / "standalone.pid"
+
+    @property
+    def log_path(self) -> Path:
+        return self.home / "standalone.log"
+
+    @property
+    def password_path(self) -> Path:
+        return self.home / PASSWORDS
+
+    def environment(self, home: Path | None = None) -> dict[str, str]:
+        """The environment of every Airflow process (and so of the tasks)."""
+        home = home or self.home
+        env = dict(os.environ)
+        # Pass the lake through LAKEHOUSE_ENV_FILE only: no stray LAKE_*/AWS_* of this shell.
+        for var in list(env):
+            if var.startswith(("LAKE_", "AWS_", "STACK_", "ADMIN_", "ANALYST_")):
+                del env[var]
+        env.update({k: v for k, v in self.values.items() if not k.startswith("AIRFLOW_")})
+        env.update({
+            "AIRFLOW_HOME": str(home),
+            "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}",
+            "LAKEHOUSE_ENV_FILE": str(self.lake_env),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": self.values["AIRFLOW_PARALLELISM"],
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.values['AIRFLOW_ADMIN_USER']}:admin",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            "AIRFLOW__API__HOST": "127.0.0.1",
+            "AIRFLOW__API__PORT": str(self.api_port),
+            "AIRFLOW__API__BASE_URL": self.url,
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.port("AIRFLOW_WORKER_LOG_SERVER_PORT")),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.port("AIRFLOW_TRIGGER_LOG_SERVER_PORT")),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+        })
+        return env
+
+
+# -- process helpers ----------------------------------------------------------------------------
+def port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def recorded_pid(cfg: Config) -> int | None:
+    """The standalone PID from the pid file, if that process still runs ``airflow standalone``."""
+    try:
+        pid = int(cfg.pid_path.read_text().strip())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return pid if b"airflow" in cmdline and b"standalone" in cmdline else None
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Only zombies left (e.g. children of a test process)? Count them as gone.
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        if int(stat[2]) == pgid and stat[0] != "Z":
+            return True
+    return False
+
+
+def stop_group(pgid: int, timeout: float = 30.0) -> None:
+    """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and group_alive(pgid):
+        time.sleep(0.2)
+    if group_alive(pgid):
+        os.killpg(pgid, signal.SIGKILL)
+        while group_alive(pgid):
+            time.sleep(0.1)
+
+
+# -- REST ---------------------------------------------------------------------------------------
+def request(url: str, *, method: str = "GET", body: object = None, token: str | None = None,
+            timeout: float = 10.0) -> tuple[int, object]:
+    data = None if body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", "Accept": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            text = resp.read().decode()
+            return resp.status, json.loads(text) if text else None
+    except urllib.error.HTTPError as exc:
+        text = exc.read().decode(errors="replace")
+        try:
+            return exc.code, json.loads(text)
+        except ValueError:
+            return exc.code, text
+
+
+def admin_password(cfg: Config) -> str:
+    users = json.loads(cfg.password_path.read_text())
+    return users[cfg.values["AIRFLOW_ADMIN_USER"]]
+
+
+def token(cfg: Config) -> str:
+    user = cfg.values["AIRFLOW_ADMIN_USER"]
+    status, body = request(f"{cfg.url}/auth/token", method="POST",
+                           body={"username": user, "password": admin_password(cfg)})
+    if status not in (200, 201) or not isinstance(body, dict):
+        raise Failure(f"POST {cfg.url}/auth/token as {user} answered {status}: {body}")
+    return str(body["access_token"])
+
+
+def wait_until(what: str, check, timeout: float, cfg: Config, pid: int | None = None) -> object:
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while time.monotonic() < deadline:
+        if pid is not None and recorded_pid(cfg) is None:
+            raise Failure(f"airflow standalone exited while waiting for {what}; see {cfg.log_path}")
+        try:
+            result = check()
+            if result:
+                return result
+        except (OSError, ValueError, KeyError, Failure) as exc:
+            last = exc
+        time.sleep(0.5)
+    raise Failure(f"timed out after {timeout:.0f}s waiting for {what} ({last}); see {cfg.log_path}")
+
+
+# -- commands -----------------------------------------------------------------------------------
+def up(cfg: Config, timeout: float = 180.0) -> int:
+    pid = recorded_pid(cfg)
+    if pid:
+        print(f"airflow standalone already running (pid {pid})")
+    else:
+        ports = [cfg.api_port, cfg.port("AIRFLOW_WORKER_LOG_SERVER_PORT"),
+                 cfg.port("AIRFLOW_TRIGGER_LOG_SERVER_PORT")]
+        busy = [p for p in ports if not port_free(p)]
+        if busy:
+            raise Failure(f"port(s) {busy} on 127.0.0.1 are in use: change AIRFLOW_*_PORT in "
+                          f"{cfg.airflow_env} (or stop what listens there)")
+        cfg.home.mkdir(parents=True, exist_ok=True)
+        started = time.monotonic()
+        with open(cfg.log_path, "ab") as log:
+            proc = subprocess.Popen([str(cfg.bin / "airflow"), "standalone"], env=cfg.environment(),
+                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, start_new_session=True)
+        pid = proc.pid
+        cfg.pid_path.write_text(f"{pid}\n")
+        print(f"started airflow standalone (pid {pid}); log {cfg.log_path}", flush=True)
+        try:
+            _wait_started(cfg, pid, started, timeout)
+        except BaseException:
+            stop_group(pid)
+            cfg.pid_path.unlink(missing_ok=True)
+            print(f"stopped airflow standalone (pid {pid}) again", file=sys.stderr)
+            raise
+    _unpause(cfg, pid, timeout)
+    return 0
+
+
+def _wait_started(cfg: Config, pid: int, started: float, timeout: float) -> None:
+    def healthy() -> bool:
+        status, body = request(f"{cfg.url}/api/v2/monitor/health", timeout=3)
+        return status == 200 and isinstance(body, dict) and all(
+            (body.get(c) or {}).get("status") == "healthy" for c in ("metadatabase", "scheduler"))
+
+    wait_until("the API server and scheduler", healthy, timeout, cfg, pid)
+    print(f"API server and scheduler healthy after {time.monotonic() - started:.0f}s", flush=True)
+
+
+def _unpause(cfg: Config, pid: int | None, timeout: float) -> None:
+    wait_until("the admin password file", cfg.password_path.is_file, 60, cfg, pid)
+    bearer = token(cfg)
+
+    def dag_parsed() -> bool:
+        status, _ = request(f"{cfg.url}/api/v2/dags/{DAG_ID}", token=bearer)
+        return status == 200
+
+    wait_until(f"the DAG {DAG_ID} to be parsed", dag_parsed, timeout, cfg, pid)
+    status, body = request(f"{cfg.url}/api/v2/dags/{DAG_ID}", method="PATCH",
+                           body={"is_paused": False}, token=bearer)
+    if status != 200:
+        raise Failure(f"could not unpause {DAG_ID}: {status} {body}")
+    schedule = (body.get("timetable_description") or body.get("timetable_summary")
+                if isinstance(body, dict) else None)
+    print()
+    print("Airflow is up (native, no Docker):")
+    print(f"  UI / REST API   {cfg.url}   (user {cfg.values['AIRFLOW_ADMIN_USER']})")
+    print(f"  admin password  {cfg.password_path}")
+    print(f"  DAG             {DAG_ID}, unpaused, schedule {cfg.values['LAKEHOUSE_SCHEDULE']!r}"
+          + (f" ({schedule})" if schedule else ""))
+    print(f"  lake settings   {cfg.lake_env}")
+    print(f"  AIRFLOW_HOME    {cfg.home}   (log {cfg.log_path})")
+    print("Stop it with: make airflow-down")
+
+
+def down(cfg: Config) -> int:
+    pid = recorded_pid(cfg)
+    if pid is None:
+        cfg.pid_path.unlink(missing_ok=True)
+        print("airflow standalone is not running")
+        return 0
+    stop_group(pid)
+    cfg.pid_path.unlink(missing_ok=True)
+    print(f"stopped airflow standalone (process group {pid})")
+    return 0
+
+
+def status(cfg: Config) -> int:
+    pid = recorded_pid(cfg)
+    print(json.dumps({"running": pid is not None, "pid": pid, "url": cfg.url,
+                      "airflow_home": str(cfg.home)}))
+    return 0 if pid else 1
+
+
+def preflight_lake(cfg: Config) -> None:
+    """Fail early with one line if the lake's object store does not answer at all."""
+    lake = read_env_file(cfg.lake_env)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL") or lake.get("AWS_ENDPOINT_URL")
+    remote = any(v.startswith("s3://") for k, v in lake.items() if k.startswith("LAKE_"))
+    if not (endpoint and remote):
+        return
+    parsed = urlparse(endpoint)
+    try:
+        socket.create_connection((parsed.hostname, parsed.port or 80), timeout=3).close()
+    except OSError as exc:
+        raise Failure(f"nothing answers at {endpoint} ({exc.strerror or exc}): start the object "
+                      f"store first (make stack-up), or check AWS_ENDPOINT_URL in {cfg.lake_env}") from None
+
+
+def dag_test(cfg: Config, keep: bool = False) -> int:
+    preflight_lake(cfg)
+    home = Path(tempfile.mkdtemp(prefix="airflow-dag-test-"))
+    env = cfg.environment(home)
+    try:
+        started = time.monotonic()
+        migrate = subprocess.run([str(cfg.bin / "airflow"), "db", "migrate"], env=env, cwd=ROOT,
+                                 capture_output=True, text=True)
+        if migrate.returncode:
+            sys.stderr.write(migrate.stdout + migrate.stderr)
+            raise Failure(f"airflow db migrate failed in {home}")
+        print(f"metadata DB ready in {time.monotonic() - started:.0f}s ({home})", flush=True)
+        run = subprocess.run([str(cfg.bin / "airflow"), "dags", "test", DAG_ID], env=env, cwd=ROOT)
+        print(f"airflow dags test {DAG_ID}: {'success' if run.returncode == 0 else 'FAILED'} in "
+              f"{time.monotonic() - started:.0f}s (lake: {cfg.lake_env})")
+        return run.returncode
+    finally:
+        if keep:
+            print(f"kept AIRFLOW_HOME {home}")
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="infra/airflow/native.py", description=__doc__.split("\n")[0])
+    parser.add_argument("command", choices=["up", "down", "status", "dag-test"])
+    parser.add_argument("--airflow-env", type=Path, default=ROOT / "envs" / "airflow.env")
+    parser.add_argument("--lake-env", type=Path, default=ROOT / "envs" / "stack.env")
+    parser.add_argument("--home", type=Path, help="AIRFLOW_HOME (default $AIRFLOW_HOME or .airflow/)")
+    parser.add_argument("--timeout", type=float, default=180.0, help="up: seconds to wait")
+    parser.add_argument("--keep", action="store_true", help="dag-test: keep the temp AIRFLOW_HOME")
+    args = parser.parse_args(argv)
+    try:
+        cfg = Config(args.airflow_env, args.lake_env, args.home)
+        if args.command == "up":
+            return up(cfg, args.timeout)
+        if args.command == "down":
+            return down(cfg)
+        if args.command == "status":
+            return status(cfg)
+        return dag_test(cfg, args.keep)
+    except Failure as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
