@@ -246,6 +246,8 @@ def _state(pid: int) -> str:
 
 def _port_free(port: int) -> bool:
     with socket.socket() as sock:
+        # As weed itself binds: connections of a previous run in TIME_WAIT do not count.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -254,7 +256,7 @@ def _port_free(port: int) -> bool:
 
 
 # -- commands -------------------------------------------------------------------------------
-def up(settings: Settings, *, seed: bool = True, scale: float = 1.0) -> None:
+def up(settings: Settings, *, seed: bool = True, scale: float = 1.0, days: int = 30) -> None:
     server = WeedServer.from_settings(settings)
     was_running = server.pid() is not None
     if was_running:
@@ -269,7 +271,8 @@ def up(settings: Settings, *, seed: bool = True, scale: float = 1.0) -> None:
         print(f"S3 answers after {time.perf_counter() - started:.1f}s")
     from jobs.seed import SeedOptions, seed_lake
 
-    report = seed_lake(settings, SeedOptions(generate=seed, scale=scale, upload=seed))
+    report = seed_lake(settings, SeedOptions(generate=seed, scale=scale, gen_days=days,
+                                             upload=seed))
     print(report.describe())
     _print_info(settings, server)
 
@@ -315,6 +318,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env-file", help="env file (default: LAKEHOUSE_ENV_FILE)")
     parser.add_argument("--no-seed", action="store_true", help="up: do not upload raw data")
     parser.add_argument("--scale", type=float, default=1.0, help="up: scale of the seeded data")
+    parser.add_argument("--days", type=int, default=30, help="up: days of seeded data")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     args = parser.parse_args(argv)
     from jobs.settings import load_settings
@@ -324,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
             os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
         settings = load_settings()
         if args.command == "up":
-            up(settings, seed=not args.no_seed, scale=args.scale)
+            up(settings, seed=not args.no_seed, scale=args.scale, days=args.days)
         elif args.command == "down":
             down(settings)
         else:

@@ -62,7 +62,8 @@ class Storage:
         if not key:  # no separate key configured: this process's identity is used as is
             return self
         update = {"aws_access_key_id": key, "aws_secret_access_key": secret}
-        return Storage(s.model_copy(update=update))
+        # A new Settings (not model_copy): cached properties must not carry over.
+        return Storage(type(s)(**(s.model_dump() | update)))
 
     def s3_client(self) -> Any:
         """A boto3 S3 client (path-style addressing) for this identity."""
@@ -111,7 +112,10 @@ class Storage:
             secret=self._secret(),
             endpoint_url=s.aws_endpoint_url,
             client_kwargs={"region_name": s.aws_region},
-            config_kwargs={"s3": {"addressing_style": "path"}},
+            # Transient errors are retried a little (standard mode), a dead endpoint fails fast.
+            config_kwargs={"s3": {"addressing_style": "path"}, "connect_timeout": 5,
+                           "read_timeout": 60,
+                           "retries": {"max_attempts": 3, "mode": "standard"}},
             use_listings_cache=False,
         )
 

@@ -7,9 +7,12 @@ Commit metadata (``run_id``, watermarks, settings) is what makes the stages incr
 
 from __future__ import annotations
 
+import contextvars
 import itertools
 import logging
+import queue
 import re
+import threading
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -133,7 +136,8 @@ class Lake:
             return None  # nothing to write: no table version at all
         if is_remote(uri):
             self._check_writable(uri)
-        stream = itertools.chain([first] if first is not None else [], batches)
+        rest = _on_own_thread(batches)
+        stream = itertools.chain([first] if first is not None else [], rest)
         reader = pa.RecordBatchReader.from_batches(arrow_schema, stream)
         try:
             write_deltalake(
@@ -151,6 +155,8 @@ class Lake:
             if stream_errors:  # the data stream itself failed (e.g. a quality gate): say so
                 raise stream_errors[0] from None
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
+        finally:
+            rest.close()  # stops the producer thread if the writer gave up early
         version = self.version(uri)
         assert version is not None
         log.debug("committed %s version %s", uri, version)
@@ -183,6 +189,52 @@ def _remember_errors(batches: Iterator[pa.RecordBatch],
     except Exception as exc:
         sink.append(exc)
         raise
+
+
+def _on_own_thread(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """Produce ``batches`` on a plain Python thread, handing them over one at a time.
+
+    deltalake pulls the stream from inside its async runtime; code in the stream that itself
+    uses deltalake (reading another table, e.g. a quality check of bronze on S3) would panic
+    there ("Cannot start a runtime from within a runtime"). Memory stays at ~2 batches.
+    """
+    handoff: queue.Queue[Any] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                handoff.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not offer(batch):
+                    return
+            offer(done)
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            offer(exc)
+
+    context = contextvars.copy_context()  # keeps run id / stage for log records
+    thread = threading.Thread(target=context.run, args=(produce,), daemon=True,
+                              name="lake-write-stream")
+    thread.start()
+    try:
+        while True:
+            item = handoff.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _batches(data: Data, schema: pl.Schema, arrow_schema: pa.Schema) -> Iterator[pa.RecordBatch]:
