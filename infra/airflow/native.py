@@ -80,7 +80,8 @@ def venv_bin() -> Path:
 
 
 class Config:
-    def __init__(self, airflow_env: Path, lake_env: Path, home: Path | None = None) -> None:
+    def __init__(self, airflow_env: Path, lake_env: Path, home: Path | None = None,
+                 overrides: dict[str, str] | None = None) -> None:
         if not airflow_env.is_file():
             raise Failure(f"env file {airflow_env} not found")
         if not lake_env.is_file():
@@ -90,7 +91,8 @@ class Config:
         file_values = read_env_file(self.airflow_env)
         # Real environment variables win over the file, the file over the defaults.
         self.values = {**DEFAULTS, **file_values,
-                       **{k: os.environ[k] for k in {*DEFAULTS, *file_values} if k in os.environ}}
+                       **{k: os.environ[k] for k in {*DEFAULTS, *file_values} if k in os.environ},
+                       **(overrides or {})}
         self.home = (home or Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow")).resolve()
         self.bin = venv_bin()
 
