@@ -9,7 +9,7 @@ export LAKEHOUSE_ENV_FILE ?= envs/local.env
 .PHONY: help venv run-local test lint generate query clean-lake
 
 help:  ## list targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -57,3 +57,27 @@ airflow-status:  ## is airflow standalone running? (JSON)
 
 dag-test: $(STAMP)  ## airflow dags test lakehouse against the local S3 stack (make stack-up first)
 	$(PY) infra/airflow/native.py dag-test --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
+
+# -- Object storage: the local S3 stack without Docker (SeaweedFS `weed mini`, envs/stack.env) --
+STACK_ENV ?= envs/stack.env
+.PHONY: stack-up stack-down stack-status run-s3 seed-more duckdb
+stack-up: $(STAMP)  ## start weed mini on 127.0.0.1 (.stack/), buckets + identities, seed scale-1 raw data
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs.stack up $(ARGS)
+
+stack-down:  ## stop the local S3 stack by its PID (data kept in .stack/)
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs.stack down
+
+stack-status:  ## is the local S3 stack running? (JSON)
+	@LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs.stack status
+
+run-s3: $(STAMP)  ## whole pipeline against the local S3 stack (make stack-up first)
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs run $(ARGS)
+
+seed-more: $(STAMP)  ## trickle: upload the next DAYS (default 1) days of raw data to the stack
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs seed --generate --days $(or $(DAYS),1)
+
+duckdb: $(STAMP)  ## duckdb CLI over gold on the stack, as the analyst (read gold only)
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs duckdb-init --out .stack/duckdb-init.sql
+	set -a && . ./$(STACK_ENV) && set +a && \
+	  AWS_ACCESS_KEY_ID=$$ANALYST_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$$ANALYST_SECRET_ACCESS_KEY \
+	  $(VENV)/bin/duckdb -init .stack/duckdb-init.sql
