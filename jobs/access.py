@@ -29,6 +29,11 @@ class Location:
         bucket, _, prefix = uri.split("://", 1)[1].partition("/")
         return cls(bucket, prefix.strip("/"))
 
+    def covers(self, other: Location) -> bool:
+        return self.bucket == other.bucket and (
+            not self.prefix or other.prefix == self.prefix
+            or other.prefix.startswith(self.prefix + "/"))
+
     @property
     def objects(self) -> str:
         """``bucket`` or ``bucket/prefix/*``: what an object-level grant covers."""
@@ -42,7 +47,9 @@ class Grant:
 
 
 def _locations(uris: list[str]) -> tuple[Location, ...]:
-    return tuple(dict.fromkeys(Location.of(u) for u in uris if is_remote(u)))
+    """Distinct locations, leaving out those inside another (``gold/export`` in ``gold``)."""
+    found = list(dict.fromkeys(Location.of(u) for u in uris if is_remote(u)))
+    return tuple(loc for loc in found if not any(o != loc and o.covers(loc) for o in found))
 
 
 def grants(settings: Settings) -> dict[str, Grant]:
@@ -136,3 +143,26 @@ def iam_policies(settings: Settings) -> dict[str, dict[str, Any]]:
 
 def dumps(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=2) + "\n"
+
+
+def write_minio_policies(settings: Settings, directory: str) -> list[str]:
+    """Write ``<identity>-policy.json`` for MinIO (``mc admin policy create``) into ``directory``."""
+    from pathlib import Path
+
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, policy in iam_policies(settings).items():
+        path = out / f"{name}-policy.json"
+        path.write_text(dumps(policy))
+        written.append(str(path))
+    return written
+
+
+if __name__ == "__main__":  # LAKEHOUSE_ENV_FILE=envs/docker.env python -m jobs.access infra/minio
+    import sys
+
+    from jobs.settings import load_settings
+
+    for path in write_minio_policies(load_settings(), sys.argv[1] if len(sys.argv) > 1 else "."):
+        print(f"wrote {path}")

@@ -1,0 +1,130 @@
+"""infra/docker-compose.yml cannot run here (no Docker): it is checked statically."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from dotenv import dotenv_values
+
+from jobs.access import iam_policies
+from jobs.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+INFRA = ROOT / "infra"
+COMPOSE = INFRA / "docker-compose.yml"
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return compose["services"]
+
+
+def test_compose_file_validates_against_the_compose_spec() -> None:
+    checker = Path(sys.executable).parent / "check-jsonschema"
+    res = subprocess.run([str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_every_depends_on_target_is_a_service(compose: dict[str, Any]) -> None:
+    names = set(services(compose))
+    for name, svc in services(compose).items():
+        deps = svc.get("depends_on", {})
+        targets = deps if isinstance(deps, list) else list(deps)
+        assert set(targets) <= names, f"{name} depends on unknown {set(targets) - names}"
+
+
+def test_every_env_file_volume_bind_and_build_path_exists(compose: dict[str, Any]) -> None:
+    named = set(compose.get("volumes") or {})
+    for name, svc in services(compose).items():
+        env_files = svc.get("env_file", [])
+        for entry in [env_files] if isinstance(env_files, str) else env_files:
+            path = entry if isinstance(entry, str) else entry["path"]
+            assert (INFRA / path).is_file(), f"{name}: env_file {path} missing"
+        for volume in svc.get("volumes", []):
+            source = volume.split(":", 1)[0] if isinstance(volume, str) else volume.get("source")
+            if source.startswith((".", "/")):
+                assert (INFRA / source).exists(), f"{name}: bind source {source} missing"
+            else:
+                assert source in named, f"{name}: named volume {source} not declared"
+        if build := svc.get("build"):
+            context = INFRA / (build if isinstance(build, str) else build["context"])
+            assert context.is_dir(), f"{name}: build context {context} missing"
+            dockerfile = context / (build.get("dockerfile", "Dockerfile")
+                                    if isinstance(build, dict) else "Dockerfile")
+            assert dockerfile.is_file(), f"{name}: Dockerfile {dockerfile} missing"
+
+
+def _pinned(image: str) -> bool:
+    name, _, tag = image.rpartition(":")
+    return bool(name) and "/" not in tag and tag not in ("", "latest")
+
+
+def test_every_image_is_pinned_to_a_tag_other_than_latest(compose: dict[str, Any]) -> None:
+    for name, svc in services(compose).items():
+        assert "image" in svc or "build" in svc, f"{name} has neither image nor build"
+        if "image" in svc:
+            assert _pinned(svc["image"]), f"{name}: image {svc['image']} is not pinned"
+    dockerfile = (INFRA / "Dockerfile").read_text()
+    bases = re.findall(r"^FROM\s+(\S+)", dockerfile, flags=re.MULTILINE)
+    assert bases and all(_pinned(b) for b in bases), bases
+    assert not any(_pinned(bad) for bad in ("postgres", "postgres:latest"))
+
+
+def test_minio_is_the_pinned_quay_image_with_console_health_check_and_named_volume(
+    compose: dict[str, Any],
+) -> None:
+    minio = services(compose)["minio"]
+    assert minio["image"] == "quay.io/minio/minio:RELEASE.2025-09-07T16-13-09Z"
+    assert "9001" in " ".join(minio["command"]) and any("9001" in p for p in minio["ports"])
+    assert minio["healthcheck"]["test"]
+    assert any(v.startswith("minio-data:") for v in minio["volumes"])
+    init = services(compose)["minio-init"]
+    assert init["depends_on"]["minio"]["condition"] == "service_healthy"
+    assert init["restart"] == "no" and "init.sh" in " ".join(init["entrypoint"])
+    assert services(compose)["postgres"]["healthcheck"]["test"]
+
+
+def test_docker_env_uses_the_same_variables_and_buckets_as_the_native_stack() -> None:
+    docker = dotenv_values(ROOT / "envs" / "docker.env")
+    stack = dotenv_values(ROOT / "envs" / "stack.env")
+    shared = ("LAKE_", "AWS_", "ANALYST_", "ADMIN_")
+    assert ({k for k in docker if k.startswith(shared)}
+            == {k for k in stack if k.startswith(shared)})
+    for layer in ("RAW", "BRONZE", "SILVER", "GOLD"):
+        assert docker[f"LAKE_{layer}"] == stack[f"LAKE_{layer}"]
+
+
+def test_minio_policy_files_match_the_grants_rendered_from_docker_env() -> None:
+    values = {k.lower(): v for k, v in dotenv_values(ROOT / "envs" / "docker.env").items()}
+    settings = Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    import json
+
+    for identity, policy in iam_policies(settings).items():
+        committed = json.loads((INFRA / "minio" / f"{identity}-policy.json").read_text())
+        assert committed == policy, (f"regenerate: LAKEHOUSE_ENV_FILE=envs/docker.env "
+                                     f"python -m jobs.access infra/minio ({identity})")
+    analyst = iam_policies(settings)["analyst"]
+    resources = [r for st in analyst["Statement"] for r in st["Resource"]]
+    assert all(r.startswith("arn:aws:s3:::gold") for r in resources)
+    assert not any("Put" in a for st in analyst["Statement"] for a in st["Action"])
+
+
+def test_minio_init_script_is_posix_sh_and_names_existing_policy_files() -> None:
+    script = (INFRA / "minio" / "init.sh").read_text()
+    res = subprocess.run(["sh", "-n", str(INFRA / "minio" / "init.sh")], capture_output=True,
+                         text=True, timeout=30)
+    assert res.returncode == 0, res.stderr
+    for name in re.findall(r'"\$here/([\w.-]+)"', script):
+        assert (INFRA / "minio" / name).is_file(), name
+    assert "python -m jobs seed" in script
