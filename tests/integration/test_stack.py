@@ -52,3 +52,42 @@ def test_stack_up_twice_then_down_and_a_stopped_server_gives_one_clear_error_and
         assert RunContext(settings).lake.version(table) == version
     finally:
         server.stop(timeout=5)
+
+
+def test_layers_as_prefixes_of_one_bucket_get_prefix_scoped_grants(tmp_path: Path) -> None:
+    from botocore.exceptions import ClientError
+
+    from jobs.seed import SeedOptions, seed_lake
+    from jobs.storage import Storage
+    from tests.integration.conftest import start_server
+
+    server, _ = start_server(tmp_path / "stack")
+    try:
+        settings = stack_settings(
+            server.directory, server.ports,
+            **{f"lake_{layer}": f"s3://lake/{layer}" for layer in ("raw", "bronze", "silver",
+                                                                    "gold")})
+        raw = tmp_path / "raw" / "prints"
+        raw.mkdir(parents=True)
+        (raw / "a.json").write_text("{}\n")
+        report = seed_lake(settings, SeedOptions(source=tmp_path / "raw"))
+        assert report.buckets_created == ["lake"] and "reloaded" in report.identities
+
+        ctx = RunContext(settings)  # the pipeline identity writes a table under lake/gold
+        frame = pl.DataFrame({"n": [1]})
+        gold = ctx.gold("probe")
+        assert ctx.lake.write(gold, frame, schema=frame.schema) == 0
+        pipeline = Storage(settings).s3_client()
+        with pytest.raises(ClientError, match="AccessDenied"):
+            pipeline.put_object(Bucket="lake", Key="raw/prints/b.json", Body=b"{}")
+
+        analyst = Storage(settings).for_identity("analyst")
+        assert analyst.s3_client().list_objects_v2(Bucket="lake", Prefix="gold/")["KeyCount"]
+        from jobs.tables import Lake
+
+        assert Lake(analyst).version(gold) == 0
+        for key in ("raw/prints/a.json", "bronze/anything"):
+            with pytest.raises(ClientError, match="AccessDenied"):
+                analyst.s3_client().get_object(Bucket="lake", Key=key)
+    finally:
+        server.stop(timeout=5)
