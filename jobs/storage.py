@@ -39,6 +39,14 @@ class Storage:
     """Storage options for polars, deltalake, DuckDB and fsspec, derived from one Settings."""
 
     settings: Settings
+    # Whose keys ``settings.aws_*`` hold: "pipeline" (this process), "admin" or "analyst".
+    identity: str = "pipeline"
+
+    @property
+    def key_variables(self) -> tuple[str, str]:
+        """The settings a person edits to change this identity's keys (for error messages)."""
+        prefix = {"admin": "ADMIN", "analyst": "ANALYST"}.get(self.identity, "AWS")
+        return f"{prefix}_ACCESS_KEY_ID", f"{prefix}_SECRET_ACCESS_KEY"
 
     @property
     def endpoint(self) -> str:
@@ -63,7 +71,7 @@ class Storage:
             return self
         update = {"aws_access_key_id": key, "aws_secret_access_key": secret}
         # A new Settings (not model_copy): cached properties must not carry over.
-        return Storage(type(s)(**(s.model_dump() | update)))
+        return Storage(type(s)(**(s.model_dump() | update)), identity=identity)
 
     def s3_client(self) -> Any:
         """A boto3 S3 client (path-style addressing) for this identity."""

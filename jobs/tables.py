@@ -270,13 +270,13 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
         if "invalidaccesskeyid" in low or "does not exist in our records" in low:
             return CredentialsRejected(
                 f"the object store at {endpoint} does not know access key {who!r} (reading "
-                f"{uri}): check AWS_ACCESS_KEY_ID, and that the identities were created "
+                f"{uri}): check {storage.key_variables[0]}, and that the identities were created "
                 "(make stack-up / python -m jobs seed)"
             )
         if "signaturedoesnotmatch" in low or "signature we calculated does not match" in low:
             return CredentialsRejected(
                 f"the object store at {endpoint} rejected the secret of access key {who!r} "
-                f"(reading {uri}): check AWS_SECRET_ACCESS_KEY"
+                f"(reading {uri}): check {storage.key_variables[1]}"
             )
         if "nosuchbucket" in low or "specified bucket does not exist" in low:
             return BucketMissing(
@@ -286,8 +286,9 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
         if any(s in low for s in ("accessdenied", "access denied", "forbidden", " 403")):
             return AccessDenied(
                 f"access denied: identity {who!r} may not use {uri} at {endpoint}: check that "
-                "these are the right keys (the pipeline reads raw and writes bronze/silver/gold; "
-                "the analyst only reads gold)"
+                f"these are the right keys and that bucket {bucket!r} exists and is granted to "
+                "them (the pipeline reads raw and writes bronze/silver/gold; the analyst only "
+                "reads gold)"
             )
         if any(s in low for s in ("connection refused", "error sending request", "connect",
                                   "dns", "timed out", "timeout", "could not connect",
