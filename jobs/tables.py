@@ -94,6 +94,22 @@ class Lake:
             return []
         return sorted(str(v) for v in actions[name].unique().to_list())
 
+    def column_max(self, uri: str, column: str, *, version: int | None = None) -> Any:
+        """Largest value of ``column`` from the file statistics of the Delta log (no data read).
+
+        None when the table does not exist or a file has no statistics for the column.
+        """
+        table = self._open(uri, version)
+        if table is None:
+            return None
+        actions = pl.DataFrame(table.get_add_actions(flatten=True))
+        name = f"max.{column}"
+        if actions.is_empty():
+            return None
+        if name not in actions.columns or actions[name].null_count():
+            return None
+        return actions[name].max()
+
     # -- reading ----------------------------------------------------------------------------
     def scan(self, uri: str, *, version: int | None = None) -> pl.LazyFrame:
         """Lazy scan of a Delta table (filters push down to partitions and file statistics)."""
@@ -289,6 +305,11 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
                 f"these are the right keys and that bucket {bucket!r} exists and is granted to "
                 "them (the pipeline reads raw and writes bronze/silver/gold; the analyst only "
                 "reads gold)"
+            )
+        if "commitfailed" in low or ("concurrent" in low and "transaction" in low):
+            return StorageError(
+                f"another writer committed to {uri} at the same time, so this commit was "
+                "refused and nothing was written: run the stage again"
             )
         if any(s in low for s in ("connection refused", "error sending request", "connect",
                                   "dns", "timed out", "timeout", "could not connect",

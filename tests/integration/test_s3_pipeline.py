@@ -322,6 +322,43 @@ def test_concurrent_delta_writers_on_s3_lose_no_commit(s3: S3Stack) -> None:
     assert frame.height == 61 and frame["writer"].n_unique() == 7
 
 
+def test_concurrent_overwrites_of_one_partition_leave_exactly_one_writers_rows(
+    s3: S3Stack,
+) -> None:
+    settings = s3.lake()
+    lake = RunContext(settings).lake
+    uri = f"{settings.lake_silver}/overwrite-race"
+    schema = pl.Schema({"part": pl.String, "writer": pl.Int64})
+    lake.write(uri, pl.DataFrame({"part": ["a", "b"], "writer": [-1, -1]}), schema=schema,
+               partition_by="part")
+    barrier = threading.Barrier(2)
+    outcome: dict[int, BaseException | None] = {}
+
+    def writer(i: int) -> None:
+        barrier.wait()
+        try:
+            lake.write(uri, pl.DataFrame({"part": ["a"] * 3, "writer": [i] * 3}), schema=schema,
+                       mode="overwrite", partition_by="part", predicate="part = 'a'")
+            outcome[i] = None
+        except BaseException as exc:
+            outcome[i] = exc
+
+    threads = [threading.Thread(target=writer, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [i for i, exc in outcome.items() if exc is None]
+    assert winners, outcome
+    for exc in outcome.values():  # a loser is told why, in one line
+        assert exc is None or "another writer committed" in str(exc)
+    frame = lake.scan(uri).collect()
+    part_a = frame.filter(pl.col("part") == "a")
+    assert part_a.height == 3 and part_a["writer"].n_unique() == 1
+    assert part_a["writer"][0] in winners
+    assert frame.filter(pl.col("part") == "b")["writer"].to_list() == [-1]
+
+
 # -- DuckDB -------------------------------------------------------------------------------------
 def test_query_command_reads_gold_on_s3_as_pipeline_and_as_analyst(
     s3: S3Stack, built: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
