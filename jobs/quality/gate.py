@@ -20,6 +20,7 @@ Expectations: :func:`jobs.quality.validate.validate_frame` does, on the first no
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import time
 from collections import Counter
@@ -68,8 +69,9 @@ def outside_stream(fn: Callable[[], T]) -> T:
     a runtime from within a runtime"). Recording the results and rolling back are Delta
     operations, so they run on a thread of their own.
     """
+    context = contextvars.copy_context()  # keeps run id / stage on log records
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quality") as pool:
-        return pool.submit(fn).result()
+        return pool.submit(context.run, fn).result()
 
 
 class _Audit:

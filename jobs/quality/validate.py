@@ -53,9 +53,12 @@ def gx_value(value: Any) -> Any:
 
 
 def _silence() -> None:
+    """No analytics, and only errors from Great Expectations' loggers (it logs INFO noise such
+    as the temporary docs directory of every ephemeral context)."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "False")
-    for name in ("great_expectations", "great_expectations.core", "great_expectations._docs_decorators"):
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("great_expectations")]:
         logging.getLogger(name).setLevel(logging.ERROR)
+    logging.getLogger("great_expectations").setLevel(logging.ERROR)
 
 
 def _batch_definition() -> Any:
@@ -68,6 +71,7 @@ def _batch_definition() -> Any:
             import great_expectations.expectations as gxe
             from great_expectations.data_context.types.base import ProgressBarsConfig
 
+            _silence()  # again: importing great_expectations sets some of its loggers to INFO
             context = gx.get_context(mode="ephemeral")
             context.variables.progress_bars = ProgressBarsConfig(globally=False)
             asset = context.data_sources.add_pandas("jobs_quality").add_dataframe_asset("frame")
