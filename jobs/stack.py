@@ -288,6 +288,7 @@ def _print_info(settings: Settings, server: WeedServer) -> None:
     print(f"  analyst keys    ANALYST_ACCESS_KEY_ID={s.analyst_access_key_id}  (read gold only)")
     print(f"  admin keys      ADMIN_ACCESS_KEY_ID={s.admin_access_key_id}")
     print("  secrets         in the env file (LAKEHOUSE_ENV_FILE); dev defaults only")
+    print("  in a shell      set -a; . envs/stack.env; set +a   (then aws, duckdb, python -m jobs)")
     print(f"  lake            raw={s.lake_raw} bronze={s.lake_bronze} silver={s.lake_silver} "
           f"gold={s.lake_gold}")
     print(f"  logs, pid       {server.log_path}, {server.pid_path}")
