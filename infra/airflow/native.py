@@ -171,6 +171,15 @@ def recorded_pid(cfg: Config) -> int | None:
     return pid if b"airflow" in cmdline and b"standalone" in cmdline else None
 
 
+def alive(pid: int) -> bool:
+    """The process exists and is not a zombie (its command line may still be changing)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -244,7 +253,7 @@ def wait_until(what: str, check, timeout: float, cfg: Config, pid: int | None = 
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
-        if pid is not None and recorded_pid(cfg) is None:
+        if pid is not None and not alive(pid):
             raise Failure(f"airflow standalone exited while waiting for {what}; see {cfg.log_path}")
         try:
             result = check()
