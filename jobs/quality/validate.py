@@ -36,11 +36,12 @@ def prepare(frame: pl.DataFrame | pl.LazyFrame, suite: Suite) -> pl.DataFrame:
 
 
 def to_pandas(frame: pl.DataFrame) -> Any:
-    """pandas view Great Expectations validates: Decimals as float64, dates as datetime64."""
+    """pandas view Great Expectations validates: Decimals as float64, dates as datetime64[ns]
+    (GX compares only nanosecond datetimes vectorised; other units go value by value)."""
     decimals = [n for n, t in frame.schema.items() if isinstance(t, pl.Decimal)]
-    if decimals:
-        frame = frame.with_columns(pl.col(decimals).cast(pl.Float64))
-    return frame.to_pandas()
+    dates = [n for n, t in frame.schema.items() if t == pl.Date]
+    return frame.with_columns(pl.col(decimals).cast(pl.Float64),
+                              pl.col(dates).cast(pl.Datetime("ns"))).to_pandas()
 
 
 def gx_value(value: Any) -> Any:
