@@ -4,10 +4,17 @@ For every print of the target weeks: did the user tap the same value prop that d
 many prints, taps and pays of that value prop the user had in the lookback window (see
 :mod:`jobs.gold.windows`), with the amount paid summed exactly in integer cents.
 
-How it scales: events are pre-aggregated per (user, value prop, period), the periods where
-prints need features are added as zero rows, and one sorted ``rolling_sum_by`` over the period
-column per (user, value prop) sums each window, so the cost is linear in the aggregated rows
-and no event is ever joined to a range of others.
+How it scales: every event gets ONE packed Int64 key ``user | value-prop code | period``
+(32 + 16 + 15 bits). Events are counted per key, the counts of the three sources are summed
+into one frame, sorted by key, and one ``rolling_sum_by`` over the key with an integer window
+of W periods (closed on the left) sums each window. Periods are offset by W inside the key, so
+a window never reaches into the previous (user, value prop): the cost is one hash aggregation,
+one sort and a linear scan of the aggregated rows, with single-column integer joins only.
+
+The packed layout needs ``user_id < 2**32``, fewer than 65,536 distinct value props per call
+and fewer than 32,768 periods; outside that (see :func:`fits_packed`) the generic plan with
+multi-column keys is used instead: same results, slower. Both are checked against the
+brute-force reference by the tests.
 """
 
 from __future__ import annotations
@@ -17,19 +24,30 @@ from datetime import date
 
 import polars as pl
 
-from jobs.gold.windows import Mode, period, week_start, window_days
+from jobs.gold.windows import Mode, history_range, period, week_start, window_days
 from jobs.schemas import AMOUNT, GOLD, conform
 
 KEYS = ["user_id", "value_prop", "period"]
 COUNTS = ["views", "clicks", "payments", "cents"]
+PRIORS = [f"prior_{c}" for c in COUNTS]
+
+USER_BITS, VP_BITS, PERIOD_BITS = 32, 16, 15
+MAX_USER_ID = 2**USER_BITS - 1
+_VP_SHIFT = 2**PERIOD_BITS
+_USER_SHIFT = 2 ** (PERIOD_BITS + VP_BITS)
+_EPOCH_MONDAY_OFFSET = 3  # 1970-01-01 is a Thursday: (days + 3) // 7 counts Monday-weeks
 
 
-def _per_period(events: pl.LazyFrame, mode: Mode, **aggs: pl.Expr) -> pl.LazyFrame:
-    return (
-        events.with_columns(period(pl.col("day"), mode).alias("period"))
-        .group_by(KEYS)
-        .agg(**aggs)
-    )
+def fits_packed(weeks: Sequence[date], *, n_weeks: int, max_user_id: int | None) -> bool:
+    """Whether the packed Int64 key holds these weeks' periods and users up to ``max_user_id``."""
+    if max_user_id is None or max_user_id > MAX_USER_ID:
+        return False
+    return not weeks or _span_fits(weeks, n_weeks)
+
+
+def _span_fits(weeks: Sequence[date], n_weeks: int) -> bool:
+    first, end = history_range(weeks, n_weeks=n_weeks)
+    return (end - first).days + window_days(n_weeks) < 2**PERIOD_BITS
 
 
 def build_features(
@@ -40,12 +58,128 @@ def build_features(
     weeks: Sequence[date],
     mode: Mode,
     n_weeks: int,
+    packed: bool = True,
 ) -> pl.LazyFrame:
     """Gold rows for the prints of ``weeks`` (one row per print, in the GOLD schema).
 
     Inputs need the silver columns ``day, user_id, value_prop`` (+ ``position`` for prints,
-    ``total`` for pays); they may hold more history than needed, never less.
+    ``total`` for pays); they may hold more history than needed, never less. With
+    ``packed=True`` a user id of 2**32 or more makes the query fail (it never gives a wrong
+    row): callers that cannot rule that out check :func:`fits_packed` first.
     """
+    if not weeks:
+        return pl.LazyFrame(schema=GOLD)
+    if packed and _span_fits(weeks, n_weeks):
+        return _packed(prints, taps, pays, sorted(set(weeks)), mode, n_weeks)
+    return _generic(prints, taps, pays, weeks, mode, n_weeks)
+
+
+# -- the packed-key plan ------------------------------------------------------------------------
+# Value-prop codes: the physical codes of a process-wide categorical mapping, kept alive for the
+# life of the process so codes never change under a running query. UInt16 codes: past 65,536
+# distinct value props the cast fails loudly instead of two props sharing a code.
+_VP_CATEGORIES = pl.Categories("lakehouse-gold-value-prop", physical=pl.UInt16)
+_VP_CODES = pl.Categorical(_VP_CATEGORIES)
+_VP_KEEPALIVE = pl.Series("value_prop", [], dtype=_VP_CODES)
+
+
+def _day_number(day: pl.Expr) -> pl.Expr:
+    return day.cast(pl.Int32)
+
+
+def _week_number(day: pl.Expr) -> pl.Expr:
+    return (_day_number(day) + _EPOCH_MONDAY_OFFSET) // 7
+
+
+def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks: list[date],
+            mode: Mode, n_weeks: int) -> pl.LazyFrame:
+    first, end = history_range(weeks, n_weeks=n_weeks)
+    day0 = pl.Series([first], dtype=pl.Date).cast(pl.Int32).item()
+    week_numbers = pl.Series(weeks, dtype=pl.Date).cast(pl.Int32).to_list()
+    target_weeks = [(d + _EPOCH_MONDAY_OFFSET) // 7 for d in week_numbers]
+    if mode == "calendar":
+        width = n_weeks
+        number = _week_number
+        base = (day0 + _EPOCH_MONDAY_OFFSET) // 7 - width
+        target_periods = [w - base for w in target_weeks]
+    else:
+        width = window_days(n_weeks)
+        number = _day_number
+        base = day0 - width
+        target_periods = [d - base + i for d in week_numbers for i in range(7)]
+    def user_vp(frame_user: pl.Expr, frame_vp: pl.Expr) -> pl.Expr:
+        return (frame_user.cast(pl.UInt32, strict=True).cast(pl.Int64) * _USER_SHIFT
+                + frame_vp.cast(_VP_CODES).to_physical().cast(pl.Int64) * _VP_SHIFT)
+
+    def key(day: pl.Expr) -> pl.Expr:  # user | value prop | period (offset by the window)
+        return user_vp(pl.col("user_id"), pl.col("value_prop")) + (number(day) - base)
+
+    def day_key(day: pl.Expr) -> pl.Expr:  # user | value prop | day
+        return user_vp(pl.col("user_id"), pl.col("value_prop")) + (_day_number(day) - day0)
+
+    in_range = (pl.col("day") >= first) & (pl.col("day") < end)
+    one = pl.lit(1, dtype=pl.Int64)
+    events = pl.concat(
+        [
+            prints.filter(in_range).select(key(pl.col("day")).alias("key"), views=one),
+            taps.filter(in_range).select(key(pl.col("day")).alias("key"), clicks=one),
+            pays.filter(in_range).select(
+                key(pl.col("day")).alias("key"), payments=one,
+                cents=pl.col("total").cast(AMOUNT).to_physical().cast(pl.Int64),
+            ),
+        ],
+        how="diagonal",
+    )
+    window = f"{width}i"
+    features = (
+        events.group_by("key")
+        .agg([pl.col(c).sum().cast(pl.Int64) for c in COUNTS])
+        .sort("key")
+        .select(
+            "key",
+            *[pl.col(c).rolling_sum_by("key", window, closed="left").fill_null(0).alias(f"prior_{c}")
+              for c in COUNTS],
+        )
+        .filter((pl.col("key") % _VP_SHIFT).is_in(target_periods))
+    )
+    tapped = (
+        taps.filter(in_range)
+        .select(day_key(pl.col("day")).alias("day_key"))
+        .unique()
+        .with_columns(pl.lit(True).alias("clicked"))
+    )
+    target = prints.filter(
+        in_range & _week_number(pl.col("day")).is_in(target_weeks)
+    ).select(
+        "day", "user_id", "value_prop", "position",
+        key(pl.col("day")).alias("key"),
+        day_key(pl.col("day")).alias("day_key"),
+    )
+    return conform(
+        target.join(features, on="key", how="left")
+        .join(tapped, on="day_key", how="left")
+        .sort("day_key", "position")
+        .with_columns(
+            week_start(pl.col("day")).alias("week_start"),
+            pl.col("clicked").fill_null(False),
+            *[pl.col(c).fill_null(0) for c in PRIORS[:3]],
+            (pl.col("prior_cents").fill_null(0).cast(AMOUNT) / 100).cast(AMOUNT).alias("prior_amount"),
+        ),
+        GOLD,
+    )
+
+
+# -- the generic plan (multi-column keys; any Int64 user id) -------------------------------------
+def _per_period(events: pl.LazyFrame, mode: Mode, **aggs: pl.Expr) -> pl.LazyFrame:
+    return (
+        events.with_columns(period(pl.col("day"), mode).alias("period"))
+        .group_by(KEYS)
+        .agg(**aggs)
+    )
+
+
+def _generic(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame,
+             weeks: Sequence[date], mode: Mode, n_weeks: int) -> pl.LazyFrame:
     week_list = pl.Series("weeks", list(weeks), dtype=pl.Date)
     target = prints.filter(week_start(pl.col("day")).is_in(week_list.implode())).select(
         week_start(pl.col("day")).alias("week_start"),
@@ -81,7 +215,7 @@ def build_features(
                 for c in COUNTS
             ]
         )
-        .select(*KEYS, *[f"prior_{c}" for c in COUNTS])
+        .select(*KEYS, *PRIORS)
     )
     tapped = taps.select("user_id", "value_prop", "day").unique().with_columns(
         pl.lit(True).alias("clicked")

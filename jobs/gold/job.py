@@ -18,7 +18,7 @@ from datetime import date
 
 import polars as pl
 
-from jobs.gold.features import build_features
+from jobs.gold.features import build_features, fits_packed
 from jobs.gold.windows import affected_weeks, history_range, monday
 from jobs.quality.gate import GoldAudit
 from jobs.run import RunContext
@@ -70,6 +70,15 @@ def plan_weeks(ctx: RunContext, current: dict[str, int], *,
     return weeks, False, f"{len(days)} new day(s)"
 
 
+def max_user_id(ctx: RunContext, current: dict[str, int]) -> int | None:
+    """Largest user id in the silver tables, from Delta file statistics (None if unknown)."""
+    maxima = [ctx.lake.column_max(ctx.silver(s), "user_id", version=v)
+              for s, v in current.items() if v >= 0]
+    if not maxima or any(m is None for m in maxima):
+        return None
+    return max(int(m) for m in maxima)
+
+
 def bucket_count(ctx: RunContext, prints: pl.LazyFrame) -> int:
     if ctx.settings.gold_buckets:
         return ctx.settings.gold_buckets
@@ -104,6 +113,8 @@ def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
 
     inputs = {s: silver(s) for s in SOURCES}
     buckets = bucket_count(ctx, inputs["prints"])
+    packed = fits_packed(sorted(weeks), n_weeks=settings.lookback_weeks,
+                         max_user_id=max_user_id(ctx, current))
     counts: list[int] = []
     audit = GoldAudit(ctx, weeks=weeks, buckets=buckets)  # quality hook: write-audit-publish
 
@@ -113,6 +124,7 @@ def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
             frame = build_features(
                 prints=mine["prints"], taps=mine["taps"], pays=mine["pays"],
                 weeks=sorted(weeks), mode=settings.lookback_mode, n_weeks=settings.lookback_weeks,
+                packed=packed,
             ).collect(engine="streaming")
             counts.append(frame.height)
             yield audit.bucket(b, frame, mine)  # quality hook: DataError here → no commit

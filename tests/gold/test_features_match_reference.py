@@ -51,11 +51,14 @@ def all_weeks(prints: pl.DataFrame) -> list[date]:
 )
 @pytest.mark.parametrize(("mode", "n_weeks"), [("calendar", 3), ("rolling", 3),
                                                ("calendar", 1), ("rolling", 2)])
-def test_gold_features_equal_reference(start: date, n_days: int, mode: str, n_weeks: int) -> None:
+@pytest.mark.parametrize("packed", [True, False], ids=["packed-key", "generic"])
+def test_gold_features_equal_reference(start: date, n_days: int, mode: str, n_weeks: int,
+                                       packed: bool) -> None:
     ev = edge_case_events(seed=n_days + n_weeks, start=start, n_days=n_days)
     gold = build_features(
         prints=ev["prints"].lazy(), taps=ev["taps"].lazy(), pays=ev["pays"].lazy(),
         weeks=all_weeks(ev["prints"]), mode=mode, n_weeks=n_weeks,  # type: ignore[arg-type]
+        packed=packed,
     ).collect()
     expected = reference_gold(ev["prints"], ev["taps"], ev["pays"], mode=mode, n_weeks=n_weeks)
     assert gold.height == ev["prints"].height
@@ -106,3 +109,22 @@ def test_clicked_means_a_same_day_tap_not_a_tap_in_the_window() -> None:
     assert gold.sort("day")["clicked"].to_list() == [True, False]
     # the tap is in the same week: no leakage into calendar-mode history
     assert gold["prior_clicks"].to_list() == [0, 0]
+
+
+def test_packed_key_limits_fail_loudly_or_fall_back() -> None:
+    from jobs.gold.features import MAX_USER_ID, fits_packed
+
+    weeks = [date(2020, 11, 2)]
+    assert fits_packed(weeks, n_weeks=3, max_user_id=MAX_USER_ID)
+    assert not fits_packed(weeks, n_weeks=3, max_user_id=MAX_USER_ID + 1)
+    assert not fits_packed(weeks, n_weeks=3, max_user_id=None)
+    # a user id past the packed range is an error, never a silently wrong row
+    ev = edge_case_events(seed=1, start=date(2020, 11, 2), n_days=7)
+    big = ev["prints"].with_columns(pl.lit(MAX_USER_ID + 1, dtype=pl.Int64).alias("user_id"))
+    with pytest.raises(pl.exceptions.PolarsError):
+        build_features(prints=big.lazy(), taps=ev["taps"].lazy(), pays=ev["pays"].lazy(),
+                       weeks=weeks, mode="calendar", n_weeks=3).collect()
+    # ... and the generic plan handles it
+    generic = build_features(prints=big.lazy(), taps=ev["taps"].lazy(), pays=ev["pays"].lazy(),
+                             weeks=weeks, mode="calendar", n_weeks=3, packed=False).collect()
+    assert generic.height == big.filter(pl.col("day") < date(2020, 11, 9)).height
