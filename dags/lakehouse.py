@@ -80,7 +80,10 @@ the run go ahead even without new raw files:
   lookback. Gold records the lookback it was built with, so the next scheduled run (with the
   configured lookback) rebuilds gold back to the configured one.
 
-Data-quality checks run inside the stages (`jobs/`), not as separate tasks.
+**Data quality** (`jobs/quality`: Great Expectations suites and row reconciliation) runs
+inside the bronze, silver and gold tasks, before each commit, so there is no separate task: a
+blocking check fails the task at once (no retry) with the check's message, and gold keeps its
+previous version. The task's XCom carries the quality summary and the HTML report location.
 """
 
 PARAMS = {

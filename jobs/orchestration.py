@@ -192,10 +192,16 @@ def run_stage_task(stage: str, params: Mapping[str, Any] | None = None,
     result = run_stage(ctx, stage, rebuild=list(request.rebuild) or None, full=request.full)
     summary = result.as_dict()
     summary["run_id"] = ctx.run_id
-    if stage == "gold" and result.details:
-        weeks = result.details[0].get("weeks", [])
-        summary["weeks"] = weeks[:60]
-        summary["full"] = bool(result.details[0].get("full"))
+    for detail in result.details:
+        if stage == "gold" and "weeks" in detail:
+            summary["weeks"] = list(detail["weeks"])[:60]
+            summary["full"] = bool(detail.get("full"))
+        if isinstance(detail.get("quality"), dict):  # the data-quality gate's summary
+            q = detail["quality"]
+            summary["quality"] = {"checks": q.get("checks"), "passed": q.get("passed"),
+                                  "warnings": list(q.get("warnings") or [])[:5],
+                                  "failed": list(q.get("failed") or [])[:5],
+                                  "report": q.get("report")}
     log.info("%s summary: %s", stage, json.dumps(summary, sort_keys=True))
     return summary
 

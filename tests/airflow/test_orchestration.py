@@ -106,6 +106,9 @@ def test_new_files_then_nothing_new_then_a_forced_rebuild(lake_env: LocalLake) -
     assert all(not s["skipped"] for s in summaries.values())
     json.dumps(summaries)  # what Airflow stores as XCom
     assert summaries["gold"]["weeks"] == ["2020-11-02"]
+    # the data-quality gate runs inside the stage; its summary travels with the XCom
+    assert summaries["gold"]["quality"]["checks"] > 0
+    assert summaries["gold"]["quality"]["failed"] == []
 
     assert not detect({}).proceed
     forced = detect({"rebuild_weeks": ["2020-11-05"]})
