@@ -267,6 +267,10 @@ def wait_until(what: str, check, timeout: float, cfg: Config, pid: int | None = 
 
 # -- commands -----------------------------------------------------------------------------------
 def up(cfg: Config, timeout: float = 180.0) -> int:
+    try:
+        preflight_lake(cfg)
+    except Failure as exc:  # Airflow can start anyway; the DAG's runs fail until the store answers
+        print(f"warning: {exc}", file=sys.stderr)
     pid = recorded_pid(cfg)
     if pid:
         print(f"airflow standalone already running (pid {pid})")
