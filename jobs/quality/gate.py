@@ -10,7 +10,9 @@ Each stage creates one audit object and routes the data it is about to commit th
 * :class:`GoldAudit` — ``bucket()`` on each gold frame before it is yielded to ``Lake.write``
   (gold suite + reconciliation): write-audit-publish. A blocking failure raises
   :class:`~jobs.errors.DataError` inside the stream, so the single Delta commit never happens and
-  readers keep the previous gold version, byte for byte.
+  readers keep the previous gold version, byte for byte. An engine that builds buckets on
+  workers runs :func:`audit_gold_bucket` there (plain, picklable results) and hands each result
+  to ``GoldAudit.accept()`` on the driver before its single commit.
 
 Results are appended to the quality history and the run's HTML report is rewritten *before* a
 failure is raised ("record then raise"); on success they are recorded after the commit by
@@ -26,6 +28,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 from typing import Any, NoReturn, TypeVar
 
@@ -277,7 +280,6 @@ class GoldAudit(_Audit):
         super().__init__(ctx)
         self.weeks = sorted(weeks)
         self.buckets = buckets
-        self.suite = gold_suite(self.weeks, overrides=self.settings.quality_severity)
         self._gold_rows = self._silver_prints = 0
         # Read now: buckets are audited on deltalake's threads, where Delta reads can't run.
         lake = ctx.lake
@@ -291,31 +293,77 @@ class GoldAudit(_Audit):
             bucket=bucket, severity=self._severity("print_features",
                                                    "rows_reconcile_with_silver_prints"))
 
+    def plan(self) -> GoldBucketPlan:
+        """What a worker needs to audit a bucket on its own (plain, picklable data)."""
+        s = self.settings
+        return GoldBucketPlan(weeks=tuple(self.weeks), mode=s.lookback_mode,
+                              n_weeks=s.lookback_weeks, first_day=self.first_day,
+                              severity=dict(s.quality_severity), sample_rows=s.quality_sample_rows)
+
     def bucket(self, index: int, frame: pl.DataFrame,
                inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
-        """Audit one bucket's gold rows; returns them unchanged or raises DataError."""
-        s = self.settings
-        audited = gold_audit_columns(
-            frame.lazy(), prints=inputs["prints"], taps=inputs["taps"], pays=inputs["pays"],
-            mode=s.lookback_mode, n_weeks=s.lookback_weeks, first_day=self.first_day)
-        self._validate(audited, self.suite)
-        weeks = pl.Series(self.weeks, dtype=pl.Date).implode()
-        prints = inputs["prints"].filter(week_start(pl.col("day")).is_in(weeks)).select(
-            pl.len()).collect().item()
-        self._gold_rows += frame.height
-        self._silver_prints += prints
+        """Audit one bucket's gold rows here; returns them unchanged or raises DataError."""
+        started = time.perf_counter()
+        self.accept(index, audit_gold_bucket(self.plan(), frame, inputs))
+        self.validation_seconds += time.perf_counter() - started
+        return frame
+
+    def accept(self, index: int, audit: GoldBucketAudit) -> None:
+        """Take one bucket's audit (made here or on a worker); raise DataError if it blocks.
+
+        A distributed engine calls this on the driver for every bucket before its single commit.
+        """
+        self._results += audit.results
+        self._gold_rows += audit.gold_rows
+        self._silver_prints += audit.silver_prints
         where = f"user bucket {index + 1} of {self.buckets}"
-        if frame.height != prints:
+        if audit.gold_rows != audit.silver_prints:
             self._results.append(self._reconciliation(where))
         if self.blocking:
-            version = self.published_version
             self._fail(
-                f"gold quality gate failed in {where} ({frame.height:,} rows of "
+                f"gold quality gate failed in {where} ({audit.gold_rows:,} rows of "
                 f"{len(self.weeks)} rebuilt week(s) {self.weeks[0]}..{self.weeks[-1]}): nothing "
-                f"was published — gold {GOLD_TABLE} stays at version {version}.")
-        return frame
+                f"was published — gold {GOLD_TABLE} stays at version {self.published_version}.")
 
     def finish(self, result: StageResult) -> None:
         if self._results or self._gold_rows:
             self._results.append(self._reconciliation())
         super().finish(result)
+
+
+@dataclass(frozen=True)
+class GoldBucketPlan:
+    weeks: tuple[date, ...]
+    mode: str
+    n_weeks: int
+    first_day: date | None
+    severity: Mapping[str, str]
+    sample_rows: int
+
+
+@dataclass(frozen=True)
+class GoldBucketAudit:
+    """The audit of one bucket's gold rows: check results and the reconciliation counts."""
+
+    results: tuple[CheckResult, ...]
+    gold_rows: int
+    silver_prints: int
+
+
+def audit_gold_bucket(plan: GoldBucketPlan, frame: pl.DataFrame,
+                      inputs: Mapping[str, pl.LazyFrame]) -> GoldBucketAudit:
+    """Validate one bucket's gold rows against the silver it was built from (no lake I/O
+    besides reading ``inputs``: runs in the driver or in a worker next to the bucket)."""
+    results: tuple[CheckResult, ...] = ()
+    if frame.height:
+        from jobs.quality.validate import validate_frame  # imports Great Expectations
+
+        audited = gold_audit_columns(
+            frame.lazy(), prints=inputs["prints"], taps=inputs["taps"], pays=inputs["pays"],
+            mode=plan.mode, n_weeks=plan.n_weeks, first_day=plan.first_day)  # type: ignore[arg-type]
+        suite = gold_suite(plan.weeks, overrides=plan.severity)
+        results = tuple(validate_frame(audited, suite, sample_rows=plan.sample_rows))
+    weeks = pl.Series(plan.weeks, dtype=pl.Date).implode()
+    prints = inputs["prints"].filter(week_start(pl.col("day")).is_in(weeks)).select(
+        pl.len()).collect().item()
+    return GoldBucketAudit(results, frame.height, int(prints))

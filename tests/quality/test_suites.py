@@ -249,3 +249,18 @@ def test_validation_prints_no_progress_bars(capfd: pytest.CaptureFixture[str]) -
     captured = capfd.readouterr()
     assert "Calculating Metrics" not in captured.err + captured.out
     assert "%|" not in captured.err
+
+
+def test_a_bucket_audit_is_plain_picklable_data_for_workers() -> None:
+    import pickle
+
+    from jobs.quality.gate import GoldBucketPlan, audit_gold_bucket
+
+    plan = GoldBucketPlan(weeks=tuple(WEEKS), mode="calendar", n_weeks=3, first_day=ND,
+                          severity={}, sample_rows=3)
+    inputs = {"prints": silver_prints().lazy(), "taps": silver_taps().lazy(),
+              "pays": silver_pays().lazy()}
+    audit = pickle.loads(pickle.dumps(audit_gold_bucket(pickle.loads(pickle.dumps(plan)),
+                                                        gold_rows(), inputs)))
+    assert (audit.gold_rows, audit.silver_prints) == (3, 3)
+    assert all(r.success for r in audit.results) and len(audit.results) == 23
