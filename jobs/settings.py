@@ -11,7 +11,7 @@ import os
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -162,9 +162,12 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(_env_file=_env_file(), **clean)  # type: ignore[call-arg]
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc']).upper()}={e.get('input')!r}: {e['msg']}"
-            for e in exc.errors()
-        )
+        def shown(error: Any) -> str:
+            name = ".".join(str(p) for p in error["loc"]).upper()
+            secret = "SECRET" in name or "PASSWORD" in name
+            value = "<hidden>" if secret else repr(error.get("input"))
+            return f"{name}={value}: {error['msg']}"
+
+        problems = "; ".join(shown(e) for e in exc.errors(include_input=True))
         raise ConfigError(f"invalid settings ({problems}); check the environment and "
                           f"{_env_file() or 'envs/*.env'}") from exc
