@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export LAKEHOUSE_ENV_FILE ?= envs/local.env
 
-.PHONY: help venv run-local test lint generate query clean-lake
+.PHONY: help venv run-local test bench lint generate query clean-lake
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -28,6 +28,10 @@ run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating sca
 
 test: $(STAMP)  ## the test suite (what CI runs)
 	$(PY) -m pytest
+
+SCALE ?= 10
+bench: $(STAMP)  ## benchmark: stages + gold vs DuckDB/pandas/I/O floor (make bench SCALE=1|10|100)
+	$(PY) -m jobs.benchmark --scale $(SCALE) $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check jobs dags tests

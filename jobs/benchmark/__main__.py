@@ -1,0 +1,42 @@
+"""``python -m jobs.benchmark --scale 10``: see :mod:`jobs.benchmark.runner`."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from jobs.benchmark.runner import Bench, dask_available
+from jobs.settings import load_settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m jobs.benchmark",
+                                     description="Benchmark the pipeline and gold's baselines.")
+    parser.add_argument("--scale", type=float, default=10.0, help="1 ≈ the real data set")
+    parser.add_argument("--dir", help="working directory (default BENCH_DIR, lake/_bench)")
+    parser.add_argument("--no-baselines", action="store_true", help="skip DuckDB/pandas/I/O floor")
+    parser.add_argument("--no-dask", action="store_true", help="skip the Dask engine run")
+    parser.add_argument("--no-incremental", action="store_true", help="skip the +1 day step")
+    parser.add_argument("--no-quality", action="store_true",
+                        help="run every stage with the quality gates off (gold is always also "
+                             "measured with them off)")
+    parser.add_argument("--keep", action="store_true", help="keep the work lake afterwards")
+    args = parser.parse_args(argv)
+    bench_dir = Path(args.dir or load_settings().bench_dir).resolve()
+    bench = Bench(scale=args.scale, bench_dir=bench_dir, dask=not args.no_dask and dask_available(),
+                  baselines=not args.no_baselines, incremental=not args.no_incremental,
+                  quality=not args.no_quality)
+    report = bench.run()
+    js, md = bench.write()
+    print()
+    print(bench.markdown())
+    print(f"results: {js} and {md}")
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(bench.work, ignore_errors=True)
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
