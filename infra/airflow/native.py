@@ -217,7 +217,7 @@ def stop_group(pgid: int, timeout: float = 30.0) -> None:
 
 # -- REST ---------------------------------------------------------------------------------------
 def request(url: str, *, method: str = "GET", body: object = None, token: str | None = None,
-            timeout: float = 10.0) -> tuple[int, object]:
+            timeout: float = 30.0) -> tuple[int, object]:
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if token:
