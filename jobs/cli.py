@@ -28,6 +28,11 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr")
     common.add_argument("--lookback-mode", choices=["calendar", "rolling"])
     common.add_argument("--lookback-weeks", type=int, metavar="N")
+    common.add_argument("--engine", choices=["local", "dask"],
+                        help="gold engine: this process (default) or a Dask cluster")
+    common.add_argument("--scheduler", metavar="ADDRESS",
+                        help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local "
+                             "2-worker cluster)")
 
     parser = argparse.ArgumentParser(
         prog="python -m jobs", description="Value-prop lakehouse: raw → bronze → silver → gold.",
@@ -89,7 +94,8 @@ def _settings(args: argparse.Namespace) -> Any:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    return load_settings(lookback_mode=args.lookback_mode, lookback_weeks=args.lookback_weeks)
+    return load_settings(lookback_mode=args.lookback_mode, lookback_weeks=args.lookback_weeks,
+                         engine=args.engine, dask_scheduler=args.scheduler)
 
 
 @contextmanager

@@ -13,6 +13,7 @@ import logging
 import queue
 import re
 import threading
+import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
@@ -189,6 +190,89 @@ class Lake:
         except Exception as exc:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
 
+    # -- files written elsewhere, committed once (the Dask engine) ----------------------------
+    def write_files(self, uri: str, frame: pl.DataFrame, *, schema: pl.Schema, partition_by: str,
+                    prefix: str) -> list[dict[str, Any]]:
+        """Write ``frame`` as Parquet data files of the table at ``uri`` WITHOUT committing.
+
+        One file per partition value, named ``<partition>=<value>/<prefix>-<uuid>.parquet``
+        (the partition column is not stored in the file, as Delta does). Returns one add action
+        per file as a plain dict (see :meth:`commit_files`). Files stay invisible to readers
+        until a commit names them; uncommitted ones are removed by :meth:`remove_files` or by
+        ``VACUUM``.
+        """
+        import io
+        import json
+
+        frame = conform(frame.lazy(), schema).collect()
+        fs = self.storage.filesystem(uri)
+        root = self.storage.strip_protocol(uri).rstrip("/")
+        now = int(time.time() * 1000)
+        actions = []
+        for (value,), part in frame.partition_by(partition_by, as_dict=True,
+                                                 maintain_order=True).items():
+            text = value.isoformat() if hasattr(value, "isoformat") else str(value)
+            rel = f"{partition_by}={text}/{prefix}-{uuid.uuid4().hex}.parquet"
+            data = part.drop(partition_by)
+            buffer = io.BytesIO()
+            data.write_parquet(buffer, compression="snappy", statistics=True)
+            payload = buffer.getvalue()
+            try:
+                fs.pipe_file(f"{root}/{rel}", payload)
+            except Exception as exc:
+                raise storage_error(exc, uri=uri, storage=self.storage) from exc
+            actions.append({"path": rel, "size": len(payload),
+                            "partition_values": {partition_by: text},
+                            "modification_time": now, "stats": json.dumps(_file_stats(data)),
+                            "rows": data.height})
+        return actions
+
+    def remove_files(self, uri: str, pattern: str) -> int:
+        """Delete uncommitted data files matching ``pattern`` (a glob under the table)."""
+        fs = self.storage.filesystem(uri)
+        root = self.storage.strip_protocol(uri).rstrip("/")
+        found = fs.glob(f"{root}/{pattern}")
+        for path in found:
+            fs.rm_file(path)
+        return len(found)
+
+    def commit_files(self, uri: str, actions: list[dict[str, Any]], *, schema: pl.Schema,
+                     partition_by: str, partitions: list[str] | None,
+                     metadata: Mapping[str, str] | None = None) -> int:
+        """ONE Delta commit adding the files of ``actions`` and return the new version.
+
+        ``partitions`` None replaces the whole table; otherwise only those values of the
+        partition column are replaced (overwrite with partition filters). A table that does not
+        exist yet is created by this commit.
+        """
+        from deltalake import CommitProperties, DeltaTable, Schema
+        from deltalake.transaction import AddAction, create_table_with_add_actions
+
+        arrow_schema = pl.DataFrame(schema=schema).to_arrow().schema
+        adds = [AddAction(a["path"], a["size"], a["partition_values"], a["modification_time"],
+                          True, a["stats"]) for a in actions]
+        props = CommitProperties(custom_metadata=dict(metadata or {}))
+        options = self.storage.delta_options(uri)
+        try:
+            table = self._open(uri)
+            if table is None:
+                create_table_with_add_actions(uri, Schema.from_arrow(arrow_schema), adds,
+                                              mode="error", partition_by=[partition_by],
+                                              storage_options=options, commit_properties=props)
+            else:
+                filters = None if partitions is None else [(partition_by, "in", partitions)]
+                table.create_write_transaction(adds, mode="overwrite", schema=arrow_schema,
+                                               partition_by=[partition_by],
+                                               partition_filters=filters,
+                                               commit_properties=props)
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+        version = DeltaTable(uri, storage_options=options).version()
+        log.debug("committed %d file(s) to %s version %s", len(adds), uri, version)
+        return version
+
     def delete(self, uri: str, predicate: str) -> None:
         """Delete matching rows (used to roll back an interrupted run's rows)."""
         table = self._open(uri)
@@ -251,6 +335,27 @@ def _on_own_thread(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch
     finally:
         stop.set()
         thread.join()
+
+
+def _file_stats(frame: pl.DataFrame) -> dict[str, Any]:
+    """Delta file statistics (numRecords, minValues, maxValues, nullCount) as delta-rs writes."""
+
+    def plain(value: Any) -> Any:
+        if value is None or isinstance(value, bool | int | float | str):
+            return value
+        if hasattr(value, "isoformat"):
+            return value.isoformat()
+        return float(value)  # Decimal
+
+    lows = frame.select(pl.all().min()).row(0, named=True) if frame.height else {}
+    highs = frame.select(pl.all().max()).row(0, named=True) if frame.height else {}
+    nulls = frame.null_count().row(0, named=True) if frame.height else {}
+    return {
+        "numRecords": frame.height,
+        "minValues": {k: plain(v) for k, v in lows.items() if v is not None},
+        "maxValues": {k: plain(v) for k, v in highs.items() if v is not None},
+        "nullCount": {k: int(v) for k, v in nulls.items()},
+    }
 
 
 def _batches(data: Data, schema: pl.Schema, arrow_schema: pa.Schema) -> Iterator[pa.RecordBatch]:

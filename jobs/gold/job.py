@@ -133,24 +133,35 @@ def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
     predicate = None if is_full else (
         f"{GOLD_PARTITION} IN ({', '.join(repr(w.isoformat()) for w in week_list)})"
     )
-    version = lake.write(
-        ctx.gold(GOLD_TABLE),
-        stream(),
-        schema=GOLD,
-        mode="overwrite",
-        partition_by=GOLD_PARTITION,
-        predicate=predicate,
-        metadata={
-            "run_id": ctx.run_id,
-            "silver_versions": json.dumps(current, sort_keys=True),
-            "lookback_mode": settings.lookback_mode,
-            "lookback_weeks": str(settings.lookback_weeks),
-            "weeks": ",".join(w.isoformat() for w in week_list),
-        },
-    )
+    metadata = {
+        "run_id": ctx.run_id,
+        "silver_versions": json.dumps(current, sort_keys=True),
+        "lookback_mode": settings.lookback_mode,
+        "lookback_weeks": str(settings.lookback_weeks),
+        "weeks": ",".join(w.isoformat() for w in week_list),
+    }
+    if settings.engine == "dask":  # one task per bucket on the cluster, one commit here
+        from jobs.gold.distributed import run_on_dask
+
+        version, counts = run_on_dask(
+            ctx, weeks=week_list, is_full=is_full, current=current, buckets=buckets,
+            packed=packed, metadata=metadata, audit=audit,
+            bucket_inputs=lambda b: {s: f.filter(pl.col("user_id") % buckets == b)
+                                     for s, f in inputs.items()})
+    else:
+        version = lake.write(
+            ctx.gold(GOLD_TABLE),
+            stream(),
+            schema=GOLD,
+            mode="overwrite",
+            partition_by=GOLD_PARTITION,
+            predicate=predicate,
+            metadata=metadata,
+        )
     result.skipped = False
     result.rows_out = sum(counts)
-    result.note = f"{len(week_list)} week(s) rebuilt ({why}), {buckets} bucket(s)"
+    engine = "" if settings.engine == "local" else f" on {settings.engine}"
+    result.note = f"{len(week_list)} week(s) rebuilt ({why}), {buckets} bucket(s){engine}"
     if version is not None:
         result.versions[GOLD_TABLE] = version
     result.details = [{"weeks": [w.isoformat() for w in week_list], "full": is_full}]
