@@ -107,6 +107,7 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
         number = _day_number
         base = day0 - width
         target_periods = [d - base + i for d in week_numbers for i in range(7)]
+
     def user_vp(frame_user: pl.Expr, frame_vp: pl.Expr) -> pl.Expr:
         return (frame_user.cast(pl.UInt32, strict=True).cast(pl.Int64) * _USER_SHIFT
                 + frame_vp.cast(_VP_CODES).to_physical().cast(pl.Int64) * _VP_SHIFT)
@@ -118,22 +119,36 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
         return user_vp(pl.col("user_id"), pl.col("value_prop")) + (_day_number(day) - day0)
 
     in_range = (pl.col("day") >= first) & (pl.col("day") < end)
-    one = pl.lit(1, dtype=pl.Int64)
+    in_target = _week_number(pl.col("day")).is_in(target_weeks)
+    target_prints = prints.filter(in_range & in_target)
+    # A rebuild of a few weeks (e.g. one new day) needs the history of only the (user, value
+    # prop) pairs printed in those weeks: a semi-join drops the others before aggregating.
+    # Not worth it when the target weeks are most of the history range (a full build).
+    selective = 2 * 7 * len(weeks) <= (end - first).days
+    wanted = target_prints.select(
+        (key(pl.col("day")) // _VP_SHIFT).alias("user_vp")).unique()
+
+    def history(frame: pl.LazyFrame, **values: pl.Expr) -> pl.LazyFrame:
+        rows = frame.filter(in_range).select(key(pl.col("day")).alias("key"), **values)
+        if selective:
+            rows = rows.with_columns((pl.col("key") // _VP_SHIFT).alias("user_vp")).join(
+                wanted, on="user_vp", how="semi").drop("user_vp")
+        return rows
+
+    one = pl.lit(1, dtype=pl.Int32)  # narrow counters: less memory traffic in the aggregation
     events = pl.concat(
         [
-            prints.filter(in_range).select(key(pl.col("day")).alias("key"), views=one),
-            taps.filter(in_range).select(key(pl.col("day")).alias("key"), clicks=one),
-            pays.filter(in_range).select(
-                key(pl.col("day")).alias("key"), payments=one,
-                cents=pl.col("total").cast(AMOUNT).to_physical().cast(pl.Int64),
-            ),
+            history(prints, views=one),
+            history(taps, clicks=one),
+            history(pays, payments=one,
+                    cents=pl.col("total").cast(AMOUNT).to_physical().cast(pl.Int64)),
         ],
         how="diagonal",
     )
     window = f"{width}i"
     features = (
         events.group_by("key")
-        .agg([pl.col(c).sum().cast(pl.Int64) for c in COUNTS])
+        .agg([pl.col(c).sum().cast(pl.Int64) for c in COUNTS])  # Int32 sums: < 2**31 events
         .sort("key")
         .select(
             "key",
@@ -143,14 +158,12 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
         .filter((pl.col("key") % _VP_SHIFT).is_in(target_periods))
     )
     tapped = (
-        taps.filter(in_range)
+        taps.filter(in_range & in_target)
         .select(day_key(pl.col("day")).alias("day_key"))
         .unique()
         .with_columns(pl.lit(True).alias("clicked"))
     )
-    target = prints.filter(
-        in_range & _week_number(pl.col("day")).is_in(target_weeks)
-    ).select(
+    target = target_prints.select(
         "day", "user_id", "value_prop", "position",
         key(pl.col("day")).alias("key"),
         day_key(pl.col("day")).alias("day_key"),
@@ -158,7 +171,7 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
     return conform(
         target.join(features, on="key", how="left")
         .join(tapped, on="day_key", how="left")
-        .sort("day_key", "position")
+        .sort("day_key")  # user, value prop, day: compact files, tight user_id statistics
         .with_columns(
             week_start(pl.col("day")).alias("week_start"),
             pl.col("clicked").fill_null(False),

@@ -15,6 +15,7 @@ import math
 import time
 from collections.abc import Iterator
 from datetime import date
+from typing import Any
 
 import polars as pl
 
@@ -86,6 +87,32 @@ def bucket_count(ctx: RunContext, prints: pl.LazyFrame) -> int:
     return max(1, math.ceil(rows / ctx.settings.gold_rows_per_bucket))
 
 
+def write_then_commit(ctx: RunContext, frames: Iterator[pl.DataFrame], *, weeks: list[date],
+                      is_full: bool, metadata: dict[str, str]) -> int | None:
+    """Write each bucket's frame as Parquet files (Polars' writer), then commit them ONCE.
+
+    The commit replaces the rebuilt weeks' partitions (the whole table for a full build). If
+    anything fails first — a bucket, its quality gate, the commit — this run's files are removed
+    and the table version is unchanged. A full build with no rows commits nothing.
+    """
+    lake, uri = ctx.lake, ctx.gold(GOLD_TABLE)
+    prefix = f"part-{ctx.run_id}"
+    actions: list[dict[str, Any]] = []
+    try:
+        for b, frame in enumerate(frames):
+            if frame.height:
+                actions += lake.write_files(uri, frame, schema=GOLD, partition_by=GOLD_PARTITION,
+                                            prefix=f"{prefix}-b{b:05d}")
+        if not actions and is_full:
+            return None
+        return lake.commit_files(uri, actions, schema=GOLD, partition_by=GOLD_PARTITION,
+                                 partitions=None if is_full else [w.isoformat() for w in weeks],
+                                 metadata=metadata)
+    except BaseException:
+        lake.remove_files(uri, f"{GOLD_PARTITION}=*/{prefix}-*")
+        raise
+
+
 def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
              full: bool = False) -> StageResult:
     started = time.perf_counter()
@@ -130,9 +157,6 @@ def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
             yield audit.bucket(b, frame, mine)  # quality hook: DataError here → no commit
 
     week_list = sorted(weeks)
-    predicate = None if is_full else (
-        f"{GOLD_PARTITION} IN ({', '.join(repr(w.isoformat()) for w in week_list)})"
-    )
     metadata = {
         "run_id": ctx.run_id,
         "silver_versions": json.dumps(current, sort_keys=True),
@@ -149,15 +173,8 @@ def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
             bucket_inputs=lambda b: {s: f.filter(pl.col("user_id") % buckets == b)
                                      for s, f in inputs.items()})
     else:
-        version = lake.write(
-            ctx.gold(GOLD_TABLE),
-            stream(),
-            schema=GOLD,
-            mode="overwrite",
-            partition_by=GOLD_PARTITION,
-            predicate=predicate,
-            metadata=metadata,
-        )
+        version = write_then_commit(ctx, stream(), weeks=week_list, is_full=is_full,
+                                    metadata=metadata)
     result.skipped = False
     result.rows_out = sum(counts)
     engine = "" if settings.engine == "local" else f" on {settings.engine}"

@@ -128,3 +128,15 @@ def test_packed_key_limits_fail_loudly_or_fall_back() -> None:
     generic = build_features(prints=big.lazy(), taps=ev["taps"].lazy(), pays=ev["pays"].lazy(),
                              weeks=weeks, mode="calendar", n_weeks=3, packed=False).collect()
     assert generic.height == big.filter(pl.col("day") < date(2020, 11, 9)).height
+
+
+@pytest.mark.parametrize("mode", ["calendar", "rolling"])
+def test_rebuilding_one_week_only_uses_the_history_of_its_users_and_equals_reference(
+        mode: str) -> None:
+    ev = edge_case_events(seed=21, start=date(2020, 11, 1), n_days=30)
+    week = all_weeks(ev["prints"])[-2]  # a selective rebuild: one week of a long history
+    gold = build_features(prints=ev["prints"].lazy(), taps=ev["taps"].lazy(),
+                          pays=ev["pays"].lazy(), weeks=[week], mode=mode,  # type: ignore[arg-type]
+                          n_weeks=3).collect()
+    expected = reference_gold(ev["prints"], ev["taps"], ev["pays"], mode=mode, n_weeks=3)
+    assert_frame_equal(canonical(gold), canonical(expected.filter(pl.col("week_start") == week)))
