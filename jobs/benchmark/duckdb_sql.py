@@ -21,6 +21,7 @@ from jobs.settings import Settings
 
 _MONDAY = "DATE '1970-01-05'"  # a Monday: (day - Monday) // 7 numbers calendar weeks
 _EPOCH = "DATE '1970-01-01'"
+MEMORY_LIMIT = "8GB"
 
 
 def query(settings: Settings) -> str:
@@ -68,6 +69,9 @@ def run(settings: Settings, out: str) -> int:
     """Write the baseline's gold rows to the Parquet file ``out``; return the row count."""
     con = duckdb.connect()
     try:
+        # A bounded footprint on a shared machine: past this DuckDB spills to disk.
+        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        con.execute(f"SET temp_directory = '{out}.tmp'")
         for source in ("prints", "taps", "pays"):
             files = silver_files(settings, source)
             con.execute(f"CREATE VIEW {source} AS SELECT * FROM read_parquet({files!r}, "

@@ -77,7 +77,7 @@ def _machine() -> dict[str, Any]:
 
 
 class Bench:
-    def __init__(self, *, scale: float, bench_dir: Path, dask: bool, baselines: bool,
+    def __init__(self, *, scale: float, bench_dir: Path, dask: bool, baselines: bool | list[str],
                  incremental: bool, quality: bool = True, log: Any = print) -> None:
         self.scale = scale
         self.quality = quality
@@ -162,6 +162,8 @@ class Bench:
             ("pandas", "pandas", out_dir / "pandas.parquet"),
             ("io_floor", "I/O floor", out_dir / "io_floor"),
         ]:
+            if isinstance(self.baselines, list) and name not in self.baselines:
+                continue
             m = self.measure(label, "baseline", ["baseline", name, "--out", str(out)], self.env())
             row = self.report.rows[-1]
             if m.ok:

@@ -168,10 +168,12 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
         key(pl.col("day")).alias("key"),
         day_key(pl.col("day")).alias("day_key"),
     )
+    # Both sides sorted by key: an as-of join with tolerance 0 is an exact-match merge join
+    # (linear) instead of a hash join; rows come out ordered by user, value prop and period,
+    # which keeps files compact and user_id statistics tight.
     return conform(
-        target.join(features, on="key", how="left")
-        .join(tapped, on="day_key", how="left")
-        .sort("day_key")  # user, value prop, day: compact files, tight user_id statistics
+        target.sort("key").join_asof(features, on="key", strategy="backward", tolerance=0)
+        .join(tapped, on="day_key", how="left", maintain_order="left")
         .with_columns(
             week_start(pl.col("day")).alias("week_start"),
             pl.col("clicked").fill_null(False),
