@@ -2,6 +2,12 @@
 
 The header is line 1 and names the column order (any order of the four names is accepted).
 A file whose header is wrong has every line quarantined: the run goes on.
+
+Fast path: a line made of exactly the four fields in the header's order, each already valid
+(a ``YYYY-MM-DD`` day, a plain decimal with at most 2 decimals, a plain positive integer, a
+value prop of letters, digits, ``_`` or ``-``) is recognised by one regular expression and its
+fields taken by position; if its day is a real date it is a valid row. Every other line goes
+through the rules below, so every reason stays exactly the same.
 """
 
 from __future__ import annotations
@@ -13,6 +19,13 @@ from jobs.bronze.lines import INVALID_UTF8, first_failure, real_date
 PAYS_COLUMNS = ("pay_date", "total", "user_id", "value_prop")
 AMOUNT_RE = r"^\d{1,16}(\.\d{1,2})?$"
 UINT_RE = r"^\d{1,18}$"
+_CANONICAL_FIELD = {"pay_date": r"\d{4}-\d{2}-\d{2}", "total": r"\d{1,16}(?:\.\d{1,2})?",
+                    "user_id": r"[1-9]\d{0,17}", "value_prop": r"[A-Za-z0-9_\-]+"}
+
+
+def canonical_pay(order: list[str]) -> str:
+    """The regular expression of a canonical, valid data line for a header's column order."""
+    return "^" + ",".join(_CANONICAL_FIELD[name] for name in order) + "$"
 
 
 def header_order(first_line: str | None) -> list[str] | None:
@@ -47,6 +60,34 @@ def parse_pays(lines: pl.LazyFrame, *, header: str | None = None) -> pl.LazyFram
             *[pl.lit(None, dtype=t).alias(c) for c, t in _TYPES.items()],
             pl.lit(bad_header).alias("reason"),
         )
+    body = lines.filter(pl.col("line_number") > 1).collect()
+    canonical = body["raw_line"].str.contains(canonical_pay(order))
+    split = pl.col("raw_line").str.split_exact(",", 3)
+    value = {name: split.struct.field(f"field_{i}") for i, name in enumerate(order)}
+    fast = body.filter(canonical).select(
+        "line_number",
+        "raw_line",
+        real_date(value["pay_date"]).alias("pay_date"),
+        value["total"].cast(_TYPES["total"], strict=False).alias("total"),
+        value["user_id"].cast(pl.Int64).alias("user_id"),
+        value["value_prop"].alias("value_prop"),
+        pl.lit(None, dtype=pl.String).alias("reason"),
+    )
+    real_day = fast["pay_date"].is_not_null()
+    if not real_day.all():  # e.g. 2020-11-31: the rules give the reason
+        unreal = fast.filter(~real_day)["line_number"].implode()
+        canonical = canonical & ~body["line_number"].is_in(unreal)
+        fast = fast.filter(real_day)
+    if fast.height == body.height:
+        return fast.lazy()
+    checked = _rules(body.filter(~canonical).lazy(), order)
+    if fast.is_empty():
+        return checked
+    return pl.concat([fast.lazy(), checked]).sort("line_number")
+
+
+def _rules(lines: pl.LazyFrame, order: list[str]) -> pl.LazyFrame:
+    """The contract rules, line by line, for data lines (header excluded)."""
     raw = pl.col("raw_line")
     parts = raw.str.split(",")
     field = {name: parts.list.get(i, null_on_oob=True).str.strip_chars(' "') for i, name in
@@ -65,7 +106,7 @@ def parse_pays(lines: pl.LazyFrame, *, header: str | None = None) -> pl.LazyFram
         (user.is_null() | (user <= 0), "user_id is not a positive integer"),
         (field["value_prop"].fill_null("") == "", "value_prop is empty"),
     )
-    return lines.filter(pl.col("line_number") > 1).select(
+    return lines.select(
         "line_number",
         "raw_line",
         pay_date.alias("pay_date"),
