@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-quality", action="store_true",
                         help="run every stage with the quality gates off (gold is always also "
                              "measured with them off)")
+    parser.add_argument("--duckdb-memory", default="8GB",
+                        help="memory_limit of the DuckDB baseline (it spills past it)")
     parser.add_argument("--keep", action="store_true", help="keep the work lake afterwards")
     args = parser.parse_args(argv)
     bench_dir = Path(args.dir or load_settings().bench_dir).resolve()
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                   baselines=(args.baselines.split(",") if args.baselines
                              else not args.no_baselines),
                   incremental=not args.no_incremental,
-                  quality=not args.no_quality)
+                  quality=not args.no_quality, duckdb_memory=args.duckdb_memory)
     report = bench.run()
     js, md = bench.write()
     print()

@@ -65,12 +65,14 @@ LEFT JOIN tapped USING (dk)
 """
 
 
-def run(settings: Settings, out: str) -> int:
+def run(settings: Settings, out: str, *, memory_limit: str = MEMORY_LIMIT) -> int:
     """Write the baseline's gold rows to the Parquet file ``out``; return the row count."""
     con = duckdb.connect()
     try:
-        # A bounded footprint on a shared machine: past this DuckDB spills to disk.
-        con.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+        # A bounded footprint on a shared machine: past this DuckDB spills to disk. Row order
+        # is not part of the result, so DuckDB need not preserve it (less memory).
+        con.execute(f"SET memory_limit = '{memory_limit}'")
+        con.execute("SET preserve_insertion_order = false")
         con.execute(f"SET temp_directory = '{out}.tmp'")
         for source in ("prints", "taps", "pays"):
             files = silver_files(settings, source)

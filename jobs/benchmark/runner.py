@@ -78,8 +78,10 @@ def _machine() -> dict[str, Any]:
 
 class Bench:
     def __init__(self, *, scale: float, bench_dir: Path, dask: bool, baselines: bool | list[str],
-                 incremental: bool, quality: bool = True, log: Any = print) -> None:
+                 incremental: bool, quality: bool = True, duckdb_memory: str = "8GB",
+                 log: Any = print) -> None:
         self.scale = scale
+        self.duckdb_memory = duckdb_memory
         self.quality = quality
         self.gates = [] if quality else ["--no-quality"]
         self.dir = bench_dir
@@ -164,7 +166,10 @@ class Bench:
         ]:
             if isinstance(self.baselines, list) and name not in self.baselines:
                 continue
-            m = self.measure(label, "baseline", ["baseline", name, "--out", str(out)], self.env())
+            args = ["baseline", name, "--out", str(out)]
+            if name == "duckdb":
+                args += ["--duckdb-memory", self.duckdb_memory]
+            m = self.measure(label, "baseline", args, self.env())
             row = self.report.rows[-1]
             if m.ok:
                 same, why = compare(expected, fingerprint(scan_output(out)),

@@ -91,8 +91,11 @@ def _baseline(args: argparse.Namespace) -> dict[str, Any]:
     from jobs.settings import load_settings
 
     settings = load_settings()
-    run = {"duckdb": duckdb_sql.run, "pandas": pandas_baseline.run, "io_floor": io_floor.run}
-    rows = run[args.name](settings, args.out)
+    if args.name == "duckdb":
+        rows = duckdb_sql.run(settings, args.out, memory_limit=args.duckdb_memory)
+    else:
+        run = {"pandas": pandas_baseline.run, "io_floor": io_floor.run}
+        rows = run[args.name](settings, args.out)
     return {"rows": rows}
 
 
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     base = sub.add_parser("baseline")
     base.add_argument("name", choices=["duckdb", "pandas", "io_floor"])
     base.add_argument("--out", required=True)
+    base.add_argument("--duckdb-memory", default="8GB", help="DuckDB memory_limit")
     args = parser.parse_args(argv)
 
     started = time.perf_counter()
