@@ -74,7 +74,7 @@ class Settings(BaseSettings):
     # Raw files are parsed in chunks of about this many bytes (whole lines), bounding memory.
     bronze_chunk_bytes: int = Field(default=64 << 20, ge=1024)
 
-    # Execution engine of the heavy stages (docs/performance.md). "local": this process, user
+    # Execution engine of the heavy stages (README: Performance and scale). "local": this process, user
     # bucket by user bucket. "dask": one Polars task per user bucket on a Dask distributed
     # cluster at DASK_SCHEDULER (tcp://host:8786); empty starts a 2-worker LocalCluster on
     # 127.0.0.1. Either way each table gets ONE Delta commit per run.
@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # Benchmark working directory: cached raw data, throw-away lakes and results (git-ignored).
     bench_dir: str = "lake/_bench"
 
-    # Data quality (jobs/quality, docs/data-quality.md).
+    # Data quality (jobs/quality; README: Data quality).
     # A raw file whose quarantined lines exceed this fraction fails the bronze run (nothing is
     # committed) — unless it has fewer than QUALITY_QUARANTINE_MIN_LINES lines, then it is a warning.
     quality_max_quarantine_fraction: float = Field(default=0.05, ge=0, le=1)

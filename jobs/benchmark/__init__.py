@@ -9,5 +9,5 @@
   :mod:`~jobs.benchmark.io_floor` — the baselines.
 * :mod:`~jobs.benchmark.check` — order-independent equality of a baseline's output and gold.
 
-See ``docs/performance.md`` for the figures and how to reproduce them.
+See the README section "Performance and scale" for the figures and how to reproduce them.
 """

@@ -9,7 +9,7 @@ on a second integer key (user, value prop, day). No range join anywhere.
 
 Variants tried at scale 10 (same machine, same data): expanding every aggregate to the W later
 periods it feeds and re-aggregating (``shift``), and W equi-joins of the print keys to the
-aggregates (``joins``) were both slower than the partitioned window; see docs/performance.md.
+aggregates (``joins``) were both slower than the partitioned window (README: Performance and scale).
 """
 
 from __future__ import annotations
