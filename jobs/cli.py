@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from jobs.errors import PipelineError
+from jobs.errors import PipelineError, exit_code
 
 log = logging.getLogger("jobs")
 
@@ -237,10 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return _execute(args)
     except PipelineError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exit_code(exc, debug=args.debug)
     except KeyboardInterrupt:
         print("interrupted: no partial table version was committed", file=sys.stderr)
         return 130

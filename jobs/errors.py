@@ -6,6 +6,8 @@ and gets a traceback.
 
 from __future__ import annotations
 
+import sys
+
 
 class PipelineError(Exception):
     """A failure caused by input, configuration or the environment, not by a bug."""
@@ -43,3 +45,12 @@ class AccessDenied(StorageError):
 
 class BucketMissing(StorageError):
     """The bucket named by a LAKE_* location does not exist."""
+
+
+def exit_code(exc: PipelineError, *, debug: bool) -> int:
+    """What a command does with a user-facing error: one line and its exit code (``--debug``:
+    the traceback instead)."""
+    if debug:
+        raise exc
+    print(f"error: {exc}", file=sys.stderr)
+    return exc.exit_code

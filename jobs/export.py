@@ -17,7 +17,6 @@ from jobs.run import RunContext
 from jobs.schemas import GOLD_PARTITION, GOLD_TABLE
 from jobs.storage import join
 from jobs.summary import StageResult
-from jobs.tables import storage_error
 
 
 def latest_week(gold: pl.LazyFrame) -> pl.LazyFrame:
@@ -27,29 +26,10 @@ def latest_week(gold: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _put(ctx: RunContext, uri: str, payload: bytes) -> None:
-    fs = ctx.storage.filesystem(uri)
-    path = ctx.storage.strip_protocol(uri)
-    tmp = f"{path}.tmp-{ctx.run_id}"
-    try:
-        with fs.open(tmp, "wb") as handle:
-            handle.write(payload)
-        fs.mv(tmp, path)
-    except Exception as exc:
-        raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
-
-
 def read_marker(ctx: RunContext) -> dict[str, object]:
-    uri = join(ctx.settings.export_uri, "_export.json")
-    fs = ctx.storage.filesystem(uri)
-    path = ctx.storage.strip_protocol(uri)
-    try:
-        if not fs.exists(path):
-            return {}
-        with fs.open(path, "rb") as handle:
-            return json.loads(handle.read())
-    except Exception as exc:
-        raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
+    """What the last export wrote (``gold_version``, ``week_start``…), {} before the first."""
+    payload = ctx.lake.read_file(join(ctx.settings.export_uri, "_export.json"))
+    return json.loads(payload) if payload else {}
 
 
 def run_export(ctx: RunContext) -> StageResult:
@@ -68,12 +48,13 @@ def run_export(ctx: RunContext) -> StageResult:
     frame.write_parquet(parquet)
     frame.write_csv(csv)
     base = ctx.settings.export_uri
-    _put(ctx, join(base, "final.parquet"), parquet.getvalue())
-    _put(ctx, join(base, "final.csv"), csv.getvalue())
+    ctx.lake.put_file(join(base, "final.parquet"), parquet.getvalue(), tag=ctx.run_id)
+    ctx.lake.put_file(join(base, "final.csv"), csv.getvalue(), tag=ctx.run_id)
     week = frame[GOLD_PARTITION][0].isoformat() if frame.height else None
     marker = {"gold_version": version, "week_start": week, "rows": frame.height,
               "run_id": ctx.run_id}
-    _put(ctx, join(base, "_export.json"), json.dumps(marker, indent=2).encode())
+    ctx.lake.put_file(join(base, "_export.json"), json.dumps(marker, indent=2).encode(),
+                      tag=ctx.run_id)
     result.skipped = False
     result.rows_out = frame.height
     result.files = 2

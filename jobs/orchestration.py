@@ -132,7 +132,7 @@ def pending_work(ctx: Any) -> tuple[dict[str, int], list[str]]:
     """
     from jobs.bronze.job import pending_files
     from jobs.export import read_marker
-    from jobs.gold.job import silver_versions
+    from jobs.gold.job import built_with_other_settings, consumed_versions, last_build, silver_versions
     from jobs.schemas import GOLD_TABLE, SOURCES
     from jobs.silver.job import pending_runs
 
@@ -145,15 +145,12 @@ def pending_work(ctx: Any) -> tuple[dict[str, int], list[str]]:
         reasons.append(f"bronze rows not in silver yet: {', '.join(behind)}")
     current = silver_versions(ctx)
     if current:
-        last = ctx.lake.last_commit_with(ctx.gold(GOLD_TABLE), "silver_versions")
-        s = ctx.settings
+        last = last_build(ctx)
         if last is None:
             reasons.append("gold not built yet")
-        elif {k: int(v) for k, v in json.loads(last["silver_versions"]).items()} != current:
+        elif consumed_versions(last) != current:
             reasons.append("silver changed since gold was built")
-        elif (last.get("lookback_mode"), last.get("lookback_weeks")) != (
-            s.lookback_mode, str(s.lookback_weeks)
-        ):
+        elif built_with_other_settings(last, ctx.settings):
             reasons.append("lookback settings changed since gold was built")
     gold_version = ctx.lake.version(ctx.gold(GOLD_TABLE))
     if gold_version is not None and read_marker(ctx).get("gold_version") != gold_version:

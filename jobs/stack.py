@@ -25,7 +25,8 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from jobs.access import dumps, seaweed_config
-from jobs.errors import ConfigError, PipelineError, StorageError
+from jobs.errors import ConfigError, PipelineError, StorageError, exit_code
+from jobs.processes import alive, port_free, recorded_pid
 from jobs.settings import Settings
 
 ADMIN_GRPC_OFFSET = 10_000
@@ -139,13 +140,8 @@ class WeedServer:
 
     # -- process ----------------------------------------------------------------------------
     def pid(self) -> int | None:
-        """The recorded PID if that process is still a running ``weed`` (PIDs get reused)."""
-        try:
-            pid = int(self.pid_path.read_text().strip())
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
-            return None
-        return pid if b"weed" in cmdline and b"mini" in cmdline else None
+        """The recorded PID if that process is still a running ``weed mini``."""
+        return recorded_pid(self.pid_path, b"weed", b"mini")
 
     def write_identities(self, settings: Settings) -> bool:
         """Write the identities file from the settings; True if its content changed."""
@@ -171,7 +167,7 @@ class WeedServer:
         """Start the server unless it runs already; returns its PID."""
         if pid := self.pid():
             return pid
-        busy = [p for p in self.ports.all() if not _port_free(p)]
+        busy = [p for p in self.ports.all() if not port_free(p)]
         if busy:
             raise StorageError(f"cannot start the local stack: port(s) {busy} on 127.0.0.1 are "
                                "in use; change the STACK_*_PORT / AWS_ENDPOINT_URL ports")
@@ -215,44 +211,14 @@ class WeedServer:
             return False
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and _alive(pid):
+        while time.monotonic() < deadline and alive(pid):
             time.sleep(0.1)
-        if _alive(pid):
+        if alive(pid):
             os.kill(pid, signal.SIGKILL)
-            while _alive(pid):
+            while alive(pid):
                 time.sleep(0.1)
         self.pid_path.unlink(missing_ok=True)
         return True
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie child (when we started it in this process) counts as gone.
-    try:
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
-    except ChildProcessError:
-        return Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "Z"
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        # As weed itself binds: connections of a previous run in TIME_WAIT do not count.
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -335,10 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             return status(settings)
     except PipelineError as exc:
-        if args.debug:
-            raise
-        print(f"error: {exc}", file=sys.stderr)
-        return exc.exit_code
+        return exit_code(exc, debug=args.debug)
     return 0
 
 

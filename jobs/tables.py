@@ -279,6 +279,31 @@ class Lake:
         if table is not None:
             table.delete(predicate)
 
+    # -- small files next to the tables (export, markers, reports) -----------------------------
+    def put_file(self, uri: str, payload: bytes, *, tag: str) -> None:
+        """Write a whole file so no reader sees half of it: a temporary name, then a rename."""
+        fs = self.storage.filesystem(uri)
+        path = self.storage.strip_protocol(uri)
+        tmp = f"{path}.tmp-{tag}"
+        try:
+            with fs.open(tmp, "wb") as handle:
+                handle.write(payload)
+            fs.mv(tmp, path)
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+
+    def read_file(self, uri: str) -> bytes | None:
+        """A small file's content, None when it does not exist."""
+        fs = self.storage.filesystem(uri)
+        path = self.storage.strip_protocol(uri)
+        try:
+            if not fs.exists(path):
+                return None
+            with fs.open(path, "rb") as handle:
+                return handle.read()
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+
 
 def _remember_errors(batches: Iterator[pa.RecordBatch],
                      sink: list[BaseException]) -> Iterator[pa.RecordBatch]:

@@ -144,15 +144,7 @@ def test_bad_lines_are_quarantined_and_every_line_is_accounted_for(lake: LocalLa
 
 def test_interrupted_bronze_run_is_rolled_back_before_reingesting(lake: LocalLake) -> None:
     land_small(lake)
-    ctx = lake.context()
-    from jobs.bronze.job import parse_file, with_lineage
-    from jobs.schemas import BRONZE
-
-    checked, _ = parse_file("prints", (lake.raw / "prints/a.json").read_bytes())
-    orphan = with_lineage(checked.lazy().filter(pl.col("reason").is_null()),
-                          source_file="prints/a.json", ctx=ctx)
-    ctx.lake.write(ctx.bronze("prints"), orphan, schema=BRONZE["prints"],
-                   metadata={"run_id": ctx.run_id})  # crashed before quarantine + manifest
+    lake.commit_orphan_bronze_run()  # crashed before quarantine + manifest
     lake.run()
     assert lake.table("bronze", "prints").height == 3
     assert lake.table("silver", "prints").height == 3

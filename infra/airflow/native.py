@@ -35,6 +35,8 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from jobs import processes
+
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "lakehouse"
 PASSWORDS = "simple_auth_manager_passwords.json.generated"
@@ -152,32 +154,9 @@ class Config:
 
 
 # -- process helpers ----------------------------------------------------------------------------
-def port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def recorded_pid(cfg: Config) -> int | None:
     """The standalone PID from the pid file, if that process still runs ``airflow standalone``."""
-    try:
-        pid = int(cfg.pid_path.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
-        return None
-    return pid if b"airflow" in cmdline and b"standalone" in cmdline else None
-
-
-def alive(pid: int) -> bool:
-    """The process exists and is not a zombie (its command line may still be changing)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state != "Z"
+    return processes.recorded_pid(cfg.pid_path, b"airflow", b"standalone")
 
 
 def group_alive(pgid: int) -> bool:
@@ -253,7 +232,7 @@ def wait_until(what: str, check, timeout: float, cfg: Config, pid: int | None = 
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
-        if pid is not None and not alive(pid):
+        if pid is not None and not processes.alive(pid):
             raise Failure(f"airflow standalone exited while waiting for {what}; see {cfg.log_path}")
         try:
             result = check()
@@ -277,7 +256,7 @@ def up(cfg: Config, timeout: float = 180.0) -> int:
     else:
         ports = [cfg.api_port, cfg.port("AIRFLOW_WORKER_LOG_SERVER_PORT"),
                  cfg.port("AIRFLOW_TRIGGER_LOG_SERVER_PORT")]
-        busy = [p for p in ports if not port_free(p)]
+        busy = [p for p in ports if not processes.port_free(p)]
         if busy:
             raise Failure(f"port(s) {busy} on 127.0.0.1 are in use: change AIRFLOW_*_PORT in "
                           f"{cfg.airflow_env} (or stop what listens there)")

@@ -44,13 +44,6 @@ class FileOutcome:
     quarantined_rows: int
 
 
-def parse_file(source: str, content: bytes) -> tuple[pl.DataFrame, int]:
-    """Contract-checked rows of one whole file and its number of data lines (header excluded)."""
-    frames = list(parse_chunks(source, [Chunk(1, content)]))
-    frame = pl.concat(frames) if frames else parse_events(split_lines(b"")).collect()
-    return frame, frame.height
-
-
 def parse_chunks(source: str, chunks: Iterable[Chunk]) -> Iterator[pl.DataFrame]:
     """Contract-checked rows chunk by chunk; a pays file's header comes from its first chunk."""
     header: str | None = None

@@ -42,6 +42,22 @@ def weeks_with_prints(ctx: RunContext) -> set[date]:
     return {monday(date.fromisoformat(d)) for d in days}
 
 
+def last_build(ctx: RunContext) -> dict[str, Any] | None:
+    """The newest gold commit made by this stage (its metadata says what it was built from)."""
+    return ctx.lake.last_commit_with(ctx.gold(GOLD_TABLE), "silver_versions")
+
+
+def consumed_versions(build: dict[str, Any]) -> dict[str, int]:
+    """Silver version per source that a gold build read."""
+    return {k: int(v) for k, v in json.loads(build["silver_versions"]).items()}
+
+
+def built_with_other_settings(build: dict[str, Any], settings: Any) -> bool:
+    """Whether a gold build used other lookback settings than ``settings`` (→ full rebuild)."""
+    recorded = (build.get("lookback_mode"), build.get("lookback_weeks"))
+    return recorded != (settings.lookback_mode, str(settings.lookback_weeks))
+
+
 def plan_weeks(ctx: RunContext, current: dict[str, int], *,
                rebuild: list[date] | None = None, full: bool = False) -> tuple[set[date], bool, str]:
     """(weeks to rebuild, whether that is a full rebuild, why)."""
@@ -51,14 +67,12 @@ def plan_weeks(ctx: RunContext, current: dict[str, int], *,
         weeks, is_full, why = plan_weeks(ctx, current, full=full)
         requested = {monday(w) for w in rebuild} & all_weeks
         return weeks | requested, is_full, f"{len(requested)} week(s) requested; {why}"
-    last = ctx.lake.last_commit_with(ctx.gold(GOLD_TABLE), "silver_versions")
+    last = last_build(ctx)
     if full or last is None:
         return all_weeks, True, "full build" if full else "first build"
-    if (last.get("lookback_mode"), last.get("lookback_weeks")) != (
-        settings.lookback_mode, str(settings.lookback_weeks)
-    ):
+    if built_with_other_settings(last, settings):
         return all_weeks, True, "lookback settings changed"
-    consumed = {k: int(v) for k, v in json.loads(last["silver_versions"]).items()}
+    consumed = consumed_versions(last)
     days: set[date] = set()
     for source in SOURCES:
         for commit in ctx.lake.history(ctx.silver(source), after=consumed.get(source, -1)):

@@ -21,7 +21,6 @@ from jobs.quality.results import RECONCILIATION, THRESHOLD
 from jobs.run import RunContext
 from jobs.schemas import QUALITY_REPORTS
 from jobs.storage import join
-from jobs.tables import storage_error
 
 _CSS = """
 body{font-family:system-ui,sans-serif;margin:2em;color:#222}
@@ -119,24 +118,12 @@ def render(run_id: str, rows: pl.DataFrame, *, generated_at: datetime | None = N
     return "\n".join(parts)
 
 
-def _put(ctx: RunContext, uri: str, payload: bytes) -> None:
-    fs = ctx.storage.filesystem(uri)
-    path = ctx.storage.strip_protocol(uri)
-    tmp = f"{path}.tmp-{ctx.run_id}"
-    try:
-        with fs.open(tmp, "wb") as handle:
-            handle.write(payload)
-        fs.mv(tmp, path)
-    except Exception as exc:
-        raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
-
-
 def write_report(ctx: RunContext) -> str:
     """Render this run's recorded results to its report and ``latest.html``; returns its URI."""
     page = render(ctx.run_id, run_results(ctx)).encode()
     uri = report_uri(ctx)
-    _put(ctx, uri, page)
-    _put(ctx, latest_uri(ctx), page)
+    ctx.lake.put_file(uri, page, tag=ctx.run_id)
+    ctx.lake.put_file(latest_uri(ctx), page, tag=ctx.run_id)
     return uri
 
 

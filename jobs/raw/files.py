@@ -1,4 +1,4 @@
-"""Raw-layer access: list the files of a source and read one file's bytes.
+"""Raw-layer access: list the files of a source and read them in line-aligned chunks.
 
 Any file under ``<LAKE_RAW>/<source>/`` at any depth is a raw file of that source; hidden files
 and ``_``-prefixed markers (``_SUCCESS``) are ignored. Works the same on local disk and S3.
@@ -90,13 +90,3 @@ def iter_chunks(storage: Storage, uri: str, *, chunk_bytes: int = 64 << 20,
         raise storage_error(exc, uri=uri, storage=storage) from exc
     if carry:
         yield Chunk(first_line, carry)
-
-
-def read_bytes(storage: Storage, uri: str) -> bytes:
-    """The whole content of one raw file (one day of one source: bounded)."""
-    fs = storage.filesystem(uri)
-    try:
-        with fs.open(storage.strip_protocol(uri), "rb") as handle:
-            return handle.read()
-    except Exception as exc:
-        raise storage_error(exc, uri=uri, storage=storage) from exc

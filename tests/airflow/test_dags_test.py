@@ -22,6 +22,7 @@ from jobs.seed import SeedOptions, seed_lake
 from jobs.settings import Settings
 from jobs.stack import WeedServer
 from tests.airflow.conftest import SCALE, START, AirflowHome, DagRun, make_home
+from tests.conftest import table_versions as versions
 from tests.integration.conftest import S3Stack, stack_settings, start_server
 from tests.reference import canonical, reference_gold
 from tests.test_generated_data_end_to_end import read_clean_raw
@@ -30,15 +31,6 @@ pytestmark = pytest.mark.integration
 
 DAYS = 15
 STAGES = ("bronze", "silver", "gold", "export")
-TABLES = ("bronze/prints", "bronze/taps", "bronze/pays", "bronze/quarantine", "bronze/_manifest",
-          "silver/prints", "silver/taps", "silver/pays", "gold/print_features")
-
-
-def versions(settings: Settings) -> dict[str, int | None]:
-    lake = RunContext(settings).lake
-    roots = {"bronze": settings.lake_bronze, "silver": settings.lake_silver,
-             "gold": settings.lake_gold}
-    return {t: lake.version(f"{roots[t.split('/')[0]]}/{t.split('/')[1]}") for t in TABLES}
 
 
 def gold_of(settings: Settings) -> pl.DataFrame:

@@ -27,21 +27,13 @@ from jobs.seed import SeedOptions, seed_lake
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.tables import Lake
+from tests.conftest import table_versions as versions
 from tests.integration.conftest import KEYS, S3Stack
 
 pytestmark = pytest.mark.integration
 
 SCALE = 0.01
 START = date(2020, 11, 1)
-TABLES = ("bronze/prints", "bronze/taps", "bronze/pays", "bronze/quarantine", "bronze/_manifest",
-          "silver/prints", "silver/taps", "silver/pays", "gold/print_features")
-
-
-def versions(settings: Settings) -> dict[str, int | None]:
-    lake = RunContext(settings).lake
-    roots = {"bronze": settings.lake_bronze, "silver": settings.lake_silver,
-             "gold": settings.lake_gold}
-    return {t: lake.version(f"{roots[t.split('/')[0]]}/{t.split('/')[1]}") for t in TABLES}
 
 
 def gold_of(settings: Settings) -> pl.DataFrame:

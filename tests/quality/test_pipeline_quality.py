@@ -152,15 +152,7 @@ def test_silver_blocks_rows_dated_after_the_run_date_unless_made_a_warning(
 def test_silver_reconciliation_refuses_bronze_rows_the_manifest_does_not_know(
         lake: LocalLake) -> None:
     land_small(lake)
-    ctx = lake.context()
-    from jobs.bronze.job import parse_file, with_lineage
-    from jobs.schemas import BRONZE
-
-    checked, _ = parse_file("prints", (lake.raw / "prints/a.json").read_bytes())
-    orphan = with_lineage(checked.lazy().filter(pl.col("reason").is_null()),
-                          source_file="prints/a.json", ctx=ctx)
-    ctx.lake.write(ctx.bronze("prints"), orphan, schema=BRONZE["prints"],
-                   metadata={"run_id": ctx.run_id})  # a bronze run that crashed before its manifest
+    lake.commit_orphan_bronze_run()  # crashed before quarantine + manifest
     with pytest.raises(DataError, match="rows_reconcile_with_bronze") as failure:
         run_stage(lake.context(), "silver")
     assert "3 silver rows ≠ 0 bronze rows" in str(failure.value)
