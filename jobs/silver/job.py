@@ -45,8 +45,8 @@ def run_silver(ctx: RunContext) -> StageResult:
             continue
         bronze = lake.scan(ctx.bronze(source), version=bronze_version)
         rows = to_silver(source, bronze.filter(pl.col("run_id").is_in(runs)))
-        days = rows.select(pl.col("day").unique().sort()).collect()["day"].to_list()
-        n_rows = rows.select(pl.len()).collect().item()
+        per_day = rows.group_by("day").len().sort("day").collect()  # one pass: days and count
+        days, n_rows = per_day["day"].to_list(), int(per_day["len"].sum())
         version = lake.write(
             ctx.silver(source),
             # quality hook: each batch is validated before the writer sees it; DataError aborts
