@@ -1,8 +1,9 @@
 """The lakehouse DAG: detect new raw files → bronze → silver → gold → export.
 
 Every task is a thin call into ``jobs.orchestration`` (the Polars jobs); nothing here transforms
-data. Parsing stays cheap: this module imports only ``airflow.sdk`` and the standard library,
-and the jobs (polars, deltalake, Great Expectations) are imported inside the tasks.
+data. Parsing stays cheap: this module imports only ``airflow.sdk``, the standard library and
+``jobs.stages`` (names and bounds, no dependencies); the jobs (polars, deltalake, Great
+Expectations) are imported inside the tasks.
 
 Configuration comes from the environment of the Airflow processes:
 
@@ -23,6 +24,8 @@ from typing import Any
 
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
+
+from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN, STAGES
 
 log = logging.getLogger("lakehouse.dag")
 
@@ -97,7 +100,8 @@ PARAMS = {
     "lookback_mode": Param(None, type=["null", "string"], enum=[None, "calendar", "rolling"],
                            title="Lookback mode",
                            description="Override LOOKBACK_MODE for this run."),
-    "lookback_weeks": Param(None, type=["null", "integer"], minimum=1, maximum=52,
+    "lookback_weeks": Param(None, type=["null", "integer"], minimum=LOOKBACK_WEEKS_MIN,
+                            maximum=LOOKBACK_WEEKS_MAX,
                             title="Lookback weeks (N)",
                             description="Override LOOKBACK_WEEKS for this run."),
 }
@@ -160,7 +164,7 @@ def lakehouse() -> None:
 
     gate = detect()
     previous = gate
-    for stage in ("bronze", "silver", "gold", "export"):
+    for stage in STAGES:
         current = stage_task(stage)
         previous >> current
         previous = current

@@ -207,7 +207,8 @@ def _execute(args: argparse.Namespace) -> int:
                 print(frame)
         return 0
 
-    from jobs.pipeline import STAGES, run_stage
+    from jobs.pipeline import run_stage
+    from jobs.stages import STAGES
 
     started = time.perf_counter()
     interactive = sys.stderr.isatty() and not args.log_json

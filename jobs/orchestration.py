@@ -19,10 +19,9 @@ from datetime import UTC, date, datetime
 from typing import Any, Literal
 
 from jobs.errors import ConfigError, PipelineError, StorageError, StoreUnreachable
+from jobs.stages import STAGES
 
 log = logging.getLogger(__name__)
-
-STAGES = ("bronze", "silver", "gold", "export")
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN
+
 DEFAULT_ENV_FILE = "envs/local.env"
 
 
@@ -67,7 +69,7 @@ class Settings(BaseSettings):
 
     # Gold features.
     lookback_mode: Literal["calendar", "rolling"] = "calendar"
-    lookback_weeks: int = Field(default=3, ge=1, le=52)
+    lookback_weeks: int = Field(default=3, ge=LOOKBACK_WEEKS_MIN, le=LOOKBACK_WEEKS_MAX)
     # Users are processed in this many hash buckets so memory stays bounded as data grows.
     gold_buckets: int = Field(default=0, ge=0, le=4096)
     gold_rows_per_bucket: int = Field(default=5_000_000, ge=1)

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from jobs.audit import Audits
 from jobs.bronze.events import parse_events
 from jobs.bronze.lines import split_lines
 from jobs.bronze.manifest import plan_ingestion
 from jobs.bronze.pays import first_line, parse_pays
-from jobs.quality.gate import BronzeAudit
 from jobs.raw.files import Chunk, RawFile, iter_chunks, list_raw_files
 from jobs.run import RunContext
 from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
@@ -104,12 +104,15 @@ def pending_files(ctx: RunContext) -> dict[str, int]:
     return pending
 
 
-def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageResult:
-    """Ingest new raw files of every source; no new file means no table version anywhere."""
+def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = None) -> StageResult:
+    """Ingest new raw files of every source; no new file means no table version anywhere.
+
+    ``audits.bronze`` sees every chunk and may refuse a source's commit (the quality gate).
+    """
     started = time.perf_counter()
     lake, settings = ctx.lake, ctx.settings
     result = StageResult("bronze")
-    audit = BronzeAudit(ctx)  # quality hook (jobs/quality/gate.py)
+    audit = audits.bronze(ctx)
     recover_interrupted(ctx)
     manifest = lake.scan_or_empty(ctx.manifest_uri, MANIFEST).select("path", "size_bytes").collect()
     outcomes: list[FileOutcome] = []
@@ -132,12 +135,12 @@ def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageRes
                 lines = good_rows = bad_rows = 0
                 chunks = iter_chunks(ctx.storage, f.uri, chunk_bytes=settings.bronze_chunk_bytes,
                                      digest=digest)
-                chunks = audit.lines(source, f.rel_path, chunks)  # quality hook: count lines
+                chunks = audit.lines(source, f.rel_path, chunks)  # counts lines from the bytes
                 for checked in parse_chunks(source, chunks):
                     good = checked.lazy().filter(pl.col("reason").is_null())
                     good = with_lineage(good, source_file=f.rel_path, ctx=ctx).collect()
                     bad = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=ctx)
-                    audit.chunk(source, f.rel_path, good, bad)  # quality hook
+                    audit.chunk(source, f.rel_path, good, bad)
                     if bad.height:
                         quarantined.append(bad)
                     lines += checked.height
@@ -147,7 +150,7 @@ def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageRes
                 outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, digest.hexdigest(),
                                             lines, good_rows, bad_rows))
 
-        # quality hook: audit.gate raises DataError at the end of the stream, before the commit
+        # audit.gate may raise DataError at the end of the stream, i.e. before the commit
         version = lake.write(ctx.bronze(source), audit.gate(source, stream()), schema=BRONZE[source],
                              metadata={"run_id": ctx.run_id})
         if version is not None:
@@ -170,6 +173,6 @@ def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageRes
     result.quarantined = sum(o.quarantined_rows for o in outcomes)
     result.details = [o.__dict__ for o in outcomes]
     result.skipped = not outcomes
-    audit.finish(result)  # quality hook: record results and the report, summary in details
+    audit.finish(result)  # records the results; summary in details
     result.seconds = time.perf_counter() - started
     return result

@@ -2,7 +2,7 @@
 
 For every print of the target weeks: did the user tap the same value prop that day, and how
 many prints, taps and pays of that value prop the user had in the lookback window (see
-:mod:`jobs.gold.windows`), with the amount paid summed exactly in integer cents.
+:mod:`jobs.weeks`), with the amount paid summed exactly in integer cents.
 
 How it scales: every event gets ONE packed Int64 key ``user | value-prop code | period``
 (32 + 16 + 15 bits). Events are counted per key, the counts of the three sources are summed
@@ -24,8 +24,8 @@ from datetime import date
 
 import polars as pl
 
-from jobs.gold.windows import Mode, history_range, period, week_start, window_days
 from jobs.schemas import AMOUNT, GOLD, conform
+from jobs.weeks import Mode, history_range, period, week_start, window_days
 
 KEYS = ["user_id", "value_prop", "period"]
 COUNTS = ["views", "clicks", "payments", "cents"]

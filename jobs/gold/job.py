@@ -2,9 +2,10 @@
 
 Gold's commit metadata records the silver versions it was built from and the lookback settings.
 The next run reads the ``days`` of the silver commits made since then, turns them into affected
-weeks, recomputes those weeks user bucket by user bucket (bounded memory) and replaces their
-partitions in a single transaction. Changed lookback settings or a silver commit without day
-metadata trigger a full rebuild; nothing new means no commit at all.
+weeks (plan), recomputes those weeks user bucket by user bucket with bounded memory (compute,
+:mod:`jobs.gold.buckets`) and replaces their partitions in a single transaction (commit).
+Changed lookback settings or a silver commit without day metadata trigger a full rebuild;
+nothing new means no commit at all.
 """
 
 from __future__ import annotations
@@ -13,18 +14,27 @@ import json
 import logging
 import math
 import time
-from collections.abc import Iterator
+from dataclasses import replace
 from datetime import date
 from typing import Any
 
 import polars as pl
 
-from jobs.gold.features import build_features, fits_packed
-from jobs.gold.windows import affected_weeks, history_range, monday
-from jobs.quality.gate import GoldAudit
+from jobs.audit import Audits, GoldAuditor
+from jobs.gold.buckets import (
+    GoldBuild,
+    commit_build,
+    compute_bucket,
+    remove_build_files,
+    write_bucket,
+)
+from jobs.gold.features import fits_packed
 from jobs.run import RunContext
-from jobs.schemas import GOLD, GOLD_PARTITION, GOLD_TABLE, SILVER_PARTITION, SOURCES
+from jobs.schemas import GOLD_TABLE, SILVER_PARTITION, SOURCES
+from jobs.settings import Settings
 from jobs.summary import StageResult
+from jobs.tables.external import AddActionDict
+from jobs.weeks import affected_weeks, monday
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +62,7 @@ def consumed_versions(build: dict[str, Any]) -> dict[str, int]:
     return {k: int(v) for k, v in json.loads(build["silver_versions"]).items()}
 
 
-def built_with_other_settings(build: dict[str, Any], settings: Any) -> bool:
+def built_with_other_settings(build: dict[str, Any], settings: Settings) -> bool:
     """Whether a gold build used other lookback settings than ``settings`` (→ full rebuild)."""
     recorded = (build.get("lookback_mode"), build.get("lookback_weeks"))
     return recorded != (settings.lookback_mode, str(settings.lookback_weeks))
@@ -94,108 +104,86 @@ def max_user_id(ctx: RunContext, current: dict[str, int]) -> int | None:
     return max(int(m) for m in maxima)
 
 
-def bucket_count(ctx: RunContext, prints: pl.LazyFrame) -> int:
-    if ctx.settings.gold_buckets:
-        return ctx.settings.gold_buckets
+def bucket_count(settings: Settings, prints: pl.LazyFrame) -> int:
+    """GOLD_BUCKETS, or enough buckets for about GOLD_ROWS_PER_BUCKET prints each."""
+    if settings.gold_buckets:
+        return settings.gold_buckets
     rows = prints.select(pl.len()).collect().item()
-    return max(1, math.ceil(rows / ctx.settings.gold_rows_per_bucket))
+    return max(1, math.ceil(rows / settings.gold_rows_per_bucket))
 
 
-def write_then_commit(ctx: RunContext, frames: Iterator[pl.DataFrame], *, weeks: list[date],
-                      is_full: bool, metadata: dict[str, str]) -> int | None:
-    """Write each bucket's frame as Parquet files (Polars' writer), then commit them ONCE.
-
-    The commit replaces the rebuilt weeks' partitions (the whole table for a full build). If
-    anything fails first — a bucket, its quality gate, the commit — this run's files are removed
-    and the table version is unchanged. A full build with no rows commits nothing.
-    """
-    lake, uri = ctx.lake, ctx.gold(GOLD_TABLE)
-    prefix = f"part-{ctx.run_id}"
-    actions: list[dict[str, Any]] = []
-    try:
-        for b, frame in enumerate(frames):
-            if frame.height:
-                actions += lake.write_files(uri, frame, schema=GOLD, partition_by=GOLD_PARTITION,
-                                            prefix=f"{prefix}-b{b:05d}")
-        if not actions and is_full:
-            return None
-        return lake.commit_files(uri, actions, schema=GOLD, partition_by=GOLD_PARTITION,
-                                 partitions=None if is_full else [w.isoformat() for w in weeks],
-                                 metadata=metadata)
-    except BaseException:
-        lake.remove_files(uri, f"{GOLD_PARTITION}=*/{prefix}-*")
-        raise
-
-
-def run_gold(ctx: RunContext, *, rebuild: list[date] | None = None,
-             full: bool = False) -> StageResult:
-    started = time.perf_counter()
-    result = StageResult("gold", skipped=True)
-    settings, lake = ctx.settings, ctx.lake
+def plan_build(ctx: RunContext, *, rebuild: list[date] | None = None,
+               full: bool = False) -> tuple[GoldBuild | None, str]:
+    """The build this run needs (None: nothing to do) and why."""
     current = silver_versions(ctx)
     if not current:
-        result.note = "no silver prints yet"
-        return result
+        return None, "no silver prints yet"
     weeks, is_full, why = plan_weeks(ctx, current, rebuild=rebuild, full=full)
     if not weeks:
-        result.note = "nothing new"
+        return None, "nothing new"
+    s, week_list = ctx.settings, tuple(sorted(weeks))
+    build = GoldBuild(silver_root=s.lake_silver, gold_root=s.lake_gold, silver_versions=current,
+                      weeks=week_list, is_full=is_full, buckets=1, run_id=ctx.run_id,
+                      packed=fits_packed(week_list, n_weeks=s.lookback_weeks,
+                                         max_user_id=max_user_id(ctx, current)),
+                      mode=s.lookback_mode, n_weeks=s.lookback_weeks)
+    buckets = bucket_count(s, build.inputs(ctx.lake)["prints"])
+    return replace(build, buckets=buckets), why
+
+
+def build_metadata(build: GoldBuild) -> dict[str, str]:
+    """What the commit records: the next run plans from it (see :func:`plan_weeks`)."""
+    return {
+        "run_id": build.run_id,
+        "silver_versions": json.dumps(dict(build.silver_versions), sort_keys=True),
+        "lookback_mode": build.mode,
+        "lookback_weeks": str(build.n_weeks),
+        "weeks": ",".join(w.isoformat() for w in build.weeks),
+    }
+
+
+def build_locally(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list[list[AddActionDict]]:
+    """The local engine: bucket after bucket in this process (memory holds one bucket)."""
+    per_bucket = []
+    for b in range(build.buckets):
+        frame, inputs = compute_bucket(build, ctx.lake, b)
+        audit.bucket(b, frame, inputs)  # DataError here: nothing is committed
+        per_bucket.append(write_bucket(build, ctx.lake, b, frame))
+    return per_bucket
+
+
+def run_gold(ctx: RunContext, *, audits: Audits, rebuild: list[date] | None = None,
+             full: bool = False) -> StageResult:
+    """Plan the weeks to rebuild, compute and audit them bucket by bucket, commit once."""
+    started = time.perf_counter()
+    result = StageResult("gold", skipped=True)
+    build, why = plan_build(ctx, rebuild=rebuild, full=full)
+    if build is None:
+        result.note = why
         result.seconds = time.perf_counter() - started
         return result
+    engine = ctx.settings.engine
+    audit = audits.gold(ctx, list(build.weeks), build.buckets)
+    try:
+        if engine == "dask":
+            from jobs.gold.distributed import build_on_dask
 
-    first, end = history_range(weeks, n_weeks=settings.lookback_weeks)
-    in_range = (pl.col("day") >= first) & (pl.col("day") < end)
-
-    def silver(source: str) -> pl.LazyFrame:
-        if current[source] < 0:
-            from jobs.schemas import SILVER
-
-            return pl.LazyFrame(schema=SILVER[source])
-        return lake.scan(ctx.silver(source), version=current[source]).filter(in_range)
-
-    inputs = {s: silver(s) for s in SOURCES}
-    buckets = bucket_count(ctx, inputs["prints"])
-    packed = fits_packed(sorted(weeks), n_weeks=settings.lookback_weeks,
-                         max_user_id=max_user_id(ctx, current))
-    counts: list[int] = []
-    audit = GoldAudit(ctx, weeks=weeks, buckets=buckets)  # quality hook: write-audit-publish
-
-    def stream() -> Iterator[pl.DataFrame]:
-        for b in range(buckets):
-            mine = {s: f.filter(pl.col("user_id") % buckets == b) for s, f in inputs.items()}
-            frame = build_features(
-                prints=mine["prints"], taps=mine["taps"], pays=mine["pays"],
-                weeks=sorted(weeks), mode=settings.lookback_mode, n_weeks=settings.lookback_weeks,
-                packed=packed,
-            ).collect(engine="streaming")
-            counts.append(frame.height)
-            yield audit.bucket(b, frame, mine)  # quality hook: DataError here → no commit
-
-    week_list = sorted(weeks)
-    metadata = {
-        "run_id": ctx.run_id,
-        "silver_versions": json.dumps(current, sort_keys=True),
-        "lookback_mode": settings.lookback_mode,
-        "lookback_weeks": str(settings.lookback_weeks),
-        "weeks": ",".join(w.isoformat() for w in week_list),
-    }
-    if settings.engine == "dask":  # one task per bucket on the cluster, one commit here
-        from jobs.gold.distributed import run_on_dask
-
-        version, counts = run_on_dask(
-            ctx, weeks=week_list, is_full=is_full, current=current, buckets=buckets,
-            packed=packed, metadata=metadata, audit=audit,
-            bucket_inputs=lambda b: {s: f.filter(pl.col("user_id") % buckets == b)
-                                     for s, f in inputs.items()})
-    else:
-        version = write_then_commit(ctx, stream(), weeks=week_list, is_full=is_full,
-                                    metadata=metadata)
+            per_bucket = build_on_dask(ctx, build, audit)
+        else:
+            per_bucket = build_locally(ctx, build, audit)
+        version = commit_build(build, ctx.lake, [a for b in per_bucket for a in b],
+                               metadata=build_metadata(build))
+    except BaseException:
+        removed = remove_build_files(build, ctx.lake)
+        log.info("removed %d uncommitted gold file(s) of run %s", removed, ctx.run_id)
+        raise
     result.skipped = False
-    result.rows_out = sum(counts)
-    engine = "" if settings.engine == "local" else f" on {settings.engine}"
-    result.note = f"{len(week_list)} week(s) rebuilt ({why}), {buckets} bucket(s){engine}"
+    result.rows_out = sum(a["rows"] for b in per_bucket for a in b)
+    on = "" if engine == "local" else f" on {engine}"
+    result.note = f"{len(build.weeks)} week(s) rebuilt ({why}), {build.buckets} bucket(s){on}"
     if version is not None:
         result.versions[GOLD_TABLE] = version
-    result.details = [{"weeks": [w.isoformat() for w in week_list], "full": is_full}]
-    audit.finish(result)  # quality hook: record results and the report, summary in details
+    result.details = [{"weeks": [w.isoformat() for w in build.weeks], "full": build.is_full}]
+    audit.finish(result)  # records the results; summary in details
     result.seconds = time.perf_counter() - started
     return result

@@ -18,8 +18,8 @@ from datetime import date
 
 import polars as pl
 
-from jobs.gold.windows import Mode, period, window_days
 from jobs.quality.suites import TAP_SAME_DAY
+from jobs.weeks import Mode, period, window_days
 
 KEYS = ["user_id", "value_prop"]
 

@@ -1,18 +1,20 @@
-"""The hooks the stages call: audit what is about to be committed, record, then pass or raise.
+"""The Great Expectations gates the stages receive: audit what is about to be committed,
+record, then pass or raise.
 
-Each stage creates one audit object and routes the data it is about to commit through it:
+Each class implements one protocol of :mod:`jobs.audit`; :func:`quality_audits` bundles them
+for the pipeline (:mod:`jobs.pipeline`), which hands them to the stages:
 
-* :class:`BronzeAudit` — ``file()`` per raw file (line reconciliation, quarantined fraction),
-  ``gate()`` around a source's stream of frames (bronze suite; at the end of the stream, i.e.
-  before the commit, raises if a blocking check failed).
-* :class:`SilverAudit` — ``gate()`` around the batches appended to a silver table (silver suite,
-  row count reconciled with the bronze manifest).
-* :class:`GoldAudit` — ``bucket()`` on each gold frame before it is yielded to ``Lake.write``
-  (gold suite + reconciliation): write-audit-publish. A blocking failure raises
-  :class:`~jobs.errors.DataError` inside the stream, so the single Delta commit never happens and
-  readers keep the previous gold version, byte for byte. An engine that builds buckets on
-  workers runs :func:`audit_gold_bucket` there (plain, picklable results) and hands each result
-  to ``GoldAudit.accept()`` on the driver before its single commit.
+* :class:`BronzeAudit` — ``lines()`` counts each raw file's data lines from its bytes,
+  ``chunk()`` accounts for each parsed chunk (bronze suite in batches of
+  ``QUALITY_BATCH_ROWS``), ``gate()`` wraps a source's stream of frames and, at its end (before
+  the commit), reconciles lines per file and checks the quarantined fraction; a blocking
+  failure rolls back this run's rows of the sources already committed and raises.
+* :class:`SilverAudit` — ``gate()`` validates each batch before the writer sees it and
+  reconciles the row count with the bronze manifest.
+* :class:`GoldAudit` — ``bucket()`` validates each gold bucket (gold suite + reconciliation)
+  before the single commit: write-audit-publish. A blocking failure raises
+  :class:`~jobs.errors.DataError`, so the commit never happens and readers keep the previous
+  gold version, byte for byte.
 
 Results are appended to the quality history and the run's HTML report is rewritten *before* a
 failure is raised ("record then raise"); on success they are recorded after the commit by
@@ -22,20 +24,17 @@ Expectations: :func:`jobs.quality.validate.validate_frame` does, on the first no
 
 from __future__ import annotations
 
-import contextvars
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import date
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 import polars as pl
 
+from jobs.audit import Audits
 from jobs.errors import DataError, PipelineError
-from jobs.gold.windows import week_start
 from jobs.quality import history, report
 from jobs.quality.derive import gold_audit_columns
 from jobs.quality.reconcile import (
@@ -59,22 +58,16 @@ from jobs.raw.files import Chunk
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE, MANIFEST, SILVER_PARTITION, SOURCES
 from jobs.summary import StageResult
+from jobs.tables.threads import run_on_fresh_thread
+from jobs.weeks import Mode, week_start
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
-def outside_stream(fn: Callable[[], T]) -> T:
-    """Run ``fn`` on a fresh thread and wait for it.
-
-    A gate fails *inside* the stream ``Lake.write`` hands to deltalake, i.e. on one of
-    deltalake's (tokio) worker threads, where another deltalake call cannot block ("cannot start
-    a runtime from within a runtime"). Recording the results and rolling back are Delta
-    operations, so they run on a thread of their own.
-    """
-    context = contextvars.copy_context()  # keeps run id / stage on log records
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="quality") as pool:
-        return pool.submit(context.run, fn).result()
+def quality_audits() -> Audits:
+    """The gates the pipeline runs every stage with."""
+    return Audits(bronze=BronzeAudit, silver=SilverAudit,
+                  gold=lambda ctx, weeks, buckets: GoldAudit(ctx, weeks=weeks, buckets=buckets))
 
 
 class _Audit:
@@ -117,7 +110,7 @@ class _Audit:
             history.append(self.ctx, results, stage=self.layer)
             return report.write_report(self.ctx)
 
-        return outside_stream(record)
+        return run_on_fresh_thread(record)  # may run inside a write stream
 
     def _fail(self, headline: str) -> NoReturn:
         """Record the results and the report, then raise one readable DataError."""
@@ -205,7 +198,7 @@ class BronzeAudit(_Audit):
             small_severity=self._severity(source, "quarantined_fraction_per_small_file",
                                           "warning"))
         if self.blocking:
-            rolled_back = outside_stream(lambda: self._rollback(source))
+            rolled_back = run_on_fresh_thread(lambda: self._rollback(source))
             kept = f" ({', '.join(rolled_back)} rows of this run rolled back)" if rolled_back else ""
             self._fail(
                 f"bronze quality gate failed on {source}: no bronze row of this run was kept"
@@ -275,6 +268,7 @@ class GoldAudit(_Audit):
     """Gold write-audit-publish: each bucket frame is validated before it may be committed."""
 
     layer = "gold"
+    reads_frames = True
 
     def __init__(self, ctx: RunContext, *, weeks: Iterable[date], buckets: int) -> None:
         super().__init__(ctx)
@@ -293,37 +287,27 @@ class GoldAudit(_Audit):
             bucket=bucket, severity=self._severity("print_features",
                                                    "rows_reconcile_with_silver_prints"))
 
-    def plan(self) -> GoldBucketPlan:
-        """What a worker needs to audit a bucket on its own (plain, picklable data)."""
-        s = self.settings
-        return GoldBucketPlan(weeks=tuple(self.weeks), mode=s.lookback_mode,
-                              n_weeks=s.lookback_weeks, first_day=self.first_day,
-                              severity=dict(s.quality_severity), sample_rows=s.quality_sample_rows)
-
     def bucket(self, index: int, frame: pl.DataFrame,
                inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
-        """Audit one bucket's gold rows here; returns them unchanged or raises DataError."""
+        """Audit one bucket's gold rows; returns them unchanged or raises DataError."""
         started = time.perf_counter()
-        self.accept(index, audit_gold_bucket(self.plan(), frame, inputs))
+        s = self.settings
+        results, silver_prints = audit_gold_bucket(
+            frame, inputs, weeks=self.weeks, mode=s.lookback_mode, n_weeks=s.lookback_weeks,
+            first_day=self.first_day, severity=s.quality_severity, sample_rows=s.quality_sample_rows)
         self.validation_seconds += time.perf_counter() - started
-        return frame
-
-    def accept(self, index: int, audit: GoldBucketAudit) -> None:
-        """Take one bucket's audit (made here or on a worker); raise DataError if it blocks.
-
-        A distributed engine calls this on the driver for every bucket before its single commit.
-        """
-        self._results += audit.results
-        self._gold_rows += audit.gold_rows
-        self._silver_prints += audit.silver_prints
+        self._results += results
+        self._gold_rows += frame.height
+        self._silver_prints += silver_prints
         where = f"user bucket {index + 1} of {self.buckets}"
-        if audit.gold_rows != audit.silver_prints:
+        if frame.height != silver_prints:
             self._results.append(self._reconciliation(where))
         if self.blocking:
             self._fail(
-                f"gold quality gate failed in {where} ({audit.gold_rows:,} rows of "
+                f"gold quality gate failed in {where} ({frame.height:,} rows of "
                 f"{len(self.weeks)} rebuilt week(s) {self.weeks[0]}..{self.weeks[-1]}): nothing "
                 f"was published — gold {GOLD_TABLE} stays at version {self.published_version}.")
+        return frame
 
     def finish(self, result: StageResult) -> None:
         if self._results or self._gold_rows:
@@ -331,39 +315,21 @@ class GoldAudit(_Audit):
         super().finish(result)
 
 
-@dataclass(frozen=True)
-class GoldBucketPlan:
-    weeks: tuple[date, ...]
-    mode: str
-    n_weeks: int
-    first_day: date | None
-    severity: Mapping[str, str]
-    sample_rows: int
-
-
-@dataclass(frozen=True)
-class GoldBucketAudit:
-    """The audit of one bucket's gold rows: check results and the reconciliation counts."""
-
-    results: tuple[CheckResult, ...]
-    gold_rows: int
-    silver_prints: int
-
-
-def audit_gold_bucket(plan: GoldBucketPlan, frame: pl.DataFrame,
-                      inputs: Mapping[str, pl.LazyFrame]) -> GoldBucketAudit:
-    """Validate one bucket's gold rows against the silver it was built from (no lake I/O
-    besides reading ``inputs``: runs in the driver or in a worker next to the bucket)."""
-    results: tuple[CheckResult, ...] = ()
+def audit_gold_bucket(frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame], *,
+                      weeks: list[date], mode: Mode, n_weeks: int, first_day: date | None,
+                      severity: Mapping[str, str], sample_rows: int) -> tuple[list[CheckResult], int]:
+    """Validate one bucket's gold rows against the silver it was built from: (check results,
+    silver prints of the rebuilt weeks, which must equal the gold rows)."""
+    results: list[CheckResult] = []
     if frame.height:
         from jobs.quality.validate import validate_frame  # imports Great Expectations
 
         audited = gold_audit_columns(
             frame.lazy(), prints=inputs["prints"], taps=inputs["taps"], pays=inputs["pays"],
-            mode=plan.mode, n_weeks=plan.n_weeks, first_day=plan.first_day)  # type: ignore[arg-type]
-        suite = gold_suite(plan.weeks, overrides=plan.severity)
-        results = tuple(validate_frame(audited, suite, sample_rows=plan.sample_rows))
-    weeks = pl.Series(plan.weeks, dtype=pl.Date).implode()
-    prints = inputs["prints"].filter(week_start(pl.col("day")).is_in(weeks)).select(
+            mode=mode, n_weeks=n_weeks, first_day=first_day)
+        results = validate_frame(audited, gold_suite(weeks, overrides=severity),
+                                 sample_rows=sample_rows)
+    wanted = pl.Series(weeks, dtype=pl.Date).implode()
+    prints = inputs["prints"].filter(week_start(pl.col("day")).is_in(wanted)).select(
         pl.len()).collect().item()
-    return GoldBucketAudit(results, frame.height, int(prints))
+    return results, int(prints)

@@ -19,9 +19,9 @@ from typing import Any
 
 import polars as pl
 
-from jobs.gold.windows import week_start
 from jobs.quality.results import Severity
 from jobs.schemas import BRONZE, GOLD, LINEAGE
+from jobs.weeks import week_start
 
 # Columns the bronze parser carries for quarantining; Lake.write drops them (conform) and so
 # does the bronze gate before validating the frame that is written.

@@ -14,7 +14,7 @@ from typing import Any
 from jobs.errors import StorageError
 from jobs.schemas import SOURCES
 from jobs.storage import Storage, join
-from jobs.tables import storage_error
+from jobs.storage_errors import storage_error
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ import time
 
 import polars as pl
 
-from jobs.quality.gate import SilverAudit
+from jobs.audit import Audits
 from jobs.run import RunContext
 from jobs.schemas import SILVER, SILVER_PARTITION, SOURCES
 from jobs.silver.transform import to_silver
@@ -34,11 +34,12 @@ def pending_runs(ctx: RunContext, source: str) -> tuple[list[str], int | None]:
     return list(dict.fromkeys(runs)), bronze_version
 
 
-def run_silver(ctx: RunContext) -> StageResult:
+def run_silver(ctx: RunContext, *, audits: Audits) -> StageResult:
+    """Append each source's pending bronze runs; ``audits.silver`` sees every batch first."""
     started = time.perf_counter()
     result = StageResult("silver", skipped=True)
     lake = ctx.lake
-    audit = SilverAudit(ctx)  # quality hook (jobs/quality/gate.py)
+    audit = audits.silver(ctx)
     for source in SOURCES:
         runs, bronze_version = pending_runs(ctx, source)
         if not runs:
@@ -49,7 +50,7 @@ def run_silver(ctx: RunContext) -> StageResult:
         days, n_rows = per_day["day"].to_list(), int(per_day["len"].sum())
         version = lake.write(
             ctx.silver(source),
-            # quality hook: each batch is validated before the writer sees it; DataError aborts
+            # each batch is audited before the writer sees it; a DataError aborts the commit
             audit.gate(source, runs,
                        rows.collect_batches(engine="streaming", chunk_size=1_000_000)),
             schema=SILVER[source],
@@ -67,6 +68,6 @@ def run_silver(ctx: RunContext) -> StageResult:
         if version is not None:
             result.versions[source] = version
         log.info("silver %s: %d rows over %d day(s)", source, n_rows, len(days))
-    audit.finish(result)  # quality hook: record results and the report, summary in details
+    audit.finish(result)  # records the results; summary in details
     result.seconds = time.perf_counter() - started
     return result

@@ -1,0 +1,105 @@
+"""One gold build, user bucket by user bucket: the path both engines share.
+
+A build rebuilds some weeks of gold from fixed silver versions. Its users are split into
+``buckets`` by ``user_id % buckets`` so memory holds one bucket at a time; each bucket is
+computed (:func:`compute_bucket`), audited, and written as Parquet files of the gold table that
+no reader sees yet (:func:`write_bucket`). When every bucket is written, :func:`commit_build`
+publishes them in ONE Delta commit that replaces the rebuilt weeks' partitions (or the whole
+table). If anything fails first, :func:`remove_build_files` deletes this build's files and the
+table version is unchanged. The local engine (:mod:`jobs.gold.job`) runs the buckets in this
+process, the Dask engine (:mod:`jobs.gold.distributed`) as one task per bucket on a cluster.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import polars as pl
+
+from jobs.gold.features import build_features
+from jobs.schemas import GOLD, GOLD_PARTITION, GOLD_TABLE, SILVER, SOURCES
+from jobs.storage import join
+from jobs.tables import Lake
+from jobs.tables.external import AddActionDict, commit_data_files, remove_data_files, write_data_files
+from jobs.weeks import Mode, history_range
+
+
+@dataclass(frozen=True)
+class GoldBuild:
+    """Everything the buckets of one gold build share (plain data: travels to workers)."""
+
+    silver_root: str
+    gold_root: str
+    silver_versions: Mapping[str, int]  # -1: the source has no silver table yet
+    weeks: tuple[date, ...]  # sorted Mondays
+    is_full: bool  # replaces the whole table, not only the weeks' partitions
+    buckets: int
+    packed: bool  # the packed-key plan of build_features fits these users and weeks
+    mode: Mode
+    n_weeks: int
+    run_id: str
+
+    @property
+    def uri(self) -> str:
+        return join(self.gold_root, GOLD_TABLE)
+
+    @property
+    def prefix(self) -> str:
+        """File name prefix of this build's data files (to find them again for cleanup)."""
+        return f"part-{self.run_id}"
+
+    @property
+    def partitions(self) -> list[str] | None:
+        """Gold partitions the commit replaces (None: the whole table)."""
+        return None if self.is_full else [w.isoformat() for w in self.weeks]
+
+    def inputs(self, lake: Lake, bucket: int | None = None) -> dict[str, pl.LazyFrame]:
+        """Silver rows the weeks need (their lookback history), of one bucket or all users."""
+        first, end = history_range(self.weeks, n_weeks=self.n_weeks)
+        wanted = (pl.col("day") >= first) & (pl.col("day") < end)
+        if bucket is not None:
+            wanted &= pl.col("user_id") % self.buckets == bucket
+        frames = {}
+        for source in SOURCES:
+            version = self.silver_versions.get(source, -1)
+            if version < 0:
+                frames[source] = pl.LazyFrame(schema=SILVER[source])
+            else:
+                scan = lake.scan(join(self.silver_root, source), version=version)
+                frames[source] = scan.filter(wanted)
+        return frames
+
+
+def compute_bucket(build: GoldBuild, lake: Lake,
+                   bucket: int) -> tuple[pl.DataFrame, dict[str, pl.LazyFrame]]:
+    """One bucket's gold rows, and the silver inputs they were computed from (for the audit)."""
+    inputs = build.inputs(lake, bucket)
+    frame = build_features(prints=inputs["prints"], taps=inputs["taps"], pays=inputs["pays"],
+                           weeks=list(build.weeks), mode=build.mode, n_weeks=build.n_weeks,
+                           packed=build.packed).collect(engine="streaming")
+    return frame, inputs
+
+
+def write_bucket(build: GoldBuild, lake: Lake, bucket: int,
+                 frame: pl.DataFrame) -> list[AddActionDict]:
+    """Write one bucket's rows as uncommitted data files; their add actions."""
+    if not frame.height:
+        return []
+    return write_data_files(lake, build.uri, frame, schema=GOLD, partition_by=GOLD_PARTITION,
+                            prefix=f"{build.prefix}-b{bucket:05d}")
+
+
+def commit_build(build: GoldBuild, lake: Lake, actions: Sequence[AddActionDict], *,
+                 metadata: Mapping[str, str]) -> int | None:
+    """Publish every bucket's files in one commit (a full build with no rows commits nothing)."""
+    if not actions and build.is_full:
+        return None
+    return commit_data_files(lake, build.uri, actions, schema=GOLD, partition_by=GOLD_PARTITION,
+                             partitions=build.partitions, metadata=metadata)
+
+
+def remove_build_files(build: GoldBuild, lake: Lake) -> int:
+    """Delete this build's uncommitted files (after a failure); how many there were."""
+    return remove_data_files(lake, build.uri, f"{GOLD_PARTITION}=*/{build.prefix}-*")

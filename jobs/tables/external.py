@@ -1,0 +1,154 @@
+"""Data files written outside deltalake's writer and committed later, in ONE transaction.
+
+Engines that compute a table in pieces (gold, user bucket by user bucket, locally or on Dask
+workers) write each piece as Parquet files straight into the table's directory, collect their
+add actions, and commit them all at once: readers see every piece or none. Files stay
+invisible until the commit names them; a failed run removes its own files
+(:func:`remove_data_files`), and ``VACUUM`` removes what a dead process left behind.
+
+Delta file statistics (min/max/null counts) are read from each file's Parquet footer, so they
+are exactly what the file holds (decimals included), not recomputed by hand.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import polars as pl
+import pyarrow.parquet as pq
+
+from jobs.errors import StorageError
+from jobs.schemas import conform
+from jobs.storage_errors import storage_error
+from jobs.tables.lake import Lake, arrow_schema
+
+log = logging.getLogger(__name__)
+
+AddActionDict = dict[str, Any]  # path, size, partition_values, modification_time, stats, rows
+
+
+def write_data_files(lake: Lake, uri: str, frame: pl.DataFrame, *, schema: pl.Schema,
+                     partition_by: str, prefix: str) -> list[AddActionDict]:
+    """Write ``frame`` as Parquet data files of the table at ``uri`` WITHOUT committing.
+
+    One file per partition value, named ``<partition>=<value>/<prefix>-<uuid>.parquet`` (the
+    partition column is not stored in the file, as Delta does). Returns one add action per file
+    as a plain, picklable dict for :func:`commit_data_files`.
+    """
+    frame = conform(frame.lazy(), schema).collect()
+    fs = lake.storage.filesystem(uri)
+    root = lake.storage.strip_protocol(uri).rstrip("/")
+    now = int(time.time() * 1000)
+    actions = []
+    for (value,), part in frame.partition_by(partition_by, as_dict=True, maintain_order=True).items():
+        text = value.isoformat() if isinstance(value, date | datetime) else str(value)
+        rel = f"{partition_by}={text}/{prefix}-{uuid.uuid4().hex}.parquet"
+        buffer = io.BytesIO()
+        part.drop(partition_by).write_parquet(buffer, compression="snappy", statistics=True)
+        payload = buffer.getvalue()
+        try:
+            fs.pipe_file(f"{root}/{rel}", payload)
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=lake.storage) from exc
+        actions.append({"path": rel, "size": len(payload), "partition_values": {partition_by: text},
+                        "modification_time": now, "stats": footer_stats(payload),
+                        "rows": part.height})
+    return actions
+
+
+def remove_data_files(lake: Lake, uri: str, pattern: str) -> int:
+    """Delete uncommitted data files matching ``pattern`` (a glob under the table)."""
+    fs = lake.storage.filesystem(uri)
+    root = lake.storage.strip_protocol(uri).rstrip("/")
+    found = fs.glob(f"{root}/{pattern}")
+    for path in found:
+        fs.rm_file(path)
+    return len(found)
+
+
+def commit_data_files(lake: Lake, uri: str, actions: Sequence[AddActionDict], *, schema: pl.Schema,
+                      partition_by: str, partitions: list[str] | None,
+                      metadata: Mapping[str, str] | None = None) -> int:
+    """ONE Delta commit adding the files of ``actions``; returns the new version.
+
+    ``partitions`` None replaces the whole table; otherwise only those values of the partition
+    column are replaced (overwrite with partition filters). A table that does not exist yet is
+    created by this commit.
+    """
+    from deltalake import CommitProperties, Schema
+    from deltalake.transaction import AddAction, create_table_with_add_actions
+
+    adds = [AddAction(a["path"], a["size"], a["partition_values"], a["modification_time"], True,
+                      a["stats"]) for a in actions]
+    props = CommitProperties(custom_metadata=dict(metadata or {}))
+    pa_schema = arrow_schema(schema)
+    try:
+        table = lake.open(uri)
+        if table is None:
+            create_table_with_add_actions(uri, Schema.from_arrow(pa_schema), adds, mode="error",
+                                          partition_by=[partition_by],
+                                          storage_options=lake.storage.delta_options(uri),
+                                          commit_properties=props)
+        else:
+            filters = None if partitions is None else [(partition_by, "in", partitions)]
+            table.create_write_transaction(adds, mode="overwrite", schema=pa_schema,
+                                           partition_by=[partition_by], partition_filters=filters,
+                                           commit_properties=props)
+    except StorageError:
+        raise
+    except Exception as exc:
+        raise storage_error(exc, uri=uri, storage=lake.storage) from exc
+    version = lake.version(uri)
+    assert version is not None  # just committed
+    log.debug("committed %d file(s) to %s version %s", len(adds), uri, version)
+    return version
+
+
+_EXACT = re.compile(r'"\\u0000exact:([^"]*)"')
+
+
+def footer_stats(payload: bytes) -> str:
+    """Delta statistics JSON (numRecords, minValues, maxValues, nullCount) from a Parquet footer.
+
+    Decimals are written as exact JSON numbers (never through ``float``).
+    """
+    meta = pq.read_metadata(io.BytesIO(payload))
+    lows: dict[str, Any] = {}
+    highs: dict[str, Any] = {}
+    nulls: dict[str, int] = {}
+    for g in range(meta.num_row_groups):
+        group = meta.row_group(g)
+        for c in range(group.num_columns):
+            column = group.column(c)
+            name = column.path_in_schema
+            stats = column.statistics
+            if stats is None:
+                continue
+            nulls[name] = nulls.get(name, 0) + int(stats.null_count or 0)
+            if not stats.has_min_max:
+                continue
+            lo, hi = stats.min, stats.max
+            lows[name] = lo if name not in lows else min(lows[name], lo)
+            highs[name] = hi if name not in highs else max(highs[name], hi)
+    document = {"numRecords": meta.num_rows, "minValues": lows, "maxValues": highs,
+                "nullCount": nulls}
+    return _EXACT.sub(r"\1", json.dumps(document, default=_json_value))
+
+
+def _json_value(value: Any) -> str:
+    if isinstance(value, Decimal):
+        return f"\u0000exact:{value}"  # unquoted by footer_stats: an exact JSON number
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    raise TypeError(f"no Delta statistics for {type(value).__name__}")

@@ -1,0 +1,239 @@
+"""Delta table I/O: the one place that reads, writes and inspects lake tables.
+
+Files written elsewhere and committed later live in :mod:`jobs.tables.external`.
+
+Stages hand this module frames (or streams of frames) plus commit metadata; it conforms them to
+the table's schema, commits atomically and translates storage failures into one clear error.
+Commit metadata (``run_id``, watermarks, settings) is what makes the stages incremental.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import polars as pl
+import pyarrow as pa
+
+from jobs.errors import StorageError
+from jobs.schemas import conform
+from jobs.storage import Storage, is_remote
+from jobs.storage_errors import storage_error
+from jobs.tables.threads import produce_on_own_thread, remember_errors
+
+log = logging.getLogger(__name__)
+
+Data = pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame]
+
+
+@dataclass(frozen=True)
+class Lake:
+    """Table-level access to the lake described by a :class:`Storage`."""
+
+    storage: Storage
+
+    # -- inspection -------------------------------------------------------------------------
+    def open(self, uri: str, version: int | None = None) -> Any:
+        """The ``DeltaTable`` at ``uri`` (None when there is no table yet)."""
+        from deltalake import DeltaTable
+        from deltalake.exceptions import TableNotFoundError
+
+        try:
+            return DeltaTable(uri, version=version, storage_options=self.storage.delta_options(uri))
+        except TableNotFoundError:
+            return None
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+
+    def version(self, uri: str) -> int | None:
+        """Current version of the table at ``uri``, None if there is no table yet."""
+        table = self.open(uri)
+        return None if table is None else table.version()
+
+    def exists(self, uri: str) -> bool:
+        return self.version(uri) is not None
+
+    def history(self, uri: str, *, after: int = -1) -> list[dict[str, Any]]:
+        """Commits with a version greater than ``after``, oldest first (custom metadata inline)."""
+        table = self.open(uri)
+        if table is None:
+            return []
+        wanted = table.version() - after
+        if wanted <= 0:
+            return []
+        commits = [c for c in table.history(limit=wanted) if c.get("version", -1) > after]
+        return sorted(commits, key=lambda c: c["version"])
+
+    def last_commit_with(self, uri: str, key: str) -> dict[str, Any] | None:
+        """The newest commit whose metadata holds ``key`` (e.g. a watermark)."""
+        table = self.open(uri)
+        if table is None:
+            return None
+        for commit in table.history():
+            if key in commit:
+                return commit
+        return None
+
+    def partitions(self, uri: str, column: str) -> list[str]:
+        """Distinct values of a partition column in the current version."""
+        table = self.open(uri)
+        if table is None:
+            return []
+        actions = pl.DataFrame(table.get_add_actions(flatten=True))
+        name = f"partition.{column}"
+        if actions.is_empty() or name not in actions.columns:
+            return []
+        return sorted(str(v) for v in actions[name].unique().to_list())
+
+    def column_max(self, uri: str, column: str, *, version: int | None = None) -> Any:
+        """Largest value of ``column`` from the file statistics of the Delta log (no data read).
+
+        None when the table does not exist or a file has no statistics for the column.
+        """
+        table = self.open(uri, version)
+        if table is None:
+            return None
+        actions = pl.DataFrame(table.get_add_actions(flatten=True))
+        name = f"max.{column}"
+        if actions.is_empty():
+            return None
+        if name not in actions.columns or actions[name].null_count():
+            return None
+        return actions[name].max()
+
+    # -- reading ----------------------------------------------------------------------------
+    def scan(self, uri: str, *, version: int | None = None) -> pl.LazyFrame:
+        """Lazy scan of a Delta table (filters push down to partitions and file statistics)."""
+        table = self.open(uri, version)
+        if table is None:
+            raise StorageError(f"table {uri} does not exist yet: run the stage that builds it first")
+        return pl.scan_delta(table)
+
+    def scan_or_empty(self, uri: str, schema: pl.Schema) -> pl.LazyFrame:
+        table = self.open(uri)
+        return pl.LazyFrame(schema=schema) if table is None else pl.scan_delta(table)
+
+    # -- writing ----------------------------------------------------------------------------
+    def write(
+        self,
+        uri: str,
+        data: Data,
+        *,
+        schema: pl.Schema,
+        mode: Literal["append", "overwrite"] = "append",
+        partition_by: str | None = None,
+        predicate: str | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> int | None:
+        """Commit ``data`` to ``uri`` in ONE Delta transaction and return the new version.
+
+        ``data`` may be a stream of frames: they are written as they come, so memory holds one
+        frame at a time, and nothing is visible to readers until the single commit at the end.
+        With ``mode="overwrite"`` and a ``predicate`` only the matching rows/partitions are
+        replaced. If anything fails before the commit the table version is unchanged.
+        An empty append commits nothing and returns None.
+        """
+        from deltalake import CommitProperties, write_deltalake
+
+        pa_schema = arrow_schema(schema)
+        stream_errors: list[BaseException] = []
+        batches = remember_errors(_batches(data, schema, pa_schema), stream_errors)
+        first = next(batches, None)
+        if first is None and (mode == "append" or predicate is None):
+            return None  # nothing to write: no table version at all
+        if is_remote(uri):
+            self._check_writable(uri)
+        # Code inside the stream (quality gates) may use deltalake: keep it off its threads.
+        rest = produce_on_own_thread(batches)
+        stream = itertools.chain([first] if first is not None else [], rest)
+        reader = pa.RecordBatchReader.from_batches(pa_schema, stream)
+        try:
+            write_deltalake(
+                uri,
+                reader,
+                mode=mode,
+                partition_by=[partition_by] if partition_by else None,
+                predicate=predicate,
+                storage_options=self.storage.delta_options(uri),
+                commit_properties=CommitProperties(custom_metadata=dict(metadata or {})),
+            )
+        except StorageError:
+            raise
+        except Exception as exc:
+            if stream_errors:  # the data stream itself failed (e.g. a quality gate): say so
+                raise stream_errors[0] from None
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+        finally:
+            rest.close()  # stops the producer thread if the writer gave up early
+        version = self.version(uri)
+        assert version is not None
+        log.debug("committed %s version %s", uri, version)
+        return version
+
+    def _check_writable(self, uri: str) -> None:
+        """Fail with one clear line before any data file is written if this identity may not
+        write at ``uri`` (a refused upload inside deltalake also prints a Rust panic)."""
+        fs = self.storage.filesystem(uri)
+        probe = f"{self.storage.strip_protocol(uri)}/_write_check-{uuid.uuid4().hex}"
+        try:
+            fs.pipe_file(probe, b"")
+            fs.rm_file(probe)
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+
+    def delete(self, uri: str, predicate: str) -> None:
+        """Delete matching rows (used to roll back an interrupted run's rows)."""
+        table = self.open(uri)
+        if table is not None:
+            table.delete(predicate)
+
+    # -- small files next to the tables (export, markers, reports) -----------------------------
+    def put_file(self, uri: str, payload: bytes, *, tag: str) -> None:
+        """Write a whole file so no reader sees half of it: a temporary name, then a rename."""
+        fs = self.storage.filesystem(uri)
+        path = self.storage.strip_protocol(uri)
+        tmp = f"{path}.tmp-{tag}"
+        try:
+            with fs.open(tmp, "wb") as handle:
+                handle.write(payload)
+            fs.mv(tmp, path)
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+
+    def read_file(self, uri: str) -> bytes | None:
+        """A small file's content, None when it does not exist."""
+        fs = self.storage.filesystem(uri)
+        path = self.storage.strip_protocol(uri)
+        try:
+            if not fs.exists(path):
+                return None
+            with fs.open(path, "rb") as handle:
+                return handle.read()
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+
+
+def arrow_schema(schema: pl.Schema) -> pa.Schema:
+    """The Arrow schema Delta stores for a Polars table schema."""
+    return pl.DataFrame(schema=schema).to_arrow().schema
+
+
+def _batches(data: Data, schema: pl.Schema, pa_schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    frames: Iterable[pl.DataFrame]
+    if isinstance(data, pl.LazyFrame):
+        frames = [data.collect(engine="streaming")]
+    elif isinstance(data, pl.DataFrame):
+        frames = [data]
+    else:
+        frames = data
+    for frame in frames:
+        if frame.is_empty():
+            continue
+        table = conform(frame.lazy(), schema).collect().to_arrow().cast(pa_schema)
+        yield from table.to_batches()
+
+
