@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export LAKEHOUSE_ENV_FILE ?= envs/local.env
 
-.PHONY: help venv run-local test bench lint generate query clean-lake
+.PHONY: help venv run-local test test-unit test-integration check format lint typecheck bench generate query clean-lake
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -26,15 +26,31 @@ run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating sca
 	@echo "Example DuckDB query over gold:"
 	$(PY) -m jobs query "SELECT week_start, count(*) AS prints, round(avg(clicked::INT), 4) AS ctr, sum(prior_amount) AS prior_amount FROM gold.print_features GROUP BY ALL ORDER BY week_start"
 
-test: $(STAMP)  ## the test suite (what CI runs)
+test: $(STAMP)  ## the whole test suite (what CI runs), with the coverage floor
 	$(PY) -m pytest
+
+test-unit: $(STAMP)  ## tests that need no server (no S3, no Airflow): seconds to minutes
+	$(PY) -m pytest -m "not integration" --no-cov
+
+test-integration: $(STAMP)  ## tests against real servers (weed mini, airflow)
+	$(PY) -m pytest -m integration --no-cov
 
 SCALE ?= 10
 bench: $(STAMP)  ## benchmark: stages + gold vs DuckDB/pandas/I/O floor (make bench SCALE=1|10|100)
 	$(PY) -m jobs.benchmark --scale $(SCALE) $(BENCH_ARGS)
 
-lint: $(STAMP)  ## ruff
-	$(VENV)/bin/ruff check jobs dags tests
+check: lint typecheck  ## what CI enforces before the tests: format, lint, types
+	$(VENV)/bin/ruff format --check jobs dags infra tests
+
+format: $(STAMP)  ## apply ruff's formatting and safe lint fixes
+	$(VENV)/bin/ruff format jobs dags infra tests
+	$(VENV)/bin/ruff check --fix jobs dags infra tests
+
+lint: $(STAMP)  ## ruff lint (bugbear and bandit security rules included)
+	$(VENV)/bin/ruff check jobs dags infra tests
+
+typecheck: $(STAMP)  ## mypy on jobs/ and dags/
+	$(VENV)/bin/mypy
 
 generate: $(STAMP)  ## raw data: make generate ARGS="--scale 10"
 	$(PY) -m jobs generate $(ARGS)
