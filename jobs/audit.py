@@ -28,15 +28,25 @@ class BronzeAuditor(Protocol):
 
     def chunk(self, source: str, path: str, good: pl.DataFrame, bad: pl.DataFrame) -> None: ...
 
-    def gate(self, source: str, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]: ...
+    def verdict(self, source: str, path: str) -> str | None:
+        """After a file's last chunk: why to reject the whole file, or None to take it in."""
+        ...
+
+    def drop(self, source: str, path: str) -> None:
+        """Forget a file that is not taken in by this run (unreadable, still being written)."""
+        ...
+
+    def gate(self, source: str, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+        """The frames a source commits pass through; may raise DataError at their end."""
+        ...
 
     def finish(self, result: StageResult) -> None: ...
 
 
 class SilverAuditor(Protocol):
-    """Sees every batch appended to a silver table before the writer does."""
+    """Sees every batch written to a silver table before the writer does."""
 
-    def gate(self, source: str, runs: list[str],
+    def gate(self, source: str, expected_rows: int,
              batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]: ...
 
     def finish(self, result: StageResult) -> None: ...
@@ -77,6 +87,12 @@ class NoBronzeAudit(_Unchecked):
     def chunk(self, source: str, path: str, good: pl.DataFrame, bad: pl.DataFrame) -> None:
         return None
 
+    def verdict(self, source: str, path: str) -> str | None:
+        return None
+
+    def drop(self, source: str, path: str) -> None:
+        return None
+
     def gate(self, source: str, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
         return iter(frames)
 
@@ -84,7 +100,7 @@ class NoBronzeAudit(_Unchecked):
 class NoSilverAudit(_Unchecked):
     """Silver without checks."""
 
-    def gate(self, source: str, runs: list[str],
+    def gate(self, source: str, expected_rows: int,
              batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
         return iter(batches)
 

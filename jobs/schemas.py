@@ -41,19 +41,26 @@ QUARANTINE = pl.Schema(
     }
 )
 
+# One row per raw file version a run took in (a corrected file gets a new row: the history of
+# its versions). The newest row of a path says how bronze holds it now.
 MANIFEST = pl.Schema(
     {
         "source": pl.String,
         "path": pl.String,
         "size_bytes": pl.Int64,
-        "checksum": pl.String,
+        "checksum": pl.String,  # MD5 of the content read
         "lines": pl.Int64,
         "bronze_rows": pl.Int64,
         "quarantined_rows": pl.Int64,
         "run_id": pl.String,
         "ingested_at": UTC_TS,
+        "fingerprint": pl.String,  # S3 ETag or local size+mtime when listed
+        "status": pl.String,  # ingested | rejected (every line in quarantine) | unchanged
+        "reason": pl.String,  # why a file was rejected (null otherwise)
+        "replaces": pl.String,  # checksum of the version this row replaced (null: first)
     }
 )
+MANIFEST_STATUSES = ("ingested", "rejected", "unchanged")
 
 SILVER_EVENTS = pl.Schema(
     {"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "position": pl.Int64,

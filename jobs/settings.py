@@ -75,6 +75,13 @@ class Settings(BaseSettings):
     gold_rows_per_bucket: int = Field(default=5_000_000, ge=1)
     # Raw files are parsed in chunks of about this many bytes (whole lines), bounding memory.
     bronze_chunk_bytes: int = Field(default=64 << 20, ge=1024)
+    # A local raw file modified less than this many seconds ago is watched that long; if it
+    # still changes (an upstream still writing) it waits for the next run.
+    raw_settle_seconds: float = Field(default=5.0, ge=0)
+    # What bronze does with a raw file whose content changed after it was ingested: replace its
+    # rows (bronze, quarantine, then silver days and gold weeks follow), skip it with a warning,
+    # or fail the run.
+    raw_on_change: Literal["replace", "skip", "fail"] = "replace"
 
     # Execution engine of the heavy stages (README: Performance and scale). "local": this process, user
     # bucket by user bucket. "dask": one Polars task per user bucket on a Dask distributed

@@ -20,6 +20,7 @@ class StageResult:
     note: str = ""
     versions: dict[str, int] = field(default_factory=dict)
     details: list[dict[str, Any]] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)  # raw paths rejected whole (bronze)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -32,4 +33,5 @@ class StageResult:
             "skipped": self.skipped,
             "note": self.note,
             "versions": self.versions,
+            "rejected": self.rejected,
         }

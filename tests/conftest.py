@@ -34,8 +34,9 @@ class LocalLake:
         self.raw = root / "raw"
 
     def settings(self, **overrides: Any) -> Settings:
-        base = {f"lake_{layer}": str(self.root / layer)
-                for layer in ("raw", "bronze", "silver", "gold")}
+        base: dict[str, Any] = {f"lake_{layer}": str(self.root / layer)
+                                for layer in ("raw", "bronze", "silver", "gold")}
+        base["raw_settle_seconds"] = 0  # files land whole here; tests of settling set it
         return load_settings(**(base | overrides))
 
     def context(self, **overrides: Any) -> RunContext:

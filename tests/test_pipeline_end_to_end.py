@@ -6,8 +6,10 @@ import json
 from datetime import date, timedelta
 
 import polars as pl
+import pytest
 from polars.testing import assert_frame_equal
 
+from jobs.errors import DataError
 from tests.conftest import LocalLake
 from tests.reference import canonical, reference_gold
 
@@ -60,12 +62,29 @@ def test_every_raw_file_is_ingested_exactly_once(lake: LocalLake) -> None:
     assert lake.table("bronze", "prints").height == 4
 
 
-def test_a_changed_raw_file_is_not_ingested_twice(lake: LocalLake) -> None:
+def test_a_corrected_raw_file_replaces_its_rows_in_every_layer(lake: LocalLake) -> None:
     land_small(lake)
     lake.run()
     lake.land_events("prints", [(ND, 1, "point", 0)] * 5, "a.json")  # rewritten in place
     results = lake.run()
-    assert "changed" in results["bronze"].note
+    assert "1 corrected file(s) replaced" in results["bronze"].note
+    prints = lake.table("bronze", "prints")
+    assert prints.height == 5 and prints["source_file"].unique().to_list() == ["prints/a.json"]
+    assert lake.table("silver", "prints").height == 5
+    assert lake.table("gold", "print_features").height == 5
+    history = lake.table("bronze", "_manifest").filter(pl.col("path") == "prints/a.json")
+    assert history.height == 2 and history["replaces"].null_count() == 1
+
+
+def test_a_corrected_file_is_skipped_or_fails_when_raw_on_change_says_so(lake: LocalLake) -> None:
+    land_small(lake)
+    lake.run()
+    lake.land_events("prints", [(ND, 1, "point", 0)] * 5, "a.json")
+    skipped = lake.run(raw_on_change="skip")
+    assert "1 changed file(s) skipped" in skipped["bronze"].note
+    assert lake.table("bronze", "prints").height == 3
+    with pytest.raises(DataError, match=r"prints/a.json changed after it was ingested"):
+        lake.run(raw_on_change="fail")
     assert lake.table("bronze", "prints").height == 3
 
 

@@ -1,34 +1,59 @@
-"""Bronze stage: ingest every new raw file exactly once.
+"""Bronze stage: take in every new or corrected raw file exactly once.
 
-Per source, the new files are parsed one at a time and streamed into ONE commit of the bronze
-table (memory holds one file). Quarantined lines and the manifest are committed after the data,
-so a crash in between leaves bronze rows whose run is not in the manifest: the next run finds
-them through the commit metadata and deletes them before re-ingesting those files.
+Per source, each file to take in is read in line-aligned chunks, parsed and judged as a whole
+before any of its rows may reach the source's ONE bronze commit (its rows wait in a
+:class:`~jobs.bronze.spool.Spool`): a file over the quarantine threshold is *rejected* on its
+own (all its lines go to quarantine with the reason), a file that cannot be read is rejected
+with the reason, and a file that changed while it was read waits for the next run. The other
+files go on. A corrected file (its content changed after ingestion) replaces its rows in the
+same commit (``RAW_ON_CHANGE``).
+
+Quarantined lines and the manifest are committed after the data, so a crash in between leaves
+bronze rows whose run is not in the manifest: the next run (holding the lake lease, so that
+crashed run is certainly dead) finds them through the commit metadata and deletes them before
+taking those files in again. Commits that remove rows record the days they touched (``days``)
+so silver rebuilds exactly those days.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import polars as pl
 
-from jobs.audit import Audits
+from jobs.audit import Audits, BronzeAuditor
 from jobs.bronze.events import parse_events
 from jobs.bronze.lines import split_lines
-from jobs.bronze.manifest import plan_ingestion
+from jobs.bronze.manifest import Plan, plan_ingestion
 from jobs.bronze.pays import first_line, parse_pays
-from jobs.raw.files import Chunk, RawFile, iter_chunks, list_raw_files
+from jobs.bronze.spool import Spool
+from jobs.errors import DataError, StorageError
+from jobs.raw.files import (
+    Chunk,
+    RawFile,
+    Unreadable,
+    content_checksum,
+    iter_chunks,
+    list_raw,
+    restat,
+)
 from jobs.run import RunContext
 from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
+from jobs.storage import is_remote
 from jobs.summary import StageResult
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+DAY_COLUMN = {"prints": "day", "taps": "day", "pays": "pay_date"}
+WORK_COLUMNS = ("raw_line", "reason")  # parser columns that are not bronze columns
 
 
 @dataclass
@@ -42,6 +67,10 @@ class FileOutcome:
     lines: int
     bronze_rows: int
     quarantined_rows: int
+    fingerprint: str = ""
+    status: str = "ingested"  # ingested | rejected | unchanged (see schemas.MANIFEST)
+    reason: str | None = None
+    replaces: str | None = None
 
 
 def parse_chunks(source: str, chunks: Iterable[Chunk]) -> Iterator[pl.DataFrame]:
@@ -65,114 +94,308 @@ def with_lineage(frame: pl.LazyFrame, *, source_file: str, ctx: RunContext) -> p
     )
 
 
-def quarantine_rows(frame: pl.DataFrame, *, source: str, source_file: str,
-                    ctx: RunContext) -> pl.DataFrame:
-    bad = frame.lazy().filter(pl.col("reason").is_not_null()).select(
-        pl.lit(source).alias("source"), "line_number", "raw_line", "reason"
-    )
+def quarantine_rows(frame: pl.DataFrame, *, source: str, source_file: str, ctx: RunContext,
+                    file_reason: str | None = None) -> pl.DataFrame:
+    """The quarantined lines of a parsed chunk (every line when the file is rejected)."""
+    lines = frame.lazy()
+    if file_reason is None:
+        lines = lines.filter(pl.col("reason").is_not_null())
+    else:
+        lines = lines.with_columns(pl.col("reason").fill_null(pl.lit(file_reason)))
+    bad = lines.select(pl.lit(source).alias("source"), "line_number", "raw_line", "reason")
     return with_lineage(bad, source_file=source_file, ctx=ctx).collect()
 
 
+def sql_list(values: Iterable[str]) -> str:
+    """A SQL list of string literals for a Delta predicate (quotes doubled)."""
+    return ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+
+
+def days_of(ctx: RunContext, source: str, predicate: pl.Expr) -> list[str]:
+    """The days of the bronze rows of ``source`` matching ``predicate`` (ISO strings)."""
+    uri = ctx.bronze(source)
+    if not ctx.lake.exists(uri):
+        return []
+    column = DAY_COLUMN[source]
+    days = ctx.lake.scan(uri).filter(predicate).select(pl.col(column).unique()).collect()
+    return sorted(d.isoformat() for d in days[column].to_list() if d is not None)
+
+
+def remove_run(ctx: RunContext, uri: str, source: str | None, run_id: str, *, why: str) -> bool:
+    """Delete the rows of ``run_id`` from a bronze table, recording the days they touched."""
+    days = days_of(ctx, source, pl.col("run_id") == run_id) if source else []
+    return ctx.lake.delete(uri, f"run_id IN ({sql_list([run_id])})", metadata={
+        "run_id": ctx.run_id, "removed_run": run_id, "why": why, "days": ",".join(days)})
+
+
 def recover_interrupted(ctx: RunContext) -> list[str]:
-    """Delete rows of runs that committed bronze data but never reached the manifest."""
+    """Delete rows of runs that committed bronze data but never reached the manifest.
+
+    Called while holding the lake lease: no other writer runs, so such a run is dead.
+    A run whose rows were removed once is not warned about again.
+    """
     lake = ctx.lake
     manifest_runs: set[str] = set()
     if lake.exists(ctx.manifest_uri):
         runs = lake.scan(ctx.manifest_uri).select("run_id").unique().collect()
         manifest_runs = set(runs["run_id"].to_list())
     rolled_back = []
-    for uri in [ctx.bronze(s) for s in SOURCES] + [ctx.quarantine_uri]:
-        for commit in lake.history(uri, after=max(-1, (lake.version(uri) or 0) - 20)):
+    tables = [(ctx.bronze(s), s) for s in SOURCES] + [(ctx.quarantine_uri, None)]
+    for uri, source in tables:
+        history = lake.history(uri, after=max(-1, (lake.version(uri) or 0) - 50))
+        removed = {c.get("removed_run") for c in history}
+        for commit in history:
             run_id = commit.get("run_id")
-            if run_id and run_id not in manifest_runs and commit.get("operation") == "WRITE":
+            if (run_id and run_id not in manifest_runs and run_id not in removed
+                    and commit.get("operation") == "WRITE"):
                 log.warning("rolling back rows of interrupted run %s in %s", run_id, uri)
-                lake.delete(uri, f"run_id = '{run_id}'")
+                remove_run(ctx, uri, source, run_id, why="interrupted before its manifest")
+                removed.add(run_id)
                 rolled_back.append(run_id)
     return rolled_back
 
 
+def read_manifest(ctx: RunContext) -> pl.DataFrame:
+    return ctx.lake.scan_or_empty(ctx.manifest_uri, MANIFEST).collect()
+
+
 def pending_files(ctx: RunContext) -> dict[str, int]:
-    """Number of raw files not ingested yet, per source (cheap: listing + manifest only).
+    """Number of raw files new or changed since ingestion, per source (cheap: listing + manifest).
 
     Orchestrators call this to short-circuit a tick with nothing new.
     """
-    manifest = ctx.lake.scan_or_empty(ctx.manifest_uri, MANIFEST).select("path", "size_bytes").collect()
+    manifest = read_manifest(ctx)
     pending = {}
     for source in SOURCES:
-        plan = plan_ingestion(list_raw_files(ctx.storage, ctx.settings.lake_raw, source), manifest)
-        pending[source] = len(plan.new)
+        plan = plan_ingestion(list_raw(ctx.storage, ctx.settings.lake_raw, source).files, manifest)
+        pending[source] = len(plan.new) + len(plan.changed)
     return pending
 
 
-def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = None) -> StageResult:
-    """Ingest new raw files of every source; no new file means no table version anywhere.
+class Bronze:
+    """One bronze stage run: what it took in, rejected, replaced and left waiting."""
 
-    ``audits.bronze`` sees every chunk and may refuse a source's commit (the quality gate).
+    def __init__(self, ctx: RunContext, audit: BronzeAuditor, spool_dir: Path,
+                 progress: Progress | None) -> None:
+        self.ctx, self.audit, self.progress = ctx, audit, progress
+        self.settings = ctx.settings
+        self.spool_dir = spool_dir
+        self.budget = max(1, ctx.settings.quality_batch_rows)
+        self.outcomes: list[FileOutcome] = []
+        self.waiting: list[str] = []  # still being written: next run
+        self.skipped_changes: list[str] = []
+        self.replaced: list[str] = []
+        self.quarantine = Spool(spool_dir, budget_rows=self.budget)
+        self.taken_paths: list[str] = []  # files whose rows this run writes or replaces
+
+    # -- which files ------------------------------------------------------------------------
+    def to_take(self, source: str, plan: Plan) -> list[RawFile]:
+        """New files, plus the changed ones RAW_ON_CHANGE lets through, minus unsettled ones."""
+        todo = list(plan.new)
+        for f in plan.changed:
+            held = plan.current[f.rel_path]
+            if not is_remote(f.uri) and content_checksum(self.ctx.storage, f) == held.checksum:
+                # touched, not changed: remember the new fingerprint, take nothing in
+                self.outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, held.checksum,
+                                                 0, 0, 0, f.fingerprint, "unchanged"))
+                continue
+            if self.settings.raw_on_change == "fail":
+                raise DataError(f"raw file {f.rel_path} changed after it was ingested (RAW_ON_CHANGE"
+                                "=fail): nothing was committed; restore it, or set RAW_ON_CHANGE="
+                                "replace to replace its rows")
+            if self.settings.raw_on_change == "skip":
+                log.warning("raw file %s changed since it was ingested; skipped (RAW_ON_CHANGE=skip)",
+                            f.rel_path)
+                self.skipped_changes.append(f.rel_path)
+                continue
+            todo.append(f)
+        return self.settled(todo)
+
+    def settled(self, files: list[RawFile]) -> list[RawFile]:
+        """Local files modified within RAW_SETTLE_SECONDS are watched that long (once for all);
+        those that changed meanwhile wait for the next run."""
+        wait = self.settings.raw_settle_seconds
+        young = [f for f in files if f.mtime and time.time() - f.mtime < wait]
+        if not young:
+            return files
+        time.sleep(max(0.0, wait - (time.time() - max(f.mtime for f in young))))
+        moving = {f.rel_path for f in young if restat(self.ctx.storage, f) != f}
+        for path in sorted(moving):
+            log.warning("raw file %s is still being written; it waits for the next run", path)
+        self.waiting += sorted(moving)
+        return [f for f in files if f.rel_path not in moving]
+
+    # -- one file ---------------------------------------------------------------------------
+    def read_file(self, source: str, f: RawFile, replaces: str | None) -> Spool | None:
+        """Parse and judge one file; its good rows (None when none may be written)."""
+        ctx, audit = self.ctx, self.audit
+        digest = hashlib.md5(usedforsecurity=False)  # content identity, not security
+        good, bad = Spool(self.spool_dir, budget_rows=self.budget), []
+        lines = 0
+        try:
+            chunks = iter_chunks(ctx.storage, f.uri, chunk_bytes=self.settings.bronze_chunk_bytes,
+                                 digest=digest)
+            for checked in parse_chunks(source, audit.lines(source, f.rel_path, chunks)):
+                rows = with_lineage(checked.lazy().filter(pl.col("reason").is_null()),
+                                    source_file=f.rel_path, ctx=ctx).drop(WORK_COLUMNS).collect()
+                quarantined = quarantine_rows(checked, source=source, source_file=f.rel_path,
+                                              ctx=ctx)
+                audit.chunk(source, f.rel_path, rows, quarantined)
+                good.add(rows)
+                bad.append(quarantined)
+                lines += checked.height
+        except StorageError as exc:
+            good.clear()
+            audit.drop(source, f.rel_path)
+            if is_remote(f.uri):
+                raise  # the store, not the file: the run fails and is retried
+            self.reject(Unreadable(source, f.rel_path, f"unreadable: {exc}"), f)
+            return None
+        if restat(ctx.storage, f) != f:
+            good.clear()
+            audit.drop(source, f.rel_path)
+            log.warning("raw file %s changed while it was read; it waits for the next run",
+                        f.rel_path)
+            self.waiting.append(f.rel_path)
+            return None
+        checksum = digest.hexdigest()
+        verdict = audit.verdict(source, f.rel_path)
+        if verdict is not None:
+            good.clear()
+            log.warning("raw file %s rejected: %s", f.rel_path, verdict)
+            quarantined_lines = self.quarantine_whole_file(source, f, verdict)
+            self.outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, checksum, lines, 0,
+                                             quarantined_lines, f.fingerprint, "rejected",
+                                             verdict, replaces))
+            return None
+        for frame in bad:
+            self.quarantine.add(frame)
+        self.outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, checksum, lines,
+                                         good.rows, lines - good.rows, f.fingerprint, "ingested",
+                                         None, replaces))
+        return good
+
+    def quarantine_whole_file(self, source: str, f: RawFile, reason: str) -> int:
+        """Every line of a rejected file into quarantine (read again: rejection is rare)."""
+        count = 0
+        chunks = iter_chunks(self.ctx.storage, f.uri, chunk_bytes=self.settings.bronze_chunk_bytes)
+        for checked in parse_chunks(source, chunks):
+            rows = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=self.ctx,
+                                   file_reason=f"file rejected: {reason}")
+            self.quarantine.add(rows)
+            count += rows.height
+        return count
+
+    def reject(self, bad: Unreadable, f: RawFile | None = None) -> None:
+        log.warning("raw path %s rejected: %s", bad.rel_path, bad.reason)
+        self.outcomes.append(FileOutcome(bad.source, bad.rel_path, f.size_bytes if f else 0, "",
+                                         0, 0, 0, f.fingerprint if f else "", "rejected",
+                                         bad.reason))
+
+    # -- one source -------------------------------------------------------------------------
+    def ingest(self, source: str, manifest: pl.DataFrame) -> int | None:
+        """Take in a source's files in ONE bronze commit; the new version (None: no commit)."""
+        listing = list_raw(self.ctx.storage, self.settings.lake_raw, source)
+        rejected_before = {r["path"] for r in manifest.filter(pl.col("status") == "rejected")
+                           .select("path").iter_rows(named=True)} if "status" in manifest.columns else set()
+        for bad in listing.unreadable:
+            if bad.rel_path not in rejected_before:
+                self.reject(bad)
+        plan = plan_ingestion(listing.files, manifest)
+        files = self.to_take(source, plan)
+        if not files:
+            return None
+        replacing = [f.rel_path for f in files if f.rel_path in plan.current]
+        paths = [f.rel_path for f in files]
+        self.taken_paths += paths
+        self.replaced += replacing
+
+        def stream() -> Iterator[pl.DataFrame]:
+            for i, f in enumerate(files, 1):
+                if self.progress:
+                    self.progress(f"bronze {source}: file {i} of {len(files)} ({f.rel_path})")
+                held = plan.current.get(f.rel_path)
+                rows = self.read_file(source, f, held.checksum if held else None)
+                if rows is not None:
+                    yield from rows.frames()
+
+        uri, metadata = self.ctx.bronze(source), {"run_id": self.ctx.run_id}
+        frames = self.audit.gate(source, stream())  # DataError at its end: no commit
+        if replacing:  # rows of every file of this run are replaced (the new ones have none)
+            metadata["days"] = ",".join(days_of(self.ctx, source, pl.col("source_file").is_in(replacing)))
+            metadata["replaced_files"] = json.dumps(replacing)
+            return self.ctx.lake.write(uri, frames, schema=BRONZE[source], mode="overwrite",
+                                       predicate=f"source_file IN ({sql_list(paths)})",
+                                       metadata=metadata)
+        return self.ctx.lake.write(uri, frames, schema=BRONZE[source], metadata=metadata)
+
+    def commit_quarantine_and_manifest(self, result: StageResult) -> None:
+        lake, ctx = self.ctx.lake, self.ctx
+        meta = {"run_id": ctx.run_id}
+        if self.replaced:  # a replaced file's old quarantined lines go too
+            version = lake.write(ctx.quarantine_uri, self.quarantine.frames(), schema=QUARANTINE,
+                                 mode="overwrite", metadata=meta,
+                                 predicate=f"source_file IN ({sql_list(self.taken_paths)})")
+        else:
+            version = lake.write(ctx.quarantine_uri, self.quarantine.frames(), schema=QUARANTINE,
+                                 metadata=meta)
+        if version is not None:
+            result.versions["quarantine"] = version
+        if self.outcomes:
+            rows = pl.DataFrame([asdict(o) for o in self.outcomes]).with_columns(
+                pl.lit(ctx.run_id).alias("run_id"), pl.lit(ctx.started_at).alias("ingested_at"))
+            result.versions["manifest"] = lake.write(ctx.manifest_uri, rows, schema=MANIFEST,
+                                                     metadata=meta, schema_mode="merge")
+
+
+def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = None) -> StageResult:
+    """Take in new and corrected raw files of every source; nothing new means no table version.
+
+    ``audits.bronze`` sees every chunk, may reject a file (quarantine threshold) and may refuse
+    a source's commit (the quality gate): then this run's rows of the sources already committed
+    are removed again and nothing reaches the manifest.
     """
     started = time.perf_counter()
-    lake, settings = ctx.lake, ctx.settings
     result = StageResult("bronze")
     audit = audits.bronze(ctx)
     recover_interrupted(ctx)
-    manifest = lake.scan_or_empty(ctx.manifest_uri, MANIFEST).select("path", "size_bytes").collect()
-    outcomes: list[FileOutcome] = []
-    quarantined: list[pl.DataFrame] = []
-
-    for source in SOURCES:
-        listed = list_raw_files(ctx.storage, settings.lake_raw, source)
-        plan = plan_ingestion(listed, manifest)
-        for f in plan.changed:
-            log.warning("raw file %s changed size since it was ingested; not re-ingested", f.rel_path)
-            result.note = f"{len(plan.changed)} changed file(s) skipped"
-        if not plan.new:
-            continue
-
-        def stream(files: list[RawFile] = plan.new, source: str = source) -> Iterator[pl.DataFrame]:
-            for f in files:
-                if progress:
-                    progress(f"bronze {f.rel_path}")
-                digest = hashlib.md5()
-                lines = good_rows = bad_rows = 0
-                chunks = iter_chunks(ctx.storage, f.uri, chunk_bytes=settings.bronze_chunk_bytes,
-                                     digest=digest)
-                chunks = audit.lines(source, f.rel_path, chunks)  # counts lines from the bytes
-                for checked in parse_chunks(source, chunks):
-                    good = checked.lazy().filter(pl.col("reason").is_null())
-                    good = with_lineage(good, source_file=f.rel_path, ctx=ctx).collect()
-                    bad = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=ctx)
-                    audit.chunk(source, f.rel_path, good, bad)
-                    if bad.height:
-                        quarantined.append(bad)
-                    lines += checked.height
-                    good_rows += good.height
-                    bad_rows += bad.height
-                    yield good
-                outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, digest.hexdigest(),
-                                            lines, good_rows, bad_rows))
-
-        # audit.gate may raise DataError at the end of the stream, i.e. before the commit
-        version = lake.write(ctx.bronze(source), audit.gate(source, stream()), schema=BRONZE[source],
-                             metadata={"run_id": ctx.run_id})
-        if version is not None:
-            result.versions[source] = version
-
-    if quarantined:
-        result.versions["quarantine"] = lake.write(
-            ctx.quarantine_uri, quarantined, schema=QUARANTINE, metadata={"run_id": ctx.run_id}
-        )
-    if outcomes:
-        rows = pl.DataFrame([o.__dict__ for o in outcomes]).with_columns(
-            pl.lit(ctx.run_id).alias("run_id"), pl.lit(ctx.started_at).alias("ingested_at")
-        )
-        result.versions["manifest"] = lake.write(
-            ctx.manifest_uri, rows, schema=MANIFEST, metadata={"run_id": ctx.run_id}
-        )
-    result.files = len(outcomes)
-    result.rows_in = sum(o.lines for o in outcomes)
-    result.rows_out = sum(o.bronze_rows for o in outcomes)
-    result.quarantined = sum(o.quarantined_rows for o in outcomes)
-    result.details = [o.__dict__ for o in outcomes]
-    result.skipped = not outcomes
+    manifest = read_manifest(ctx)
+    with tempfile.TemporaryDirectory(prefix="bronze-spool-") as spool_dir:
+        stage = Bronze(ctx, audit, Path(spool_dir), progress)
+        committed: list[str] = []
+        try:
+            for source in SOURCES:
+                version = stage.ingest(source, manifest)
+                if version is not None:
+                    result.versions[source] = version
+                    committed.append(source)
+        except DataError as exc:
+            rolled = [s for s in committed
+                      if remove_run(ctx, ctx.bronze(s), s, ctx.run_id, why="quality gate failed")]
+            if rolled:
+                headline, _, rest = str(exc).partition("\n")
+                note = f" (this run's {', '.join(rolled)} rows rolled back)"
+                raise DataError(headline + note + ("\n" + rest if rest else "")) from None
+            raise
+        stage.commit_quarantine_and_manifest(result)
+    taken = [o for o in stage.outcomes if o.status != "unchanged"]
+    result.files = len(taken)
+    result.rows_in = sum(o.lines for o in taken)
+    result.rows_out = sum(o.bronze_rows for o in taken)
+    result.quarantined = sum(o.quarantined_rows for o in taken)
+    result.details = [asdict(o) for o in stage.outcomes]
+    result.skipped = not stage.outcomes
+    notes = []
+    if rejected := [o for o in stage.outcomes if o.status == "rejected"]:
+        notes.append(f"{len(rejected)} file(s) rejected")
+        result.rejected = [o.path for o in rejected]
+    if stage.replaced:
+        notes.append(f"{len(stage.replaced)} corrected file(s) replaced")
+    if stage.waiting:
+        notes.append(f"{len(stage.waiting)} file(s) still being written: next run")
+    if stage.skipped_changes:
+        notes.append(f"{len(stage.skipped_changes)} changed file(s) skipped")
+    result.note = "; ".join(notes)
     audit.finish(result)  # records the results; summary in details
     result.seconds = time.perf_counter() - started
     return result

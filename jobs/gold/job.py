@@ -30,7 +30,7 @@ from jobs.gold.buckets import (
 )
 from jobs.gold.features import fits_packed
 from jobs.run import RunContext
-from jobs.schemas import GOLD_TABLE, SILVER_PARTITION, SOURCES
+from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, SILVER_PARTITION, SOURCES
 from jobs.settings import Settings
 from jobs.summary import StageResult
 from jobs.tables.external import AddActionDict
@@ -91,7 +91,10 @@ def plan_weeks(ctx: RunContext, current: dict[str, int], *,
             if "days" not in commit:
                 return all_weeks, True, f"silver {source} changed outside the pipeline"
             days.update(date.fromisoformat(d) for d in commit["days"].split(",") if d)
-    weeks = affected_weeks(days, n_weeks=settings.lookback_weeks) & all_weeks
+    # Weeks that still have prints, and gold weeks whose prints went away (a corrected file)
+    published = {date.fromisoformat(w[:10])
+                 for w in ctx.lake.partitions(ctx.gold(GOLD_TABLE), GOLD_PARTITION)}
+    weeks = affected_weeks(days, n_weeks=settings.lookback_weeks) & (all_weeks | published)
     return weeks, False, f"{len(days)} new day(s)"
 
 

@@ -56,7 +56,7 @@ from jobs.quality.suites import (
 )
 from jobs.raw.files import Chunk
 from jobs.run import RunContext
-from jobs.schemas import GOLD_TABLE, MANIFEST, SILVER_PARTITION, SOURCES
+from jobs.schemas import GOLD_TABLE, SILVER_PARTITION, SOURCES
 from jobs.summary import StageResult
 from jobs.tables.threads import run_on_fresh_thread
 from jobs.weeks import Mode, week_start
@@ -137,7 +137,8 @@ class _Audit:
 
 # -- bronze -------------------------------------------------------------------------------------
 class BronzeAudit(_Audit):
-    """Bronze: per-file reconciliation and quarantine threshold, suite on the frames written."""
+    """Bronze: per-file reconciliation, files over the quarantine threshold rejected on their
+    own, the bronze suite on the frames committed."""
 
     layer = "bronze"
 
@@ -145,6 +146,7 @@ class BronzeAudit(_Audit):
         super().__init__(ctx)
         # (source, path) → [data lines, bronze rows, quarantined lines, reasons]
         self._files: dict[tuple[str, str], list[Any]] = {}
+        self._rejected: dict[tuple[str, str], FileCount] = {}  # counts before the rejection
         self._pending: dict[str, list[pl.DataFrame]] = {}
 
     def _tally(self, source: str, path: str) -> list[Any]:
@@ -159,16 +161,31 @@ class BronzeAudit(_Audit):
             yield chunk
 
     def chunk(self, source: str, path: str, good: pl.DataFrame, bad: pl.DataFrame) -> None:
-        """Account for one parsed chunk of a raw file: ``good`` is written, ``bad`` quarantined."""
+        """Account for one parsed chunk of a raw file: ``good`` rows, ``bad`` quarantined."""
         tally = self._tally(source, path)
         tally[1] += good.height
         tally[2] += bad.height
         if bad.height:
             tally[3].update(bad["reason"].to_list())
-        pending = self._pending.setdefault(source, [])
-        pending.append(good.drop(BRONZE_WORK_COLUMNS, strict=False))
-        if sum(f.height for f in pending) >= self.settings.quality_batch_rows:
-            self._flush(source)
+
+    def verdict(self, source: str, path: str) -> str | None:
+        """Reject a file of at least QUALITY_QUARANTINE_MIN_LINES lines whose quarantined
+        fraction is over QUALITY_MAX_QUARANTINE_FRACTION; smaller files only warn."""
+        lines, rows, bad, reasons = self._tally(source, path)
+        count = FileCount(source, path, lines, rows, bad, dict(reasons))
+        s = self.settings
+        if lines < s.quality_quarantine_min_lines or count.fraction <= s.quality_max_quarantine_fraction:
+            return None
+        self._rejected[(source, path)] = count
+        self._files[(source, path)] = [lines, 0, lines, reasons]
+        top = Counter(reasons).most_common(1)
+        why = f"; most common: {top[0][0]}" if top else ""
+        return (f"{count.fraction:.1%} of its {lines:,} lines quarantined, over "
+                f"QUALITY_MAX_QUARANTINE_FRACTION={s.quality_max_quarantine_fraction:.1%}{why}")
+
+    def drop(self, source: str, path: str) -> None:
+        self._files.pop((source, path), None)
+        self._rejected.pop((source, path), None)
 
     def files(self, source: str) -> list[FileCount]:
         return [FileCount(src, path, lines, rows, bad, dict(reasons))
@@ -182,8 +199,15 @@ class BronzeAudit(_Audit):
                 source, overrides=self.settings.quality_severity))
 
     def gate(self, source: str, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-        """Pass ``frames`` through to the writer; at their end (before the commit) judge them."""
-        yield from frames
+        """Validate the frames on their way to the writer (in batches of QUALITY_BATCH_ROWS);
+        at their end, before the commit, reconcile every file and raise if a check blocks."""
+        pending = self._pending.setdefault(source, [])
+        for frame in frames:
+            pending.append(frame.drop(BRONZE_WORK_COLUMNS, strict=False))
+            if sum(f.height for f in pending) >= self.settings.quality_batch_rows:
+                self._flush(source)
+                pending = self._pending.setdefault(source, [])
+            yield frame
         self._flush(source)
         files = self.files(source)
         if not files:
@@ -191,38 +215,22 @@ class BronzeAudit(_Audit):
         s = self.settings
         self._results.append(bronze_lines_reconcile(
             source, files, severity=self._severity(source, "raw_lines_reconcile")))
+        judged = [self._rejected.get((f.source, f.path), f) for f in files]
+        # Files over the threshold were rejected on their own: recorded, not blocking.
         self._results += quarantine_thresholds(
-            source, files, max_fraction=s.quality_max_quarantine_fraction,
-            min_lines=s.quality_quarantine_min_lines,
-            severity=self._severity(source, "quarantined_fraction_per_file"),
+            source, judged, max_fraction=s.quality_max_quarantine_fraction,
+            min_lines=s.quality_quarantine_min_lines, severity="warning",
             small_severity=self._severity(source, "quarantined_fraction_per_small_file",
                                           "warning"))
         if self.blocking:
-            rolled_back = run_on_fresh_thread(lambda: self._rollback(source))
-            kept = f" ({', '.join(rolled_back)} rows of this run rolled back)" if rolled_back else ""
             self._fail(
-                f"bronze quality gate failed on {source}: no bronze row of this run was kept"
-                f"{kept}; the raw files stay pending and are retried by the next run — fix or "
-                "remove them, or raise QUALITY_MAX_QUARANTINE_FRACTION.")
-
-    def _rollback(self, failing: str) -> list[str]:
-        """Delete this run's rows from the sources committed before ``failing`` (no manifest
-        row exists for them, so no later stage may consume them)."""
-        lake, rolled = self.ctx.lake, []
-        for source in SOURCES:
-            uri = self.ctx.bronze(source)
-            if source == failing or not lake.exists(uri):
-                continue
-            before = lake.version(uri)
-            lake.delete(uri, f"run_id = '{self.ctx.run_id}'")
-            if lake.version(uri) != before:
-                rolled.append(source)
-        return rolled
+                f"bronze quality gate failed on {source}: no bronze row of this run was kept; "
+                "the raw files stay pending and are retried by the next run")
 
 
 # -- silver -------------------------------------------------------------------------------------
 class SilverAudit(_Audit):
-    """Silver: suite on the rows appended, count reconciled with the bronze manifest."""
+    """Silver: suite on the rows written, count reconciled with bronze's rows of those days."""
 
     layer = "silver"
 
@@ -232,24 +240,12 @@ class SilverAudit(_Audit):
                             min_day=s.quality_min_day, run_date=self.ctx.started_at.date(),
                             overrides=s.quality_severity)
 
-    def bronze_rows(self, source: str, runs: list[str]) -> int:
-        manifest = self.ctx.lake.scan_or_empty(self.ctx.manifest_uri, MANIFEST)
-        total = manifest.filter((pl.col("source") == source) & pl.col("run_id").is_in(runs)).select(
-            pl.col("bronze_rows").sum()).collect().item()
-        return int(total or 0)
-
-    def gate(self, source: str, runs: list[str],
+    def gate(self, source: str, expected_rows: int,
              batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
         """Validate each batch before the writer sees it; reconcile the count at the end."""
-        # Read now: the stream is consumed on deltalake's threads, where Delta reads can't run.
-        expected = self.bronze_rows(source, runs)
-        return self._gate(source, runs, batches, expected)
-
-    def _gate(self, source: str, runs: list[str], batches: Iterable[pl.DataFrame],
-              expected: int) -> Iterator[pl.DataFrame]:
         suite, rows = self.suite(source), 0
-        headline = (f"silver quality gate failed on {source}: nothing was appended to silver "
-                    f"{source} (its bronze runs stay pending and are retried by the next run)")
+        headline = (f"silver quality gate failed on {source}: silver {source} is unchanged (its "
+                    "new bronze rows stay pending and are retried by the next run)")
         for batch in batches:
             self._validate(batch, suite)
             if self.blocking:
@@ -257,7 +253,7 @@ class SilverAudit(_Audit):
             rows += batch.height
             yield batch
         self._results.append(silver_rows_reconcile(
-            source, silver_rows=rows, bronze_rows=expected, runs=runs,
+            source, silver_rows=rows, bronze_rows=expected_rows,
             severity=self._severity(source, "rows_reconcile_with_bronze")))
         if self.blocking:
             self._fail(headline)

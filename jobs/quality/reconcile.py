@@ -3,8 +3,7 @@
 * bronze, per raw file: physical data lines of the file (counted from its bytes, independently
   of the parser) = bronze rows + quarantined lines; and the quarantined fraction of each file
   against ``QUALITY_MAX_QUARANTINE_FRACTION``.
-* silver, per source: rows appended = bronze rows the manifest recorded for the bronze runs
-  being consumed.
+* silver, per source: rows written for the rebuilt days = bronze rows of those days.
 * gold, per user bucket: gold rows = silver prints of the rebuilt weeks.
 """
 
@@ -117,15 +116,15 @@ def quarantine_thresholds(source: str, files: Sequence[FileCount], *, max_fracti
 
 
 def silver_rows_reconcile(source: str, *, silver_rows: int, bronze_rows: int,
-                          runs: Sequence[str], severity: Severity = "failure") -> CheckResult:
+                          severity: Severity = "failure") -> CheckResult:
     ok = silver_rows == bronze_rows
     return CheckResult(
         layer="silver", table=source, check="rows_reconcile_with_bronze",
         expectation_type=RECONCILIATION,
-        description="rows appended = bronze rows of the consumed bronze runs (manifest)",
+        description="rows written for the rebuilt days = bronze rows of those days",
         severity=severity, success=ok,
         observed=f"{silver_rows:,} silver rows {'=' if ok else '≠'} {bronze_rows:,} bronze rows "
-                 f"of {len(runs)} bronze run(s)",
+                 "of the rebuilt days",
         unexpected_count=abs(silver_rows - bronze_rows), evaluated_rows=silver_rows,
     )
 

@@ -1,20 +1,26 @@
 """Raw-layer access: list the files of a source and read them in line-aligned chunks.
 
-Any file under ``<LAKE_RAW>/<source>/`` at any depth is a raw file of that source; hidden files
-and ``_``-prefixed markers (``_SUCCESS``) are ignored. Works the same on local disk and S3.
+Any file under ``<LAKE_RAW>/<source>/`` at any depth is a raw file of that source, except names
+that are never data: hidden files, ``_``-prefixed markers (``_SUCCESS``) and the temporary names
+uploaders use while a file is incomplete (``*.tmp``, ``*._COPYING_``, ``*.part``). Works the same
+on local disk and S3. A path that cannot be a readable file (a dangling symlink, a socket) is
+listed apart as *unreadable*, with a reason, so one bad path never stops the others.
 """
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.errors import StorageError
 from jobs.schemas import SOURCES
-from jobs.storage import Storage, join
+from jobs.storage import Storage, is_remote, join
 from jobs.storage_errors import storage_error
+
+TEMPORARY_SUFFIXES = (".tmp", "._COPYING_", ".part", ".crdownload")
 
 
 @dataclass(frozen=True)
@@ -25,10 +31,34 @@ class RawFile:
     uri: str
     rel_path: str  # relative to LAKE_RAW, e.g. "prints/day=2020-11-01/part-0.json"
     size_bytes: int
+    # Changes whenever the content may have: the S3 ETag, or size and mtime of a local file.
+    fingerprint: str = ""
+    mtime: float = 0.0  # seconds since the epoch (0 when unknown)
 
 
-def list_raw_files(storage: Storage, raw_root: str, source: str) -> list[RawFile]:
-    """All raw files of ``source``, sorted by path (deterministic ingestion order)."""
+@dataclass(frozen=True)
+class Unreadable:
+    """A path under a source that is not a readable file, and why."""
+
+    source: str
+    rel_path: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class Listing:
+    files: list[RawFile] = field(default_factory=list)
+    unreadable: list[Unreadable] = field(default_factory=list)
+
+
+def is_data_name(name: str) -> bool:
+    """Whether a file name can hold raw data (not hidden, a marker or a temporary upload)."""
+    return not name.startswith((".", "_")) and not name.endswith(TEMPORARY_SUFFIXES)
+
+
+def list_raw(storage: Storage, raw_root: str, source: str) -> Listing:
+    """All raw files of ``source`` sorted by path (deterministic ingestion order), and the
+    paths that cannot be read as files."""
     if source not in SOURCES:
         raise ValueError(f"unknown source {source!r}")
     base = join(raw_root, source)
@@ -36,21 +66,64 @@ def list_raw_files(storage: Storage, raw_root: str, source: str) -> list[RawFile
     root = storage.strip_protocol(raw_root).rstrip("/")
     try:
         if not fs.exists(storage.strip_protocol(base)):
-            return []
+            return Listing()
         found = fs.find(storage.strip_protocol(base), detail=True)
     except StorageError:
         raise
     except Exception as exc:
         raise storage_error(exc, uri=base, storage=storage) from exc
-    files = []
+    listing = Listing()
     for path, info in sorted(found.items()):
         name = posixpath.basename(path)
-        if info.get("type") == "directory" or name.startswith((".", "_")):
+        kind = info.get("type")
+        if kind == "directory" or not is_data_name(name):
             continue
         rel = path[len(root):].lstrip("/")
+        if kind != "file":
+            why = (f"dangling symbolic link to {info.get('destination')}" if info.get("islink")
+                   else f"not a regular file ({kind})")
+            listing.unreadable.append(Unreadable(source, rel, why))
+            continue
         size = int(info.get("size") or 0)
-        files.append(RawFile(source, storage.to_uri(raw_root, path), rel, size))
-    return files
+        mtime = float(info.get("mtime") or 0.0) if not is_remote(raw_root) else 0.0
+        listing.files.append(RawFile(source, storage.to_uri(raw_root, path), rel, size,
+                                     fingerprint=fingerprint(info, remote=is_remote(raw_root)),
+                                     mtime=mtime))
+    return listing
+
+
+def list_raw_files(storage: Storage, raw_root: str, source: str) -> list[RawFile]:
+    """The readable raw files of ``source`` (see :func:`list_raw`)."""
+    return list_raw(storage, raw_root, source).files
+
+
+def fingerprint(info: dict[str, Any], *, remote: bool) -> str:
+    """What changes when a listed file's content may have changed."""
+    if remote:
+        etag = str(info.get("ETag") or info.get("etag") or "").strip('"')
+        return f"etag:{etag}" if etag else f"size:{int(info.get('size') or 0)}"
+    return f"local:{int(info.get('size') or 0)}:{float(info.get('mtime') or 0):.6f}"
+
+
+def restat(storage: Storage, f: RawFile) -> RawFile:
+    """The file as listed now (to notice a file that changed while it was read)."""
+    fs = storage.filesystem(f.uri)
+    try:
+        info = fs.info(storage.strip_protocol(f.uri))
+    except Exception as exc:
+        raise storage_error(exc, uri=f.uri, storage=storage) from exc
+    remote = is_remote(f.uri)
+    return RawFile(f.source, f.uri, f.rel_path, int(info.get("size") or 0),
+                   fingerprint=fingerprint(info, remote=remote),
+                   mtime=0.0 if remote else float(info.get("mtime") or 0.0))
+
+
+def content_checksum(storage: Storage, f: RawFile, *, chunk_bytes: int = 8 << 20) -> str:
+    """MD5 of a file's bytes (an identity for its content, not a security measure)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    for chunk in iter_chunks(storage, f.uri, chunk_bytes=chunk_bytes, digest=digest):
+        del chunk
+    return digest.hexdigest()
 
 
 @dataclass(frozen=True)

@@ -128,13 +128,15 @@ class Lake:
         partition_by: str | None = None,
         predicate: str | None = None,
         metadata: Mapping[str, str] | None = None,
+        schema_mode: Literal["merge"] | None = None,
     ) -> int | None:
         """Commit ``data`` to ``uri`` in ONE Delta transaction and return the new version.
 
         ``data`` may be a stream of frames: they are written as they come, so memory holds one
         frame at a time, and nothing is visible to readers until the single commit at the end.
         With ``mode="overwrite"`` and a ``predicate`` only the matching rows/partitions are
-        replaced. If anything fails before the commit the table version is unchanged.
+        replaced. ``schema_mode="merge"`` adds columns the table does not have yet (older lakes).
+        If anything fails before the commit the table version is unchanged.
         An empty append commits nothing and returns None.
         """
         from deltalake import CommitProperties, write_deltalake
@@ -158,6 +160,7 @@ class Lake:
                 mode=mode,
                 partition_by=[partition_by] if partition_by else None,
                 predicate=predicate,
+                schema_mode=schema_mode,
                 storage_options=self.storage.delta_options(uri),
                 commit_properties=CommitProperties(custom_metadata=dict(metadata or {})),
             )
@@ -185,11 +188,20 @@ class Lake:
         except Exception as exc:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
 
-    def delete(self, uri: str, predicate: str) -> None:
-        """Delete matching rows (used to roll back an interrupted run's rows)."""
+    def delete(self, uri: str, predicate: str, *, metadata: Mapping[str, str] | None = None) -> bool:
+        """Delete matching rows in one commit (rolling back a run); whether any row went."""
+        from deltalake import CommitProperties
+
         table = self.open(uri)
-        if table is not None:
-            table.delete(predicate)
+        if table is None:
+            return False
+        before = table.version()
+        try:
+            table.delete(predicate, commit_properties=CommitProperties(
+                custom_metadata=dict(metadata or {})))
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+        return bool(table.version() != before)
 
     # -- small files next to the tables (export, markers, reports) -----------------------------
     def put_file(self, uri: str, payload: bytes, *, tag: str) -> None:

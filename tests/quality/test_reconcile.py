@@ -64,8 +64,8 @@ def test_line_reconciliation_names_files_that_do_not_add_up() -> None:
 
 
 def test_silver_and_gold_counts_reconcile_or_fail() -> None:
-    assert silver_rows_reconcile("taps", silver_rows=5, bronze_rows=5, runs=["r"]).success
-    off = silver_rows_reconcile("taps", silver_rows=6, bronze_rows=5, runs=["r"])
+    assert silver_rows_reconcile("taps", silver_rows=5, bronze_rows=5).success
+    off = silver_rows_reconcile("taps", silver_rows=6, bronze_rows=5)
     assert off.outcome == "failed" and off.unexpected_count == 1
     assert gold_rows_reconcile(gold_rows=3, silver_prints=3, weeks=[date(2020, 11, 2)]).success
     assert not gold_rows_reconcile(gold_rows=2, silver_prints=3, weeks=[]).success
