@@ -21,6 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)  ## create .venv with the pinned dependencies
 
 run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating scale-1 data if raw is empty
+	$(PY) -m infra.generator --if-empty
 	$(PY) -m jobs run
 	@echo
 	@echo "Example DuckDB query over gold:"
@@ -36,8 +37,8 @@ bench: $(STAMP)  ## benchmark: stages + gold vs DuckDB/pandas/I/O floor (make be
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check jobs dags tests
 
-generate: $(STAMP)  ## raw data: make generate ARGS="--scale 10"
-	$(PY) -m jobs generate $(ARGS)
+generate: $(STAMP)  ## raw data (infra/generator): make generate ARGS="--scale 10"
+	$(PY) -m infra.generator $(ARGS)
 
 query: $(STAMP)  ## make query SQL="SELECT ..."
 	$(PY) -m jobs query "$(SQL)"
