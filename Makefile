@@ -31,8 +31,8 @@ test: $(STAMP)  ## the test suite (what CI runs)
 	$(PY) -m pytest
 
 SCALE ?= 10
-bench: $(STAMP)  ## benchmark: stages + gold vs DuckDB/pandas/I/O floor (make bench SCALE=1|10|100)
-	$(PY) -m jobs.benchmark --scale $(SCALE) $(BENCH_ARGS)
+bench: $(STAMP)  ## benchmark (infra/bench): stages + gold vs DuckDB/pandas/I/O floor (make bench SCALE=1|10|100)
+	$(PY) -m infra.bench --scale $(SCALE) $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff
 	$(VENV)/bin/ruff check jobs dags tests

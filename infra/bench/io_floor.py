@@ -10,7 +10,7 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from jobs.benchmark.inputs import COLUMNS
+from infra.bench.inputs import COLUMNS
 from jobs.gold.windows import week_start
 from jobs.schemas import AMOUNT, GOLD, GOLD_PARTITION, conform
 from jobs.settings import Settings
