@@ -35,7 +35,7 @@ bench: $(STAMP)  ## benchmark (infra/bench): stages + gold vs DuckDB/pandas/I/O 
 	$(PY) -m infra.bench --scale $(SCALE) $(BENCH_ARGS)
 
 lint: $(STAMP)  ## ruff
-	$(VENV)/bin/ruff check jobs dags tests
+	$(VENV)/bin/ruff check jobs infra dags tests
 
 generate: $(STAMP)  ## raw data (infra/generator): make generate ARGS="--scale 10"
 	$(PY) -m infra.generator $(ARGS)
