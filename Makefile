@@ -21,6 +21,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 venv: $(STAMP)  ## create .venv with the pinned dependencies
 
 run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating scale-1 data if raw is empty
+	$(PY) -m infra.generator --if-empty
 	$(PY) -m jobs run
 	@echo
 	@echo "Example DuckDB query over gold:"
@@ -36,8 +37,8 @@ test-integration: $(STAMP)  ## tests against real servers (weed mini, airflow)
 	$(PY) -m pytest -m integration --no-cov
 
 SCALE ?= 10
-bench: $(STAMP)  ## benchmark: stages + gold vs DuckDB/pandas/I/O floor (make bench SCALE=1|10|100)
-	$(PY) -m jobs.benchmark --scale $(SCALE) $(BENCH_ARGS)
+bench: $(STAMP)  ## benchmark (infra/bench): stages + gold vs DuckDB/pandas/I/O floor (make bench SCALE=1|10|100)
+	$(PY) -m infra.bench --scale $(SCALE) $(BENCH_ARGS)
 
 check: lint typecheck  ## what CI enforces before the tests: format, lint, types
 	$(VENV)/bin/ruff format --check jobs dags infra tests
@@ -52,8 +53,8 @@ lint: $(STAMP)  ## ruff lint (bugbear and bandit security rules included)
 typecheck: $(STAMP)  ## mypy on jobs/ and dags/
 	$(VENV)/bin/mypy
 
-generate: $(STAMP)  ## raw data: make generate ARGS="--scale 10"
-	$(PY) -m jobs generate $(ARGS)
+generate: $(STAMP)  ## raw data (infra/generator): make generate ARGS="--scale 10"
+	$(PY) -m infra.generator $(ARGS)
 
 query: $(STAMP)  ## make query SQL="SELECT ..."
 	$(PY) -m jobs query "$(SQL)"

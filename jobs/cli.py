@@ -1,4 +1,4 @@
-"""``python -m jobs <command>``: run the pipeline, one stage, the generator or a query.
+"""``python -m jobs <command>``: run the pipeline or one stage, seed object storage, query.
 
 User-facing failures (bad settings, unreachable storage, bad data) print one line saying what
 to check and exit non-zero; ``--debug`` shows the traceback instead.
@@ -45,22 +45,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="also rebuild these weeks of gold (any day of the week)")
     weeks.add_argument("--full", action="store_true", help="rebuild every week of gold")
 
-    sub.add_parser("run", parents=[common, weeks],
-                   help="run every stage (generates scale-1 data first if raw is empty)")
+    sub.add_parser("run", parents=[common, weeks], help="run every stage")
     sub.add_parser("bronze", parents=[common], help="ingest new raw files")
     sub.add_parser("silver", parents=[common], help="append new bronze rows to silver")
     sub.add_parser("gold", parents=[common, weeks], help="rebuild the affected weeks of gold")
     sub.add_parser("export", parents=[common], help="write final.parquet/final.csv")
-
-    gen = sub.add_parser("generate", parents=[common], help="write synthetic raw files")
-    gen.add_argument("--out", help="output directory (default: LAKE_RAW, local only)")
-    gen.add_argument("--scale", type=float, default=1.0, help="1 ≈ the real data set")
-    gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--start", type=date.fromisoformat, default=date(2020, 11, 1))
-    gen.add_argument("--days", type=int, default=30)
-    gen.add_argument("--layout", choices=["daily", "single"], default="daily")
-    gen.add_argument("--bad-fraction", type=float, default=0.0)
-    gen.add_argument("--bad-lines", type=int, default=0)
 
     seed = sub.add_parser("seed", parents=[common],
                           help="create buckets and identities, upload raw files to LAKE_RAW")
@@ -146,21 +135,6 @@ def _raw_is_empty(ctx: Any) -> bool:
     return not any(list_raw_files(ctx.storage, ctx.settings.lake_raw, s) for s in SOURCES)
 
 
-def _generate(args: argparse.Namespace, out: str) -> None:
-    from jobs.raw.generator import generate
-    from jobs.storage import is_remote
-
-    if is_remote(out):
-        raise PipelineError("generate writes local files; upload them with `python -m jobs seed`")
-    started = time.perf_counter()
-    res = generate(out_dir=out, seed=args.seed, scale=args.scale, start=args.start,
-                   days=args.days, layout=args.layout, bad_fraction=args.bad_fraction,
-                   bad_lines=args.bad_lines)
-    print(f"generated {len(res.files)} files in {out} in {time.perf_counter() - started:.1f}s: "
-          + ", ".join(f"{s} {res.total(s):,} lines ({res.bad(s):,} bad)"
-                      for s in ("prints", "taps", "pays")))
-
-
 def _execute(args: argparse.Namespace) -> int:
     from jobs import logs
     from jobs.run import RunContext
@@ -171,9 +145,6 @@ def _execute(args: argparse.Namespace) -> int:
     ctx = RunContext(settings)
     logs.run_id_var.set(ctx.run_id)
 
-    if args.command == "generate":
-        _generate(args, args.out or settings.lake_raw)
-        return 0
     if args.command == "seed":
         from jobs.seed import SeedOptions, run_seed
 
@@ -218,9 +189,8 @@ def _execute(args: argparse.Namespace) -> int:
         if is_remote(settings.lake_raw):
             raise PipelineError(f"no raw files under {settings.lake_raw}: seed them first "
                                 "(python -m jobs seed)")
-        print(f"no raw files under {settings.lake_raw}: generating the scale-1 data set…")
-        gen_args = _parser().parse_args(["generate"])
-        _generate(gen_args, settings.lake_raw)
+        raise PipelineError(f"no raw files under {settings.lake_raw}: generate some with "
+                            "`make generate` (python -m infra.generator) or land files there")
     stages = STAGES if args.command == "run" else (args.command,)
     extra = {}
     if args.command in ("run", "gold"):

@@ -10,18 +10,21 @@ from pathlib import Path
 
 import pytest
 
+REPO = Path(__file__).resolve().parents[1]  # cwd of the commands: ``-m infra...`` imports from it
 
-def cli(*args: str, root: Path, **env: str) -> subprocess.CompletedProcess[str]:
+
+def cli(*args: str, root: Path, module: str = "jobs", **env: str) -> subprocess.CompletedProcess[str]:
     lake = {f"LAKE_{layer.upper()}": str(root / layer) for layer in ("raw", "bronze", "silver", "gold")}
     full_env = {**os.environ, "LAKEHOUSE_ENV_FILE": "", **lake, **env}
-    return subprocess.run([sys.executable, "-m", "jobs", *args], capture_output=True, text=True,
-                          env=full_env, timeout=300)
+    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
+                          env=full_env, timeout=300, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli")
-    gen = cli("generate", "--scale", "0.01", "--days", "15", "--bad-lines", "5", root=root)
+    gen = cli("--scale", "0.01", "--days", "15", "--bad-lines", "5", root=root,
+              module="infra.generator")
     assert gen.returncode == 0, gen.stderr
     run = cli("run", "--log-json", root=root)
     assert run.returncode == 0, run.stderr
@@ -65,6 +68,21 @@ def test_second_run_is_a_no_op(built: Path) -> None:
     res = cli("run", root=built)
     assert res.returncode == 0
     assert res.stdout.count("nothing new") >= 3
+
+
+def test_run_on_an_empty_local_lake_is_one_line_saying_how_to_get_raw_files(tmp_path: Path) -> None:
+    res = cli("run", root=tmp_path)
+    assert res.returncode != 0
+    assert res.stderr.strip().splitlines() == [
+        f"error: no raw files under {tmp_path / 'raw'}: generate some with `make generate` "
+        "(python -m infra.generator) or land files there"]
+    assert not (tmp_path / "raw").exists()  # the product never generates data itself
+
+
+def test_generate_is_no_longer_a_pipeline_command(tmp_path: Path) -> None:
+    res = cli("generate", root=tmp_path)
+    assert res.returncode == 2
+    assert "invalid choice: 'generate'" in res.stderr
 
 
 def test_missing_env_file_is_one_clear_error_line(tmp_path: Path) -> None:

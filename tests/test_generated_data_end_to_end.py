@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from jobs.raw.generator import BAD_LINE_KINDS, generate
+from infra.generator import BAD_LINE_KINDS, generate
 from tests.conftest import LocalLake
 from tests.reference import canonical, reference_gold
 

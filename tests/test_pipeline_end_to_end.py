@@ -194,7 +194,7 @@ def test_pending_files_counts_only_files_not_yet_ingested(lake: LocalLake) -> No
 
 def test_files_parsed_in_small_chunks_give_the_same_bronze_and_accounting(lake: LocalLake,
                                                                        tmp_path) -> None:
-    from jobs.raw.generator import generate
+    from infra.generator import generate
 
     generate(out_dir=lake.raw, seed=1, scale=0.002, days=8, layout="single", bad_lines=12)
     other = LocalLake(tmp_path / "chunked")

@@ -10,7 +10,9 @@ listed apart as *unreadable*, with a reason, so one bad path never stops the oth
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,6 +81,9 @@ def list_raw(storage: Storage, raw_root: str, source: str) -> Listing:
         if kind == "directory" or not is_data_name(name):
             continue
         rel = path[len(root):].lstrip("/")
+        if kind != "file" and info.get("islink"):
+            info = _link_target(path, info)
+            kind = info.get("type")
         if kind != "file":
             why = (f"dangling symbolic link to {info.get('destination')}" if info.get("islink")
                    else f"not a regular file ({kind})")
@@ -90,6 +95,16 @@ def list_raw(storage: Storage, raw_root: str, source: str) -> Listing:
                                      fingerprint=fingerprint(info, remote=is_remote(raw_root)),
                                      mtime=mtime))
     return listing
+
+
+def _link_target(path: str, info: dict[str, Any]) -> dict[str, Any]:
+    """A local symbolic link described by what it points to (type, size, mtime)."""
+    try:
+        target = os.stat(path)  # follows the link
+    except OSError:
+        return info
+    kind = "file" if stat.S_ISREG(target.st_mode) else "other"
+    return {**info, "type": kind, "size": target.st_size, "mtime": target.st_mtime}
 
 
 def list_raw_files(storage: Storage, raw_root: str, source: str) -> list[RawFile]:
@@ -113,6 +128,8 @@ def restat(storage: Storage, f: RawFile) -> RawFile:
     except Exception as exc:
         raise storage_error(exc, uri=f.uri, storage=storage) from exc
     remote = is_remote(f.uri)
+    if not remote and info.get("islink"):
+        info = _link_target(storage.strip_protocol(f.uri), info)
     return RawFile(f.source, f.uri, f.rel_path, int(info.get("size") or 0),
                    fingerprint=fingerprint(info, remote=remote),
                    mtime=0.0 if remote else float(info.get("mtime") or 0.0))

@@ -14,8 +14,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from infra.generator import generate
 from jobs.pipeline import run_all
-from jobs.raw.generator import generate
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE
 from jobs.seed import SeedOptions, seed_lake

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from polars.testing import assert_frame_equal
 
-from jobs.raw.generator import generate
+from infra.generator import generate
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE
 from jobs.seed import SeedOptions, seed_lake

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from jobs.benchmark.runner import Bench, dask_available
+from infra.bench.runner import Bench, dask_available
 
 
 @pytest.mark.slow

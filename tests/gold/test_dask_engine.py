@@ -13,9 +13,9 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from infra.generator import generate
 from jobs.errors import PipelineError
 from jobs.pipeline import run_stage
-from jobs.raw.generator import generate
 from jobs.run import RunContext
 from tests.conftest import LocalLake
 from tests.reference import canonical

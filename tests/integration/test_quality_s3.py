@@ -9,12 +9,12 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from infra.generator import generate
 from jobs.errors import DataError
 from jobs.pipeline import run_all, run_stage
 from jobs.quality.history import results_uri
 from jobs.quality.report import latest_uri, report_uri
 from jobs.query import run_query
-from jobs.raw.generator import generate
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE, SILVER
 from jobs.seed import SeedOptions, seed_lake

@@ -16,11 +16,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from infra.generator import generate
 from jobs.cli import main
 from jobs.errors import AccessDenied, BucketMissing, CredentialsRejected, DataError
 from jobs.pipeline import run_all
 from jobs.raw.files import list_raw_files
-from jobs.raw.generator import generate
 from jobs.run import RunContext
 from jobs.schemas import GOLD, GOLD_TABLE
 from jobs.seed import SeedOptions, seed_lake

@@ -17,11 +17,11 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from infra.generator import generate
 from jobs.cli import main
 from jobs.errors import DataError
 from jobs.pipeline import run_all, run_stage
 from jobs.quality.report import summary_lines
-from jobs.raw.generator import generate
 from jobs.schemas import SILVER
 from tests.conftest import LocalLake
 

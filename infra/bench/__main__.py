@@ -1,16 +1,16 @@
-"""``python -m jobs.benchmark --scale 10``: see :mod:`jobs.benchmark.runner`."""
+"""``python -m infra.bench --scale 10``: see :mod:`infra.bench.runner`."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from jobs.benchmark.runner import Bench, dask_available
+from infra.bench.runner import Bench, dask_available
 from jobs.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.benchmark",
+    parser = argparse.ArgumentParser(prog="python -m infra.bench",
                                      description="Benchmark the pipeline and gold's baselines.")
     parser.add_argument("--scale", type=float, default=10.0, help="1 ≈ the real data set")
     parser.add_argument("--dir", help="working directory (default BENCH_DIR, lake/_bench)")

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import duckdb
 
-from jobs.benchmark.inputs import silver_files, window_width
+from infra.bench.inputs import silver_files, window_width
 from jobs.settings import Settings
 
 _MONDAY = "DATE '1970-01-05'"  # a Monday: (day - Monday) // 7 numbers calendar weeks

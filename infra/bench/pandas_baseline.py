@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from jobs.benchmark.inputs import COLUMNS, silver_files, window_width
+from infra.bench.inputs import COLUMNS, silver_files, window_width
 from jobs.settings import Settings
 
 _VP_SHIFT = 2**15

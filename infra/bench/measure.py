@@ -50,7 +50,7 @@ def _tree_rss(proc: psutil.Process) -> int:
 
 def run_measured(name: str, args: list[str], *, env: dict[str, str], cwd: str | Path,
                  timeout: float = 3600.0) -> Measurement:
-    """Run ``python -m jobs.benchmark.task <args>`` in a fresh process and measure it.
+    """Run ``python -m infra.bench.task <args>`` in a fresh process and measure it.
 
     Peak RSS is the larger of the sampled sum over the process tree (catches worker processes)
     and the child's own ``ru_maxrss`` (exact for a single process, not limited by sampling).
@@ -59,7 +59,7 @@ def run_measured(name: str, args: list[str], *, env: dict[str, str], cwd: str | 
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         result_file = Path(tmp) / "result.json"
         err_file = Path(tmp) / "stderr.txt"
-        cmd = [sys.executable, "-m", "jobs.benchmark.task", "--result", str(result_file), *args]
+        cmd = [sys.executable, "-m", "infra.bench.task", "--result", str(result_file), *args]
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         with open(err_file, "wb") as err:

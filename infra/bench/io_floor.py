@@ -10,11 +10,11 @@ from __future__ import annotations
 import polars as pl
 import pyarrow as pa
 
-from jobs.benchmark.inputs import COLUMNS
-from jobs.gold.windows import week_start
+from infra.bench.inputs import COLUMNS
 from jobs.schemas import AMOUNT, GOLD, GOLD_PARTITION, conform
 from jobs.settings import Settings
 from jobs.storage import join
+from jobs.weeks import week_start
 
 
 def run(settings: Settings, out: str) -> int:

@@ -1,6 +1,6 @@
 """The benchmark run: raw → bronze → silver → gold, then gold's baselines, checks and ratios.
 
-Every measured step runs in a fresh process (:func:`jobs.benchmark.measure.run_measured`), so
+Every measured step runs in a fresh process (:func:`infra.bench.measure.run_measured`), so
 import costs count as they would for a user and peak RSS is that step's alone. Layout under
 ``BENCH_DIR`` (default ``lake/_bench``, git-ignored):
 
@@ -22,8 +22,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from jobs.benchmark.check import compare, fingerprint, scan_output
-from jobs.benchmark.measure import Measurement, child_env, run_measured
+from infra.bench.check import compare, fingerprint, scan_output
+from infra.bench.measure import Measurement, child_env, run_measured
 
 START = date(2020, 11, 1)
 DAYS = 30
@@ -201,7 +201,7 @@ class Bench:
             self.report.problems.append("the no-op run wrote something")
         if not self.incremental:
             return
-        from jobs.raw.generator import generate
+        from infra.generator import generate
 
         generate(out_dir=self.work / "raw", seed=SEED, scale=self.scale,
                  start=START + timedelta(days=DAYS), days=1)

@@ -1,11 +1,11 @@
-"""What one measured benchmark process runs: ``python -m jobs.benchmark.task --result F TASK``.
+"""What one measured benchmark process runs: ``python -m infra.bench.task --result F TASK``.
 
 Tasks: ``generate`` raw data, one pipeline ``stage`` (or the whole ``run``), or a gold
 ``baseline``. The process writes what it did (rows, seconds in-process, its own peak RSS) to
 the ``--result`` JSON file; the parent measures wall time, CPU time and the process tree's RSS.
 
-``--no-quality`` swaps the quality gates for pass-through hooks, so a stage's compute can be
-compared with baselines that validate nothing; the benchmark reports both figures.
+``--no-quality`` runs a stage with ``run_stage(..., audits=NO_AUDITS)`` (pass-through audits),
+so its compute can be compared with baselines that validate nothing; the benchmark reports both.
 """
 
 from __future__ import annotations
@@ -14,58 +14,25 @@ import argparse
 import json
 import resource
 import time
-from collections.abc import Iterable
 from datetime import date
 from pathlib import Path
 from typing import Any
 
 
-class _PassThrough:
-    """Quality hooks that check nothing (the interface of jobs.quality.gate's audits)."""
-
-    audits_frames = False  # the Dask engine need not read gold files back for this audit
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        pass
-
-    def lines(self, source: str, path: str, chunks: Iterable[Any]) -> Iterable[Any]:
-        return chunks
-
-    def chunk(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-    def gate(self, source: str, *args: Any) -> Any:
-        return args[-1]
-
-    def bucket(self, index: int, frame: Any, inputs: Any) -> Any:
-        return frame
-
-    def finish(self, result: Any) -> None:
-        return None
-
-
-def disable_quality_gates() -> None:
-    import jobs.bronze.job
-    import jobs.gold.job
-    import jobs.silver.job
-
-    jobs.bronze.job.BronzeAudit = _PassThrough  # type: ignore[attr-defined,misc]
-    jobs.silver.job.SilverAudit = _PassThrough  # type: ignore[attr-defined,misc]
-    jobs.gold.job.GoldAudit = _PassThrough  # type: ignore[attr-defined,misc]
-
-
 def _stage(args: argparse.Namespace) -> dict[str, Any]:
-    from jobs.pipeline import STAGES, run_stage
+    from jobs.audit import NO_AUDITS
+    from jobs.pipeline import run_stage
     from jobs.run import RunContext
     from jobs.settings import load_settings
+    from jobs.stages import STAGES
 
-    if args.no_quality:
-        disable_quality_gates()
     ctx = RunContext(load_settings())
     names = STAGES if args.name == "run" else (args.name,)
     rebuild = [date.fromisoformat(w) for w in args.weeks] if args.weeks else None
     extra = {"full": args.full, "rebuild": rebuild}
-    results = [run_stage(ctx, n, **(extra if n == "gold" else {})) for n in names]
+    audits = NO_AUDITS if args.no_quality else None
+    results = [run_stage(ctx, n, audits=audits, **(extra if n == "gold" else {}))
+               for n in names]
     out = {"stages": [r.as_dict() for r in results]}
     last = results[-1] if args.name != "run" else None
     if last is not None:
@@ -78,7 +45,7 @@ def _stage(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
-    from jobs.raw.generator import generate
+    from infra.generator import generate
 
     res = generate(out_dir=args.out, seed=args.seed, scale=args.scale,
                    start=date.fromisoformat(args.start), days=args.days, skip_existing=True)
@@ -87,7 +54,7 @@ def _generate(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _baseline(args: argparse.Namespace) -> dict[str, Any]:
-    from jobs.benchmark import duckdb_sql, io_floor, pandas_baseline
+    from infra.bench import duckdb_sql, io_floor, pandas_baseline
     from jobs.settings import load_settings
 
     settings = load_settings()
@@ -100,7 +67,7 @@ def _baseline(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.benchmark.task")
+    parser = argparse.ArgumentParser(prog="python -m infra.bench.task")
     parser.add_argument("--result", required=True)
     sub = parser.add_subparsers(dest="task", required=True)
     gen = sub.add_parser("generate")

@@ -11,7 +11,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from jobs.raw.generator import (
+from infra.generator import (
     BAD_LINE_KINDS,
     PAYS_HEADER,
     SOURCES,
