@@ -62,21 +62,6 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--bad-fraction", type=float, default=0.0)
     gen.add_argument("--bad-lines", type=int, default=0)
 
-    seed = sub.add_parser("seed", parents=[common],
-                          help="create buckets and identities, upload raw files to LAKE_RAW")
-    seed.add_argument("--from", dest="source", type=Path, metavar="DIR",
-                      help="local raw directory to upload (<source>/... like LAKE_RAW)")
-    seed.add_argument("--generate", action="store_true",
-                      help="generate the raw files first (cached under STACK_DIR/cache)")
-    seed.add_argument("--scale", type=float, default=1.0, help="with --generate")
-    seed.add_argument("--seed", type=int, default=42, help="with --generate")
-    seed.add_argument("--start", type=date.fromisoformat, default=date(2020, 11, 1))
-    seed.add_argument("--gen-days", type=int, default=30, help="days generated for a full seed")
-    seed.add_argument("--days", type=int, metavar="K",
-                      help="trickle: upload only the next K days not yet in the bucket")
-    seed.add_argument("--no-identities", action="store_true", help="leave identities alone")
-    seed.add_argument("--buckets-only", action="store_true", help="upload nothing")
-
     ddb = sub.add_parser("duckdb-init", parents=[common],
                          help="write a start-up file for the duckdb CLI (views over gold)")
     ddb.add_argument("--out", type=Path, help="default: STACK_DIR/duckdb-init.sql")
@@ -151,7 +136,8 @@ def _generate(args: argparse.Namespace, out: str) -> None:
     from jobs.storage import is_remote
 
     if is_remote(out):
-        raise PipelineError("generate writes local files; upload them with `python -m jobs seed`")
+        raise PipelineError("generate writes local files; upload them with "
+                            "`python -m infra.stack seed`")
     started = time.perf_counter()
     res = generate(out_dir=out, seed=args.seed, scale=args.scale, start=args.start,
                    days=args.days, layout=args.layout, bad_fraction=args.bad_fraction,
@@ -173,14 +159,6 @@ def _execute(args: argparse.Namespace) -> int:
 
     if args.command == "generate":
         _generate(args, args.out or settings.lake_raw)
-        return 0
-    if args.command == "seed":
-        from jobs.seed import SeedOptions, run_seed
-
-        print(run_seed(settings, SeedOptions(
-            source=args.source, generate=args.generate, scale=args.scale, seed=args.seed,
-            start=args.start, gen_days=args.gen_days, days=args.days,
-            identities=not args.no_identities, upload=not args.buckets_only)).describe())
         return 0
     if args.command == "duckdb-init":
         from jobs.query import init_sql
@@ -216,7 +194,7 @@ def _execute(args: argparse.Namespace) -> int:
 
         if is_remote(settings.lake_raw):
             raise PipelineError(f"no raw files under {settings.lake_raw}: seed them first "
-                                "(python -m jobs seed)")
+                                "(python -m infra.stack seed)")
         print(f"no raw files under {settings.lake_raw}: generating the scale-1 data set…")
         gen_args = _parser().parse_args(["generate"])
         _generate(gen_args, settings.lake_raw)

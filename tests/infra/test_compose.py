@@ -12,7 +12,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from jobs.access import iam_policies
+from infra.stack.identities import iam_policies
 from jobs.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +113,7 @@ def test_minio_policy_files_match_the_grants_rendered_from_docker_env() -> None:
     for identity, policy in iam_policies(settings).items():
         committed = json.loads((INFRA / "minio" / f"{identity}-policy.json").read_text())
         assert committed == policy, (f"regenerate: LAKEHOUSE_ENV_FILE=envs/docker.env "
-                                     f"python -m jobs.access infra/minio ({identity})")
+                                     f"python -m infra.stack.identities infra/minio ({identity})")
     analyst = iam_policies(settings)["analyst"]
     resources = [r for st in analyst["Statement"] for r in st["Resource"]]
     assert all(r.startswith("arn:aws:s3:::gold") for r in resources)
@@ -127,4 +127,4 @@ def test_minio_init_script_is_posix_sh_and_names_existing_policy_files() -> None
     assert res.returncode == 0, res.stderr
     for name in re.findall(r'"\$here/([\w.-]+)"', script):
         assert (INFRA / "minio" / name).is_file(), name
-    assert "python -m jobs seed" in script
+    assert "python -m infra.stack seed" in script

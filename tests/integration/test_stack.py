@@ -7,9 +7,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from infra.stack.__main__ import down, up
+from infra.stack.weed import WeedPorts, WeedServer
 from jobs.cli import main
 from jobs.run import RunContext
-from jobs.stack import WeedPorts, WeedServer, down, up
 from tests.integration.conftest import env_lines, stack_settings
 
 pytestmark = pytest.mark.integration
@@ -57,7 +58,8 @@ def test_stack_up_twice_then_down_and_a_stopped_server_gives_one_clear_error_and
 def test_layers_as_prefixes_of_one_bucket_get_prefix_scoped_grants(tmp_path: Path) -> None:
     from botocore.exceptions import ClientError
 
-    from jobs.seed import SeedOptions, seed_lake
+    from infra.stack.seed import SeedOptions, seed_lake
+    from infra.stack.weed import apply_identities
     from jobs.storage import Storage
     from tests.integration.conftest import start_server
 
@@ -70,7 +72,8 @@ def test_layers_as_prefixes_of_one_bucket_get_prefix_scoped_grants(tmp_path: Pat
         raw = tmp_path / "raw" / "prints"
         raw.mkdir(parents=True)
         (raw / "a.json").write_text("{}\n")
-        report = seed_lake(settings, SeedOptions(source=tmp_path / "raw"))
+        report = seed_lake(settings, SeedOptions(source=tmp_path / "raw"),
+                           identities=apply_identities)
         assert report.buckets_created == ["lake"] and "reloaded" in report.identities
 
         ctx = RunContext(settings)  # the pipeline identity writes a table under lake/gold
