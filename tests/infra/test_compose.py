@@ -128,3 +128,28 @@ def test_minio_init_script_is_posix_sh_and_names_existing_policy_files() -> None
     for name in re.findall(r'"\$here/([\w.-]+)"', script):
         assert (INFRA / "minio" / name).is_file(), name
     assert "python -m infra.stack seed" in script
+
+
+def test_project_image_copies_and_admits_every_file_the_seed_command_imports() -> None:
+    """minio-init runs ``python -m infra.stack seed`` in the project image: each ``infra`` module
+    that command loads must be copied by infra/Dockerfile and let through its .dockerignore."""
+    from tests.infra.test_layout import import_graph, modules
+
+    graph, files = import_graph(), modules()
+    loaded, todo = set(), ["infra.stack.__main__"]
+    while todo:  # what the command imports, lazily too, and the packages around each module
+        name = todo.pop()
+        if name not in loaded:
+            loaded.add(name)
+            parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+            todo += [*graph[name], *parents]
+    needed = sorted(files[m].relative_to(ROOT).as_posix() for m in loaded if m.startswith("infra"))
+    assert {"infra/__init__.py", "infra/processes.py", "infra/stack/seed.py"} <= set(needed)
+    copies = [line.split()[1:-1] for line in (INFRA / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ") and "--from" not in line]
+    sources = [src.rstrip("/") for srcs in copies for src in srcs]
+    allowed = [line[1:].rstrip("/") for line in
+               (INFRA / "Dockerfile.dockerignore").read_text().splitlines() if line.startswith("!")]
+    for path in needed:
+        assert any(path == s or path.startswith(s + "/") for s in sources), f"not copied: {path}"
+        assert any(path == a or path.startswith(a + "/") for a in allowed), f"ignored: {path}"

@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from infra.stack.__main__ import down, up
+from infra.stack.__main__ import main as stack_main
 from infra.stack.weed import WeedPorts, WeedServer
 from jobs.cli import main
 from jobs.run import RunContext
@@ -17,8 +18,9 @@ pytestmark = pytest.mark.integration
 
 
 def test_stack_up_twice_then_down_and_a_stopped_server_gives_one_clear_error_and_keeps_tables(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("LAKEHOUSE_ENV_FILE", raising=False)  # --env-file sets it; undone after
     settings = stack_settings(tmp_path / "stack", WeedPorts.free())
     server = WeedServer.from_settings(settings)
     env_file = tmp_path / "stack.env"
@@ -31,6 +33,12 @@ def test_stack_up_twice_then_down_and_a_stopped_server_gives_one_clear_error_and
         up(settings, scale=0.01, days=3)
         again = capsys.readouterr().out
         assert "already running" in again and "uploaded 0" in again and "skipped 9" in again
+        # the seed command wires the running server's identity step in
+        assert stack_main(["seed", "--env-file", str(env_file), "--generate", "--scale", "0.01",
+                           "--gen-days", "3"]) == 0
+        seeded = capsys.readouterr().out
+        assert "identities: admin, pipeline, analyst up to date" in seeded
+        assert "uploaded 0" in seeded and "skipped 9" in seeded
 
         ctx = RunContext(settings)  # a table of the pipeline identity (cheaper than a run)
         table = ctx.silver("probe")
