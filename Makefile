@@ -62,40 +62,40 @@ query: $(STAMP)  ## make query SQL="SELECT ..."
 clean-lake:  ## delete the local lake's data (keeps lake/README.md)
 	find lake -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
 
-# -- Airflow 3, native (no Docker): infra/airflow/native.py ------------------------------------
+# -- Airflow 3, native (no Docker): python -m infra.airflow.native -----------------------------
 AIRFLOW_ENV ?= envs/airflow.env
 AIRFLOW_LAKE_ENV ?= envs/stack.env
 
 .PHONY: airflow-up airflow-down airflow-status dag-test
 airflow-up: $(STAMP)  ## airflow standalone on 127.0.0.1 (.airflow/), DAG unpaused on the local S3 stack
-	$(PY) infra/airflow/native.py up --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
+	$(PY) -m infra.airflow.native up --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
 
 airflow-down:  ## stop airflow standalone (by its process group)
-	$(PY) infra/airflow/native.py down --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
+	$(PY) -m infra.airflow.native down --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
 
 airflow-status:  ## is airflow standalone running? (JSON)
-	$(PY) infra/airflow/native.py status --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
+	$(PY) -m infra.airflow.native status --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
 
 dag-test: $(STAMP)  ## airflow dags test lakehouse against the local S3 stack (make stack-up first)
-	$(PY) infra/airflow/native.py dag-test --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
+	$(PY) -m infra.airflow.native dag-test --airflow-env $(AIRFLOW_ENV) --lake-env $(AIRFLOW_LAKE_ENV)
 
 # -- Object storage: the local S3 stack without Docker (SeaweedFS `weed mini`, envs/stack.env) --
 STACK_ENV ?= envs/stack.env
 .PHONY: stack-up stack-down stack-status run-s3 seed-more duckdb
 stack-up: $(STAMP)  ## start weed mini on 127.0.0.1 (.stack/), buckets + identities, seed scale-1 raw data
-	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs.stack up $(ARGS)
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack up $(ARGS)
 
 stack-down:  ## stop the local S3 stack by its PID (data kept in .stack/)
-	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs.stack down
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack down
 
 stack-status:  ## is the local S3 stack running? (JSON)
-	@LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs.stack status
+	@LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack status
 
 run-s3: $(STAMP)  ## whole pipeline against the local S3 stack (make stack-up first)
 	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs run $(ARGS)
 
 seed-more: $(STAMP)  ## trickle: upload the next DAYS (default 1) days of raw data to the stack
-	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs seed --generate --days $(or $(DAYS),1)
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack seed --generate --days $(or $(DAYS),1)
 
 duckdb: $(STAMP)  ## duckdb CLI over gold on the stack, as the analyst (read gold only)
 	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m jobs duckdb-init --out .stack/duckdb-init.sql

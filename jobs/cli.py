@@ -1,4 +1,4 @@
-"""``python -m jobs <command>``: run the pipeline or one stage, seed object storage, query.
+"""``python -m jobs <command>``: run the pipeline or one stage, query the lake.
 
 User-facing failures (bad settings, unreachable storage, bad data) print one line saying what
 to check and exit non-zero; ``--debug`` shows the traceback instead.
@@ -51,20 +51,6 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("gold", parents=[common, weeks], help="rebuild the affected weeks of gold")
     sub.add_parser("export", parents=[common], help="write final.parquet/final.csv")
 
-    seed = sub.add_parser("seed", parents=[common],
-                          help="create buckets and identities, upload raw files to LAKE_RAW")
-    seed.add_argument("--from", dest="source", type=Path, metavar="DIR",
-                      help="local raw directory to upload (<source>/... like LAKE_RAW)")
-    seed.add_argument("--generate", action="store_true",
-                      help="generate the raw files first (cached under STACK_DIR/cache)")
-    seed.add_argument("--scale", type=float, default=1.0, help="with --generate")
-    seed.add_argument("--seed", type=int, default=42, help="with --generate")
-    seed.add_argument("--start", type=date.fromisoformat, default=date(2020, 11, 1))
-    seed.add_argument("--gen-days", type=int, default=30, help="days generated for a full seed")
-    seed.add_argument("--days", type=int, metavar="K",
-                      help="trickle: upload only the next K days not yet in the bucket")
-    seed.add_argument("--no-identities", action="store_true", help="leave identities alone")
-    seed.add_argument("--buckets-only", action="store_true", help="upload nothing")
 
     ddb = sub.add_parser("duckdb-init", parents=[common],
                          help="write a start-up file for the duckdb CLI (views over gold)")
@@ -145,14 +131,6 @@ def _execute(args: argparse.Namespace) -> int:
     ctx = RunContext(settings)
     logs.run_id_var.set(ctx.run_id)
 
-    if args.command == "seed":
-        from jobs.seed import SeedOptions, run_seed
-
-        print(run_seed(settings, SeedOptions(
-            source=args.source, generate=args.generate, scale=args.scale, seed=args.seed,
-            start=args.start, gen_days=args.gen_days, days=args.days,
-            identities=not args.no_identities, upload=not args.buckets_only)).describe())
-        return 0
     if args.command == "duckdb-init":
         from jobs.query import init_sql
 
@@ -188,7 +166,7 @@ def _execute(args: argparse.Namespace) -> int:
 
         if is_remote(settings.lake_raw):
             raise PipelineError(f"no raw files under {settings.lake_raw}: seed them first "
-                                "(python -m jobs seed)")
+                                "(python -m infra.stack seed)")
         raise PipelineError(f"no raw files under {settings.lake_raw}: generate some with "
                             "`make generate` (python -m infra.generator) or land files there")
     stages = STAGES if args.command == "run" else (args.command,)

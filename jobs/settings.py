@@ -46,9 +46,9 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     aws_allow_http: bool = False
 
-    # Other identities on the object store, used only by `python -m jobs seed` and the local
-    # stack: the admin creates buckets and uploads raw files (MinIO: the root user); the analyst
-    # may only read gold. The pipeline identity is AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+    # Other identities on the object store, used only by `python -m infra.stack seed` and the
+    # local stack: the admin creates buckets and uploads raw files (MinIO: the root user); the
+    # analyst may only read gold. The pipeline identity is AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
     admin_access_key_id: str | None = None
     admin_secret_access_key: SecretStr | None = None
     analyst_access_key_id: str | None = None

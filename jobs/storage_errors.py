@@ -38,7 +38,7 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
             return CredentialsRejected(
                 f"the object store at {endpoint} does not know access key {who!r} (reading "
                 f"{uri}): check {storage.key_variables[0]}, and that the identities were created "
-                "(make stack-up / python -m jobs seed)"
+                "(make stack-up / python -m infra.stack seed)"
             )
         if "signaturedoesnotmatch" in low or "signature we calculated does not match" in low:
             return CredentialsRejected(
@@ -48,7 +48,7 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
         if "nosuchbucket" in low or "specified bucket does not exist" in low:
             return BucketMissing(
                 f"bucket {bucket!r} does not exist at {endpoint} (for {uri}): check the LAKE_* "
-                "settings or create the buckets (python -m jobs seed)"
+                "settings or create the buckets (python -m infra.stack seed)"
             )
         if any(s in low for s in ("accessdenied", "access denied", "forbidden", " 403")):
             return AccessDenied(

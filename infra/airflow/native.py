@@ -1,10 +1,9 @@
-#!/usr/bin/env python3
 """Native Airflow 3 for the lakehouse, no Docker: ``make airflow-up`` / ``airflow-down`` / ``dag-test``.
 
-    python infra/airflow/native.py up        # airflow standalone on 127.0.0.1, DAG unpaused
-    python infra/airflow/native.py down      # stop it (SIGTERM to its process group)
-    python infra/airflow/native.py status    # JSON: running, pid, url
-    python infra/airflow/native.py dag-test  # `airflow dags test lakehouse` in a temp AIRFLOW_HOME
+    python -m infra.airflow.native up        # airflow standalone on 127.0.0.1, DAG unpaused
+    python -m infra.airflow.native down      # stop it (SIGTERM to its process group)
+    python -m infra.airflow.native status    # JSON: running, pid, url
+    python -m infra.airflow.native dag-test  # `airflow dags test lakehouse` in a temp AIRFLOW_HOME
 
 Settings come from two env files (real environment variables win):
 - ``--airflow-env`` (default ``envs/airflow.env``): ports, schedule, retries, timeouts;
@@ -14,8 +13,9 @@ Settings come from two env files (real environment variables win):
 ``airflow standalone`` runs the scheduler (LocalExecutor, parallelism 4), the DAG processor, the
 triggerer and the API server/UI with SQLite metadata in ``AIRFLOW_HOME`` (default git-ignored
 ``.airflow/``). Its admin password is written by Airflow to
-``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``. Only the standard library is
-used here: the script runs with any Python, and starts Airflow from the project's virtualenv.
+``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``. Only the standard library (and
+the standard-library-only :mod:`infra.processes`) is used here: it runs with any Python from the
+repository root, and starts Airflow from the project's virtualenv.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -35,7 +34,7 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
-from jobs import processes
+from infra import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "lakehouse"
@@ -159,41 +158,6 @@ def recorded_pid(cfg: Config) -> int | None:
     return processes.recorded_pid(cfg.pid_path, b"airflow", b"standalone")
 
 
-def group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # Only zombies left (e.g. children of a test process)? Count them as gone.
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(stat[2]) == pgid and stat[0] != "Z":
-            return True
-    return False
-
-
-def stop_group(pgid: int, timeout: float = 30.0) -> None:
-    """SIGTERM the process group, then SIGKILL what is left after ``timeout``."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and group_alive(pgid):
-        time.sleep(0.2)
-    if group_alive(pgid):
-        os.killpg(pgid, signal.SIGKILL)
-        while group_alive(pgid):
-            time.sleep(0.1)
-
-
 # -- REST ---------------------------------------------------------------------------------------
 def request(url: str, *, method: str = "GET", body: object = None, token: str | None = None,
             timeout: float = 30.0) -> tuple[int, object]:
@@ -256,7 +220,7 @@ def up(cfg: Config, timeout: float = 180.0) -> int:
     else:
         ports = [cfg.api_port, cfg.port("AIRFLOW_WORKER_LOG_SERVER_PORT"),
                  cfg.port("AIRFLOW_TRIGGER_LOG_SERVER_PORT")]
-        busy = [p for p in ports if not processes.port_free(p)]
+        busy = processes.busy_ports(ports)
         if busy:
             raise Failure(f"port(s) {busy} on 127.0.0.1 are in use: change AIRFLOW_*_PORT in "
                           f"{cfg.airflow_env} (or stop what listens there)")
@@ -272,7 +236,7 @@ def up(cfg: Config, timeout: float = 180.0) -> int:
         try:
             _wait_started(cfg, pid, started, timeout)
         except BaseException:
-            stop_group(pid)
+            processes.stop_group(pid)
             cfg.pid_path.unlink(missing_ok=True)
             print(f"stopped airflow standalone (pid {pid}) again", file=sys.stderr)
             raise
@@ -322,7 +286,7 @@ def down(cfg: Config) -> int:
         cfg.pid_path.unlink(missing_ok=True)
         print("airflow standalone is not running")
         return 0
-    stop_group(pid)
+    processes.stop_group(pid)
     cfg.pid_path.unlink(missing_ok=True)
     print(f"stopped airflow standalone (process group {pid})")
     return 0
@@ -374,7 +338,8 @@ def dag_test(cfg: Config, keep: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="infra/airflow/native.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m infra.airflow.native",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("command", choices=["up", "down", "status", "dag-test"])
     parser.add_argument("--airflow-env", type=Path, default=ROOT / "envs" / "airflow.env")
     parser.add_argument("--lake-env", type=Path, default=ROOT / "envs" / "stack.env")

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> None:
     settings = load_settings()
     out = args.out or settings.lake_raw
     if is_remote(out):
-        raise ConfigError("the generator writes local files; upload them with `python -m jobs seed`")
+        raise ConfigError("the generator writes local files; upload them with `python -m infra.stack seed`")
     out = str(Path(out).resolve())
     try:
         check_arguments(seed=args.seed, scale=args.scale, days=args.days, layout=args.layout,

@@ -1,47 +1,32 @@
 """Real Airflow 3 around the lakehouse DAG: helpers shared by the tests in this folder.
 
 The S3 server is the integration suite's session fixture ``s3`` (SeaweedFS ``weed mini`` on free
-loopback ports); every Airflow process gets its environment from ``infra/airflow/native.py``,
-the same code behind ``make airflow-up`` and ``make dag-test``.
+loopback ports); every Airflow process gets its environment from :mod:`infra.airflow.native`, the
+same code behind ``make airflow-up`` and ``make dag-test``.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
+from infra.airflow import native
 from tests.integration.conftest import S3Stack, s3  # noqa: F401  (the session's weed mini)
 
 ROOT = Path(__file__).resolve().parents[2]
-NATIVE = ROOT / "infra" / "airflow" / "native.py"
 SCALE = 0.01
 START = date(2020, 11, 1)
 ARTIFACTS = ROOT / "test-artifacts"
-
-
-def load_native() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("lakehouse_airflow_native", NATIVE)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-native = load_native()
 
 
 def free_ports(n: int) -> list[int]:

@@ -15,12 +15,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from infra.generator import generate
+from infra.stack.seed import SeedOptions, seed_lake
+from infra.stack.weed import WeedServer
 from jobs.pipeline import run_all
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE
-from jobs.seed import SeedOptions, seed_lake
 from jobs.settings import Settings
-from jobs.stack import WeedServer
 from tests.airflow.conftest import SCALE, START, AirflowHome, DagRun, make_home
 from tests.conftest import table_versions as versions
 from tests.integration.conftest import S3Stack, stack_settings, start_server

@@ -1,8 +1,8 @@
 """Native Airflow as `make airflow-up` starts it: a run triggered through the REST API, and the UI.
 
 Airflow standalone (scheduler + LocalExecutor, DAG processor, triggerer, API server, SQLite)
-starts ONCE for this module on free loopback ports, through ``infra/airflow/native.py up``, and
-is stopped by its process group afterwards (``native.py down``).
+starts ONCE for this module on free loopback ports, through ``python -m infra.airflow.native up``,
+and is stopped by its process group afterwards (``... down``).
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from infra.generator import generate
+from infra.processes import group_alive
+from infra.stack.seed import SeedOptions, seed_lake
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE
-from jobs.seed import SeedOptions, seed_lake
 from jobs.settings import Settings
-from tests.airflow.conftest import NATIVE, ROOT, SCALE, START, env_without_lake, free_ports, native
+from tests.airflow.conftest import ROOT, SCALE, START, env_without_lake, free_ports, native
 from tests.integration.conftest import S3Stack
 from tests.reference import canonical, reference_gold
 from tests.test_generated_data_end_to_end import read_clean_raw
@@ -64,8 +65,8 @@ class Standalone:
 def command(action: str, airflow_env: Path, lake_env: Path, home: Path,
             timeout: float = 300) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(NATIVE), action, "--airflow-env", str(airflow_env), "--lake-env",
-         str(lake_env), "--home", str(home), "--timeout", "240"],
+        [sys.executable, "-m", "infra.airflow.native", action, "--airflow-env", str(airflow_env),
+         "--lake-env", str(lake_env), "--home", str(home), "--timeout", "240"],
         cwd=ROOT, env=env_without_lake(), capture_output=True, text=True, timeout=timeout)
 
 
@@ -96,7 +97,7 @@ def standalone(s3: S3Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
         down = command("down", airflow_env, lake_env, home)
         assert down.returncode == 0, down.stderr
         if pid:
-            assert not native.group_alive(pid), f"airflow process group {pid} still alive"
+            assert not group_alive(pid), f"airflow process group {pid} still alive"
 
 
 def _tail(path: Path, n: int = 4000) -> str:

@@ -12,8 +12,8 @@ from polars.testing import assert_frame_equal
 from infra.generator import generate
 from jobs.audit import NO_AUDITS
 from jobs.pipeline import run_stage
-from jobs.stages import STAGES
 from jobs.quality.history import results_uri
+from jobs.stages import STAGES
 from tests.conftest import LocalLake
 from tests.reference import canonical
 

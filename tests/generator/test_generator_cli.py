@@ -75,7 +75,7 @@ def test_user_errors_are_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
         (["--env-file", str(tmp_path / "nope.env")], {},
          f"error: env file {tmp_path / 'nope.env'} not found"),
         ([], {"LAKE_RAW": "s3://raw/prefix"},
-         "error: the generator writes local files; upload them with `python -m jobs seed`"),
+         "error: the generator writes local files; upload them with `python -m infra.stack seed`"),
     ]
     for args, env, line in cases:
         res = gen(*args, **env)

@@ -12,7 +12,7 @@ import pytest
 import yaml
 from dotenv import dotenv_values
 
-from jobs.access import iam_policies
+from infra.stack.identities import iam_policies
 from jobs.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -113,7 +113,7 @@ def test_minio_policy_files_match_the_grants_rendered_from_docker_env() -> None:
     for identity, policy in iam_policies(settings).items():
         committed = json.loads((INFRA / "minio" / f"{identity}-policy.json").read_text())
         assert committed == policy, (f"regenerate: LAKEHOUSE_ENV_FILE=envs/docker.env "
-                                     f"python -m jobs.access infra/minio ({identity})")
+                                     f"python -m infra.stack.identities infra/minio ({identity})")
     analyst = iam_policies(settings)["analyst"]
     resources = [r for st in analyst["Statement"] for r in st["Resource"]]
     assert all(r.startswith("arn:aws:s3:::gold") for r in resources)
@@ -127,4 +127,29 @@ def test_minio_init_script_is_posix_sh_and_names_existing_policy_files() -> None
     assert res.returncode == 0, res.stderr
     for name in re.findall(r'"\$here/([\w.-]+)"', script):
         assert (INFRA / "minio" / name).is_file(), name
-    assert "python -m jobs seed" in script
+    assert "python -m infra.stack seed" in script
+
+
+def test_project_image_copies_and_admits_every_file_the_seed_command_imports() -> None:
+    """minio-init runs ``python -m infra.stack seed`` in the project image: each ``infra`` module
+    that command loads must be copied by infra/Dockerfile and let through its .dockerignore."""
+    from tests.infra.test_layout import import_graph, modules
+
+    graph, files = import_graph(), modules()
+    loaded, todo = set(), ["infra.stack.__main__"]
+    while todo:  # what the command imports, lazily too, and the packages around each module
+        name = todo.pop()
+        if name not in loaded:
+            loaded.add(name)
+            parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
+            todo += [*graph[name], *parents]
+    needed = sorted(files[m].relative_to(ROOT).as_posix() for m in loaded if m.startswith("infra"))
+    assert {"infra/__init__.py", "infra/processes.py", "infra/stack/seed.py"} <= set(needed)
+    copies = [line.split()[1:-1] for line in (INFRA / "Dockerfile").read_text().splitlines()
+              if line.startswith("COPY ") and "--from" not in line]
+    sources = [src.rstrip("/") for srcs in copies for src in srcs]
+    allowed = [line[1:].rstrip("/") for line in
+               (INFRA / "Dockerfile.dockerignore").read_text().splitlines() if line.startswith("!")]
+    for path in needed:
+        assert any(path == s or path.startswith(s + "/") for s in sources), f"not copied: {path}"
+        assert any(path == a or path.startswith(a + "/") for a in allowed), f"ignored: {path}"

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from infra.stack.weed import WeedPorts, WeedServer
 from jobs.run import RunContext
 from jobs.settings import Settings
-from jobs.stack import WeedPorts, WeedServer
 
 KEYS = {
     "admin": ("test-admin", "test-admin-secret"),
@@ -120,7 +120,7 @@ def s3(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Stack]:
     directory = tmp_path_factory.mktemp("weed")
     server, settings = start_server(directory)
     try:
-        from jobs.seed import Seeder, SeedReport
+        from infra.stack.seed import Seeder, SeedReport
 
         Seeder(settings).ensure_buckets(SeedReport())
         yield S3Stack(server, settings)

@@ -10,6 +10,7 @@ import polars as pl
 import pytest
 
 from infra.generator import generate
+from infra.stack.seed import SeedOptions, seed_lake
 from jobs.errors import DataError
 from jobs.pipeline import run_all, run_stage
 from jobs.quality.history import results_uri
@@ -17,7 +18,6 @@ from jobs.quality.report import latest_uri, report_uri
 from jobs.query import run_query
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE, SILVER
-from jobs.seed import SeedOptions, seed_lake
 from tests.integration.conftest import S3Stack
 
 pytestmark = pytest.mark.integration

@@ -17,13 +17,13 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from infra.generator import generate
+from infra.stack.seed import SeedOptions, seed_lake
 from jobs.cli import main
 from jobs.errors import AccessDenied, BucketMissing, CredentialsRejected, DataError
 from jobs.pipeline import run_all
 from jobs.raw.files import list_raw_files
 from jobs.run import RunContext
 from jobs.schemas import GOLD, GOLD_TABLE
-from jobs.seed import SeedOptions, seed_lake
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.tables import Lake
@@ -192,7 +192,7 @@ def test_pipeline_identity_cannot_write_raw(s3: S3Stack, built: Settings) -> Non
 
 
 def test_identities_file_is_reloaded_by_the_running_server_without_restart(s3: S3Stack) -> None:
-    from jobs.seed import apply_identities
+    from infra.stack.weed import apply_identities
 
     base = s3.base
     assert "up to date" in apply_identities(base)
@@ -275,7 +275,7 @@ def test_access_denied_mid_run_names_the_bucket_and_commits_no_gold_version(
 
 def test_missing_bucket_is_named_in_the_error(s3: S3Stack, built: Settings) -> None:
     admin = Lake(Storage(built).for_identity("admin"))
-    with pytest.raises(BucketMissing, match=r"'no-such-bucket'.*python -m jobs seed"):
+    with pytest.raises(BucketMissing, match=r"'no-such-bucket'.*python -m infra\.stack seed"):
         admin.version("s3://no-such-bucket/gold/print_features")
 
 

@@ -7,17 +7,20 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from infra.stack.__main__ import down, up
+from infra.stack.__main__ import main as stack_main
+from infra.stack.weed import WeedPorts, WeedServer
 from jobs.cli import main
 from jobs.run import RunContext
-from jobs.stack import WeedPorts, WeedServer, down, up
 from tests.integration.conftest import env_lines, stack_settings
 
 pytestmark = pytest.mark.integration
 
 
 def test_stack_up_twice_then_down_and_a_stopped_server_gives_one_clear_error_and_keeps_tables(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("LAKEHOUSE_ENV_FILE", raising=False)  # --env-file sets it; undone after
     settings = stack_settings(tmp_path / "stack", WeedPorts.free())
     server = WeedServer.from_settings(settings)
     env_file = tmp_path / "stack.env"
@@ -30,6 +33,12 @@ def test_stack_up_twice_then_down_and_a_stopped_server_gives_one_clear_error_and
         up(settings, scale=0.01, days=3)
         again = capsys.readouterr().out
         assert "already running" in again and "uploaded 0" in again and "skipped 9" in again
+        # the seed command wires the running server's identity step in
+        assert stack_main(["seed", "--env-file", str(env_file), "--generate", "--scale", "0.01",
+                           "--gen-days", "3"]) == 0
+        seeded = capsys.readouterr().out
+        assert "identities: admin, pipeline, analyst up to date" in seeded
+        assert "uploaded 0" in seeded and "skipped 9" in seeded
 
         ctx = RunContext(settings)  # a table of the pipeline identity (cheaper than a run)
         table = ctx.silver("probe")
@@ -57,7 +66,8 @@ def test_stack_up_twice_then_down_and_a_stopped_server_gives_one_clear_error_and
 def test_layers_as_prefixes_of_one_bucket_get_prefix_scoped_grants(tmp_path: Path) -> None:
     from botocore.exceptions import ClientError
 
-    from jobs.seed import SeedOptions, seed_lake
+    from infra.stack.seed import SeedOptions, seed_lake
+    from infra.stack.weed import apply_identities
     from jobs.storage import Storage
     from tests.integration.conftest import start_server
 
@@ -70,7 +80,8 @@ def test_layers_as_prefixes_of_one_bucket_get_prefix_scoped_grants(tmp_path: Pat
         raw = tmp_path / "raw" / "prints"
         raw.mkdir(parents=True)
         (raw / "a.json").write_text("{}\n")
-        report = seed_lake(settings, SeedOptions(source=tmp_path / "raw"))
+        report = seed_lake(settings, SeedOptions(source=tmp_path / "raw"),
+                           identities=apply_identities)
         assert report.buckets_created == ["lake"] and "reloaded" in report.identities
 
         ctx = RunContext(settings)  # the pipeline identity writes a table under lake/gold

@@ -4,16 +4,21 @@ Two identities besides the admin: the **pipeline** reads raw and reads/writes br
 gold (and the export location); the **analyst** may only read gold. Locations come from the
 settings (a bucket, optionally a prefix inside it), so the same grants are rendered as
 SeaweedFS identities (its ``-s3.config`` JSON) and as MinIO/AWS IAM policies.
+
+``LAKEHOUSE_ENV_FILE=envs/docker.env python -m infra.stack.identities infra/minio`` regenerates
+the committed MinIO policy files.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jobs.errors import ConfigError
-from jobs.settings import Settings
+from jobs.settings import Settings, load_settings
 from jobs.storage import is_remote
 
 
@@ -147,8 +152,6 @@ def dumps(document: dict[str, Any]) -> str:
 
 def write_minio_policies(settings: Settings, directory: str) -> list[str]:
     """Write ``<identity>-policy.json`` for MinIO (``mc admin policy create``) into ``directory``."""
-    from pathlib import Path
-
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -159,10 +162,12 @@ def write_minio_policies(settings: Settings, directory: str) -> list[str]:
     return written
 
 
-if __name__ == "__main__":  # LAKEHOUSE_ENV_FILE=envs/docker.env python -m jobs.access infra/minio
-    import sys
-
-    from jobs.settings import load_settings
-
-    for path in write_minio_policies(load_settings(), sys.argv[1] if len(sys.argv) > 1 else "."):
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    for path in write_minio_policies(load_settings(), args[0] if args else "."):
         print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,9 +1,11 @@
-"""``python -m jobs seed``: the object store's init step.
+"""``python -m infra.stack seed``: the object store's init step.
 
 1. Creates the lake's buckets if missing (as the admin identity).
-2. Sets up the identities: on the local SeaweedFS stack it writes the pipeline/analyst/admin
-   identities into the server's ``-s3.config`` file and makes it re-read them (SIGHUP); on
-   MinIO the compose init service applies ``infra/minio/*.json`` with ``mc`` before seeding.
+2. Sets up the identities through the step it is given (the caller composes it, so seeding
+   never imports a server): on the local SeaweedFS stack
+   :func:`infra.stack.weed.apply_identities` writes the pipeline/analyst/admin identities into
+   the server's ``-s3.config`` file and makes it re-read them (SIGHUP); on MinIO the compose
+   init service applies ``infra/minio/*.json`` with ``mc`` before seeding.
 3. Uploads raw files from a local directory (or from the generator's output, cached under
    ``<STACK_DIR>/cache``) to ``LAKE_RAW``. Idempotent: an object already there with the same size
    and MD5 is skipped, so seeding twice uploads nothing; an object with the same key but other
@@ -20,12 +22,13 @@ import logging
 import posixpath
 import re
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
-from jobs.access import buckets
+from infra.stack.identities import Location, buckets
 from jobs.errors import ConfigError, DataError, PipelineError, StorageError
 from jobs.schemas import SOURCES
 from jobs.settings import Settings
@@ -35,6 +38,9 @@ from jobs.tables import storage_error
 log = logging.getLogger(__name__)
 
 DAY = re.compile(r"(?:^|/)day=(\d{4}-\d{2}-\d{2})(?:/|$)")
+
+# The identity step: sets up the identities once the buckets exist, says what it did.
+IdentitySetup = Callable[[Settings], str]
 
 
 @dataclass(frozen=True)
@@ -46,7 +52,7 @@ class SeedOptions:
     start: date = date(2020, 11, 1)
     gen_days: int = 30  # days generated for a full seed
     days: int | None = None  # trickle: upload only the next K days not yet present
-    identities: bool = True
+    identities: bool = True  # run the identity step seed_lake is given
     upload: bool = True
 
 
@@ -111,11 +117,6 @@ def local_files(root: Path) -> list[LocalFile]:
     return found
 
 
-def _split(uri: str) -> tuple[str, str]:
-    bucket, _, prefix = uri.split("://", 1)[1].partition("/")
-    return bucket, prefix.strip("/")
-
-
 class Seeder:
     """Seeding as the admin identity (the pipeline may not write raw)."""
 
@@ -126,7 +127,8 @@ class Seeder:
         self.settings = settings
         self.storage = Storage(settings).for_identity("admin")
         self.client = self.storage.s3_client()
-        self.bucket, self.prefix = _split(settings.lake_raw)
+        raw = Location.of(settings.lake_raw)
+        self.bucket, self.prefix = raw.bucket, raw.prefix
 
     def _error(self, exc: Exception, uri: str) -> StorageError:
         return storage_error(exc, uri=uri, storage=self.storage)
@@ -225,19 +227,8 @@ def cache_dir(settings: Settings, options: SeedOptions) -> Path:
 
 
 def _generate(out: Path, options: SeedOptions, start: date, days: int) -> None:
-    """Generate ``days`` days from ``start`` into ``out`` unless a marker says they are there.
-
-    ``--generate`` is a development feature: the generator lives in the repository's ``infra/``
-    (not in the installed package), so outside a checkout this fails with one line.
-    """
-    try:
-        # TODO(arch): the one jobs → infra import left; it goes when seeding moves to infra/.
-        from infra.generator import generate
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("infra", "infra.generator"):
-            raise
-        raise ConfigError("--generate needs the repository's infra/generator (run from a "
-                          "checkout), or upload existing files with --from DIR") from exc
+    """Generate ``days`` days from ``start`` into ``out`` unless a marker says they are there."""
+    from infra.generator import generate  # imports polars: only when generating
 
     marker = out / "_generated.json"
     done = json.loads(marker.read_text()) if marker.is_file() else []
@@ -252,47 +243,16 @@ def _generate(out: Path, options: SeedOptions, start: date, days: int) -> None:
              time.perf_counter() - started)
 
 
-# -- identities -----------------------------------------------------------------------------
-def apply_identities(settings: Settings) -> str:
-    """Identities on the local SeaweedFS stack if it runs (else MinIO's init applies them)."""
-    from jobs.stack import WeedServer
-
-    try:
-        server = WeedServer.from_settings(settings)
-    except ConfigError:
-        return "not managed here (not the local stack: apply infra/minio/*.json with mc)"
-    if server.pid() is None:
-        return f"not managed here (no local stack running in {server.directory})"
-    if not server.apply_identities(settings):
-        return f"admin, pipeline, analyst up to date in {server.config_path}"
-    _wait_for_key(settings)
-    return f"admin, pipeline, analyst written to {server.config_path} and reloaded (SIGHUP)"
-
-
-def _wait_for_key(settings: Settings, timeout: float = 15.0) -> None:
-    """After a reload, wait until the pipeline identity is accepted."""
-    client = Storage(settings).s3_client()
-    bucket, _ = _split(settings.lake_gold)
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            client.list_objects_v2(Bucket=bucket, MaxKeys=1)
-            return
-        except Exception as exc:
-            if time.monotonic() > deadline:
-                raise StorageError(f"the object store did not accept the pipeline identity "
-                                   f"{settings.aws_access_key_id} after reloading: {exc}") from exc
-            time.sleep(0.2)
-
-
 # -- the command ----------------------------------------------------------------------------
-def seed_lake(settings: Settings, options: SeedOptions) -> SeedReport:
+def seed_lake(settings: Settings, options: SeedOptions,
+              identities: IdentitySetup | None = None) -> SeedReport:
+    """Buckets, then ``identities`` (unless ``options.identities`` is off), then the uploads."""
     started = time.perf_counter()
     report = SeedReport()
     seeder = Seeder(settings)
     seeder.ensure_buckets(report)
-    if options.identities:
-        report.identities = apply_identities(settings)
+    if options.identities and identities is not None:
+        report.identities = identities(settings)
     if options.upload:
         files = _files_to_upload(settings, seeder, options, report)
         seeder.upload(files, report)
@@ -332,10 +292,11 @@ def _files_to_upload(settings: Settings, seeder: Seeder, options: SeedOptions,
     return [f for f in files if f.day in wanted]
 
 
-def run_seed(settings: Settings, options: SeedOptions) -> SeedReport:
+def run_seed(settings: Settings, options: SeedOptions,
+             identities: IdentitySetup | None = None) -> SeedReport:
     """CLI entry point: errors a user can hit are PipelineErrors (one line)."""
     try:
-        return seed_lake(settings, options)
+        return seed_lake(settings, options, identities)
     except PipelineError:
         raise
     except OSError as exc:

@@ -1,18 +1,14 @@
-"""The local object store without Docker: SeaweedFS ``weed mini`` on 127.0.0.1.
+"""The local object store without Docker: one SeaweedFS ``weed mini`` server on 127.0.0.1.
 
-``python -m jobs.stack up`` (``make stack-up``) starts it with every port explicit (from the
-settings, i.e. ``envs/stack.env``) and its data under ``STACK_DIR`` (git-ignored ``.stack/``),
-waits until it answers, creates the buckets and identities, seeds the scale-1 raw data and
-prints what to open. ``down`` stops it by the PID it recorded. Both are idempotent.
-
+Every port is explicit (from the settings, i.e. ``envs/stack.env``) and its data lives under
+``STACK_DIR`` (git-ignored ``.stack/``); it is found and stopped by the PID it recorded.
 Identities live in ``<STACK_DIR>/s3.json`` (``-s3.config``); weed re-reads that file on SIGHUP,
-so changing keys needs no restart (:meth:`WeedServer.apply_identities`).
+so changing keys needs no restart (:func:`apply_identities`). The commands around it
+(``python -m infra.stack up|down|status|seed``) are in :mod:`infra.stack.__main__`.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import shutil
 import signal
@@ -24,10 +20,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlparse
 
-from jobs.access import dumps, seaweed_config
-from jobs.errors import ConfigError, PipelineError, StorageError, exit_code
-from jobs.processes import alive, port_free, recorded_pid
+from infra import processes
+from infra.stack.identities import Location, dumps, seaweed_config
+from jobs.errors import ConfigError, StorageError
 from jobs.settings import Settings
+from jobs.storage import Storage
 
 ADMIN_GRPC_OFFSET = 10_000
 LOOPBACK = ("127.0.0.1", "localhost")
@@ -141,7 +138,7 @@ class WeedServer:
     # -- process ----------------------------------------------------------------------------
     def pid(self) -> int | None:
         """The recorded PID if that process is still a running ``weed mini``."""
-        return recorded_pid(self.pid_path, b"weed", b"mini")
+        return processes.recorded_pid(self.pid_path, b"weed", b"mini")
 
     def write_identities(self, settings: Settings) -> bool:
         """Write the identities file from the settings; True if its content changed."""
@@ -167,7 +164,7 @@ class WeedServer:
         """Start the server unless it runs already; returns its PID."""
         if pid := self.pid():
             return pid
-        busy = [p for p in self.ports.all() if not port_free(p)]
+        busy = processes.busy_ports(self.ports.all())
         if busy:
             raise StorageError(f"cannot start the local stack: port(s) {busy} on 127.0.0.1 are "
                                "in use; change the STACK_*_PORT / AWS_ENDPOINT_URL ports")
@@ -186,8 +183,6 @@ class WeedServer:
 
     def wait_ready(self, settings: Settings, timeout: float = 60.0) -> None:
         """Poll ``list_buckets`` as the admin until it answers."""
-        from jobs.storage import Storage
-
         client = Storage(settings).for_identity("admin").s3_client()
         deadline = time.monotonic() + timeout
         last: Exception | None = None
@@ -209,101 +204,41 @@ class WeedServer:
         if pid is None:
             self.pid_path.unlink(missing_ok=True)
             return False
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and alive(pid):
-            time.sleep(0.1)
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
-            while alive(pid):
-                time.sleep(0.1)
+        processes.stop_process(pid, timeout)
         self.pid_path.unlink(missing_ok=True)
         return True
 
 
-# -- commands -------------------------------------------------------------------------------
-def up(settings: Settings, *, seed: bool = True, scale: float = 1.0, days: int = 30) -> None:
-    server = WeedServer.from_settings(settings)
-    was_running = server.pid() is not None
-    if was_running:
-        reloaded = server.apply_identities(settings)
-        print(f"weed already running (pid {server.pid()})"
-              + ("; identities reloaded" if reloaded else ""))
-    else:
-        started = time.perf_counter()
-        pid = server.start(settings)
-        print(f"started weed mini (pid {pid}), data in {server.directory / 'data'}")
-        server.wait_ready(settings)
-        print(f"S3 answers after {time.perf_counter() - started:.1f}s")
-    from jobs.seed import SeedOptions, seed_lake
+# -- identities -----------------------------------------------------------------------------
+def apply_identities(settings: Settings) -> str:
+    """Identities on the local SeaweedFS stack if it runs (else MinIO's init applies them).
 
-    report = seed_lake(settings, SeedOptions(generate=seed, scale=scale, gen_days=days,
-                                             upload=seed))
-    print(report.describe())
-    _print_info(settings, server)
-
-
-def _print_info(settings: Settings, server: WeedServer) -> None:
-    s = settings
-    print()
-    print("Local object store (SeaweedFS) is up:")
-    print(f"  S3 endpoint     {server.endpoint}   (AWS_ENDPOINT_URL, path-style, plain http)")
-    print(f"  file browser    {server.filer_url}/buckets/")
-    print(f"  pipeline keys   AWS_ACCESS_KEY_ID={s.aws_access_key_id}  (read raw; read/write "
-          "bronze, silver, gold)")
-    print(f"  analyst keys    ANALYST_ACCESS_KEY_ID={s.analyst_access_key_id}  (read gold only)")
-    print(f"  admin keys      ADMIN_ACCESS_KEY_ID={s.admin_access_key_id}")
-    print("  secrets         in the env file (LAKEHOUSE_ENV_FILE); dev defaults only")
-    print("  in a shell      set -a; . envs/stack.env; set +a   (then aws, duckdb, python -m jobs)")
-    print(f"  lake            raw={s.lake_raw} bronze={s.lake_bronze} silver={s.lake_silver} "
-          f"gold={s.lake_gold}")
-    print(f"  logs, pid       {server.log_path}, {server.pid_path}")
-    print("Next: make run-s3   ·   make stack-down")
-
-
-def down(settings: Settings) -> None:
-    server = WeedServer.from_settings(settings)
-    pid = server.pid()
-    if server.stop():
-        print(f"stopped weed (pid {pid}); data kept in {server.directory / 'data'}")
-    else:
-        print("the local stack is not running")
-
-
-def status(settings: Settings) -> int:
-    server = WeedServer.from_settings(settings)
-    pid = server.pid()
-    print(json.dumps({"running": pid is not None, "pid": pid, "endpoint": server.endpoint,
-                      "file_browser": server.filer_url}))
-    return 0 if pid else 1
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m jobs.stack",
-                                     description="Local SeaweedFS object store (no Docker).")
-    parser.add_argument("command", choices=["up", "down", "status"])
-    parser.add_argument("--env-file", help="env file (default: LAKEHOUSE_ENV_FILE)")
-    parser.add_argument("--no-seed", action="store_true", help="up: do not upload raw data")
-    parser.add_argument("--scale", type=float, default=1.0, help="up: scale of the seeded data")
-    parser.add_argument("--days", type=int, default=30, help="up: days of seeded data")
-    parser.add_argument("--debug", action="store_true", help="show tracebacks")
-    args = parser.parse_args(argv)
-    from jobs.settings import load_settings
-
+    The seed's identity step (:func:`infra.stack.seed.seed_lake` gets it as a parameter, so
+    seeding needs no server); the buckets must exist, the reload is checked on ``LAKE_GOLD``.
+    """
     try:
-        if args.env_file:
-            os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-        settings = load_settings()
-        if args.command == "up":
-            up(settings, seed=not args.no_seed, scale=args.scale, days=args.days)
-        elif args.command == "down":
-            down(settings)
-        else:
-            return status(settings)
-    except PipelineError as exc:
-        return exit_code(exc, debug=args.debug)
-    return 0
+        server = WeedServer.from_settings(settings)
+    except ConfigError:
+        return "not managed here (not the local stack: apply infra/minio/*.json with mc)"
+    if server.pid() is None:
+        return f"not managed here (no local stack running in {server.directory})"
+    if not server.apply_identities(settings):
+        return f"admin, pipeline, analyst up to date in {server.config_path}"
+    _wait_for_key(settings)
+    return f"admin, pipeline, analyst written to {server.config_path} and reloaded (SIGHUP)"
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _wait_for_key(settings: Settings, timeout: float = 15.0) -> None:
+    """After a reload, wait until the pipeline identity is accepted."""
+    client = Storage(settings).s3_client()
+    bucket = Location.of(settings.lake_gold).bucket
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            client.list_objects_v2(Bucket=bucket, MaxKeys=1)
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise StorageError(f"the object store did not accept the pipeline identity "
+                                   f"{settings.aws_access_key_id} after reloading: {exc}") from exc
+            time.sleep(0.2)

@@ -1,0 +1,82 @@
+"""The package boundary: ``jobs`` is the product and never imports ``infra`` (development
+infrastructure, which may use the product); no module of either imports itself in a cycle."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def modules() -> dict[str, Path]:
+    """Every module of ``jobs`` and ``infra`` (packages by their name) → its file."""
+    found = {}
+    for top in ("jobs", "infra"):
+        for path in (ROOT / top).rglob("*.py"):
+            parts = path.relative_to(ROOT).with_suffix("").parts
+            found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return found
+
+
+def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
+    """Project modules imported anywhere in the file (inside functions too: lazy imports count)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            out.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                package = name.split(".")[: None if path.name == "__init__.py" else -1]
+                base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [base])])
+            out.update(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
+                       for a in node.names)
+    return {m for m in out if m in known and m != name}
+
+
+def import_graph() -> dict[str, set[str]]:
+    """module → the project modules it imports."""
+    found = modules()
+    return {name: _imports(name, path, found) for name, path in found.items()}
+
+
+def test_the_product_never_imports_infra() -> None:
+    graph = import_graph()
+    assert "infra.stack.seed" in graph and "jobs.cli" in graph  # the scan sees both packages
+    leaks = {m: sorted(d for d in deps if d.split(".")[0] == "infra")
+             for m, deps in graph.items() if m.split(".")[0] == "jobs"}
+    assert not {m: d for m, d in leaks.items() if d}
+
+
+def test_no_import_cycle_among_jobs_and_infra_modules() -> None:
+    graph = import_graph()
+    assert graph["infra.stack.__main__"] >= {"infra.stack.weed", "infra.stack.seed"}
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> None:
+        if name in path:
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(name):], name]))
+        if name in done:
+            return
+        for dep in sorted(graph[name]):
+            visit(dep, [*path, name])
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name, [])
+
+
+def test_seed_moved_out_of_the_product_cli() -> None:
+    gone = subprocess.run([sys.executable, "-m", "jobs", "seed", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert gone.returncode == 2 and "invalid choice: 'seed'" in gone.stderr
+    seed = subprocess.run([sys.executable, "-m", "infra.stack", "seed", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert seed.returncode == 0, seed.stderr
+    for option in ("--env-file", "--debug", "--log-json", "--lookback-mode", "--lookback-weeks",
+                   "--engine", "--scheduler", "--from", "--generate", "--scale", "--seed",
+                   "--start", "--gen-days", "--days", "--no-identities", "--buckets-only"):
+        assert f"{option} " in seed.stdout or f"{option}\n" in seed.stdout, option
