@@ -23,7 +23,7 @@ from jobs.bronze.pays import first_line, parse_pays
 from jobs.quality.gate import BronzeAudit
 from jobs.raw.files import Chunk, RawFile, iter_chunks, list_raw_files
 from jobs.run import RunContext
-from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
+from jobs.schemas import BRONZE, DEFAULT_LIMITS, MANIFEST, QUARANTINE, SOURCES, Limits
 from jobs.summary import StageResult
 
 log = logging.getLogger(__name__)
@@ -44,7 +44,8 @@ class FileOutcome:
     quarantined_rows: int
 
 
-def parse_chunks(source: str, chunks: Iterable[Chunk]) -> Iterator[pl.DataFrame]:
+def parse_chunks(source: str, chunks: Iterable[Chunk], *,
+                 limits: Limits = DEFAULT_LIMITS) -> Iterator[pl.DataFrame]:
     """Contract-checked rows chunk by chunk; a pays file's header comes from its first chunk."""
     header: str | None = None
     for chunk in chunks:
@@ -52,9 +53,9 @@ def parse_chunks(source: str, chunks: Iterable[Chunk]) -> Iterator[pl.DataFrame]
         if source == "pays":
             if chunk.first_line == 1:
                 header = first_line(lines)
-            yield parse_pays(lines, header=header).collect()
+            yield parse_pays(lines, header=header, limits=limits).collect()
         else:
-            yield parse_events(lines).collect()
+            yield parse_events(lines, limits=limits).collect()
 
 
 def with_lineage(frame: pl.LazyFrame, *, source_file: str, ctx: RunContext) -> pl.LazyFrame:
@@ -133,7 +134,8 @@ def run_bronze(ctx: RunContext, *, progress: Progress | None = None) -> StageRes
                 chunks = iter_chunks(ctx.storage, f.uri, chunk_bytes=settings.bronze_chunk_bytes,
                                      digest=digest)
                 chunks = audit.lines(source, f.rel_path, chunks)  # quality hook: count lines
-                for checked in parse_chunks(source, chunks):
+                limits = settings.limits(ctx.started_at.date())  # the run date's window
+                for checked in parse_chunks(source, chunks, limits=limits):
                     good = checked.lazy().filter(pl.col("reason").is_null())
                     good = with_lineage(good, source_file=f.rel_path, ctx=ctx).collect()
                     bad = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=ctx)

@@ -186,7 +186,8 @@ class BronzeAudit(_Audit):
         frames = self._pending.pop(source, [])
         if frames:
             self._validate(pl.concat(frames, how="diagonal_relaxed"), bronze_suite(
-                source, overrides=self.settings.quality_severity))
+                source, overrides=self.settings.quality_severity,
+                limits=self.settings.limits(self.ctx.started_at.date())))
 
     def gate(self, source: str, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
         """Pass ``frames`` through to the writer; at their end (before the commit) judge them."""
@@ -237,6 +238,7 @@ class SilverAudit(_Audit):
         s = self.settings
         return silver_suite(source, known_value_props=s.quality_known_value_props,
                             min_day=s.quality_min_day, run_date=self.ctx.started_at.date(),
+                            max_future_days=s.quality_max_future_days,
                             overrides=s.quality_severity)
 
     def bronze_rows(self, source: str, runs: list[str]) -> int:
