@@ -6,6 +6,10 @@ README's contract section mirrors this file.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
 import polars as pl
 
 SOURCES = ("prints", "taps", "pays")
@@ -13,6 +17,50 @@ EVENT_SOURCES = ("prints", "taps")
 
 UTC_TS = pl.Datetime("us", "UTC")
 AMOUNT = pl.Decimal(18, 2)
+# A sum of totals (gold's prior_amount). Summed exactly in Int128 cents: n totals of at most
+# MAX_TOTAL (< 10**16) sum to less than 10**36 for any n < 10**20 rows, so the sum always fits
+# decimal(38,2) exactly — no overflow, no checked error, whatever the number of payments.
+SUM_AMOUNT = pl.Decimal(38, 2)
+
+# -- row limits of the contract (bronze quarantines a row outside them, with its reason) -------
+# The largest total a pay may have: the decimal(18,2) maximum (16 integer digits).
+MAX_TOTAL = Decimal("9999999999999999.99")
+# The whole days datetime64[ns] can hold (pandas, hence Great Expectations, validates dates as
+# nanosecond datetimes: 1677-09-21 00:12:43 .. 2262-04-11 23:47:16). No day outside them may
+# reach a table, whatever the settings.
+ENGINE_MIN_DAY = date(1677, 9, 22)
+ENGINE_MAX_DAY = date(2262, 4, 11)
+DEFAULT_MIN_DAY = date(2015, 1, 1)  # QUALITY_MIN_DAY's default
+DEFAULT_MAX_FUTURE_DAYS = 1  # QUALITY_MAX_FUTURE_DAYS's default
+
+
+@dataclass(frozen=True)
+class Limits:
+    """The plausible days of a run: ``[min_day, max_day]``, inside the engines' range.
+
+    Stages build it with :meth:`for_run` from the run date (the date the run started) and the
+    settings, and pass it to the parsers explicitly, so they stay pure. The default is the widest
+    window no engine overflows on (for callers that know no run date).
+    """
+
+    min_day: date = DEFAULT_MIN_DAY
+    max_day: date = ENGINE_MAX_DAY
+
+    def __post_init__(self) -> None:
+        if not ENGINE_MIN_DAY <= self.min_day <= self.max_day <= ENGINE_MAX_DAY:
+            raise ValueError(f"day limits {self.min_day}..{self.max_day} are not an ordered "
+                             f"window inside {ENGINE_MIN_DAY}..{ENGINE_MAX_DAY}")
+
+    @classmethod
+    def for_run(cls, run_date: date, *, min_day: date = DEFAULT_MIN_DAY,
+                max_future_days: int = DEFAULT_MAX_FUTURE_DAYS) -> Limits:
+        """Days from ``min_day`` (QUALITY_MIN_DAY) to the run date + ``max_future_days``
+        (QUALITY_MAX_FUTURE_DAYS), capped at :data:`ENGINE_MAX_DAY`."""
+        latest = ENGINE_MAX_DAY - run_date
+        return cls(min_day, run_date + min(timedelta(days=max_future_days), latest))
+
+
+DEFAULT_LIMITS = Limits()
 
 LINEAGE = {
     "source_file": pl.String,
@@ -84,7 +132,7 @@ GOLD = pl.Schema(
         "prior_views": pl.Int64,
         "prior_clicks": pl.Int64,
         "prior_payments": pl.Int64,
-        "prior_amount": AMOUNT,
+        "prior_amount": SUM_AMOUNT,
     }
 )
 GOLD_PARTITION = "week_start"

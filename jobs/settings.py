@@ -16,6 +16,13 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from jobs.schemas import (
+    DEFAULT_MAX_FUTURE_DAYS,
+    DEFAULT_MIN_DAY,
+    ENGINE_MAX_DAY,
+    ENGINE_MIN_DAY,
+    Limits,
+)
 from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN
 
 DEFAULT_ENV_FILE = "envs/local.env"
@@ -104,8 +111,11 @@ class Settings(BaseSettings):
         "cellphone_recharge", "credits_consumer", "link_cobro", "point", "prepaid", "send_money",
         "transport",
     )
-    # Silver days must lie in [QUALITY_MIN_DAY, run date].
-    quality_min_day: date = date(2015, 1, 1)
+    # Plausible days: [QUALITY_MIN_DAY, run date + QUALITY_MAX_FUTURE_DAYS], the run date being
+    # the (UTC) date the run started. Bronze quarantines a row dated outside them (with its
+    # reason) and the bronze and silver suites check the same window.
+    quality_min_day: date = Field(default=DEFAULT_MIN_DAY, ge=ENGINE_MIN_DAY, le=ENGINE_MAX_DAY)
+    quality_max_future_days: int = Field(default=DEFAULT_MAX_FUTURE_DAYS, ge=0, le=3660)
     # Severity overrides: "check=warning,silver.day_not_after_run_date=failure" (a check name,
     # optionally prefixed by its layer or suite, e.g. silver.prints.value_prop_in_known_set).
     quality_severity: Annotated[dict[str, Literal["failure", "warning"]], NoDecode] = Field(
@@ -144,6 +154,11 @@ class Settings(BaseSettings):
         if "://" in value:
             return value.rstrip("/")
         return str(Path(value).expanduser().resolve())
+
+    def limits(self, run_date: date) -> Limits:
+        """The contract's plausible days for a run started on ``run_date``."""
+        return Limits.for_run(run_date, min_day=self.quality_min_day,
+                              max_future_days=self.quality_max_future_days)
 
     @cached_property
     def export_uri(self) -> str:

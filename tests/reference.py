@@ -50,7 +50,7 @@ def reference_gold(prints: pl.DataFrame, taps: pl.DataFrame, pays: pl.DataFrame,
     schema = {"week_start": pl.Date, "day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String,
               "position": pl.Int64, "clicked": pl.Boolean, "prior_views": pl.Int64,
               "prior_clicks": pl.Int64, "prior_payments": pl.Int64,
-              "prior_amount": pl.Decimal(18, 2)}
+              "prior_amount": pl.Decimal(38, 2)}
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 

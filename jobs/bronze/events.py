@@ -11,22 +11,32 @@ already meet the contract — a plain positive integer user id, a plain non-nega
 position, a value prop of letters, digits, ``_`` or ``-``, and a day that is a real date — and
 takes their values from the match. Only the other lines (any other shape, spacing, key order,
 escape or violation) go through DuckDB and the rules, so every reason stays exactly the same.
+A canonical line whose day is not a real day inside the run's window goes through the rules too.
+
+Strict JSON (RFC 8259): DuckDB's ``json_valid`` also accepts trailing commas, ``NaN`` /
+``Infinity`` and duplicate keys, so the lines of the slow path are first parsed by Python's
+strict ``json`` parser (duplicate keys, at any depth, rejected); a line must pass both. The
+canonical shape can hold none of these, so both paths keep the same verdict.
 """
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 import polars as pl
 
-from jobs.bronze.lines import INVALID_UTF8, first_failure, real_date
+from jobs.bronze.lines import INVALID_UTF8, day_window, first_failure, in_window, real_date
+from jobs.schemas import DEFAULT_LIMITS, Limits
 
 _EXTRACT = """
 WITH parsed AS (
     SELECT line_number, raw_line,
-           CASE WHEN json_valid(raw_line) THEN raw_line::JSON END AS j
+           CASE WHEN json_problem IS NULL AND json_valid(raw_line) THEN raw_line::JSON END AS j,
+    json_problem
     FROM lines
 )
-SELECT line_number, raw_line,
+SELECT line_number, raw_line, json_problem,
        json_type(j) AS kind,
        json_type(j, '$.day') AS day_type, j->>'$.day' AS day_text,
        json_type(j, '$.user_id') AS user_type, j->>'$.user_id' AS user_text,
@@ -51,9 +61,62 @@ _COLUMNS = {"line_number": pl.Int64, "raw_line": pl.String, "day": pl.Date, "use
             "value_prop": pl.String, "position": pl.Int64, "reason": pl.String}
 
 
+class _DuplicateKey(Exception):
+    pass
+
+
+class _NotANumber(Exception):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    obj: dict[str, object] = {}
+    for key, value in pairs:
+        if key in obj:
+            raise _DuplicateKey(key)
+        obj[key] = value
+    return obj
+
+
+def _no_constant(name: str) -> object:
+    raise _NotANumber(name)
+
+
+def _ignore(_text: str) -> int:
+    return 0
+
+
+def json_problem(line: str) -> str | None:
+    """Why ``line`` is not one strict RFC 8259 JSON text, or None.
+
+    Precise reasons for what DuckDB alone would accept (a trailing comma, NaN or Infinity, a
+    duplicate key at any depth); plain ``invalid JSON`` for any other syntax error. Numbers are
+    only scanned, never converted (no huge-integer or float overflow here).
+    """
+    try:
+        json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
+                   parse_int=_ignore, parse_float=_ignore)
+    except _DuplicateKey as exc:
+        return f"invalid JSON: duplicate key {json.dumps(exc.args[0])[:60]}"
+    except _NotANumber as exc:
+        return f"invalid JSON: {exc.args[0]} is not a JSON number"
+    except json.JSONDecodeError as exc:
+        at, before = exc.doc[exc.pos:exc.pos + 1], exc.doc[:exc.pos].rstrip()
+        if at in ("}", "]") and before.endswith(","):
+            return "invalid JSON: trailing comma"
+        return "invalid JSON"
+    except (ValueError, RecursionError):
+        return "invalid JSON"
+    return None
+
+
 def extract_json_fields(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """Per line: JSON kind, and each contract field's JSON type and text (nulls when absent)."""
+    """Per line: strict-JSON problem, JSON kind, and each contract field's JSON type and text
+    (nulls when absent)."""
     frame = lines.collect()
+    frame = frame.with_columns(pl.Series(
+        "json_problem", [json_problem(line) for line in frame["raw_line"].to_list()],
+        dtype=pl.String))
     con = duckdb.connect()
     try:
         con.register("lines", frame)
@@ -62,7 +125,7 @@ def extract_json_fields(lines: pl.LazyFrame) -> pl.LazyFrame:
         con.close()
 
 
-def event_rules(fields: pl.LazyFrame) -> pl.LazyFrame:
+def event_rules(fields: pl.LazyFrame, *, limits: Limits = DEFAULT_LIMITS) -> pl.LazyFrame:
     """Typed event columns plus ``reason`` (null for a line that meets the contract)."""
     raw = pl.col("raw_line")
     user = pl.col("user_text").cast(pl.Int64, strict=False)
@@ -72,11 +135,13 @@ def event_rules(fields: pl.LazyFrame) -> pl.LazyFrame:
     reason = first_failure(
         (raw.str.strip_chars() == "", "empty line"),
         (raw.str.contains(INVALID_UTF8, literal=True), "not valid UTF-8"),
+        (pl.col("json_problem").is_not_null(), pl.col("json_problem")),
         (pl.col("kind").is_null(), "invalid JSON"),
         (pl.col("kind") != "OBJECT", "not a JSON object"),
         (pl.col("day_type").is_null(), "missing field: day"),
         ((pl.col("day_type") != "VARCHAR") | day.is_null(),
          "day is not a real calendar date (YYYY-MM-DD)"),
+        *day_window(day, "day", limits),
         (pl.col("user_type").is_null(), "missing field: user_id"),
         (~is_int("user_type") | user.is_null() | (user <= 0), "user_id is not a positive integer"),
         (pl.col("data_type").fill_null("") != "OBJECT", "missing field: event_data"),
@@ -97,8 +162,11 @@ def event_rules(fields: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def parse_events(lines: pl.LazyFrame) -> pl.LazyFrame:
-    """Lines of a prints/taps file → contract-checked rows (``reason`` null when valid)."""
+def parse_events(lines: pl.LazyFrame, *, limits: Limits = DEFAULT_LIMITS) -> pl.LazyFrame:
+    """Lines of a prints/taps file → contract-checked rows (``reason`` null when valid).
+
+    ``limits`` are the run's plausible days (stages pass ``settings.limits(run date)``).
+    """
     frame = lines.collect()
     canonical = frame["raw_line"].str.contains(CANONICAL_EVENT)
     parts = pl.col("raw_line").str.split_exact('"', 14)
@@ -111,14 +179,14 @@ def parse_events(lines: pl.LazyFrame) -> pl.LazyFrame:
         parts.struct.field("field_8").str.strip_chars(": ,").cast(pl.Int64).alias("position"),
         pl.lit(None, dtype=pl.String).alias("reason"),
     )
-    real_day = fast["day"].is_not_null()
-    if not real_day.all():  # e.g. 2021-02-29: the rules give the reason
+    real_day = in_window(fast["day"], limits)
+    if not real_day.all():  # e.g. 2021-02-29 or 2099-01-01: the rules give the reason
         canonical = _with_real_days(frame, canonical, fast, real_day)
         fast = fast.filter(real_day)
     if fast.height == frame.height:
         return fast.lazy()
     rest = frame.filter(~canonical)
-    checked = event_rules(extract_json_fields(rest.lazy())).collect()
+    checked = event_rules(extract_json_fields(rest.lazy()), limits=limits).collect()
     if rest.height == frame.height:
         return checked.lazy()
     return pl.concat([fast, checked.select(list(_COLUMNS))]).sort("line_number").lazy()
@@ -126,6 +194,6 @@ def parse_events(lines: pl.LazyFrame) -> pl.LazyFrame:
 
 def _with_real_days(frame: pl.DataFrame, canonical: pl.Series, fast: pl.DataFrame,
                     real_day: pl.Series) -> pl.Series:
-    """``canonical`` without the lines whose day is not a real calendar date."""
+    """``canonical`` without the lines whose day is not a real calendar date in the window."""
     unreal = fast.filter(~real_day)["line_number"]
     return canonical & ~frame["line_number"].is_in(unreal.implode())

@@ -45,7 +45,7 @@ from jobs.raw.files import (
     restat,
 )
 from jobs.run import RunContext
-from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
+from jobs.schemas import BRONZE, DEFAULT_LIMITS, MANIFEST, QUARANTINE, SOURCES, Limits
 from jobs.storage import is_remote
 from jobs.summary import StageResult
 
@@ -73,7 +73,8 @@ class FileOutcome:
     replaces: str | None = None
 
 
-def parse_chunks(source: str, chunks: Iterable[Chunk]) -> Iterator[pl.DataFrame]:
+def parse_chunks(source: str, chunks: Iterable[Chunk], *,
+                 limits: Limits = DEFAULT_LIMITS) -> Iterator[pl.DataFrame]:
     """Contract-checked rows chunk by chunk; a pays file's header comes from its first chunk."""
     header: str | None = None
     for chunk in chunks:
@@ -81,9 +82,9 @@ def parse_chunks(source: str, chunks: Iterable[Chunk]) -> Iterator[pl.DataFrame]
         if source == "pays":
             if chunk.first_line == 1:
                 header = first_line(lines)
-            yield parse_pays(lines, header=header).collect()
+            yield parse_pays(lines, header=header, limits=limits).collect()
         else:
-            yield parse_events(lines).collect()
+            yield parse_events(lines, limits=limits).collect()
 
 
 def with_lineage(frame: pl.LazyFrame, *, source_file: str, ctx: RunContext) -> pl.LazyFrame:
@@ -179,6 +180,7 @@ class Bronze:
                  progress: Progress | None) -> None:
         self.ctx, self.audit, self.progress = ctx, audit, progress
         self.settings = ctx.settings
+        self.limits = ctx.settings.limits(ctx.started_at.date())  # plausible days of this run
         self.spool_dir = spool_dir
         self.budget = max(1, ctx.settings.quality_batch_rows)
         self.outcomes: list[FileOutcome] = []
@@ -235,7 +237,9 @@ class Bronze:
         try:
             chunks = iter_chunks(ctx.storage, f.uri, chunk_bytes=self.settings.bronze_chunk_bytes,
                                  digest=digest)
-            for checked in parse_chunks(source, audit.lines(source, f.rel_path, chunks)):
+            checked_chunks = parse_chunks(source, audit.lines(source, f.rel_path, chunks),
+                                          limits=self.limits)
+            for checked in checked_chunks:
                 rows = with_lineage(checked.lazy().filter(pl.col("reason").is_null()),
                                     source_file=f.rel_path, ctx=ctx).drop(WORK_COLUMNS).collect()
                 quarantined = quarantine_rows(checked, source=source, source_file=f.rel_path,
@@ -279,7 +283,7 @@ class Bronze:
         """Every line of a rejected file into quarantine (read again: rejection is rare)."""
         count = 0
         chunks = iter_chunks(self.ctx.storage, f.uri, chunk_bytes=self.settings.bronze_chunk_bytes)
-        for checked in parse_chunks(source, chunks):
+        for checked in parse_chunks(source, chunks, limits=self.limits):
             rows = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=self.ctx,
                                    file_reason=f"file rejected: {reason}")
             self.quarantine.add(rows)

@@ -6,6 +6,8 @@ from typing import Any
 
 import polars as pl
 
+from jobs.schemas import Limits
+
 DATE_RE = r"^\d{4}-\d{2}-\d{2}$"
 INVALID_UTF8 = "\ufffd"
 
@@ -40,6 +42,22 @@ def real_date(text: pl.Expr) -> pl.Expr:
         .then(text.str.strptime(pl.Date, "%Y-%m-%d", strict=False))
         .otherwise(None)
     )
+
+
+def day_window(day: pl.Expr, name: str, limits: Limits) -> list[tuple[pl.Expr, str]]:
+    """Rules for a real day outside the run's plausible window (QUALITY_MIN_DAY .. the run date
+    + QUALITY_MAX_FUTURE_DAYS). Dates are compared as Polars Dates (32-bit day numbers): no
+    year a ``YYYY-MM-DD`` string can name overflows here."""
+    return [
+        (day < limits.min_day, f"{name} is before QUALITY_MIN_DAY ({limits.min_day})"),
+        (day > limits.max_day,
+         f"{name} is after {limits.max_day} (the run date + QUALITY_MAX_FUTURE_DAYS)"),
+    ]
+
+
+def in_window(day: pl.Series, limits: Limits) -> pl.Series:
+    """Whether each day is a real day inside the window (false for nulls)."""
+    return day.is_between(limits.min_day, limits.max_day).fill_null(False)
 
 
 def first_failure(*rules: tuple[pl.Expr, str | pl.Expr]) -> pl.Expr:

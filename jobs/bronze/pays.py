@@ -6,18 +6,26 @@ A file whose header is wrong has every line quarantined: the run goes on.
 Fast path: a line made of exactly the four fields in the header's order, each already valid
 (a ``YYYY-MM-DD`` day, a plain decimal with at most 2 decimals, a plain positive integer, a
 value prop of letters, digits, ``_`` or ``-``) is recognised by one regular expression and its
-fields taken by position; if its day is a real date it is a valid row. Every other line goes
-through the rules below, so every reason stays exactly the same.
+fields taken by position; if its day is a real date inside the run's window it is a valid row.
+Every other line goes through the rules below, so every reason stays exactly the same.
+
+Fields follow RFC 4180: a field may be enclosed in double quotes (then it may hold commas, and
+a doubled ``""`` stands for one quote); a quote anywhere else is malformed. Spaces around a
+field are ignored (as before). A quoted field cannot span lines: its line is quarantined.
 """
 
 from __future__ import annotations
 
 import polars as pl
 
-from jobs.bronze.lines import INVALID_UTF8, first_failure, real_date
+from jobs.bronze.lines import INVALID_UTF8, day_window, first_failure, in_window, real_date
+from jobs.schemas import DEFAULT_LIMITS, MAX_TOTAL, SUM_AMOUNT, Limits
 
 PAYS_COLUMNS = ("pay_date", "total", "user_id", "value_prop")
-AMOUNT_RE = r"^\d{1,16}(\.\d{1,2})?$"
+AMOUNT_RE = r"^\d+(\.\d{1,2})?$"
+# One RFC 4180 field (spaces around it tolerated), and a whole line of them.
+_FIELD = r' *"(?:[^"]|"")*" *|[^,"]*'
+CSV_LINE_RE = rf"^(?:{_FIELD})(?:,(?:{_FIELD}))*$"
 UINT_RE = r"^\d{1,18}$"
 _CANONICAL_FIELD = {"pay_date": r"\d{4}-\d{2}-\d{2}", "total": r"\d{1,16}(?:\.\d{1,2})?",
                     "user_id": r"[1-9]\d{0,17}", "value_prop": r"[A-Za-z0-9_\-]+"}
@@ -42,12 +50,14 @@ def first_line(lines: pl.LazyFrame) -> str | None:
     return first.item() if first.height else None
 
 
-def parse_pays(lines: pl.LazyFrame, *, header: str | None = None) -> pl.LazyFrame:
+def parse_pays(lines: pl.LazyFrame, *, header: str | None = None,
+               limits: Limits = DEFAULT_LIMITS) -> pl.LazyFrame:
     """Lines of a pays file → contract-checked rows (``reason`` null when valid).
 
     ``header`` is the file's line 1 (taken from ``lines`` when not given, i.e. when the lines
     are the whole file or its first chunk). Returns no row for a valid header line: it is
-    structure, not data.
+    structure, not data. ``limits`` are the run's plausible days (stages pass
+    ``settings.limits(run date)``).
     """
     if header is None:
         header = first_line(lines)
@@ -73,44 +83,65 @@ def parse_pays(lines: pl.LazyFrame, *, header: str | None = None) -> pl.LazyFram
         value["value_prop"].alias("value_prop"),
         pl.lit(None, dtype=pl.String).alias("reason"),
     )
-    real_day = fast["pay_date"].is_not_null()
-    if not real_day.all():  # e.g. 2020-11-31: the rules give the reason
+    real_day = in_window(fast["pay_date"], limits)
+    if not real_day.all():  # e.g. 2020-11-31 or 2099-01-01: the rules give the reason
         unreal = fast.filter(~real_day)["line_number"].implode()
         canonical = canonical & ~body["line_number"].is_in(unreal)
         fast = fast.filter(real_day)
     if fast.height == body.height:
         return fast.lazy()
-    checked = _rules(body.filter(~canonical).lazy(), order)
+    checked = _rules(body.filter(~canonical).lazy(), order, limits=limits)
     if fast.is_empty():
         return checked
     return pl.concat([fast.lazy(), checked]).sort("line_number")
 
 
-def _rules(lines: pl.LazyFrame, order: list[str]) -> pl.LazyFrame:
+def csv_fields(raw: pl.Expr) -> pl.Expr:
+    """The RFC 4180 fields of a well-formed line (see :data:`CSV_LINE_RE`), as a list: spaces
+    around a field dropped, enclosing quotes removed, ``""`` inside them read as ``"``."""
+    pieces = (pl.lit(",") + raw).str.extract_all(rf",({_FIELD})")
+    return pieces.list.eval(_unquote(pl.element().str.strip_prefix(",").str.strip_chars(" ")))
+
+
+def _unquote(field: pl.Expr) -> pl.Expr:
+    quoted = field.str.starts_with('"')
+    inner = field.str.slice(1, field.str.len_chars() - 2).str.replace_all('""', '"', literal=True)
+    return pl.when(quoted).then(inner).otherwise(field)
+
+
+def _rules(lines: pl.LazyFrame, order: list[str], *,
+           limits: Limits = DEFAULT_LIMITS) -> pl.LazyFrame:
     """The contract rules, line by line, for data lines (header excluded)."""
     raw = pl.col("raw_line")
-    parts = raw.str.split(",")
-    field = {name: parts.list.get(i, null_on_oob=True).str.strip_chars(' "') for i, name in
-             enumerate(order)}
+    well_formed = raw.str.contains(CSV_LINE_RE)
+    parts = csv_fields(raw)
+    field = {name: parts.list.get(i, null_on_oob=True) for i, name in enumerate(order)}
     n_fields = parts.list.len()
     pay_date = real_date(field["pay_date"])
     total_ok = field["total"].str.contains(AMOUNT_RE)
+    # Leading zeros dropped (one kept), then exact in decimal(38,2); past 36 digits: null.
+    total = pl.concat_str(pl.lit("0"), field["total"].str.strip_chars_start("0")).cast(
+        SUM_AMOUNT, strict=False)
+    total_fits = total.is_not_null() & (total <= MAX_TOTAL)
     user_ok = field["user_id"].str.contains(UINT_RE)
     user = pl.when(user_ok).then(field["user_id"].cast(pl.Int64, strict=False))
     reason = first_failure(
         (raw.str.strip_chars() == "", "empty line"),
         (raw.str.contains(INVALID_UTF8, literal=True), "not valid UTF-8"),
+        (~well_formed, "malformed CSV quoting (RFC 4180)"),
         (n_fields != 4, pl.format("expected 4 comma-separated fields, got {}", n_fields)),
         (pay_date.is_null(), "pay_date is not a real calendar date (YYYY-MM-DD)"),
+        *day_window(pay_date, "pay_date", limits),
         (~total_ok.fill_null(False), "total is not a decimal >= 0 with at most 2 decimals"),
+        (~total_fits, f"total is above the contract maximum {MAX_TOTAL}"),
         (user.is_null() | (user <= 0), "user_id is not a positive integer"),
-        (field["value_prop"].fill_null("") == "", "value_prop is empty"),
+        (field["value_prop"].fill_null("").str.strip_chars() == "", "value_prop is empty"),
     )
     return lines.select(
         "line_number",
         "raw_line",
         pay_date.alias("pay_date"),
-        pl.when(total_ok).then(field["total"]).cast(_TYPES["total"], strict=False).alias("total"),
+        pl.when(total_ok & total_fits).then(total).cast(_TYPES["total"]).alias("total"),
         user.alias("user_id"),
         field["value_prop"].alias("value_prop"),
         reason,

@@ -4,6 +4,11 @@ For every print of the target weeks: did the user tap the same value prop that d
 many prints, taps and pays of that value prop the user had in the lookback window (see
 :mod:`jobs.weeks`), with the amount paid summed exactly in integer cents.
 
+Exact arithmetic: cents are the physical Int128 value of the decimal(18,2) totals and are
+summed as Int128 in both plans; ``prior_amount`` is decimal(38,2) (:data:`jobs.schemas.
+SUM_AMOUNT`). Any number of payments (< 10**20) of at most the contract's maximum total sums
+exactly: nothing wraps, nothing can fail on valid input.
+
 How it scales: every event gets ONE packed Int64 key ``user | value-prop code | period``
 (32 + 16 + 15 bits). Events are counted per key, the counts of the three sources are summed
 into one frame, sorted by key, and one ``rolling_sum_by`` over the key with an integer window
@@ -21,10 +26,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
+from decimal import Decimal
 
 import polars as pl
 
-from jobs.schemas import AMOUNT, GOLD, conform
+from jobs.schemas import AMOUNT, GOLD, SUM_AMOUNT, conform
 from jobs.weeks import Mode, history_range, period, week_start, window_days
 
 KEYS = ["user_id", "value_prop", "period"]
@@ -81,6 +87,22 @@ def build_features(
 _VP_CATEGORIES = pl.Categories("lakehouse-gold-value-prop", physical=pl.UInt16)
 _VP_CODES = pl.Categorical(_VP_CATEGORIES)
 _VP_KEEPALIVE = pl.Series("value_prop", [], dtype=_VP_CODES)
+
+
+def cents(total: pl.Expr) -> pl.Expr:
+    """Exact cents of a decimal(18,2) total: its physical Int128 value (sums cannot wrap)."""
+    return total.cast(AMOUNT).to_physical()
+
+
+def amount(cents_sum: pl.Expr) -> pl.Expr:
+    """An Int128 sum of cents as decimal(38,2), exactly (no float, no rounding)."""
+    return (cents_sum.cast(pl.Decimal(38, 0))
+            * pl.lit(Decimal("0.01"), dtype=SUM_AMOUNT)).cast(SUM_AMOUNT)
+
+
+def _counts(agg: pl.Expr, name: str) -> pl.Expr:
+    """Counters as Int64, the cents sum kept Int128."""
+    return agg.cast(pl.Int128 if name == "cents" else pl.Int64)
 
 
 def _day_number(day: pl.Expr) -> pl.Expr:
@@ -140,15 +162,14 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
         [
             history(prints, views=one),
             history(taps, clicks=one),
-            history(pays, payments=one,
-                    cents=pl.col("total").cast(AMOUNT).to_physical().cast(pl.Int64)),
+            history(pays, payments=one, cents=cents(pl.col("total"))),
         ],
         how="diagonal",
     )
     window = f"{width}i"
     features = (
         events.group_by("key")
-        .agg([pl.col(c).sum().cast(pl.Int64) for c in COUNTS])  # Int32 sums: < 2**31 events
+        .agg([_counts(pl.col(c).sum(), c) for c in COUNTS])  # Int32 sums: < 2**31 events
         .sort("key")
         .select(
             "key",
@@ -178,7 +199,7 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
             week_start(pl.col("day")).alias("week_start"),
             pl.col("clicked").fill_null(False),
             *[pl.col(c).fill_null(0) for c in PRIORS[:3]],
-            (pl.col("prior_cents").fill_null(0).cast(AMOUNT) / 100).cast(AMOUNT).alias("prior_amount"),
+            amount(pl.col("prior_cents").fill_null(0)).alias("prior_amount"),
         ),
         GOLD,
     )
@@ -210,7 +231,7 @@ def _generic(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame,
             _per_period(prints, mode, views=n),
             _per_period(taps, mode, clicks=n),
             _per_period(
-                pays, mode, payments=n, cents=(pl.col("total") * 100).cast(pl.Int64).sum()
+                pays, mode, payments=n, cents=cents(pl.col("total")).sum()
             ),
             target.select(KEYS).unique(),
         ],
@@ -219,7 +240,7 @@ def _generic(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame,
     window = f"{window_days(n_weeks)}d"
     features = (
         history.group_by(KEYS)
-        .agg([pl.col(c).sum().fill_null(0).cast(pl.Int64) for c in COUNTS])
+        .agg([_counts(pl.col(c).sum().fill_null(0), c) for c in COUNTS])
         .sort(KEYS)
         .with_columns(
             [
@@ -243,7 +264,7 @@ def _generic(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame,
             pl.col("prior_views").fill_null(0),
             pl.col("prior_clicks").fill_null(0),
             pl.col("prior_payments").fill_null(0),
-            (pl.col("prior_cents").fill_null(0).cast(AMOUNT) / 100).cast(AMOUNT).alias("prior_amount"),
+            amount(pl.col("prior_cents").fill_null(0)).alias("prior_amount"),
         )
         .sort("week_start", "user_id", "value_prop", "day", "position"),
         GOLD,

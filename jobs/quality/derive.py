@@ -19,6 +19,7 @@ from datetime import date
 import polars as pl
 
 from jobs.quality.suites import TAP_SAME_DAY
+from jobs.schemas import AMOUNT
 from jobs.weeks import Mode, period, window_days
 
 KEYS = ["user_id", "value_prop"]
@@ -51,7 +52,9 @@ def expected_first_week_priors(gold: pl.LazyFrame, *, prints: pl.LazyFrame, taps
              "expected_prior_cents"]
     with_period = gold.with_columns(period(pl.col("day"), mode).alias("_period"))
     if first_day is None:
-        return with_period.with_columns([pl.lit(None, pl.Int64).alias(n) for n in names])
+        return with_period.with_columns(
+            [pl.lit(None, pl.String if n == "expected_prior_cents" else pl.Int64).alias(n)
+             for n in names])
     window_start = pl.col("_period") - pl.duration(days=window_days(n_weeks))
     first_rows = window_start <= pl.lit(first_day)
     targets = with_period.filter(first_rows).select(*KEYS, "_period").unique()
@@ -62,13 +65,20 @@ def expected_first_week_priors(gold: pl.LazyFrame, *, prints: pl.LazyFrame, taps
         .join(_counts_before(targets, taps, mode, expected_prior_clicks=n),
               on=[*KEYS, "_period"], how="left")
         .join(_counts_before(targets, pays, mode, expected_prior_payments=n,
-                             expected_prior_cents=(pl.col("total") * 100).cast(pl.Int64).sum()),
+                             expected_prior_cents=_cents(pl.col("total")).sum()),
               on=[*KEYS, "_period"], how="left")
     )
+    # Counts as Int64; cents summed exactly in Int128 and given as text (pandas has no Int128).
     return with_period.join(expected, on=[*KEYS, "_period"], how="left").with_columns(
-        [pl.when(first_rows).then(pl.col(n).fill_null(0)).otherwise(None).cast(pl.Int64).alias(n)
+        [pl.when(first_rows).then(pl.col(n).fill_null(0)).otherwise(None)
+         .cast(pl.String if n == "expected_prior_cents" else pl.Int64).alias(n)
          for n in names]
     )
+
+
+def _cents(total: pl.Expr) -> pl.Expr:
+    """Exact cents of a decimal(18,2) total, as Int128 (its physical value): sums never wrap."""
+    return total.cast(AMOUNT).to_physical()
 
 
 def gold_audit_columns(gold: pl.LazyFrame, *, prints: pl.LazyFrame, taps: pl.LazyFrame,

@@ -196,7 +196,8 @@ class BronzeAudit(_Audit):
         frames = self._pending.pop(source, [])
         if frames:
             self._validate(pl.concat(frames, how="diagonal_relaxed"), bronze_suite(
-                source, overrides=self.settings.quality_severity))
+                source, overrides=self.settings.quality_severity,
+                limits=self.settings.limits(self.ctx.started_at.date())))
 
     def gate(self, source: str, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
         """Validate the frames on their way to the writer (in batches of QUALITY_BATCH_ROWS);
@@ -238,6 +239,7 @@ class SilverAudit(_Audit):
         s = self.settings
         return silver_suite(source, known_value_props=s.quality_known_value_props,
                             min_day=s.quality_min_day, run_date=self.ctx.started_at.date(),
+                            max_future_days=s.quality_max_future_days,
                             overrides=s.quality_severity)
 
     def gate(self, source: str, expected_rows: int,

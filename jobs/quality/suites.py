@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from jobs.quality.results import Severity
-from jobs.schemas import BRONZE, GOLD, LINEAGE
+from jobs.schemas import BRONZE, DEFAULT_MAX_FUTURE_DAYS, GOLD, LINEAGE, Limits
 from jobs.weeks import week_start
 
 # Columns the bronze parser carries for quarantining; Lake.write drops them (conform) and so
@@ -136,9 +136,23 @@ def with_severities(checks: Iterable[Check], *, layer: str, table: str,
                                                  overrides=overrides)) for c in checks)
 
 
+def day_window(column: str, limits: Limits) -> list[Check]:
+    """The plausible-day checks: the same window bronze quarantines rows outside of."""
+    return [
+        Check("day_not_before_min_day", "ExpectColumnValuesToBeBetween",
+              {"column": column, "min_value": limits.min_day},
+              f"{column} ≥ QUALITY_MIN_DAY ({limits.min_day})"),
+        Check("day_not_after_run_date", "ExpectColumnValuesToBeBetween",
+              {"column": column, "max_value": limits.max_day},
+              f"{column} ≤ the run date + QUALITY_MAX_FUTURE_DAYS ({limits.max_day})"),
+    ]
+
+
 # -- bronze -------------------------------------------------------------------------------------
-def bronze_suite(source: str, *, overrides: Mapping[str, str] | None = None) -> Suite:
-    """Bronze rows as written: exactly the contract's columns, its types, lineage never null."""
+def bronze_suite(source: str, *, overrides: Mapping[str, str] | None = None,
+                 limits: Limits | None = None) -> Suite:
+    """Bronze rows as written: exactly the contract's columns, its types, lineage never null;
+    with the run's ``limits``, days inside its window too (the parser's rule, re-checked)."""
     schema = BRONZE[source]
     checks = [
         Check("columns_match_contract", "ExpectTableColumnsToMatchSet",
@@ -149,6 +163,8 @@ def bronze_suite(source: str, *, overrides: Mapping[str, str] | None = None) -> 
           for col, dtype in schema.items()],
         *[not_null(col, f"lineage column {col}") for col in LINEAGE],
     ]
+    if limits is not None:
+        checks += day_window("pay_date" if source == "pays" else "day", limits)
     return Suite("bronze", source,
                  with_severities(checks, layer="bronze", table=source, overrides=overrides or {}),
                  sample_columns=("source_file", "line_number"))
@@ -159,8 +175,14 @@ TWO_DECIMALS = r"^-?\d+(\.\d{1,2})?$"
 
 
 def silver_suite(source: str, *, known_value_props: Iterable[str], min_day: date,
-                 run_date: date, overrides: Mapping[str, str] | None = None) -> Suite:
-    """Silver rows appended by a run: keys present, values in range, dates plausible."""
+                 run_date: date, max_future_days: int = DEFAULT_MAX_FUTURE_DAYS,
+                 overrides: Mapping[str, str] | None = None) -> Suite:
+    """Silver rows appended by a run: keys present, values in range, dates plausible.
+
+    The day window is bronze's (:meth:`jobs.schemas.Limits.for_run`): a day bronze accepts is
+    a day silver accepts, so rows bronze let through can never freeze silver.
+    """
+    limits = Limits.for_run(run_date, min_day=min_day, max_future_days=max_future_days)
     checks = [
         not_null("day"),
         not_null("user_id"),
@@ -170,10 +192,7 @@ def silver_suite(source: str, *, known_value_props: Iterable[str], min_day: date
         Check("value_prop_in_known_set", "ExpectColumnValuesToBeInSet",
               {"column": "value_prop", "value_set": sorted(known_value_props)},
               "value_prop is one of QUALITY_KNOWN_VALUE_PROPS (unknown: warning)", "warning"),
-        Check("day_not_before_min_day", "ExpectColumnValuesToBeBetween",
-              {"column": "day", "min_value": min_day}, f"day ≥ QUALITY_MIN_DAY ({min_day})"),
-        Check("day_not_after_run_date", "ExpectColumnValuesToBeBetween",
-              {"column": "day", "max_value": run_date}, f"day ≤ the run date ({run_date})"),
+        *day_window("day", limits),
     ]
     derived: dict[str, pl.Expr] = {}
     if source == "pays":
@@ -226,7 +245,8 @@ def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = N
     ]
     derived = {
         "day_week_start": week_start(pl.col("day")),
-        "prior_amount_cents": (pl.col("prior_amount") * 100).cast(pl.Int64),
+        # exact cents as text (an Int128 cents sum has no pandas type; a float would round)
+        "prior_amount_cents": pl.col("prior_amount").to_physical().cast(pl.String),
     }
     return Suite("gold", "print_features",
                  with_severities(checks, layer="gold", table="print_features",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 import polars as pl
 from hypothesis import given, settings
@@ -11,10 +12,17 @@ from polars.testing import assert_frame_equal
 
 from jobs.bronze.events import CANONICAL_EVENT, event_rules, extract_json_fields, parse_events
 from jobs.bronze.lines import split_lines
+from jobs.schemas import Limits
+
+LIMITS = Limits.for_run(date(2024, 5, 1), min_day=date(2015, 1, 1), max_future_days=1)
 
 
-def _slow(content: bytes) -> pl.DataFrame:
-    return event_rules(extract_json_fields(split_lines(content))).collect()
+def _slow(content: bytes, limits: Limits = LIMITS) -> pl.DataFrame:
+    return event_rules(extract_json_fields(split_lines(content)), limits=limits).collect()
+
+
+def _fast(content: bytes, limits: Limits = LIMITS) -> pl.DataFrame:
+    return parse_events(split_lines(content), limits=limits).collect()
 
 
 def _line(day: str, pos: str, vp: str, user: str, sep: str = " ") -> str:
@@ -46,6 +54,15 @@ TRICKY = [
     '{"user_id": 7, "day": "2020-11-01", "event_data": {"position": 0, "value_prop": "point"}}',
     '{"day": "2020-11-01", "day": "2020-11-02", "event_data": {"position": 0, "value_prop": "p"}, '
     '"user_id": 7}',
+    _line("2099-01-01", "0", "point", "7"),  # matches the shape, after the run date
+    _line("2024-05-02", "0", "point", "7"),  # the last day of the window
+    _line("2300-01-01", "0", "point", "7"),
+    _line("1600-01-01", "0", "point", "7"),
+    _line("0000-01-01", "0", "point", "7"),
+    _line("2014-12-31", "0", "point", "7", sep=""),
+    _line("2020-11-01", "0", "point", "7")[:-1] + ",}",  # trailing comma
+    _line("2020-11-01", "NaN", "point", "7"),
+    _line("2020-11-01", "0", "point", "7")[:-1] + ', "user_id": 8}',  # duplicate key
     "",
     "not json",
 ]
@@ -59,12 +76,15 @@ def test_canonical_shape_is_what_the_generator_writes() -> None:
 
 def test_tricky_lines_get_the_same_rows_and_reasons_on_both_paths() -> None:
     content = ("\n".join(TRICKY) + "\n").encode()
-    assert_frame_equal(parse_events(split_lines(content)).collect(), _slow(content))
+    assert_frame_equal(_fast(content), _slow(content))
+    assert_frame_equal(_fast(content, Limits()), _slow(content, Limits()))
 
 
 fields = st.tuples(
-    st.sampled_from(["2020-11-01", "2020-02-30", "2024-02-29", "2020-1-01", "99999-01-01"]),
-    st.sampled_from(["0", "3", "01", "-1", "2.5", "12345678901234567890", '"1"']),
+    st.sampled_from(["2020-11-01", "2020-02-30", "2024-02-29", "2020-1-01", "99999-01-01",
+                     "2099-01-01", "2300-01-01", "1600-01-01", "2014-12-31", "2015-01-01",
+                     "2024-05-02", "2024-05-03", "9999-12-31"]),
+    st.sampled_from(["0", "3", "01", "-1", "2.5", "12345678901234567890", '"1"', "NaN", "1,"]),
     st.sampled_from(["point", "link_cobro", "a-b", "", " ", "x y", "\\u00e9t\\u00e9", "3"]),
     st.sampled_from(["1", "98702", "0", "-4", "1e3", "999999999999999999", "null"]),
     st.sampled_from([" ", "", "  "]),
@@ -75,4 +95,4 @@ fields = st.tuples(
 @given(st.lists(fields, min_size=1, max_size=30))
 def test_fast_path_equals_duckdb_path(rows: list[tuple[str, str, str, str, str]]) -> None:
     content = ("\n".join(_line(*r) for r in rows) + "\n").encode()
-    assert_frame_equal(parse_events(split_lines(content)).collect(), _slow(content))
+    assert_frame_equal(_fast(content), _slow(content))

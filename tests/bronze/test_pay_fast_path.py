@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -9,6 +11,9 @@ from polars.testing import assert_frame_equal
 
 from jobs.bronze.lines import split_lines
 from jobs.bronze.pays import _rules, header_order, parse_pays
+from jobs.schemas import Limits
+
+LIMITS = Limits.for_run(date(2024, 5, 1), min_day=date(2015, 1, 1), max_future_days=1)
 
 HEADERS = ["pay_date,total,user_id,value_prop", "user_id,value_prop,pay_date,total"]
 
@@ -18,7 +23,7 @@ def _slow(content: bytes) -> pl.DataFrame:
     header = lines.filter(pl.col("line_number") == 1).collect()["raw_line"].item()
     order = header_order(header)
     assert order is not None
-    return _rules(lines.filter(pl.col("line_number") > 1), order).collect()
+    return _rules(lines.filter(pl.col("line_number") > 1), order, limits=LIMITS).collect()
 
 
 def _line(header: str, day: str, total: str, user: str, vp: str) -> str:
@@ -27,11 +32,15 @@ def _line(header: str, day: str, total: str, user: str, vp: str) -> str:
 
 
 fields = st.tuples(
-    st.sampled_from(["2020-11-01", "2020-11-31", "2024-02-29", "2021-02-29", "2020-1-01", ""]),
+    st.sampled_from(["2020-11-01", "2020-11-31", "2024-02-29", "2021-02-29", "2020-1-01", "",
+                     "2099-01-01", "2300-01-01", "1600-01-01", "2014-12-31", "2024-05-02",
+                     "2024-05-03", '"2020-11-01"']),
     st.sampled_from(["7.04", "0", "199.95", "7.045", "-1.00", "1e3", "12345678901234567", ".5",
-                     "3.", ""]),
+                     "3.", "", "9999999999999999.99", "10000000000000000", "0000000000000000001",
+                     '"7.04"', " 7.04"]),
     st.sampled_from(["1", "35994", "0", "007", "-3", "3.5", "999999999999999999", ""]),
-    st.sampled_from(["point", "link_cobro", "a-b", "", " x", '"point"', "x y", "é"]),
+    st.sampled_from(["point", "link_cobro", "a-b", "", " x", '"point"', "x y", "é", '"a,b"',
+                     '"a""b"', 'a"b', '"open', '" "']),
 )
 
 
@@ -42,7 +51,7 @@ def test_fast_path_equals_rules(header: str, rows: list[tuple[str, str, str, str
                                 extra: list[str]) -> None:
     lines = [_line(header, *r) for r in rows] + extra
     content = (header + "\n" + "\n".join(lines) + "\n").encode()
-    assert_frame_equal(parse_pays(split_lines(content)).collect(), _slow(content))
+    assert_frame_equal(parse_pays(split_lines(content), limits=LIMITS).collect(), _slow(content))
 
 
 def test_all_canonical_file_takes_the_fast_path_only() -> None:

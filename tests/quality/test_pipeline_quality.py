@@ -148,14 +148,29 @@ def test_small_files_over_the_threshold_only_warn(lake: LocalLake) -> None:
 
 
 # -- silver -------------------------------------------------------------------------------------
-def test_silver_blocks_rows_dated_after_the_run_date_unless_made_a_warning(
+def test_rows_dated_after_the_run_date_are_quarantined_in_bronze_and_silver_moves_on(
         lake: LocalLake) -> None:
     land_small(lake)
     lake.land_events("prints", [(date(2099, 1, 5), 7, "point", 0)], "future.json")
+    results = lake.run()  # before: the silver gate failed on this row on every run
+    assert lake.table("silver", "prints").height == 3
+    assert results["gold"].rows_out == 3
+    quarantined = lake.table("bronze", "quarantine")
+    assert quarantined.select("source_file", "line_number").rows() == [("prints/future.json", 1)]
+    assert quarantined["reason"].item().startswith("day is after ")
+
+
+def test_silver_blocks_rows_dated_after_its_window_unless_made_a_warning(
+        lake: LocalLake) -> None:
+    # Bronze rows of a run that allowed 30 days ahead; silver allows the default 1 day only.
+    land_small(lake)
+    soon = lake.context().started_at.date() + timedelta(days=5)
+    lake.land_events("prints", [(soon, 7, "point", 0)], "future.json")
+    run_stage(lake.context(quality_max_future_days=30), "bronze")
     with pytest.raises(DataError) as failure:
-        lake.run()
+        run_stage(lake.context(), "silver")
     assert "silver.prints.day_not_after_run_date" in str(failure.value)
-    assert "2099-01-05" in str(failure.value)
+    assert str(soon) in str(failure.value)
     assert lake.version("silver", "prints") is None
     results = lake.run(quality_severity={"day_not_after_run_date": "warning"})
     assert lake.table("silver", "prints").height == 4

@@ -20,7 +20,7 @@ from jobs.quality.derive import gold_audit_columns
 from jobs.quality.results import CheckResult
 from jobs.quality.suites import Suite, bronze_suite, gold_suite, silver_suite
 from jobs.quality.validate import validate_frame
-from jobs.schemas import BRONZE, SILVER
+from jobs.schemas import BRONZE, SILVER, Limits
 
 ND = date(2020, 11, 2)  # a Monday
 RUN_DATE = date(2026, 11, 22)
@@ -84,8 +84,9 @@ def audited_gold(gold: pl.DataFrame) -> pl.DataFrame:
 
 
 SUITES: dict[str, tuple[Callable[[], Suite], Callable[[], pl.DataFrame]]] = {
-    "bronze.prints": (lambda: bronze_suite("prints"), bronze_events),
-    "bronze.pays": (lambda: bronze_suite("pays"), bronze_pays),
+    "bronze.prints": (lambda: bronze_suite("prints", limits=Limits.for_run(RUN_DATE)),
+                      bronze_events),
+    "bronze.pays": (lambda: bronze_suite("pays", limits=Limits.for_run(RUN_DATE)), bronze_pays),
     "silver.prints": (lambda: silver_suite("prints", known_value_props=KNOWN,
                                            min_day=date(2015, 1, 1), run_date=RUN_DATE),
                       silver_prints),
@@ -143,6 +144,9 @@ def _bronze_cases(source: str) -> list[tuple[str, str, Callable[..., pl.DataFram
         cases.append((suite, f"{col}_type", retype(col, other)))
     for col in ("source_file", "line_number", "run_id", "ingested_at"):
         cases.append((suite, f"{col}_not_null", put(col, None)))
+    day = "pay_date" if source == "pays" else "day"
+    cases += [(suite, "day_not_before_min_day", put(day, date(2001, 1, 1))),
+              (suite, "day_not_after_run_date", put(day, date(2099, 1, 1)))]
     return cases
 
 
@@ -261,3 +265,30 @@ def test_a_correct_gold_bucket_passes_every_check_and_reconciles_with_silver_pri
         severity={}, sample_rows=3)
     assert silver_prints_count == gold_rows().height == 3
     assert all(r.success for r in results) and len(results) == 23
+
+
+def test_bronze_and_silver_suites_check_the_window_bronze_quarantines_outside_of() -> None:
+    limits = Limits.for_run(RUN_DATE, min_day=date(2015, 1, 1), max_future_days=1)
+    silver = silver_suite("prints", known_value_props=KNOWN, min_day=date(2015, 1, 1),
+                          run_date=RUN_DATE, max_future_days=1)
+    bronze = bronze_suite("prints", limits=limits)
+    for suite in (silver, bronze):
+        assert suite.check("day_not_before_min_day").kwargs["min_value"] == limits.min_day
+        assert suite.check("day_not_after_run_date").kwargs["max_value"] == limits.max_day
+    assert limits.max_day == date(2026, 11, 23)
+
+
+@pytest.mark.parametrize(("day", "passes"), [(date(2015, 1, 1), True), (date(2026, 11, 23), True),
+                                             (date(2014, 12, 31), False),
+                                             (date(2026, 11, 24), False)])
+def test_silver_accepts_exactly_the_days_bronze_accepts(day: date, passes: bool) -> None:
+    from jobs.bronze.events import parse_events
+    from jobs.bronze.lines import split_lines
+
+    line = (f'{{"day": "{day}", "event_data": {{"position": 0, "value_prop": "point"}}, '
+            '"user_id": 1}')
+    parsed = parse_events(split_lines(line.encode()), limits=Limits.for_run(RUN_DATE)).collect()
+    assert (parsed["reason"].item() is None) == passes
+    results = validate("silver.prints", put("day", day)(silver_prints()),
+                       only="day_not_after_run_date" if day > ND else "day_not_before_min_day")
+    assert all(r.success == passes for r in results.values())
