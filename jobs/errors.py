@@ -47,6 +47,18 @@ class BucketMissing(StorageError):
     """The bucket named by a LAKE_* location does not exist."""
 
 
+
+class LeaseHeld(PipelineError):
+    """Another run holds the lake's write lease (one writer at a time); the message names it."""
+
+    exit_code = 5
+
+
+class LeaseLost(PipelineError):
+    """This run's lease was taken over or broken, so it must not commit anything more."""
+
+    exit_code = 6
+
 def exit_code(exc: PipelineError, *, debug: bool) -> int:
     """What a command does with a user-facing error: one line and its exit code (``--debug``:
     the traceback instead)."""

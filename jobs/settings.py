@@ -13,7 +13,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobs.schemas import (
@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     # Benchmark working directory: cached raw data, throw-away lakes and results (git-ignored).
     bench_dir: str = "lake/_bench"
 
+    # One writer at a time (jobs/lease.py): a run holds the lease <LAKE_BRONZE>/_lease.json while
+    # it writes. The holder renews it every LEASE_HEARTBEAT_SECONDS (must be < TTL/2); a lease
+    # not renewed for LEASE_TTL_SECONDS (holder dead) is taken over by the next run. A second run
+    # waits up to LEASE_WAIT_SECONDS for the holder (0: gives up at once, exit code 5).
+    lease_ttl_seconds: float = Field(default=60, gt=0, le=86_400)
+    lease_heartbeat_seconds: float = Field(default=10, gt=0)
+    lease_wait_seconds: float = Field(default=0, ge=0)
+
     # Data quality (jobs/quality; README: Data quality).
     # A raw file whose quarantined lines exceed this fraction fails the bronze run (nothing is
     # committed) — unless it has fewer than QUALITY_QUARANTINE_MIN_LINES lines, then it is a warning.
@@ -139,6 +147,15 @@ class Settings(BaseSettings):
             if any(len(p) != 2 for p in pairs):
                 raise ValueError("expected check=failure|warning, comma-separated")
             return {k.strip(): v.strip().lower() for k, v in pairs}
+        return value
+
+    @field_validator("lease_heartbeat_seconds")
+    @classmethod
+    def _heartbeat_within_ttl(cls, value: float, info: ValidationInfo) -> float:
+        ttl = info.data.get("lease_ttl_seconds")
+        if ttl is not None and not value < ttl / 2:
+            raise ValueError(f"must be less than half of LEASE_TTL_SECONDS={ttl:g}, so a live "
+                             "holder renews its lease at least twice before it could expire")
         return value
 
     # Observability.
