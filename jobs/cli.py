@@ -16,7 +16,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from jobs.errors import PipelineError, exit_code
+from jobs.errors import EXIT_REJECTED_INPUT, PipelineError, exit_code
 
 log = logging.getLogger("jobs")
 
@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     ddb = sub.add_parser("duckdb-init", parents=[common],
                          help="write a start-up file for the duckdb CLI (views over gold)")
     ddb.add_argument("--out", type=Path, help="default: STACK_DIR/duckdb-init.sql")
+
+    lease = sub.add_parser("lease", parents=[common],
+                           help="who holds the lake's write lease; break it if its holder is dead")
+    lease.add_argument("action", choices=["status", "break"])
 
     q = sub.add_parser("query", parents=[common], help="SQL over the lake with DuckDB")
     q.add_argument("sql", help='e.g. "SELECT count(*) FROM gold.print_features"')
@@ -131,6 +135,15 @@ def _execute(args: argparse.Namespace) -> int:
     ctx = RunContext(settings)
     logs.run_id_var.set(ctx.run_id)
 
+    if args.command == "lease":
+        from jobs.lease import break_lease, describe_state
+
+        if args.action == "break":
+            removed = break_lease(ctx.storage)
+            print("lease broken: " + removed.describe() if removed else "nobody held the lease")
+        else:
+            print(describe_state(ctx.storage))
+        return 0
     if args.command == "duckdb-init":
         from jobs.query import init_sql
 
@@ -156,7 +169,7 @@ def _execute(args: argparse.Namespace) -> int:
                 print(frame)
         return 0
 
-    from jobs.pipeline import run_stage
+    from jobs.pipeline import holding_lease, run_stage
     from jobs.stages import STAGES
 
     started = time.perf_counter()
@@ -174,10 +187,17 @@ def _execute(args: argparse.Namespace) -> int:
     if args.command in ("run", "gold"):
         extra = {"rebuild": args.weeks, "full": args.full}
     results = []
-    with _progress(interactive) as progress:
+    with _progress(interactive) as progress, holding_lease(ctx):
         for stage in stages:
             results.append(run_stage(ctx, stage, progress=progress, **extra))
     _print_summary(results, ctx, time.perf_counter() - started)
+    rejected = [path for r in results for path in r.rejected]
+    if rejected:
+        print(f"completed with rejected input: {len(rejected)} raw file(s) rejected whole "
+              f"({', '.join(rejected[:3])}{', …' if len(rejected) > 3 else ''}); their lines and "
+              "reasons are in bronze.quarantine, and a corrected file is taken in by the next run",
+              file=sys.stderr)
+        return EXIT_REJECTED_INPUT
     return 0
 
 

@@ -1,7 +1,9 @@
 """Errors a user can hit, each carrying one message that says what to check.
 
 The CLI prints ``PipelineError`` as a single line and exits non-zero; anything else is a bug
-and gets a traceback.
+and gets a traceback. Exit codes: 0 done; 1 a bug (traceback); 2 usage or settings; 3 storage;
+4 data (a quality gate held the commit); 5 another run holds the lake lease; 6 this run lost
+the lease; 7 done, with raw files rejected whole (:data:`EXIT_REJECTED_INPUT`).
 """
 
 from __future__ import annotations
@@ -58,6 +60,11 @@ class LeaseLost(PipelineError):
     """This run's lease was taken over or broken, so it must not commit anything more."""
 
     exit_code = 6
+
+
+EXIT_REJECTED_INPUT = 7
+"""The run completed, but some raw files were rejected whole (see the manifest's reasons)."""
+
 
 def exit_code(exc: PipelineError, *, debug: bool) -> int:
     """What a command does with a user-facing error: one line and its exit code (``--debug``:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 
-from jobs.errors import ConfigError, PipelineError, StorageError, StoreUnreachable
+from jobs.errors import ConfigError, LeaseHeld, PipelineError, StorageError, StoreUnreachable
 from jobs.stages import STAGES
 
 log = logging.getLogger(__name__)
@@ -203,12 +203,13 @@ def run_stage_task(stage: str, params: Mapping[str, Any] | None = None,
 
 
 def is_transient(exc: BaseException) -> bool:
-    """Worth retrying: the store did not answer (or failed in an unclassified way).
+    """Worth retrying: the store did not answer, another run holds the lake lease, or the
+    failure is unclassified.
 
     Wrong keys, denied access, a missing bucket, bad settings or bad data fail the same way
     on every retry, so orchestrators should fail those at once.
     """
-    if isinstance(exc, StoreUnreachable):
+    if isinstance(exc, StoreUnreachable | LeaseHeld):  # the store or the other run goes away
         return True
     if isinstance(exc, PipelineError):
         return type(exc) is StorageError

@@ -1,6 +1,8 @@
 """Runs the stages in order: bronze → silver → gold → export, and reports each one.
 
-This is where the stages get their audits: the Great Expectations gates by default
+Every stage runs holding the lake lease (:mod:`jobs.lease`): one writer at a time, whoever
+calls (the CLI, an orchestrator's task, a script); a run of several stages holds it throughout.
+This is also where the stages get their audits: the Great Expectations gates by default
 (:func:`jobs.quality.gate.quality_audits`), or whatever the caller passes (the benchmark passes
 :data:`jobs.audit.NO_AUDITS` to time a stage's own work).
 """
@@ -8,7 +10,8 @@ This is where the stages get their audits: the Great Expectations gates by defau
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import date
 
 from jobs.audit import Audits
@@ -22,12 +25,39 @@ log = logging.getLogger(__name__)
 Progress = Callable[[str], None]
 
 
+@contextmanager
+def holding_lease(ctx: RunContext) -> Iterator[None]:
+    """Hold the lake lease for the block (a run that holds it already keeps it).
+
+    Raises :class:`~jobs.errors.LeaseHeld` at once (or after ``LEASE_WAIT_SECONDS``) while
+    another run holds it; every commit of the block checks it is still held.
+    """
+    if ctx.lease is not None:
+        yield
+        return
+    from jobs.lease import Owner, hold_lease
+
+    with hold_lease(ctx.storage, owner=Owner.this_process(ctx.run_id)) as lease:
+        ctx.lease = lease
+        try:
+            yield
+        finally:
+            ctx.lease = None
+
+
 def run_stage(ctx: RunContext, stage: str, *, audits: Audits | None = None,
               progress: Progress | None = None, rebuild: list[date] | None = None,
               full: bool = False) -> StageResult:
-    """Run one stage by name (imports lazily: a stage pays only for what it uses)."""
+    """Run one stage by name, holding the lake lease (imports lazily: a stage pays only for
+    what it uses)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
+    with holding_lease(ctx):
+        return _run_stage(ctx, stage, audits=audits, progress=progress, rebuild=rebuild, full=full)
+
+
+def _run_stage(ctx: RunContext, stage: str, *, audits: Audits | None, progress: Progress | None,
+               rebuild: list[date] | None, full: bool) -> StageResult:
     if audits is None:
         from jobs.quality.gate import quality_audits
 
@@ -60,6 +90,7 @@ def run_stage(ctx: RunContext, stage: str, *, audits: Audits | None = None,
 
 def run_all(ctx: RunContext, *, audits: Audits | None = None, progress: Progress | None = None,
             rebuild: list[date] | None = None, full: bool = False) -> list[StageResult]:
-    """Every stage in order, as one run (``ctx``)."""
-    return [run_stage(ctx, s, audits=audits, progress=progress, rebuild=rebuild, full=full)
-            for s in STAGES]
+    """Every stage in order, as one run (``ctx``) holding the lake lease throughout."""
+    with holding_lease(ctx):
+        return [run_stage(ctx, s, audits=audits, progress=progress, rebuild=rebuild, full=full)
+                for s in STAGES]

@@ -6,10 +6,14 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from jobs.settings import Settings
 from jobs.storage import Storage, join
 from jobs.tables import Lake
+
+if TYPE_CHECKING:
+    from jobs.lease import Lease
 
 
 def new_run_id(now: datetime) -> str:
@@ -24,6 +28,7 @@ class RunContext:
     settings: Settings
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     run_id: str = ""
+    lease: Lease | None = None  # the lake lease while the run holds it (jobs.pipeline)
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -35,7 +40,12 @@ class RunContext:
 
     @cached_property
     def lake(self) -> Lake:
-        return Lake(self.storage)
+        return Lake(self.storage, guard=self._check_lease)
+
+    def _check_lease(self) -> None:
+        """Before every commit: this run still holds the lake lease (when it holds one)."""
+        if self.lease is not None:
+            self.lease.ensure()
 
     # -- table locations --------------------------------------------------------------------
     def bronze(self, name: str) -> str:

@@ -91,6 +91,7 @@ def commit_data_files(lake: Lake, uri: str, actions: Sequence[AddActionDict], *,
                       a["stats"]) for a in actions]
     props = CommitProperties(custom_metadata=dict(metadata or {}))
     pa_schema = arrow_schema(schema)
+    lake.check_guard()
     try:
         table = lake.open(uri)
         if table is None:

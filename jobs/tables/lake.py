@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,9 +32,18 @@ Data = pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame]
 
 @dataclass(frozen=True)
 class Lake:
-    """Table-level access to the lake described by a :class:`Storage`."""
+    """Table-level access to the lake described by a :class:`Storage`.
+
+    ``guard`` is called right before every commit and raises to prevent it: the run's lake
+    lease check (:meth:`jobs.lease.Lease.ensure`), so a run that lost its lease commits nothing.
+    """
 
     storage: Storage
+    guard: Callable[[], None] | None = None
+
+    def check_guard(self) -> None:
+        if self.guard is not None:
+            self.guard()
 
     # -- inspection -------------------------------------------------------------------------
     def open(self, uri: str, version: int | None = None) -> Any:
@@ -143,7 +152,7 @@ class Lake:
 
         pa_schema = arrow_schema(schema)
         stream_errors: list[BaseException] = []
-        batches = remember_errors(_batches(data, schema, pa_schema), stream_errors)
+        batches = remember_errors(self._guarded(_batches(data, schema, pa_schema)), stream_errors)
         first = next(batches, None)
         if first is None and (mode == "append" or predicate is None):
             return None  # nothing to write: no table version at all
@@ -177,6 +186,11 @@ class Lake:
         log.debug("committed %s version %s", uri, version)
         return version
 
+    def _guarded(self, batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        """The batches, then the guard: the writer commits only after the last batch."""
+        yield from batches
+        self.check_guard()
+
     def _check_writable(self, uri: str) -> None:
         """Fail with one clear line before any data file is written if this identity may not
         write at ``uri`` (a refused upload inside deltalake also prints a Rust panic)."""
@@ -196,6 +210,7 @@ class Lake:
         if table is None:
             return False
         before = table.version()
+        self.check_guard()
         try:
             table.delete(predicate, commit_properties=CommitProperties(
                 custom_metadata=dict(metadata or {})))
@@ -209,6 +224,7 @@ class Lake:
         fs = self.storage.filesystem(uri)
         path = self.storage.strip_protocol(uri)
         tmp = f"{path}.tmp-{tag}"
+        self.check_guard()
         try:
             with fs.open(tmp, "wb") as handle:
                 handle.write(payload)
