@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export LAKEHOUSE_ENV_FILE ?= envs/local.env
 
-.PHONY: help venv run-local test test-unit test-integration check format lint typecheck bench generate query clean-lake
+.PHONY: help venv run-local test test-unit test-integration soak check format lint typecheck bench generate query clean-lake
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -35,6 +35,10 @@ test-unit: $(STAMP)  ## tests that need no server (no S3, no Airflow): seconds t
 
 test-integration: $(STAMP)  ## tests against real servers (weed mini, airflow)
 	$(PY) -m pytest -m integration --no-cov
+
+SOAK_TRIALS ?= 30
+soak: $(STAMP)  ## kill -9 fault injection at many random points (outside CI): make soak SOAK_TRIALS=100
+	SOAK_TRIALS=$(SOAK_TRIALS) $(PY) -m pytest tests/integrity/test_exactly_once.py -k killed --no-cov
 
 SCALE ?= 10
 bench: $(STAMP)  ## benchmark (infra/bench): stages + gold vs DuckDB/pandas/I/O floor (make bench SCALE=1|10|100)
