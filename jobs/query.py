@@ -27,7 +27,7 @@ EXTENSIONS = ("delta", "httpfs")
 def extension_path(name: str) -> Path:
     """The ``.duckdb_extension`` file shipped by the ``duckdb-extension-<name>`` package."""
     module = importlib.import_module(f"duckdb_extension_{name}")
-    base = Path(module.__file__).parent / "extensions" / f"v{duckdb.__version__}"
+    base = Path(str(module.__file__)).parent / "extensions" / f"v{duckdb.__version__}"
     found = sorted(base.glob(f"{name}.duckdb_extension"))
     if not found:
         raise FileNotFoundError(f"no {name} extension for DuckDB {duckdb.__version__} in {base}")

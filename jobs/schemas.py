@@ -62,29 +62,29 @@ class Limits:
 
 DEFAULT_LIMITS = Limits()
 
-LINEAGE = {
-    "source_file": pl.String,
-    "line_number": pl.Int64,
-    "run_id": pl.String,
+LINEAGE: dict[str, pl.DataType] = {
+    "source_file": pl.String(),
+    "line_number": pl.Int64(),
+    "run_id": pl.String(),
     "ingested_at": UTC_TS,
 }
 
 BRONZE_EVENTS = pl.Schema(
-    {"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "position": pl.Int64, **LINEAGE}
+    {"day": pl.Date(), "user_id": pl.Int64(), "value_prop": pl.String(), "position": pl.Int64(), **LINEAGE}
 )
 BRONZE_PAYS = pl.Schema(
-    {"pay_date": pl.Date, "total": AMOUNT, "user_id": pl.Int64, "value_prop": pl.String, **LINEAGE}
+    {"pay_date": pl.Date(), "total": AMOUNT, "user_id": pl.Int64(), "value_prop": pl.String(), **LINEAGE}
 )
 BRONZE = {"prints": BRONZE_EVENTS, "taps": BRONZE_EVENTS, "pays": BRONZE_PAYS}
 
 QUARANTINE = pl.Schema(
     {
-        "source": pl.String,
-        "source_file": pl.String,
-        "line_number": pl.Int64,
-        "raw_line": pl.String,
-        "reason": pl.String,
-        "run_id": pl.String,
+        "source": pl.String(),
+        "source_file": pl.String(),
+        "line_number": pl.Int64(),
+        "raw_line": pl.String(),
+        "reason": pl.String(),
+        "run_id": pl.String(),
         "ingested_at": UTC_TS,
     }
 )
@@ -93,45 +93,45 @@ QUARANTINE = pl.Schema(
 # its versions). The newest row of a path says how bronze holds it now.
 MANIFEST = pl.Schema(
     {
-        "source": pl.String,
-        "path": pl.String,
-        "size_bytes": pl.Int64,
-        "checksum": pl.String,  # MD5 of the content read
-        "lines": pl.Int64,
-        "bronze_rows": pl.Int64,
-        "quarantined_rows": pl.Int64,
-        "run_id": pl.String,
+        "source": pl.String(),
+        "path": pl.String(),
+        "size_bytes": pl.Int64(),
+        "checksum": pl.String(),  # MD5 of the content read
+        "lines": pl.Int64(),
+        "bronze_rows": pl.Int64(),
+        "quarantined_rows": pl.Int64(),
+        "run_id": pl.String(),
         "ingested_at": UTC_TS,
-        "fingerprint": pl.String,  # S3 ETag or local size+mtime when listed
-        "status": pl.String,  # ingested | rejected (every line in quarantine) | unchanged
-        "reason": pl.String,  # why a file was rejected (null otherwise)
-        "replaces": pl.String,  # checksum of the version this row replaced (null: first)
+        "fingerprint": pl.String(),  # S3 ETag or local size+mtime when listed
+        "status": pl.String(),  # ingested | rejected (every line in quarantine) | unchanged
+        "reason": pl.String(),  # why a file was rejected (null otherwise)
+        "replaces": pl.String(),  # checksum of the version this row replaced (null: first)
     }
 )
 MANIFEST_STATUSES = ("ingested", "rejected", "unchanged")
 
 SILVER_EVENTS = pl.Schema(
-    {"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "position": pl.Int64,
-     "run_id": pl.String}
+    {"day": pl.Date(), "user_id": pl.Int64(), "value_prop": pl.String(), "position": pl.Int64(),
+     "run_id": pl.String()}
 )
 SILVER_PAYS = pl.Schema(
-    {"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "total": AMOUNT,
-     "run_id": pl.String}
+    {"day": pl.Date(), "user_id": pl.Int64(), "value_prop": pl.String(), "total": AMOUNT,
+     "run_id": pl.String()}
 )
 SILVER = {"prints": SILVER_EVENTS, "taps": SILVER_EVENTS, "pays": SILVER_PAYS}
 SILVER_PARTITION = "day"
 
 GOLD = pl.Schema(
     {
-        "week_start": pl.Date,
-        "day": pl.Date,
-        "user_id": pl.Int64,
-        "value_prop": pl.String,
-        "position": pl.Int64,
-        "clicked": pl.Boolean,
-        "prior_views": pl.Int64,
-        "prior_clicks": pl.Int64,
-        "prior_payments": pl.Int64,
+        "week_start": pl.Date(),
+        "day": pl.Date(),
+        "user_id": pl.Int64(),
+        "value_prop": pl.String(),
+        "position": pl.Int64(),
+        "clicked": pl.Boolean(),
+        "prior_views": pl.Int64(),
+        "prior_clicks": pl.Int64(),
+        "prior_payments": pl.Int64(),
         "prior_amount": SUM_AMOUNT,
     }
 )
@@ -144,22 +144,22 @@ QUALITY_TABLE = "_quality_results"
 QUALITY_REPORTS = "_quality_reports"
 QUALITY_RESULTS = pl.Schema(
     {
-        "run_id": pl.String,
+        "run_id": pl.String(),
         "recorded_at": UTC_TS,
-        "layer": pl.String,  # bronze | silver | gold
-        "table_name": pl.String,  # prints, taps, pays, print_features
-        "suite": pl.String,  # <layer>.<table>
-        "expectation": pl.String,  # the check's stable name, e.g. value_prop_in_known_set
-        "expectation_type": pl.String,  # GX expectation type, or reconciliation / threshold
-        "column_name": pl.String,
-        "description": pl.String,
-        "severity": pl.String,  # failure | warning
-        "success": pl.Boolean,
-        "outcome": pl.String,  # passed | warning | failed
-        "observed_value": pl.String,
-        "unexpected_count": pl.Int64,
-        "evaluated_rows": pl.Int64,
-        "unexpected_rows": pl.String,  # JSON list of a few unexpected rows
+        "layer": pl.String(),  # bronze | silver | gold
+        "table_name": pl.String(),  # prints, taps, pays, print_features
+        "suite": pl.String(),  # <layer>.<table>
+        "expectation": pl.String(),  # the check's stable name, e.g. value_prop_in_known_set
+        "expectation_type": pl.String(),  # GX expectation type, or reconciliation / threshold
+        "column_name": pl.String(),
+        "description": pl.String(),
+        "severity": pl.String(),  # failure | warning
+        "success": pl.Boolean(),
+        "outcome": pl.String(),  # passed | warning | failed
+        "observed_value": pl.String(),
+        "unexpected_count": pl.Int64(),
+        "evaluated_rows": pl.Int64(),
+        "unexpected_rows": pl.String(),  # JSON list of a few unexpected rows
     }
 )
 

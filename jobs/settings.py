@@ -201,7 +201,7 @@ def load_settings(**overrides: object) -> Settings:
 
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(_env_file=_env_file(), **clean)  # type: ignore[call-arg]
+        return Settings(_env_file=_env_file(), **clean)  # type: ignore[call-arg,arg-type]
     except ValidationError as exc:
         def shown(error: Any) -> str:
             name = ".".join(str(p) for p in error["loc"]).upper()

@@ -189,6 +189,7 @@ class Bronze:
         self.replaced: list[str] = []
         self.quarantine = Spool(spool_dir, budget_rows=self.budget)
         self.taken_paths: list[str] = []  # files whose rows this run writes or replaces
+        self.manifest_version = ctx.lake.version(ctx.manifest_uri)  # what this run planned from
 
     # -- which files ------------------------------------------------------------------------
     def to_take(self, source: str, plan: Plan) -> list[RawFile]:
@@ -348,8 +349,15 @@ class Bronze:
         if self.outcomes:
             rows = pl.DataFrame([asdict(o) for o in self.outcomes]).with_columns(
                 pl.lit(ctx.run_id).alias("run_id"), pl.lit(ctx.started_at).alias("ingested_at"))
-            result.versions["manifest"] = lake.write(ctx.manifest_uri, rows, schema=MANIFEST,
-                                                     metadata=meta, schema_mode="merge")
+            if lake.version(ctx.manifest_uri) != self.manifest_version:  # defense in depth
+                raise StorageError(
+                    f"the manifest {ctx.manifest_uri} moved while this run was taking files in "
+                    "(another writer without the lake lease?): this run's manifest rows were not "
+                    "written, so its bronze rows are removed by the next run")
+            version = lake.write(ctx.manifest_uri, rows, schema=MANIFEST, metadata=meta,
+                                 schema_mode="merge")
+            if version is not None:
+                result.versions["manifest"] = version
 
 
 def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = None) -> StageResult:

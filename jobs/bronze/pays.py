@@ -148,5 +148,5 @@ def _rules(lines: pl.LazyFrame, order: list[str], *,
     )
 
 
-_TYPES = {"pay_date": pl.Date, "total": pl.Decimal(18, 2), "user_id": pl.Int64,
-          "value_prop": pl.String}
+_TYPES: dict[str, pl.DataType] = {"pay_date": pl.Date(), "total": pl.Decimal(18, 2), "user_id": pl.Int64(),
+          "value_prop": pl.String()}

@@ -45,7 +45,7 @@ from jobs.quality.reconcile import (
     quarantine_thresholds,
     silver_rows_reconcile,
 )
-from jobs.quality.results import CheckResult, failure_message, merge_all
+from jobs.quality.results import CheckResult, Severity, failure_message, merge_all
 from jobs.quality.suites import (
     BRONZE_WORK_COLUMNS,
     Suite,
@@ -87,8 +87,8 @@ class _Audit:
     def blocking(self) -> list[CheckResult]:
         return [r for r in self.results if r.blocking]
 
-    def _severity(self, table: str, name: str, default: str = "failure") -> str:
-        return severity_of(name, default, layer=self.layer, table=table,  # type: ignore[arg-type]
+    def _severity(self, table: str, name: str, default: Severity = "failure") -> Severity:
+        return severity_of(name, default, layer=self.layer, table=table,
                            overrides=self.settings.quality_severity)
 
     def _validate(self, frame: pl.DataFrame | pl.LazyFrame, suite: Suite) -> None:

@@ -52,7 +52,9 @@ def pending(ctx: RunContext, source: str) -> Pending | None:
                if c.get("operation") not in MAINTENANCE]
     if not commits:
         return None
-    runs, days, everything = [], set(), False
+    runs: list[str] = []
+    days: set[date] = set()
+    everything = False
     for c in commits:
         if c.get("operation") == "WRITE" and c.get("run_id") and "removed_run" not in c:
             runs.append(c["run_id"])

@@ -108,10 +108,8 @@ def commit_data_files(lake: Lake, uri: str, actions: Sequence[AddActionDict], *,
         raise
     except Exception as exc:
         raise storage_error(exc, uri=uri, storage=lake.storage) from exc
-    version = lake.version(uri)
-    assert version is not None  # just committed
-    log.debug("committed %d file(s) to %s version %s", len(adds), uri, version)
-    return version
+    log.debug("committed %d file(s) to %s", len(adds), uri)
+    return lake.committed_version(uri)
 
 
 _EXACT = re.compile(r'"\\u0000exact:([^"]*)"')

@@ -159,14 +159,14 @@ class Lake:
         if is_remote(uri):
             self._check_writable(uri)
         # Code inside the stream (quality gates) may use deltalake: keep it off its threads.
-        rest = produce_on_own_thread(batches)
+        rest = produce_on_own_thread(batches)  # a generator: close() stops the producer
         stream = itertools.chain([first] if first is not None else [], rest)
         reader = pa.RecordBatchReader.from_batches(pa_schema, stream)
         try:
-            write_deltalake(
+            write_deltalake(  # type: ignore[misc]
                 uri,
                 reader,
-                mode=mode,
+                mode=mode,  # type: ignore[arg-type]
                 partition_by=[partition_by] if partition_by else None,
                 predicate=predicate,
                 schema_mode=schema_mode,
@@ -181,8 +181,13 @@ class Lake:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
         finally:
             rest.close()  # stops the producer thread if the writer gave up early
+        return self.committed_version(uri)
+
+    def committed_version(self, uri: str) -> int:
+        """The version a commit just made (a missing one is a storage failure, not a bug)."""
         version = self.version(uri)
-        assert version is not None
+        if version is None:
+            raise StorageError(f"the commit to {uri} is not visible: check the object store")
         log.debug("committed %s version %s", uri, version)
         return version
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextvars
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
@@ -29,7 +29,7 @@ def remember_errors(items: Iterator[T], sink: list[BaseException]) -> Iterator[T
         raise
 
 
-def produce_on_own_thread(items: Iterator[T]) -> Iterator[T]:
+def produce_on_own_thread(items: Iterator[T]) -> Generator[T, None, None]:
     """Produce ``items`` on a plain Python thread, handing them over one at a time.
 
     Memory stays at about two items. Closing the returned iterator stops the producer.
