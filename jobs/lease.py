@@ -658,7 +658,7 @@ def acquire(storage: Storage, *, uri: str | None = None, owner: Owner | None = N
                      holder.describe())
         # Poll about once a second (sooner if it expires sooner), with jitter against herds.
         until_expiry = (holder.expires_at - _now()).total_seconds() if holder else 0.0
-        pause = min(1.0, max(0.05, until_expiry + 0.01)) * random.uniform(0.5, 1.0)
+        pause = min(1.0, max(0.05, until_expiry + 0.01)) * random.uniform(0.5, 1.0)  # noqa: S311 (jitter)
         time.sleep(min(pause, left))
 
 

@@ -98,7 +98,7 @@ class RunIdentity:
             started = started.replace(tzinfo=UTC)
         started = started.astimezone(UTC)
         if self.orchestrator_run_id:
-            digest = hashlib.sha1(self.orchestrator_run_id.encode()).hexdigest()[:8]
+            digest = hashlib.sha1(self.orchestrator_run_id.encode(), usedforsecurity=False).hexdigest()[:8]
             run_id = f"{started:%Y%m%dT%H%M%SZ}-{digest}"
         else:
             run_id = new_run_id(started)

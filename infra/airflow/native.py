@@ -165,9 +165,11 @@ def request(url: str, *, method: str = "GET", body: object = None, token: str | 
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if token:
         headers["Authorization"] = f"Bearer {token}"
-    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    if not url.startswith(("http://", "https://")):
+        raise Failure(f"not an HTTP URL: {url}")
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)  # noqa: S310 (http only)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 (http only)
             text = resp.read().decode()
             return resp.status, json.loads(text) if text else None
     except urllib.error.HTTPError as exc:

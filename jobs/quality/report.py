@@ -94,7 +94,8 @@ def render(run_id: str, rows: pl.DataFrame, *, generated_at: datetime | None = N
     counts = rows["outcome"].value_counts()
     tally = ", ".join(f"{n} {o}" for o, n in sorted(counts.iter_rows()))
     status = _status(rows)
-    parts.append(f"<p>Status: <span class='{status}'>{status}</span> ({tally}); generated {at}. "
+    # HTML text showing a query to copy, never executed here
+    parts.append(f"<p>Status: <span class='{status}'>{status}</span> ({tally}); generated {at}. "  # noqa: S608
                  "History: <code>python -m jobs query \"select * from gold.quality_results where "
                  f"run_id = '{_cell(run_id)}'\"</code></p>")
     kinds = pl.col("expectation_type").is_in([RECONCILIATION, THRESHOLD])

@@ -127,7 +127,7 @@ def test_a_failure_on_a_later_source_rolls_back_the_rows_already_committed(
     land_small(lake)
     lake.write_text("taps/b.json", "not json\n")  # a small taps file, fully quarantined
     blocking = {"quality_severity": "quarantined_fraction_per_small_file=failure"}
-    with pytest.raises(DataError, match="bronze quality gate failed on taps.*prints rows rolled back"):
+    with pytest.raises(DataError, match=r"bronze quality gate failed on taps.*prints rows rolled back"):
         lake.run(**blocking)
     assert lake.table("bronze", "prints").height == 0  # committed, then rolled back
     assert lake.version("bronze", "_manifest") is None
