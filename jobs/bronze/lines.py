@@ -16,10 +16,13 @@ def split_lines(content: bytes, *, first_line: int = 1) -> pl.LazyFrame:
     """``(line_number, raw_line)`` for every line of ``content``, numbered from ``first_line``.
 
     A trailing newline does not make an extra line; ``\\r\\n`` endings and a UTF-8 byte-order
-    mark are tolerated. Bytes that are not UTF-8 are kept (as U+FFFD) so the line can be
-    quarantined with its reason instead of failing the file.
+    mark at the start of the file (line 1 only: a BOM inside a file is part of its line, whatever
+    chunk the line falls in) are tolerated. Bytes that are not UTF-8 are kept (as U+FFFD) so the
+    line can be quarantined with its reason instead of failing the file.
     """
-    text = content.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    text = content.decode("utf-8", errors="replace")
+    if first_line == 1:
+        text = text.removeprefix("\ufeff")
     if not text:
         return pl.LazyFrame(schema={"line_number": pl.Int64, "raw_line": pl.String})
     text = text.removesuffix("\n")
