@@ -141,6 +141,9 @@ GOLD_TABLE = "print_features"
 # Data quality history (jobs/quality): one row per check per table per stage of a run, appended to
 # <LAKE_GOLD>/_quality_results; the HTML report of a run lives in <LAKE_GOLD>/_quality_reports/.
 QUALITY_TABLE = "_quality_results"
+# Sample rows of failing checks are data of the layer they come from: they are kept beside bronze
+# (<LAKE_BRONZE>/_quality_samples, the pipeline identity only), never in the gold bucket.
+QUALITY_SAMPLES_TABLE = "_quality_samples"
 QUALITY_REPORTS = "_quality_reports"
 QUALITY_RESULTS = pl.Schema(
     {
@@ -159,7 +162,7 @@ QUALITY_RESULTS = pl.Schema(
         "observed_value": pl.String(),
         "unexpected_count": pl.Int64(),
         "evaluated_rows": pl.Int64(),
-        "unexpected_rows": pl.String(),  # JSON list of a few unexpected rows
+        "unexpected_rows": pl.String(),  # gold: always null; the rows are in QUALITY_SAMPLES
     }
 )
 
@@ -167,3 +170,14 @@ QUALITY_RESULTS = pl.Schema(
 def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     """Select exactly the schema's columns, in order, cast to its types."""
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+
+QUALITY_SAMPLES = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "recorded_at": UTC_TS,
+        "layer": pl.String(),
+        "table_name": pl.String(),
+        "expectation": pl.String(),
+        "unexpected_rows": pl.String(),  # JSON list of a few unexpected rows
+    }
+)

@@ -1,9 +1,11 @@
-"""The quality history: every result of every run, appended to a Delta table in the lake.
+"""The quality history: every result of every run, appended to Delta tables in the lake.
 
-Location: ``<LAKE_GOLD>/_quality_results`` (schema :data:`jobs.schemas.QUALITY_RESULTS`), next
-to gold so whoever may read gold may read its quality record. ``python -m jobs query`` exposes it
-as ``gold.quality_results``. One append per stage that validated something; a run with nothing
-new writes nothing.
+Counts and check names go to ``<LAKE_GOLD>/_quality_results`` (schema
+:data:`jobs.schemas.QUALITY_RESULTS`), next to gold so whoever may read gold may read its quality
+record (``gold.quality_results`` in ``python -m jobs query``). The sample rows of failing checks
+are data of bronze or silver, so they go to ``<LAKE_BRONZE>/_quality_samples``, which only the
+pipeline identity reads. One append per stage that validated something; a run with nothing new
+writes nothing.
 """
 
 from __future__ import annotations
@@ -15,11 +17,17 @@ import polars as pl
 
 from jobs.quality.results import CheckResult
 from jobs.run import RunContext
-from jobs.schemas import QUALITY_RESULTS, QUALITY_TABLE
+from jobs.schemas import QUALITY_RESULTS, QUALITY_SAMPLES, QUALITY_SAMPLES_TABLE, QUALITY_TABLE
+
+KEYS = ["run_id", "recorded_at", "layer", "table_name", "expectation"]
 
 
 def results_uri(ctx: RunContext) -> str:
     return ctx.gold(QUALITY_TABLE)
+
+
+def samples_uri(ctx: RunContext) -> str:
+    return ctx.bronze(QUALITY_SAMPLES_TABLE)
 
 
 def to_frame(run_id: str, results: Sequence[CheckResult], *,
@@ -31,20 +39,31 @@ def to_frame(run_id: str, results: Sequence[CheckResult], *,
 
 
 def append(ctx: RunContext, results: Sequence[CheckResult], *, stage: str) -> int | None:
-    """Append ``results`` in one commit; returns the new table version (None if nothing)."""
+    """Append ``results``: counts to gold, sample rows beside bronze (one commit each);
+    returns the new version of the gold history (None if nothing)."""
     if not results:
         return None
-    return ctx.lake.write(results_uri(ctx), to_frame(ctx.run_id, results),
-                          schema=QUALITY_RESULTS,
-                          metadata={"run_id": ctx.run_id, "stage": stage})
+    rows = to_frame(ctx.run_id, results)
+    metadata = {"run_id": ctx.run_id, "stage": stage}
+    samples = rows.filter(pl.col("unexpected_rows").is_not_null()
+                          & (pl.col("unexpected_rows") != "[]"))
+    if samples.height:
+        ctx.lake.write(samples_uri(ctx), samples.select(QUALITY_SAMPLES.names()),
+                       schema=QUALITY_SAMPLES, metadata=metadata)
+    counts_only = rows.with_columns(pl.lit(None, pl.String).alias("unexpected_rows"))
+    return ctx.lake.write(results_uri(ctx), counts_only, schema=QUALITY_RESULTS, metadata=metadata)
 
 
-def run_results(ctx: RunContext, run_id: str | None = None) -> pl.DataFrame:
-    """Every recorded result of one run (default: this run), in recording order."""
+def run_results(ctx: RunContext, run_id: str | None = None, *,
+                with_samples: bool = False) -> pl.DataFrame:
+    """Every recorded result of one run (default: this run), in recording order; with the
+    sample rows of failing checks when ``with_samples`` (pipeline identity only)."""
     wanted = run_id or ctx.run_id
-    return (
-        ctx.lake.scan_or_empty(results_uri(ctx), QUALITY_RESULTS)
-        .filter(pl.col("run_id") == wanted)
-        .collect()
-        .sort("recorded_at", maintain_order=True)
-    )
+    rows = ctx.lake.scan_or_empty(results_uri(ctx), QUALITY_RESULTS).filter(
+        pl.col("run_id") == wanted)
+    if with_samples:
+        samples = ctx.lake.scan_or_empty(samples_uri(ctx), QUALITY_SAMPLES).filter(
+            pl.col("run_id") == wanted)
+        rows = rows.drop("unexpected_rows").join(samples, on=KEYS, how="left",
+                                                 nulls_equal=True).select(QUALITY_RESULTS.names())
+    return rows.collect().sort("recorded_at", maintain_order=True)

@@ -1,9 +1,11 @@
 """The human-readable side: an HTML report per run, and the lines the CLI summary prints.
 
-The report of run ``R`` is ``<LAKE_GOLD>/_quality_reports/R.html`` and is copied to
-``latest.html``; both are written through the storage filesystem (local disk or S3), each under a
-temporary name first so a reader never sees half a page. It is rebuilt from the history table
-after each stage, so it always shows every suite and reconciliation recorded for the run so far.
+The report of run ``R`` is written twice: ``<LAKE_BRONZE>/_quality_reports/R.html`` with the
+sample rows of failing checks (for the pipeline's operators), and
+``<LAKE_GOLD>/_quality_reports/R.html`` with counts and check names only (for whoever reads
+gold); each is copied to ``latest.html``. Both are written through the storage filesystem (local
+disk or S3), each under a temporary name first so a reader never sees half a page, and rebuilt
+from the history after each stage, so they show every check recorded for the run so far.
 """
 
 from __future__ import annotations
@@ -32,12 +34,14 @@ pre{margin:0;white-space:pre-wrap;font-size:.85em}
 """
 
 
-def report_uri(ctx: RunContext, run_id: str | None = None) -> str:
-    return join(ctx.settings.lake_gold, QUALITY_REPORTS, f"{run_id or ctx.run_id}.html")
+def report_uri(ctx: RunContext, run_id: str | None = None, *, with_samples: bool = False) -> str:
+    root = ctx.settings.lake_bronze if with_samples else ctx.settings.lake_gold
+    return join(root, QUALITY_REPORTS, f"{run_id or ctx.run_id}.html")
 
 
-def latest_uri(ctx: RunContext) -> str:
-    return join(ctx.settings.lake_gold, QUALITY_REPORTS, "latest.html")
+def latest_uri(ctx: RunContext, *, with_samples: bool = False) -> str:
+    root = ctx.settings.lake_bronze if with_samples else ctx.settings.lake_gold
+    return join(root, QUALITY_REPORTS, "latest.html")
 
 
 def _status(rows: pl.DataFrame) -> str:
@@ -120,12 +124,14 @@ def render(run_id: str, rows: pl.DataFrame, *, generated_at: datetime | None = N
 
 
 def write_report(ctx: RunContext) -> str:
-    """Render this run's recorded results to its report and ``latest.html``; returns its URI."""
-    page = render(ctx.run_id, run_results(ctx)).encode()
-    uri = report_uri(ctx)
-    ctx.lake.put_file(uri, page, tag=ctx.run_id)
-    ctx.lake.put_file(latest_uri(ctx), page, tag=ctx.run_id)
-    return uri
+    """Render this run's results to both reports and their ``latest.html``; returns the URI of
+    the full one (with sample rows), which the failure messages name."""
+    for with_samples in (False, True):
+        rows = run_results(ctx, with_samples=with_samples)
+        page = render(ctx.run_id, rows).encode()
+        ctx.lake.put_file(report_uri(ctx, with_samples=with_samples), page, tag=ctx.run_id)
+        ctx.lake.put_file(latest_uri(ctx, with_samples=with_samples), page, tag=ctx.run_id)
+    return report_uri(ctx, with_samples=True)
 
 
 # -- CLI summary --------------------------------------------------------------------------------

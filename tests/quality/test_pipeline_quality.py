@@ -199,9 +199,25 @@ def test_unknown_value_prop_publishes_with_a_recorded_warning(lake: LocalLake) -
     assert warned.select("suite", "expectation", "severity", "success").rows() == [
         ("silver.prints", "value_prop_in_known_set", "warning", False)]
     assert "brand_new_prop" in warned["observed_value"].item()
-    assert "brand_new_prop" in warned["unexpected_rows"].item()
     assert any("warning silver.prints.value_prop_in_known_set" in line
                for line in summary_lines(results.values()))
+
+
+def test_sample_rows_stay_beside_bronze_and_gold_holds_counts_and_names_only(
+        lake: LocalLake) -> None:
+    land_small(lake)
+    lake.land_events("prints", [(ND + timedelta(days=9), 5, "brand_new_prop", 2)], "new.json")
+    lake.run()
+    assert history(lake)["unexpected_rows"].null_count() == history(lake).height
+    samples = lake.table("bronze", "_quality_samples")
+    [row] = samples.filter(pl.col("expectation") == "value_prop_in_known_set").rows(named=True)
+    assert '"user_id": "5"' in row["unexpected_rows"] and "brand_new_prop" in row["unexpected_rows"]
+    gold_files = [p for p in (lake.root / "gold").rglob("*") if p.is_file()]
+    leaked = [p for p in gold_files if p.suffix in (".html", ".json", ".parquet")
+              and (b'"user_id": "5"' in p.read_bytes() or b"&quot;user_id&quot;" in p.read_bytes())]
+    assert leaked == []
+    full = (lake.root / "bronze" / "_quality_reports" / "latest.html").read_text()
+    assert "&quot;user_id&quot;: &quot;5&quot;" in full
 
 
 # -- gold: write-audit-publish ------------------------------------------------------------------
