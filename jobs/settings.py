@@ -46,6 +46,18 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     aws_allow_http: bool = False
 
+    # Bounded waiting on the object store, applied to every client (deltalake/object_store,
+    # polars, s3fs/botocore, boto3, DuckDB httpfs) by jobs.storage. A request gets
+    # S3_MAX_ATTEMPTS tries, each given S3_CONNECT_TIMEOUT_SECONDS to connect and
+    # S3_READ_TIMEOUT_SECONDS for an answer, with a backoff growing from
+    # S3_RETRY_BACKOFF_SECONDS between tries. A stalled store thus fails a stage with one
+    # "cannot reach the object store" line after at most Storage.request_bound_seconds
+    # (about 1.6 minutes with these defaults), not never.
+    s3_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    s3_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    s3_max_attempts: int = Field(default=3, ge=1, le=10)
+    s3_retry_backoff_seconds: float = Field(default=0.2, ge=0, le=30)
+
     # Other identities on the object store, used only by `python -m jobs seed` and the local
     # stack: the admin creates buckets and uploads raw files (MinIO: the root user); the analyst
     # may only read gold. The pipeline identity is AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
