@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("run", parents=[common, weeks], help="run every stage")
     sub.add_parser("bronze", parents=[common], help="ingest new raw files")
-    sub.add_parser("silver", parents=[common], help="append new bronze rows to silver")
+    sub.add_parser("silver", parents=[common], help="rebuild the silver days whose bronze rows changed")
     sub.add_parser("gold", parents=[common, weeks], help="rebuild the affected weeks of gold")
     sub.add_parser("export", parents=[common], help="write final.parquet/final.csv")
 
@@ -203,6 +203,14 @@ def _execute(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from jobs.logs import store_panics_filtered
+
+    # --debug shows everything, object_store's panic text included (see jobs.logs).
+    with store_panics_filtered(enabled=not args.debug):
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         return _execute(args)
     except PipelineError as exc:
@@ -210,3 +218,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: no partial table version was committed", file=sys.stderr)
         return 130
+    except Exception as exc:
+        # An object-store failure that escaped a stage unclassified (cleanup code, polars,
+        # DuckDB) is still one line; any other exception is a bug and keeps its traceback.
+        failure = _storage_failure(args, exc)
+        if failure is None:
+            raise
+        return exit_code(failure, debug=args.debug)
+
+
+def _storage_failure(args: argparse.Namespace, exc: BaseException) -> PipelineError | None:
+    from jobs.storage import Storage
+    from jobs.storage_errors import storage_failure
+
+    try:
+        settings = _settings(args)
+    except Exception:  # the settings loaded before the failure; if not, keep the traceback
+        return None
+    return storage_failure(exc, storage=Storage(settings))

@@ -5,7 +5,12 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import os
+import re
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 run_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("run_id", default="")
@@ -41,3 +46,76 @@ def configure(*, fmt: str = "text", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("botocore", "s3fs", "aiobotocore", "fsspec", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+# -- Rust panic text of the object-store client ------------------------------------------------
+# When an upload fails mid-write (a store that stops answering or dies), deltalake's Parquet
+# writer keeps writing to object_store's BufWriter after its failed shutdown, and object_store
+# panics ("Already shut down", object_store/src/buffered.rs) on tokio worker threads, once per
+# open data file. tokio catches those panics and deltalake returns the upload error, which the
+# stage reports as ONE storage error line; Rust's default panic hook still prints each panic
+# to stderr (fd 2) from those threads, whatever RUST_BACKTRACE or the log level say. Python
+# cannot replace that hook, so the CLI filters exactly these panic blocks out of fd 2 (and
+# logs them at DEBUG); any other panic text passes through untouched.
+_PANIC = re.compile(r"^thread '[^']*'(?: \(\d+\))? panicked at (?P<where>\S+):$")
+_STORE_PANIC_SOURCES = ("/object_store-", "\\object_store-")
+_NOTE = "note: run with `RUST_BACKTRACE=1`"
+
+
+@contextmanager
+def store_panics_filtered(enabled: bool = True) -> Iterator[None]:
+    """Drop object_store's panic blocks from this process's stderr (fd 2) while inside."""
+    if not enabled:
+        yield
+        return
+    try:
+        original = os.dup(2)
+        read_fd, write_fd = os.pipe()
+    except OSError:  # no usable fd 2: nothing to filter
+        yield
+        return
+    sys.stderr.flush()
+    os.dup2(write_fd, 2)
+    os.close(write_fd)
+    pump = threading.Thread(target=_pump, args=(read_fd, original), daemon=True,
+                            name="stderr-filter")
+    pump.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(original, 2)  # closes the pipe's last write end: the pump drains and ends
+        pump.join(timeout=5)
+        os.close(original)
+
+
+def _pump(read_fd: int, out_fd: int) -> None:
+    dropped: list[str] = []
+    pending_blank = b""
+    state = "pass"  # "pass" | "message" (the panic's one-line payload) | "trace"
+    with os.fdopen(read_fd, "rb", buffering=0) as source:
+        for raw in iter(source.readline, b""):
+            line = raw.decode(errors="replace").rstrip("\n")
+            header = _PANIC.match(line)
+            if header and any(s in header["where"] for s in _STORE_PANIC_SOURCES):
+                pending_blank, state = b"", "message"
+                dropped.append(line)
+                continue
+            if state == "message":
+                dropped[-1] += f" {line}"
+                state = "trace"
+                continue
+            if state == "trace" and (line.startswith((_NOTE, "stack backtrace:"))
+                                     or line[:1].isspace()):
+                continue
+            state = "pass"
+            if not line.strip():
+                os.write(out_fd, pending_blank)
+                pending_blank = raw
+                continue
+            os.write(out_fd, pending_blank + raw)
+            pending_blank = b""
+        os.write(out_fd, pending_blank)
+    for text in dropped:
+        logging.getLogger("jobs.storage").debug("object-store client panic (reported as the "
+                                                "storage error): %s", text)

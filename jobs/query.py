@@ -53,6 +53,8 @@ def connect(ctx: RunContext) -> duckdb.DuckDBPyConnection:
         con.execute(f"LOAD '{extension_path(name)}'")
     if secret := ctx.storage.duckdb_secret_sql():
         con.execute(secret)
+        for setting in ctx.storage.duckdb_settings_sql():  # bounded waiting on the store
+            con.execute(setting)
     for view, uri in tables(ctx).items():
         try:
             if not ctx.lake.exists(uri):
@@ -102,6 +104,7 @@ def init_sql(ctx: RunContext) -> str:
     ]
     lines += [f"LOAD '{extension_path(name)}';" for name in EXTENSIONS]
     if ctx.storage.duckdb_secret_sql():
+        lines += [f"{setting};" for setting in ctx.storage.duckdb_settings_sql()]
         endpoint = "getenv('AWS_ENDPOINT_URL')"
         lines.append(
             "CREATE OR REPLACE SECRET lake (TYPE S3, URL_STYLE 'path', "

@@ -1,7 +1,7 @@
 """The data contract of every table: names, column types and partitioning.
 
 Writers cast to these schemas before committing so a table's types never drift, and the
-README's contract section mirrors this file.
+contract in jobs/README.md mirrors this file.
 """
 
 from __future__ import annotations

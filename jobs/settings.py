@@ -53,6 +53,18 @@ class Settings(BaseSettings):
     aws_region: str = "us-east-1"
     aws_allow_http: bool = False
 
+    # Bounded waiting on the object store, applied to every client (deltalake/object_store,
+    # polars, s3fs/botocore, boto3, DuckDB httpfs) by jobs.storage. A request gets
+    # S3_MAX_ATTEMPTS tries, each given S3_CONNECT_TIMEOUT_SECONDS to connect and
+    # S3_READ_TIMEOUT_SECONDS for an answer, with a backoff growing from
+    # S3_RETRY_BACKOFF_SECONDS between tries. A stalled store thus fails a stage with one
+    # "cannot reach the object store" line after at most Storage.request_bound_seconds
+    # (about 1.6 minutes with these defaults), not never.
+    s3_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    s3_read_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    s3_max_attempts: int = Field(default=3, ge=1, le=10)
+    s3_retry_backoff_seconds: float = Field(default=0.2, ge=0, le=30)
+
     # Other identities on the object store, used only by `python -m infra.stack seed` and the
     # local stack: the admin creates buckets and uploads raw files (MinIO: the root user); the
     # analyst may only read gold. The pipeline identity is AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
@@ -90,7 +102,7 @@ class Settings(BaseSettings):
     # or fail the run.
     raw_on_change: Literal["replace", "skip", "fail"] = "replace"
 
-    # Execution engine of the heavy stages (README: Performance and scale). "local": this process, user
+    # Execution engine of the heavy stages (jobs/README.md: bigger data). "local": this process, user
     # bucket by user bucket. "dask": one Polars task per user bucket on a Dask distributed
     # cluster at DASK_SCHEDULER (tcp://host:8786); empty starts a 2-worker LocalCluster on
     # 127.0.0.1. Either way each table gets ONE Delta commit per run.
@@ -109,9 +121,10 @@ class Settings(BaseSettings):
     lease_heartbeat_seconds: float = Field(default=10, gt=0)
     lease_wait_seconds: float = Field(default=0, ge=0)
 
-    # Data quality (jobs/quality; README: Data quality).
-    # A raw file whose quarantined lines exceed this fraction fails the bronze run (nothing is
-    # committed) — unless it has fewer than QUALITY_QUARANTINE_MIN_LINES lines, then it is a warning.
+    # Data quality (jobs/quality/README.md).
+    # A raw file whose quarantined lines exceed this fraction is rejected whole (all its lines in
+    # quarantine, the run goes on and exits 7) — unless it has fewer than
+    # QUALITY_QUARANTINE_MIN_LINES lines, then it is only a recorded warning.
     quality_max_quarantine_fraction: float = Field(default=0.05, ge=0, le=1)
     quality_quarantine_min_lines: int = Field(default=100, ge=0)
     # Value props silver accepts without a warning (comma-separated in the environment).

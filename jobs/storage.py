@@ -3,10 +3,30 @@
 This is the only module that knows about endpoints and credentials. Local paths and
 ``s3://`` URIs are handled alike by every caller: they ask for a filesystem, for Delta/Polars
 storage options or for DuckDB secret SQL, and never build those themselves.
+
+It is also the one place that bounds waiting on the object store. Every client gets the same
+connect timeout, read timeout, number of attempts and backoff (settings ``S3_*``), in the
+spelling that client understands:
+
+* deltalake (object_store): ``connect_timeout``, ``timeout`` (the whole request, per
+  attempt), ``retry_timeout`` and ``backoff_config.*``. ``max_retries`` cannot be given: the
+  same options reach polars through ``pl.scan_delta(table)``, and polars wants an integer
+  where deltalake wants a string, so deltalake's retries are bounded by ``retry_timeout``.
+* polars' own object store (``pl.scan_delta``/``scan_parquet``): the same ``timeout`` keys,
+  and its retries through ``POLARS_CLOUD_*`` environment variables (set here, once per
+  process, unless the environment already sets them) or ``max_retries``/``retry_*_ms`` in
+  :meth:`Storage.polars_options`.
+* botocore (boto3 clients and s3fs): ``connect_timeout``, ``read_timeout`` and
+  ``total_max_attempts`` in standard retry mode; s3fs's own retry loop is set to one try so
+  the attempts do not multiply.
+* DuckDB httpfs: ``http_timeout``, ``http_retries``, ``http_retry_wait_ms``,
+  ``http_retry_backoff`` (:meth:`Storage.duckdb_settings_sql`).
 """
 
 from __future__ import annotations
 
+import math
+import os
 import posixpath
 from dataclasses import dataclass
 from functools import cached_property
@@ -53,6 +73,60 @@ class Storage:
         """The object-store endpoint as a person would type it (for error messages)."""
         return self.settings.aws_endpoint_url or "AWS default endpoint"
 
+    # -- bounded waiting -----------------------------------------------------------------------
+    @property
+    def attempts(self) -> int:
+        return self.settings.s3_max_attempts
+
+    @property
+    def backoff_max_seconds(self) -> float:
+        """The longest pause between two tries (the backoff doubles from S3_RETRY_BACKOFF)."""
+        return self.settings.s3_retry_backoff_seconds * 2 ** max(self.attempts - 2, 0)
+
+    @property
+    def request_bound_seconds(self) -> float:
+        """How long one request may wait on a stalled store before it fails: every attempt
+        connecting and waiting for an answer in full, plus the pauses between attempts."""
+        s = self.settings
+        return (self.attempts * (s.s3_connect_timeout_seconds + s.s3_read_timeout_seconds)
+                + (self.attempts - 1) * self.backoff_max_seconds)
+
+    @property
+    def _retry_window_seconds(self) -> float:
+        """object_store's ``retry_timeout``: no new attempt starts after this long, which on a
+        stalled store allows S3_MAX_ATTEMPTS attempts of S3_READ_TIMEOUT_SECONDS each."""
+        s = self.settings
+        return (self.attempts - 1) * (s.s3_read_timeout_seconds + self.backoff_max_seconds)
+
+    def _object_store_timeouts(self) -> dict[str, str]:
+        s = self.settings
+        return {
+            "connect_timeout": _duration(s.s3_connect_timeout_seconds),
+            "timeout": _duration(s.s3_read_timeout_seconds),
+            "pool_idle_timeout": _duration(max(s.s3_read_timeout_seconds, 15.0)),
+        }
+
+    def _polars_retry_environment(self) -> None:
+        """polars reads its retry policy from ``POLARS_CLOUD_*`` (only integers, which deltalake
+        refuses in storage options); an explicit environment wins."""
+        values = {
+            "POLARS_CLOUD_MAX_RETRIES": self.attempts - 1,
+            "POLARS_CLOUD_RETRY_TIMEOUT_MS": _ms(self._retry_window_seconds),
+            "POLARS_CLOUD_RETRY_INIT_BACKOFF_MS": _ms(self.settings.s3_retry_backoff_seconds),
+            "POLARS_CLOUD_RETRY_MAX_BACKOFF_MS": _ms(self.backoff_max_seconds),
+            "POLARS_HTTP_CONNECT_TIMEOUT_SECONDS": math.ceil(
+                self.settings.s3_connect_timeout_seconds),
+        }
+        for name, value in values.items():
+            os.environ.setdefault(name, str(value))
+
+    def _botocore_config(self) -> dict[str, Any]:
+        s = self.settings
+        return {"s3": {"addressing_style": "path"},
+                "connect_timeout": s.s3_connect_timeout_seconds,
+                "read_timeout": s.s3_read_timeout_seconds,
+                "retries": {"total_max_attempts": self.attempts, "mode": "standard"}}
+
     def _secret(self) -> str | None:
         s = self.settings.aws_secret_access_key
         return s.get_secret_value() if s else None
@@ -85,8 +159,7 @@ class Storage:
             aws_access_key_id=s.aws_access_key_id,
             aws_secret_access_key=self._secret(),
             region_name=s.aws_region,
-            config=Config(s3={"addressing_style": "path"}, connect_timeout=5, read_timeout=60,
-                          retries={"max_attempts": 2, "mode": "standard"}),
+            config=Config(**self._botocore_config()),
         )
 
     def delta_options(self, uri: str) -> dict[str, str] | None:
@@ -103,29 +176,47 @@ class Storage:
             opts["AWS_SECRET_ACCESS_KEY"] = secret
         # Path-style addressing: MinIO and SeaweedFS serve buckets under the endpoint's path.
         opts["AWS_VIRTUAL_HOSTED_STYLE_REQUEST"] = "false"
+        opts |= self._object_store_timeouts()
+        opts["retry_timeout"] = _duration(self._retry_window_seconds)
+        opts["backoff_config.init_backoff"] = _duration(self.settings.s3_retry_backoff_seconds)
+        opts["backoff_config.max_backoff"] = _duration(self.backoff_max_seconds)
+        opts["backoff_config.base"] = "2"
+        # pl.scan_delta(table) reads the data files with polars' own client and these options.
+        self._polars_retry_environment()
         return opts
 
-    def polars_options(self, uri: str) -> dict[str, str] | None:
-        """Options for ``pl.scan_parquet``/``write_parquet`` on object storage."""
-        delta = self.delta_options(uri)
-        return {k.lower(): v for k, v in delta.items()} if delta else None
+    def polars_options(self, uri: str) -> dict[str, Any] | None:
+        """Options for ``pl.scan_parquet``/``read_parquet``/``write_parquet`` on object storage
+        (polars' own retry keys included: it takes integers there)."""
+        if not is_remote(uri):
+            return None
+        delta = self.delta_options(uri) or {}
+        opts: dict[str, Any] = {k.lower(): v for k, v in delta.items()
+                                if k not in ("retry_timeout",) and not k.startswith("backoff_")}
+        opts["max_retries"] = self.attempts - 1
+        opts["retry_timeout_ms"] = _ms(self._retry_window_seconds)
+        opts["retry_init_backoff_ms"] = _ms(self.settings.s3_retry_backoff_seconds)
+        opts["retry_max_backoff_ms"] = _ms(self.backoff_max_seconds)
+        return opts
 
     @cached_property
     def _s3fs(self) -> fsspec.AbstractFileSystem:
         import s3fs
 
         s = self.settings
-        return s3fs.S3FileSystem(
+        fs = s3fs.S3FileSystem(
             key=s.aws_access_key_id,
             secret=self._secret(),
             endpoint_url=s.aws_endpoint_url,
             client_kwargs={"region_name": s.aws_region},
-            # Transient errors are retried a little (standard mode), a dead endpoint fails fast.
-            config_kwargs={"s3": {"addressing_style": "path"}, "connect_timeout": 5,
-                           "read_timeout": 60,
-                           "retries": {"max_attempts": 3, "mode": "standard"}},
+            # botocore retries (standard mode, S3_MAX_ATTEMPTS in all) with bounded timeouts.
+            config_kwargs=self._botocore_config(),
             use_listings_cache=False,
         )
+        # s3fs retries timeouts itself too (5 times by default): one try of botocore's
+        # attempts, or a stalled store would be waited on S3_MAX_ATTEMPTS x 5 times.
+        fs.retries = 1
+        return fs
 
     def filesystem(self, uri: str) -> fsspec.AbstractFileSystem:
         """An fsspec filesystem for ``uri`` (local or S3)."""
@@ -145,6 +236,17 @@ class Storage:
             return f"{base.split('://', 1)[0]}://{path}"
         return path
 
+    def duckdb_settings_sql(self) -> list[str]:
+        """DuckDB httpfs settings bounding each request like the other clients (seconds for
+        ``http_timeout``, retries after the first attempt, the first pause in ms, doubling)."""
+        s = self.settings
+        return [
+            f"SET http_timeout = {math.ceil(s.s3_read_timeout_seconds)}",
+            f"SET http_retries = {self.attempts - 1}",
+            f"SET http_retry_wait_ms = {_ms(s.s3_retry_backoff_seconds)}",
+            "SET http_retry_backoff = 2",
+        ]
+
     def duckdb_secret_sql(self) -> str | None:
         """``CREATE SECRET`` for DuckDB's httpfs, or None when no layer is on S3."""
         s = self.settings
@@ -161,3 +263,12 @@ class Storage:
             parts.append(f"ENDPOINT '{parsed.netloc or parsed.path}'")
             parts.append(f"USE_SSL {'true' if parsed.scheme == 'https' else 'false'}")
         return f"CREATE OR REPLACE SECRET lake ({', '.join(parts)})"
+
+
+def _ms(seconds: float) -> int:
+    return max(round(seconds * 1000), 0)
+
+
+def _duration(seconds: float) -> str:
+    """A duration as object_store parses it (humantime: whole units, so milliseconds)."""
+    return f"{_ms(seconds)}ms"

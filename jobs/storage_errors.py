@@ -8,6 +8,7 @@ module reads the error chain once and maps it to the :mod:`jobs.errors` classes 
 from __future__ import annotations
 
 import re
+import sys
 
 from jobs.errors import (
     AccessDenied,
@@ -25,7 +26,6 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
     It names the location, the endpoint and the access key (never the secret) and says what to
     check; the subclass (unreachable, credentials, access, bucket) lets callers react.
     """
-    text = str(exc)
     low = _chain_text(exc).lower()
     if is_remote(uri):
         endpoint = storage.endpoint
@@ -62,9 +62,7 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
                 f"another writer committed to {uri} at the same time, so this commit was "
                 "refused and nothing was written: run the stage again"
             )
-        if any(s in low for s in ("connection refused", "error sending request", "connect",
-                                  "dns", "timed out", "timeout", "could not connect",
-                                  "failed to lookup address", "unreachable")):
+        if _unreachable(exc, low):
             return StoreUnreachable(
                 f"cannot reach the object store at {endpoint} (for {uri}): check "
                 "AWS_ENDPOINT_URL and that the server is running (make stack-up)"
@@ -72,8 +70,118 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
         where = f"{uri} at {endpoint} as {who}"
     else:
         where = uri
-    first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return StorageError(f"cannot access {where}: {first}")
+    return StorageError(f"cannot access {where}: {_first_line(exc)}")
+
+
+def storage_failure(exc: BaseException, *, storage: Storage) -> StorageError | None:
+    """``exc`` as one :class:`StorageError` line when it clearly is an object-store failure
+    that escaped a stage unclassified (e.g. from cleanup code, or raised inside polars or
+    DuckDB), else None: anything else is a bug and keeps its traceback."""
+    if isinstance(exc, StorageError):
+        return exc
+    if not _is_storage_failure(exc, storage):
+        return None
+    text = _chain_text(exc)
+    uri = _uri_in(text, storage)
+    if uri:
+        failure = storage_error(exc, uri=uri, storage=storage)
+    elif _unreachable(exc, text.lower()):
+        failure = StoreUnreachable(
+            f"cannot reach the object store at {storage.endpoint}: check AWS_ENDPOINT_URL and "
+            "that the server is running (make stack-up)")
+    else:
+        first = _first_line(exc)
+        failure = StorageError(f"the object store at {storage.endpoint} failed: {first}")
+    failure.__cause__ = exc
+    return failure
+
+
+# Exception types (by module and name, so nothing is imported just to check) that only a
+# storage client raises: botocore/s3fs, aiohttp (under s3fs), urllib3, DuckDB's I/O errors.
+_STORAGE_TYPES = {
+    ("botocore.exceptions", None),  # every botocore error: EndpointConnectionError, timeouts…
+    ("aiohttp.client_exceptions", None),
+    ("urllib3.exceptions", None),
+    ("duckdb", "IOException"),
+    ("duckdb", "HTTPException"),
+    ("_duckdb", "IOException"),
+    ("_duckdb", "HTTPException"),
+}
+# Words of the object-store clients inside Rust (deltalake, polars) that raise plain
+# OSError/DeltaError: their message names the store.
+_STORE_WORDS = ("object-store error", "object_store", "generic s3 error", "error sending request",
+                "error performing", "s3 error", "kernel error")
+_UNREACHABLE_WORDS = (
+    "connection refused", "error sending request", "connect", "dns", "timed out", "timeout",
+    "could not connect", "failed to lookup address", "unreachable", "connection reset",
+    "connection aborted", "broken pipe", "server disconnected", "connection closed",
+    "remote end closed", "os error 111", "os error 104", "incompleteread", "incomplete read",
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out, seen = [], set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        out.append(current)
+        current = current.__cause__ or current.__context__
+    return out
+
+
+def _storage_type(exc: BaseException) -> bool:
+    for cls in type(exc).__mro__:
+        module = cls.__module__ or ""
+        if (module, None) in _STORAGE_TYPES or (module, cls.__name__) in _STORAGE_TYPES:
+            return True
+    return False
+
+
+def _is_storage_failure(exc: BaseException, storage: Storage) -> bool:
+    endpoint = (storage.settings.aws_endpoint_url or "").lower()
+    for item in _chain(exc):
+        if _storage_type(item):
+            return True
+        if isinstance(item, OSError | ConnectionError | TimeoutError) or _deltalake_error(item):
+            low = _ANSI.sub("", str(item)).lower()
+            if any(w in low for w in _STORE_WORDS) or (endpoint and endpoint in low):
+                return True
+            if isinstance(item, ConnectionError | TimeoutError) and "s3://" in low:
+                return True
+    return False
+
+
+def _deltalake_error(exc: BaseException) -> bool:
+    module = sys.modules.get("deltalake.exceptions")
+    base = getattr(module, "DeltaError", None) if module else None
+    return bool(base and isinstance(exc, base))
+
+
+def _unreachable(exc: BaseException, low: str) -> bool:
+    """Nothing (or nothing in time) answered: a refused or timed-out connection."""
+    names = {cls.__name__ for item in _chain(exc) for cls in type(item).__mro__}
+    if names & {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
+                "ConnectionClosedError", "ClientConnectorError", "ServerDisconnectedError",
+                "ServerTimeoutError", "ClientConnectionError", "ConnectionError", "TimeoutError"}:
+        return True
+    return any(w in low for w in _UNREACHABLE_WORDS)
+
+
+def _uri_in(text: str, storage: Storage) -> str:
+    """The ``s3://bucket/key`` an error message names (as s3:// or as an endpoint URL)."""
+    text = _ANSI.sub("", text)
+    if found := re.search(r"s3://[^\s'\"()]+", text):
+        return found.group(0).rstrip(".,:;")
+    endpoint = (storage.settings.aws_endpoint_url or "").rstrip("/")
+    if endpoint and (found := re.search(re.escape(endpoint) + r"/([^\s'\"?()]+)", text)):
+        return "s3://" + found.group(1).rstrip(".,:;")
+    return ""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = _ANSI.sub("", str(exc)).strip()
+    return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
 _CODES = re.compile(r"invalidaccesskeyid|signaturedoesnotmatch|accessdenied|nosuchbucket|"
@@ -82,13 +190,7 @@ _CODES = re.compile(r"invalidaccesskeyid|signaturedoesnotmatch|accessdenied|nosu
 
 def _chain_text(exc: BaseException) -> str:
     """The messages of an exception and its causes (s3fs hides the S3 error code in them)."""
-    parts, seen = [], set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        parts.append(f"{type(current).__name__}: {current}")
-        current = current.__cause__ or current.__context__
-    return " | ".join(parts)
+    return _ANSI.sub("", " | ".join(f"{type(e).__name__}: {e}" for e in _chain(exc)))
 
 
 def _probe(storage: Storage, uri: str) -> str:

@@ -9,5 +9,5 @@
   :mod:`~infra.bench.io_floor` — the baselines.
 * :mod:`~infra.bench.check` — order-independent equality of a baseline's output and gold.
 
-See the README section "Performance and scale" for the figures and how to reproduce them.
+See infra/bench/README.md for the figures and how to reproduce them.
 """

@@ -9,7 +9,7 @@ on a second integer key (user, value prop, day). No range join anywhere.
 
 Variants tried at scale 10 (same machine, same data): expanding every aggregate to the W later
 periods it feeds and re-aggregating (``shift``), and W equi-joins of the print keys to the
-aggregates (``joins``) were both slower than the partitioned window (README: Performance and scale).
+aggregates (``joins``) were both slower than the partitioned window (infra/bench/README.md).
 """
 
 from __future__ import annotations

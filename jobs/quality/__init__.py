@@ -2,7 +2,7 @@
 
 Importing this package is cheap: Great Expectations (4–7 s to import) is imported only inside
 :func:`jobs.quality.validate.validate_frame`, i.e. only when a stage has data to validate. A run
-with nothing new never imports it. See the README section "Data quality".
+with nothing new never imports it. See jobs/quality/README.md.
 
 Modules, one concern each:
 

@@ -69,9 +69,12 @@ def remove_data_files(lake: Lake, uri: str, pattern: str) -> int:
     """Delete uncommitted data files matching ``pattern`` (a glob under the table)."""
     fs = lake.storage.filesystem(uri)
     root = lake.storage.strip_protocol(uri).rstrip("/")
-    found = fs.glob(f"{root}/{pattern}")
-    for path in found:
-        fs.rm_file(path)
+    try:
+        found = fs.glob(f"{root}/{pattern}")
+        for path in found:
+            fs.rm_file(path)
+    except Exception as exc:
+        raise storage_error(exc, uri=uri, storage=lake.storage) from exc
     return len(found)
 
 

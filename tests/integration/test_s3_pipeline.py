@@ -158,7 +158,7 @@ def test_trickle_seeding_one_more_day_then_a_run_rebuilds_only_the_affected_week
 
 
 def _files_by_week(lake: Lake, uri: str) -> dict[str, set[str]]:
-    table = lake._open(uri)
+    table = lake.open(uri)
     actions = pl.DataFrame(table.get_add_actions(flatten=True))
     out: dict[str, set[str]] = {}
     for path, week in zip(actions["path"], actions["partition.week_start"], strict=True):
