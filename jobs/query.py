@@ -15,7 +15,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
-from jobs.errors import AccessDenied, PipelineError
+from jobs.errors import AccessDenied, PipelineError, StorageError
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE, SOURCES
 
@@ -50,9 +50,14 @@ def connect(ctx: RunContext) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect(config={"autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
     for name in EXTENSIONS:
-        con.execute(f"LOAD '{extension_path(name)}'")
-    if secret := ctx.storage.duckdb_secret_sql():
-        con.execute(secret)
+        con.execute(f"LOAD {literal(str(extension_path(name)))}")
+    if secret := ctx.storage.duckdb_secret():
+        sql, values = secret
+        try:
+            con.execute(sql, values)
+        except duckdb.Error:  # its message may quote a value: say what to check instead
+            raise StorageError("DuckDB refused the S3 settings (CREATE SECRET): check AWS_REGION, "
+                               "AWS_ENDPOINT_URL and the access key settings") from None
         for setting in ctx.storage.duckdb_settings_sql():  # bounded waiting on the store
             con.execute(setting)
     for view, uri in tables(ctx).items():
@@ -63,11 +68,19 @@ def connect(ctx: RunContext) -> duckdb.DuckDBPyConnection:
             log.debug("no view %s: this identity may not read %s", view, uri)
             continue
         schema, name = view.split(".")
+        # View names are this module's constants; the location is a quoted literal.
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM delta_scan('{uri}')")
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM delta_scan({literal(uri)})")  # noqa: S608
         if schema == "gold":
-            con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view}")
+            con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view}")  # noqa: S608
     return con
+
+
+def literal(text: str) -> str:
+    """``text`` as a SQL string literal (quotes doubled): locations come from settings."""
+    if "\x00" in text:
+        raise PipelineError("a lake location contains a NUL character")
+    return "'" + text.replace("'", "''") + "'"
 
 
 def run_query(ctx: RunContext, sql: str) -> pl.DataFrame:
@@ -102,8 +115,8 @@ def init_sql(ctx: RunContext) -> str:
         "SET autoinstall_known_extensions = false;",
         "SET autoload_known_extensions = false;",
     ]
-    lines += [f"LOAD '{extension_path(name)}';" for name in EXTENSIONS]
-    if ctx.storage.duckdb_secret_sql():
+    lines += [f"LOAD {literal(str(extension_path(name)))};" for name in EXTENSIONS]
+    if ctx.storage.uses_s3:
         lines += [f"{setting};" for setting in ctx.storage.duckdb_settings_sql()]
         endpoint = "getenv('AWS_ENDPOINT_URL')"
         lines.append(
@@ -122,8 +135,9 @@ def init_sql(ctx: RunContext) -> str:
             present = False
         if present or view == f"gold.{GOLD_TABLE}":
             name = view.split(".", 1)[1]
-            lines.append(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM delta_scan('{uri}');")
-            lines.append(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view};")
+            lines.append(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM "  # noqa: S608
+                         f"delta_scan({literal(uri)});")
+            lines.append(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view};")  # noqa: S608
     lines += [".output", ".bail off",
               "SELECT 'gold views: ' || string_agg(schema_name || '.' || view_name, ', ') AS ready "
               "FROM duckdb_views() WHERE schema_name = 'gold';"]

@@ -247,22 +247,31 @@ class Storage:
             "SET http_retry_backoff = 2",
         ]
 
-    def duckdb_secret_sql(self) -> str | None:
-        """``CREATE SECRET`` for DuckDB's httpfs, or None when no layer is on S3."""
+    @property
+    def uses_s3(self) -> bool:
+        """Whether any layer of the lake is on object storage."""
         s = self.settings
-        layers = (s.lake_raw, s.lake_bronze, s.lake_silver, s.lake_gold)
-        if not any(is_remote(u) for u in layers):
+        return any(is_remote(u) for u in (s.lake_raw, s.lake_bronze, s.lake_silver, s.lake_gold))
+
+    def duckdb_secret(self) -> tuple[str, list[str | bool]] | None:
+        """``CREATE SECRET`` for DuckDB's httpfs with its values as prepared-statement
+        parameters (never interpolated into SQL text), or None when no layer is on S3."""
+        if not self.uses_s3:
             return None
-        parts = ["TYPE S3", "URL_STYLE 'path'", f"REGION '{s.aws_region}'"]
+        s = self.settings
+        parts: list[str] = ["TYPE S3", "URL_STYLE 'path'", "REGION ?"]
+        values: list[str | bool] = [s.aws_region]
         if s.aws_access_key_id:
-            parts.append(f"KEY_ID '{s.aws_access_key_id}'")
+            parts.append("KEY_ID ?")
+            values.append(s.aws_access_key_id)
         if secret := self._secret():
-            parts.append(f"SECRET '{secret}'")
+            parts.append("SECRET ?")
+            values.append(secret)
         if s.aws_endpoint_url:
             parsed = urlparse(s.aws_endpoint_url)
-            parts.append(f"ENDPOINT '{parsed.netloc or parsed.path}'")
-            parts.append(f"USE_SSL {'true' if parsed.scheme == 'https' else 'false'}")
-        return f"CREATE OR REPLACE SECRET lake ({', '.join(parts)})"
+            parts += ["ENDPOINT ?", "USE_SSL ?"]
+            values += [parsed.netloc or parsed.path, parsed.scheme == "https"]
+        return f"CREATE OR REPLACE SECRET lake ({', '.join(parts)})", values
 
 
 def _ms(seconds: float) -> int:

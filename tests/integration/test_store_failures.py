@@ -21,17 +21,17 @@ from datetime import date
 from pathlib import Path
 
 import pytest
+from jobs.processes import alive
+from jobs.raw.generator import generate
+from jobs.seed import Seeder, SeedOptions, SeedReport, seed_lake
+from jobs.stack import WeedServer
 from polars.testing import assert_frame_equal
 
 from jobs.audit import NO_AUDITS
 from jobs.pipeline import run_all, run_stage
-from jobs.processes import alive
-from jobs.raw.generator import generate
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE, SOURCES
-from jobs.seed import Seeder, SeedOptions, SeedReport, seed_lake
 from jobs.settings import Settings
-from jobs.stack import WeedServer
 from jobs.storage import Storage
 from tests.integration.conftest import LAYERS, env_lines, stack_settings, start_server
 
