@@ -22,7 +22,7 @@ import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN, STAGES
@@ -30,6 +30,10 @@ from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN, STAGES
 log = logging.getLogger("lakehouse.dag")
 
 DAG_ID = "lakehouse"
+# What a downstream DAG (model training, say) schedules on: `schedule=[GOLD_ASSET]` runs it
+# after every gold commit of this DAG.
+GOLD_ASSET = Asset(name="lakehouse.gold.print_features")
+OUTLETS = {"gold": [GOLD_ASSET]}
 
 
 def _env_int(name: str, default: int) -> int:
@@ -154,7 +158,7 @@ def lakehouse() -> None:
         return summary if found.proceed else False
 
     def stage_task(stage: str) -> Any:
-        @task(task_id=stage, multiple_outputs=False)
+        @task(task_id=stage, multiple_outputs=False, outlets=OUTLETS.get(stage, []))
         def run() -> dict[str, Any]:
             from jobs.orchestration import run_stage_task
 

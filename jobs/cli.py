@@ -7,6 +7,7 @@ to check and exit non-zero; ``--debug`` shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -34,10 +35,18 @@ def _parser() -> argparse.ArgumentParser:
                         help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local "
                              "2-worker cluster)")
 
+    from jobs import __version__
+
+    invoked = os.path.basename(sys.argv[0])
     parser = argparse.ArgumentParser(
-        prog="python -m jobs", description="Value-prop lakehouse: raw → bronze → silver → gold.",
+        prog="lakehouse" if invoked == "lakehouse" else "python -m jobs",
+        description="Value-prop lakehouse: raw → bronze → silver → gold.",
+        epilog="exit codes: 0 done; 1 a bug (traceback); 2 usage or settings; 3 storage; 4 data "
+               "(a quality gate held a commit); 5 another run holds the lake lease; 6 this run "
+               "lost the lease; 7 done, with raw files rejected whole",
         parents=[common],
     )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     weeks = argparse.ArgumentParser(add_help=False)
@@ -45,8 +54,10 @@ def _parser() -> argparse.ArgumentParser:
                        help="also rebuild these weeks of gold (any day of the week)")
     weeks.add_argument("--full", action="store_true", help="rebuild every week of gold")
 
-    sub.add_parser("run", parents=[common, weeks], help="run every stage")
-    sub.add_parser("bronze", parents=[common], help="ingest new raw files")
+    run = sub.add_parser("run", parents=[common, weeks], help="run every stage in order")
+    run.add_argument("--format", choices=["table", "json"], default="table",
+                     help="run summary as a table (default) or one JSON object on stdout")
+    sub.add_parser("bronze", parents=[common], help="take in new and corrected raw files")
     sub.add_parser("silver", parents=[common], help="rebuild the silver days whose bronze rows changed")
     sub.add_parser("gold", parents=[common, weeks], help="rebuild the affected weeks of gold")
     sub.add_parser("export", parents=[common], help="write final.parquet/final.csv")
@@ -190,7 +201,12 @@ def _execute(args: argparse.Namespace) -> int:
     with _progress(interactive) as progress, holding_lease(ctx):
         for stage in stages:
             results.append(run_stage(ctx, stage, progress=progress, **extra))
-    _print_summary(results, ctx, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    if getattr(args, "format", "table") == "json":
+        print(json.dumps({"run_id": ctx.run_id, "seconds": round(seconds, 3),
+                          "stages": [r.as_dict() for r in results]}, default=str))
+    else:
+        _print_summary(results, ctx, seconds)
     rejected = [path for r in results for path in r.rejected]
     if rejected:
         print(f"completed with rejected input: {len(rejected)} raw file(s) rejected whole "

@@ -29,8 +29,17 @@ DEFAULT_ENV_FILE = "envs/local.env"
 
 
 def _env_file() -> str | None:
-    path = os.environ.get("LAKEHOUSE_ENV_FILE", DEFAULT_ENV_FILE)
-    return path if path and Path(path).is_file() else None
+    """The env file to read: ``LAKEHOUSE_ENV_FILE`` (which must exist when set), else
+    ``envs/local.env`` when present; an empty ``LAKEHOUSE_ENV_FILE`` means none."""
+    from jobs.errors import ConfigError
+
+    named = os.environ.get("LAKEHOUSE_ENV_FILE")
+    if named is None:
+        return DEFAULT_ENV_FILE if Path(DEFAULT_ENV_FILE).is_file() else None
+    if named and not Path(named).is_file():
+        raise ConfigError(f"env file {named} not found (LAKEHOUSE_ENV_FILE): check the path, or "
+                          "unset it to use the defaults")
+    return named or None
 
 
 class Settings(BaseSettings):

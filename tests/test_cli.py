@@ -103,3 +103,25 @@ def test_query_of_a_missing_table_says_which_views_exist(tmp_path: Path) -> None
     assert res.returncode != 0
     assert "Traceback" not in res.stderr
     assert res.stderr.startswith("error:")
+
+
+def test_run_format_json_prints_one_object_for_scripts(built: Path) -> None:
+    out = cli("run", "--format", "json", root=built)
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert [s["stage"] for s in summary["stages"]] == ["bronze", "silver", "gold", "export"]
+    assert all(s["skipped"] for s in summary["stages"][:3])  # nothing new since the build
+
+
+def test_a_missing_env_file_named_anywhere_is_an_error(tmp_path: Path) -> None:
+    out = cli("bronze", root=tmp_path, LAKEHOUSE_ENV_FILE=str(tmp_path / "nope.env"))
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"error: env file {tmp_path / 'nope.env'} not found (LAKEHOUSE_ENV_FILE): " \
+                                 "check the path, or unset it to use the defaults"
+
+
+def test_version_and_exit_codes_are_in_the_help(tmp_path: Path) -> None:
+    version = cli("--version", root=tmp_path)
+    assert version.returncode == 0 and version.stdout.strip() == "python -m jobs 0.1.0"
+    helptext = cli("--help", root=tmp_path).stdout
+    assert "5 another run holds the lake lease" in " ".join(helptext.split())

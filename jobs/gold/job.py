@@ -182,6 +182,7 @@ def run_gold(ctx: RunContext, *, audits: Audits, rebuild: list[date] | None = No
         raise
     result.skipped = False
     result.rows_out = sum(a["rows"] for b in per_bucket for a in b)
+    result.rows_in = result.rows_out  # one gold row per silver print of the rebuilt weeks
     on = "" if engine == "local" else f" on {engine}"
     result.note = f"{len(build.weeks)} week(s) rebuilt ({why}), {build.buckets} bucket(s){on}"
     if version is not None:

@@ -73,6 +73,13 @@ def test_one_task_per_stage_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     assert type(dag.get_task("detect")).__name__ == "_ShortCircuitDecoratedOperator"
 
 
+def test_gold_task_declares_the_gold_asset_for_downstream_dags(monkeypatch: pytest.MonkeyPatch) -> None:
+    dag = dagbag(monkeypatch).dags["lakehouse"]
+    outlets = {t.task_id: [a.name for a in t.outlets] for t in dag.tasks}
+    assert outlets == {"detect": [], "bronze": [], "silver": [], "gold": ["lakehouse.gold.print_features"],
+                       "export": []}
+
+
 def test_retries_backoff_and_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     dag = dagbag(monkeypatch).dags["lakehouse"]
     for task in dag.tasks:
