@@ -106,3 +106,8 @@ duckdb: $(STAMP)  ## duckdb CLI over gold on the stack, as the analyst (read gol
 	set -a && . ./$(STACK_ENV) && set +a && \
 	  AWS_ACCESS_KEY_ID=$$ANALYST_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY=$$ANALYST_SECRET_ACCESS_KEY \
 	  $(VENV)/bin/duckdb -init .stack/duckdb-init.sql
+
+# -- Table maintenance (jobs/maintain.py) -------------------------------------------------------
+.PHONY: maintain
+maintain: $(STAMP)  ## compact, checkpoint and vacuum every lake table: make maintain ARGS="--format json"
+	$(PY) -m jobs maintain $(ARGS)

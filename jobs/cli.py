@@ -61,6 +61,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("silver", parents=[common], help="rebuild the silver days whose bronze rows changed")
     sub.add_parser("gold", parents=[common, weeks], help="rebuild the affected weeks of gold")
     sub.add_parser("export", parents=[common], help="write final.parquet/final.csv")
+    maint = sub.add_parser("maintain", parents=[common],
+                           help="compact, checkpoint and vacuum every table (MAINTAIN_* settings)")
+    maint.add_argument("--format", choices=["table", "json"], default="table")
+    maint.add_argument("--tables", nargs="+", metavar="LAYER/NAME",
+                       help="only these tables, e.g. gold/print_features bronze/_manifest")
 
 
     ddb = sub.add_parser("duckdb-init", parents=[common],
@@ -129,6 +134,33 @@ def _print_summary(results: list[Any], ctx: Any, seconds: float) -> None:
     console.print(f"total {seconds:.1f}s")
 
 
+def _print_maintenance(done: Any) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"maintenance {done.run_id} (retention {done.retention_hours} h)",
+                  title_justify="left")
+    for col in ("table", "version", "live files", "stored files", "compacted", "vacuumed",
+                "MB freed", "seconds"):
+        table.add_column(col, justify="left" if col == "table" else "right")
+    for t in done.tables:
+        if not t.exists:
+            table.add_row(t.table, "no table yet", "", "", "", "", "", "")
+            continue
+        version = (f"{t.version_before}" if t.version_after == t.version_before
+                   else f"{t.version_before} → {t.version_after}")
+        table.add_row(t.table, version, f"{t.live_files_before:,} → {t.live_files_after:,}",
+                      f"{t.stored_files_before:,} → {t.stored_files_after:,}",
+                      f"{t.compacted_files_removed:,} → {t.compacted_files_added:,}"
+                      + (" (z-order)" if t.zordered else ""),
+                      f"{t.vacuumed_files:,}", f"{t.vacuumed_bytes / 1e6:.2f}", f"{t.seconds:.2f}")
+    console = Console(width=max(Console().width, 130))
+    console.print(table)
+    totals = done.totals()
+    console.print(f"stored files {totals['stored_files_before']:,} → "
+                  f"{totals['stored_files_after']:,}; total {done.seconds:.1f}s")
+
+
 def _raw_is_empty(ctx: Any) -> bool:
     from jobs.raw.files import list_raw_files
     from jobs.schemas import SOURCES
@@ -154,6 +186,15 @@ def _execute(args: argparse.Namespace) -> int:
             print("lease broken: " + removed.describe() if removed else "nobody held the lease")
         else:
             print(describe_state(ctx.storage))
+        return 0
+    if args.command == "maintain":
+        from jobs.maintain import maintain
+
+        done = maintain(ctx, tables=args.tables)
+        if args.format == "json":
+            sys.stdout.write(done.to_json() + "\n")
+        else:
+            _print_maintenance(done)
         return 0
     if args.command == "duckdb-init":
         from jobs.query import init_sql

@@ -147,7 +147,7 @@ def pending_work(ctx: Any) -> tuple[dict[str, int], list[str]]:
         last = last_build(ctx)
         if last is None:
             reasons.append("gold not built yet")
-        elif consumed_versions(last) != current:
+        elif _silver_changed(ctx, consumed_versions(last), current):
             reasons.append("silver changed since gold was built")
         elif built_with_other_settings(last, ctx.settings):
             reasons.append("lookback settings changed since gold was built")
@@ -155,6 +155,16 @@ def pending_work(ctx: Any) -> tuple[dict[str, int], list[str]]:
     if gold_version is not None and read_marker(ctx).get("gold_version") != gold_version:
         reasons.append(f"gold version {gold_version} not exported yet")
     return files, reasons
+
+
+def _silver_changed(ctx: Any, consumed: dict[str, int], current: dict[str, int]) -> bool:
+    """Silver has commits gold has not read, other than maintenance (OPTIMIZE, VACUUM)."""
+    from jobs.maintain import data_changed_since
+
+    if set(consumed) != set(current):
+        return True
+    return any(v < consumed[s] or data_changed_since(ctx.lake, ctx.silver(s), consumed[s])
+               for s, v in current.items() if v != consumed[s])
 
 
 def detect(params: Mapping[str, Any] | None = None, identity: RunIdentity | None = None) -> Detection:
@@ -199,6 +209,20 @@ def run_stage_task(stage: str, params: Mapping[str, Any] | None = None,
                                   "failed": list(q.get("failed") or [])[:5],
                                   "report": q.get("report")}
     log.info("%s summary: %s", stage, json.dumps(summary, sort_keys=True))
+    return summary
+
+
+def maintain_task(identity: RunIdentity | None = None) -> dict[str, Any]:
+    """Compact, checkpoint and vacuum every table holding the lake lease (``jobs.maintain``);
+    what it did per table as a JSON-able dict. Raises LeaseHeld (transient) while a run works."""
+    from jobs import logs
+    from jobs.maintain import maintain
+    from jobs.settings import load_settings
+
+    ctx = (identity or RunIdentity()).context(load_settings())
+    logs.run_id_var.set(ctx.run_id)
+    summary = maintain(ctx).as_dict()
+    log.info("maintain summary: %s", json.dumps(summary["totals"], sort_keys=True))
     return summary
 
 

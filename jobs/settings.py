@@ -27,6 +27,14 @@ from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN
 
 DEFAULT_ENV_FILE = "envs/local.env"
 
+# The shortest MAINTAIN_RETENTION_HOURS allowed. Vacuum deletes the files of versions older than
+# the retention (and unreferenced files older than it), so a reader that opened an older version
+# loses its files mid-read. The lease keeps the pipeline's own runs out while maintenance works,
+# but readers outside it (a DuckDB/analyst query, an export consumer, detect's look at the logs)
+# may hold a version open; none may run longer than this, and a killed writer's uncommitted files
+# must look older than any live writer's.
+MAINTAIN_MIN_RETENTION_HOURS = 1
+
 
 def _env_file() -> str | None:
     """The env file to read: ``LAKEHOUSE_ENV_FILE`` (which must exist when set), else
@@ -129,6 +137,24 @@ class Settings(BaseSettings):
     lease_ttl_seconds: float = Field(default=60, gt=0, le=86_400)
     lease_heartbeat_seconds: float = Field(default=10, gt=0)
     lease_wait_seconds: float = Field(default=0, ge=0)
+
+    # Table maintenance (jobs/maintain.py; `python -m jobs maintain`, the lakehouse_maintenance DAG).
+    # Time travel works back this many hours: vacuum deletes superseded files older than it and
+    # orphan files (failed runs) whose modification time is older than it. At least
+    # MAINTAIN_MIN_RETENTION_HOURS (see there why); Delta's own default is 168 (a week).
+    maintain_retention_hours: int = 168
+    # Size compaction aims at per file (0: the table's delta.targetFileSize, else 100 MB).
+    maintain_target_file_bytes: int = Field(default=0, ge=0)
+    # Rewrite gold weeks that have more than one file Z-ordered by user_id instead of compacting.
+    maintain_zorder_gold: bool = False
+
+    @field_validator("maintain_retention_hours")
+    @classmethod
+    def _retention_covers_readers(cls, value: int) -> int:
+        if value < MAINTAIN_MIN_RETENTION_HOURS:
+            raise ValueError(f"must be at least {MAINTAIN_MIN_RETENTION_HOURS} hour(s): vacuum "
+                             "would delete files a reader of a recent version still needs")
+        return value
 
     # Data quality (jobs/quality/README.md).
     # A raw file whose quarantined lines exceed this fraction is rejected whole (all its lines in

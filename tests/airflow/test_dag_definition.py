@@ -21,8 +21,9 @@ STAGES = ["detect", "bronze", "silver", "gold", "export"]
 def dagbag(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    for name in ("LAKEHOUSE_SCHEDULE", "LAKEHOUSE_RETRIES", "LAKEHOUSE_RETRY_DELAY_SECONDS",
-                 "LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", "LAKEHOUSE_TASK_TIMEOUT_MINUTES"):
+    for name in ("LAKEHOUSE_SCHEDULE", "LAKEHOUSE_MAINTENANCE_SCHEDULE", "LAKEHOUSE_RETRIES",
+                 "LAKEHOUSE_RETRY_DELAY_SECONDS", "LAKEHOUSE_MAX_RETRY_DELAY_SECONDS",
+                 "LAKEHOUSE_TASK_TIMEOUT_MINUTES"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -40,7 +41,7 @@ def test_dagbag_imports_the_dag_without_errors(monkeypatch: pytest.MonkeyPatch,
     bag = dagbag(monkeypatch, LAKEHOUSE_SCHEDULE="*/5 * * * *")
     bag_timing["parse"] = time.perf_counter() - started
     assert bag.import_errors == {}
-    assert list(bag.dags) == ["lakehouse"]
+    assert sorted(bag.dags) == ["lakehouse", "lakehouse_maintenance"]
 
 
 def test_schedule_catchup_concurrency_and_tags_are_as_configured(
@@ -98,17 +99,35 @@ def test_retries_backoff_and_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     assert tuned.get_task("bronze").execution_timeout == timedelta(minutes=30)
 
 
-def test_parsing_imports_no_heavy_module_and_is_fast() -> None:
+def test_maintenance_dag_has_one_thin_task_on_its_own_schedule(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dag = dagbag(monkeypatch, LAKEHOUSE_SCHEDULE="*/5 * * * *").dags["lakehouse_maintenance"]
+    assert dag.schedule == "@daily"  # not the pipeline's */5
+    assert [t.task_id for t in dag.tasks] == ["maintain"]
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert "maintenance" in dag.tags and "retention" in dag.doc_md.lower()
+    task = dag.get_task("maintain")
+    assert task.retries == 2 and task.retry_exponential_backoff == 2.0  # lease held → retried
+    assert task.execution_timeout == timedelta(minutes=120)
+    tuned = dagbag(monkeypatch, LAKEHOUSE_MAINTENANCE_SCHEDULE="0 3 * * *")
+    assert tuned.dags["lakehouse_maintenance"].schedule == "0 3 * * *"
+    assert dagbag(monkeypatch, LAKEHOUSE_MAINTENANCE_SCHEDULE="none").dags[
+        "lakehouse_maintenance"].schedule is None
+
+
+@pytest.mark.parametrize("dag_file", ["lakehouse.py", "lakehouse_maintenance.py"])
+def test_parsing_imports_no_heavy_module_and_is_fast(dag_file: str) -> None:
     """Import the DAG file in a fresh interpreter: no polars/deltalake/GX/pyarrow/duckdb."""
     code = f"""
 import importlib.util, json, sys, time
 started = time.perf_counter()
-spec = importlib.util.spec_from_file_location("lakehouse_dag", {str(DAGS / "lakehouse.py")!r})
+spec = importlib.util.spec_from_file_location("lakehouse_dag", {str(DAGS / dag_file)!r})
 module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 seconds = time.perf_counter() - started
 heavy = ("polars", "deltalake", "great_expectations", "pyarrow", "duckdb", "pandas", "s3fs",
-         "boto3", "jobs.pipeline", "jobs.tables")
+         "boto3", "jobs.pipeline", "jobs.tables", "jobs.maintain", "jobs.orchestration")
 print(json.dumps({{"loaded": [m for m in heavy if m in sys.modules], "seconds": seconds}}))
 """
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
