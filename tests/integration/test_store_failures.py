@@ -21,12 +21,12 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from jobs.processes import alive
-from jobs.raw.generator import generate
-from jobs.seed import Seeder, SeedOptions, SeedReport, seed_lake
-from jobs.stack import WeedServer
 from polars.testing import assert_frame_equal
 
+from infra.generator import generate
+from infra.processes import alive
+from infra.stack.seed import Seeder, SeedOptions, SeedReport, seed_lake
+from infra.stack.weed import WeedServer
 from jobs.audit import NO_AUDITS
 from jobs.pipeline import run_all, run_stage
 from jobs.run import RunContext
