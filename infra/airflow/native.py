@@ -38,6 +38,7 @@ from infra import processes
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "lakehouse"
+MAINTENANCE_DAG_ID = "lakehouse_maintenance"
 PASSWORDS = "simple_auth_manager_passwords.json.generated"
 DEFAULTS = {
     "AIRFLOW_API_PORT": "18080",
@@ -269,6 +270,11 @@ def _unpause(cfg: Config, pid: int | None, timeout: float) -> None:
                            body={"is_paused": False}, token=bearer)
     if status != 200:
         raise Failure(f"could not unpause {DAG_ID}: {status} {body}")
+    # The maintenance DAG runs on its own (daily) schedule; unpause it too when it is parsed.
+    found, _ = request(f"{cfg.url}/api/v2/dags/{MAINTENANCE_DAG_ID}", token=bearer)
+    if found == 200:
+        request(f"{cfg.url}/api/v2/dags/{MAINTENANCE_DAG_ID}", method="PATCH",
+                body={"is_paused": False}, token=bearer)
     schedule = (body.get("timetable_description") or body.get("timetable_summary")
                 if isinstance(body, dict) else None)
     print()
