@@ -1,7 +1,7 @@
 """Table maintenance: compact small files, checkpoint, vacuum superseded and orphan files.
 
 ``python -m jobs maintain`` (``make maintain``, the ``lakehouse_maintenance`` DAG) runs this over
-every pipeline table: bronze prints/taps/pays, quarantine and ``_manifest``; silver
+every pipeline table: bronze prints/taps/pays, quarantine, ``_manifest`` and ``_quality_samples``; silver
 prints/taps/pays; gold ``print_features`` and ``_quality_results``. Per table, in this order:
 
 1. **Compaction** (``optimize.compact``): small files of a partition are rewritten into files of
@@ -54,7 +54,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from jobs.run import RunContext
-from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, QUALITY_TABLE, SOURCES
+from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, QUALITY_SAMPLES_TABLE, QUALITY_TABLE, SOURCES
 from jobs.storage import join
 from jobs.storage_errors import storage_error
 
@@ -119,7 +119,8 @@ class MaintenanceResult:
 def pipeline_tables(ctx: RunContext) -> list[tuple[str, str]]:
     """(layer/name, uri) of every table the pipeline writes, in pipeline order."""
     tables = [(f"bronze/{s}", ctx.bronze(s)) for s in SOURCES]
-    tables += [("bronze/quarantine", ctx.quarantine_uri), ("bronze/_manifest", ctx.manifest_uri)]
+    tables += [("bronze/quarantine", ctx.quarantine_uri), ("bronze/_manifest", ctx.manifest_uri),
+               (f"bronze/{QUALITY_SAMPLES_TABLE}", ctx.bronze(QUALITY_SAMPLES_TABLE))]
     tables += [(f"silver/{s}", ctx.silver(s)) for s in SOURCES]
     tables += [(f"gold/{GOLD_TABLE}", ctx.gold(GOLD_TABLE)),
                (f"gold/{QUALITY_TABLE}", ctx.gold(QUALITY_TABLE))]

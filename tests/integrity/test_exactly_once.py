@@ -26,6 +26,7 @@ from tests.integrity.invariants import (
     one_clean_error_line,
     start,
     table,
+    unreferenced_data_files,
 )
 
 TRIALS = int(os.environ.get("SOAK_TRIALS", "3"))
@@ -96,6 +97,14 @@ def test_a_run_killed_at_a_random_point_is_repaired_by_the_next_run(lake: Path, 
     assert_exactly_once(lake)
     again = cli(lake, "run", **FAST_LEASE)  # and nothing is left to do, nor warned about again
     assert again.returncode == 0 and "interrupted run" not in again.stderr
+    # Files the killed run wrote but never committed go with maintenance once past retention.
+    old = time.time() - 3 * 24 * 3600
+    for path in unreferenced_data_files(lake):
+        os.utime(path, (old, old))
+    maintained = cli(lake, "maintain", MAINTAIN_RETENTION_HOURS="24", **FAST_LEASE)
+    assert maintained.returncode == 0, maintained.stderr
+    assert unreferenced_data_files(lake) == []
+    assert_exactly_once(lake)
 
 
 def test_a_file_still_being_written_waits_and_is_later_taken_in_whole(lake: Path) -> None:
