@@ -12,6 +12,9 @@ from jobs import logs
 
 
 def test_log_records_follow_a_redirected_stderr(monkeypatch: pytest.MonkeyPatch) -> None:
+    root = logging.getLogger()
+    monkeypatch.setattr(root, "handlers", list(root.handlers))  # restored after the test
+    monkeypatch.setattr(root, "level", root.level)
     logs.configure()
     shown = io.StringIO()
     monkeypatch.setattr(sys, "stderr", shown)  # what rich's live display does while it spins
