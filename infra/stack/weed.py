@@ -297,6 +297,9 @@ def _wait_for_key(settings: Settings, timeout: float = 15.0) -> None:
             client.list_objects_v2(Bucket=bucket, MaxKeys=1)
             return
         except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code == "NoSuchBucket":  # the key was accepted; the buckets come with seeding
+                return
             if time.monotonic() > deadline:
                 raise StorageError(f"the object store did not accept the pipeline identity "
                                    f"{settings.aws_access_key_id} after reloading: {exc}") from exc
