@@ -51,7 +51,7 @@ def pip_audit(feed_optional: bool) -> tuple[bool, str]:
                                "(pip install pip-audit)")
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "audit.json"
-        res = subprocess.run(  # noqa: S603 - our own command line
+        res = subprocess.run(
             [*command, "-r", str(ROOT / "requirements.txt"), "--disable-pip", "--no-deps",
              "-f", "json", "-o", str(report), "--progress-spinner", "off"],
             capture_output=True, text=True, timeout=900, check=False)
@@ -85,7 +85,7 @@ def ruff_security() -> tuple[bool, str]:
     ruff = BIN / "ruff" if (BIN / "ruff").is_file() else shutil.which("ruff")
     if not ruff:
         return False, "ruff S: ruff is not installed (make venv)"
-    res = subprocess.run([str(ruff), "check", "--select", "S", "jobs", "dags", "infra"],  # noqa: S603
+    res = subprocess.run([str(ruff), "check", "--select", "S", "jobs", "dags", "infra"],
                          cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
     if res.returncode == 0:
         return True, "ruff S (bandit rules): clean"
@@ -120,7 +120,7 @@ def tracked_files() -> list[Path]:
     git = shutil.which("git")
     if not git:
         return []
-    res = subprocess.run([git, "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=60,  # noqa: S603
+    res = subprocess.run([git, "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=60,
                          check=True)
     return [ROOT / p for p in res.stdout.decode().split("\0") if p]
 
@@ -138,11 +138,13 @@ def secret_scan() -> tuple[bool, str]:
             text = path.read_text()
         except (UnicodeDecodeError, OSError):
             continue
-        findings += [f"{path.relative_to(ROOT)}:{n}: {what}" for n, what in scan_text(text, path.suffix == ".py")]
+        hits = scan_text(text, python=path.suffix == ".py")
+        findings += [f"{path.relative_to(ROOT)}:{n}: {what}" for n, what in hits]
     if not files:
         return False, "secret scan: no tracked files found (not a git checkout?)"
     if findings:
-        return False, "secret scan: " + f"{len(findings)} finding(s):\n  " + "\n  ".join(findings)
+        shown = "\n  ".join(findings)
+        return False, f"secret scan: {len(findings)} finding(s):\n  {shown}"
     return True, f"secret scan: {len(files)} tracked files, no secret found"
 
 

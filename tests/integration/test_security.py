@@ -34,7 +34,7 @@ PREFIX = "sec-matrix"
 OPERATIONS = ("list", "get", "put", "delete")
 
 
-def client(settings: Settings, identity: str):  # noqa: ANN201 - a boto3 client
+def client(settings: Settings, identity: str):
     return Storage(settings).for_identity(identity).s3_client()
 
 
@@ -51,7 +51,7 @@ def expected(settings: Settings, identity: str, op: str, bucket: str) -> bool:
     return any(loc.covers(here) for loc in grant.write)
 
 
-def attempt(c, op: str, bucket: str, identity: str) -> bool:  # noqa: ANN001
+def attempt(c, op: str, bucket: str, identity: str) -> bool:
     try:
         if op == "list":
             c.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/")
