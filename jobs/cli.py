@@ -71,6 +71,8 @@ def _parser() -> argparse.ArgumentParser:
     ddb = sub.add_parser("duckdb-init", parents=[common],
                          help="write a start-up file for the duckdb CLI (views over gold)")
     ddb.add_argument("--out", type=Path, help="default: STACK_DIR/duckdb-init.sql")
+    ddb.add_argument("--identity", choices=["analyst", "pipeline"], default="analyst",
+                     help="whose view of the lake the views are listed with (default analyst)")
 
     lease = sub.add_parser("lease", parents=[common],
                            help="who holds the lake's write lease; break it if its holder is dead")
@@ -79,6 +81,10 @@ def _parser() -> argparse.ArgumentParser:
     q = sub.add_parser("query", parents=[common], help="SQL over the lake with DuckDB")
     q.add_argument("sql", help='e.g. "SELECT count(*) FROM gold.print_features"')
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    q.add_argument("--identity", choices=["analyst", "pipeline"], default="analyst",
+                   help="whose keys the query runs with (default analyst: reads gold only; its "
+                        "keys from ANALYST_* or STACK_DIR/keys/analyst.env, else this process's "
+                        "own keys). Either way only SELECT/EXPLAIN statements run")
     return parser
 
 
@@ -196,14 +202,16 @@ def _execute(args: argparse.Namespace) -> int:
         else:
             _print_maintenance(done)
         return 0
+    if args.command in ("duckdb-init", "query"):
+        ctx = RunContext(ctx.storage.for_identity(args.identity).settings, run_id=ctx.run_id)
     if args.command == "duckdb-init":
         from jobs.query import init_sql
 
         out = args.out or Path(settings.stack_dir) / "duckdb-init.sql"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(init_sql(ctx))
-        print(f"wrote {out}; start DuckDB with the analyst's (or pipeline's) keys exported as "
-              f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY: duckdb -init {out}")
+        print(f"wrote {out}; start DuckDB with only the analyst's keys exported as "
+              f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (make duckdb does): duckdb -init {out}")
         return 0
     if args.command == "query":
         from jobs.query import run_query

@@ -83,9 +83,30 @@ def literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+# What `python -m jobs query` runs: reading statements only. A write (COPY ... TO, CREATE,
+# INSERT, ATTACH, EXPORT, SET, ...) is refused before anything runs, whatever the keys may do.
+READ_ONLY = ("SELECT", "EXPLAIN")
+
+
+def refuse_writes(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Raise a one-line :class:`PipelineError` unless every statement in ``sql`` only reads."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise PipelineError(f"query failed: {first}") from None
+    for statement in statements:
+        kind = statement.type.name
+        if kind not in READ_ONLY:
+            raise PipelineError(f"query refused: {kind} statements are not allowed here, "
+                                f"only {' and '.join(READ_ONLY)} (the query command is "
+                                "read-only); nothing was run")
+
+
 def run_query(ctx: RunContext, sql: str) -> pl.DataFrame:
     con = connect(ctx)
     try:
+        refuse_writes(con, sql)
         return con.sql(sql).pl()
     except duckdb.Error as exc:
         views = [f"{s}.{n}" for s, n in con.execute(

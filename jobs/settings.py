@@ -1,19 +1,22 @@
 """The one settings object. Everything configurable comes from the environment or ``envs/*.env``.
 
-Precedence: real environment variables, then the env file named by ``LAKEHOUSE_ENV_FILE``
-(default ``envs/local.env`` when it exists), then the defaults below. No other module reads
+Precedence: real environment variables, then the env file(s) named by ``LAKEHOUSE_ENV_FILE``
+(default ``envs/local.env`` when it exists; a comma- or colon-separated list is read in order,
+a later file winning, e.g. ``envs/stack.env,.stack/keys/pipeline.env``: shared settings, then one
+identity's keys), then the defaults below. No other module reads
 ``os.environ`` for configuration or hard-codes a path, endpoint or credential.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobs.schemas import (
@@ -36,18 +39,43 @@ DEFAULT_ENV_FILE = "envs/local.env"
 MAINTAIN_MIN_RETENTION_HOURS = 1
 
 
-def _env_file() -> str | None:
-    """The env file to read: ``LAKEHOUSE_ENV_FILE`` (which must exist when set), else
-    ``envs/local.env`` when present; an empty ``LAKEHOUSE_ENV_FILE`` means none."""
+def env_files(value: str | None = None) -> list[str]:
+    """The files ``LAKEHOUSE_ENV_FILE`` names (a comma- or colon-separated list), in order."""
+    raw = os.environ.get("LAKEHOUSE_ENV_FILE", DEFAULT_ENV_FILE) if value is None else value
+    return [p.strip() for p in re.split(r"[,:]", raw or "") if p.strip()]
+
+
+def _env_file() -> str | tuple[str, ...] | None:
+    """The env files to read, in order: those ``LAKEHOUSE_ENV_FILE`` names (each must exist),
+    else ``envs/local.env`` when present; an empty ``LAKEHOUSE_ENV_FILE`` means none."""
     from jobs.errors import ConfigError
 
-    named = os.environ.get("LAKEHOUSE_ENV_FILE")
-    if named is None:
+    if os.environ.get("LAKEHOUSE_ENV_FILE") is None:
         return DEFAULT_ENV_FILE if Path(DEFAULT_ENV_FILE).is_file() else None
-    if named and not Path(named).is_file():
-        raise ConfigError(f"env file {named} not found (LAKEHOUSE_ENV_FILE): check the path, or "
-                          "unset it to use the defaults")
-    return named or None
+    named = env_files()
+    missing = [p for p in named if not Path(p).is_file()]
+    if missing:
+        raise ConfigError(f"env file {', '.join(missing)} not found (LAKEHOUSE_ENV_FILE): check "
+                          "the path, or unset it to use the defaults")
+    if not named:
+        return None
+    return named[0] if len(named) == 1 else tuple(named)
+
+
+# Secrets that are examples, never to be used beyond this machine's loopback.
+EXAMPLE_SECRET_MARKERS = ("example", "change-me", "changeme", "dev-secret")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def is_example_secret(value: str) -> bool:
+    lowered = value.lower()
+    return any(marker in lowered for marker in EXAMPLE_SECRET_MARKERS)
+
+
+def is_loopback(endpoint: str | None) -> bool:
+    from urllib.parse import urlparse
+
+    return bool(endpoint) and urlparse(endpoint).hostname in LOOPBACK_HOSTS
 
 
 class Settings(BaseSettings):
@@ -210,6 +238,21 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
 
+    @model_validator(mode="after")
+    def _no_example_secret_beyond_loopback(self) -> Settings:
+        """Example / ``change-me`` keys (envs/*.env) only ever talk to this machine's loopback."""
+        if self.aws_endpoint_url is None or is_loopback(self.aws_endpoint_url):
+            return self
+        for name in ("aws_secret_access_key", "admin_secret_access_key",
+                     "analyst_secret_access_key"):
+            secret = getattr(self, name)
+            if secret is not None and is_example_secret(secret.get_secret_value()):
+                raise ValueError(
+                    f"{name.upper()} is an example value (it contains one of "
+                    f"{', '.join(EXAMPLE_SECRET_MARKERS)}) but AWS_ENDPOINT_URL is not loopback: "
+                    "set real keys for a shared object store")
+        return self
+
     @field_validator("lake_raw", "lake_bronze", "lake_silver", "lake_gold", "lake_export")
     @classmethod
     def _normalise_uri(cls, value: str) -> str:
@@ -252,11 +295,15 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(_env_file=_env_file(), **clean)  # type: ignore[call-arg,arg-type]
     except ValidationError as exc:
         def shown(error: Any) -> str:
+            if not error["loc"]:  # a whole-model check: its input is every value, secrets too
+                return str(error["msg"]).removeprefix("Value error, ")
             name = ".".join(str(p) for p in error["loc"]).upper()
             secret = "SECRET" in name or "PASSWORD" in name
             value = "<hidden>" if secret else repr(error.get("input"))
             return f"{name}={value}: {error['msg']}"
 
         problems = "; ".join(shown(e) for e in exc.errors(include_input=True))
+        files = _env_file()
+        shown_files = ", ".join(files) if isinstance(files, tuple) else files
         raise ConfigError(f"invalid settings ({problems}); check the environment and "
-                          f"{_env_file() or 'envs/*.env'}") from exc
+                          f"{shown_files or 'envs/*.env'}") from exc

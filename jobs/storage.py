@@ -30,6 +30,7 @@ import os
 import posixpath
 from dataclasses import dataclass
 from functools import cached_property
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -47,6 +48,26 @@ def is_remote(uri: str) -> bool:
 def join(base: str, *parts: str) -> str:
     """Join path segments onto a local path or URI with forward slashes."""
     return posixpath.join(base, *[p.strip("/") for p in parts if p])
+
+
+def key_file(stack_dir: str, identity: str) -> Path:
+    """Where the local stack keeps one identity's keys (``AWS_ACCESS_KEY_ID``/``..._SECRET_...``)."""
+    return Path(stack_dir) / "keys" / f"{identity}.env"
+
+
+def read_key_file(path: Path) -> tuple[str | None, Any]:
+    """``(access key, SecretStr secret)`` from a key file, ``(None, None)`` if absent/unreadable."""
+    from dotenv import dotenv_values
+    from pydantic import SecretStr
+
+    try:
+        if not path.is_file():
+            return None, None
+        values = dotenv_values(path)
+    except OSError:  # another user's stack, or owner-only and not ours
+        return None, None
+    key, secret = values.get("AWS_ACCESS_KEY_ID"), values.get("AWS_SECRET_ACCESS_KEY")
+    return (key, SecretStr(secret)) if key and secret else (None, None)
 
 
 def bucket_of(uri: str) -> str:
@@ -132,8 +153,14 @@ class Storage:
         return s.get_secret_value() if s else None
 
     def for_identity(self, identity: str) -> Storage:
-        """The same lake seen as another identity: ``"admin"`` or ``"analyst"`` (settings
-        ``ADMIN_*``/``ANALYST_*``); ``"pipeline"`` is this process's own ``AWS_*`` keys."""
+        """The same lake seen as another identity: ``"admin"`` or ``"analyst"``.
+
+        Its keys come from the settings ``ADMIN_*``/``ANALYST_*`` if set (the admin-side tools,
+        compose's init container), else from that identity's key file
+        ``<STACK_DIR>/keys/<identity>.env`` (written owner-only by ``make stack-up``) when this
+        process may read it; else this process's own keys are used as they are (e.g. a process
+        started with only the analyst's keys). ``"pipeline"`` is this process's ``AWS_*`` keys.
+        """
         if identity == "pipeline":
             return self
         s = self.settings
@@ -141,7 +168,9 @@ class Storage:
             "admin": (s.admin_access_key_id, s.admin_secret_access_key),
             "analyst": (s.analyst_access_key_id, s.analyst_secret_access_key),
         }[identity]
-        if not key:  # no separate key configured: this process's identity is used as is
+        if not key:
+            key, secret = read_key_file(key_file(s.stack_dir, identity))
+        if not key:  # no separate key: this process's identity is used as is
             return self
         update = {"aws_access_key_id": key, "aws_secret_access_key": secret}
         # A new Settings (not model_copy): cached properties must not carry over.

@@ -83,13 +83,17 @@ def venv_bin() -> Path:
 
 class Config:
     def __init__(self, airflow_env: Path, lake_env: Path, home: Path | None = None,
-                 overrides: dict[str, str] | None = None) -> None:
+                 overrides: dict[str, str] | None = None, lake_keys: Path | None = None) -> None:
         if not airflow_env.is_file():
             raise Failure(f"env file {airflow_env} not found")
         if not lake_env.is_file():
             raise Failure(f"lake env file {lake_env} not found (e.g. envs/stack.env)")
+        if lake_keys is not None and not lake_keys.is_file():
+            raise Failure(f"pipeline keys {lake_keys} not found: start the stack first (make stack-up)")
         self.airflow_env = airflow_env.resolve()
         self.lake_env = lake_env.resolve()
+        # The pipeline identity's keys only (never the admin's or the analyst's), when separate.
+        self.lake_keys = lake_keys.resolve() if lake_keys is not None else None
         file_values = read_env_file(self.airflow_env)
         # Real environment variables win over the file, the file over the defaults.
         self.values = {**DEFAULTS, **file_values,
@@ -136,7 +140,7 @@ class Config:
         env.update({
             "AIRFLOW_HOME": str(home),
             "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}",
-            "LAKEHOUSE_ENV_FILE": str(self.lake_env),
+            "LAKEHOUSE_ENV_FILE": ",".join(str(p) for p in (self.lake_env, self.lake_keys) if p),
             "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -351,12 +355,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", choices=["up", "down", "status", "dag-test"])
     parser.add_argument("--airflow-env", type=Path, default=ROOT / "envs" / "airflow.env")
     parser.add_argument("--lake-env", type=Path, default=ROOT / "envs" / "stack.env")
+    parser.add_argument("--lake-keys", type=Path, default=None,
+                        help="env file with the pipeline identity's keys (.stack/keys/pipeline.env)")
     parser.add_argument("--home", type=Path, help="AIRFLOW_HOME (default $AIRFLOW_HOME or .airflow/)")
     parser.add_argument("--timeout", type=float, default=180.0, help="up: seconds to wait")
     parser.add_argument("--keep", action="store_true", help="dag-test: keep the temp AIRFLOW_HOME")
     args = parser.parse_args(argv)
     try:
-        cfg = Config(args.airflow_env, args.lake_env, args.home)
+        cfg = Config(args.airflow_env, args.lake_env, args.home, lake_keys=args.lake_keys)
         if args.command == "up":
             return up(cfg, args.timeout)
         if args.command == "down":

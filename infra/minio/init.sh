@@ -1,15 +1,18 @@
 #!/bin/sh
-# minio-init (one-shot, project image): identities and policies with mc, then buckets and raw
-# data with `python -m infra.stack seed`. Idempotent: running it again changes nothing.
-# Needs the variables of envs/docker.env (AWS_ENDPOINT_URL, ADMIN_*, AWS_* = pipeline, ANALYST_*).
+# minio-init (one-shot, project image): users and policies with mc AS MINIO'S ROOT USER (only this
+# container and the minio server have its keys), then buckets and raw data with
+# `python -m infra.stack seed` AS THE SCOPED ADMIN (infra/minio/admin-policy.json: buckets, raw).
+# Idempotent: running it again changes nothing.
+# Needs: AWS_ENDPOINT_URL (envs/docker.env), MINIO_ROOT_*, ADMIN_*, PIPELINE_*, ANALYST_* keys.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 cd "$here/../.."  # the project root: `python -m infra.stack` imports infra/ from here
 
-mc alias set lake "$AWS_ENDPOINT_URL" "$ADMIN_ACCESS_KEY_ID" "$ADMIN_SECRET_ACCESS_KEY" >/dev/null
+: "${MINIO_ROOT_USER:?}" "${MINIO_ROOT_PASSWORD:?}" "${ADMIN_ACCESS_KEY_ID:?}"
+: "${ADMIN_SECRET_ACCESS_KEY:?}" "${PIPELINE_ACCESS_KEY_ID:?}" "${PIPELINE_SECRET_ACCESS_KEY:?}"
+: "${ANALYST_ACCESS_KEY_ID:?}" "${ANALYST_SECRET_ACCESS_KEY:?}"
 
-# Buckets first (as the admin), so the policies below name existing buckets.
-python -m infra.stack seed --buckets-only --no-identities
+mc alias set lake "$AWS_ENDPOINT_URL" "$MINIO_ROOT_USER" "$MINIO_ROOT_PASSWORD" >/dev/null
 
 attach() {  # attach policy $1 to user $2 unless it is attached already
     if ! out=$(mc admin policy attach lake "$1" --user "$2" 2>&1); then
@@ -20,13 +23,20 @@ attach() {  # attach policy $1 to user $2 unless it is attached already
     fi
 }
 
+mc admin policy create lake lakehouse-admin "$here/admin-policy.json"
 mc admin policy create lake lakehouse-pipeline "$here/pipeline-policy.json"
 mc admin policy create lake lakehouse-analyst "$here/analyst-policy.json"
-mc admin user add lake "$AWS_ACCESS_KEY_ID" "$AWS_SECRET_ACCESS_KEY"
+mc admin user add lake "$ADMIN_ACCESS_KEY_ID" "$ADMIN_SECRET_ACCESS_KEY"
+mc admin user add lake "$PIPELINE_ACCESS_KEY_ID" "$PIPELINE_SECRET_ACCESS_KEY"
 mc admin user add lake "$ANALYST_ACCESS_KEY_ID" "$ANALYST_SECRET_ACCESS_KEY"
-attach lakehouse-pipeline "$AWS_ACCESS_KEY_ID"
+attach lakehouse-admin "$ADMIN_ACCESS_KEY_ID"
+attach lakehouse-pipeline "$PIPELINE_ACCESS_KEY_ID"
 attach lakehouse-analyst "$ANALYST_ACCESS_KEY_ID"
+mc alias remove lake >/dev/null  # root's keys leave no trace in the container
 
+# The seed runs as the scoped admin; MinIO's policies are the identities (no local file to check).
+unset MINIO_ROOT_USER MINIO_ROOT_PASSWORD PIPELINE_SECRET_ACCESS_KEY ANALYST_SECRET_ACCESS_KEY
+python -m infra.stack seed --buckets-only --no-identities
 # Raw data: generated at SEED_SCALE into the cache volume, uploaded unless already there.
 python -m infra.stack seed --generate --scale "${SEED_SCALE:-1}" --no-identities
-echo "minio-init done: buckets, identities (pipeline, analyst) and raw data are in place"
+echo "minio-init done: users (admin, pipeline, analyst), policies, buckets and raw data in place"

@@ -1,8 +1,10 @@
-"""``python -m infra.stack up|down|status|seed``: the local object store's commands.
+"""``python -m infra.stack up|down|status|seed|identities|duckdb``: the local object store's commands.
 
-``up`` (``make stack-up``) starts ``weed mini`` unless it runs (then it only reloads changed
-identities), waits until it answers, creates the buckets and identities, seeds the scale-1 raw
-data and prints what to open; ``down`` stops it by the PID it recorded. Both are idempotent.
+``up`` (``make stack-up``) generates each identity's keys into ``STACK_DIR/keys/`` if missing
+(owner-only), starts ``weed mini`` unless it runs, waits until it answers, creates the buckets,
+seeds the scale-1 raw data and prints what to open; ``down`` stops it by the PID it recorded.
+Both are idempotent and neither changes live identities: ``identities apply`` does, showing
+what changes. ``duckdb`` (``make duckdb``) starts the DuckDB shell with the analyst's keys only.
 ``seed`` is the object store's init step on any S3 server (buckets, identities, raw uploads; the
 compose init container runs it against MinIO). This module composes the server
 (:mod:`infra.stack.weed`) and the seed (:mod:`infra.stack.seed`), which do not import each other.
@@ -18,9 +20,19 @@ import time
 from datetime import date
 from pathlib import Path
 
-from infra.stack.weed import WeedServer, apply_identities
-from jobs.errors import PipelineError, exit_code
+from infra.stack.identities import seaweed_config
+from infra.stack.keys import FIELDS, ensure_key_files, keys_dir, rotate_key_file, with_identity_keys
+from infra.stack.weed import (
+    WeedServer,
+    apply_identities,
+    check_identities,
+    identity_changes,
+)
+from jobs.errors import ConfigError, PipelineError, exit_code
 from jobs.settings import Settings, load_settings
+
+# Variables that may carry some identity's keys: never passed on to a process of another one.
+SECRET_PREFIXES = ("AWS_", "ADMIN_", "ANALYST_", "PIPELINE_", "MINIO_", "WEED_", "LAKEHOUSE_ENV")
 
 
 # -- commands -------------------------------------------------------------------------------
@@ -28,11 +40,15 @@ def up(settings: Settings, *, seed: bool = True, scale: float = 1.0, days: int =
     from infra.stack.seed import SeedOptions, seed_lake
 
     server = WeedServer.from_settings(settings)
-    was_running = server.pid() is not None
-    if was_running:
-        reloaded = server.apply_identities(settings)
-        print(f"weed already running (pid {server.pid()})"
-              + ("; identities reloaded" if reloaded else ""))
+    missing = [name for name, (key, _) in FIELDS.items() if not getattr(settings, key)]
+    made = ensure_key_files(settings) if missing else []
+    if made:
+        print(f"generated keys for {', '.join(made)} in {keys_dir(settings)} (owner-only)")
+    settings = with_identity_keys(settings)
+    if server.live_identities() is not None:
+        check_identities(settings)  # changed keys: one line saying to run `identities apply`
+    if server.pid() is not None:
+        print(f"weed already running (pid {server.pid()}); identities unchanged")
     else:
         started = time.perf_counter()
         pid = server.start(settings)
@@ -40,23 +56,24 @@ def up(settings: Settings, *, seed: bool = True, scale: float = 1.0, days: int =
         server.wait_ready(settings)
         print(f"S3 answers after {time.perf_counter() - started:.1f}s")
     report = seed_lake(settings, SeedOptions(generate=seed, scale=scale, gen_days=days,
-                                             upload=seed), identities=apply_identities)
+                                             upload=seed), identities=check_identities)
     print(report.describe())
     _print_info(settings, server)
 
 
 def _print_info(settings: Settings, server: WeedServer) -> None:
     s = settings
+    keys = keys_dir(s)
     print()
     print("Local object store (SeaweedFS) is up:")
-    print(f"  S3 endpoint     {server.endpoint}   (AWS_ENDPOINT_URL, path-style, plain http)")
-    print(f"  file browser    {server.filer_url}/buckets/")
-    print(f"  pipeline keys   AWS_ACCESS_KEY_ID={s.aws_access_key_id}  (read raw; read/write "
-          "bronze, silver, gold)")
-    print(f"  analyst keys    ANALYST_ACCESS_KEY_ID={s.analyst_access_key_id}  (read gold only)")
-    print(f"  admin keys      ADMIN_ACCESS_KEY_ID={s.admin_access_key_id}")
-    print("  secrets         in the env file (LAKEHOUSE_ENV_FILE); dev defaults only")
-    print("  in a shell      set -a; . envs/stack.env; set +a   (then aws, duckdb, python -m jobs)")
+    print(f"  S3 endpoint     {server.endpoint}   (AWS_ENDPOINT_URL, path-style, plain http; "
+          "the only open door: master/volume/filer need weed's own TLS certificate)")
+    print(f"  pipeline        {s.aws_access_key_id}  (read raw; read/write bronze, silver, gold)")
+    print(f"  analyst         {s.analyst_access_key_id}  (read gold only)")
+    print(f"  admin           {s.admin_access_key_id}  (buckets, raw uploads)")
+    print(f"  keys            one owner-only file per identity in {keys}/ (never in envs/)")
+    print(f"  as one identity LAKEHOUSE_ENV_FILE=envs/stack.env,{keys}/<identity>.env")
+    print("  DuckDB shell    make duckdb   (as the analyst: its keys only)")
     print(f"  lake            raw={s.lake_raw} bronze={s.lake_bronze} silver={s.lake_silver} "
           f"gold={s.lake_gold}")
     print(f"  logs, pid       {server.log_path}, {server.pid_path}")
@@ -87,7 +104,69 @@ def seed(settings: Settings, args: argparse.Namespace) -> None:
         source=args.source, generate=args.generate, scale=args.scale, seed=args.seed,
         start=args.start, gen_days=args.gen_days, days=args.days,
         identities=not args.no_identities, upload=not args.buckets_only),
-        identities=apply_identities).describe())
+        identities=check_identities).describe())
+
+
+def identities(settings: Settings, args: argparse.Namespace) -> None:
+    """``identities show|apply``: the one way identities change, saying what changes."""
+    server = WeedServer.from_settings(settings)
+    if args.action == "apply" and args.rotate:
+        for name in args.rotate:
+            rotate_key_file(settings, name)
+        settings = with_identity_keys(_reload_without(settings, args.rotate))
+    changes = identity_changes(server.live_identities(), seaweed_config(settings))
+    if args.action == "show" or args.dry_run:
+        print("\n".join(changes) if changes else f"identities up to date in {server.config_path}")
+        return
+    print(apply_identities(settings))
+
+
+def _reload_without(settings: Settings, names: list[str]) -> Settings:
+    """``settings`` with the keys of ``names`` cleared, so their key files are read again."""
+    cleared = {field: None for name in names for field in FIELDS[name]}
+    return type(settings)(_env_file=None, **(settings.model_dump() | cleared))  # type: ignore[call-arg]
+
+
+def analyst_environment(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment ``make duckdb`` starts the DuckDB shell with: this shell's variables
+    minus every credential variable, plus the analyst's keys and the endpoint. Nothing else."""
+    from jobs.storage import Storage
+
+    storage = Storage(settings).for_identity("analyst")
+    if storage.identity != "analyst":
+        raise ConfigError(f"no analyst keys: set ANALYST_ACCESS_KEY_ID/ANALYST_SECRET_ACCESS_KEY "
+                          f"or run make stack-up (it writes {keys_dir(settings)}/analyst.env)")
+    s = storage.settings
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if not k.upper().startswith(SECRET_PREFIXES)}
+    env |= {"AWS_ACCESS_KEY_ID": s.aws_access_key_id or "",
+            "AWS_SECRET_ACCESS_KEY": s.aws_secret_access_key.get_secret_value()
+            if s.aws_secret_access_key else "",
+            "AWS_REGION": s.aws_region}
+    if s.aws_endpoint_url:
+        env["AWS_ENDPOINT_URL"] = s.aws_endpoint_url
+    return env
+
+
+def duckdb_shell(settings: Settings, args: argparse.Namespace) -> int:
+    """Write the init file as the analyst, then exec ``duckdb -init`` with the analyst env."""
+    from infra.stack.security import write_private
+    from jobs.query import init_sql
+    from jobs.run import RunContext
+    from jobs.storage import Storage
+
+    env = analyst_environment(settings)
+    analyst = Storage(settings).for_identity("analyst").settings
+    out = Path(settings.stack_dir) / "duckdb-init.sql"
+    write_private(out, init_sql(RunContext(analyst)))
+    binary = Path(sys.executable).parent / "duckdb"
+    cmd = [str(binary) if binary.is_file() else "duckdb", "-init", str(out)]
+    if args.print_env:
+        print(" ".join(sorted(env)))
+        print(" ".join(cmd))
+        return 0
+    os.execvpe(cmd[0], cmd, env)  # noqa: S606 - the analyst's shell, replacing this process
+    return 0  # pragma: no cover
 
 
 # -- command line ---------------------------------------------------------------------------
@@ -127,8 +206,19 @@ def _parser() -> argparse.ArgumentParser:
                          help="days generated for a full seed")
     seeding.add_argument("--days", type=int, metavar="K",
                          help="trickle: upload only the next K days not yet in the bucket")
-    seeding.add_argument("--no-identities", action="store_true", help="leave identities alone")
+    seeding.add_argument("--no-identities", action="store_true",
+                         help="skip the check that the keys match the live identities")
     seeding.add_argument("--buckets-only", action="store_true", help="upload nothing")
+    ident = sub.add_parser("identities", parents=[common],
+                           help="show or apply identity changes (seeding never changes them)")
+    ident.add_argument("action", choices=["show", "apply"])
+    ident.add_argument("--rotate", nargs="+", choices=list(FIELDS), default=[],
+                       help="with apply: a new secret for these identities (their key files)")
+    ident.add_argument("--dry-run", action="store_true", help="with apply: only show")
+    shell = sub.add_parser("duckdb", parents=[common],
+                           help="the DuckDB shell over gold as the analyst (its keys only)")
+    shell.add_argument("--print-env", action="store_true",
+                       help="print the variable names and command instead of starting it")
     return parser
 
 
@@ -137,10 +227,13 @@ def _settings(args: argparse.Namespace) -> Settings:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    return load_settings(lookback_mode=getattr(args, "lookback_mode", None),
-                         lookback_weeks=getattr(args, "lookback_weeks", None),
-                         engine=getattr(args, "engine", None),
-                         dask_scheduler=getattr(args, "scheduler", None))
+    settings = load_settings(lookback_mode=getattr(args, "lookback_mode", None),
+                             lookback_weeks=getattr(args, "lookback_weeks", None),
+                             engine=getattr(args, "engine", None),
+                             dask_scheduler=getattr(args, "scheduler", None))
+    # The admin-side tools see every identity's keys (explicit settings, else the key files);
+    # the analyst shell is given only the analyst's.
+    return settings if args.command in ("duckdb", "status", "down") else with_identity_keys(settings)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -153,6 +246,10 @@ def main(argv: list[str] | None = None) -> int:
             down(settings)
         elif args.command == "status":
             return status(settings)
+        elif args.command == "identities":
+            identities(settings, args)
+        elif args.command == "duckdb":
+            return duckdb_shell(settings, args)
         else:
             from jobs import logs
 

@@ -141,9 +141,24 @@ def iam_policy(grant: Grant) -> dict[str, Any]:
     return {"Version": "2012-10-17", "Statement": statements}
 
 
+def admin_policy(settings: Settings) -> dict[str, Any]:
+    """MinIO's scoped admin (not the root user): creates the lake's buckets and uploads raw
+    files (``python -m infra.stack seed``); it cannot touch bronze, silver or gold objects."""
+    raw = Location.of(settings.lake_raw) if is_remote(settings.lake_raw) else None
+    policy = iam_policy(Grant(read=(raw,) if raw else (), write=(raw,) if raw else ()))
+    policy["Statement"].insert(0, {
+        "Effect": "Allow",
+        "Action": ["s3:CreateBucket", "s3:GetBucketLocation", "s3:ListBucket"],
+        "Resource": [f"arn:aws:s3:::{b}" for b in buckets(settings)],
+    })
+    policy["Statement"] = [st for st in policy["Statement"] if st["Resource"]]
+    return policy
+
+
 def iam_policies(settings: Settings) -> dict[str, dict[str, Any]]:
-    """identity → IAM policy document."""
-    return {name: iam_policy(grant) for name, grant in grants(settings).items()}
+    """identity → IAM policy document (the admin's too: the app never uses MinIO's root)."""
+    return {"admin": admin_policy(settings),
+            **{name: iam_policy(grant) for name, grant in grants(settings).items()}}
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -1,11 +1,12 @@
 """``python -m infra.stack seed``: the object store's init step.
 
-1. Creates the lake's buckets if missing (as the admin identity).
-2. Sets up the identities through the step it is given (the caller composes it, so seeding
-   never imports a server): on the local SeaweedFS stack
-   :func:`infra.stack.weed.apply_identities` writes the pipeline/analyst/admin identities into
-   the server's ``-s3.config`` file and makes it re-read them (SIGHUP); on MinIO the compose
-   init service applies ``infra/minio/*.json`` with ``mc`` before seeding.
+1. Creates the lake's buckets if missing (as the admin identity), after step 2.
+2. Checks the identities through the step it is given (the caller composes it, so seeding
+   never imports a server) BEFORE changing anything: on the local SeaweedFS stack
+   :func:`infra.stack.weed.check_identities` fails with one line if the keys it was given
+   differ from the live identities file (changing identities is the explicit
+   ``python -m infra.stack identities apply``, never a side effect of seeding); on MinIO the
+   compose init service applies ``infra/minio/*.json`` with ``mc`` before seeding.
 3. Uploads raw files from a local directory (or from the generator's output, cached under
    ``<STACK_DIR>/cache``) to ``LAKE_RAW``. Idempotent: an object already there with the same size
    and MD5 is skipped, so seeding twice uploads nothing; an object with the same key but other
@@ -39,7 +40,7 @@ log = logging.getLogger(__name__)
 
 DAY = re.compile(r"(?:^|/)day=(\d{4}-\d{2}-\d{2})(?:/|$)")
 
-# The identity step: sets up the identities once the buckets exist, says what it did.
+# The identity step: checks the identities before anything changes, says what it found.
 IdentitySetup = Callable[[Settings], str]
 
 
@@ -246,13 +247,13 @@ def _generate(out: Path, options: SeedOptions, start: date, days: int) -> None:
 # -- the command ----------------------------------------------------------------------------
 def seed_lake(settings: Settings, options: SeedOptions,
               identities: IdentitySetup | None = None) -> SeedReport:
-    """Buckets, then ``identities`` (unless ``options.identities`` is off), then the uploads."""
+    """``identities`` (unless ``options.identities`` is off), then buckets, then the uploads."""
     started = time.perf_counter()
     report = SeedReport()
     seeder = Seeder(settings)
-    seeder.ensure_buckets(report)
     if options.identities and identities is not None:
         report.identities = identities(settings)
+    seeder.ensure_buckets(report)
     if options.upload:
         files = _files_to_upload(settings, seeder, options, report)
         seeder.upload(files, report)

@@ -3,12 +3,16 @@
 Every port is explicit (from the settings, i.e. ``envs/stack.env``) and its data lives under
 ``STACK_DIR`` (git-ignored ``.stack/``); it is found and stopped by the PID it recorded.
 Identities live in ``<STACK_DIR>/s3.json`` (``-s3.config``); weed re-reads that file on SIGHUP,
-so changing keys needs no restart (:func:`apply_identities`). The commands around it
+so changing keys needs no restart (:func:`apply_identities`, only through the explicit
+``python -m infra.stack identities apply``: seeding never changes them, :func:`check_identities`).
+Its side doors (master, volume and filer HTTP, gRPC) are locked by ``security.toml``
+(:mod:`infra.stack.security`); every file under ``STACK_DIR`` is owner-only. The commands around it
 (``python -m infra.stack up|down|status|seed``) are in :mod:`infra.stack.__main__`.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -18,10 +22,12 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 from infra import processes
 from infra.stack.identities import Location, dumps, seaweed_config
+from infra.stack.security import private_dir, write_private, write_security
 from jobs.errors import ConfigError, StorageError
 from jobs.settings import Settings
 from jobs.storage import Storage
@@ -140,16 +146,20 @@ class WeedServer:
         """The recorded PID if that process is still a running ``weed mini``."""
         return processes.recorded_pid(self.pid_path, b"weed", b"mini")
 
+    def live_identities(self) -> dict[str, Any] | None:
+        """The identities file the server runs with, None if there is none yet."""
+        try:
+            return json.loads(self.config_path.read_text())
+        except FileNotFoundError:
+            return None
+
     def write_identities(self, settings: Settings) -> bool:
         """Write the identities file from the settings; True if its content changed."""
         text = dumps(seaweed_config(settings))
-        self.directory.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
         if self.config_path.is_file() and self.config_path.read_text() == text:
             return False
-        tmp = self.config_path.with_suffix(".tmp")
-        tmp.write_text(text)
-        tmp.chmod(0o600)
-        tmp.replace(self.config_path)
+        write_private(self.config_path, text)
         return True
 
     def apply_identities(self, settings: Settings) -> bool:
@@ -168,17 +178,23 @@ class WeedServer:
         if busy:
             raise StorageError(f"cannot start the local stack: port(s) {busy} on 127.0.0.1 are "
                                "in use; change the STACK_*_PORT / AWS_ENDPOINT_URL ports")
-        self.write_identities(settings)
-        data = self.directory / "data"
-        data.mkdir(parents=True, exist_ok=True)
+        private_dir(self.directory)
+        if self.live_identities() is None:  # first start; later changes: identities apply
+            self.write_identities(settings)
+        write_security(self.directory)  # weed reads ./security.toml (cwd below)
+        data = private_dir(self.directory / "data")
         cmd = [weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                *self.ports.args(), "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
-               "-master.telemetry=false", "-admin.ui=false", f"-s3.config={self.config_path}"]
-        with open(self.log_path, "ab") as log:
+               "-master.telemetry=false", "-admin.ui=false", f"-s3.config={self.config_path}",
+               # its local sockets inside the owner-only directory, not world-listable /tmp
+               f"-filer.localSocket={self.directory / 'filer.sock'}",
+               f"-s3.localSocket={self.directory / 's3.sock'}"]
+        fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with os.fdopen(fd, "ab") as log:
             proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL, start_new_session=True,
-                                    cwd=self.directory)
-        self.pid_path.write_text(f"{proc.pid}\n")
+                                    cwd=self.directory, umask=0o077)
+        write_private(self.pid_path, f"{proc.pid}\n")
         return proc.pid
 
     def wait_ready(self, settings: Settings, timeout: float = 60.0) -> None:
@@ -210,22 +226,65 @@ class WeedServer:
 
 
 # -- identities -----------------------------------------------------------------------------
-def apply_identities(settings: Settings) -> str:
-    """Identities on the local SeaweedFS stack if it runs (else MinIO's init applies them).
+def identity_changes(live: dict[str, Any] | None, wanted: dict[str, Any]) -> list[str]:
+    """What applying ``wanted`` over ``live`` changes, one line per identity, no secret shown."""
+    def by_name(doc: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
+        return {i["name"]: i for i in (doc or {}).get("identities", [])}
 
-    The seed's identity step (:func:`infra.stack.seed.seed_lake` gets it as a parameter, so
-    seeding needs no server); the buckets must exist, the reload is checked on ``LAKE_GOLD``.
-    """
+    old, new = by_name(live), by_name(wanted)
+    lines = []
+    for name in sorted(old.keys() | new.keys()):
+        if name not in new:
+            lines.append(f"{name}: removed")
+            continue
+        if name not in old:
+            lines.append(f"{name}: added (access key {new[name]['credentials'][0]['accessKey']})")
+            continue
+        (a, b), what = (old[name], new[name]), []
+        ak = [c["accessKey"] for c in a["credentials"]], [c["accessKey"] for c in b["credentials"]]
+        if ak[0] != ak[1]:
+            what.append(f"access key {', '.join(ak[0])} -> {', '.join(ak[1])}")
+        elif [c["secretKey"] for c in a["credentials"]] != [c["secretKey"] for c in b["credentials"]]:
+            what.append("secret key changed")
+        if sorted(a["actions"]) != sorted(b["actions"]):
+            what.append(f"actions {sorted(a['actions'])} -> {sorted(b['actions'])}")
+        if what:
+            lines.append(f"{name}: {'; '.join(what)}")
+    return lines
+
+
+def check_identities(settings: Settings) -> str:
+    """The seed's identity step: never changes identities; fails if the keys it was given differ
+    from the live identities file (one line saying to run ``identities apply``)."""
     try:
         server = WeedServer.from_settings(settings)
     except ConfigError:
-        return "not managed here (not the local stack: apply infra/minio/*.json with mc)"
-    if server.pid() is None:
-        return f"not managed here (no local stack running in {server.directory})"
+        return "not managed here (not the local stack: MinIO's init applies infra/minio/*.json)"
+    live = server.live_identities()
+    if live is None:
+        return f"not managed here (no identities file in {server.directory}; make stack-up)"
+    changes = identity_changes(live, seaweed_config(settings))
+    if changes:
+        raise ConfigError(
+            f"the keys given differ from the live identities in {server.config_path} "
+            f"({'; '.join(changes)}): nothing was changed; to change identities run "
+            "`python -m infra.stack identities apply` (it shows what changes)")
+    return f"admin, pipeline, analyst match {server.config_path}"
+
+
+def apply_identities(settings: Settings) -> str:
+    """``identities apply``: write the identities from the keys and reload a running server."""
+    server = WeedServer.from_settings(settings)
+    changes = identity_changes(server.live_identities(), seaweed_config(settings))
     if not server.apply_identities(settings):
-        return f"admin, pipeline, analyst up to date in {server.config_path}"
-    _wait_for_key(settings)
-    return f"admin, pipeline, analyst written to {server.config_path} and reloaded (SIGHUP)"
+        return f"identities up to date in {server.config_path}"
+    if server.pid() is not None:
+        _wait_for_key(settings)
+        how = "reloaded by the running server (SIGHUP)"
+    else:
+        how = "used when the stack starts"
+    return "\n".join([f"identities written to {server.config_path}, {how}:",
+                      *(f"  {line}" for line in changes)])
 
 
 def _wait_for_key(settings: Settings, timeout: float = 15.0) -> None:
@@ -238,6 +297,9 @@ def _wait_for_key(settings: Settings, timeout: float = 15.0) -> None:
             client.list_objects_v2(Bucket=bucket, MaxKeys=1)
             return
         except Exception as exc:
+            code = getattr(exc, "response", {}).get("Error", {}).get("Code")
+            if code == "NoSuchBucket":  # the key was accepted; the buckets come with seeding
+                return
             if time.monotonic() > deadline:
                 raise StorageError(f"the object store did not accept the pipeline identity "
                                    f"{settings.aws_access_key_id} after reloading: {exc}") from exc

@@ -95,6 +95,67 @@ def test_minio_is_the_pinned_quay_image_with_console_health_check_and_named_volu
     assert services(compose)["postgres"]["healthcheck"]["test"]
 
 
+def _environment(svc: dict[str, Any]) -> dict[str, str]:
+    env = svc.get("environment") or {}
+    return dict(e.split("=", 1) for e in env) if isinstance(env, list) else dict(env)
+
+
+KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MINIO_ROOT_USER",
+                 "MINIO_ROOT_PASSWORD", "ADMIN_ACCESS_KEY_ID", "ADMIN_SECRET_ACCESS_KEY",
+                 "ANALYST_ACCESS_KEY_ID", "ANALYST_SECRET_ACCESS_KEY", "PIPELINE_ACCESS_KEY_ID",
+                 "PIPELINE_SECRET_ACCESS_KEY")
+
+
+def test_no_env_file_holds_object_store_keys_and_every_key_is_a_required_override(
+    compose: dict[str, Any],
+) -> None:
+    for name in ("docker.env", "stack.env"):
+        values = dotenv_values(ROOT / "envs" / name)
+        assert not set(values) & set(KEY_VARIABLES), name
+    for name, svc in services(compose).items():
+        for var, value in _environment(svc).items():
+            if var in KEY_VARIABLES:
+                assert re.fullmatch(r"\$\{[A-Z_]+:\?[^}]*\}", value), (name, var, value)
+
+
+def test_each_service_gets_only_its_own_identitys_keys(compose: dict[str, Any]) -> None:
+    def keys(name: str) -> set[str]:
+        return {v for v in _environment(services(compose)[name]) if v in KEY_VARIABLES}
+
+    pipeline = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    root = {"MINIO_ROOT_USER", "MINIO_ROOT_PASSWORD"}
+    assert keys("minio") == root
+    assert root < keys("minio-init")  # root only there: it creates the scoped users
+    for name in ("pipeline", "pipeline-dask", "dask-worker", "airflow-scheduler"):
+        assert keys(name) == pipeline, name
+        env = _environment(services(compose)[name])
+        assert "PIPELINE_ACCESS_KEY_ID" in env["AWS_ACCESS_KEY_ID"]
+    for name in set(services(compose)) - {"minio", "minio-init", "pipeline", "pipeline-dask",
+                                          "dask-worker", "airflow-scheduler"}:
+        assert not keys(name), name
+    script = (INFRA / "minio" / "init.sh").read_text()
+    assert 'mc alias set lake "$AWS_ENDPOINT_URL" "$MINIO_ROOT_USER"' in script
+    assert "lakehouse-admin" in script and "admin-policy.json" in script
+
+
+def test_dask_runs_on_the_internal_network_only_with_health_checks(
+    compose: dict[str, Any],
+) -> None:
+    assert compose["networks"]["lake"]["internal"] is True
+    for name in ("dask-scheduler", "dask-worker", "pipeline-dask"):
+        svc = services(compose)[name]
+        assert svc["networks"] == ["lake"] and "ports" not in svc, name
+    for name in ("dask-scheduler", "dask-worker"):
+        assert services(compose)[name]["healthcheck"]["test"], name
+    assert "lake" in services(compose)["minio"]["networks"]
+
+
+def test_the_project_image_never_holds_env_files() -> None:
+    ignore = (INFRA / "Dockerfile.dockerignore").read_text().splitlines()
+    assert "envs/" in ignore and "!envs/" not in ignore
+    assert not re.search(r"^COPY\s+envs", (INFRA / "Dockerfile").read_text(), re.MULTILINE)
+
+
 def test_docker_env_uses_the_same_variables_and_buckets_as_the_native_stack() -> None:
     docker = dotenv_values(ROOT / "envs" / "docker.env")
     stack = dotenv_values(ROOT / "envs" / "stack.env")

@@ -59,13 +59,14 @@ def stack_settings(directory: Path, ports: WeedPorts, **overrides: Any) -> Setti
     return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
 
 
-def env_lines(settings: Settings) -> str:
-    """The settings as an env file (what a person would put in envs/*.env)."""
+def env_lines(settings: Settings, *, own_keys_only: bool = False) -> str:
+    """The settings as an env file (what a person would put in envs/*.env); ``own_keys_only``
+    leaves out the other identities' keys (ADMIN_*, ANALYST_*), as a pipeline process gets."""
     import json
 
     lines = []
     for name, value in settings.model_dump(exclude_defaults=True).items():
-        if value is None:
+        if value is None or (own_keys_only and name.startswith(("admin_", "analyst_"))):
             continue
         if hasattr(value, "get_secret_value"):
             value = value.get_secret_value()
@@ -98,7 +99,8 @@ class S3Stack:
 
     @staticmethod
     def env_file(settings: Settings, path: Path) -> Path:
-        path.write_text(env_lines(settings))
+        """An env file with one identity's keys only (``settings.aws_*``), as processes get."""
+        path.write_text(env_lines(settings, own_keys_only=True))
         return path
 
 
