@@ -19,7 +19,8 @@ for the pipeline (:mod:`jobs.pipeline`), which hands them to the stages:
 Results are appended to the quality history and the run's HTML report is rewritten *before* a
 failure is raised ("record then raise"); on success they are recorded after the commit by
 ``finish()``, which also puts a summary in ``StageResult.details``. Nothing here imports Great
-Expectations: :func:`jobs.quality.validate.validate_frame` does, on the first non-empty frame.
+Expectations: :func:`jobs.quality.validate.validate_frame` evaluates the suites with Polars
+and imports GX only for a check it cannot translate.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class _Audit:
         frame = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
         if frame.is_empty():
             return
-        from jobs.quality.validate import validate_frame  # imports Great Expectations
+        from jobs.quality.validate import validate_frame  # GX only for a check Polars cannot evaluate
 
         started = time.perf_counter()
         self._results += validate_frame(frame, suite, sample_rows=self.settings.quality_sample_rows)
@@ -320,7 +321,7 @@ def audit_gold_bucket(frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame], *
     silver prints of the rebuilt weeks, which must equal the gold rows)."""
     results: list[CheckResult] = []
     if frame.height:
-        from jobs.quality.validate import validate_frame  # imports Great Expectations
+        from jobs.quality.validate import validate_frame  # GX only for a check Polars cannot evaluate
 
         audited = gold_audit_columns(
             frame.lazy(), prints=inputs["prints"], taps=inputs["taps"], pays=inputs["pays"],

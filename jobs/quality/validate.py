@@ -14,11 +14,13 @@ import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
 import polars as pl
 
+from jobs.quality.evaluate import evaluate, expectation_type, plan
 from jobs.quality.results import CheckResult
 from jobs.quality.suites import Check, Suite
 
@@ -89,8 +91,40 @@ def _expectation(check: Check) -> Any:
 
 def validate_frame(frame: pl.DataFrame | pl.LazyFrame, suite: Suite, *,
                    sample_rows: int = 5) -> list[CheckResult]:
-    """Validate ``frame`` against every check of ``suite``; one result per check, suite order."""
+    """Validate ``frame`` against every check of ``suite``; one result per check, suite order.
+
+    The checks :mod:`jobs.quality.evaluate` can translate are evaluated with Polars in one pass
+    over the frame (the result GX would give, see :func:`validate_frame_gx`); any other check
+    is validated by Great Expectations on the full frame (imported then, and only then).
+    """
     prepared = prepare(frame, suite)
+    plans = [plan(check, prepared.schema) for check in suite.checks]
+    fast = [p for p in plans if p is not None]
+    outcomes = dict(zip([p.check.name for p in fast],
+                        evaluate(prepared, fast, partial=max(1, sample_rows)), strict=True))
+    rest = [c for c, p in zip(suite.checks, plans, strict=True) if p is None]
+    if rest:
+        reference = replace(suite, checks=tuple(rest))
+        by_name = {r.check: r for r in _validate_gx(prepared, reference, sample_rows)}
+    results = []
+    for check in suite.checks:
+        if check.name in outcomes:
+            o = outcomes[check.name]
+            results.append(_record(suite, check, expectation_type(check.expectation), o.success,
+                                   o.result, None, prepared, sample_rows))
+        else:
+            results.append(by_name[check.name])
+    return results
+
+
+def validate_frame_gx(frame: pl.DataFrame | pl.LazyFrame, suite: Suite, *,
+                      sample_rows: int = 5) -> list[CheckResult]:
+    """The reference path: Great Expectations validates every check on the whole frame
+    (converted to pandas). :func:`validate_frame` gives the same results (tests/quality)."""
+    return _validate_gx(prepare(frame, suite), suite, sample_rows)
+
+
+def _validate_gx(prepared: pl.DataFrame, suite: Suite, sample_rows: int) -> list[CheckResult]:
     batch_definition = _batch_definition()
     gx = _GX["gx"]
     expectation_suite = gx.ExpectationSuite(name=suite.name)
@@ -163,19 +197,31 @@ def _sample(prepared: pl.DataFrame, indices: Sequence[Any], columns: Sequence[st
 
 def _result(suite: Suite, check: Check, gx_result: Any, prepared: pl.DataFrame,
             sample_rows: int) -> CheckResult:
-    error = _exception(gx_result)
-    result = dict(gx_result.result or {})
-    base = {"layer": suite.layer, "table": suite.table, "check": check.name,
-            "expectation_type": gx_result.expectation_config.type,
+    return _record(suite, check, gx_result.expectation_config.type, bool(gx_result.success),
+                   dict(gx_result.result or {}), _exception(gx_result), prepared, sample_rows)
+
+
+def _record(suite: Suite, check: Check, expectation_type: str, success: bool,
+            result: Mapping[str, Any], error: str | None, prepared: pl.DataFrame,
+            sample_rows: int) -> CheckResult:
+    """The record of one check from a GX-shaped result (GX's own or :mod:`evaluate`'s)."""
+    base: dict[str, Any] = {"layer": suite.layer, "table": suite.table, "check": check.name,
+            "expectation_type": expectation_type,
             "description": check.description, "severity": check.severity,
             "column": check.column, "evaluated_rows": prepared.height}
     if error:
         return CheckResult(**base, success=False, observed=f"could not evaluate: {error}")
     unexpected = int(result.get("unexpected_count") or 0)
     sample: tuple[dict[str, str], ...] = ()
-    if not gx_result.success and sample_rows:
+    if not success and sample_rows:
         sample = _sample(prepared, result.get("partial_unexpected_index_list") or [],
                          [*suite.sample_columns, *check.columns], sample_rows)
-    return CheckResult(**base, success=bool(gx_result.success),
-                       observed=_observed(result, prepared.height),
+    return CheckResult(**base, success=success, observed=_observed(result, prepared.height),
                        unexpected_count=unexpected, sample=sample)
+
+
+def gx_evaluated(frame: pl.DataFrame | pl.LazyFrame, suite: Suite) -> list[str]:
+    """The checks of ``suite`` :func:`validate_frame` leaves to Great Expectations on
+    ``frame`` (those :mod:`jobs.quality.evaluate` has no faithful translation for)."""
+    schema = prepare(frame.lazy().head(0), suite).schema
+    return [c.name for c in suite.checks if plan(c, schema) is None]
