@@ -27,8 +27,9 @@ run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating sca
 	@echo "Example DuckDB query over gold:"
 	$(PY) -m jobs query "SELECT week_start, count(*) AS prints, round(avg(clicked::INT), 4) AS ctr, sum(prior_amount) AS prior_amount FROM gold.print_features GROUP BY ALL ORDER BY week_start"
 
-test: $(STAMP)  ## the whole test suite (what CI runs), with the coverage floor
-	$(PY) -m pytest
+COVERAGE_FLOOR ?= 85
+test: $(STAMP)  ## the whole test suite (what CI runs), failing under the coverage floor
+	$(PY) -m pytest --cov-fail-under=$(COVERAGE_FLOOR)
 
 test-unit: $(STAMP)  ## tests that need no server (no S3, no Airflow): seconds to minutes
 	$(PY) -m pytest -m "not integration" --no-cov
