@@ -198,7 +198,9 @@ class WeedServer:
         return proc.pid
 
     def wait_ready(self, settings: Settings, timeout: float = 60.0) -> None:
-        """Poll ``list_buckets`` as the admin until it answers."""
+        """Poll as the admin until weed serves data: the bucket list, and one byte of the first
+        object of each bucket (after a restart the S3 gateway answers before the volume server
+        does, and reads fail with 500 meanwhile)."""
         client = Storage(settings).for_identity("admin").s3_client()
         deadline = time.monotonic() + timeout
         last: Exception | None = None
@@ -206,7 +208,12 @@ class WeedServer:
             if self.pid() is None:
                 raise StorageError(f"weed exited while starting; see {self.log_path}")
             try:
-                client.list_buckets()
+                for bucket in client.list_buckets().get("Buckets", []):
+                    listed = client.list_objects_v2(Bucket=bucket["Name"], MaxKeys=1)
+                    for obj in listed.get("Contents", [])[:1]:
+                        if obj.get("Size"):
+                            client.get_object(Bucket=bucket["Name"], Key=obj["Key"],
+                                              Range="bytes=0-0")["Body"].read()
                 return
             except Exception as exc:
                 last = exc
