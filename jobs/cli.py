@@ -133,6 +133,10 @@ def _print_summary(results: list[Any], ctx: Any, seconds: float) -> None:
                 for d in bad[:10]:
                     console.print(f"  {d['path']}: {d['lines']:,} lines = {d['bronze_rows']:,} "
                                   f"bronze + {d['quarantined_rows']:,} quarantined")
+    from jobs.summary import drift_lines
+
+    for line in drift_lines(results):  # fields the contract does not know, per source
+        console.print(line, highlight=False, markup=False)
     from jobs.quality.report import summary_lines  # quality hook: reconciliation + report
 
     for line in summary_lines(results):

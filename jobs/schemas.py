@@ -69,11 +69,17 @@ LINEAGE: dict[str, pl.DataType] = {
     "ingested_at": UTC_TS,
 }
 
+# Schema drift: the fields of a raw line the contract does not know, as JSON text (null when
+# there are none), like Auto Loader's rescued data column. Last, so a bronze table written
+# before it existed gains it at the same place (schema_mode="merge").
+RESCUED = "_rescued"
 BRONZE_EVENTS = pl.Schema(
-    {"day": pl.Date(), "user_id": pl.Int64(), "value_prop": pl.String(), "position": pl.Int64(), **LINEAGE}
+    {"day": pl.Date(), "user_id": pl.Int64(), "value_prop": pl.String(), "position": pl.Int64(), **LINEAGE,
+     RESCUED: pl.String()}
 )
 BRONZE_PAYS = pl.Schema(
-    {"pay_date": pl.Date(), "total": AMOUNT, "user_id": pl.Int64(), "value_prop": pl.String(), **LINEAGE}
+    {"pay_date": pl.Date(), "total": AMOUNT, "user_id": pl.Int64(), "value_prop": pl.String(), **LINEAGE,
+     RESCUED: pl.String()}
 )
 BRONZE = {"prints": BRONZE_EVENTS, "taps": BRONZE_EVENTS, "pays": BRONZE_PAYS}
 
@@ -106,6 +112,9 @@ MANIFEST = pl.Schema(
         "status": pl.String(),  # ingested | rejected (every line in quarantine) | unchanged
         "reason": pl.String(),  # why a file was rejected (null otherwise)
         "replaces": pl.String(),  # checksum of the version this row replaced (null: first)
+        # schema drift of the file: JSON {"new_fields": {field: lines}, "missing_fields": {…}}
+        # (either key only when non-empty), null when the file has none
+        "drift": pl.String(),
     }
 )
 MANIFEST_STATUSES = ("ingested", "rejected", "unchanged")

@@ -21,6 +21,8 @@ class StageResult:
     versions: dict[str, int] = field(default_factory=dict)
     details: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # raw paths rejected whole (bronze)
+    # bronze: schema drift per source, {"new_fields": {field: lines}, "missing_fields": {…}}
+    drift: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -34,4 +36,25 @@ class StageResult:
             "note": self.note,
             "versions": self.versions,
             "rejected": self.rejected,
+            "drift": self.drift,
         }
+
+
+def drift_lines(results: list[StageResult]) -> list[str]:
+    """One line per source whose raw files carried fields the contract does not know (kept in
+    the bronze ``_rescued`` column) or lacked contract fields."""
+    lines = []
+    for r in results:
+        for source, drift in sorted(r.drift.items()):
+            parts = []
+            if new := drift.get("new_fields"):
+                parts.append(f"new fields {_counts(new)} rescued in bronze.{source}._rescued")
+            if missing := drift.get("missing_fields"):
+                parts.append(f"missing fields {_counts(missing)}")
+            if parts:
+                lines.append(f"schema drift in {source}: " + "; ".join(parts))
+    return lines
+
+
+def _counts(fields: dict[str, int]) -> str:
+    return ", ".join(f"{name} ({n:,} line{'' if n == 1 else 's'})" for name, n in fields.items())

@@ -13,6 +13,11 @@ bronze rows whose run is not in the manifest: the next run (holding the lake lea
 crashed run is certainly dead) finds them through the commit metadata and deletes them before
 taking those files in again. Commits that remove rows record the days they touched (``days``)
 so silver rebuilds exactly those days.
+
+Schema drift: fields a line carries beyond the contract are kept in the bronze ``_rescued``
+column, and each file's new and missing fields (lines per field) are its manifest row's
+``drift``; the stage result sums them per source. Bronze commits merge the schema, so a table
+written before ``_rescued`` existed gains the column.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import json
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -53,7 +59,9 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 DAY_COLUMN = {"prints": "day", "taps": "day", "pays": "pay_date"}
-WORK_COLUMNS = ("raw_line", "reason")  # parser columns that are not bronze columns
+# parser columns that are not bronze columns
+WORK_COLUMNS = ("raw_line", "reason", "new_fields", "missing_fields")
+DRIFT_KEYS = ("new_fields", "missing_fields")
 
 
 @dataclass
@@ -71,6 +79,34 @@ class FileOutcome:
     status: str = "ingested"  # ingested | rejected | unchanged (see schemas.MANIFEST)
     reason: str | None = None
     replaces: str | None = None
+    drift: str | None = None  # JSON {"new_fields": {field: lines}, "missing_fields": {…}}
+
+
+class Drift:
+    """Lines per new and per missing field, counted from parsed chunks (see schemas.MANIFEST)."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, Counter[str]] = {key: Counter() for key in DRIFT_KEYS}
+
+    def add(self, checked: pl.DataFrame) -> None:
+        for key, counter in self.counts.items():
+            column = checked[key]
+            if column.null_count() == column.len():
+                continue  # the usual case: nothing to count
+            names = column.explode().drop_nulls().value_counts()
+            counter.update(dict(names.iter_rows()))
+
+    def merge(self, other: dict[str, dict[str, int]]) -> None:
+        for key, counts in other.items():
+            self.counts[key].update(counts)
+
+    def as_dict(self) -> dict[str, dict[str, int]]:
+        return {key: dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+                for key, counter in self.counts.items() if counter}
+
+    def as_json(self) -> str | None:
+        found = self.as_dict()
+        return json.dumps(found, sort_keys=False) if found else None
 
 
 def parse_chunks(source: str, chunks: Iterable[Chunk], *,
@@ -234,7 +270,7 @@ class Bronze:
         ctx, audit = self.ctx, self.audit
         digest = hashlib.md5(usedforsecurity=False)  # content identity, not security
         good, bad = Spool(self.spool_dir, budget_rows=self.budget), []
-        lines = 0
+        lines, drift = 0, Drift()
         try:
             chunks = iter_chunks(ctx.storage, f.uri, chunk_bytes=self.settings.bronze_chunk_bytes,
                                  digest=digest)
@@ -248,6 +284,7 @@ class Bronze:
                 audit.chunk(source, f.rel_path, rows, quarantined)
                 good.add(rows)
                 bad.append(quarantined)
+                drift.add(checked)
                 lines += checked.height
         except StorageError as exc:
             good.clear()
@@ -271,13 +308,13 @@ class Bronze:
             quarantined_lines = self.quarantine_whole_file(source, f, verdict)
             self.outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, checksum, lines, 0,
                                              quarantined_lines, f.fingerprint, "rejected",
-                                             verdict, replaces))
+                                             verdict, replaces, drift.as_json()))
             return None
         for frame in bad:
             self.quarantine.add(frame)
         self.outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, checksum, lines,
                                          good.rows, lines - good.rows, f.fingerprint, "ingested",
-                                         None, replaces))
+                                         None, replaces, drift.as_json()))
         return good
 
     def quarantine_whole_file(self, source: str, f: RawFile, reason: str) -> int:
@@ -331,8 +368,10 @@ class Bronze:
             metadata["replaced_files"] = json.dumps(replacing)
             return self.ctx.lake.write(uri, frames, schema=BRONZE[source], mode="overwrite",
                                        predicate=f"source_file IN ({sql_list(paths)})",
-                                       metadata=metadata)
-        return self.ctx.lake.write(uri, frames, schema=BRONZE[source], metadata=metadata)
+                                       metadata=metadata, schema_mode="merge")
+        # merge: a table written before _rescued existed gains the column
+        return self.ctx.lake.write(uri, frames, schema=BRONZE[source], metadata=metadata,
+                                   schema_mode="merge")
 
     def commit_quarantine_and_manifest(self, result: StageResult) -> None:
         lake, ctx = self.ctx.lake, self.ctx
@@ -358,6 +397,15 @@ class Bronze:
                                  schema_mode="merge")
             if version is not None:
                 result.versions["manifest"] = version
+
+
+def drift_by_source(outcomes: Iterable[FileOutcome]) -> dict[str, dict[str, dict[str, int]]]:
+    """The files' drift summed per source (sources without drift left out)."""
+    per_source: dict[str, Drift] = {}
+    for o in outcomes:
+        if o.drift:
+            per_source.setdefault(o.source, Drift()).merge(json.loads(o.drift))
+    return {source: d.as_dict() for source, d in sorted(per_source.items())}
 
 
 def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = None) -> StageResult:
@@ -396,6 +444,7 @@ def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = N
     result.rows_out = sum(o.bronze_rows for o in taken)
     result.quarantined = sum(o.quarantined_rows for o in taken)
     result.details = [asdict(o) for o in stage.outcomes]
+    result.drift = drift_by_source(taken)
     result.skipped = not stage.outcomes
     notes = []
     if rejected := [o for o in stage.outcomes if o.status == "rejected"]:

@@ -1,13 +1,21 @@
 """The pays contract: CSV rows ``pay_date,total,user_id,value_prop`` checked line by line.
 
-The header is line 1 and names the column order (any order of the four names is accepted).
-A file whose header is wrong has every line quarantined: the run goes on.
+The header is line 1 and names the columns: the four contract names in any order, plus any
+other columns (schema drift), are read by name. The values of the other columns are *rescued*
+per row into ``_rescued``, JSON ``{"column": "value"}`` (null when the header has no other
+column). A header that lacks a contract column, or names a column twice or with an empty name,
+is wrong: every line of the file is quarantined with the reason. The run goes on.
 
-Fast path: a line made of exactly the four fields in the header's order, each already valid
+Fast path: a line made of exactly the header's fields in its order, the contract's already valid
 (a ``YYYY-MM-DD`` day, a plain decimal with at most 2 decimals, a plain positive integer, a
 value prop of letters, digits, ``_`` or ``-``) is recognised by one regular expression and its
 fields taken by position; if its day is a real date inside the run's window it is a valid row.
-Every other line goes through the rules below, so every reason stays exactly the same.
+Every other line goes through the rules below, so every reason stays exactly the same. Other
+columns' values on the fast path are plain fields (no quote, comma or U+FFFD), spaces around
+them dropped, as the rules read them.
+
+Work columns for the drift report (not bronze columns): ``new_fields`` lists the other columns
+of the header on every data line, ``missing_fields`` the contract columns a wrong header lacks.
 
 Fields follow RFC 4180: a field may be enclosed in double quotes (then it may hold commas, and
 a doubled ``""`` stands for one quote); a quote anywhere else is malformed. Spaces around a
@@ -15,6 +23,8 @@ field are ignored (as before). A quoted field cannot span lines: its line is qua
 """
 
 from __future__ import annotations
+
+import re
 
 import polars as pl
 
@@ -31,17 +41,54 @@ _CANONICAL_FIELD = {"pay_date": r"\d{4}-\d{2}-\d{2}", "total": r"\d{1,16}(?:\.\d
                     "user_id": r"[1-9]\d{0,17}", "value_prop": r"[A-Za-z0-9_\-]+"}
 
 
+_EXTRA_FIELD = '[^,"\ufffd]*'  # another column's value on the fast path
+
+
 def canonical_pay(order: list[str]) -> str:
     """The regular expression of a canonical, valid data line for a header's column order."""
-    return "^" + ",".join(_CANONICAL_FIELD[name] for name in order) + "$"
+    return "^" + ",".join(_CANONICAL_FIELD.get(name, _EXTRA_FIELD) for name in order) + "$"
+
+
+def header_names(first_line: str) -> list[str]:
+    """The column names of a header line: RFC 4180 fields, spaces around them and enclosing
+    quotes dropped, lower-cased."""
+    line = first_line.removeprefix("\ufeff")
+    if not re.fullmatch(CSV_LINE_RE, line):
+        return [n.strip().strip('"').lower() for n in line.split(",")]
+    fields = [f.strip(" ") for f in re.findall(f",({_FIELD})", "," + line)]
+    return [(f[1:-1].replace('""', '"') if f.startswith('"') else f).lower() for f in fields]
+
+
+def header_problem(first_line: str | None) -> str | None:
+    """Why line 1 is not a valid pays header (None when it is)."""
+    got = f"(got {str(first_line)[:60]!r})"
+    if first_line is None:
+        return f"file header is not {','.join(PAYS_COLUMNS)} {got}"
+    names = header_names(first_line)
+    missing = [c for c in PAYS_COLUMNS if c not in names]
+    if missing:
+        return (f"file header is not {','.join(PAYS_COLUMNS)} {got}: missing column(s) "
+                f"{','.join(missing)}")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        return f"file header names column(s) {','.join(twice)} more than once {got}"
+    if "" in names:
+        return f"file header has a column without a name {got}"
+    return None
 
 
 def header_order(first_line: str | None) -> list[str] | None:
-    """Column order named by a header line, None if it is not a valid pays header."""
-    if first_line is None:
+    """Column order named by a header line (contract columns and any others), None if it is
+    not a valid pays header."""
+    if first_line is None or header_problem(first_line) is not None:
         return None
-    names = [n.strip().strip('"').lower() for n in first_line.removeprefix("\ufeff").split(",")]
-    return names if sorted(names) == sorted(PAYS_COLUMNS) else None
+    return header_names(first_line)
+
+
+def missing_columns(first_line: str | None) -> list[str]:
+    """The contract columns a header line does not name (all of them for no line)."""
+    names = header_names(first_line) if first_line is not None else []
+    return [c for c in PAYS_COLUMNS if c not in names]
 
 
 def first_line(lines: pl.LazyFrame) -> str | None:
@@ -61,18 +108,24 @@ def parse_pays(lines: pl.LazyFrame, *, header: str | None = None,
     """
     if header is None:
         header = first_line(lines)
-    order = header_order(header)
-    if order is None:
-        bad_header = f"file header is not {','.join(PAYS_COLUMNS)} (got {str(header)[:60]!r})"
+    bad_header = header_problem(header)
+    if bad_header is not None:
+        # drift is reported for a header that names some contract column, not for a file
+        # whose line 1 is no header at all
+        header_like = len(missing_columns(header)) < len(PAYS_COLUMNS)
         return lines.select(
             "line_number",
             "raw_line",
             *[pl.lit(None, dtype=t).alias(c) for c, t in _TYPES.items()],
+            pl.lit(None, dtype=pl.String).alias("_rescued"),
             pl.lit(bad_header).alias("reason"),
+            _names(header_extras(header) if header_like else []).alias("new_fields"),
+            _names(missing_columns(header) if header_like else []).alias("missing_fields"),
         )
+    order = header_names(str(header))
     body = lines.filter(pl.col("line_number") > 1).collect()
     canonical = body["raw_line"].str.contains(canonical_pay(order))
-    split = pl.col("raw_line").str.split_exact(",", 3)
+    split = pl.col("raw_line").str.split_exact(",", len(order) - 1)
     value = {name: split.struct.field(f"field_{i}") for i, name in enumerate(order)}
     fast = body.filter(canonical).select(
         "line_number",
@@ -81,7 +134,9 @@ def parse_pays(lines: pl.LazyFrame, *, header: str | None = None,
         value["total"].cast(_TYPES["total"], strict=False).alias("total"),
         value["user_id"].cast(pl.Int64).alias("user_id"),
         value["value_prop"].alias("value_prop"),
+        _rescued({n: v.str.strip_chars(" ") for n, v in value.items()}, order),
         pl.lit(None, dtype=pl.String).alias("reason"),
+        *_drift_columns(order),
     )
     real_day = in_window(fast["pay_date"], limits)
     if not real_day.all():  # e.g. 2020-11-31 or 2099-01-01: the rules give the reason
@@ -94,6 +149,34 @@ def parse_pays(lines: pl.LazyFrame, *, header: str | None = None,
     if fast.is_empty():
         return checked
     return pl.concat([fast.lazy(), checked]).sort("line_number")
+
+
+def header_extras(first_line: str | None) -> list[str]:
+    """The columns of a header line other than the contract's."""
+    if first_line is None:
+        return []
+    return [n for n in header_names(first_line) if n not in PAYS_COLUMNS]
+
+
+def _names(names: list[str]) -> pl.Expr:
+    """A list of field names on every line (null when empty)."""
+    if not names:
+        return pl.lit(None, dtype=pl.List(pl.String))
+    return pl.lit(pl.Series([names], dtype=pl.List(pl.String)))
+
+
+def _drift_columns(order: list[str]) -> list[pl.Expr]:
+    extras = [n for n in order if n not in PAYS_COLUMNS]
+    return [_names(extras).alias("new_fields"),
+            pl.lit(None, dtype=pl.List(pl.String)).alias("missing_fields")]
+
+
+def _rescued(field: dict[str, pl.Expr], order: list[str]) -> pl.Expr:
+    """The other columns' values of a row as JSON ``{"column": "value"}`` (null: none)."""
+    extras = [n for n in order if n not in PAYS_COLUMNS]
+    if not extras:
+        return pl.lit(None, dtype=pl.String).alias("_rescued")
+    return pl.struct([field[n].alias(n) for n in extras]).struct.json_encode().alias("_rescued")
 
 
 def csv_fields(raw: pl.Expr) -> pl.Expr:
@@ -117,6 +200,7 @@ def _rules(lines: pl.LazyFrame, order: list[str], *,
     parts = csv_fields(raw)
     field = {name: parts.list.get(i, null_on_oob=True) for i, name in enumerate(order)}
     n_fields = parts.list.len()
+    width = len(order)
     pay_date = real_date(field["pay_date"])
     total_ok = field["total"].str.contains(AMOUNT_RE)
     # Leading zeros dropped (one kept), then exact in decimal(38,2); past 36 digits: null.
@@ -129,7 +213,8 @@ def _rules(lines: pl.LazyFrame, order: list[str], *,
         (raw.str.strip_chars() == "", "empty line"),
         (raw.str.contains(INVALID_UTF8, literal=True), "not valid UTF-8"),
         (~well_formed, "malformed CSV quoting (RFC 4180)"),
-        (n_fields != 4, pl.format("expected 4 comma-separated fields, got {}", n_fields)),
+        (n_fields != width,
+         pl.format(f"expected {width} comma-separated fields, got {{}}", n_fields)),
         (pay_date.is_null(), "pay_date is not a real calendar date (YYYY-MM-DD)"),
         *day_window(pay_date, "pay_date", limits),
         (~total_ok.fill_null(False), "total is not a decimal >= 0 with at most 2 decimals"),
@@ -144,7 +229,9 @@ def _rules(lines: pl.LazyFrame, order: list[str], *,
         pl.when(total_ok & total_fits).then(total).cast(_TYPES["total"]).alias("total"),
         user.alias("user_id"),
         field["value_prop"].alias("value_prop"),
+        _rescued(field, order),
         reason,
+        *_drift_columns(order),
     )
 
 

@@ -65,6 +65,15 @@ TRICKY = [
     _line("2020-11-01", "0", "point", "7")[:-1] + ', "user_id": 8}',  # duplicate key
     "",
     "not json",
+    # schema drift: extra keys at the top level and inside event_data (slow path, rescued)
+    _line("2020-11-01", "0", "point", "7")[:-1] + ', "device": "ios"}',
+    '{"device": "ios", ' + _line("2020-11-01", "0", "point", "7")[1:],
+    _line("2020-11-01", "0", "point\", \"campaign\": \"x", "7"),
+    '{"day": "2020-11-01", "event_data": {"position": 0, "value_prop": "point", "campaign": '
+    '{"id": [1, 2.50, null]}}, "user_id": 7, "country": "Espa\u00f1a", "n": 1e5}',
+    _line("2099-01-01", "0", "point", "7")[:-1] + ', "device": "ios"}',  # drift + bad day
+    _line("2020-11-01", "0", "point", "7")[:-1] + ', "device": "ios",}',  # drift + trailing comma
+    '{"day": "2020-11-01", "device": "ios", "event_data": {"value_prop": "p"}, "user_id": 7}',
 ]
 
 
@@ -89,10 +98,22 @@ fields = st.tuples(
     st.sampled_from(["1", "98702", "0", "-4", "1e3", "999999999999999999", "null"]),
     st.sampled_from([" ", "", "  "]),
 )
+# extra keys (schema drift) after the top-level object's last field / the value prop's
+extras = st.sampled_from(["", ', "device": "ios"', ', "n": 1.50', ', "x": {"y": [1, "z"]}',
+                          ', "day": "dup"'])
+
+
+def _drifted(row: tuple[str, str, str, str, str], top: str, nested: str) -> str:
+    line = _line(*row)
+    if nested:
+        at = line.index("}")  # the end of event_data
+        line = line[:at] + nested + line[at:]
+    return line[:-1] + top + "}"
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(fields, min_size=1, max_size=30))
-def test_fast_path_equals_duckdb_path(rows: list[tuple[str, str, str, str, str]]) -> None:
-    content = ("\n".join(_line(*r) for r in rows) + "\n").encode()
+@given(st.lists(st.tuples(fields, extras, extras), min_size=1, max_size=30))
+def test_fast_path_equals_duckdb_path(
+        rows: list[tuple[tuple[str, str, str, str, str], str, str]]) -> None:
+    content = ("\n".join(_drifted(*r) for r in rows) + "\n").encode()
     assert_frame_equal(_fast(content), _slow(content))

@@ -34,6 +34,7 @@ def bronze_events() -> pl.DataFrame:
         "line_number": [1, 2], "day": [ND, ND], "user_id": [1, 2],
         "value_prop": ["point", "link_cobro"], "position": [0, 1],
         "source_file": ["prints/a.json"] * 2, "run_id": ["r1"] * 2, "ingested_at": [AT] * 2,
+        "_rescued": [None, '{"device":"ios"}'],
     }, schema_overrides=dict(BRONZE["prints"]))
 
 
@@ -43,6 +44,7 @@ def bronze_pays() -> pl.DataFrame:
         "total": [Decimal("10.50"), Decimal("0.01")], "user_id": [1, 2],
         "value_prop": ["point", "point"],
         "source_file": ["pays/a.csv"] * 2, "run_id": ["r1"] * 2, "ingested_at": [AT] * 2,
+        "_rescued": [None, None],
     }, schema_overrides=dict(BRONZE["pays"]))
 
 
