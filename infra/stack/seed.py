@@ -20,6 +20,7 @@ import base64
 import hashlib
 import json
 import logging
+import os
 import posixpath
 import re
 import time
@@ -237,9 +238,13 @@ def _generate(out: Path, options: SeedOptions, start: date, days: int) -> None:
     if set(wanted) <= set(done):
         return
     started = time.perf_counter()
-    generate(out_dir=out, seed=options.seed, scale=options.scale, start=start, days=days,
-             skip_existing=True)
-    marker.write_text(json.dumps(sorted(set(done) | set(wanted))))
+    old = os.umask(0o077)  # the cache lives under STACK_DIR: owner-only like everything there
+    try:
+        generate(out_dir=out, seed=options.seed, scale=options.scale, start=start, days=days,
+                 skip_existing=True)
+        marker.write_text(json.dumps(sorted(set(done) | set(wanted))))
+    finally:
+        os.umask(old)
     log.info("generated %d day(s) from %s into %s in %.1fs", days, start, out,
              time.perf_counter() - started)
 

@@ -44,7 +44,8 @@ def test_several_env_files_are_read_in_order_and_one_file_still_works(
     assert (s.lake_gold, s.aws_access_key_id, s.lookback_weeks) == (
         "s3://gold", "lakehouse-pipeline", 4)
     monkeypatch.setenv("LAKEHOUSE_ENV_FILE", f"{shared}:{tmp_path / 'missing.env'}")
-    assert load_settings().aws_access_key_id == "shared"
+    with pytest.raises(ConfigError, match=r"missing.env not found"):  # every named file must exist
+        load_settings()
     monkeypatch.setenv("LAKEHOUSE_ENV_FILE", str(shared))
     assert load_settings().aws_access_key_id == "shared"
 

@@ -250,7 +250,9 @@ def test_store_failing_mid_stage_ends_it_with_one_line_in_time_and_a_rerun_compl
     name = f"{stage}-{sig.name.lower()}"
     settings = prepared_lake(store, raw_dir, name, stage)
     env_file = tmp_path / f"{name}.env"
-    env_file.write_text(env_lines(settings))
+    # A stage that dies with the store cannot release its lease: the rerun waits for it to expire.
+    env_file.write_text(env_lines(settings) + "\nLEASE_TTL_SECONDS=3\nLEASE_HEARTBEAT_SECONDS=0.5\n"
+                        "LEASE_WAIT_SECONDS=60\n")
     bound = _bound(settings)
 
     outcome = run_with_failure(store, settings, stage, env_file, sig, before=False,
