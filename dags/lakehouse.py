@@ -95,19 +95,30 @@ previous version. The task's XCom carries the quality summary and the HTML repor
 
 PARAMS = {
     "rebuild_weeks": Param(
-        [], type="array", items={"type": "string"},
+        [],
+        type="array",
+        items={"type": "string"},
         title="Rebuild weeks",
         description="ISO dates (any day of the week) whose gold weeks are rebuilt in this run.",
     ),
-    "full_rebuild": Param(False, type="boolean", title="Full rebuild",
-                          description="Rebuild every week of gold."),
-    "lookback_mode": Param(None, type=["null", "string"], enum=[None, "calendar", "rolling"],
-                           title="Lookback mode",
-                           description="Override LOOKBACK_MODE for this run."),
-    "lookback_weeks": Param(None, type=["null", "integer"], minimum=LOOKBACK_WEEKS_MIN,
-                            maximum=LOOKBACK_WEEKS_MAX,
-                            title="Lookback weeks (N)",
-                            description="Override LOOKBACK_WEEKS for this run."),
+    "full_rebuild": Param(
+        False, type="boolean", title="Full rebuild", description="Rebuild every week of gold."
+    ),
+    "lookback_mode": Param(
+        None,
+        type=["null", "string"],
+        enum=[None, "calendar", "rolling"],
+        title="Lookback mode",
+        description="Override LOOKBACK_MODE for this run.",
+    ),
+    "lookback_weeks": Param(
+        None,
+        type=["null", "integer"],
+        minimum=LOOKBACK_WEEKS_MIN,
+        maximum=LOOKBACK_WEEKS_MAX,
+        title="Lookback weeks (N)",
+        description="Override LOOKBACK_WEEKS for this run.",
+    ),
 }
 
 

@@ -46,8 +46,9 @@ class BronzeAuditor(Protocol):
 class SilverAuditor(Protocol):
     """Sees every batch written to a silver table before the writer does."""
 
-    def gate(self, source: str, expected_rows: int,
-             batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]: ...
+    def gate(
+        self, source: str, expected_rows: int, batches: Iterable[pl.DataFrame]
+    ) -> Iterator[pl.DataFrame]: ...
 
     def finish(self, result: StageResult) -> None: ...
 
@@ -58,8 +59,7 @@ class GoldAuditor(Protocol):
     # Whether bucket() needs the rows: an engine that computed them elsewhere reads them back.
     reads_frames: bool
 
-    def bucket(self, index: int, frame: pl.DataFrame,
-               inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame: ...
+    def bucket(self, index: int, frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame: ...
 
     def finish(self, result: StageResult) -> None: ...
 
@@ -100,8 +100,9 @@ class NoBronzeAudit(_Unchecked):
 class NoSilverAudit(_Unchecked):
     """Silver without checks."""
 
-    def gate(self, source: str, expected_rows: int,
-             batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    def gate(
+        self, source: str, expected_rows: int, batches: Iterable[pl.DataFrame]
+    ) -> Iterator[pl.DataFrame]:
         return iter(batches)
 
 
@@ -110,10 +111,12 @@ class NoGoldAudit(_Unchecked):
 
     reads_frames = False
 
-    def bucket(self, index: int, frame: pl.DataFrame,
-               inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
+    def bucket(self, index: int, frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
         return frame
 
 
-NO_AUDITS = Audits(bronze=lambda ctx: NoBronzeAudit(), silver=lambda ctx: NoSilverAudit(),
-                   gold=lambda ctx, weeks, buckets: NoGoldAudit())
+NO_AUDITS = Audits(
+    bronze=lambda ctx: NoBronzeAudit(),
+    silver=lambda ctx: NoSilverAudit(),
+    gold=lambda ctx, weeks, buckets: NoGoldAudit(),
+)

@@ -29,11 +29,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr")
     common.add_argument("--lookback-mode", choices=["calendar", "rolling"])
     common.add_argument("--lookback-weeks", type=int, metavar="N")
-    common.add_argument("--engine", choices=["local", "dask"],
-                        help="gold engine: this process (default) or a Dask cluster")
-    common.add_argument("--scheduler", metavar="ADDRESS",
-                        help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local "
-                             "2-worker cluster)")
+    common.add_argument(
+        "--engine", choices=["local", "dask"], help="gold engine: this process (default) or a Dask cluster"
+    )
+    common.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local 2-worker cluster)",
+    )
 
     from jobs import __version__
 
@@ -42,49 +45,72 @@ def _parser() -> argparse.ArgumentParser:
         prog="lakehouse" if invoked == "lakehouse" else "python -m jobs",
         description="Value-prop lakehouse: raw → bronze → silver → gold.",
         epilog="exit codes: 0 done; 1 a bug (traceback); 2 usage or settings; 3 storage; 4 data "
-               "(a quality gate held a commit); 5 another run holds the lake lease; 6 this run "
-               "lost the lease; 7 done, with raw files rejected whole",
+        "(a quality gate held a commit); 5 another run holds the lake lease; 6 this run "
+        "lost the lease; 7 done, with raw files rejected whole",
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     weeks = argparse.ArgumentParser(add_help=False)
-    weeks.add_argument("--weeks", type=date.fromisoformat, nargs="+", metavar="YYYY-MM-DD",
-                       help="also rebuild these weeks of gold (any day of the week)")
+    weeks.add_argument(
+        "--weeks",
+        type=date.fromisoformat,
+        nargs="+",
+        metavar="YYYY-MM-DD",
+        help="also rebuild these weeks of gold (any day of the week)",
+    )
     weeks.add_argument("--full", action="store_true", help="rebuild every week of gold")
 
     run = sub.add_parser("run", parents=[common, weeks], help="run every stage in order")
-    run.add_argument("--format", choices=["table", "json"], default="table",
-                     help="run summary as a table (default) or one JSON object on stdout")
+    run.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="run summary as a table (default) or one JSON object on stdout",
+    )
     sub.add_parser("bronze", parents=[common], help="take in new and corrected raw files")
     sub.add_parser("silver", parents=[common], help="rebuild the silver days whose bronze rows changed")
     sub.add_parser("gold", parents=[common, weeks], help="rebuild the affected weeks of gold")
     sub.add_parser("export", parents=[common], help="write final.parquet/final.csv")
-    maint = sub.add_parser("maintain", parents=[common],
-                           help="compact, checkpoint and vacuum every table (MAINTAIN_* settings)")
+    maint = sub.add_parser(
+        "maintain", parents=[common], help="compact, checkpoint and vacuum every table (MAINTAIN_* settings)"
+    )
     maint.add_argument("--format", choices=["table", "json"], default="table")
-    maint.add_argument("--tables", nargs="+", metavar="LAYER/NAME",
-                       help="only these tables, e.g. gold/print_features bronze/_manifest")
+    maint.add_argument(
+        "--tables",
+        nargs="+",
+        metavar="LAYER/NAME",
+        help="only these tables, e.g. gold/print_features bronze/_manifest",
+    )
 
-
-    ddb = sub.add_parser("duckdb-init", parents=[common],
-                         help="write a start-up file for the duckdb CLI (views over gold)")
+    ddb = sub.add_parser(
+        "duckdb-init", parents=[common], help="write a start-up file for the duckdb CLI (views over gold)"
+    )
     ddb.add_argument("--out", type=Path, help="default: STACK_DIR/duckdb-init.sql")
-    ddb.add_argument("--identity", choices=["analyst", "pipeline"], default="analyst",
-                     help="whose view of the lake the views are listed with (default analyst)")
+    ddb.add_argument(
+        "--identity",
+        choices=["analyst", "pipeline"],
+        default="analyst",
+        help="whose view of the lake the views are listed with (default analyst)",
+    )
 
-    lease = sub.add_parser("lease", parents=[common],
-                           help="who holds the lake's write lease; break it if its holder is dead")
+    lease = sub.add_parser(
+        "lease", parents=[common], help="who holds the lake's write lease; break it if its holder is dead"
+    )
     lease.add_argument("action", choices=["status", "break"])
 
     q = sub.add_parser("query", parents=[common], help="SQL over the lake with DuckDB")
     q.add_argument("sql", help='e.g. "SELECT count(*) FROM gold.print_features"')
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    q.add_argument("--identity", choices=["analyst", "pipeline"], default="analyst",
-                   help="whose keys the query runs with (default analyst: reads gold only; its "
-                        "keys from ANALYST_* or STACK_DIR/keys/analyst.env, else this process's "
-                        "own keys). Either way only SELECT/EXPLAIN statements run")
+    q.add_argument(
+        "--identity",
+        choices=["analyst", "pipeline"],
+        default="analyst",
+        help="whose keys the query runs with (default analyst: reads gold only; its "
+        "keys from ANALYST_* or STACK_DIR/keys/analyst.env, else this process's "
+        "own keys). Either way only SELECT/EXPLAIN statements run",
+    )
     return parser
 
 
@@ -95,8 +121,12 @@ def _settings(args: argparse.Namespace) -> Any:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    return load_settings(lookback_mode=args.lookback_mode, lookback_weeks=args.lookback_weeks,
-                         engine=args.engine, dask_scheduler=args.scheduler)
+    return load_settings(
+        lookback_mode=args.lookback_mode,
+        lookback_weeks=args.lookback_weeks,
+        engine=args.engine,
+        dask_scheduler=args.scheduler,
+    )
 
 
 @contextmanager
@@ -121,8 +151,15 @@ def _print_summary(results: list[Any], ctx: Any, seconds: float) -> None:
         table.add_column(col, justify="right" if col not in ("stage", "note") else "left")
     for r in results:
         note = "nothing new — no table version written" if r.skipped and not r.note else r.note
-        table.add_row(r.stage, f"{r.files:,}", f"{r.rows_in:,}", f"{r.rows_out:,}",
-                      f"{r.quarantined:,}", f"{r.seconds:.2f}", note)
+        table.add_row(
+            r.stage,
+            f"{r.files:,}",
+            f"{r.rows_in:,}",
+            f"{r.rows_out:,}",
+            f"{r.quarantined:,}",
+            f"{r.seconds:.2f}",
+            note,
+        )
     console = Console(width=max(Console().width, 130))
     console.print(table)
     for r in results:
@@ -131,8 +168,10 @@ def _print_summary(results: list[Any], ctx: Any, seconds: float) -> None:
             if bad:
                 console.print(f"{len(bad)} file(s) had quarantined lines; see bronze.quarantine:")
                 for d in bad[:10]:
-                    console.print(f"  {d['path']}: {d['lines']:,} lines = {d['bronze_rows']:,} "
-                                  f"bronze + {d['quarantined_rows']:,} quarantined")
+                    console.print(
+                        f"  {d['path']}: {d['lines']:,} lines = {d['bronze_rows']:,} "
+                        f"bronze + {d['quarantined_rows']:,} quarantined"
+                    )
     from jobs.summary import drift_lines
 
     for line in drift_lines(results):  # fields the contract does not know, per source
@@ -148,27 +187,47 @@ def _print_maintenance(done: Any) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title=f"maintenance {done.run_id} (retention {done.retention_hours} h)",
-                  title_justify="left")
-    for col in ("table", "version", "live files", "stored files", "compacted", "vacuumed",
-                "MB freed", "seconds"):
+    table = Table(
+        title=f"maintenance {done.run_id} (retention {done.retention_hours} h)", title_justify="left"
+    )
+    for col in (
+        "table",
+        "version",
+        "live files",
+        "stored files",
+        "compacted",
+        "vacuumed",
+        "MB freed",
+        "seconds",
+    ):
         table.add_column(col, justify="left" if col == "table" else "right")
     for t in done.tables:
         if not t.exists:
             table.add_row(t.table, "no table yet", "", "", "", "", "", "")
             continue
-        version = (f"{t.version_before}" if t.version_after == t.version_before
-                   else f"{t.version_before} → {t.version_after}")
-        table.add_row(t.table, version, f"{t.live_files_before:,} → {t.live_files_after:,}",
-                      f"{t.stored_files_before:,} → {t.stored_files_after:,}",
-                      f"{t.compacted_files_removed:,} → {t.compacted_files_added:,}"
-                      + (" (z-order)" if t.zordered else ""),
-                      f"{t.vacuumed_files:,}", f"{t.vacuumed_bytes / 1e6:.2f}", f"{t.seconds:.2f}")
+        version = (
+            f"{t.version_before}"
+            if t.version_after == t.version_before
+            else f"{t.version_before} → {t.version_after}"
+        )
+        table.add_row(
+            t.table,
+            version,
+            f"{t.live_files_before:,} → {t.live_files_after:,}",
+            f"{t.stored_files_before:,} → {t.stored_files_after:,}",
+            f"{t.compacted_files_removed:,} → {t.compacted_files_added:,}"
+            + (" (z-order)" if t.zordered else ""),
+            f"{t.vacuumed_files:,}",
+            f"{t.vacuumed_bytes / 1e6:.2f}",
+            f"{t.seconds:.2f}",
+        )
     console = Console(width=max(Console().width, 130))
     console.print(table)
     totals = done.totals()
-    console.print(f"stored files {totals['stored_files_before']:,} → "
-                  f"{totals['stored_files_after']:,}; total {done.seconds:.1f}s")
+    console.print(
+        f"stored files {totals['stored_files_before']:,} → "
+        f"{totals['stored_files_after']:,}; total {done.seconds:.1f}s"
+    )
 
 
 def _raw_is_empty(ctx: Any) -> bool:
@@ -183,8 +242,10 @@ def _execute(args: argparse.Namespace) -> int:
     from jobs.run import RunContext
 
     settings = _settings(args)
-    logs.configure(fmt="json" if args.log_json else settings.log_format,
-                   level="DEBUG" if args.debug else settings.log_level)
+    logs.configure(
+        fmt="json" if args.log_json else settings.log_format,
+        level="DEBUG" if args.debug else settings.log_level,
+    )
     ctx = RunContext(settings)
     logs.run_id_var.set(ctx.run_id)
 
@@ -214,8 +275,10 @@ def _execute(args: argparse.Namespace) -> int:
         out = args.out or Path(settings.stack_dir) / "duckdb-init.sql"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(init_sql(ctx))
-        print(f"wrote {out}; start DuckDB with only the analyst's keys exported as "
-              f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (make duckdb does): duckdb -init {out}")
+        print(
+            f"wrote {out}; start DuckDB with only the analyst's keys exported as "
+            f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (make duckdb does): duckdb -init {out}"
+        )
         return 0
     if args.command == "query":
         from jobs.query import run_query
@@ -228,8 +291,7 @@ def _execute(args: argparse.Namespace) -> int:
         else:
             import polars as pl
 
-            with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=160,
-                           tbl_hide_dataframe_shape=True):
+            with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
                 print(frame)
         return 0
 
@@ -242,10 +304,13 @@ def _execute(args: argparse.Namespace) -> int:
         from jobs.storage import is_remote
 
         if is_remote(settings.lake_raw):
-            raise PipelineError(f"no raw files under {settings.lake_raw}: seed them first "
-                                "(python -m infra.stack seed)")
-        raise PipelineError(f"no raw files under {settings.lake_raw}: generate some with "
-                            "`make generate` (python -m infra.generator) or land files there")
+            raise PipelineError(
+                f"no raw files under {settings.lake_raw}: seed them first (python -m infra.stack seed)"
+            )
+        raise PipelineError(
+            f"no raw files under {settings.lake_raw}: generate some with "
+            "`make generate` (python -m infra.generator) or land files there"
+        )
     stages = STAGES if args.command == "run" else (args.command,)
     extra = {}
     if args.command in ("run", "gold"):
@@ -256,16 +321,26 @@ def _execute(args: argparse.Namespace) -> int:
             results.append(run_stage(ctx, stage, progress=progress, **extra))
     seconds = time.perf_counter() - started
     if getattr(args, "format", "table") == "json":
-        print(json.dumps({"run_id": ctx.run_id, "seconds": round(seconds, 3),
-                          "stages": [r.as_dict() for r in results]}, default=str))
+        print(
+            json.dumps(
+                {
+                    "run_id": ctx.run_id,
+                    "seconds": round(seconds, 3),
+                    "stages": [r.as_dict() for r in results],
+                },
+                default=str,
+            )
+        )
     else:
         _print_summary(results, ctx, seconds)
     rejected = [path for r in results for path in r.rejected]
     if rejected:
-        print(f"completed with rejected input: {len(rejected)} raw file(s) rejected whole "
-              f"({', '.join(rejected[:3])}{', …' if len(rejected) > 3 else ''}); their lines and "
-              "reasons are in bronze.quarantine, and a corrected file is taken in by the next run",
-              file=sys.stderr)
+        print(
+            f"completed with rejected input: {len(rejected)} raw file(s) rejected whole "
+            f"({', '.join(rejected[:3])}{', …' if len(rejected) > 3 else ''}); their lines and "
+            "reasons are in bronze.quarantine, and a corrected file is taken in by the next run",
+            file=sys.stderr,
+        )
         return EXIT_REJECTED_INPUT
     return 0
 

@@ -49,7 +49,6 @@ class BucketMissing(StorageError):
     """The bucket named by a LAKE_* location does not exist."""
 
 
-
 class LeaseHeld(PipelineError):
     """Another run holds the lake's write lease (one writer at a time); the message names it."""
 

@@ -51,10 +51,8 @@ def run_export(ctx: RunContext) -> StageResult:
     ctx.lake.put_file(join(base, "final.parquet"), parquet.getvalue(), tag=ctx.run_id)
     ctx.lake.put_file(join(base, "final.csv"), csv.getvalue(), tag=ctx.run_id)
     week = frame[GOLD_PARTITION][0].isoformat() if frame.height else None
-    marker = {"gold_version": version, "week_start": week, "rows": frame.height,
-              "run_id": ctx.run_id}
-    ctx.lake.put_file(join(base, "_export.json"), json.dumps(marker, indent=2).encode(),
-                      tag=ctx.run_id)
+    marker = {"gold_version": version, "week_start": week, "rows": frame.height, "run_id": ctx.run_id}
+    ctx.lake.put_file(join(base, "_export.json"), json.dumps(marker, indent=2).encode(), tag=ctx.run_id)
     result.skipped = False
     result.rows_out = frame.height
     result.files = 2

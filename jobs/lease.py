@@ -133,9 +133,11 @@ class Holder:
     def describe(self) -> str:
         """One line naming the holder, for messages."""
         o = self.owner
-        return (f"run {o.run_id} (pid {o.pid} on {o.host}, `{o.command}`) since "
-                f"{_shown(self.acquired_at)}, last heartbeat {_shown(self.heartbeat_at)}, "
-                f"expires {_shown(self.expires_at)}")
+        return (
+            f"run {o.run_id} (pid {o.pid} on {o.host}, `{o.command}`) since "
+            f"{_shown(self.acquired_at)}, last heartbeat {_shown(self.heartbeat_at)}, "
+            f"expires {_shown(self.expires_at)}"
+        )
 
     # -- JSON ---------------------------------------------------------------------------------
     def to_bytes(self) -> bytes:
@@ -162,23 +164,31 @@ class Holder:
                 value = datetime.fromisoformat(doc[name])
                 return value if value.tzinfo else value.replace(tzinfo=UTC)
 
-            return cls(owner=Owner(run_id=str(o["run_id"]), host=str(o["host"]), pid=int(o["pid"]),
-                                   command=str(o.get("command", ""))),
-                       token=str(doc["token"]), acquired_at=at("acquired_at"),
-                       heartbeat_at=at("heartbeat_at"), expires_at=at("expires_at"),
-                       ttl_seconds=float(doc.get("ttl_seconds", 0)))
+            return cls(
+                owner=Owner(
+                    run_id=str(o["run_id"]),
+                    host=str(o["host"]),
+                    pid=int(o["pid"]),
+                    command=str(o.get("command", "")),
+                ),
+                token=str(doc["token"]),
+                acquired_at=at("acquired_at"),
+                heartbeat_at=at("heartbeat_at"),
+                expires_at=at("expires_at"),
+                ttl_seconds=float(doc.get("ttl_seconds", 0)),
+            )
         except (ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"not a lease object ({type(exc).__name__}: {exc})") from exc
 
     def renewed(self, ttl: float, now: datetime | None = None) -> Holder:
         now = now or _now()
-        return replace(self, heartbeat_at=now, expires_at=now + timedelta(seconds=ttl),
-                       ttl_seconds=ttl)
+        return replace(self, heartbeat_at=now, expires_at=now + timedelta(seconds=ttl), ttl_seconds=ttl)
 
 
 # -- backends: compare-and-swap on one object ----------------------------------------------------
 # ``version`` is what a conditional request compares: the S3 ETag, or the token locally (only a
 # holder writes its own token, and every local change happens under the flock).
+
 
 class _Backend:
     uri: str
@@ -240,8 +250,9 @@ class _S3Backend(_Backend):
 
     def _put(self, body: bytes, **condition: str) -> str | None:
         try:
-            response = self.client.put_object(Bucket=self.bucket, Key=self.key, Body=body,
-                                              ContentType="application/json", **condition)
+            response = self.client.put_object(
+                Bucket=self.bucket, Key=self.key, Body=body, ContentType="application/json", **condition
+            )
             return str(response["ETag"])
         except Exception as exc:
             if self._refused(exc):
@@ -322,8 +333,9 @@ class _LocalBackend(_Backend):
                     time.sleep(0.005)
                 except OSError as exc:  # a file system without locks: link/rename still hold
                     if not self._no_flock_logged:
-                        log.warning("no flock on %s (%s): lease renewal is compare-then-replace",
-                                    self.directory, exc)
+                        log.warning(
+                            "no flock on %s (%s): lease renewal is compare-then-replace", self.directory, exc
+                        )
                         self._no_flock_logged = True
                     break
             yield
@@ -335,9 +347,11 @@ class _LocalBackend(_Backend):
             pid = os.pread(fd, 32, 0).decode().strip() or "?"
         except OSError:
             pid = "?"
-        return (f"the lease {self.uri} is being changed by process {pid}, which has held "
-                f"{lock} for more than {LOCK_WAIT:g} s (stopped or hung?): let it continue "
-                f"(kill -CONT {pid}) or end it, then try again")
+        return (
+            f"the lease {self.uri} is being changed by process {pid}, which has held "
+            f"{lock} for more than {LOCK_WAIT:g} s (stopped or hung?): let it continue "
+            f"(kill -CONT {pid}) or end it, then try again"
+        )
 
     def _read_path(self, path: str) -> bytes | None:
         try:
@@ -424,7 +438,7 @@ class _LocalBackend(_Backend):
         cutoff = time.time() - older_than
         with os.scandir(self.directory) as entries:
             for entry in entries:
-                rest = entry.name[len(prefix):] if entry.name.startswith(prefix) else ""
+                rest = entry.name[len(prefix) :] if entry.name.startswith(prefix) else ""
                 if rest.startswith(("tmp-", "expired-", "released-")):
                     with contextlib.suppress(OSError):
                         if entry.stat().st_mtime < cutoff:
@@ -453,17 +467,21 @@ def _parse(backend: _Backend, body: bytes) -> Holder:
     try:
         return Holder.from_bytes(body)
     except ValueError as exc:
-        raise StorageError(f"the lease {backend.uri} is unreadable ({exc}): if no run is writing, "
-                           "remove it with `python -m jobs lease break`") from exc
+        raise StorageError(
+            f"the lease {backend.uri} is unreadable ({exc}): if no run is writing, "
+            "remove it with `python -m jobs lease break`"
+        ) from exc
 
 
 # -- the lease --------------------------------------------------------------------------------------
 
+
 class Lease:
     """A lease this process holds (see :func:`hold_lease`). Thread-safe."""
 
-    def __init__(self, backend: _Backend, holder: Holder, version: str, *, ttl: float,
-                 heartbeat: float) -> None:
+    def __init__(
+        self, backend: _Backend, holder: Holder, version: str, *, ttl: float, heartbeat: float
+    ) -> None:
         self.uri = backend.uri
         self._backend = backend
         self._holder = holder
@@ -503,15 +521,16 @@ class Lease:
             if self._lost:
                 raise LeaseLost(self._lost)
             if self._released:
-                raise LeaseLost(f"run {self._holder.owner.run_id} released the lake lease "
-                                f"{self.uri} already, so it may not commit any more")
+                raise LeaseLost(
+                    f"run {self._holder.owner.run_id} released the lake lease "
+                    f"{self.uri} already, so it may not commit any more"
+                )
             fresh = self._holder.renewed(self.ttl)
             version = self._backend.replace(fresh.to_bytes(), expected=self._version, takeover=False)
             if version is None:  # changed since our last write: ours still (a retried write)?
                 current = self._backend.read()
                 if current is not None and _token_of(current[0]) == self.token:
-                    version = self._backend.replace(fresh.to_bytes(), expected=current[1],
-                                                    takeover=False)
+                    version = self._backend.replace(fresh.to_bytes(), expected=current[1], takeover=False)
             if version is None:
                 self._lost = self._lost_message()
                 log.error("%s", self._lost)
@@ -526,13 +545,17 @@ class Lease:
         else:
             try:
                 how = f"was taken over by {Holder.from_bytes(current[0]).describe()}"
-                why = (f" (this run had not renewed it within the lease TTL of {self.ttl:g} s: "
-                       "stalled or cut off from the store?)")
+                why = (
+                    f" (this run had not renewed it within the lease TTL of {self.ttl:g} s: "
+                    "stalled or cut off from the store?)"
+                )
             except ValueError:
                 how = "was overwritten by something that is not a lease"
-        return (f"run {self._holder.owner.run_id} lost the lake lease {self.uri}: it {how}{why}; "
-                "this run stops before committing anything more: run it again once the lake is "
-                "free")
+        return (
+            f"run {self._holder.owner.run_id} lost the lake lease {self.uri}: it {how}{why}; "
+            "this run stops before committing anything more: run it again once the lake is "
+            "free"
+        )
 
     # -- heartbeat ------------------------------------------------------------------------------
     def start_heartbeat(self) -> None:
@@ -547,8 +570,12 @@ class Lease:
             except LeaseLost:
                 return  # recorded; ensure() raises it
             except StorageError as exc:  # transient: the next beat tries again
-                log.warning("could not renew the lake lease %s (expires %s): %s", self.uri,
-                            _shown(self._holder.expires_at), exc)
+                log.warning(
+                    "could not renew the lake lease %s (expires %s): %s",
+                    self.uri,
+                    _shown(self._holder.expires_at),
+                    exc,
+                )
             except Exception:  # a bug must not kill the heartbeat silently
                 log.exception("lease heartbeat failed")
 
@@ -584,15 +611,22 @@ def _token_of(body: bytes) -> str | None:
         return None
 
 
-def _try_acquire(backend: _Backend, owner: Owner, token: str, *, ttl: float, heartbeat: float
-                 ) -> tuple[Lease | None, Holder | None]:
+def _try_acquire(
+    backend: _Backend, owner: Owner, token: str, *, ttl: float, heartbeat: float
+) -> tuple[Lease | None, Holder | None]:
     """One attempt: (lease, None) when acquired, (None, holder) when someone else holds it."""
     started = _now()
     holder: Holder | None = None
     for _ in range(_CAS_ATTEMPTS):
         now = _now()
-        mine = Holder(owner=owner, token=token, acquired_at=started, heartbeat_at=now,
-                      expires_at=now + timedelta(seconds=ttl), ttl_seconds=ttl)
+        mine = Holder(
+            owner=owner,
+            token=token,
+            acquired_at=started,
+            heartbeat_at=now,
+            expires_at=now + timedelta(seconds=ttl),
+            ttl_seconds=ttl,
+        )
         version = backend.create(mine.to_bytes())
         if version is not None:
             return Lease(backend, mine, version, ttl=ttl, heartbeat=heartbeat), None
@@ -615,15 +649,23 @@ def _try_acquire(backend: _Backend, owner: Owner, token: str, *, ttl: float, hea
 
 def held_message(uri: str, holder: Holder) -> str:
     """The one-line LeaseHeld message: who holds the lease and what to do."""
-    return (f"another run is writing to the lake: the lease {uri} is held by {holder.describe()}; "
-            "wait for it to finish (or set LEASE_WAIT_SECONDS to wait), or, if that process is "
-            f"dead, the lease expires at {_shown(holder.expires_at)} and the next run takes it "
-            "over; `python -m jobs lease break` force-releases it now")
+    return (
+        f"another run is writing to the lake: the lease {uri} is held by {holder.describe()}; "
+        "wait for it to finish (or set LEASE_WAIT_SECONDS to wait), or, if that process is "
+        f"dead, the lease expires at {_shown(holder.expires_at)} and the next run takes it "
+        "over; `python -m jobs lease break` force-releases it now"
+    )
 
 
-def acquire(storage: Storage, *, uri: str | None = None, owner: Owner | None = None,
-            ttl: float | None = None, heartbeat: float | None = None, wait: float | None = None
-            ) -> Lease:
+def acquire(
+    storage: Storage,
+    *,
+    uri: str | None = None,
+    owner: Owner | None = None,
+    ttl: float | None = None,
+    heartbeat: float | None = None,
+    wait: float | None = None,
+) -> Lease:
     """Take the lease (waiting up to ``wait`` seconds for a holder) and start its heartbeat.
 
     Raises :class:`LeaseHeld` naming the holder when it is still held after ``wait``. Prefer
@@ -636,8 +678,7 @@ def acquire(storage: Storage, *, uri: str | None = None, owner: Owner | None = N
     heartbeat = s.lease_heartbeat_seconds if heartbeat is None else heartbeat
     wait = s.lease_wait_seconds if wait is None else wait
     if not 0 < heartbeat < ttl / 2:
-        raise ValueError(f"lease heartbeat {heartbeat:g} s must be positive and below half the "
-                         f"TTL {ttl:g} s")
+        raise ValueError(f"lease heartbeat {heartbeat:g} s must be positive and below half the TTL {ttl:g} s")
     backend = _backend(storage, uri)
     token = uuid.uuid4().hex
     deadline = time.monotonic() + max(0.0, wait)
@@ -650,12 +691,15 @@ def acquire(storage: Storage, *, uri: str | None = None, owner: Owner | None = N
         left = deadline - time.monotonic()
         if left <= 0:
             if holder is None:  # the lease kept changing under us; say so rather than spin
-                raise LeaseHeld(f"the lease {uri} kept changing while this run tried to take it: "
-                                "another run is starting; try again")
+                raise LeaseHeld(
+                    f"the lease {uri} kept changing while this run tried to take it: "
+                    "another run is starting; try again"
+                )
             raise LeaseHeld(held_message(uri, holder))
         if holder is not None:
-            log.info("waiting for the lake lease %s (up to %.0f s more): held by %s", uri, left,
-                     holder.describe())
+            log.info(
+                "waiting for the lake lease %s (up to %.0f s more): held by %s", uri, left, holder.describe()
+            )
         # Poll about once a second (sooner if it expires sooner), with jitter against herds.
         until_expiry = (holder.expires_at - _now()).total_seconds() if holder else 0.0
         pause = min(1.0, max(0.05, until_expiry + 0.01)) * random.uniform(0.5, 1.0)  # noqa: S311 (jitter)
@@ -663,9 +707,15 @@ def acquire(storage: Storage, *, uri: str | None = None, owner: Owner | None = N
 
 
 @contextlib.contextmanager
-def hold_lease(storage: Storage, *, uri: str | None = None, owner: Owner | None = None,
-               ttl: float | None = None, heartbeat: float | None = None,
-               wait: float | None = None) -> Iterator[Lease]:
+def hold_lease(
+    storage: Storage,
+    *,
+    uri: str | None = None,
+    owner: Owner | None = None,
+    ttl: float | None = None,
+    heartbeat: float | None = None,
+    wait: float | None = None,
+) -> Iterator[Lease]:
     """Hold the lake lease for the ``with`` block: acquire (or raise :class:`LeaseHeld`), renew
     it in the background, release it on exit if still ours.
 
@@ -680,8 +730,12 @@ def hold_lease(storage: Storage, *, uri: str | None = None, owner: Owner | None 
         try:
             lease.release()
         except StorageError as exc:  # never hide the run's own outcome behind a cleanup failure
-            log.warning("could not release the lake lease %s (it expires at %s): %s", lease.uri,
-                        _shown(lease.holder.expires_at), exc)
+            log.warning(
+                "could not release the lake lease %s (it expires at %s): %s",
+                lease.uri,
+                _shown(lease.holder.expires_at),
+                exc,
+            )
 
 
 def read_lease(storage: Storage, uri: str | None = None) -> Holder | None:
@@ -709,8 +763,10 @@ def break_lease(storage: Storage, uri: str | None = None) -> Holder | None:
                 return None
             log.warning("broke the lake lease %s of %s", backend.uri, holder.describe())
             return holder
-    raise StorageError(f"the lease {backend.uri} kept changing while breaking it: another run is "
-                       "taking it; check `read_lease` and try again")
+    raise StorageError(
+        f"the lease {backend.uri} kept changing while breaking it: another run is "
+        "taking it; check `read_lease` and try again"
+    )
 
 
 def describe_state(storage: Storage, uri: str | None = None) -> str:
@@ -723,5 +779,15 @@ def describe_state(storage: Storage, uri: str | None = None) -> str:
     return f"the lake lease {uri} is {state}: {holder.describe()}"
 
 
-__all__ = ["Holder", "Lease", "Owner", "acquire", "break_lease", "describe_state", "held_message",
-           "hold_lease", "lease_uri", "read_lease"]
+__all__ = [
+    "Holder",
+    "Lease",
+    "Owner",
+    "acquire",
+    "break_lease",
+    "describe_state",
+    "held_message",
+    "hold_lease",
+    "lease_uri",
+    "read_lease",
+]

@@ -91,8 +91,7 @@ def store_panics_filtered(enabled: bool = True) -> Iterator[None]:
     sys.stderr.flush()
     os.dup2(write_fd, 2)
     os.close(write_fd)
-    pump = threading.Thread(target=_pump, args=(read_fd, original), daemon=True,
-                            name="stderr-filter")
+    pump = threading.Thread(target=_pump, args=(read_fd, original), daemon=True, name="stderr-filter")
     pump.start()
     try:
         yield
@@ -119,8 +118,7 @@ def _pump(read_fd: int, out_fd: int) -> None:
                 dropped[-1] += f" {line}"
                 state = "trace"
                 continue
-            if state == "trace" and (line.startswith((_NOTE, "stack backtrace:"))
-                                     or line[:1].isspace()):
+            if state == "trace" and (line.startswith((_NOTE, "stack backtrace:")) or line[:1].isspace()):
                 continue
             state = "pass"
             if not line.strip():
@@ -131,5 +129,6 @@ def _pump(read_fd: int, out_fd: int) -> None:
             pending_blank = b""
         os.write(out_fd, pending_blank)
     for text in dropped:
-        logging.getLogger("jobs.storage").debug("object-store client panic (reported as the "
-                                                "storage error): %s", text)
+        logging.getLogger("jobs.storage").debug(
+            "object-store client panic (reported as the storage error): %s", text
+        )

@@ -103,14 +103,26 @@ class MaintenanceResult:
     seconds: float = 0.0
 
     def totals(self) -> dict[str, int]:
-        keys = ("stored_files_before", "stored_files_after", "live_files_before",
-                "live_files_after", "vacuumed_files", "vacuumed_bytes", "compacted_files_removed")
+        keys = (
+            "stored_files_before",
+            "stored_files_after",
+            "live_files_before",
+            "live_files_after",
+            "vacuumed_files",
+            "vacuumed_bytes",
+            "compacted_files_removed",
+        )
         return {k: sum(getattr(t, k) for t in self.tables) for k in keys}
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stage": "maintain", "run_id": self.run_id,
-                "retention_hours": self.retention_hours, "seconds": round(self.seconds, 3),
-                "totals": self.totals(), "tables": [t.as_dict() for t in self.tables]}
+        return {
+            "stage": "maintain",
+            "run_id": self.run_id,
+            "retention_hours": self.retention_hours,
+            "seconds": round(self.seconds, 3),
+            "totals": self.totals(),
+            "tables": [t.as_dict() for t in self.tables],
+        }
 
     def to_json(self) -> str:
         return json.dumps(self.as_dict(), indent=2, sort_keys=False)
@@ -119,19 +131,23 @@ class MaintenanceResult:
 def pipeline_tables(ctx: RunContext) -> list[tuple[str, str]]:
     """(layer/name, uri) of every table the pipeline writes, in pipeline order."""
     tables = [(f"bronze/{s}", ctx.bronze(s)) for s in SOURCES]
-    tables += [("bronze/quarantine", ctx.quarantine_uri), ("bronze/_manifest", ctx.manifest_uri),
-               (f"bronze/{QUALITY_SAMPLES_TABLE}", ctx.bronze(QUALITY_SAMPLES_TABLE))]
+    tables += [
+        ("bronze/quarantine", ctx.quarantine_uri),
+        ("bronze/_manifest", ctx.manifest_uri),
+        (f"bronze/{QUALITY_SAMPLES_TABLE}", ctx.bronze(QUALITY_SAMPLES_TABLE)),
+    ]
     tables += [(f"silver/{s}", ctx.silver(s)) for s in SOURCES]
-    tables += [(f"gold/{GOLD_TABLE}", ctx.gold(GOLD_TABLE)),
-               (f"gold/{QUALITY_TABLE}", ctx.gold(QUALITY_TABLE))]
+    tables += [
+        (f"gold/{GOLD_TABLE}", ctx.gold(GOLD_TABLE)),
+        (f"gold/{QUALITY_TABLE}", ctx.gold(QUALITY_TABLE)),
+    ]
     return tables
 
 
 def data_changed_since(lake: Any, uri: str, version: int) -> bool:
     """Whether any commit after ``version`` of the table at ``uri`` may have changed rows
     (anything but maintenance operations)."""
-    return any(c.get("operation") not in MAINTENANCE_OPERATIONS
-               for c in lake.history(uri, after=version))
+    return any(c.get("operation") not in MAINTENANCE_OPERATIONS for c in lake.history(uri, after=version))
 
 
 def maintain(ctx: RunContext, *, tables: Iterable[str] | None = None) -> MaintenanceResult:
@@ -144,21 +160,25 @@ def maintain(ctx: RunContext, *, tables: Iterable[str] | None = None) -> Mainten
         from jobs.errors import ConfigError
 
         known = ", ".join(n for n, _ in pipeline_tables(ctx))
-        raise ConfigError(f"unknown table(s) {sorted(wanted - {n for n, _ in chosen})}: "
-                          f"choose from {known}")
+        raise ConfigError(f"unknown table(s) {sorted(wanted - {n for n, _ in chosen})}: choose from {known}")
     started = time.perf_counter()
     result = MaintenanceResult(ctx.run_id, ctx.settings.maintain_retention_hours)
     with holding_lease(ctx):
         for name, uri in chosen:
             done = maintain_table(ctx, name, uri)
             result.tables.append(done)
-            log.info("maintained %s: %d → %d stored files, %d vacuumed (%d bytes), %.2fs", name,
-                     done.stored_files_before, done.stored_files_after, done.vacuumed_files,
-                     done.vacuumed_bytes, done.seconds,
-                     extra={"event": "maintain_table", **done.as_dict()})
+            log.info(
+                "maintained %s: %d → %d stored files, %d vacuumed (%d bytes), %.2fs",
+                name,
+                done.stored_files_before,
+                done.stored_files_after,
+                done.vacuumed_files,
+                done.vacuumed_bytes,
+                done.seconds,
+                extra={"event": "maintain_table", **done.as_dict()},
+            )
     result.seconds = time.perf_counter() - started
-    log.info("maintenance done in %.2fs", result.seconds,
-             extra={"event": "maintain_done", **result.totals()})
+    log.info("maintenance done in %.2fs", result.seconds, extra={"event": "maintain_done", **result.totals()})
     return result
 
 
@@ -186,18 +206,24 @@ def maintain_table(ctx: RunContext, name: str, uri: str) -> TableMaintenance:
             if weeks:
                 lake.check_guard()
                 metrics = table.optimize.z_order(
-                    list(ZORDER_COLUMNS), partition_filters=[(GOLD_PARTITION, "in", weeks)],
-                    target_size=target, commit_properties=props)
+                    list(ZORDER_COLUMNS),
+                    partition_filters=[(GOLD_PARTITION, "in", weeks)],
+                    target_size=target,
+                    commit_properties=props,
+                )
                 done.zordered = True
                 _count_optimize(done, metrics)
         else:
             lake.check_guard()
-            _count_optimize(done, table.optimize.compact(target_size=target,
-                                                         commit_properties=props))
+            _count_optimize(done, table.optimize.compact(target_size=target, commit_properties=props))
         lake.check_guard()
-        removed = table.vacuum(retention_hours=settings.maintain_retention_hours, dry_run=False,
-                               enforce_retention_duration=False, full=True,
-                               commit_properties=props)
+        removed = table.vacuum(
+            retention_hours=settings.maintain_retention_hours,
+            dry_run=False,
+            enforce_retention_duration=False,
+            full=True,
+            commit_properties=props,
+        )
         done.vacuumed_files = len(removed)
         done.vacuumed_bytes = sum(inventory.get(_relative(p, uri), 0) for p in removed)
         if _last_checkpoint(ctx, uri) != table.version():
@@ -258,7 +284,7 @@ def _inventory(ctx: RunContext, uri: str) -> dict[str, int]:
         raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
     files = {}
     for path, info in found.items():
-        rel = path[len(root):].lstrip("/")
+        rel = path[len(root) :].lstrip("/")
         if info.get("type") == "file" and not _hidden(rel):
             files[rel] = int(info.get("size") or 0)
     return files
@@ -268,7 +294,7 @@ def _relative(path: str, uri: str) -> str:
     """A path vacuum returned, relative to the table root (it returns relative ones)."""
     for prefix in (uri.rstrip("/") + "/", uri.split("://", 1)[-1].rstrip("/") + "/"):
         if path.startswith(prefix):
-            return path[len(prefix):]
+            return path[len(prefix) :]
     return path.lstrip("/")
 
 
@@ -289,7 +315,7 @@ def _carry_export_marker(ctx: RunContext, before: int | None, after: int | None)
     marker = read_marker(ctx)
     if before is None or marker.get("gold_version") != before:
         return  # not exported yet, or exported from another version: export will handle it
-    marker |= {"gold_version": after, "maintained_from_version": before,
-               "maintenance_run": ctx.run_id}
-    ctx.lake.put_file(join(ctx.settings.export_uri, "_export.json"),
-                      json.dumps(marker, indent=2).encode(), tag=ctx.run_id)
+    marker |= {"gold_version": after, "maintained_from_version": before, "maintenance_run": ctx.run_id}
+    ctx.lake.put_file(
+        join(ctx.settings.export_uri, "_export.json"), json.dumps(marker, indent=2).encode(), tag=ctx.run_id
+    )

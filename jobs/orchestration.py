@@ -52,8 +52,9 @@ class RunRequest:
             try:
                 weeks.append(date.fromisoformat(text[:10]))
             except ValueError:
-                raise ConfigError(f"rebuild_weeks: {text!r} is not a date (YYYY-MM-DD, any day "
-                                  "of the week to rebuild)") from None
+                raise ConfigError(
+                    f"rebuild_weeks: {text!r} is not a date (YYYY-MM-DD, any day of the week to rebuild)"
+                ) from None
         mode = params.get("lookback_mode") or None
         if mode not in (None, "calendar", "rolling"):
             raise ConfigError(f"lookback_mode: {mode!r} is not 'calendar' or 'rolling'")
@@ -65,8 +66,12 @@ class RunRequest:
                 n = int(n)
             except (TypeError, ValueError):
                 raise ConfigError(f"lookback_weeks: {n!r} is not a whole number") from None
-        return cls(rebuild=tuple(sorted(set(weeks))), full=bool(params.get("full_rebuild")),
-                   lookback_mode=mode, lookback_weeks=n)
+        return cls(
+            rebuild=tuple(sorted(set(weeks))),
+            full=bool(params.get("full_rebuild")),
+            lookback_mode=mode,
+            lookback_weeks=n,
+        )
 
     @property
     def forces_run(self) -> bool:
@@ -74,8 +79,12 @@ class RunRequest:
         return bool(self.rebuild or self.full or self.lookback_mode or self.lookback_weeks)
 
     def describe(self) -> dict[str, Any]:
-        return {"rebuild_weeks": [w.isoformat() for w in self.rebuild], "full_rebuild": self.full,
-                "lookback_mode": self.lookback_mode, "lookback_weeks": self.lookback_weeks}
+        return {
+            "rebuild_weeks": [w.isoformat() for w in self.rebuild],
+            "full_rebuild": self.full,
+            "lookback_mode": self.lookback_mode,
+            "lookback_weeks": self.lookback_weeks,
+        }
 
     def settings(self) -> Any:
         from jobs.settings import load_settings
@@ -118,8 +127,13 @@ class Detection:
         return bool(self.reasons)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stage": "detect", "proceed": self.proceed, "pending_files": self.pending_files,
-                "reasons": self.reasons, "request": self.request.describe()}
+        return {
+            "stage": "detect",
+            "proceed": self.proceed,
+            "pending_files": self.pending_files,
+            "reasons": self.reasons,
+            "request": self.request.describe(),
+        }
 
 
 def pending_work(ctx: Any) -> tuple[dict[str, int], list[str]]:
@@ -163,8 +177,11 @@ def _silver_changed(ctx: Any, consumed: dict[str, int], current: dict[str, int])
 
     if set(consumed) != set(current):
         return True
-    return any(v < consumed[s] or data_changed_since(ctx.lake, ctx.silver(s), consumed[s])
-               for s, v in current.items() if v != consumed[s])
+    return any(
+        v < consumed[s] or data_changed_since(ctx.lake, ctx.silver(s), consumed[s])
+        for s, v in current.items()
+        if v != consumed[s]
+    )
 
 
 def detect(params: Mapping[str, Any] | None = None, identity: RunIdentity | None = None) -> Detection:
@@ -173,19 +190,24 @@ def detect(params: Mapping[str, Any] | None = None, identity: RunIdentity | None
     ctx = (identity or RunIdentity()).context(request.settings())
     files, reasons = pending_work(ctx)
     if request.forces_run:
-        reasons.insert(0, "requested: " + json.dumps(
-            {k: v for k, v in request.describe().items() if v}, sort_keys=True))
+        reasons.insert(
+            0, "requested: " + json.dumps({k: v for k, v in request.describe().items() if v}, sort_keys=True)
+        )
     detection = Detection(pending_files=files, reasons=reasons, request=request)
     if detection.proceed:
         log.info("work to do: %s", "; ".join(reasons))
     else:
-        log.info("nothing new under %s (pending files: %s): downstream stages skipped, no "
-                 "table version written", ctx.settings.lake_raw, files)
+        log.info(
+            "nothing new under %s (pending files: %s): downstream stages skipped, no table version written",
+            ctx.settings.lake_raw,
+            files,
+        )
     return detection
 
 
-def run_stage_task(stage: str, params: Mapping[str, Any] | None = None,
-                   identity: RunIdentity | None = None) -> dict[str, Any]:
+def run_stage_task(
+    stage: str, params: Mapping[str, Any] | None = None, identity: RunIdentity | None = None
+) -> dict[str, Any]:
     """Run one stage with this run's overrides; its StageResult as a JSON-able dict."""
     from jobs import logs
     from jobs.pipeline import run_stage
@@ -204,10 +226,13 @@ def run_stage_task(stage: str, params: Mapping[str, Any] | None = None,
             summary["full"] = bool(detail.get("full"))
         if isinstance(detail.get("quality"), dict):  # the data-quality gate's summary
             q = detail["quality"]
-            summary["quality"] = {"checks": q.get("checks"), "passed": q.get("passed"),
-                                  "warnings": list(q.get("warnings") or [])[:5],
-                                  "failed": list(q.get("failed") or [])[:5],
-                                  "report": q.get("report")}
+            summary["quality"] = {
+                "checks": q.get("checks"),
+                "passed": q.get("passed"),
+                "warnings": list(q.get("warnings") or [])[:5],
+                "failed": list(q.get("failed") or [])[:5],
+                "report": q.get("report"),
+            }
     log.info("%s summary: %s", stage, json.dumps(summary, sort_keys=True))
     return summary
 

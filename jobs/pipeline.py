@@ -45,9 +45,15 @@ def holding_lease(ctx: RunContext) -> Iterator[None]:
             ctx.lease = None
 
 
-def run_stage(ctx: RunContext, stage: str, *, audits: Audits | None = None,
-              progress: Progress | None = None, rebuild: list[date] | None = None,
-              full: bool = False) -> StageResult:
+def run_stage(
+    ctx: RunContext,
+    stage: str,
+    *,
+    audits: Audits | None = None,
+    progress: Progress | None = None,
+    rebuild: list[date] | None = None,
+    full: bool = False,
+) -> StageResult:
     """Run one stage by name, holding the lake lease (imports lazily: a stage pays only for
     what it uses)."""
     if stage not in STAGES:
@@ -56,8 +62,15 @@ def run_stage(ctx: RunContext, stage: str, *, audits: Audits | None = None,
         return _run_stage(ctx, stage, audits=audits, progress=progress, rebuild=rebuild, full=full)
 
 
-def _run_stage(ctx: RunContext, stage: str, *, audits: Audits | None, progress: Progress | None,
-               rebuild: list[date] | None, full: bool) -> StageResult:
+def _run_stage(
+    ctx: RunContext,
+    stage: str,
+    *,
+    audits: Audits | None,
+    progress: Progress | None,
+    rebuild: list[date] | None,
+    full: bool,
+) -> StageResult:
     if audits is None:
         from jobs.quality.gate import quality_audits
 
@@ -88,9 +101,16 @@ def _run_stage(ctx: RunContext, stage: str, *, audits: Audits | None, progress: 
         stage_var.reset(token)
 
 
-def run_all(ctx: RunContext, *, audits: Audits | None = None, progress: Progress | None = None,
-            rebuild: list[date] | None = None, full: bool = False) -> list[StageResult]:
+def run_all(
+    ctx: RunContext,
+    *,
+    audits: Audits | None = None,
+    progress: Progress | None = None,
+    rebuild: list[date] | None = None,
+    full: bool = False,
+) -> list[StageResult]:
     """Every stage in order, as one run (``ctx``) holding the lake lease throughout."""
     with holding_lease(ctx):
-        return [run_stage(ctx, s, audits=audits, progress=progress, rebuild=rebuild, full=full)
-                for s in STAGES]
+        return [
+            run_stage(ctx, s, audits=audits, progress=progress, rebuild=rebuild, full=full) for s in STAGES
+        ]

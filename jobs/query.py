@@ -47,8 +47,7 @@ def tables(ctx: RunContext) -> dict[str, str]:
 
 def connect(ctx: RunContext) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the extensions loaded, the S3 secret set and the views made."""
-    con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     for name in EXTENSIONS:
         con.execute(f"LOAD {literal(str(extension_path(name)))}")
     if secret := ctx.storage.duckdb_secret():
@@ -56,8 +55,10 @@ def connect(ctx: RunContext) -> duckdb.DuckDBPyConnection:
         try:
             con.execute(sql, values)
         except duckdb.Error:  # its message may quote a value: say what to check instead
-            raise StorageError("DuckDB refused the S3 settings (CREATE SECRET): check AWS_REGION, "
-                               "AWS_ENDPOINT_URL and the access key settings") from None
+            raise StorageError(
+                "DuckDB refused the S3 settings (CREATE SECRET): check AWS_REGION, "
+                "AWS_ENDPOINT_URL and the access key settings"
+            ) from None
         for setting in ctx.storage.duckdb_settings_sql():  # bounded waiting on the store
             con.execute(setting)
     for view, uri in tables(ctx).items():
@@ -98,9 +99,11 @@ def refuse_writes(con: duckdb.DuckDBPyConnection, sql: str) -> None:
     for statement in statements:
         kind = statement.type.name
         if kind not in READ_ONLY:
-            raise PipelineError(f"query refused: {kind} statements are not allowed here, "
-                                f"only {' and '.join(READ_ONLY)} (the query command is "
-                                "read-only); nothing was run")
+            raise PipelineError(
+                f"query refused: {kind} statements are not allowed here, "
+                f"only {' and '.join(READ_ONLY)} (the query command is "
+                "read-only); nothing was run"
+            )
 
 
 def run_query(ctx: RunContext, sql: str) -> pl.DataFrame:
@@ -109,12 +112,18 @@ def run_query(ctx: RunContext, sql: str) -> pl.DataFrame:
         refuse_writes(con, sql)
         return con.sql(sql).pl()
     except duckdb.Error as exc:
-        views = [f"{s}.{n}" for s, n in con.execute(
-            "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
-            "AND schema_name <> 'main' ORDER BY ALL").fetchall()]
+        views = [
+            f"{s}.{n}"
+            for s, n in con.execute(
+                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+                "AND schema_name <> 'main' ORDER BY ALL"
+            ).fetchall()
+        ]
         first = str(exc).strip().splitlines()[0]
-        raise PipelineError(f"query failed: {first} (available views: "
-                            f"{', '.join(views) or 'none yet: run the pipeline first'})") from exc
+        raise PipelineError(
+            f"query failed: {first} (available views: "
+            f"{', '.join(views) or 'none yet: run the pipeline first'})"
+        ) from exc
     finally:
         con.close()
 
@@ -156,10 +165,15 @@ def init_sql(ctx: RunContext) -> str:
             present = False
         if present or view == f"gold.{GOLD_TABLE}":
             name = view.split(".", 1)[1]
-            lines.append(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM "  # noqa: S608
-                         f"delta_scan({literal(uri)});")
+            lines.append(
+                f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM "  # noqa: S608
+                f"delta_scan({literal(uri)});"
+            )
             lines.append(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view};")  # noqa: S608
-    lines += [".output", ".bail off",
-              "SELECT 'gold views: ' || string_agg(schema_name || '.' || view_name, ', ') AS ready "
-              "FROM duckdb_views() WHERE schema_name = 'gold';"]
+    lines += [
+        ".output",
+        ".bail off",
+        "SELECT 'gold views: ' || string_agg(schema_name || '.' || view_name, ', ') AS ready "
+        "FROM duckdb_views() WHERE schema_name = 'gold';",
+    ]
     return "\n".join(lines) + "\n"

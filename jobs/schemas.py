@@ -48,12 +48,19 @@ class Limits:
 
     def __post_init__(self) -> None:
         if not ENGINE_MIN_DAY <= self.min_day <= self.max_day <= ENGINE_MAX_DAY:
-            raise ValueError(f"day limits {self.min_day}..{self.max_day} are not an ordered "
-                             f"window inside {ENGINE_MIN_DAY}..{ENGINE_MAX_DAY}")
+            raise ValueError(
+                f"day limits {self.min_day}..{self.max_day} are not an ordered "
+                f"window inside {ENGINE_MIN_DAY}..{ENGINE_MAX_DAY}"
+            )
 
     @classmethod
-    def for_run(cls, run_date: date, *, min_day: date = DEFAULT_MIN_DAY,
-                max_future_days: int = DEFAULT_MAX_FUTURE_DAYS) -> Limits:
+    def for_run(
+        cls,
+        run_date: date,
+        *,
+        min_day: date = DEFAULT_MIN_DAY,
+        max_future_days: int = DEFAULT_MAX_FUTURE_DAYS,
+    ) -> Limits:
         """Days from ``min_day`` (QUALITY_MIN_DAY) to the run date + ``max_future_days``
         (QUALITY_MAX_FUTURE_DAYS), capped at :data:`ENGINE_MAX_DAY`."""
         latest = ENGINE_MAX_DAY - run_date
@@ -74,12 +81,24 @@ LINEAGE: dict[str, pl.DataType] = {
 # before it existed gains it at the same place (schema_mode="merge").
 RESCUED = "_rescued"
 BRONZE_EVENTS = pl.Schema(
-    {"day": pl.Date(), "user_id": pl.Int64(), "value_prop": pl.String(), "position": pl.Int64(), **LINEAGE,
-     RESCUED: pl.String()}
+    {
+        "day": pl.Date(),
+        "user_id": pl.Int64(),
+        "value_prop": pl.String(),
+        "position": pl.Int64(),
+        **LINEAGE,
+        RESCUED: pl.String(),
+    }
 )
 BRONZE_PAYS = pl.Schema(
-    {"pay_date": pl.Date(), "total": AMOUNT, "user_id": pl.Int64(), "value_prop": pl.String(), **LINEAGE,
-     RESCUED: pl.String()}
+    {
+        "pay_date": pl.Date(),
+        "total": AMOUNT,
+        "user_id": pl.Int64(),
+        "value_prop": pl.String(),
+        **LINEAGE,
+        RESCUED: pl.String(),
+    }
 )
 BRONZE = {"prints": BRONZE_EVENTS, "taps": BRONZE_EVENTS, "pays": BRONZE_PAYS}
 
@@ -120,12 +139,22 @@ MANIFEST = pl.Schema(
 MANIFEST_STATUSES = ("ingested", "rejected", "unchanged")
 
 SILVER_EVENTS = pl.Schema(
-    {"day": pl.Date(), "user_id": pl.Int64(), "value_prop": pl.String(), "position": pl.Int64(),
-     "run_id": pl.String()}
+    {
+        "day": pl.Date(),
+        "user_id": pl.Int64(),
+        "value_prop": pl.String(),
+        "position": pl.Int64(),
+        "run_id": pl.String(),
+    }
 )
 SILVER_PAYS = pl.Schema(
-    {"day": pl.Date(), "user_id": pl.Int64(), "value_prop": pl.String(), "total": AMOUNT,
-     "run_id": pl.String()}
+    {
+        "day": pl.Date(),
+        "user_id": pl.Int64(),
+        "value_prop": pl.String(),
+        "total": AMOUNT,
+        "run_id": pl.String(),
+    }
 )
 SILVER = {"prints": SILVER_EVENTS, "taps": SILVER_EVENTS, "pays": SILVER_PAYS}
 SILVER_PARTITION = "day"
@@ -179,6 +208,7 @@ QUALITY_RESULTS = pl.Schema(
 def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     """Select exactly the schema's columns, in order, cast to its types."""
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
+
 
 QUALITY_SAMPLES = pl.Schema(
     {

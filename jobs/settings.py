@@ -55,8 +55,10 @@ def _env_file() -> str | tuple[str, ...] | None:
     named = env_files()
     missing = [p for p in named if not Path(p).is_file()]
     if missing:
-        raise ConfigError(f"env file {', '.join(missing)} not found (LAKEHOUSE_ENV_FILE): check "
-                          "the path, or unset it to use the defaults")
+        raise ConfigError(
+            f"env file {', '.join(missing)} not found (LAKEHOUSE_ENV_FILE): check "
+            "the path, or unset it to use the defaults"
+        )
     if not named:
         return None
     return named[0] if len(named) == 1 else tuple(named)
@@ -180,8 +182,10 @@ class Settings(BaseSettings):
     @classmethod
     def _retention_covers_readers(cls, value: int) -> int:
         if value < MAINTAIN_MIN_RETENTION_HOURS:
-            raise ValueError(f"must be at least {MAINTAIN_MIN_RETENTION_HOURS} hour(s): vacuum "
-                             "would delete files a reader of a recent version still needs")
+            raise ValueError(
+                f"must be at least {MAINTAIN_MIN_RETENTION_HOURS} hour(s): vacuum "
+                "would delete files a reader of a recent version still needs"
+            )
         return value
 
     # Data quality (jobs/quality/README.md).
@@ -192,7 +196,12 @@ class Settings(BaseSettings):
     quality_quarantine_min_lines: int = Field(default=100, ge=0)
     # Value props silver accepts without a warning (comma-separated in the environment).
     quality_known_value_props: Annotated[tuple[str, ...], NoDecode] = (
-        "cellphone_recharge", "credits_consumer", "link_cobro", "point", "prepaid", "send_money",
+        "cellphone_recharge",
+        "credits_consumer",
+        "link_cobro",
+        "point",
+        "prepaid",
+        "send_money",
         "transport",
     )
     # Plausible days: [QUALITY_MIN_DAY, run date + QUALITY_MAX_FUTURE_DAYS], the run date being
@@ -203,7 +212,8 @@ class Settings(BaseSettings):
     # Severity overrides: "check=warning,silver.day_not_after_run_date=failure" (a check name,
     # optionally prefixed by its layer or suite, e.g. silver.prints.value_prop_in_known_set).
     quality_severity: Annotated[dict[str, Literal["failure", "warning"]], NoDecode] = Field(
-        default_factory=dict)
+        default_factory=dict
+    )
     # Rows per Great Expectations batch (bounds memory) and unexpected rows shown per check.
     quality_batch_rows: int = Field(default=1_000_000, ge=1)
     quality_sample_rows: int = Field(default=5, ge=0, le=100)
@@ -230,8 +240,10 @@ class Settings(BaseSettings):
     def _heartbeat_within_ttl(cls, value: float, info: ValidationInfo) -> float:
         ttl = info.data.get("lease_ttl_seconds")
         if ttl is not None and not value < ttl / 2:
-            raise ValueError(f"must be less than half of LEASE_TTL_SECONDS={ttl:g}, so a live "
-                             "holder renews its lease at least twice before it could expire")
+            raise ValueError(
+                f"must be less than half of LEASE_TTL_SECONDS={ttl:g}, so a live "
+                "holder renews its lease at least twice before it could expire"
+            )
         return value
 
     # Observability.
@@ -243,14 +255,14 @@ class Settings(BaseSettings):
         """Example / ``change-me`` keys (envs/*.env) only ever talk to this machine's loopback."""
         if self.aws_endpoint_url is None or is_loopback(self.aws_endpoint_url):
             return self
-        for name in ("aws_secret_access_key", "admin_secret_access_key",
-                     "analyst_secret_access_key"):
+        for name in ("aws_secret_access_key", "admin_secret_access_key", "analyst_secret_access_key"):
             secret = getattr(self, name)
             if secret is not None and is_example_secret(secret.get_secret_value()):
                 raise ValueError(
                     f"{name.upper()} is an example value (it contains one of "
                     f"{', '.join(EXAMPLE_SECRET_MARKERS)}) but AWS_ENDPOINT_URL is not loopback: "
-                    "set real keys for a shared object store")
+                    "set real keys for a shared object store"
+                )
         return self
 
     @field_validator("lake_raw", "lake_bronze", "lake_silver", "lake_gold", "lake_export")
@@ -265,8 +277,9 @@ class Settings(BaseSettings):
 
     def limits(self, run_date: date) -> Limits:
         """The contract's plausible days for a run started on ``run_date``."""
-        return Limits.for_run(run_date, min_day=self.quality_min_day,
-                              max_future_days=self.quality_max_future_days)
+        return Limits.for_run(
+            run_date, min_day=self.quality_min_day, max_future_days=self.quality_max_future_days
+        )
 
     @cached_property
     def export_uri(self) -> str:
@@ -294,6 +307,7 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(_env_file=_env_file(), **clean)  # type: ignore[call-arg,arg-type]
     except ValidationError as exc:
+
         def shown(error: Any) -> str:
             if not error["loc"]:  # a whole-model check: its input is every value, secrets too
                 return str(error["msg"]).removeprefix("Value error, ")
@@ -305,5 +319,6 @@ def load_settings(**overrides: object) -> Settings:
         problems = "; ".join(shown(e) for e in exc.errors(include_input=True))
         files = _env_file()
         shown_files = ", ".join(files) if isinstance(files, tuple) else files
-        raise ConfigError(f"invalid settings ({problems}); check the environment and "
-                          f"{shown_files or 'envs/*.env'}") from exc
+        raise ConfigError(
+            f"invalid settings ({problems}); check the environment and {shown_files or 'envs/*.env'}"
+        ) from exc

@@ -109,8 +109,10 @@ class Storage:
         """How long one request may wait on a stalled store before it fails: every attempt
         connecting and waiting for an answer in full, plus the pauses between attempts."""
         s = self.settings
-        return (self.attempts * (s.s3_connect_timeout_seconds + s.s3_read_timeout_seconds)
-                + (self.attempts - 1) * self.backoff_max_seconds)
+        return (
+            self.attempts * (s.s3_connect_timeout_seconds + s.s3_read_timeout_seconds)
+            + (self.attempts - 1) * self.backoff_max_seconds
+        )
 
     @property
     def _retry_window_seconds(self) -> float:
@@ -135,18 +137,19 @@ class Storage:
             "POLARS_CLOUD_RETRY_TIMEOUT_MS": _ms(self._retry_window_seconds),
             "POLARS_CLOUD_RETRY_INIT_BACKOFF_MS": _ms(self.settings.s3_retry_backoff_seconds),
             "POLARS_CLOUD_RETRY_MAX_BACKOFF_MS": _ms(self.backoff_max_seconds),
-            "POLARS_HTTP_CONNECT_TIMEOUT_SECONDS": math.ceil(
-                self.settings.s3_connect_timeout_seconds),
+            "POLARS_HTTP_CONNECT_TIMEOUT_SECONDS": math.ceil(self.settings.s3_connect_timeout_seconds),
         }
         for name, value in values.items():
             os.environ.setdefault(name, str(value))
 
     def _botocore_config(self) -> dict[str, Any]:
         s = self.settings
-        return {"s3": {"addressing_style": "path"},
-                "connect_timeout": s.s3_connect_timeout_seconds,
-                "read_timeout": s.s3_read_timeout_seconds,
-                "retries": {"total_max_attempts": self.attempts, "mode": "standard"}}
+        return {
+            "s3": {"addressing_style": "path"},
+            "connect_timeout": s.s3_connect_timeout_seconds,
+            "read_timeout": s.s3_read_timeout_seconds,
+            "retries": {"total_max_attempts": self.attempts, "mode": "standard"},
+        }
 
     def _secret(self) -> str | None:
         s = self.settings.aws_secret_access_key
@@ -220,8 +223,11 @@ class Storage:
         if not is_remote(uri):
             return None
         delta = self.delta_options(uri) or {}
-        opts: dict[str, Any] = {k.lower(): v for k, v in delta.items()
-                                if k not in ("retry_timeout",) and not k.startswith("backoff_")}
+        opts: dict[str, Any] = {
+            k.lower(): v
+            for k, v in delta.items()
+            if k not in ("retry_timeout",) and not k.startswith("backoff_")
+        }
         opts["max_retries"] = self.attempts - 1
         opts["retry_timeout_ms"] = _ms(self._retry_window_seconds)
         opts["retry_init_backoff_ms"] = _ms(self.settings.s3_retry_backoff_seconds)

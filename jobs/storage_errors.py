@@ -88,7 +88,8 @@ def storage_failure(exc: BaseException, *, storage: Storage) -> StorageError | N
     elif _unreachable(exc, text.lower()):
         failure = StoreUnreachable(
             f"cannot reach the object store at {storage.endpoint}: check AWS_ENDPOINT_URL and "
-            "that the server is running (make stack-up)")
+            "that the server is running (make stack-up)"
+        )
     else:
         first = _first_line(exc)
         failure = StorageError(f"the object store at {storage.endpoint} failed: {first}")
@@ -109,13 +110,35 @@ _STORAGE_TYPES = {
 }
 # Words of the object-store clients inside Rust (deltalake, polars) that raise plain
 # OSError/DeltaError: their message names the store.
-_STORE_WORDS = ("object-store error", "object_store", "generic s3 error", "error sending request",
-                "error performing", "s3 error", "kernel error")
+_STORE_WORDS = (
+    "object-store error",
+    "object_store",
+    "generic s3 error",
+    "error sending request",
+    "error performing",
+    "s3 error",
+    "kernel error",
+)
 _UNREACHABLE_WORDS = (
-    "connection refused", "error sending request", "connect", "dns", "timed out", "timeout",
-    "could not connect", "failed to lookup address", "unreachable", "connection reset",
-    "connection aborted", "broken pipe", "server disconnected", "connection closed",
-    "remote end closed", "os error 111", "os error 104", "incompleteread", "incomplete read",
+    "connection refused",
+    "error sending request",
+    "connect",
+    "dns",
+    "timed out",
+    "timeout",
+    "could not connect",
+    "failed to lookup address",
+    "unreachable",
+    "connection reset",
+    "connection aborted",
+    "broken pipe",
+    "server disconnected",
+    "connection closed",
+    "remote end closed",
+    "os error 111",
+    "os error 104",
+    "incompleteread",
+    "incomplete read",
 )
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -161,9 +184,18 @@ def _deltalake_error(exc: BaseException) -> bool:
 def _unreachable(exc: BaseException, low: str) -> bool:
     """Nothing (or nothing in time) answered: a refused or timed-out connection."""
     names = {cls.__name__ for item in _chain(exc) for cls in type(item).__mro__}
-    if names & {"EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError",
-                "ConnectionClosedError", "ClientConnectorError", "ServerDisconnectedError",
-                "ServerTimeoutError", "ClientConnectionError", "ConnectionError", "TimeoutError"}:
+    if names & {
+        "EndpointConnectionError",
+        "ConnectTimeoutError",
+        "ReadTimeoutError",
+        "ConnectionClosedError",
+        "ClientConnectorError",
+        "ServerDisconnectedError",
+        "ServerTimeoutError",
+        "ClientConnectionError",
+        "ConnectionError",
+        "TimeoutError",
+    }:
         return True
     return any(w in low for w in _UNREACHABLE_WORDS)
 
@@ -184,8 +216,10 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0].strip() if text else type(exc).__name__
 
 
-_CODES = re.compile(r"invalidaccesskeyid|signaturedoesnotmatch|accessdenied|nosuchbucket|"
-                    r"does not exist in our records|signature we calculated")
+_CODES = re.compile(
+    r"invalidaccesskeyid|signaturedoesnotmatch|accessdenied|nosuchbucket|"
+    r"does not exist in our records|signature we calculated"
+)
 
 
 def _chain_text(exc: BaseException) -> str:

@@ -20,9 +20,19 @@ from jobs.settings import Settings, load_settings
 def _isolated_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never read the developer's env file or AWS variables by accident."""
     monkeypatch.setenv("LAKEHOUSE_ENV_FILE", "")
-    for var in ("LAKE_RAW", "LAKE_BRONZE", "LAKE_SILVER", "LAKE_GOLD", "LAKE_EXPORT",
-                "LOOKBACK_MODE", "LOOKBACK_WEEKS", "GOLD_BUCKETS", "AWS_ENDPOINT_URL",
-                "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+    for var in (
+        "LAKE_RAW",
+        "LAKE_BRONZE",
+        "LAKE_SILVER",
+        "LAKE_GOLD",
+        "LAKE_EXPORT",
+        "LOOKBACK_MODE",
+        "LOOKBACK_WEEKS",
+        "GOLD_BUCKETS",
+        "AWS_ENDPOINT_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    ):
         monkeypatch.delenv(var, raising=False)
 
 
@@ -34,8 +44,9 @@ class LocalLake:
         self.raw = root / "raw"
 
     def settings(self, **overrides: Any) -> Settings:
-        base: dict[str, Any] = {f"lake_{layer}": str(self.root / layer)
-                                for layer in ("raw", "bronze", "silver", "gold")}
+        base: dict[str, Any] = {
+            f"lake_{layer}": str(self.root / layer) for layer in ("raw", "bronze", "silver", "gold")
+        }
         base["raw_settle_seconds"] = 0  # files land whole here; tests of settling set it
         return load_settings(**(base | overrides))
 
@@ -55,8 +66,10 @@ class LocalLake:
 
     def land_events(self, source: str, rows: Iterable[tuple[Any, ...]], name: str) -> Path:
         """rows: (day, user_id, value_prop, position) → one JSON-lines file."""
-        lines = [json.dumps({"day": str(d), "event_data": {"position": p, "value_prop": v},
-                             "user_id": u}) for d, u, v, p in rows]
+        lines = [
+            json.dumps({"day": str(d), "event_data": {"position": p, "value_prop": v}, "user_id": u})
+            for d, u, v, p in rows
+        ]
         return self.write_text(f"{source}/{name}", "\n".join(lines) + "\n")
 
     def land_pays(self, rows: Iterable[tuple[Any, ...]], name: str) -> Path:
@@ -83,21 +96,27 @@ class LocalLake:
         ctx = self.context()
         source = rel.split("/", 1)[0]
         [checked] = parse_chunks(source, [Chunk(1, (self.raw / rel).read_bytes())])
-        orphan = with_lineage(checked.lazy().filter(pl.col("reason").is_null()),
-                              source_file=rel, ctx=ctx)
-        ctx.lake.write(ctx.bronze(source), orphan, schema=BRONZE[source],
-                       metadata={"run_id": ctx.run_id})
+        orphan = with_lineage(checked.lazy().filter(pl.col("reason").is_null()), source_file=rel, ctx=ctx)
+        ctx.lake.write(ctx.bronze(source), orphan, schema=BRONZE[source], metadata={"run_id": ctx.run_id})
 
 
-TABLES = ("bronze/prints", "bronze/taps", "bronze/pays", "bronze/quarantine", "bronze/_manifest",
-          "silver/prints", "silver/taps", "silver/pays", "gold/print_features")
+TABLES = (
+    "bronze/prints",
+    "bronze/taps",
+    "bronze/pays",
+    "bronze/quarantine",
+    "bronze/_manifest",
+    "silver/prints",
+    "silver/taps",
+    "silver/pays",
+    "gold/print_features",
+)
 
 
 def table_versions(settings: Settings) -> dict[str, int | None]:
     """Version of every pipeline table (None: no table yet), on local disk or S3."""
     ctx = RunContext(settings)
-    roots = {"bronze": settings.lake_bronze, "silver": settings.lake_silver,
-             "gold": settings.lake_gold}
+    roots = {"bronze": settings.lake_bronze, "silver": settings.lake_silver, "gold": settings.lake_gold}
     return {t: ctx.lake.version(f"{roots[t.split('/')[0]]}/{t.split('/')[1]}") for t in TABLES}
 
 

@@ -17,12 +17,15 @@ def _monday(d: date) -> date:
     return d - timedelta(days=d.weekday())
 
 
-def reference_gold(prints: pl.DataFrame, taps: pl.DataFrame, pays: pl.DataFrame, *,
-                   mode: str, n_weeks: int) -> pl.DataFrame:
+def reference_gold(
+    prints: pl.DataFrame, taps: pl.DataFrame, pays: pl.DataFrame, *, mode: str, n_weeks: int
+) -> pl.DataFrame:
     """prints/taps: day,user_id,value_prop(,position); pays: day,user_id,value_prop,total."""
-    by_key: dict[str, dict[tuple[int, str], list]] = {"prints": defaultdict(list),
-                                                       "taps": defaultdict(list),
-                                                       "pays": defaultdict(list)}
+    by_key: dict[str, dict[tuple[int, str], list]] = {
+        "prints": defaultdict(list),
+        "taps": defaultdict(list),
+        "pays": defaultdict(list),
+    }
     for r in prints.iter_rows(named=True):
         by_key["prints"][(r["user_id"], r["value_prop"])].append(r["day"])
     for r in taps.iter_rows(named=True):
@@ -38,24 +41,47 @@ def reference_gold(prints: pl.DataFrame, taps: pl.DataFrame, pays: pl.DataFrame,
         else:
             lo, hi = d - timedelta(days=7 * n_weeks), d
         pays_in = [t for (pd, t) in by_key["pays"][key] if lo <= pd < hi]
-        rows.append({
-            "week_start": week, "day": d, "user_id": r["user_id"], "value_prop": r["value_prop"],
-            "position": r["position"],
-            "clicked": d in by_key["taps"][key],
-            "prior_views": sum(lo <= x < hi for x in by_key["prints"][key]),
-            "prior_clicks": sum(lo <= x < hi for x in by_key["taps"][key]),
-            "prior_payments": len(pays_in),
-            "prior_amount": sum(pays_in, Decimal("0.00")),
-        })
-    schema = {"week_start": pl.Date, "day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String,
-              "position": pl.Int64, "clicked": pl.Boolean, "prior_views": pl.Int64,
-              "prior_clicks": pl.Int64, "prior_payments": pl.Int64,
-              "prior_amount": pl.Decimal(38, 2)}
+        rows.append(
+            {
+                "week_start": week,
+                "day": d,
+                "user_id": r["user_id"],
+                "value_prop": r["value_prop"],
+                "position": r["position"],
+                "clicked": d in by_key["taps"][key],
+                "prior_views": sum(lo <= x < hi for x in by_key["prints"][key]),
+                "prior_clicks": sum(lo <= x < hi for x in by_key["taps"][key]),
+                "prior_payments": len(pays_in),
+                "prior_amount": sum(pays_in, Decimal("0.00")),
+            }
+        )
+    schema = {
+        "week_start": pl.Date,
+        "day": pl.Date,
+        "user_id": pl.Int64,
+        "value_prop": pl.String,
+        "position": pl.Int64,
+        "clicked": pl.Boolean,
+        "prior_views": pl.Int64,
+        "prior_clicks": pl.Int64,
+        "prior_payments": pl.Int64,
+        "prior_amount": pl.Decimal(38, 2),
+    }
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def canonical(frame: pl.DataFrame) -> pl.DataFrame:
     """Order-independent form for row-for-row comparison."""
-    cols = ["week_start", "day", "user_id", "value_prop", "position", "clicked", "prior_views",
-            "prior_clicks", "prior_payments", "prior_amount"]
+    cols = [
+        "week_start",
+        "day",
+        "user_id",
+        "value_prop",
+        "position",
+        "clicked",
+        "prior_views",
+        "prior_clicks",
+        "prior_payments",
+        "prior_amount",
+    ]
     return frame.select(cols).sort(cols)

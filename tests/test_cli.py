@@ -16,15 +16,20 @@ REPO = Path(__file__).resolve().parents[1]  # cwd of the commands: ``-m infra...
 def cli(*args: str, root: Path, module: str = "jobs", **env: str) -> subprocess.CompletedProcess[str]:
     lake = {f"LAKE_{layer.upper()}": str(root / layer) for layer in ("raw", "bronze", "silver", "gold")}
     full_env = {**os.environ, "LAKEHOUSE_ENV_FILE": "", **lake, **env}
-    return subprocess.run([sys.executable, "-m", module, *args], capture_output=True, text=True,
-                          env=full_env, timeout=300, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+        cwd=REPO,
+    )
 
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("cli")
-    gen = cli("--scale", "0.01", "--days", "15", "--bad-lines", "5", root=root,
-              module="infra.generator")
+    gen = cli("--scale", "0.01", "--days", "15", "--bad-lines", "5", root=root, module="infra.generator")
     assert gen.returncode == 0, gen.stderr
     run = cli("run", "--log-json", root=root)
     assert run.returncode == 0, run.stderr
@@ -41,8 +46,9 @@ def test_run_prints_a_summary_of_every_stage(built: Path) -> None:
 
 
 def test_log_json_emits_json_lines_with_run_id_and_stage(built: Path) -> None:
-    records = [json.loads(line) for line in (built / "run.stderr").read_text().splitlines()
-               if line.startswith("{")]
+    records = [
+        json.loads(line) for line in (built / "run.stderr").read_text().splitlines() if line.startswith("{")
+    ]
     assert records
     assert {r["stage"] for r in records} >= {"bronze", "silver", "gold", "export"}
     assert len({r["run_id"] for r in records}) == 1
@@ -75,7 +81,8 @@ def test_run_on_an_empty_local_lake_is_one_line_saying_how_to_get_raw_files(tmp_
     assert res.returncode != 0
     assert res.stderr.strip().splitlines() == [
         f"error: no raw files under {tmp_path / 'raw'}: generate some with `make generate` "
-        "(python -m infra.generator) or land files there"]
+        "(python -m infra.generator) or land files there"
+    ]
     assert not (tmp_path / "raw").exists()  # the product never generates data itself
 
 
@@ -116,8 +123,10 @@ def test_run_format_json_prints_one_object_for_scripts(built: Path) -> None:
 def test_a_missing_env_file_named_anywhere_is_an_error(tmp_path: Path) -> None:
     out = cli("bronze", root=tmp_path, LAKEHOUSE_ENV_FILE=str(tmp_path / "nope.env"))
     assert out.returncode == 2
-    assert out.stderr.strip() == f"error: env file {tmp_path / 'nope.env'} not found (LAKEHOUSE_ENV_FILE): " \
-                                 "check the path, or unset it to use the defaults"
+    assert (
+        out.stderr.strip() == f"error: env file {tmp_path / 'nope.env'} not found (LAKEHOUSE_ENV_FILE): "
+        "check the path, or unset it to use the defaults"
+    )
 
 
 def test_version_and_exit_codes_are_in_the_help(tmp_path: Path) -> None:

@@ -38,17 +38,19 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A lake after three runs: appends to bronze and quarantine, a silver day rewritten, gold
     weeks rebuilt."""
     lake = LocalLake(tmp_path_factory.mktemp("maintain") / "lake")
-    landings = [(ND, ND + timedelta(days=1)), (ND + timedelta(days=1), ND + timedelta(days=7)),
-                (ND + timedelta(days=8), ND + timedelta(days=9))]
+    landings = [
+        (ND, ND + timedelta(days=1)),
+        (ND + timedelta(days=1), ND + timedelta(days=7)),
+        (ND + timedelta(days=8), ND + timedelta(days=9)),
+    ]
     for run, run_days in enumerate(landings):
         name = f"r{run}"
-        path = lake.land_events("prints", [e for d in run_days for e in _events(d, range(1, 9))],
-                                f"{name}.json")
+        path = lake.land_events(
+            "prints", [e for d in run_days for e in _events(d, range(1, 9))], f"{name}.json"
+        )
         path.write_text(path.read_text() + "not json\n")  # one line for quarantine per run
-        lake.land_events("taps", [e for d in run_days for e in _events(d, range(1, 9, 3))],
-                         f"{name}.json")
-        lake.land_pays([(d, "1.25", u, "point") for d in run_days for u in (1, 2, 5)],
-                       f"{name}.csv")
+        lake.land_events("taps", [e for d in run_days for e in _events(d, range(1, 9, 3))], f"{name}.json")
+        lake.land_pays([(d, "1.25", u, "point") for d in run_days for u in (1, 2, 5)], f"{name}.csv")
         lake.run(**OVERRIDES)
     return lake.root
 
@@ -81,8 +83,9 @@ def versions(lake: LocalLake) -> dict[str, int | None]:
 
 def stored_files(lake: LocalLake) -> int:
     """Parquet files in storage under the tables' folders (their logs excluded)."""
-    return sum(1 for t in ALL_TABLES for p in (lake.root / t).rglob("*.parquet")
-               if "_delta_log" not in p.parts)
+    return sum(
+        1 for t in ALL_TABLES for p in (lake.root / t).rglob("*.parquet") if "_delta_log" not in p.parts
+    )
 
 
 def live_files(lake: LocalLake) -> int:
@@ -98,17 +101,23 @@ def after_retention(lake: LocalLake) -> RunContext:
 
 
 def cli(*args: str, lake: LocalLake, **env: str) -> subprocess.CompletedProcess[str]:
-    paths = {f"LAKE_{layer.upper()}": str(lake.root / layer)
-             for layer in ("raw", "bronze", "silver", "gold")}
+    paths = {f"LAKE_{layer.upper()}": str(lake.root / layer) for layer in ("raw", "bronze", "silver", "gold")}
     full_env = {**os.environ, "LAKEHOUSE_ENV_FILE": "", **paths, **env}
-    return subprocess.run([sys.executable, "-m", "jobs", *args], capture_output=True, text=True,
-                          env=full_env, timeout=300, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "jobs", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+        cwd=REPO,
+    )
 
 
 def plain_parquet_rows(folder: Path) -> int:
     """Rows a reader that ignores the Delta log sees: every Parquet file in the folder."""
-    return sum(pq.ParquetFile(p).metadata.num_rows for p in folder.rglob("*.parquet")
-               if "_delta_log" not in p.parts)
+    return sum(
+        pq.ParquetFile(p).metadata.num_rows for p in folder.rglob("*.parquet") if "_delta_log" not in p.parts
+    )
 
 
 # -- tests -------------------------------------------------------------------------------------
@@ -171,8 +180,9 @@ def test_maintain_while_another_process_holds_the_lease_exits_5_naming_the_holde
 
     ctx = copied.context()
     before = versions(copied)
-    with hold_lease(ctx.storage, owner=Owner.this_process("pipeline-run-holding"), ttl=60,
-                    heartbeat=5, wait=0):
+    with hold_lease(
+        ctx.storage, owner=Owner.this_process("pipeline-run-holding"), ttl=60, heartbeat=5, wait=0
+    ):
         proc = cli("maintain", lake=copied)
     assert proc.returncode == 5, proc.stderr
     [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
@@ -181,7 +191,8 @@ def test_maintain_while_another_process_holds_the_lease_exits_5_naming_the_holde
 
 
 def test_run_then_maintain_then_run_writes_no_new_table_version(
-    copied: LocalLake, monkeypatch: pytest.MonkeyPatch,
+    copied: LocalLake,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from jobs.orchestration import detect
 
@@ -225,8 +236,16 @@ def test_format_json_reports_files_bytes_and_seconds_per_table(copied: LocalLake
     assert set(tables) == set(MAINTAINED)
     prints = tables["bronze/prints"]
     assert prints["live_files_before"] == 3 and prints["live_files_after"] == 1
-    for key in ("stored_files_before", "stored_files_after", "vacuumed_files", "vacuumed_bytes",
-                "stored_bytes_before", "seconds", "version_before", "version_after"):
+    for key in (
+        "stored_files_before",
+        "stored_files_after",
+        "vacuumed_files",
+        "vacuumed_bytes",
+        "stored_bytes_before",
+        "seconds",
+        "version_before",
+        "version_after",
+    ):
         assert key in prints
     assert report["totals"]["live_files_after"] < report["totals"]["live_files_before"]
 
@@ -236,7 +255,8 @@ def test_format_json_reports_files_bytes_and_seconds_per_table(copied: LocalLake
 
 
 def test_the_orchestrator_call_returns_a_json_able_summary(
-    copied: LocalLake, monkeypatch: pytest.MonkeyPatch,
+    copied: LocalLake,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from jobs.orchestration import RunIdentity, maintain_task
 

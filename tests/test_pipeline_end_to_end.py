@@ -17,11 +17,19 @@ ND = date(2020, 11, 2)  # a Monday
 
 
 def land_small(lake: LocalLake) -> None:
-    lake.land_events("prints", [(ND, 1, "point", 0), (ND + timedelta(days=7), 1, "point", 1),
-                                (ND + timedelta(days=8), 2, "link_cobro", 0)], "a.json")
+    lake.land_events(
+        "prints",
+        [
+            (ND, 1, "point", 0),
+            (ND + timedelta(days=7), 1, "point", 1),
+            (ND + timedelta(days=8), 2, "link_cobro", 0),
+        ],
+        "a.json",
+    )
     lake.land_events("taps", [(ND, 1, "point", 0)], "a.json")
-    lake.land_pays([(ND + timedelta(days=1), "10.50", 1, "point"),
-                    (ND + timedelta(days=2), "0.01", 1, "point")], "a.csv")
+    lake.land_pays(
+        [(ND + timedelta(days=1), "10.50", 1, "point"), (ND + timedelta(days=2), "0.01", 1, "point")], "a.csv"
+    )
 
 
 def silver_as_reference_input(lake: LocalLake) -> tuple[pl.DataFrame, ...]:
@@ -58,7 +66,11 @@ def test_every_raw_file_is_ingested_exactly_once(lake: LocalLake) -> None:
     lake.run()
     manifest = lake.table("bronze", "_manifest")
     assert sorted(manifest["path"].to_list()) == [
-        "pays/a.csv", "prints/a.json", "prints/b.json", "taps/a.json"]
+        "pays/a.csv",
+        "prints/a.json",
+        "prints/b.json",
+        "taps/a.json",
+    ]
     assert lake.table("bronze", "prints").height == 4
 
 
@@ -93,8 +105,9 @@ def test_adding_one_day_replaces_only_the_affected_week_partitions(lake: LocalLa
     rows = [(start + timedelta(days=i), 1 + i % 5, "point", i % 4) for i in range(56)]
     lake.land_events("prints", rows, "history.json")
     lake.land_events("taps", rows[::3], "history.json")
-    lake.land_pays([(start + timedelta(days=i), "1.25", 1 + i % 5, "point") for i in range(56)],
-                   "history.csv")
+    lake.land_pays(
+        [(start + timedelta(days=i), "1.25", 1 + i % 5, "point") for i in range(56)], "history.csv"
+    )
     lake.run()
     table_uri = str(lake.root / "gold" / "print_features")
     from deltalake import DeltaTable
@@ -136,25 +149,26 @@ def test_changing_the_lookback_settings_rebuilds_gold_with_them(lake: LocalLake)
 
 def test_bad_lines_are_quarantined_and_every_line_is_accounted_for(lake: LocalLake) -> None:
     land_small(lake)
-    lake.write_text("prints/bad.json", '{"day": "2020-02-30"}\nnot json\n\n'
-                    '{"day": "2020-11-03", "event_data": {"position": 0, "value_prop": "point"},'
-                    ' "user_id": 4}\n')
+    lake.write_text(
+        "prints/bad.json",
+        '{"day": "2020-02-30"}\nnot json\n\n'
+        '{"day": "2020-11-03", "event_data": {"position": 0, "value_prop": "point"},'
+        ' "user_id": 4}\n',
+    )
     lake.write_text("pays/bad.csv", "pay_date,total,user_id,value_prop\n2020-11-03,1.001,1,p\n")
     lake.write_text("pays/not_csv.csv", '{"day": "2020-11-01"}\n{"day": "2020-11-02"}\n')
     results = lake.run()
     manifest = lake.table("bronze", "_manifest")
     assert (manifest["lines"] == manifest["bronze_rows"] + manifest["quarantined_rows"]).all()
     quarantine = lake.table("bronze", "quarantine")
-    bronze_by_file = pl.concat([lake.table("bronze", s).select("source_file")
-                                for s in ("prints", "taps", "pays")])
+    bronze_by_file = pl.concat(
+        [lake.table("bronze", s).select("source_file") for s in ("prints", "taps", "pays")]
+    )
     for row in manifest.iter_rows(named=True):
-        assert row["bronze_rows"] == bronze_by_file.filter(
-            pl.col("source_file") == row["path"]).height
-        assert row["quarantined_rows"] == quarantine.filter(
-            pl.col("source_file") == row["path"]).height
+        assert row["bronze_rows"] == bronze_by_file.filter(pl.col("source_file") == row["path"]).height
+        assert row["quarantined_rows"] == quarantine.filter(pl.col("source_file") == row["path"]).height
     assert results["bronze"].quarantined == 3 + 1 + 2
-    assert set(quarantine.filter(pl.col("source_file") == "pays/not_csv.csv")["line_number"]) == {
-        1, 2}
+    assert set(quarantine.filter(pl.col("source_file") == "pays/not_csv.csv")["line_number"]) == {1, 2}
     prints, taps, pays = silver_as_reference_input(lake)
     assert prints.height == 4
     expected = reference_gold(prints, taps, pays, mode="calendar", n_weeks=3)
@@ -192,8 +206,7 @@ def test_pending_files_counts_only_files_not_yet_ingested(lake: LocalLake) -> No
     assert pending_files(lake.context()) == {"prints": 0, "taps": 1, "pays": 0}
 
 
-def test_files_parsed_in_small_chunks_give_the_same_bronze_and_accounting(lake: LocalLake,
-                                                                       tmp_path) -> None:
+def test_files_parsed_in_small_chunks_give_the_same_bronze_and_accounting(lake: LocalLake, tmp_path) -> None:
     from infra.generator import generate
 
     generate(out_dir=lake.raw, seed=1, scale=0.002, days=8, layout="single", bad_lines=12)
@@ -203,8 +216,12 @@ def test_files_parsed_in_small_chunks_give_the_same_bronze_and_accounting(lake: 
     other.run(bronze_chunk_bytes=4096)  # hundreds of chunks per file, header only in the first
     for name in ("prints", "taps", "pays", "quarantine"):
         cols = ["source_file", "line_number"]
-        assert_frame_equal(lake.table("bronze", name).drop("run_id", "ingested_at").sort(cols),
-                           other.table("bronze", name).drop("run_id", "ingested_at").sort(cols))
+        assert_frame_equal(
+            lake.table("bronze", name).drop("run_id", "ingested_at").sort(cols),
+            other.table("bronze", name).drop("run_id", "ingested_at").sort(cols),
+        )
     keep = ["path", "checksum", "lines", "bronze_rows", "quarantined_rows"]
-    assert_frame_equal(lake.table("bronze", "_manifest").select(keep).sort("path"),
-                       other.table("bronze", "_manifest").select(keep).sort("path"))
+    assert_frame_equal(
+        lake.table("bronze", "_manifest").select(keep).sort("path"),
+        other.table("bronze", "_manifest").select(keep).sort("path"),
+    )

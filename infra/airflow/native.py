@@ -82,8 +82,14 @@ def venv_bin() -> Path:
 
 
 class Config:
-    def __init__(self, airflow_env: Path, lake_env: Path, home: Path | None = None,
-                 overrides: dict[str, str] | None = None, lake_keys: Path | None = None) -> None:
+    def __init__(
+        self,
+        airflow_env: Path,
+        lake_env: Path,
+        home: Path | None = None,
+        overrides: dict[str, str] | None = None,
+        lake_keys: Path | None = None,
+    ) -> None:
         if not airflow_env.is_file():
             raise Failure(f"env file {airflow_env} not found")
         if not lake_env.is_file():
@@ -96,9 +102,12 @@ class Config:
         self.lake_keys = lake_keys.resolve() if lake_keys is not None else None
         file_values = read_env_file(self.airflow_env)
         # Real environment variables win over the file, the file over the defaults.
-        self.values = {**DEFAULTS, **file_values,
-                       **{k: os.environ[k] for k in {*DEFAULTS, *file_values} if k in os.environ},
-                       **(overrides or {})}
+        self.values = {
+            **DEFAULTS,
+            **file_values,
+            **{k: os.environ[k] for k in {*DEFAULTS, *file_values} if k in os.environ},
+            **(overrides or {}),
+        }
         self.home = (home or Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow")).resolve()
         self.bin = venv_bin()
 
@@ -137,23 +146,27 @@ class Config:
             if var.startswith(("LAKE_", "AWS_", "STACK_", "ADMIN_", "ANALYST_")):
                 del env[var]
         env.update({k: v for k, v in self.values.items() if not k.startswith("AIRFLOW_")})
-        env.update({
-            "AIRFLOW_HOME": str(home),
-            "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}",
-            "LAKEHOUSE_ENV_FILE": ",".join(str(p) for p in (self.lake_env, self.lake_keys) if p),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": self.values["AIRFLOW_PARALLELISM"],
-            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.values['AIRFLOW_ADMIN_USER']}:admin",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__PORT": str(self.api_port),
-            "AIRFLOW__API__BASE_URL": self.url,
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.port("AIRFLOW_WORKER_LOG_SERVER_PORT")),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(self.port("AIRFLOW_TRIGGER_LOG_SERVER_PORT")),
-            "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
-        })
+        env.update(
+            {
+                "AIRFLOW_HOME": str(home),
+                "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}",
+                "LAKEHOUSE_ENV_FILE": ",".join(str(p) for p in (self.lake_env, self.lake_keys) if p),
+                "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
+                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__PARALLELISM": self.values["AIRFLOW_PARALLELISM"],
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.values['AIRFLOW_ADMIN_USER']}:admin",
+                "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+                "AIRFLOW__API__HOST": "127.0.0.1",
+                "AIRFLOW__API__PORT": str(self.api_port),
+                "AIRFLOW__API__BASE_URL": self.url,
+                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(self.port("AIRFLOW_WORKER_LOG_SERVER_PORT")),
+                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(
+                    self.port("AIRFLOW_TRIGGER_LOG_SERVER_PORT")
+                ),
+                "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p),
+            }
+        )
         return env
 
 
@@ -164,8 +177,9 @@ def recorded_pid(cfg: Config) -> int | None:
 
 
 # -- REST ---------------------------------------------------------------------------------------
-def request(url: str, *, method: str = "GET", body: object = None, token: str | None = None,
-            timeout: float = 30.0) -> tuple[int, object]:
+def request(
+    url: str, *, method: str = "GET", body: object = None, token: str | None = None, timeout: float = 30.0
+) -> tuple[int, object]:
     data = None if body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json", "Accept": "application/json"}
     if token:
@@ -192,8 +206,9 @@ def admin_password(cfg: Config) -> str:
 
 def token(cfg: Config) -> str:
     user = cfg.values["AIRFLOW_ADMIN_USER"]
-    status, body = request(f"{cfg.url}/auth/token", method="POST",
-                           body={"username": user, "password": admin_password(cfg)})
+    status, body = request(
+        f"{cfg.url}/auth/token", method="POST", body={"username": user, "password": admin_password(cfg)}
+    )
     if status not in (200, 201) or not isinstance(body, dict):
         raise Failure(f"POST {cfg.url}/auth/token as {user} answered {status}: {body}")
     return str(body["access_token"])
@@ -225,18 +240,29 @@ def up(cfg: Config, timeout: float = 180.0) -> int:
     if pid:
         print(f"airflow standalone already running (pid {pid})")
     else:
-        ports = [cfg.api_port, cfg.port("AIRFLOW_WORKER_LOG_SERVER_PORT"),
-                 cfg.port("AIRFLOW_TRIGGER_LOG_SERVER_PORT")]
+        ports = [
+            cfg.api_port,
+            cfg.port("AIRFLOW_WORKER_LOG_SERVER_PORT"),
+            cfg.port("AIRFLOW_TRIGGER_LOG_SERVER_PORT"),
+        ]
         busy = processes.busy_ports(ports)
         if busy:
-            raise Failure(f"port(s) {busy} on 127.0.0.1 are in use: change AIRFLOW_*_PORT in "
-                          f"{cfg.airflow_env} (or stop what listens there)")
+            raise Failure(
+                f"port(s) {busy} on 127.0.0.1 are in use: change AIRFLOW_*_PORT in "
+                f"{cfg.airflow_env} (or stop what listens there)"
+            )
         cfg.home.mkdir(parents=True, exist_ok=True)
         started = time.monotonic()
         with open(cfg.log_path, "ab") as log:
-            proc = subprocess.Popen([str(cfg.bin / "airflow"), "standalone"], env=cfg.environment(),
-                                    cwd=ROOT, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True)
+            proc = subprocess.Popen(
+                [str(cfg.bin / "airflow"), "standalone"],
+                env=cfg.environment(),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         pid = proc.pid
         cfg.pid_path.write_text(f"{pid}\n")
         print(f"started airflow standalone (pid {pid}); log {cfg.log_path}", flush=True)
@@ -254,8 +280,11 @@ def up(cfg: Config, timeout: float = 180.0) -> int:
 def _wait_started(cfg: Config, pid: int, started: float, timeout: float) -> None:
     def healthy() -> bool:
         status, body = request(f"{cfg.url}/api/v2/monitor/health", timeout=3)
-        return status == 200 and isinstance(body, dict) and all(
-            (body.get(c) or {}).get("status") == "healthy" for c in ("metadatabase", "scheduler"))
+        return (
+            status == 200
+            and isinstance(body, dict)
+            and all((body.get(c) or {}).get("status") == "healthy" for c in ("metadatabase", "scheduler"))
+        )
 
     wait_until("the API server and scheduler", healthy, timeout, cfg, pid)
     print(f"API server and scheduler healthy after {time.monotonic() - started:.0f}s", flush=True)
@@ -270,23 +299,31 @@ def _unpause(cfg: Config, pid: int | None, timeout: float) -> None:
         return status == 200
 
     wait_until(f"the DAG {DAG_ID} to be parsed", dag_parsed, timeout, cfg, pid)
-    status, body = request(f"{cfg.url}/api/v2/dags/{DAG_ID}", method="PATCH",
-                           body={"is_paused": False}, token=bearer)
+    status, body = request(
+        f"{cfg.url}/api/v2/dags/{DAG_ID}", method="PATCH", body={"is_paused": False}, token=bearer
+    )
     if status != 200:
         raise Failure(f"could not unpause {DAG_ID}: {status} {body}")
     # The maintenance DAG runs on its own (daily) schedule; unpause it too when it is parsed.
     found, _ = request(f"{cfg.url}/api/v2/dags/{MAINTENANCE_DAG_ID}", token=bearer)
     if found == 200:
-        request(f"{cfg.url}/api/v2/dags/{MAINTENANCE_DAG_ID}", method="PATCH",
-                body={"is_paused": False}, token=bearer)
-    schedule = (body.get("timetable_description") or body.get("timetable_summary")
-                if isinstance(body, dict) else None)
+        request(
+            f"{cfg.url}/api/v2/dags/{MAINTENANCE_DAG_ID}",
+            method="PATCH",
+            body={"is_paused": False},
+            token=bearer,
+        )
+    schedule = (
+        body.get("timetable_description") or body.get("timetable_summary") if isinstance(body, dict) else None
+    )
     print()
     print("Airflow is up (native, no Docker):")
     print(f"  UI / REST API   {cfg.url}   (user {cfg.values['AIRFLOW_ADMIN_USER']})")
     print(f"  admin password  {cfg.password_path}")
-    print(f"  DAG             {DAG_ID}, unpaused, schedule {cfg.values['LAKEHOUSE_SCHEDULE']!r}"
-          + (f" ({schedule})" if schedule else ""))
+    print(
+        f"  DAG             {DAG_ID}, unpaused, schedule {cfg.values['LAKEHOUSE_SCHEDULE']!r}"
+        + (f" ({schedule})" if schedule else "")
+    )
     print(f"  lake settings   {cfg.lake_env}")
     print(f"  AIRFLOW_HOME    {cfg.home}   (log {cfg.log_path})")
     print("Stop it with: make airflow-down")
@@ -306,8 +343,7 @@ def down(cfg: Config) -> int:
 
 def status(cfg: Config) -> int:
     pid = recorded_pid(cfg)
-    print(json.dumps({"running": pid is not None, "pid": pid, "url": cfg.url,
-                      "airflow_home": str(cfg.home)}))
+    print(json.dumps({"running": pid is not None, "pid": pid, "url": cfg.url, "airflow_home": str(cfg.home)}))
     return 0 if pid else 1
 
 
@@ -322,8 +358,10 @@ def preflight_lake(cfg: Config) -> None:
     try:
         socket.create_connection((parsed.hostname, parsed.port or 80), timeout=3).close()
     except OSError as exc:
-        raise Failure(f"nothing answers at {endpoint} ({exc.strerror or exc}): start the object "
-                      f"store first (make stack-up), or check AWS_ENDPOINT_URL in {cfg.lake_env}") from None
+        raise Failure(
+            f"nothing answers at {endpoint} ({exc.strerror or exc}): start the object "
+            f"store first (make stack-up), or check AWS_ENDPOINT_URL in {cfg.lake_env}"
+        ) from None
 
 
 def dag_test(cfg: Config, keep: bool = False) -> int:
@@ -332,15 +370,18 @@ def dag_test(cfg: Config, keep: bool = False) -> int:
     env = cfg.environment(home)
     try:
         started = time.monotonic()
-        migrate = subprocess.run([str(cfg.bin / "airflow"), "db", "migrate"], env=env, cwd=ROOT,
-                                 capture_output=True, text=True)
+        migrate = subprocess.run(
+            [str(cfg.bin / "airflow"), "db", "migrate"], env=env, cwd=ROOT, capture_output=True, text=True
+        )
         if migrate.returncode:
             sys.stderr.write(migrate.stdout + migrate.stderr)
             raise Failure(f"airflow db migrate failed in {home}")
         print(f"metadata DB ready in {time.monotonic() - started:.0f}s ({home})", flush=True)
         run = subprocess.run([str(cfg.bin / "airflow"), "dags", "test", DAG_ID], env=env, cwd=ROOT)
-        print(f"airflow dags test {DAG_ID}: {'success' if run.returncode == 0 else 'FAILED'} in "
-              f"{time.monotonic() - started:.0f}s (lake: {cfg.lake_env})")
+        print(
+            f"airflow dags test {DAG_ID}: {'success' if run.returncode == 0 else 'FAILED'} in "
+            f"{time.monotonic() - started:.0f}s (lake: {cfg.lake_env})"
+        )
         return run.returncode
     finally:
         if keep:
@@ -350,13 +391,18 @@ def dag_test(cfg: Config, keep: bool = False) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.airflow.native",
-                                     description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.airflow.native", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("command", choices=["up", "down", "status", "dag-test"])
     parser.add_argument("--airflow-env", type=Path, default=ROOT / "envs" / "airflow.env")
     parser.add_argument("--lake-env", type=Path, default=ROOT / "envs" / "stack.env")
-    parser.add_argument("--lake-keys", type=Path, default=None,
-                        help="env file with the pipeline identity's keys (.stack/keys/pipeline.env)")
+    parser.add_argument(
+        "--lake-keys",
+        type=Path,
+        default=None,
+        help="env file with the pipeline identity's keys (.stack/keys/pipeline.env)",
+    )
     parser.add_argument("--home", type=Path, help="AIRFLOW_HOME (default $AIRFLOW_HOME or .airflow/)")
     parser.add_argument("--timeout", type=float, default=180.0, help="up: seconds to wait")
     parser.add_argument("--keep", action="store_true", help="dag-test: keep the temp AIRFLOW_HOME")

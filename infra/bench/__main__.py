@@ -10,28 +10,38 @@ from jobs.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.bench",
-                                     description="Benchmark the pipeline and gold's baselines.")
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.bench", description="Benchmark the pipeline and gold's baselines."
+    )
     parser.add_argument("--scale", type=float, default=10.0, help="1 ≈ the real data set")
     parser.add_argument("--dir", help="working directory (default BENCH_DIR, lake/_bench)")
     parser.add_argument("--no-baselines", action="store_true", help="skip DuckDB/pandas/I/O floor")
-    parser.add_argument("--baselines", help="only these, comma-separated: duckdb,pandas,io_floor "
-                                            "(pandas needs ~35 GB at scale 100)")
+    parser.add_argument(
+        "--baselines",
+        help="only these, comma-separated: duckdb,pandas,io_floor (pandas needs ~35 GB at scale 100)",
+    )
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask engine run")
     parser.add_argument("--no-incremental", action="store_true", help="skip the +1 day step")
-    parser.add_argument("--no-quality", action="store_true",
-                        help="run every stage with the quality gates off (gold is always also "
-                             "measured with them off)")
-    parser.add_argument("--duckdb-memory", default="8GB",
-                        help="memory_limit of the DuckDB baseline (it spills past it)")
+    parser.add_argument(
+        "--no-quality",
+        action="store_true",
+        help="run every stage with the quality gates off (gold is always also measured with them off)",
+    )
+    parser.add_argument(
+        "--duckdb-memory", default="8GB", help="memory_limit of the DuckDB baseline (it spills past it)"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the work lake afterwards")
     args = parser.parse_args(argv)
     bench_dir = Path(args.dir or load_settings().bench_dir).resolve()
-    bench = Bench(scale=args.scale, bench_dir=bench_dir, dask=not args.no_dask and dask_available(),
-                  baselines=(args.baselines.split(",") if args.baselines
-                             else not args.no_baselines),
-                  incremental=not args.no_incremental,
-                  quality=not args.no_quality, duckdb_memory=args.duckdb_memory)
+    bench = Bench(
+        scale=args.scale,
+        bench_dir=bench_dir,
+        dask=not args.no_dask and dask_available(),
+        baselines=(args.baselines.split(",") if args.baselines else not args.no_baselines),
+        incremental=not args.no_incremental,
+        quality=not args.no_quality,
+        duckdb_memory=args.duckdb_memory,
+    )
     report = bench.run()
     js, md = bench.write()
     print()

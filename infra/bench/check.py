@@ -42,12 +42,14 @@ def fingerprint(frame: pl.LazyFrame) -> dict[str, Any]:
     return {k: int(v) for k, v in out.row(0, named=True).items()}
 
 
-def compare(expected: dict[str, Any], actual: dict[str, Any], *,
-            shape_only: bool = False) -> tuple[bool, str]:
+def compare(
+    expected: dict[str, Any], actual: dict[str, Any], *, shape_only: bool = False
+) -> tuple[bool, str]:
     """(equal, what differs). ``shape_only`` compares the row count only (the I/O floor)."""
     keys = ["rows"] if shape_only else list(expected)
     diff = [k for k in keys if expected.get(k) != actual.get(k)]
     if not diff:
         return True, "same rows as gold" if not shape_only else "same row count and schema as gold"
     return False, "differs from gold in " + ", ".join(
-        f"{k} ({actual.get(k)} vs {expected.get(k)})" for k in diff)
+        f"{k} ({actual.get(k)} vs {expected.get(k)})" for k in diff
+    )

@@ -76,10 +76,14 @@ def run(settings: Settings, out: str, *, memory_limit: str = MEMORY_LIMIT) -> in
         con.execute(f"SET temp_directory = '{out}.tmp'")
         for source in ("prints", "taps", "pays"):
             files = silver_files(settings, source)
-            con.execute(f"CREATE VIEW {source} AS SELECT * FROM read_parquet({files!r}, "
-                        "hive_partitioning = true, hive_types = {'day': DATE})")
-        con.execute("CREATE TYPE vp AS ENUM (SELECT value_prop FROM prints UNION "
-                    "SELECT value_prop FROM taps UNION SELECT value_prop FROM pays)")
+            con.execute(
+                f"CREATE VIEW {source} AS SELECT * FROM read_parquet({files!r}, "
+                "hive_partitioning = true, hive_types = {'day': DATE})"
+            )
+        con.execute(
+            "CREATE TYPE vp AS ENUM (SELECT value_prop FROM prints UNION "
+            "SELECT value_prop FROM taps UNION SELECT value_prop FROM pays)"
+        )
         con.execute(f"COPY ({query(settings)}) TO '{out}' (FORMAT parquet)")
         return int(con.execute(f"SELECT count(*) FROM read_parquet('{out}')").fetchone()[0])
     finally:

@@ -23,14 +23,20 @@ STAGES = ("bronze", "silver", "gold")
 
 
 def _lake_env(work: Path, raw: Path) -> dict[str, str]:
-    return child_env(LAKE_RAW=str(raw), LAKE_BRONZE=str(work / "bronze"),
-                     LAKE_SILVER=str(work / "silver"), LAKE_GOLD=str(work / "gold"),
-                     LAKE_EXPORT=str(work / "export"), ENGINE="local")
+    return child_env(
+        LAKE_RAW=str(raw),
+        LAKE_BRONZE=str(work / "bronze"),
+        LAKE_SILVER=str(work / "silver"),
+        LAKE_GOLD=str(work / "gold"),
+        LAKE_EXPORT=str(work / "export"),
+        ENGINE="local",
+    )
 
 
 def run(scale: float, bench_dir: Path, repeat: int, log: object = print) -> dict[str, list]:
-    bench = Bench(scale=scale, bench_dir=bench_dir, dask=False, baselines=False,
-                  incremental=False, log=lambda *a: None)
+    bench = Bench(
+        scale=scale, bench_dir=bench_dir, dask=False, baselines=False, incremental=False, log=lambda *a: None
+    )
     bench.raw_data()
     bench.fresh_lake()  # bench.work/raw: symlinks to the cache
     raw = bench.work / "raw"
@@ -48,40 +54,46 @@ def run(scale: float, bench_dir: Path, repeat: int, log: object = print) -> dict
                 args = ["stage", stage, *([] if gated else ["--no-quality"])]
                 m = run_measured(stage, args, env=_lake_env(lakes[gated], raw), cwd=cwd)
                 if not m.ok:
-                    raise SystemExit(f"{stage} ({'gated' if gated else 'ungated'}) failed:\n"
-                                     + m.stderr_tail)
+                    raise SystemExit(f"{stage} ({'gated' if gated else 'ungated'}) failed:\n" + m.stderr_tail)
                 pair[gated] = (float(m.result["seconds"]), m.wall_s, m.cpu_s)
             times[stage].append(pair)
             off, on = pair[False][0], pair[True][0]
-            print(f"rep {rep + 1} {stage:6s}: ungated {off:7.2f}s  gated {on:7.2f}s  "
-                  f"cost {100 * (on - off) / off:+6.1f}%", flush=True)
+            print(
+                f"rep {rep + 1} {stage:6s}: ungated {off:7.2f}s  gated {on:7.2f}s  "
+                f"cost {100 * (on - off) / off:+6.1f}%",
+                flush=True,
+            )
     for lake in (bench.work / "gates-off", bench.work / "gates-on"):
         shutil.rmtree(lake, ignore_errors=True)
     return times
 
 
 def table(scale: float, times: dict[str, list]) -> str:
-    lines = [f"gates cost at scale {scale:g} ({DAYS} days, seed {SEED}, from {START}), medians "
-             f"of {len(times['bronze'])} run(s); in-stage seconds (process wall / cpu in brackets)",
-             "",
-             "| stage | ungated s | gated s | gates cost | per-run costs |",
-             "| --- | ---: | ---: | ---: | --- |"]
+    lines = [
+        f"gates cost at scale {scale:g} ({DAYS} days, seed {SEED}, from {START}), medians "
+        f"of {len(times['bronze'])} run(s); in-stage seconds (process wall / cpu in brackets)",
+        "",
+        "| stage | ungated s | gated s | gates cost | per-run costs |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
     for stage, pairs in times.items():
         off = statistics.median(p[False][0] for p in pairs)
         on = statistics.median(p[True][0] for p in pairs)
         wall_off = statistics.median(p[False][1] for p in pairs)
         wall_on = statistics.median(p[True][1] for p in pairs)
         costs = [100 * (p[True][0] - p[False][0]) / p[False][0] for p in pairs]
-        lines.append(f"| {stage} | {off:.2f} ({wall_off:.1f}) | {on:.2f} ({wall_on:.1f}) | "
-                     f"{100 * (on - off) / off:+.1f}% (median per run "
-                     f"{statistics.median(costs):+.1f}%) | "
-                     + ", ".join(f"{c:+.0f}%" for c in costs) + " |")
+        lines.append(
+            f"| {stage} | {off:.2f} ({wall_off:.1f}) | {on:.2f} ({wall_on:.1f}) | "
+            f"{100 * (on - off) / off:+.1f}% (median per run "
+            f"{statistics.median(costs):+.1f}%) | " + ", ".join(f"{c:+.0f}%" for c in costs) + " |"
+        )
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.bench.gates",
-                                     description="Per stage: ungated vs gated seconds.")
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.bench.gates", description="Per stage: ungated vs gated seconds."
+    )
     parser.add_argument("--scale", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", help="working directory (default BENCH_DIR, lake/_bench)")

@@ -20,18 +20,20 @@ from jobs.weeks import week_start
 def run(settings: Settings, out: str) -> int:
     from deltalake import write_deltalake
 
-    scans = {s: pl.scan_delta(join(settings.lake_silver, s)).select(COLUMNS[s])
-             for s in ("prints", "taps", "pays")}
+    scans = {
+        s: pl.scan_delta(join(settings.lake_silver, s)).select(COLUMNS[s]) for s in ("prints", "taps", "pays")
+    }
     # Decode every column of taps and pays (a cheap reduction, so nothing is skipped).
-    pl.collect_all([scans[s].select(pl.all().max()) for s in ("taps", "pays")],
-                   engine="streaming")
-    shaped = conform(scans["prints"].with_columns(
-        week_start(pl.col("day")).alias("week_start"),
-        pl.lit(False).alias("clicked"),
-        *[pl.lit(0, dtype=pl.Int64).alias(c)
-          for c in ("prior_views", "prior_clicks", "prior_payments")],
-        pl.lit(0, dtype=pl.Int64).cast(AMOUNT).alias("prior_amount"),
-    ), GOLD)
+    pl.collect_all([scans[s].select(pl.all().max()) for s in ("taps", "pays")], engine="streaming")
+    shaped = conform(
+        scans["prints"].with_columns(
+            week_start(pl.col("day")).alias("week_start"),
+            pl.lit(False).alias("clicked"),
+            *[pl.lit(0, dtype=pl.Int64).alias(c) for c in ("prior_views", "prior_clicks", "prior_payments")],
+            pl.lit(0, dtype=pl.Int64).cast(AMOUNT).alias("prior_amount"),
+        ),
+        GOLD,
+    )
     schema = pl.DataFrame(schema=GOLD).to_arrow().schema
     rows = 0
 
@@ -41,6 +43,10 @@ def run(settings: Settings, out: str) -> int:
             rows += frame.height
             yield from frame.to_arrow().cast(schema).to_batches()
 
-    write_deltalake(out, pa.RecordBatchReader.from_batches(schema, batches()),
-                    mode="overwrite", partition_by=[GOLD_PARTITION])
+    write_deltalake(
+        out,
+        pa.RecordBatchReader.from_batches(schema, batches()),
+        mode="overwrite",
+        partition_by=[GOLD_PARTITION],
+    )
     return rows

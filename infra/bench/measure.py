@@ -48,8 +48,9 @@ def _tree_rss(proc: psutil.Process) -> int:
     return total
 
 
-def run_measured(name: str, args: list[str], *, env: dict[str, str], cwd: str | Path,
-                 timeout: float = 3600.0) -> Measurement:
+def run_measured(
+    name: str, args: list[str], *, env: dict[str, str], cwd: str | Path, timeout: float = 3600.0
+) -> Measurement:
     """Run ``python -m infra.bench.task <args>`` in a fresh process and measure it.
 
     Peak RSS is the larger of the sampled sum over the process tree (catches worker processes)
@@ -81,8 +82,9 @@ def run_measured(name: str, args: list[str], *, env: dict[str, str], cwd: str | 
             result = json.loads(result_file.read_text())
         peak_mb = max(peak / 2**20, float(result.get("max_rss_mb", 0.0)))
         tail = err_file.read_text(errors="replace")[-3000:] if popen.returncode else ""
-        return Measurement(name, round(wall, 2), round(cpu, 2), round(peak_mb, 1),
-                           popen.returncode, result, tail)
+        return Measurement(
+            name, round(wall, 2), round(cpu, 2), round(peak_mb, 1), popen.returncode, result, tail
+        )
 
 
 def child_env(base: dict[str, str] | None = None, **values: str) -> dict[str, str]:

@@ -64,23 +64,42 @@ class Report:
 
     def as_json(self) -> dict[str, Any]:
         rows = [asdict(r) | {"rows_per_s": r.rows_per_s} for r in self.rows]
-        return {"scale": self.scale, "started": self.started, "machine": self.machine,
-                "rows": rows, "ratios": self.ratios, "targets": self.targets,
-                "problems": self.problems}
+        return {
+            "scale": self.scale,
+            "started": self.started,
+            "machine": self.machine,
+            "rows": rows,
+            "ratios": self.ratios,
+            "targets": self.targets,
+            "problems": self.problems,
+        }
 
 
 def _machine() -> dict[str, Any]:
     import psutil
 
-    return {"cpus": os.cpu_count(), "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-            "python": platform.python_version(), "platform": platform.platform(),
-            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
 
 
 class Bench:
-    def __init__(self, *, scale: float, bench_dir: Path, dask: bool, baselines: bool | list[str],
-                 incremental: bool, quality: bool = True, duckdb_memory: str = "8GB",
-                 log: Any = print) -> None:
+    def __init__(
+        self,
+        *,
+        scale: float,
+        bench_dir: Path,
+        dask: bool,
+        baselines: bool | list[str],
+        incremental: bool,
+        quality: bool = True,
+        duckdb_memory: str = "8GB",
+        log: Any = print,
+    ) -> None:
         self.scale = scale
         self.duckdb_memory = duckdb_memory
         self.quality = quality
@@ -100,13 +119,19 @@ class Bench:
     # -- helpers ------------------------------------------------------------------------------
     def env(self, *, gold: str = "gold", **extra: str) -> dict[str, str]:
         w = self.work
-        values = {"LAKE_RAW": str(w / "raw"), "LAKE_BRONZE": str(w / "bronze"),
-                  "LAKE_SILVER": str(w / "silver"), "LAKE_GOLD": str(w / gold),
-                  "LAKE_EXPORT": str(w / "export"), "ENGINE": "local"}
+        values = {
+            "LAKE_RAW": str(w / "raw"),
+            "LAKE_BRONZE": str(w / "bronze"),
+            "LAKE_SILVER": str(w / "silver"),
+            "LAKE_GOLD": str(w / gold),
+            "LAKE_EXPORT": str(w / "export"),
+            "ENGINE": "local",
+        }
         return child_env(**(values | extra))
 
-    def measure(self, name: str, group: str, args: list[str], env: dict[str, str],
-                note: str = "") -> Measurement:
+    def measure(
+        self, name: str, group: str, args: list[str], env: dict[str, str], note: str = ""
+    ) -> Measurement:
         self.log(f"  {name} …")
         m = run_measured(name, args, env=env, cwd=self.cwd)
         rows = m.result.get("rows")
@@ -117,8 +142,11 @@ class Bench:
             row.check = "FAILED"
             self.report.problems.append(f"{name} failed (exit {m.returncode}): {m.stderr_tail}")
         self.report.rows.append(row)
-        self.log(f"    {m.wall_s:.1f}s wall, {m.cpu_s:.1f}s cpu, {m.peak_rss_mb:,.0f} MB"
-                 + (f", {rows:,} rows" if rows else "") + ("" if m.ok else "  FAILED"))
+        self.log(
+            f"    {m.wall_s:.1f}s wall, {m.cpu_s:.1f}s cpu, {m.peak_rss_mb:,.0f} MB"
+            + (f", {rows:,} rows" if rows else "")
+            + ("" if m.ok else "  FAILED")
+        )
         return m
 
     # -- steps --------------------------------------------------------------------------------
@@ -129,10 +157,24 @@ class Bench:
             return
         self.raw_cache.mkdir(parents=True, exist_ok=True)
         self.log(f"raw data: generating scale {self.scale:g} into {self.raw_cache}")
-        m = self.measure("generate raw", "setup",
-                         ["generate", "--out", str(self.raw_cache), "--scale", str(self.scale),
-                          "--seed", str(SEED), "--start", START.isoformat(), "--days", str(DAYS)],
-                         child_env())
+        m = self.measure(
+            "generate raw",
+            "setup",
+            [
+                "generate",
+                "--out",
+                str(self.raw_cache),
+                "--scale",
+                str(self.scale),
+                "--seed",
+                str(SEED),
+                "--start",
+                START.isoformat(),
+                "--days",
+                str(DAYS),
+            ],
+            child_env(),
+        )
         if not m.ok:
             raise SystemExit("generating raw data failed:\n" + m.stderr_tail)
         marker.write_text(json.dumps(m.result.get("lines", {})))
@@ -147,12 +189,19 @@ class Bench:
                 link.symlink_to(path)
 
     def pipeline(self) -> None:
-        self.log("pipeline stages " + ("(as shipped, quality gates on):" if self.quality
-                                       else "(quality gates off):"))
+        self.log(
+            "pipeline stages "
+            + ("(as shipped, quality gates on):" if self.quality else "(quality gates off):")
+        )
         for stage in ("bronze", "silver", "gold"):
             self.measure(stage, "pipeline", ["stage", stage, *self.gates], self.env())
-        self.measure("gold, quality gates off", "gold", ["stage", "gold", "--full", "--no-quality"],
-                     self.env(), note="features + Delta commit: the figure compared to baselines")
+        self.measure(
+            "gold, quality gates off",
+            "gold",
+            ["stage", "gold", "--full", "--no-quality"],
+            self.env(),
+            note="features + Delta commit: the figure compared to baselines",
+        )
         self.measure("export", "pipeline", ["stage", "export", *self.gates], self.env())
 
     def gold_fingerprint(self, gold: str = "gold") -> dict[str, Any]:
@@ -175,17 +224,20 @@ class Bench:
             m = self.measure(label, "baseline", args, self.env())
             row = self.report.rows[-1]
             if m.ok:
-                same, why = compare(expected, fingerprint(scan_output(out)),
-                                    shape_only=name == "io_floor")
+                same, why = compare(expected, fingerprint(scan_output(out)), shape_only=name == "io_floor")
                 row.check = why if same else f"MISMATCH: {why}"
                 if not same:
                     self.report.problems.append(f"{label}: {why}")
 
     def run_dask(self, expected: dict[str, Any]) -> None:
         self.log("gold on Dask (LocalCluster, 2 worker processes, 1 thread each):")
-        m = self.measure("gold on Dask, quality gates off", "gold",
-                         ["stage", "gold", "--no-quality"], self.env(gold="gold_dask", ENGINE="dask"),
-                         note="includes starting the 2-worker LocalCluster")
+        m = self.measure(
+            "gold on Dask, quality gates off",
+            "gold",
+            ["stage", "gold", "--no-quality"],
+            self.env(gold="gold_dask", ENGINE="dask"),
+            note="includes starting the 2-worker LocalCluster",
+        )
         row = self.report.rows[-1]
         if m.ok:
             same, why = compare(expected, self.gold_fingerprint("gold_dask"))
@@ -195,25 +247,28 @@ class Bench:
 
     def noop_and_incremental(self) -> None:
         self.log("no-op run, then one more day:")
-        m = self.measure("no-op run (all stages)", "incremental", ["stage", "run", *self.gates],
-                         self.env())
+        m = self.measure("no-op run (all stages)", "incremental", ["stage", "run", *self.gates], self.env())
         if m.ok and not m.result.get("skipped"):
             self.report.problems.append("the no-op run wrote something")
         if not self.incremental:
             return
         from infra.generator import generate
 
-        generate(out_dir=self.work / "raw", seed=SEED, scale=self.scale,
-                 start=START + timedelta(days=DAYS), days=1)
+        generate(
+            out_dir=self.work / "raw", seed=SEED, scale=self.scale, start=START + timedelta(days=DAYS), days=1
+        )
         for stage in ("bronze", "silver", "gold"):
-            self.measure(f"+1 day: {stage}", "incremental", ["stage", stage, *self.gates],
-                         self.env())
+            self.measure(f"+1 day: {stage}", "incremental", ["stage", stage, *self.gates], self.env())
         # The same rebuild with the gates off, to compare with the gates-off full build.
         weeks = self._last_gold_weeks()
         if weeks:
-            self.measure("+1 day: gold, quality gates off", "incremental",
-                         ["stage", "gold", "--no-quality", "--weeks", *weeks], self.env(),
-                         note=f"rebuilds the {len(weeks)} week(s) the new day affects")
+            self.measure(
+                "+1 day: gold, quality gates off",
+                "incremental",
+                ["stage", "gold", "--no-quality", "--weeks", *weeks],
+                self.env(),
+                note=f"rebuilds the {len(weeks)} week(s) the new day affects",
+            )
 
     def _last_gold_weeks(self) -> list[str]:
         from deltalake import DeltaTable
@@ -242,8 +297,7 @@ class Bench:
         ratio("+1 day gold / full gold, gates off", r("+1 day: gold, quality gates off"), gold_nq)
         inc, full = r("+1 day: gold, quality gates off"), gold_nq
         if inc and full and inc.stage_s and full.stage_s:
-            ratios["+1 day gold / full gold, gates off (in-stage)"] = round(
-                inc.stage_s / full.stage_s, 3)
+            ratios["+1 day gold / full gold, gates off (in-stage)"] = round(inc.stage_s / full.stage_s, 3)
         inc, full = r("+1 day: gold"), gold
         if inc and full and inc.stage_s and full.stage_s:
             ratios["+1 day gold / full gold (in-stage)"] = round(inc.stage_s / full.stage_s, 3)
@@ -251,26 +305,41 @@ class Bench:
         if all(stages):
             total = sum(s.wall_s for s in stages if s)
             peak = max(s.peak_rss_mb for s in stages if s)
-            self.report.rows.append(Row("raw → gold (bronze + silver + gold)", "pipeline",
-                                        round(total, 2), round(sum(s.cpu_s for s in stages if s), 2),
-                                        peak, note="sum of the three stage processes"))
+            self.report.rows.append(
+                Row(
+                    "raw → gold (bronze + silver + gold)",
+                    "pipeline",
+                    round(total, 2),
+                    round(sum(s.cpu_s for s in stages if s), 2),
+                    peak,
+                    note="sum of the three stage processes",
+                )
+            )
 
         def target(what: str, value: float | None, limit: float, unit: str = "x") -> None:
             if value is None:
                 return
-            self.report.targets.append({"target": what, "value": value, "limit": limit,
-                                        "unit": unit, "met": value <= limit})
+            self.report.targets.append(
+                {"target": what, "value": value, "limit": limit, "unit": unit, "met": value <= limit}
+            )
 
         target("gold ≤ 0.7x DuckDB SQL", ratios.get("gold / DuckDB SQL (wall)"), 0.7)
         target("gold ≤ 4x I/O floor", ratios.get("gold / I/O floor (wall)"), 4.0)
         noop = r("no-op run (all stages)")
         target("no-op run ≤ 3 s", noop.wall_s if noop else None, 3.0, "s")
-        target("+1 day gold ≤ 25% of full gold (gates off)",
-               ratios.get("+1 day gold / full gold, gates off (wall)"), 0.25)
-        target("+1 day gold ≤ 25% of full gold (as shipped)",
-               ratios.get("+1 day gold / full gold (wall)"), 0.25)
-        target("+1 day gold ≤ 25% of full gold (gates off, in-stage)",
-               ratios.get("+1 day gold / full gold, gates off (in-stage)"), 0.25)
+        target(
+            "+1 day gold ≤ 25% of full gold (gates off)",
+            ratios.get("+1 day gold / full gold, gates off (wall)"),
+            0.25,
+        )
+        target(
+            "+1 day gold ≤ 25% of full gold (as shipped)", ratios.get("+1 day gold / full gold (wall)"), 0.25
+        )
+        target(
+            "+1 day gold ≤ 25% of full gold (gates off, in-stage)",
+            ratios.get("+1 day gold / full gold, gates off (in-stage)"),
+            0.25,
+        )
         total = r("raw → gold (bronze + silver + gold)")
         if total and self.scale >= 100:
             target("raw → gold < 300 s at scale 100", total.wall_s, 300.0, "s")
@@ -295,8 +364,10 @@ class Bench:
             rows = f"{row.rows:,}" if row.rows else ""
             text = "; ".join(t for t in (row.check, row.note) if t)
             stage = f"{row.stage_s:.2f}" if row.stage_s is not None else ""
-            lines.append(f"| {row.name} | {row.wall_s:.2f} | {row.cpu_s:.2f} | {stage} | "
-                         f"{row.peak_rss_mb:,.0f} | {rows} | {rps} | {text} |")
+            lines.append(
+                f"| {row.name} | {row.wall_s:.2f} | {row.cpu_s:.2f} | {stage} | "
+                f"{row.peak_rss_mb:,.0f} | {rows} | {rps} | {text} |"
+            )
         if rep.ratios:
             lines += ["", "| ratio | value |", "| --- | ---: |"]
             lines += [f"| {k} | {v:.2f} |" for k, v in rep.ratios.items()]

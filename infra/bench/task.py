@@ -31,8 +31,7 @@ def _stage(args: argparse.Namespace) -> dict[str, Any]:
     rebuild = [date.fromisoformat(w) for w in args.weeks] if args.weeks else None
     extra = {"full": args.full, "rebuild": rebuild}
     audits = NO_AUDITS if args.no_quality else None
-    results = [run_stage(ctx, n, audits=audits, **(extra if n == "gold" else {}))
-               for n in names]
+    results = [run_stage(ctx, n, audits=audits, **(extra if n == "gold" else {})) for n in names]
     out = {"stages": [r.as_dict() for r in results]}
     last = results[-1] if args.name != "run" else None
     if last is not None:
@@ -47,10 +46,18 @@ def _stage(args: argparse.Namespace) -> dict[str, Any]:
 def _generate(args: argparse.Namespace) -> dict[str, Any]:
     from infra.generator import generate
 
-    res = generate(out_dir=args.out, seed=args.seed, scale=args.scale,
-                   start=date.fromisoformat(args.start), days=args.days, skip_existing=True)
-    return {"rows": sum(res.total(s) for s in ("prints", "taps", "pays")),
-            "lines": {s: res.total(s) for s in ("prints", "taps", "pays")}}
+    res = generate(
+        out_dir=args.out,
+        seed=args.seed,
+        scale=args.scale,
+        start=date.fromisoformat(args.start),
+        days=args.days,
+        skip_existing=True,
+    )
+    return {
+        "rows": sum(res.total(s) for s in ("prints", "taps", "pays")),
+        "lines": {s: res.total(s) for s in ("prints", "taps", "pays")},
+    }
 
 
 def _baseline(args: argparse.Namespace) -> dict[str, Any]:

@@ -18,8 +18,9 @@ from jobs.errors import ConfigError, PipelineError, exit_code
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m infra.generator",
-                                     description="Write synthetic raw files (prints, taps, pays).")
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.generator", description="Write synthetic raw files (prints, taps, pays)."
+    )
     parser.add_argument("--out", help="output directory (default: LAKE_RAW, local only)")
     parser.add_argument("--scale", type=float, default=1.0, help="1 ≈ the real data set")
     parser.add_argument("--seed", type=int, default=42)
@@ -28,8 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--layout", choices=["daily", "single"], default="daily")
     parser.add_argument("--bad-fraction", type=float, default=0.0)
     parser.add_argument("--bad-lines", type=int, default=0)
-    parser.add_argument("--if-empty", action="store_true",
-                        help="generate only if the output has no raw files yet")
+    parser.add_argument(
+        "--if-empty", action="store_true", help="generate only if the output has no raw files yet"
+    )
     parser.add_argument("--env-file", help="env file with settings (default envs/local.env)")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     return parser
@@ -60,20 +62,34 @@ def run(args: argparse.Namespace) -> None:
         raise ConfigError("the generator writes local files; upload them with `python -m infra.stack seed`")
     out = str(Path(out).resolve())
     try:
-        check_arguments(seed=args.seed, scale=args.scale, days=args.days, layout=args.layout,
-                        bad_fraction=args.bad_fraction, bad_lines=args.bad_lines)
+        check_arguments(
+            seed=args.seed,
+            scale=args.scale,
+            days=args.days,
+            layout=args.layout,
+            bad_fraction=args.bad_fraction,
+            bad_lines=args.bad_lines,
+        )
     except ValueError as exc:
         raise ConfigError(str(exc).replace("_", "-")) from exc
     if args.if_empty and _has_raw_files(settings, out):
         print(f"raw files already under {out}: nothing generated (--if-empty)")
         return
     started = time.perf_counter()
-    res = generate(out_dir=out, seed=args.seed, scale=args.scale, start=args.start,
-                   days=args.days, layout=args.layout, bad_fraction=args.bad_fraction,
-                   bad_lines=args.bad_lines)
-    print(f"generated {len(res.files)} files in {out} in {time.perf_counter() - started:.1f}s: "
-          + ", ".join(f"{s} {res.total(s):,} lines ({res.bad(s):,} bad)"
-                      for s in ("prints", "taps", "pays")))
+    res = generate(
+        out_dir=out,
+        seed=args.seed,
+        scale=args.scale,
+        start=args.start,
+        days=args.days,
+        layout=args.layout,
+        bad_fraction=args.bad_fraction,
+        bad_lines=args.bad_lines,
+    )
+    print(
+        f"generated {len(res.files)} files in {out} in {time.perf_counter() - started:.1f}s: "
+        + ", ".join(f"{s} {res.total(s):,} lines ({res.bad(s):,} bad)" for s in ("prints", "taps", "pays"))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:

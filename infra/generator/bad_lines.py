@@ -170,9 +170,7 @@ def _bad_lines(source: str, template: pl.DataFrame, day: date, first: int) -> pl
         variants = kinds[k](day)
         kind_expr = variants[-1]
         for v in range(len(variants) - 2, -1, -1):
-            kind_expr = (
-                pl.when(pl.col("round") % len(variants) == v).then(variants[v]).otherwise(kind_expr)
-            )
+            kind_expr = pl.when(pl.col("round") % len(variants) == v).then(variants[v]).otherwise(kind_expr)
         expr = pl.when(pl.col("kind") == k).then(kind_expr).otherwise(expr)
     return frame.select(expr.alias("line")).to_series()
 
@@ -188,9 +186,7 @@ def _examples() -> dict[str, dict[str, list[str]]]:
     )
     day = date(2020, 11, 1)
     return {
-        source: {
-            name: [template.select(e).item() for e in build(day)] for name, build in kinds.items()
-        }
+        source: {name: [template.select(e).item() for e in build(day)] for name, build in kinds.items()}
         for source, kinds in _KINDS.items()
     }
 
@@ -214,9 +210,7 @@ def _template(good: pl.DataFrame, gen: np.random.Generator, n: int, n_users: int
         )
     cols = [
         pl.col("user_id").cast(pl.Int64),
-        (pl.col("position") if "position" in rows.columns else pl.lit(0))
-        .cast(pl.Int8)
-        .alias("position"),
+        (pl.col("position") if "position" in rows.columns else pl.lit(0)).cast(pl.Int8).alias("position"),
         pl.col("vp").cast(pl.UInt8),
         (pl.col("cents") if "cents" in rows.columns else pl.lit(704)).cast(pl.Int32).alias("cents"),
     ]

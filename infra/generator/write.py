@@ -136,8 +136,9 @@ def generate(
     """
     if isinstance(start, datetime):
         start = start.date()
-    check_arguments(seed=seed, scale=scale, days=days, layout=layout, bad_fraction=bad_fraction,
-                    bad_lines=bad_lines)
+    check_arguments(
+        seed=seed, scale=scale, days=days, layout=layout, bad_fraction=bad_fraction, bad_lines=bad_lines
+    )
 
     out = Path(out_dir).resolve()
     n_users = users_for_scale(scale)

@@ -55,8 +55,11 @@ def up(settings: Settings, *, seed: bool = True, scale: float = 1.0, days: int =
         print(f"started weed mini (pid {pid}), data in {server.directory / 'data'}")
         server.wait_ready(settings)
         print(f"S3 answers after {time.perf_counter() - started:.1f}s")
-    report = seed_lake(settings, SeedOptions(generate=seed, scale=scale, gen_days=days,
-                                             upload=seed), identities=check_identities)
+    report = seed_lake(
+        settings,
+        SeedOptions(generate=seed, scale=scale, gen_days=days, upload=seed),
+        identities=check_identities,
+    )
     print(report.describe())
     _print_info(settings, server)
 
@@ -66,16 +69,19 @@ def _print_info(settings: Settings, server: WeedServer) -> None:
     keys = keys_dir(s)
     print()
     print("Local object store (SeaweedFS) is up:")
-    print(f"  S3 endpoint     {server.endpoint}   (AWS_ENDPOINT_URL, path-style, plain http; "
-          "the only open door: master/volume/filer need weed's own TLS certificate)")
+    print(
+        f"  S3 endpoint     {server.endpoint}   (AWS_ENDPOINT_URL, path-style, plain http; "
+        "the only open door: master/volume/filer need weed's own TLS certificate)"
+    )
     print(f"  pipeline        {s.aws_access_key_id}  (read raw; read/write bronze, silver, gold)")
     print(f"  analyst         {s.analyst_access_key_id}  (read gold only)")
     print(f"  admin           {s.admin_access_key_id}  (buckets, raw uploads)")
     print(f"  keys            one owner-only file per identity in {keys}/ (never in envs/)")
     print(f"  as one identity LAKEHOUSE_ENV_FILE=envs/stack.env,{keys}/<identity>.env")
     print("  DuckDB shell    make duckdb   (as the analyst: its keys only)")
-    print(f"  lake            raw={s.lake_raw} bronze={s.lake_bronze} silver={s.lake_silver} "
-          f"gold={s.lake_gold}")
+    print(
+        f"  lake            raw={s.lake_raw} bronze={s.lake_bronze} silver={s.lake_silver} gold={s.lake_gold}"
+    )
     print(f"  logs, pid       {server.log_path}, {server.pid_path}")
     print("Next: make run-s3   ·   make stack-down")
 
@@ -92,19 +98,39 @@ def down(settings: Settings) -> None:
 def status(settings: Settings) -> int:
     server = WeedServer.from_settings(settings)
     pid = server.pid()
-    print(json.dumps({"running": pid is not None, "pid": pid, "endpoint": server.endpoint,
-                      "file_browser": server.filer_url}))
+    print(
+        json.dumps(
+            {
+                "running": pid is not None,
+                "pid": pid,
+                "endpoint": server.endpoint,
+                "file_browser": server.filer_url,
+            }
+        )
+    )
     return 0 if pid else 1
 
 
 def seed(settings: Settings, args: argparse.Namespace) -> None:
     from infra.stack.seed import SeedOptions, run_seed
 
-    print(run_seed(settings, SeedOptions(
-        source=args.source, generate=args.generate, scale=args.scale, seed=args.seed,
-        start=args.start, gen_days=args.gen_days, days=args.days,
-        identities=not args.no_identities, upload=not args.buckets_only),
-        identities=check_identities).describe())
+    print(
+        run_seed(
+            settings,
+            SeedOptions(
+                source=args.source,
+                generate=args.generate,
+                scale=args.scale,
+                seed=args.seed,
+                start=args.start,
+                gen_days=args.gen_days,
+                days=args.days,
+                identities=not args.no_identities,
+                upload=not args.buckets_only,
+            ),
+            identities=check_identities,
+        ).describe()
+    )
 
 
 def identities(settings: Settings, args: argparse.Namespace) -> None:
@@ -134,15 +160,23 @@ def analyst_environment(settings: Settings, base: dict[str, str] | None = None) 
 
     storage = Storage(settings).for_identity("analyst")
     if storage.identity != "analyst":
-        raise ConfigError(f"no analyst keys: set ANALYST_ACCESS_KEY_ID/ANALYST_SECRET_ACCESS_KEY "
-                          f"or run make stack-up (it writes {keys_dir(settings)}/analyst.env)")
+        raise ConfigError(
+            f"no analyst keys: set ANALYST_ACCESS_KEY_ID/ANALYST_SECRET_ACCESS_KEY "
+            f"or run make stack-up (it writes {keys_dir(settings)}/analyst.env)"
+        )
     s = storage.settings
-    env = {k: v for k, v in (os.environ if base is None else base).items()
-           if not k.upper().startswith(SECRET_PREFIXES)}
-    env |= {"AWS_ACCESS_KEY_ID": s.aws_access_key_id or "",
-            "AWS_SECRET_ACCESS_KEY": s.aws_secret_access_key.get_secret_value()
-            if s.aws_secret_access_key else "",
-            "AWS_REGION": s.aws_region}
+    env = {
+        k: v
+        for k, v in (os.environ if base is None else base).items()
+        if not k.upper().startswith(SECRET_PREFIXES)
+    }
+    env |= {
+        "AWS_ACCESS_KEY_ID": s.aws_access_key_id or "",
+        "AWS_SECRET_ACCESS_KEY": s.aws_secret_access_key.get_secret_value()
+        if s.aws_secret_access_key
+        else "",
+        "AWS_REGION": s.aws_region,
+    }
     if s.aws_endpoint_url:
         env["AWS_ENDPOINT_URL"] = s.aws_endpoint_url
     return env
@@ -175,12 +209,14 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--env-file", help="env file (default: LAKEHOUSE_ENV_FILE)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
 
-    parser = argparse.ArgumentParser(prog="python -m infra.stack",
-                                     description="Local SeaweedFS object store (no Docker) and "
-                                                 "the object store's init step (seed).")
+    parser = argparse.ArgumentParser(
+        prog="python -m infra.stack",
+        description="Local SeaweedFS object store (no Docker) and the object store's init step (seed).",
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    start = sub.add_parser("up", parents=[common],
-                           help="start weed mini, buckets + identities, seed scale-1 raw data")
+    start = sub.add_parser(
+        "up", parents=[common], help="start weed mini, buckets + identities, seed scale-1 raw data"
+    )
     start.add_argument("--no-seed", action="store_true", help="do not upload raw data")
     start.add_argument("--scale", type=float, default=1.0, help="scale of the seeded data")
     start.add_argument("--days", type=int, default=30, help="days of seeded data")
@@ -188,37 +224,53 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", parents=[common], help="is weed running? (JSON; exit 1 if not)")
 
     # The options `python -m jobs seed` had (the pipeline's common ones included).
-    seeding = sub.add_parser("seed", parents=[common],
-                             help="create buckets and identities, upload raw files to LAKE_RAW")
+    seeding = sub.add_parser(
+        "seed", parents=[common], help="create buckets and identities, upload raw files to LAKE_RAW"
+    )
     seeding.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr")
     seeding.add_argument("--lookback-mode", choices=["calendar", "rolling"])
     seeding.add_argument("--lookback-weeks", type=int, metavar="N")
     seeding.add_argument("--engine", choices=["local", "dask"])
     seeding.add_argument("--scheduler", metavar="ADDRESS")
-    seeding.add_argument("--from", dest="source", type=Path, metavar="DIR",
-                         help="local raw directory to upload (<source>/... like LAKE_RAW)")
-    seeding.add_argument("--generate", action="store_true",
-                         help="generate the raw files first (cached under STACK_DIR/cache)")
+    seeding.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="DIR",
+        help="local raw directory to upload (<source>/... like LAKE_RAW)",
+    )
+    seeding.add_argument(
+        "--generate", action="store_true", help="generate the raw files first (cached under STACK_DIR/cache)"
+    )
     seeding.add_argument("--scale", type=float, default=1.0, help="with --generate")
     seeding.add_argument("--seed", type=int, default=42, help="with --generate")
     seeding.add_argument("--start", type=date.fromisoformat, default=date(2020, 11, 1))
-    seeding.add_argument("--gen-days", type=int, default=30,
-                         help="days generated for a full seed")
-    seeding.add_argument("--days", type=int, metavar="K",
-                         help="trickle: upload only the next K days not yet in the bucket")
-    seeding.add_argument("--no-identities", action="store_true",
-                         help="skip the check that the keys match the live identities")
+    seeding.add_argument("--gen-days", type=int, default=30, help="days generated for a full seed")
+    seeding.add_argument(
+        "--days", type=int, metavar="K", help="trickle: upload only the next K days not yet in the bucket"
+    )
+    seeding.add_argument(
+        "--no-identities", action="store_true", help="skip the check that the keys match the live identities"
+    )
     seeding.add_argument("--buckets-only", action="store_true", help="upload nothing")
-    ident = sub.add_parser("identities", parents=[common],
-                           help="show or apply identity changes (seeding never changes them)")
+    ident = sub.add_parser(
+        "identities", parents=[common], help="show or apply identity changes (seeding never changes them)"
+    )
     ident.add_argument("action", choices=["show", "apply"])
-    ident.add_argument("--rotate", nargs="+", choices=list(FIELDS), default=[],
-                       help="with apply: a new secret for these identities (their key files)")
+    ident.add_argument(
+        "--rotate",
+        nargs="+",
+        choices=list(FIELDS),
+        default=[],
+        help="with apply: a new secret for these identities (their key files)",
+    )
     ident.add_argument("--dry-run", action="store_true", help="with apply: only show")
-    shell = sub.add_parser("duckdb", parents=[common],
-                           help="the DuckDB shell over gold as the analyst (its keys only)")
-    shell.add_argument("--print-env", action="store_true",
-                       help="print the variable names and command instead of starting it")
+    shell = sub.add_parser(
+        "duckdb", parents=[common], help="the DuckDB shell over gold as the analyst (its keys only)"
+    )
+    shell.add_argument(
+        "--print-env", action="store_true", help="print the variable names and command instead of starting it"
+    )
     return parser
 
 
@@ -227,10 +279,12 @@ def _settings(args: argparse.Namespace) -> Settings:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    settings = load_settings(lookback_mode=getattr(args, "lookback_mode", None),
-                             lookback_weeks=getattr(args, "lookback_weeks", None),
-                             engine=getattr(args, "engine", None),
-                             dask_scheduler=getattr(args, "scheduler", None))
+    settings = load_settings(
+        lookback_mode=getattr(args, "lookback_mode", None),
+        lookback_weeks=getattr(args, "lookback_weeks", None),
+        engine=getattr(args, "engine", None),
+        dask_scheduler=getattr(args, "scheduler", None),
+    )
     # The admin-side tools see every identity's keys (explicit settings, else the key files);
     # the analyst shell is given only the analyst's.
     return settings if args.command in ("duckdb", "status", "down") else with_identity_keys(settings)
@@ -253,8 +307,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from jobs import logs
 
-            logs.configure(fmt="json" if args.log_json else settings.log_format,
-                           level="DEBUG" if args.debug else settings.log_level)
+            logs.configure(
+                fmt="json" if args.log_json else settings.log_format,
+                level="DEBUG" if args.debug else settings.log_level,
+            )
             seed(settings, args)
     except PipelineError as exc:
         return exit_code(exc, debug=args.debug)

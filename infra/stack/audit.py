@@ -25,18 +25,42 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 
-PLACEHOLDERS = ("example", "change-me", "changeme", "dev-secret", "test", "dummy", "placeholder",
-                "fake", "wrong", "nobody", "hidden", "secret-value", "xxx", "<", "${", "$$", "$(",
-                "{", "getenv", "none", "null", "admin", "never-shown")
+PLACEHOLDERS = (
+    "example",
+    "change-me",
+    "changeme",
+    "dev-secret",
+    "test",
+    "dummy",
+    "placeholder",
+    "fake",
+    "wrong",
+    "nobody",
+    "hidden",
+    "secret-value",
+    "xxx",
+    "<",
+    "${",
+    "$$",
+    "$(",
+    "{",
+    "getenv",
+    "none",
+    "null",
+    "admin",
+    "never-shown",
+)
 FILE_NAME = re.compile(r"[\w.-]+\.(json|generated|txt|toml|ya?ml|env|sql|pem|crt)")
 PRIVATE_KEY = re.compile("-----BEGIN ([A-Z]+ )?" + "PRIVATE KEY-----")
 AWS_KEY_ID = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
 # An environment-style assignment (upper-case name) in config, shell, docs; in Python a quoted
 # literal only (code passing secrets around by name is not a finding).
 ASSIGNMENT = re.compile(
-    r"""\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN)[A-Z0-9_]*)\s*[:=]\s*["']?([^\s"'#,;)]*)""")
+    r"""\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN)[A-Z0-9_]*)\s*[:=]\s*["']?([^\s"'#,;)]*)"""
+)
 PY_ASSIGNMENT = re.compile(
-    r"""\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN)[A-Z0-9_]*)\s*[:=]\s*["']([^"']*)["']""")
+    r"""\b([A-Z0-9_]*(?:SECRET|PASSWORD|PASSWD|TOKEN)[A-Z0-9_]*)\s*[:=]\s*["']([^"']*)["']"""
+)
 NOT_SECRET_NAMES = ("_FILE", "_PATH", "_DIR", "_USER", "_NAME", "_URL", "_SECONDS", "TOKENS")
 
 
@@ -44,17 +68,30 @@ NOT_SECRET_NAMES = ("_FILE", "_PATH", "_DIR", "_USER", "_NAME", "_URL", "_SECOND
 def pip_audit(feed_optional: bool) -> tuple[bool, str]:
     """(passed, one line). Not audited = failed unless ``feed_optional``."""
     found = BIN / "pip-audit"
-    command = [str(found)] if found.is_file() else (
-        [w] if (w := shutil.which("pip-audit")) else None)
+    command = [str(found)] if found.is_file() else ([w] if (w := shutil.which("pip-audit")) else None)
     if command is None:
-        return feed_optional, ("pip-audit: NOT AUDITED: pip-audit is not installed "
-                               "(pip install pip-audit)")
+        return feed_optional, ("pip-audit: NOT AUDITED: pip-audit is not installed (pip install pip-audit)")
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "audit.json"
         res = subprocess.run(
-            [*command, "-r", str(ROOT / "requirements.txt"), "--disable-pip", "--no-deps",
-             "-f", "json", "-o", str(report), "--progress-spinner", "off"],
-            capture_output=True, text=True, timeout=900, check=False)
+            [
+                *command,
+                "-r",
+                str(ROOT / "requirements.txt"),
+                "--disable-pip",
+                "--no-deps",
+                "-f",
+                "json",
+                "-o",
+                str(report),
+                "--progress-spinner",
+                "off",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
         try:
             deps = json.loads(report.read_text())["dependencies"]
         except (OSError, ValueError, KeyError):
@@ -75,7 +112,8 @@ def judge(deps: list[dict], feed_optional: bool) -> tuple[bool, str]:
         return feed_optional, (
             f"pip-audit: NOT AUDITED: all {len(deps)} packages were skipped (e.g. {reason!r}); "
             "the vulnerability feed or package index did not answer, so 'No known "
-            "vulnerabilities found' would be a false all-clear")
+            "vulnerabilities found' would be a false all-clear"
+        )
     note = f" ({len(skipped)} skipped, e.g. {skipped[0]['name']})" if skipped else ""
     return True, f"pip-audit: {len(deps) - len(skipped)} packages audited, none vulnerable{note}"
 
@@ -85,8 +123,14 @@ def ruff_security() -> tuple[bool, str]:
     ruff = BIN / "ruff" if (BIN / "ruff").is_file() else shutil.which("ruff")
     if not ruff:
         return False, "ruff S: ruff is not installed (make venv)"
-    res = subprocess.run([str(ruff), "check", "--select", "S", "jobs", "dags", "infra"],
-                         cwd=ROOT, capture_output=True, text=True, timeout=300, check=False)
+    res = subprocess.run(
+        [str(ruff), "check", "--select", "S", "jobs", "dags", "infra"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     if res.returncode == 0:
         return True, "ruff S (bandit rules): clean"
     return False, "ruff S (bandit rules):\n" + res.stdout.strip()
@@ -108,8 +152,7 @@ def scan_text(text: str, python: bool = False) -> list[tuple[int, str]]:
         if AWS_KEY_ID.search(line):
             found.append((number, "AWS access key id"))
         for name, value in assignment.findall(line):
-            if name.endswith(NOT_SECRET_NAMES) or value.startswith("$") or FILE_NAME.fullmatch(
-                    value):
+            if name.endswith(NOT_SECRET_NAMES) or value.startswith("$") or FILE_NAME.fullmatch(value):
                 continue
             if value and not placeholder(value):
                 found.append((number, f"{name} has a value that is not a placeholder"))
@@ -120,8 +163,7 @@ def tracked_files() -> list[Path]:
     git = shutil.which("git")
     if not git:
         return []
-    res = subprocess.run([git, "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=60,
-                         check=True)
+    res = subprocess.run([git, "ls-files", "-z"], cwd=ROOT, capture_output=True, timeout=60, check=True)
     return [ROOT / p for p in res.stdout.decode().split("\0") if p]
 
 
@@ -150,8 +192,11 @@ def secret_scan() -> tuple[bool, str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.stack.audit", description=__doc__)
-    parser.add_argument("--feed-optional", action="store_true",
-                        help="an unavailable vulnerability feed is reported, not a failure (CI)")
+    parser.add_argument(
+        "--feed-optional",
+        action="store_true",
+        help="an unavailable vulnerability feed is reported, not a failure (CI)",
+    )
     parser.add_argument("--skip-pip-audit", action="store_true")
     args = parser.parse_args(argv)
     steps = [ruff_security, secret_scan]

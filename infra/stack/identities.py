@@ -36,8 +36,8 @@ class Location:
 
     def covers(self, other: Location) -> bool:
         return self.bucket == other.bucket and (
-            not self.prefix or other.prefix == self.prefix
-            or other.prefix.startswith(self.prefix + "/"))
+            not self.prefix or other.prefix == self.prefix or other.prefix.startswith(self.prefix + "/")
+        )
 
     @property
     def objects(self) -> str:
@@ -79,17 +79,26 @@ def _keys(settings: Settings) -> dict[str, tuple[str, str]]:
 
     def pair(name: str, key: str | None, secret: Any) -> tuple[str, str]:
         if not key or secret is None:
-            raise ConfigError(f"the {name} identity needs both its access key and secret key: "
-                              f"set them in the env file (see envs/stack.env)")
+            raise ConfigError(
+                f"the {name} identity needs both its access key and secret key: "
+                f"set them in the env file (see envs/stack.env)"
+            )
         return key, secret.get_secret_value()
 
     return {
-        "admin": pair("admin (ADMIN_ACCESS_KEY_ID/ADMIN_SECRET_ACCESS_KEY)",
-                      s.admin_access_key_id, s.admin_secret_access_key),
-        "pipeline": pair("pipeline (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)",
-                         s.aws_access_key_id, s.aws_secret_access_key),
-        "analyst": pair("analyst (ANALYST_ACCESS_KEY_ID/ANALYST_SECRET_ACCESS_KEY)",
-                        s.analyst_access_key_id, s.analyst_secret_access_key),
+        "admin": pair(
+            "admin (ADMIN_ACCESS_KEY_ID/ADMIN_SECRET_ACCESS_KEY)",
+            s.admin_access_key_id,
+            s.admin_secret_access_key,
+        ),
+        "pipeline": pair(
+            "pipeline (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)", s.aws_access_key_id, s.aws_secret_access_key
+        ),
+        "analyst": pair(
+            "analyst (ANALYST_ACCESS_KEY_ID/ANALYST_SECRET_ACCESS_KEY)",
+            s.analyst_access_key_id,
+            s.analyst_secret_access_key,
+        ),
     }
 
 
@@ -100,44 +109,60 @@ def seaweed_config(settings: Settings) -> dict[str, Any]:
     ``Read:bucket/prefix/*``; listing is granted per bucket (``List:bucket``).
     """
     keys = _keys(settings)
-    identities = [{
-        "name": "admin",
-        "credentials": [{"accessKey": keys["admin"][0], "secretKey": keys["admin"][1]}],
-        "actions": ["Admin", "Read", "List", "Write", "Tagging"],
-    }]
+    identities = [
+        {
+            "name": "admin",
+            "credentials": [{"accessKey": keys["admin"][0], "secretKey": keys["admin"][1]}],
+            "actions": ["Admin", "Read", "List", "Write", "Tagging"],
+        }
+    ]
     for name, grant in grants(settings).items():
         actions = [f"Read:{loc.objects}" for loc in grant.read]
         actions += [f"List:{b}" for b in dict.fromkeys(loc.bucket for loc in grant.read)]
         actions += [f"Write:{loc.objects}" for loc in grant.write]
-        identities.append({
-            "name": name,
-            "credentials": [{"accessKey": keys[name][0], "secretKey": keys[name][1]}],
-            "actions": actions,
-        })
+        identities.append(
+            {
+                "name": name,
+                "credentials": [{"accessKey": keys[name][0], "secretKey": keys[name][1]}],
+                "actions": actions,
+            }
+        )
     return {"identities": identities}
 
 
 def iam_policy(grant: Grant) -> dict[str, Any]:
     """An AWS/MinIO IAM policy document for one grant (``mc admin policy create``)."""
     listed = sorted({f"arn:aws:s3:::{loc.bucket}" for loc in grant.read + grant.write})
-    statements: list[dict[str, Any]] = [{
-        "Effect": "Allow",
-        "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
-        "Resource": listed,
-    }, {
-        "Effect": "Allow",
-        "Action": ["s3:GetObject"],
-        "Resource": [f"arn:aws:s3:::{loc.bucket}/{loc.prefix + '/' if loc.prefix else ''}*"
-                     for loc in grant.read],
-    }]
-    if grant.write:
-        statements.append({
+    statements: list[dict[str, Any]] = [
+        {
             "Effect": "Allow",
-            "Action": ["s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload",
-                       "s3:ListMultipartUploadParts"],
-            "Resource": [f"arn:aws:s3:::{loc.bucket}/{loc.prefix + '/' if loc.prefix else ''}*"
-                         for loc in grant.write],
-        })
+            "Action": ["s3:GetBucketLocation", "s3:ListBucket"],
+            "Resource": listed,
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["s3:GetObject"],
+            "Resource": [
+                f"arn:aws:s3:::{loc.bucket}/{loc.prefix + '/' if loc.prefix else ''}*" for loc in grant.read
+            ],
+        },
+    ]
+    if grant.write:
+        statements.append(
+            {
+                "Effect": "Allow",
+                "Action": [
+                    "s3:PutObject",
+                    "s3:DeleteObject",
+                    "s3:AbortMultipartUpload",
+                    "s3:ListMultipartUploadParts",
+                ],
+                "Resource": [
+                    f"arn:aws:s3:::{loc.bucket}/{loc.prefix + '/' if loc.prefix else ''}*"
+                    for loc in grant.write
+                ],
+            }
+        )
     return {"Version": "2012-10-17", "Statement": statements}
 
 
@@ -146,19 +171,24 @@ def admin_policy(settings: Settings) -> dict[str, Any]:
     files (``python -m infra.stack seed``); it cannot touch bronze, silver or gold objects."""
     raw = Location.of(settings.lake_raw) if is_remote(settings.lake_raw) else None
     policy = iam_policy(Grant(read=(raw,) if raw else (), write=(raw,) if raw else ()))
-    policy["Statement"].insert(0, {
-        "Effect": "Allow",
-        "Action": ["s3:CreateBucket", "s3:GetBucketLocation", "s3:ListBucket"],
-        "Resource": [f"arn:aws:s3:::{b}" for b in buckets(settings)],
-    })
+    policy["Statement"].insert(
+        0,
+        {
+            "Effect": "Allow",
+            "Action": ["s3:CreateBucket", "s3:GetBucketLocation", "s3:ListBucket"],
+            "Resource": [f"arn:aws:s3:::{b}" for b in buckets(settings)],
+        },
+    )
     policy["Statement"] = [st for st in policy["Statement"] if st["Resource"]]
     return policy
 
 
 def iam_policies(settings: Settings) -> dict[str, dict[str, Any]]:
     """identity → IAM policy document (the admin's too: the app never uses MinIO's root)."""
-    return {"admin": admin_policy(settings),
-            **{name: iam_policy(grant) for name, grant in grants(settings).items()}}
+    return {
+        "admin": admin_policy(settings),
+        **{name: iam_policy(grant) for name, grant in grants(settings).items()},
+    }
 
 
 def dumps(document: dict[str, Any]) -> str:

@@ -66,28 +66,45 @@ def _certificates(directory: Path) -> None:
         return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
     ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (x509.CertificateBuilder().subject_name(name("lakehouse-stack-ca"))
-          .issuer_name(name("lakehouse-stack-ca")).public_key(ca_key.public_key())
-          .serial_number(x509.random_serial_number()).not_valid_before(start)
-          .not_valid_after(end)
-          .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-          .sign(ca_key, hashes.SHA256()))
+    ca = (
+        x509.CertificateBuilder()
+        .subject_name(name("lakehouse-stack-ca"))
+        .issuer_name(name("lakehouse-stack-ca"))
+        .public_key(ca_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+        .sign(ca_key, hashes.SHA256())
+    )
     key = ec.generate_private_key(ec.SECP256R1())
-    cert = (x509.CertificateBuilder().subject_name(name("weed")).issuer_name(ca.subject)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(start).not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName([
-                x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH,
-                                                  ExtendedKeyUsageOID.CLIENT_AUTH]),
-                           critical=False)
-            .sign(ca_key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name("weed"))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
+            critical=False,
+        )
+        .sign(ca_key, hashes.SHA256())
+    )
     pem = serialization.Encoding.PEM
     write_private(directory / "ca.crt", ca.public_bytes(pem))
     write_private(directory / "weed.crt", cert.public_bytes(pem))
-    write_private(directory / "weed.key", key.private_bytes(
-        pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
+    write_private(
+        directory / "weed.key",
+        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
+    )
     # The CA's key is not kept: nobody can issue another certificate weed would accept.
 
 
@@ -100,20 +117,29 @@ def security_toml(tls: Path) -> str:
         return secrets.token_hex(32)
 
     cert, pkey, ca = (str(tls / n) for n in ("weed.crt", "weed.key", "ca.crt"))
-    lines = ["# Written by python -m infra.stack (infra/stack/security.py). Owner-only; do not",
-             "# copy anywhere: it holds the stack's JWT signing keys.", ""]
-    for section in ("jwt.signing", "jwt.signing.read", "jwt.filer_signing",
-                    "jwt.filer_signing.read"):
+    lines = [
+        "# Written by python -m infra.stack (infra/stack/security.py). Owner-only; do not",
+        "# copy anywhere: it holds the stack's JWT signing keys.",
+        "",
+    ]
+    for section in ("jwt.signing", "jwt.signing.read", "jwt.filer_signing", "jwt.filer_signing.read"):
         lines += [f"[{section}]", f'key = "{key()}"', "expires_after_seconds = 10", ""]
-    lines += ["[access]", "ui = false", "", "[filer.expose_directory_metadata]",
-              "enabled = false", "", "[grpc]", f'ca = "{ca}"', ""]
+    lines += [
+        "[access]",
+        "ui = false",
+        "",
+        "[filer.expose_directory_metadata]",
+        "enabled = false",
+        "",
+        "[grpc]",
+        f'ca = "{ca}"',
+        "",
+    ]
     for component in GRPC_COMPONENTS:
         lines += [f"[grpc.{component}]", f'cert = "{cert}"', f'key = "{pkey}"', ""]
     for component in HTTPS_COMPONENTS:
-        lines += [f"[https.{component}]", f'cert = "{cert}"', f'key = "{pkey}"', f'ca = "{ca}"',
-                  ""]
-    lines += ["[https.client]", "enabled = true", f'cert = "{cert}"', f'key = "{pkey}"',
-              f'ca = "{ca}"', ""]
+        lines += [f"[https.{component}]", f'cert = "{cert}"', f'key = "{pkey}"', f'ca = "{ca}"', ""]
+    lines += ["[https.client]", "enabled = true", f'cert = "{cert}"', f'key = "{pkey}"', f'ca = "{ca}"', ""]
     return "\n".join(lines)
 
 

@@ -78,9 +78,11 @@ class SeedReport:
         ]
         if self.source:
             days = f"; days {self.days[0]}..{self.days[-1]}" if self.days else ""
-            lines.append(f"raw files from {self.source}: uploaded {self.uploaded} "
-                         f"({self.uploaded_bytes / 1e6:.1f} MB), skipped {self.skipped} already "
-                         f"present{days}")
+            lines.append(
+                f"raw files from {self.source}: uploaded {self.uploaded} "
+                f"({self.uploaded_bytes / 1e6:.1f} MB), skipped {self.skipped} already "
+                f"present{days}"
+            )
         lines.append(f"seeded in {self.seconds:.1f}s")
         return "\n".join(lines)
 
@@ -114,8 +116,7 @@ def local_files(root: Path) -> list[LocalFile]:
             continue
         for path in sorted(base.rglob("*")):
             if path.is_file() and not path.name.startswith((".", "_")):
-                found.append(LocalFile(path.relative_to(root).as_posix(), path,
-                                       path.stat().st_size))
+                found.append(LocalFile(path.relative_to(root).as_posix(), path, path.stat().st_size))
     return found
 
 
@@ -124,8 +125,10 @@ class Seeder:
 
     def __init__(self, settings: Settings) -> None:
         if not is_remote(settings.lake_raw):
-            raise ConfigError(f"seed uploads to object storage, but LAKE_RAW is the local path "
-                              f"{settings.lake_raw}; set LAKE_RAW=s3://bucket[/prefix]")
+            raise ConfigError(
+                f"seed uploads to object storage, but LAKE_RAW is the local path "
+                f"{settings.lake_raw}; set LAKE_RAW=s3://bucket[/prefix]"
+            )
         self.settings = settings
         self.storage = Storage(settings).for_identity("admin")
         self.client = self.storage.s3_client()
@@ -162,11 +165,10 @@ class Seeder:
         found: dict[str, tuple[int, str]] = {}
         start = f"{self.prefix}/" if self.prefix else ""
         try:
-            pages = self.client.get_paginator("list_objects_v2").paginate(
-                Bucket=self.bucket, Prefix=start)
+            pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start)
             for page in pages:
                 for obj in page.get("Contents", []):
-                    rel = obj["Key"][len(start):]
+                    rel = obj["Key"][len(start) :]
                     found[rel] = (int(obj["Size"]), obj.get("ETag", "").strip('"'))
         except Exception as exc:
             raise self._error(exc, self.settings.lake_raw) from exc
@@ -204,7 +206,9 @@ class Seeder:
             f, md5 = item
             body = f.path.read_bytes()
             self.client.put_object(
-                Bucket=self.bucket, Key=self.key(f.rel), Body=body,
+                Bucket=self.bucket,
+                Key=self.key(f.rel),
+                Body=body,
                 ContentMD5=base64.b64encode(bytes.fromhex(md5)).decode(),
                 Metadata={"md5": md5},
             )
@@ -240,18 +244,19 @@ def _generate(out: Path, options: SeedOptions, start: date, days: int) -> None:
     started = time.perf_counter()
     old = os.umask(0o077)  # the cache lives under STACK_DIR: owner-only like everything there
     try:
-        generate(out_dir=out, seed=options.seed, scale=options.scale, start=start, days=days,
-                 skip_existing=True)
+        generate(
+            out_dir=out, seed=options.seed, scale=options.scale, start=start, days=days, skip_existing=True
+        )
         marker.write_text(json.dumps(sorted(set(done) | set(wanted))))
     finally:
         os.umask(old)
-    log.info("generated %d day(s) from %s into %s in %.1fs", days, start, out,
-             time.perf_counter() - started)
+    log.info("generated %d day(s) from %s into %s in %.1fs", days, start, out, time.perf_counter() - started)
 
 
 # -- the command ----------------------------------------------------------------------------
-def seed_lake(settings: Settings, options: SeedOptions,
-              identities: IdentitySetup | None = None) -> SeedReport:
+def seed_lake(
+    settings: Settings, options: SeedOptions, identities: IdentitySetup | None = None
+) -> SeedReport:
     """``identities`` (unless ``options.identities`` is off), then buckets, then the uploads."""
     started = time.perf_counter()
     report = SeedReport()
@@ -266,8 +271,9 @@ def seed_lake(settings: Settings, options: SeedOptions,
     return report
 
 
-def _files_to_upload(settings: Settings, seeder: Seeder, options: SeedOptions,
-                     report: SeedReport) -> list[LocalFile]:
+def _files_to_upload(
+    settings: Settings, seeder: Seeder, options: SeedOptions, report: SeedReport
+) -> list[LocalFile]:
     if options.days is not None and options.days < 1:
         raise ConfigError("--days must be at least 1")
     if options.source is not None:
@@ -298,8 +304,7 @@ def _files_to_upload(settings: Settings, seeder: Seeder, options: SeedOptions,
     return [f for f in files if f.day in wanted]
 
 
-def run_seed(settings: Settings, options: SeedOptions,
-             identities: IdentitySetup | None = None) -> SeedReport:
+def run_seed(settings: Settings, options: SeedOptions, identities: IdentitySetup | None = None) -> SeedReport:
     """CLI entry point: errors a user can hit are PipelineErrors (one line)."""
     try:
         return seed_lake(settings, options, identities)

@@ -52,12 +52,22 @@ class WeedPorts:
     def from_settings(cls, settings: Settings) -> WeedPorts:
         endpoint = urlparse(settings.aws_endpoint_url or "")
         if endpoint.hostname not in LOOPBACK or not endpoint.port:
-            raise ConfigError(f"the local stack serves S3 on 127.0.0.1: AWS_ENDPOINT_URL must be "
-                              f"http://127.0.0.1:PORT, not {settings.aws_endpoint_url!r}")
+            raise ConfigError(
+                f"the local stack serves S3 on 127.0.0.1: AWS_ENDPOINT_URL must be "
+                f"http://127.0.0.1:PORT, not {settings.aws_endpoint_url!r}"
+            )
         s = settings
-        return cls(s.stack_master_port, s.stack_master_grpc_port, s.stack_volume_port,
-                   s.stack_volume_grpc_port, s.stack_filer_port, s.stack_filer_grpc_port,
-                   endpoint.port, s.stack_s3_grpc_port, s.stack_admin_port)
+        return cls(
+            s.stack_master_port,
+            s.stack_master_grpc_port,
+            s.stack_volume_port,
+            s.stack_volume_grpc_port,
+            s.stack_filer_port,
+            s.stack_filer_grpc_port,
+            endpoint.port,
+            s.stack_s3_grpc_port,
+            s.stack_admin_port,
+        )
 
     @classmethod
     def free(cls) -> WeedPorts:
@@ -89,16 +99,20 @@ class WeedPorts:
 
     def args(self) -> list[str]:
         return [
-            f"-master.port={self.master}", f"-master.port.grpc={self.master_grpc}",
-            f"-volume.port={self.volume}", f"-volume.port.grpc={self.volume_grpc}",
-            f"-filer.port={self.filer}", f"-filer.port.grpc={self.filer_grpc}",
-            f"-s3.port={self.s3}", f"-s3.port.grpc={self.s3_grpc}",
-            f"-admin.port={self.admin}", f"-admin.port.grpc={self.admin + ADMIN_GRPC_OFFSET}",
+            f"-master.port={self.master}",
+            f"-master.port.grpc={self.master_grpc}",
+            f"-volume.port={self.volume}",
+            f"-volume.port.grpc={self.volume_grpc}",
+            f"-filer.port={self.filer}",
+            f"-filer.port.grpc={self.filer_grpc}",
+            f"-s3.port={self.s3}",
+            f"-s3.port.grpc={self.s3_grpc}",
+            f"-admin.port={self.admin}",
+            f"-admin.port.grpc={self.admin + ADMIN_GRPC_OFFSET}",
         ]
 
     def all(self) -> list[int]:
-        return [*(getattr(self, f) for f in self.__dataclass_fields__),
-                self.admin + ADMIN_GRPC_OFFSET]
+        return [*(getattr(self, f) for f in self.__dataclass_fields__), self.admin + ADMIN_GRPC_OFFSET]
 
 
 def weed_binary() -> str:
@@ -176,24 +190,43 @@ class WeedServer:
             return pid
         busy = processes.busy_ports(self.ports.all())
         if busy:
-            raise StorageError(f"cannot start the local stack: port(s) {busy} on 127.0.0.1 are "
-                               "in use; change the STACK_*_PORT / AWS_ENDPOINT_URL ports")
+            raise StorageError(
+                f"cannot start the local stack: port(s) {busy} on 127.0.0.1 are "
+                "in use; change the STACK_*_PORT / AWS_ENDPOINT_URL ports"
+            )
         private_dir(self.directory)
         if self.live_identities() is None:  # first start; later changes: identities apply
             self.write_identities(settings)
         write_security(self.directory)  # weed reads ./security.toml (cwd below)
         data = private_dir(self.directory / "data")
-        cmd = [weed_binary(), "mini", f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-               *self.ports.args(), "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false",
-               "-master.telemetry=false", "-admin.ui=false", f"-s3.config={self.config_path}",
-               # its local sockets inside the owner-only directory, not world-listable /tmp
-               f"-filer.localSocket={self.directory / 'filer.sock'}",
-               f"-s3.localSocket={self.directory / 's3.sock'}"]
+        cmd = [
+            weed_binary(),
+            "mini",
+            f"-dir={data}",
+            "-ip=127.0.0.1",
+            "-ip.bind=127.0.0.1",
+            *self.ports.args(),
+            "-s3.port.iceberg=0",
+            "-s3.port.lance=0",
+            "-webdav=false",
+            "-master.telemetry=false",
+            "-admin.ui=false",
+            f"-s3.config={self.config_path}",
+            # its local sockets inside the owner-only directory, not world-listable /tmp
+            f"-filer.localSocket={self.directory / 'filer.sock'}",
+            f"-s3.localSocket={self.directory / 's3.sock'}",
+        ]
         fd = os.open(self.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         with os.fdopen(fd, "ab") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, start_new_session=True,
-                                    cwd=self.directory, umask=0o077)
+            proc = subprocess.Popen(
+                cmd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                cwd=self.directory,
+                umask=0o077,
+            )
         write_private(self.pid_path, f"{proc.pid}\n")
         return proc.pid
 
@@ -212,14 +245,16 @@ class WeedServer:
                     listed = client.list_objects_v2(Bucket=bucket["Name"], MaxKeys=1)
                     for obj in listed.get("Contents", [])[:1]:
                         if obj.get("Size"):
-                            client.get_object(Bucket=bucket["Name"], Key=obj["Key"],
-                                              Range="bytes=0-0")["Body"].read()
+                            client.get_object(Bucket=bucket["Name"], Key=obj["Key"], Range="bytes=0-0")[
+                                "Body"
+                            ].read()
                 return
             except Exception as exc:
                 last = exc
                 time.sleep(0.2)
-        raise StorageError(f"weed did not answer on {self.endpoint} within {timeout:.0f}s "
-                           f"({last}); see {self.log_path}")
+        raise StorageError(
+            f"weed did not answer on {self.endpoint} within {timeout:.0f}s ({last}); see {self.log_path}"
+        )
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Stop the recorded process (SIGTERM, then SIGKILL); True if one was running."""
@@ -235,6 +270,7 @@ class WeedServer:
 # -- identities -----------------------------------------------------------------------------
 def identity_changes(live: dict[str, Any] | None, wanted: dict[str, Any]) -> list[str]:
     """What applying ``wanted`` over ``live`` changes, one line per identity, no secret shown."""
+
     def by_name(doc: dict[str, Any] | None) -> dict[str, dict[str, Any]]:
         return {i["name"]: i for i in (doc or {}).get("identities", [])}
 
@@ -275,7 +311,8 @@ def check_identities(settings: Settings) -> str:
         raise ConfigError(
             f"the keys given differ from the live identities in {server.config_path} "
             f"({'; '.join(changes)}): nothing was changed; to change identities run "
-            "`python -m infra.stack identities apply` (it shows what changes)")
+            "`python -m infra.stack identities apply` (it shows what changes)"
+        )
     return f"admin, pipeline, analyst match {server.config_path}"
 
 
@@ -290,8 +327,9 @@ def apply_identities(settings: Settings) -> str:
         how = "reloaded by the running server (SIGHUP)"
     else:
         how = "used when the stack starts"
-    return "\n".join([f"identities written to {server.config_path}, {how}:",
-                      *(f"  {line}" for line in changes)])
+    return "\n".join(
+        [f"identities written to {server.config_path}, {how}:", *(f"  {line}" for line in changes)]
+    )
 
 
 def _wait_for_key(settings: Settings, timeout: float = 15.0) -> None:
@@ -308,6 +346,8 @@ def _wait_for_key(settings: Settings, timeout: float = 15.0) -> None:
             if code == "NoSuchBucket":  # the key was accepted; the buckets come with seeding
                 return
             if time.monotonic() > deadline:
-                raise StorageError(f"the object store did not accept the pipeline identity "
-                                   f"{settings.aws_access_key_id} after reloading: {exc}") from exc
+                raise StorageError(
+                    f"the object store did not accept the pipeline identity "
+                    f"{settings.aws_access_key_id} after reloading: {exc}"
+                ) from exc
             time.sleep(0.2)

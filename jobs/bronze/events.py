@@ -98,10 +98,18 @@ CANONICAL_EVENT = (
     r'^\{"day": ?"\d{4}-\d{2}-\d{2}", ?"event_data": ?\{"position": ?(?:0|[1-9]\d{0,17}), ?'
     r'"value_prop": ?"[A-Za-z0-9_\-]+"\}, ?"user_id": ?[1-9]\d{0,17}\}$'
 )
-_COLUMNS = {"line_number": pl.Int64, "raw_line": pl.String, "day": pl.Date, "user_id": pl.Int64,
-            "value_prop": pl.String, "position": pl.Int64, "_rescued": pl.String,
-            "reason": pl.String, "new_fields": pl.List(pl.String),
-            "missing_fields": pl.List(pl.String)}
+_COLUMNS = {
+    "line_number": pl.Int64,
+    "raw_line": pl.String,
+    "day": pl.Date,
+    "user_id": pl.Int64,
+    "value_prop": pl.String,
+    "position": pl.Int64,
+    "_rescued": pl.String,
+    "reason": pl.String,
+    "new_fields": pl.List(pl.String),
+    "missing_fields": pl.List(pl.String),
+}
 
 
 class _DuplicateKey(Exception):
@@ -137,14 +145,19 @@ def json_problem(line: str) -> str | None:
     only scanned, never converted (no huge-integer or float overflow here).
     """
     try:
-        json.loads(line, object_pairs_hook=_unique_keys, parse_constant=_no_constant,
-                   parse_int=_ignore, parse_float=_ignore)
+        json.loads(
+            line,
+            object_pairs_hook=_unique_keys,
+            parse_constant=_no_constant,
+            parse_int=_ignore,
+            parse_float=_ignore,
+        )
     except _DuplicateKey as exc:
         return f"invalid JSON: duplicate key {json.dumps(exc.args[0])[:60]}"
     except _NotANumber as exc:
         return f"invalid JSON: {exc.args[0]} is not a JSON number"
     except json.JSONDecodeError as exc:
-        at, before = exc.doc[exc.pos:exc.pos + 1], exc.doc[:exc.pos].rstrip()
+        at, before = exc.doc[exc.pos : exc.pos + 1], exc.doc[: exc.pos].rstrip()
         if at in ("}", "]") and before.endswith(","):
             return "invalid JSON: trailing comma"
         return "invalid JSON"
@@ -157,9 +170,11 @@ def extract_json_fields(lines: pl.LazyFrame) -> pl.LazyFrame:
     """Per line: strict-JSON problem, JSON kind, each contract field's JSON type and text
     (nulls when absent), the rescued fields and the drift lists."""
     frame = lines.collect()
-    frame = frame.with_columns(pl.Series(
-        "json_problem", [json_problem(line) for line in frame["raw_line"].to_list()],
-        dtype=pl.String))
+    frame = frame.with_columns(
+        pl.Series(
+            "json_problem", [json_problem(line) for line in frame["raw_line"].to_list()], dtype=pl.String
+        )
+    )
     con = duckdb.connect()
     try:
         con.register("lines", frame)
@@ -182,15 +197,16 @@ def event_rules(fields: pl.LazyFrame, *, limits: Limits = DEFAULT_LIMITS) -> pl.
         (pl.col("kind").is_null(), "invalid JSON"),
         (pl.col("kind") != "OBJECT", "not a JSON object"),
         (pl.col("day_type").is_null(), "missing field: day"),
-        ((pl.col("day_type") != "VARCHAR") | day.is_null(),
-         "day is not a real calendar date (YYYY-MM-DD)"),
+        ((pl.col("day_type") != "VARCHAR") | day.is_null(), "day is not a real calendar date (YYYY-MM-DD)"),
         *day_window(day, "day", limits),
         (pl.col("user_type").is_null(), "missing field: user_id"),
         (~is_int("user_type") | user.is_null() | (user <= 0), "user_id is not a positive integer"),
         (pl.col("data_type").fill_null("") != "OBJECT", "missing field: event_data"),
         (pl.col("vp_type").is_null(), "missing field: event_data.value_prop"),
-        ((pl.col("vp_type") != "VARCHAR") | (pl.col("vp_text").str.strip_chars() == ""),
-         "value_prop is empty or not a string"),
+        (
+            (pl.col("vp_type") != "VARCHAR") | (pl.col("vp_text").str.strip_chars() == ""),
+            "value_prop is empty or not a string",
+        ),
         (pl.col("pos_type").is_null(), "missing field: event_data.position"),
         (~is_int("pos_type") | pos.is_null() | (pos < 0), "position is not an integer >= 0"),
     )
@@ -245,8 +261,9 @@ def parse_events(lines: pl.LazyFrame, *, limits: Limits = DEFAULT_LIMITS) -> pl.
     return pl.concat([fast, checked.select(list(_COLUMNS))]).sort("line_number").lazy()
 
 
-def _with_real_days(frame: pl.DataFrame, canonical: pl.Series, fast: pl.DataFrame,
-                    real_day: pl.Series) -> pl.Series:
+def _with_real_days(
+    frame: pl.DataFrame, canonical: pl.Series, fast: pl.DataFrame, real_day: pl.Series
+) -> pl.Series:
     """``canonical`` without the lines whose day is not a real calendar date in the window."""
     unreal = fast.filter(~real_day)["line_number"]
     return canonical & ~frame["line_number"].is_in(unreal.implode())

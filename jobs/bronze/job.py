@@ -101,16 +101,20 @@ class Drift:
             self.counts[key].update(counts)
 
     def as_dict(self) -> dict[str, dict[str, int]]:
-        return {key: dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
-                for key, counter in self.counts.items() if counter}
+        return {
+            key: dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
+            for key, counter in self.counts.items()
+            if counter
+        }
 
     def as_json(self) -> str | None:
         found = self.as_dict()
         return json.dumps(found, sort_keys=False) if found else None
 
 
-def parse_chunks(source: str, chunks: Iterable[Chunk], *,
-                 limits: Limits = DEFAULT_LIMITS) -> Iterator[pl.DataFrame]:
+def parse_chunks(
+    source: str, chunks: Iterable[Chunk], *, limits: Limits = DEFAULT_LIMITS
+) -> Iterator[pl.DataFrame]:
     """Contract-checked rows chunk by chunk; a pays file's header comes from its first chunk."""
     header: str | None = None
     for chunk in chunks:
@@ -131,8 +135,9 @@ def with_lineage(frame: pl.LazyFrame, *, source_file: str, ctx: RunContext) -> p
     )
 
 
-def quarantine_rows(frame: pl.DataFrame, *, source: str, source_file: str, ctx: RunContext,
-                    file_reason: str | None = None) -> pl.DataFrame:
+def quarantine_rows(
+    frame: pl.DataFrame, *, source: str, source_file: str, ctx: RunContext, file_reason: str | None = None
+) -> pl.DataFrame:
     """The quarantined lines of a parsed chunk (every line when the file is rejected)."""
     lines = frame.lazy()
     if file_reason is None:
@@ -161,8 +166,11 @@ def days_of(ctx: RunContext, source: str, predicate: pl.Expr) -> list[str]:
 def remove_run(ctx: RunContext, uri: str, source: str | None, run_id: str, *, why: str) -> bool:
     """Delete the rows of ``run_id`` from a bronze table, recording the days they touched."""
     days = days_of(ctx, source, pl.col("run_id") == run_id) if source else []
-    return ctx.lake.delete(uri, f"run_id IN ({sql_list([run_id])})", metadata={
-        "run_id": ctx.run_id, "removed_run": run_id, "why": why, "days": ",".join(days)})
+    return ctx.lake.delete(
+        uri,
+        f"run_id IN ({sql_list([run_id])})",
+        metadata={"run_id": ctx.run_id, "removed_run": run_id, "why": why, "days": ",".join(days)},
+    )
 
 
 def recover_interrupted(ctx: RunContext) -> list[str]:
@@ -183,8 +191,12 @@ def recover_interrupted(ctx: RunContext) -> list[str]:
         removed = {c.get("removed_run") for c in history}
         for commit in history:
             run_id = commit.get("run_id")
-            if (run_id and run_id not in manifest_runs and run_id not in removed
-                    and commit.get("operation") == "WRITE"):
+            if (
+                run_id
+                and run_id not in manifest_runs
+                and run_id not in removed
+                and commit.get("operation") == "WRITE"
+            ):
                 log.warning("rolling back rows of interrupted run %s in %s", run_id, uri)
                 remove_run(ctx, uri, source, run_id, why="interrupted before its manifest")
                 removed.add(run_id)
@@ -212,8 +224,9 @@ def pending_files(ctx: RunContext) -> dict[str, int]:
 class Bronze:
     """One bronze stage run: what it took in, rejected, replaced and left waiting."""
 
-    def __init__(self, ctx: RunContext, audit: BronzeAuditor, spool_dir: Path,
-                 progress: Progress | None) -> None:
+    def __init__(
+        self, ctx: RunContext, audit: BronzeAuditor, spool_dir: Path, progress: Progress | None
+    ) -> None:
         self.ctx, self.audit, self.progress = ctx, audit, progress
         self.settings = ctx.settings
         self.limits = ctx.settings.limits(ctx.started_at.date())  # plausible days of this run
@@ -235,16 +248,22 @@ class Bronze:
             held = plan.current[f.rel_path]
             if not is_remote(f.uri) and content_checksum(self.ctx.storage, f) == held.checksum:
                 # touched, not changed: remember the new fingerprint, take nothing in
-                self.outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, held.checksum,
-                                                 0, 0, 0, f.fingerprint, "unchanged"))
+                self.outcomes.append(
+                    FileOutcome(
+                        source, f.rel_path, f.size_bytes, held.checksum, 0, 0, 0, f.fingerprint, "unchanged"
+                    )
+                )
                 continue
             if self.settings.raw_on_change == "fail":
-                raise DataError(f"raw file {f.rel_path} changed after it was ingested (RAW_ON_CHANGE"
-                                "=fail): nothing was committed; restore it, or set RAW_ON_CHANGE="
-                                "replace to replace its rows")
+                raise DataError(
+                    f"raw file {f.rel_path} changed after it was ingested (RAW_ON_CHANGE"
+                    "=fail): nothing was committed; restore it, or set RAW_ON_CHANGE="
+                    "replace to replace its rows"
+                )
             if self.settings.raw_on_change == "skip":
-                log.warning("raw file %s changed since it was ingested; skipped (RAW_ON_CHANGE=skip)",
-                            f.rel_path)
+                log.warning(
+                    "raw file %s changed since it was ingested; skipped (RAW_ON_CHANGE=skip)", f.rel_path
+                )
                 self.skipped_changes.append(f.rel_path)
                 continue
             todo.append(f)
@@ -272,15 +291,19 @@ class Bronze:
         good, bad = Spool(self.spool_dir, budget_rows=self.budget), []
         lines, drift = 0, Drift()
         try:
-            chunks = iter_chunks(ctx.storage, f.uri, chunk_bytes=self.settings.bronze_chunk_bytes,
-                                 digest=digest)
-            checked_chunks = parse_chunks(source, audit.lines(source, f.rel_path, chunks),
-                                          limits=self.limits)
+            chunks = iter_chunks(
+                ctx.storage, f.uri, chunk_bytes=self.settings.bronze_chunk_bytes, digest=digest
+            )
+            checked_chunks = parse_chunks(source, audit.lines(source, f.rel_path, chunks), limits=self.limits)
             for checked in checked_chunks:
-                rows = with_lineage(checked.lazy().filter(pl.col("reason").is_null()),
-                                    source_file=f.rel_path, ctx=ctx).drop(WORK_COLUMNS).collect()
-                quarantined = quarantine_rows(checked, source=source, source_file=f.rel_path,
-                                              ctx=ctx)
+                rows = (
+                    with_lineage(
+                        checked.lazy().filter(pl.col("reason").is_null()), source_file=f.rel_path, ctx=ctx
+                    )
+                    .drop(WORK_COLUMNS)
+                    .collect()
+                )
+                quarantined = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=ctx)
                 audit.chunk(source, f.rel_path, rows, quarantined)
                 good.add(rows)
                 bad.append(quarantined)
@@ -296,8 +319,7 @@ class Bronze:
         if restat(ctx.storage, f) != f:
             good.clear()
             audit.drop(source, f.rel_path)
-            log.warning("raw file %s changed while it was read; it waits for the next run",
-                        f.rel_path)
+            log.warning("raw file %s changed while it was read; it waits for the next run", f.rel_path)
             self.waiting.append(f.rel_path)
             return None
         checksum = digest.hexdigest()
@@ -306,15 +328,41 @@ class Bronze:
             good.clear()
             log.warning("raw file %s rejected: %s", f.rel_path, verdict)
             quarantined_lines = self.quarantine_whole_file(source, f, verdict)
-            self.outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, checksum, lines, 0,
-                                             quarantined_lines, f.fingerprint, "rejected",
-                                             verdict, replaces, drift.as_json()))
+            self.outcomes.append(
+                FileOutcome(
+                    source,
+                    f.rel_path,
+                    f.size_bytes,
+                    checksum,
+                    lines,
+                    0,
+                    quarantined_lines,
+                    f.fingerprint,
+                    "rejected",
+                    verdict,
+                    replaces,
+                    drift.as_json(),
+                )
+            )
             return None
         for frame in bad:
             self.quarantine.add(frame)
-        self.outcomes.append(FileOutcome(source, f.rel_path, f.size_bytes, checksum, lines,
-                                         good.rows, lines - good.rows, f.fingerprint, "ingested",
-                                         None, replaces, drift.as_json()))
+        self.outcomes.append(
+            FileOutcome(
+                source,
+                f.rel_path,
+                f.size_bytes,
+                checksum,
+                lines,
+                good.rows,
+                lines - good.rows,
+                f.fingerprint,
+                "ingested",
+                None,
+                replaces,
+                drift.as_json(),
+            )
+        )
         return good
 
     def quarantine_whole_file(self, source: str, f: RawFile, reason: str) -> int:
@@ -322,24 +370,46 @@ class Bronze:
         count = 0
         chunks = iter_chunks(self.ctx.storage, f.uri, chunk_bytes=self.settings.bronze_chunk_bytes)
         for checked in parse_chunks(source, chunks, limits=self.limits):
-            rows = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=self.ctx,
-                                   file_reason=f"file rejected: {reason}")
+            rows = quarantine_rows(
+                checked,
+                source=source,
+                source_file=f.rel_path,
+                ctx=self.ctx,
+                file_reason=f"file rejected: {reason}",
+            )
             self.quarantine.add(rows)
             count += rows.height
         return count
 
     def reject(self, bad: Unreadable, f: RawFile | None = None) -> None:
         log.warning("raw path %s rejected: %s", bad.rel_path, bad.reason)
-        self.outcomes.append(FileOutcome(bad.source, bad.rel_path, f.size_bytes if f else 0, "",
-                                         0, 0, 0, f.fingerprint if f else "", "rejected",
-                                         bad.reason))
+        self.outcomes.append(
+            FileOutcome(
+                bad.source,
+                bad.rel_path,
+                f.size_bytes if f else 0,
+                "",
+                0,
+                0,
+                0,
+                f.fingerprint if f else "",
+                "rejected",
+                bad.reason,
+            )
+        )
 
     # -- one source -------------------------------------------------------------------------
     def ingest(self, source: str, manifest: pl.DataFrame) -> int | None:
         """Take in a source's files in ONE bronze commit; the new version (None: no commit)."""
         listing = list_raw(self.ctx.storage, self.settings.lake_raw, source)
-        rejected_before = {r["path"] for r in manifest.filter(pl.col("status") == "rejected")
-                           .select("path").iter_rows(named=True)} if "status" in manifest.columns else set()
+        rejected_before = (
+            {
+                r["path"]
+                for r in manifest.filter(pl.col("status") == "rejected").select("path").iter_rows(named=True)
+            }
+            if "status" in manifest.columns
+            else set()
+        )
         for bad in listing.unreadable:
             if bad.rel_path not in rejected_before:
                 self.reject(bad)
@@ -366,35 +436,47 @@ class Bronze:
         if replacing:  # rows of every file of this run are replaced (the new ones have none)
             metadata["days"] = ",".join(days_of(self.ctx, source, pl.col("source_file").is_in(replacing)))
             metadata["replaced_files"] = json.dumps(replacing)
-            return self.ctx.lake.write(uri, frames, schema=BRONZE[source], mode="overwrite",
-                                       predicate=f"source_file IN ({sql_list(paths)})",
-                                       metadata=metadata, schema_mode="merge")
+            return self.ctx.lake.write(
+                uri,
+                frames,
+                schema=BRONZE[source],
+                mode="overwrite",
+                predicate=f"source_file IN ({sql_list(paths)})",
+                metadata=metadata,
+                schema_mode="merge",
+            )
         # merge: a table written before _rescued existed gains the column
-        return self.ctx.lake.write(uri, frames, schema=BRONZE[source], metadata=metadata,
-                                   schema_mode="merge")
+        return self.ctx.lake.write(uri, frames, schema=BRONZE[source], metadata=metadata, schema_mode="merge")
 
     def commit_quarantine_and_manifest(self, result: StageResult) -> None:
         lake, ctx = self.ctx.lake, self.ctx
         meta = {"run_id": ctx.run_id}
         if self.replaced:  # a replaced file's old quarantined lines go too
-            version = lake.write(ctx.quarantine_uri, self.quarantine.frames(), schema=QUARANTINE,
-                                 mode="overwrite", metadata=meta,
-                                 predicate=f"source_file IN ({sql_list(self.taken_paths)})")
+            version = lake.write(
+                ctx.quarantine_uri,
+                self.quarantine.frames(),
+                schema=QUARANTINE,
+                mode="overwrite",
+                metadata=meta,
+                predicate=f"source_file IN ({sql_list(self.taken_paths)})",
+            )
         else:
-            version = lake.write(ctx.quarantine_uri, self.quarantine.frames(), schema=QUARANTINE,
-                                 metadata=meta)
+            version = lake.write(
+                ctx.quarantine_uri, self.quarantine.frames(), schema=QUARANTINE, metadata=meta
+            )
         if version is not None:
             result.versions["quarantine"] = version
         if self.outcomes:
             rows = pl.DataFrame([asdict(o) for o in self.outcomes]).with_columns(
-                pl.lit(ctx.run_id).alias("run_id"), pl.lit(ctx.started_at).alias("ingested_at"))
+                pl.lit(ctx.run_id).alias("run_id"), pl.lit(ctx.started_at).alias("ingested_at")
+            )
             if lake.version(ctx.manifest_uri) != self.manifest_version:  # defense in depth
                 raise StorageError(
                     f"the manifest {ctx.manifest_uri} moved while this run was taking files in "
                     "(another writer without the lake lease?): this run's manifest rows were not "
-                    "written, so its bronze rows are removed by the next run")
-            version = lake.write(ctx.manifest_uri, rows, schema=MANIFEST, metadata=meta,
-                                 schema_mode="merge")
+                    "written, so its bronze rows are removed by the next run"
+                )
+            version = lake.write(ctx.manifest_uri, rows, schema=MANIFEST, metadata=meta, schema_mode="merge")
             if version is not None:
                 result.versions["manifest"] = version
 
@@ -430,8 +512,11 @@ def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = N
                     result.versions[source] = version
                     committed.append(source)
         except DataError as exc:
-            rolled = [s for s in committed
-                      if remove_run(ctx, ctx.bronze(s), s, ctx.run_id, why="quality gate failed")]
+            rolled = [
+                s
+                for s in committed
+                if remove_run(ctx, ctx.bronze(s), s, ctx.run_id, why="quality gate failed")
+            ]
             if rolled:
                 headline, _, rest = str(exc).partition("\n")
                 note = f" (this run's {', '.join(rolled)} rows rolled back)"

@@ -53,8 +53,7 @@ def day_window(day: pl.Expr, name: str, limits: Limits) -> list[tuple[pl.Expr, s
     year a ``YYYY-MM-DD`` string can name overflows here."""
     return [
         (day < limits.min_day, f"{name} is before QUALITY_MIN_DAY ({limits.min_day})"),
-        (day > limits.max_day,
-         f"{name} is after {limits.max_day} (the run date + QUALITY_MAX_FUTURE_DAYS)"),
+        (day > limits.max_day, f"{name} is after {limits.max_day} (the run date + QUALITY_MAX_FUTURE_DAYS)"),
     ]
 
 

@@ -41,13 +41,18 @@ def current_versions(manifest: pl.DataFrame) -> dict[str, Known]:
         return {}
     columns = {"fingerprint": pl.String, "status": pl.String}
     missing = [pl.lit(None, dtype).alias(c) for c, dtype in columns.items() if c not in manifest.columns]
-    newest = (manifest.with_columns(missing).sort("ingested_at", maintain_order=True)
-              .unique("path", keep="last", maintain_order=True))
+    newest = (
+        manifest.with_columns(missing)
+        .sort("ingested_at", maintain_order=True)
+        .unique("path", keep="last", maintain_order=True)
+    )
     return {
-        row["path"]: Known(row["checksum"], row["size_bytes"], row["fingerprint"],
-                           row["status"] or "ingested")
-        for row in newest.select("path", "checksum", "size_bytes", "fingerprint", "status")
-        .iter_rows(named=True)
+        row["path"]: Known(
+            row["checksum"], row["size_bytes"], row["fingerprint"], row["status"] or "ingested"
+        )
+        for row in newest.select("path", "checksum", "size_bytes", "fingerprint", "status").iter_rows(
+            named=True
+        )
     }
 
 
@@ -59,8 +64,15 @@ def plan_ingestion(listed: list[RawFile], manifest: pl.DataFrame) -> Plan:
         known = held.get(f.rel_path)
         if known is None:
             new.append(f)
-        elif (known.fingerprint != f.fingerprint if known.fingerprint and f.fingerprint
-              else known.size_bytes != f.size_bytes):
+        elif (
+            known.fingerprint != f.fingerprint
+            if known.fingerprint and f.fingerprint
+            else known.size_bytes != f.size_bytes
+        ):
             changed.append(f)
-    return Plan(new=new, changed=changed, known=len(listed) - len(new) - len(changed),
-                current={f.rel_path: held[f.rel_path] for f in changed})
+    return Plan(
+        new=new,
+        changed=changed,
+        known=len(listed) - len(new) - len(changed),
+        current={f.rel_path: held[f.rel_path] for f in changed},
+    )

@@ -37,8 +37,12 @@ AMOUNT_RE = r"^\d+(\.\d{1,2})?$"
 _FIELD = r' *"(?:[^"]|"")*" *|[^,"]*'
 CSV_LINE_RE = rf"^(?:{_FIELD})(?:,(?:{_FIELD}))*$"
 UINT_RE = r"^\d{1,18}$"
-_CANONICAL_FIELD = {"pay_date": r"\d{4}-\d{2}-\d{2}", "total": r"\d{1,16}(?:\.\d{1,2})?",
-                    "user_id": r"[1-9]\d{0,17}", "value_prop": r"[A-Za-z0-9_\-]+"}
+_CANONICAL_FIELD = {
+    "pay_date": r"\d{4}-\d{2}-\d{2}",
+    "total": r"\d{1,16}(?:\.\d{1,2})?",
+    "user_id": r"[1-9]\d{0,17}",
+    "value_prop": r"[A-Za-z0-9_\-]+",
+}
 
 
 _EXTRA_FIELD = '[^,"\ufffd]*'  # another column's value on the fast path
@@ -67,8 +71,7 @@ def header_problem(first_line: str | None) -> str | None:
     names = header_names(first_line)
     missing = [c for c in PAYS_COLUMNS if c not in names]
     if missing:
-        return (f"file header is not {','.join(PAYS_COLUMNS)} {got}: missing column(s) "
-                f"{','.join(missing)}")
+        return f"file header is not {','.join(PAYS_COLUMNS)} {got}: missing column(s) {','.join(missing)}"
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         return f"file header names column(s) {','.join(twice)} more than once {got}"
@@ -97,8 +100,9 @@ def first_line(lines: pl.LazyFrame) -> str | None:
     return first.item() if first.height else None
 
 
-def parse_pays(lines: pl.LazyFrame, *, header: str | None = None,
-               limits: Limits = DEFAULT_LIMITS) -> pl.LazyFrame:
+def parse_pays(
+    lines: pl.LazyFrame, *, header: str | None = None, limits: Limits = DEFAULT_LIMITS
+) -> pl.LazyFrame:
     """Lines of a pays file → contract-checked rows (``reason`` null when valid).
 
     ``header`` is the file's line 1 (taken from ``lines`` when not given, i.e. when the lines
@@ -167,8 +171,10 @@ def _names(names: list[str]) -> pl.Expr:
 
 def _drift_columns(order: list[str]) -> list[pl.Expr]:
     extras = [n for n in order if n not in PAYS_COLUMNS]
-    return [_names(extras).alias("new_fields"),
-            pl.lit(None, dtype=pl.List(pl.String)).alias("missing_fields")]
+    return [
+        _names(extras).alias("new_fields"),
+        pl.lit(None, dtype=pl.List(pl.String)).alias("missing_fields"),
+    ]
 
 
 def _rescued(field: dict[str, pl.Expr], order: list[str]) -> pl.Expr:
@@ -192,8 +198,7 @@ def _unquote(field: pl.Expr) -> pl.Expr:
     return pl.when(quoted).then(inner).otherwise(field)
 
 
-def _rules(lines: pl.LazyFrame, order: list[str], *,
-           limits: Limits = DEFAULT_LIMITS) -> pl.LazyFrame:
+def _rules(lines: pl.LazyFrame, order: list[str], *, limits: Limits = DEFAULT_LIMITS) -> pl.LazyFrame:
     """The contract rules, line by line, for data lines (header excluded)."""
     raw = pl.col("raw_line")
     well_formed = raw.str.contains(CSV_LINE_RE)
@@ -205,7 +210,8 @@ def _rules(lines: pl.LazyFrame, order: list[str], *,
     total_ok = field["total"].str.contains(AMOUNT_RE)
     # Leading zeros dropped (one kept), then exact in decimal(38,2); past 36 digits: null.
     total = pl.concat_str(pl.lit("0"), field["total"].str.strip_chars_start("0")).cast(
-        SUM_AMOUNT, strict=False)
+        SUM_AMOUNT, strict=False
+    )
     total_fits = total.is_not_null() & (total <= MAX_TOTAL)
     user_ok = field["user_id"].str.contains(UINT_RE)
     user = pl.when(user_ok).then(field["user_id"].cast(pl.Int64, strict=False))
@@ -213,8 +219,7 @@ def _rules(lines: pl.LazyFrame, order: list[str], *,
         (raw.str.strip_chars() == "", "empty line"),
         (raw.str.contains(INVALID_UTF8, literal=True), "not valid UTF-8"),
         (~well_formed, "malformed CSV quoting (RFC 4180)"),
-        (n_fields != width,
-         pl.format(f"expected {width} comma-separated fields, got {{}}", n_fields)),
+        (n_fields != width, pl.format(f"expected {width} comma-separated fields, got {{}}", n_fields)),
         (pay_date.is_null(), "pay_date is not a real calendar date (YYYY-MM-DD)"),
         *day_window(pay_date, "pay_date", limits),
         (~total_ok.fill_null(False), "total is not a decimal >= 0 with at most 2 decimals"),
@@ -235,5 +240,9 @@ def _rules(lines: pl.LazyFrame, order: list[str], *,
     )
 
 
-_TYPES: dict[str, pl.DataType] = {"pay_date": pl.Date(), "total": pl.Decimal(18, 2), "user_id": pl.Int64(),
-          "value_prop": pl.String()}
+_TYPES: dict[str, pl.DataType] = {
+    "pay_date": pl.Date(),
+    "total": pl.Decimal(18, 2),
+    "user_id": pl.Int64(),
+    "value_prop": pl.String(),
+}

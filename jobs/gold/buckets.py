@@ -72,32 +72,50 @@ class GoldBuild:
         return frames
 
 
-def compute_bucket(build: GoldBuild, lake: Lake,
-                   bucket: int) -> tuple[pl.DataFrame, dict[str, pl.LazyFrame]]:
+def compute_bucket(build: GoldBuild, lake: Lake, bucket: int) -> tuple[pl.DataFrame, dict[str, pl.LazyFrame]]:
     """One bucket's gold rows, and the silver inputs they were computed from (for the audit)."""
     inputs = build.inputs(lake, bucket)
-    frame = build_features(prints=inputs["prints"], taps=inputs["taps"], pays=inputs["pays"],
-                           weeks=list(build.weeks), mode=build.mode, n_weeks=build.n_weeks,
-                           packed=build.packed).collect(engine="streaming")
+    frame = build_features(
+        prints=inputs["prints"],
+        taps=inputs["taps"],
+        pays=inputs["pays"],
+        weeks=list(build.weeks),
+        mode=build.mode,
+        n_weeks=build.n_weeks,
+        packed=build.packed,
+    ).collect(engine="streaming")
     return frame, inputs
 
 
-def write_bucket(build: GoldBuild, lake: Lake, bucket: int,
-                 frame: pl.DataFrame) -> list[AddActionDict]:
+def write_bucket(build: GoldBuild, lake: Lake, bucket: int, frame: pl.DataFrame) -> list[AddActionDict]:
     """Write one bucket's rows as uncommitted data files; their add actions."""
     if not frame.height:
         return []
-    return write_data_files(lake, build.uri, frame, schema=GOLD, partition_by=GOLD_PARTITION,
-                            prefix=f"{build.prefix}-b{bucket:05d}")
+    return write_data_files(
+        lake,
+        build.uri,
+        frame,
+        schema=GOLD,
+        partition_by=GOLD_PARTITION,
+        prefix=f"{build.prefix}-b{bucket:05d}",
+    )
 
 
-def commit_build(build: GoldBuild, lake: Lake, actions: Sequence[AddActionDict], *,
-                 metadata: Mapping[str, str]) -> int | None:
+def commit_build(
+    build: GoldBuild, lake: Lake, actions: Sequence[AddActionDict], *, metadata: Mapping[str, str]
+) -> int | None:
     """Publish every bucket's files in one commit (a full build with no rows commits nothing)."""
     if not actions and build.is_full:
         return None
-    return commit_data_files(lake, build.uri, actions, schema=GOLD, partition_by=GOLD_PARTITION,
-                             partitions=build.partitions, metadata=metadata)
+    return commit_data_files(
+        lake,
+        build.uri,
+        actions,
+        schema=GOLD,
+        partition_by=GOLD_PARTITION,
+        partitions=build.partitions,
+        metadata=metadata,
+    )
 
 
 def remove_build_files(build: GoldBuild, lake: Lake) -> int:

@@ -54,10 +54,18 @@ def _client(settings: Settings) -> tuple[Any, Any]:
         try:
             return Client(settings.dask_scheduler, timeout="10s"), None
         except OSError as exc:
-            raise PipelineError(f"cannot reach the Dask scheduler at {settings.dask_scheduler}: "
-                                f"{exc}; check DASK_SCHEDULER and that the cluster runs") from exc
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, env=WORKER_ENV)
+            raise PipelineError(
+                f"cannot reach the Dask scheduler at {settings.dask_scheduler}: "
+                f"{exc}; check DASK_SCHEDULER and that the cluster runs"
+            ) from exc
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        env=WORKER_ENV,
+    )
     return Client(cluster), cluster
 
 
@@ -67,7 +75,8 @@ def read_back(lake: Lake, build: GoldBuild, actions: list[AddActionDict]) -> pl.
     options = lake.storage.polars_options(build.uri)
     frames = [
         pl.read_parquet(f"{root}/{a['path']}", storage_options=options).with_columns(
-            pl.lit(date.fromisoformat(a["partition_values"][GOLD_PARTITION])).alias(GOLD_PARTITION))
+            pl.lit(date.fromisoformat(a["partition_values"][GOLD_PARTITION])).alias(GOLD_PARTITION)
+        )
         for a in actions
     ]
     return pl.concat(frames, how="diagonal") if frames else pl.DataFrame(schema=GOLD)
@@ -79,8 +88,13 @@ def build_on_dask(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list
 
     client, cluster = _client(ctx.settings)
     try:
-        futures = client.map(bucket_task, [ctx.settings] * build.buckets, [build] * build.buckets,
-                             list(range(build.buckets)), pure=False)
+        futures = client.map(
+            bucket_task,
+            [ctx.settings] * build.buckets,
+            [build] * build.buckets,
+            list(range(build.buckets)),
+            pure=False,
+        )
         wait(futures)  # every task ends before anyone cleans up: none writes after that
         failed = [(b, f) for b, f in enumerate(futures) if f.status != "finished"]
         if failed:
@@ -89,7 +103,8 @@ def build_on_dask(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list
             version = ctx.lake.version(build.uri)
             raise PipelineError(
                 f"gold on Dask: user bucket {b + 1} of {build.buckets} failed ({error}); nothing "
-                f"was committed — gold stays at version {version} and this run's files are removed")
+                f"was committed — gold stays at version {version} and this run's files are removed"
+            )
         per_bucket: list[list[AddActionDict]] = client.gather(futures)
     finally:
         client.close()

@@ -96,8 +96,7 @@ def cents(total: pl.Expr) -> pl.Expr:
 
 def amount(cents_sum: pl.Expr) -> pl.Expr:
     """An Int128 sum of cents as decimal(38,2), exactly (no float, no rounding)."""
-    return (cents_sum.cast(pl.Decimal(38, 0))
-            * pl.lit(Decimal("0.01"), dtype=SUM_AMOUNT)).cast(SUM_AMOUNT)
+    return (cents_sum.cast(pl.Decimal(38, 0)) * pl.lit(Decimal("0.01"), dtype=SUM_AMOUNT)).cast(SUM_AMOUNT)
 
 
 def _counts(agg: pl.Expr, name: str) -> pl.Expr:
@@ -113,8 +112,9 @@ def _week_number(day: pl.Expr) -> pl.Expr:
     return (_day_number(day) + _EPOCH_MONDAY_OFFSET) // 7
 
 
-def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks: list[date],
-            mode: Mode, n_weeks: int) -> pl.LazyFrame:
+def _packed(
+    prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks: list[date], mode: Mode, n_weeks: int
+) -> pl.LazyFrame:
     first, end = history_range(weeks, n_weeks=n_weeks)
     day0 = pl.Series([first], dtype=pl.Date).cast(pl.Int32).item()
     week_numbers = pl.Series(weeks, dtype=pl.Date).cast(pl.Int32).to_list()
@@ -131,8 +131,10 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
         target_periods = [d - base + i for d in week_numbers for i in range(7)]
 
     def user_vp(frame_user: pl.Expr, frame_vp: pl.Expr) -> pl.Expr:
-        return (frame_user.cast(pl.UInt32, strict=True).cast(pl.Int64) * _USER_SHIFT
-                + frame_vp.cast(_VP_CODES).to_physical().cast(pl.Int64) * _VP_SHIFT)
+        return (
+            frame_user.cast(pl.UInt32, strict=True).cast(pl.Int64) * _USER_SHIFT
+            + frame_vp.cast(_VP_CODES).to_physical().cast(pl.Int64) * _VP_SHIFT
+        )
 
     def key(day: pl.Expr) -> pl.Expr:  # user | value prop | period (offset by the window)
         return user_vp(pl.col("user_id"), pl.col("value_prop")) + (number(day) - base)
@@ -147,14 +149,16 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
     # prop) pairs printed in those weeks: a semi-join drops the others before aggregating.
     # Not worth it when the target weeks are most of the history range (a full build).
     selective = 2 * 7 * len(weeks) <= (end - first).days
-    wanted = target_prints.select(
-        (key(pl.col("day")) // _VP_SHIFT).alias("user_vp")).unique()
+    wanted = target_prints.select((key(pl.col("day")) // _VP_SHIFT).alias("user_vp")).unique()
 
     def history(frame: pl.LazyFrame, **values: pl.Expr) -> pl.LazyFrame:
         rows = frame.filter(in_range).select(key(pl.col("day")).alias("key"), **values)
         if selective:
-            rows = rows.with_columns((pl.col("key") // _VP_SHIFT).alias("user_vp")).join(
-                wanted, on="user_vp", how="semi").drop("user_vp")
+            rows = (
+                rows.with_columns((pl.col("key") // _VP_SHIFT).alias("user_vp"))
+                .join(wanted, on="user_vp", how="semi")
+                .drop("user_vp")
+            )
         return rows
 
     one = pl.lit(1, dtype=pl.Int32)  # narrow counters: less memory traffic in the aggregation
@@ -173,8 +177,10 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
         .sort("key")
         .select(
             "key",
-            *[pl.col(c).rolling_sum_by("key", window, closed="left").fill_null(0).alias(f"prior_{c}")
-              for c in COUNTS],
+            *[
+                pl.col(c).rolling_sum_by("key", window, closed="left").fill_null(0).alias(f"prior_{c}")
+                for c in COUNTS
+            ],
         )
         .filter((pl.col("key") % _VP_SHIFT).is_in(target_periods))
     )
@@ -185,7 +191,10 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
         .with_columns(pl.lit(True).alias("clicked"))
     )
     target = target_prints.select(
-        "day", "user_id", "value_prop", "position",
+        "day",
+        "user_id",
+        "value_prop",
+        "position",
         key(pl.col("day")).alias("key"),
         day_key(pl.col("day")).alias("day_key"),
     )
@@ -193,7 +202,8 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
     # (linear) instead of a hash join; rows come out ordered by user, value prop and period,
     # which keeps files compact and user_id statistics tight.
     return conform(
-        target.sort("key").join_asof(features, on="key", strategy="backward", tolerance=0)
+        target.sort("key")
+        .join_asof(features, on="key", strategy="backward", tolerance=0)
         .join(tapped, on="day_key", how="left", maintain_order="left")
         .with_columns(
             week_start(pl.col("day")).alias("week_start"),
@@ -207,15 +217,17 @@ def _packed(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks:
 
 # -- the generic plan (multi-column keys; any Int64 user id) -------------------------------------
 def _per_period(events: pl.LazyFrame, mode: Mode, **aggs: pl.Expr) -> pl.LazyFrame:
-    return (
-        events.with_columns(period(pl.col("day"), mode).alias("period"))
-        .group_by(KEYS)
-        .agg(**aggs)
-    )
+    return events.with_columns(period(pl.col("day"), mode).alias("period")).group_by(KEYS).agg(**aggs)
 
 
-def _generic(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame,
-             weeks: Sequence[date], mode: Mode, n_weeks: int) -> pl.LazyFrame:
+def _generic(
+    prints: pl.LazyFrame,
+    taps: pl.LazyFrame,
+    pays: pl.LazyFrame,
+    weeks: Sequence[date],
+    mode: Mode,
+    n_weeks: int,
+) -> pl.LazyFrame:
     week_list = pl.Series("weeks", list(weeks), dtype=pl.Date)
     target = prints.filter(week_start(pl.col("day")).is_in(week_list.implode())).select(
         week_start(pl.col("day")).alias("week_start"),
@@ -230,9 +242,7 @@ def _generic(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame,
         [
             _per_period(prints, mode, views=n),
             _per_period(taps, mode, clicks=n),
-            _per_period(
-                pays, mode, payments=n, cents=cents(pl.col("total")).sum()
-            ),
+            _per_period(pays, mode, payments=n, cents=cents(pl.col("total")).sum()),
             target.select(KEYS).unique(),
         ],
         how="diagonal",
@@ -244,7 +254,8 @@ def _generic(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame,
         .sort(KEYS)
         .with_columns(
             [
-                pl.col(c).rolling_sum_by("period", window, closed="left")
+                pl.col(c)
+                .rolling_sum_by("period", window, closed="left")
                 .over(["user_id", "value_prop"])
                 .fill_null(0)
                 .alias(f"prior_{c}")
@@ -253,9 +264,7 @@ def _generic(prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame,
         )
         .select(*KEYS, *PRIORS)
     )
-    tapped = taps.select("user_id", "value_prop", "day").unique().with_columns(
-        pl.lit(True).alias("clicked")
-    )
+    tapped = taps.select("user_id", "value_prop", "day").unique().with_columns(pl.lit(True).alias("clicked"))
     return conform(
         target.join(features, on=KEYS, how="left")
         .join(tapped, on=["user_id", "value_prop", "day"], how="left")

@@ -68,8 +68,9 @@ def built_with_other_settings(build: dict[str, Any], settings: Settings) -> bool
     return recorded != (settings.lookback_mode, str(settings.lookback_weeks))
 
 
-def plan_weeks(ctx: RunContext, current: dict[str, int], *,
-               rebuild: list[date] | None = None, full: bool = False) -> tuple[set[date], bool, str]:
+def plan_weeks(
+    ctx: RunContext, current: dict[str, int], *, rebuild: list[date] | None = None, full: bool = False
+) -> tuple[set[date], bool, str]:
     """(weeks to rebuild, whether that is a full rebuild, why)."""
     settings = ctx.settings
     all_weeks = weeks_with_prints(ctx)
@@ -92,16 +93,16 @@ def plan_weeks(ctx: RunContext, current: dict[str, int], *,
                 return all_weeks, True, f"silver {source} changed outside the pipeline"
             days.update(date.fromisoformat(d) for d in commit["days"].split(",") if d)
     # Weeks that still have prints, and gold weeks whose prints went away (a corrected file)
-    published = {date.fromisoformat(w[:10])
-                 for w in ctx.lake.partitions(ctx.gold(GOLD_TABLE), GOLD_PARTITION)}
+    published = {
+        date.fromisoformat(w[:10]) for w in ctx.lake.partitions(ctx.gold(GOLD_TABLE), GOLD_PARTITION)
+    }
     weeks = affected_weeks(days, n_weeks=settings.lookback_weeks) & (all_weeks | published)
     return weeks, False, f"{len(days)} new day(s)"
 
 
 def max_user_id(ctx: RunContext, current: dict[str, int]) -> int | None:
     """Largest user id in the silver tables, from Delta file statistics (None if unknown)."""
-    maxima = [ctx.lake.column_max(ctx.silver(s), "user_id", version=v)
-              for s, v in current.items() if v >= 0]
+    maxima = [ctx.lake.column_max(ctx.silver(s), "user_id", version=v) for s, v in current.items() if v >= 0]
     if not maxima or any(m is None for m in maxima):
         return None
     return max(int(m) for m in maxima)
@@ -115,8 +116,9 @@ def bucket_count(settings: Settings, prints: pl.LazyFrame) -> int:
     return max(1, math.ceil(rows / settings.gold_rows_per_bucket))
 
 
-def plan_build(ctx: RunContext, *, rebuild: list[date] | None = None,
-               full: bool = False) -> tuple[GoldBuild | None, str]:
+def plan_build(
+    ctx: RunContext, *, rebuild: list[date] | None = None, full: bool = False
+) -> tuple[GoldBuild | None, str]:
     """The build this run needs (None: nothing to do) and why."""
     current = silver_versions(ctx)
     if not current:
@@ -125,11 +127,18 @@ def plan_build(ctx: RunContext, *, rebuild: list[date] | None = None,
     if not weeks:
         return None, "nothing new"
     s, week_list = ctx.settings, tuple(sorted(weeks))
-    build = GoldBuild(silver_root=s.lake_silver, gold_root=s.lake_gold, silver_versions=current,
-                      weeks=week_list, is_full=is_full, buckets=1, run_id=ctx.run_id,
-                      packed=fits_packed(week_list, n_weeks=s.lookback_weeks,
-                                         max_user_id=max_user_id(ctx, current)),
-                      mode=s.lookback_mode, n_weeks=s.lookback_weeks)
+    build = GoldBuild(
+        silver_root=s.lake_silver,
+        gold_root=s.lake_gold,
+        silver_versions=current,
+        weeks=week_list,
+        is_full=is_full,
+        buckets=1,
+        run_id=ctx.run_id,
+        packed=fits_packed(week_list, n_weeks=s.lookback_weeks, max_user_id=max_user_id(ctx, current)),
+        mode=s.lookback_mode,
+        n_weeks=s.lookback_weeks,
+    )
     buckets = bucket_count(s, build.inputs(ctx.lake)["prints"])
     return replace(build, buckets=buckets), why
 
@@ -155,8 +164,9 @@ def build_locally(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list
     return per_bucket
 
 
-def run_gold(ctx: RunContext, *, audits: Audits, rebuild: list[date] | None = None,
-             full: bool = False) -> StageResult:
+def run_gold(
+    ctx: RunContext, *, audits: Audits, rebuild: list[date] | None = None, full: bool = False
+) -> StageResult:
     """Plan the weeks to rebuild, compute and audit them bucket by bucket, commit once."""
     started = time.perf_counter()
     result = StageResult("gold", skipped=True)
@@ -174,8 +184,9 @@ def run_gold(ctx: RunContext, *, audits: Audits, rebuild: list[date] | None = No
             per_bucket = build_on_dask(ctx, build, audit)
         else:
             per_bucket = build_locally(ctx, build, audit)
-        version = commit_build(build, ctx.lake, [a for b in per_bucket for a in b],
-                               metadata=build_metadata(build))
+        version = commit_build(
+            build, ctx.lake, [a for b in per_bucket for a in b], metadata=build_metadata(build)
+        )
     except BaseException:
         removed = remove_build_files(build, ctx.lake)
         log.info("removed %d uncommitted gold file(s) of run %s", removed, ctx.run_id)

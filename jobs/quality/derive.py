@@ -28,14 +28,17 @@ KEYS = ["user_id", "value_prop"]
 def tap_same_day(gold: pl.LazyFrame, taps: pl.LazyFrame) -> pl.LazyFrame:
     tapped = taps.select(*KEYS, "day").unique().with_columns(pl.lit(True).alias(TAP_SAME_DAY))
     return gold.join(tapped, on=[*KEYS, "day"], how="left").with_columns(
-        pl.col(TAP_SAME_DAY).fill_null(False))
+        pl.col(TAP_SAME_DAY).fill_null(False)
+    )
 
 
-def _counts_before(targets: pl.LazyFrame, events: pl.LazyFrame, mode: Mode,
-                   **aggs: pl.Expr) -> pl.LazyFrame:
+def _counts_before(targets: pl.LazyFrame, events: pl.LazyFrame, mode: Mode, **aggs: pl.Expr) -> pl.LazyFrame:
     """Per target (user, value prop, _period): aggregates of events with period < _period."""
-    per_period = events.with_columns(period(pl.col("day"), mode).alias("_event_period")).group_by(
-        *KEYS, "_event_period").agg(**aggs)
+    per_period = (
+        events.with_columns(period(pl.col("day"), mode).alias("_event_period"))
+        .group_by(*KEYS, "_event_period")
+        .agg(**aggs)
+    )
     return (
         targets.join(per_period, on=KEYS, how="inner")
         .filter(pl.col("_event_period") < pl.col("_period"))
@@ -44,35 +47,59 @@ def _counts_before(targets: pl.LazyFrame, events: pl.LazyFrame, mode: Mode,
     )
 
 
-def expected_first_week_priors(gold: pl.LazyFrame, *, prints: pl.LazyFrame, taps: pl.LazyFrame,
-                               pays: pl.LazyFrame, mode: Mode, n_weeks: int,
-                               first_day: date | None) -> pl.LazyFrame:
+def expected_first_week_priors(
+    gold: pl.LazyFrame,
+    *,
+    prints: pl.LazyFrame,
+    taps: pl.LazyFrame,
+    pays: pl.LazyFrame,
+    mode: Mode,
+    n_weeks: int,
+    first_day: date | None,
+) -> pl.LazyFrame:
     """``gold`` plus ``expected_prior_*`` (null where the window starts after ``first_day``)."""
-    names = ["expected_prior_views", "expected_prior_clicks", "expected_prior_payments",
-             "expected_prior_cents"]
+    names = [
+        "expected_prior_views",
+        "expected_prior_clicks",
+        "expected_prior_payments",
+        "expected_prior_cents",
+    ]
     with_period = gold.with_columns(period(pl.col("day"), mode).alias("_period"))
     if first_day is None:
         return with_period.with_columns(
-            [pl.lit(None, pl.String if n == "expected_prior_cents" else pl.Int64).alias(n)
-             for n in names])
+            [pl.lit(None, pl.String if n == "expected_prior_cents" else pl.Int64).alias(n) for n in names]
+        )
     window_start = pl.col("_period") - pl.duration(days=window_days(n_weeks))
     first_rows = window_start <= pl.lit(first_day)
     targets = with_period.filter(first_rows).select(*KEYS, "_period").unique()
     n = pl.len().cast(pl.Int64)
     expected = (
-        targets.join(_counts_before(targets, prints, mode, expected_prior_views=n),
-                     on=[*KEYS, "_period"], how="left")
-        .join(_counts_before(targets, taps, mode, expected_prior_clicks=n),
-              on=[*KEYS, "_period"], how="left")
-        .join(_counts_before(targets, pays, mode, expected_prior_payments=n,
-                             expected_prior_cents=_cents(pl.col("total")).sum()),
-              on=[*KEYS, "_period"], how="left")
+        targets.join(
+            _counts_before(targets, prints, mode, expected_prior_views=n), on=[*KEYS, "_period"], how="left"
+        )
+        .join(_counts_before(targets, taps, mode, expected_prior_clicks=n), on=[*KEYS, "_period"], how="left")
+        .join(
+            _counts_before(
+                targets,
+                pays,
+                mode,
+                expected_prior_payments=n,
+                expected_prior_cents=_cents(pl.col("total")).sum(),
+            ),
+            on=[*KEYS, "_period"],
+            how="left",
+        )
     )
     # Counts as Int64; cents summed exactly in Int128 and given as text (pandas has no Int128).
     return with_period.join(expected, on=[*KEYS, "_period"], how="left").with_columns(
-        [pl.when(first_rows).then(pl.col(n).fill_null(0)).otherwise(None)
-         .cast(pl.String if n == "expected_prior_cents" else pl.Int64).alias(n)
-         for n in names]
+        [
+            pl.when(first_rows)
+            .then(pl.col(n).fill_null(0))
+            .otherwise(None)
+            .cast(pl.String if n == "expected_prior_cents" else pl.Int64)
+            .alias(n)
+            for n in names
+        ]
     )
 
 
@@ -81,11 +108,23 @@ def _cents(total: pl.Expr) -> pl.Expr:
     return total.cast(AMOUNT).to_physical()
 
 
-def gold_audit_columns(gold: pl.LazyFrame, *, prints: pl.LazyFrame, taps: pl.LazyFrame,
-                       pays: pl.LazyFrame, mode: Mode, n_weeks: int,
-                       first_day: date | None) -> pl.LazyFrame:
+def gold_audit_columns(
+    gold: pl.LazyFrame,
+    *,
+    prints: pl.LazyFrame,
+    taps: pl.LazyFrame,
+    pays: pl.LazyFrame,
+    mode: Mode,
+    n_weeks: int,
+    first_day: date | None,
+) -> pl.LazyFrame:
     """Gold rows with every audit column the gold suite needs (row count unchanged)."""
     return expected_first_week_priors(
-        tap_same_day(gold, taps), prints=prints, taps=taps, pays=pays, mode=mode,
-        n_weeks=n_weeks, first_day=first_day,
+        tap_same_day(gold, taps),
+        prints=prints,
+        taps=taps,
+        pays=pays,
+        mode=mode,
+        n_weeks=n_weeks,
+        first_day=first_day,
     )

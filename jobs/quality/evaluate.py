@@ -92,8 +92,22 @@ def pandas_dtype_name(dtype: pl.DataType, has_nulls: bool) -> str | None:
     return None
 
 
-_TYPE_NAMES = {"int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
-               "float32", "float64", "datetime64", "Timestamp", "bool", "str"}
+_TYPE_NAMES = {
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "float32",
+    "float64",
+    "datetime64",
+    "Timestamp",
+    "bool",
+    "str",
+}
 
 
 def _missing(name: str, dtype: pl.DataType) -> pl.Expr:
@@ -144,8 +158,12 @@ def _table_columns(check: Check, schema: pl.Schema) -> Plan | None:
 
 def _of_type(check: Check, schema: pl.Schema) -> Plan | None:
     column, type_ = check.kwargs.get("column"), check.kwargs.get("type_")
-    if set(check.kwargs) - {"column", "type_"} or not isinstance(column, str) \
-            or column not in schema or type_ not in _TYPE_NAMES:
+    if (
+        set(check.kwargs) - {"column", "type_"}
+        or not isinstance(column, str)
+        or column not in schema
+        or type_ not in _TYPE_NAMES
+    ):
         return None
     dtype = schema[column]
     if pandas_dtype_name(dtype, False) is None or pandas_dtype_name(dtype, True) is None:
@@ -173,7 +191,8 @@ def _column_map(check: Check, schema: pl.Schema) -> Plan | None:
             return None
         low, high = kw.get("min_value"), kw.get("max_value")
         if (low is None and high is None) or any(
-                v is not None and not _comparable(dtype, v) for v in (low, high)):
+            v is not None and not _comparable(dtype, v) for v in (low, high)
+        ):
             return None
         ok = pl.lit(True)
         if low is not None:
@@ -182,14 +201,22 @@ def _column_map(check: Check, schema: pl.Schema) -> Plan | None:
             ok = ok & (value < high if kw.get("strict_max") else value <= high)
     elif check.expectation == "ExpectColumnValuesToBeInSet":
         values = kw.get("value_set")
-        if set(kw) != {"column", "value_set"} or not values or not all(
-                _comparable(dtype, v) for v in values) or _numeric(dtype):
+        if (
+            set(kw) != {"column", "value_set"}
+            or not values
+            or not all(_comparable(dtype, v) for v in values)
+            or _numeric(dtype)
+        ):
             return None
         ok = pl.col(column).is_in(pl.Series(list(values), dtype=dtype).implode())
     elif check.expectation == "ExpectColumnValuesToMatchRegex":
         regex = kw.get("regex")
-        if set(kw) != {"column", "regex"} or dtype != pl.String or not isinstance(regex, str) \
-                or not _portable_regex(regex):
+        if (
+            set(kw) != {"column", "regex"}
+            or dtype != pl.String
+            or not isinstance(regex, str)
+            or not _portable_regex(regex)
+        ):
             return None
         ok = pl.col(column).str.contains(regex)
     else:
@@ -210,8 +237,10 @@ def _pair_equal(check: Check, schema: pl.Schema) -> Plan | None:
     ignore = kw.get("ignore_row_if", "both_values_are_missing")
     if not isinstance(a, str) or not isinstance(b, str) or a not in schema or b not in schema:
         return None
-    if set(kw) - {"column_A", "column_B", "ignore_row_if"} \
-            or ignore not in ("both_values_are_missing", "either_value_is_missing"):
+    if set(kw) - {"column_A", "column_B", "ignore_row_if"} or ignore not in (
+        "both_values_are_missing",
+        "either_value_is_missing",
+    ):
         return None
     da, db = schema[a], schema[b]
     same = da == db or (_numeric(da) and _numeric(db))
@@ -244,17 +273,21 @@ def plan(check: Check, schema: pl.Schema) -> Plan | None:
 def _pandas_values(frame: pl.DataFrame) -> pl.DataFrame:
     """Values as pandas holds them: Decimals and integer columns with nulls as float64."""
     return frame.with_columns(
-        [pl.col(n).cast(pl.Float64) for n, t in frame.schema.items()
-         if isinstance(t, pl.Decimal) or (t.is_integer() and frame[n].null_count())])
+        [
+            pl.col(n).cast(pl.Float64)
+            for n, t in frame.schema.items()
+            if isinstance(t, pl.Decimal) or (t.is_integer() and frame[n].null_count())
+        ]
+    )
 
 
-def evaluate(frame: pl.DataFrame, plans: Sequence[Plan], *,
-             partial: int) -> list[Outcome]:
+def evaluate(frame: pl.DataFrame, plans: Sequence[Plan], *, partial: int) -> list[Outcome]:
     """GX-shaped outcomes of ``plans`` on ``frame``, in order: every count in one pass; the
     first ``partial`` unexpected values and row positions of failing checks only."""
     stats: dict[str, Any] = {}
-    aggs = [p.unexpected.sum().alias(f"unexpected:{i}") for i, p in enumerate(plans)
-            if p.unexpected is not None]
+    aggs = [
+        p.unexpected.sum().alias(f"unexpected:{i}") for i, p in enumerate(plans) if p.unexpected is not None
+    ]
     aggs += [pl.col(c).null_count().alias(f"nulls:{c}") for c in frame.columns]
     if aggs:
         stats = frame.select(aggs).row(0, named=True)
@@ -272,16 +305,24 @@ def evaluate(frame: pl.DataFrame, plans: Sequence[Plan], *,
         if unexpected:
             if view is None:
                 view = _pandas_values(frame)
-            positions = frame.lazy().with_row_index(INDEX).filter(p.unexpected).select(
-                INDEX).head(partial).collect()[INDEX].to_list()
+            positions = (
+                frame.lazy()
+                .with_row_index(INDEX)
+                .filter(p.unexpected)
+                .select(INDEX)
+                .head(partial)
+                .collect()[INDEX]
+                .to_list()
+            )
             picked = view[positions]
             if len(p.values) == 2:  # GX takes a pair's values from numpy: dates as epoch ns
                 picked = picked.with_columns(
                     pl.col(c).cast(pl.Datetime("ns")).dt.epoch("ns")
-                    for c in p.values if picked.schema[c] == pl.Date)
+                    for c in p.values
+                    if picked.schema[c] == pl.Date
+                )
             values = picked.select(p.values).rows()
-            result["partial_unexpected_list"] = (
-                [v[0] for v in values] if len(p.values) == 1 else values)
+            result["partial_unexpected_list"] = [v[0] for v in values] if len(p.values) == 1 else values
             result["partial_unexpected_index_list"] = positions
         else:
             result["partial_unexpected_list"] = []

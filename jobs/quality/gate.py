@@ -67,8 +67,11 @@ log = logging.getLogger(__name__)
 
 def quality_audits() -> Audits:
     """The gates the pipeline runs every stage with."""
-    return Audits(bronze=BronzeAudit, silver=SilverAudit,
-                  gold=lambda ctx, weeks, buckets: GoldAudit(ctx, weeks=weeks, buckets=buckets))
+    return Audits(
+        bronze=BronzeAudit,
+        silver=SilverAudit,
+        gold=lambda ctx, weeks, buckets: GoldAudit(ctx, weeks=weeks, buckets=buckets),
+    )
 
 
 class _Audit:
@@ -89,8 +92,9 @@ class _Audit:
         return [r for r in self.results if r.blocking]
 
     def _severity(self, table: str, name: str, default: Severity = "failure") -> Severity:
-        return severity_of(name, default, layer=self.layer, table=table,
-                           overrides=self.settings.quality_severity)
+        return severity_of(
+            name, default, layer=self.layer, table=table, overrides=self.settings.quality_severity
+        )
 
     def _validate(self, frame: pl.DataFrame | pl.LazyFrame, suite: Suite) -> None:
         frame = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
@@ -127,13 +131,20 @@ class _Audit:
         if not results:
             return
         location = self._record()
-        result.details.append(report.stage_summary(self.layer, results, location,
-                                                   seconds=self.validation_seconds))
+        result.details.append(
+            report.stage_summary(self.layer, results, location, seconds=self.validation_seconds)
+        )
         warnings = [r for r in results if r.outcome == "warning"]
         for r in warnings:
             log.warning("quality warning %s.%s: %s", r.suite, r.check, r.observed)
-        log.info("%s quality: %d check(s), %d warning(s), %.2fs validating; report %s",
-                 self.layer, len(results), len(warnings), self.validation_seconds, location)
+        log.info(
+            "%s quality: %d check(s), %d warning(s), %.2fs validating; report %s",
+            self.layer,
+            len(results),
+            len(warnings),
+            self.validation_seconds,
+            location,
+        )
 
 
 # -- bronze -------------------------------------------------------------------------------------
@@ -181,24 +192,33 @@ class BronzeAudit(_Audit):
         self._files[(source, path)] = [lines, 0, lines, reasons]
         top = Counter(reasons).most_common(1)
         why = f"; most common: {top[0][0]}" if top else ""
-        return (f"{count.fraction:.1%} of its {lines:,} lines quarantined, over "
-                f"QUALITY_MAX_QUARANTINE_FRACTION={s.quality_max_quarantine_fraction:.1%}{why}")
+        return (
+            f"{count.fraction:.1%} of its {lines:,} lines quarantined, over "
+            f"QUALITY_MAX_QUARANTINE_FRACTION={s.quality_max_quarantine_fraction:.1%}{why}"
+        )
 
     def drop(self, source: str, path: str) -> None:
         self._files.pop((source, path), None)
         self._rejected.pop((source, path), None)
 
     def files(self, source: str) -> list[FileCount]:
-        return [FileCount(src, path, lines, rows, bad, dict(reasons))
-                for (src, path), (lines, rows, bad, reasons) in self._files.items()
-                if src == source]
+        return [
+            FileCount(src, path, lines, rows, bad, dict(reasons))
+            for (src, path), (lines, rows, bad, reasons) in self._files.items()
+            if src == source
+        ]
 
     def _flush(self, source: str) -> None:
         frames = self._pending.pop(source, [])
         if frames:
-            self._validate(pl.concat(frames, how="diagonal_relaxed"), bronze_suite(
-                source, overrides=self.settings.quality_severity,
-                limits=self.settings.limits(self.ctx.started_at.date())))
+            self._validate(
+                pl.concat(frames, how="diagonal_relaxed"),
+                bronze_suite(
+                    source,
+                    overrides=self.settings.quality_severity,
+                    limits=self.settings.limits(self.ctx.started_at.date()),
+                ),
+            )
 
     def gate(self, source: str, frames: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
         """Validate the frames on their way to the writer (in batches of QUALITY_BATCH_ROWS);
@@ -215,19 +235,24 @@ class BronzeAudit(_Audit):
         if not files:
             return
         s = self.settings
-        self._results.append(bronze_lines_reconcile(
-            source, files, severity=self._severity(source, "raw_lines_reconcile")))
+        self._results.append(
+            bronze_lines_reconcile(source, files, severity=self._severity(source, "raw_lines_reconcile"))
+        )
         judged = [self._rejected.get((f.source, f.path), f) for f in files]
         # Files over the threshold were rejected on their own: recorded, not blocking.
         self._results += quarantine_thresholds(
-            source, judged, max_fraction=s.quality_max_quarantine_fraction,
-            min_lines=s.quality_quarantine_min_lines, severity="warning",
-            small_severity=self._severity(source, "quarantined_fraction_per_small_file",
-                                          "warning"))
+            source,
+            judged,
+            max_fraction=s.quality_max_quarantine_fraction,
+            min_lines=s.quality_quarantine_min_lines,
+            severity="warning",
+            small_severity=self._severity(source, "quarantined_fraction_per_small_file", "warning"),
+        )
         if self.blocking:
             self._fail(
                 f"bronze quality gate failed on {source}: no bronze row of this run was kept; "
-                "the raw files stay pending and are retried by the next run")
+                "the raw files stay pending and are retried by the next run"
+            )
 
 
 # -- silver -------------------------------------------------------------------------------------
@@ -238,26 +263,38 @@ class SilverAudit(_Audit):
 
     def suite(self, source: str) -> Suite:
         s = self.settings
-        return silver_suite(source, known_value_props=s.quality_known_value_props,
-                            min_day=s.quality_min_day, run_date=self.ctx.started_at.date(),
-                            max_future_days=s.quality_max_future_days,
-                            overrides=s.quality_severity)
+        return silver_suite(
+            source,
+            known_value_props=s.quality_known_value_props,
+            min_day=s.quality_min_day,
+            run_date=self.ctx.started_at.date(),
+            max_future_days=s.quality_max_future_days,
+            overrides=s.quality_severity,
+        )
 
-    def gate(self, source: str, expected_rows: int,
-             batches: Iterable[pl.DataFrame]) -> Iterator[pl.DataFrame]:
+    def gate(
+        self, source: str, expected_rows: int, batches: Iterable[pl.DataFrame]
+    ) -> Iterator[pl.DataFrame]:
         """Validate each batch before the writer sees it; reconcile the count at the end."""
         suite, rows = self.suite(source), 0
-        headline = (f"silver quality gate failed on {source}: silver {source} is unchanged (its "
-                    "new bronze rows stay pending and are retried by the next run)")
+        headline = (
+            f"silver quality gate failed on {source}: silver {source} is unchanged (its "
+            "new bronze rows stay pending and are retried by the next run)"
+        )
         for batch in batches:
             self._validate(batch, suite)
             if self.blocking:
                 self._fail(headline)
             rows += batch.height
             yield batch
-        self._results.append(silver_rows_reconcile(
-            source, silver_rows=rows, bronze_rows=expected_rows,
-            severity=self._severity(source, "rows_reconcile_with_bronze")))
+        self._results.append(
+            silver_rows_reconcile(
+                source,
+                silver_rows=rows,
+                bronze_rows=expected_rows,
+                severity=self._severity(source, "rows_reconcile_with_bronze"),
+            )
+        )
         if self.blocking:
             self._fail(headline)
 
@@ -282,18 +319,27 @@ class GoldAudit(_Audit):
 
     def _reconciliation(self, bucket: str = "") -> CheckResult:
         return gold_rows_reconcile(
-            gold_rows=self._gold_rows, silver_prints=self._silver_prints, weeks=self.weeks,
-            bucket=bucket, severity=self._severity("print_features",
-                                                   "rows_reconcile_with_silver_prints"))
+            gold_rows=self._gold_rows,
+            silver_prints=self._silver_prints,
+            weeks=self.weeks,
+            bucket=bucket,
+            severity=self._severity("print_features", "rows_reconcile_with_silver_prints"),
+        )
 
-    def bucket(self, index: int, frame: pl.DataFrame,
-               inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
+    def bucket(self, index: int, frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
         """Audit one bucket's gold rows; returns them unchanged or raises DataError."""
         started = time.perf_counter()
         s = self.settings
         results, silver_prints = audit_gold_bucket(
-            frame, inputs, weeks=self.weeks, mode=s.lookback_mode, n_weeks=s.lookback_weeks,
-            first_day=self.first_day, severity=s.quality_severity, sample_rows=s.quality_sample_rows)
+            frame,
+            inputs,
+            weeks=self.weeks,
+            mode=s.lookback_mode,
+            n_weeks=s.lookback_weeks,
+            first_day=self.first_day,
+            severity=s.quality_severity,
+            sample_rows=s.quality_sample_rows,
+        )
         self.validation_seconds += time.perf_counter() - started
         self._results += results
         self._gold_rows += frame.height
@@ -305,7 +351,8 @@ class GoldAudit(_Audit):
             self._fail(
                 f"gold quality gate failed in {where} ({frame.height:,} rows of "
                 f"{len(self.weeks)} rebuilt week(s) {self.weeks[0]}..{self.weeks[-1]}): nothing "
-                f"was published — gold {GOLD_TABLE} stays at version {self.published_version}.")
+                f"was published — gold {GOLD_TABLE} stays at version {self.published_version}."
+            )
         return frame
 
     def finish(self, result: StageResult) -> None:
@@ -314,9 +361,17 @@ class GoldAudit(_Audit):
         super().finish(result)
 
 
-def audit_gold_bucket(frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame], *,
-                      weeks: list[date], mode: Mode, n_weeks: int, first_day: date | None,
-                      severity: Mapping[str, str], sample_rows: int) -> tuple[list[CheckResult], int]:
+def audit_gold_bucket(
+    frame: pl.DataFrame,
+    inputs: Mapping[str, pl.LazyFrame],
+    *,
+    weeks: list[date],
+    mode: Mode,
+    n_weeks: int,
+    first_day: date | None,
+    severity: Mapping[str, str],
+    sample_rows: int,
+) -> tuple[list[CheckResult], int]:
     """Validate one bucket's gold rows against the silver it was built from: (check results,
     silver prints of the rebuilt weeks, which must equal the gold rows)."""
     results: list[CheckResult] = []
@@ -324,11 +379,17 @@ def audit_gold_bucket(frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame], *
         from jobs.quality.validate import validate_frame  # GX only for a check Polars cannot evaluate
 
         audited = gold_audit_columns(
-            frame.lazy(), prints=inputs["prints"], taps=inputs["taps"], pays=inputs["pays"],
-            mode=mode, n_weeks=n_weeks, first_day=first_day)
-        results = validate_frame(audited, gold_suite(weeks, overrides=severity),
-                                 sample_rows=sample_rows)
+            frame.lazy(),
+            prints=inputs["prints"],
+            taps=inputs["taps"],
+            pays=inputs["pays"],
+            mode=mode,
+            n_weeks=n_weeks,
+            first_day=first_day,
+        )
+        results = validate_frame(audited, gold_suite(weeks, overrides=severity), sample_rows=sample_rows)
     wanted = pl.Series(weeks, dtype=pl.Date).implode()
-    prints = inputs["prints"].filter(week_start(pl.col("day")).is_in(wanted)).select(
-        pl.len()).collect().item()
+    prints = (
+        inputs["prints"].filter(week_start(pl.col("day")).is_in(wanted)).select(pl.len()).collect().item()
+    )
     return results, int(prints)

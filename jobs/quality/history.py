@@ -30,8 +30,9 @@ def samples_uri(ctx: RunContext) -> str:
     return ctx.bronze(QUALITY_SAMPLES_TABLE)
 
 
-def to_frame(run_id: str, results: Sequence[CheckResult], *,
-             recorded_at: datetime | None = None) -> pl.DataFrame:
+def to_frame(
+    run_id: str, results: Sequence[CheckResult], *, recorded_at: datetime | None = None
+) -> pl.DataFrame:
     """History rows of ``results`` (pure)."""
     at = recorded_at or datetime.now(UTC)
     rows = [{"run_id": run_id, "recorded_at": at, **r.as_row()} for r in results]
@@ -45,25 +46,28 @@ def append(ctx: RunContext, results: Sequence[CheckResult], *, stage: str) -> in
         return None
     rows = to_frame(ctx.run_id, results)
     metadata = {"run_id": ctx.run_id, "stage": stage}
-    samples = rows.filter(pl.col("unexpected_rows").is_not_null()
-                          & (pl.col("unexpected_rows") != "[]"))
+    samples = rows.filter(pl.col("unexpected_rows").is_not_null() & (pl.col("unexpected_rows") != "[]"))
     if samples.height:
-        ctx.lake.write(samples_uri(ctx), samples.select(QUALITY_SAMPLES.names()),
-                       schema=QUALITY_SAMPLES, metadata=metadata)
+        ctx.lake.write(
+            samples_uri(ctx),
+            samples.select(QUALITY_SAMPLES.names()),
+            schema=QUALITY_SAMPLES,
+            metadata=metadata,
+        )
     counts_only = rows.with_columns(pl.lit(None, pl.String).alias("unexpected_rows"))
     return ctx.lake.write(results_uri(ctx), counts_only, schema=QUALITY_RESULTS, metadata=metadata)
 
 
-def run_results(ctx: RunContext, run_id: str | None = None, *,
-                with_samples: bool = False) -> pl.DataFrame:
+def run_results(ctx: RunContext, run_id: str | None = None, *, with_samples: bool = False) -> pl.DataFrame:
     """Every recorded result of one run (default: this run), in recording order; with the
     sample rows of failing checks when ``with_samples`` (pipeline identity only)."""
     wanted = run_id or ctx.run_id
-    rows = ctx.lake.scan_or_empty(results_uri(ctx), QUALITY_RESULTS).filter(
-        pl.col("run_id") == wanted)
+    rows = ctx.lake.scan_or_empty(results_uri(ctx), QUALITY_RESULTS).filter(pl.col("run_id") == wanted)
     if with_samples:
-        samples = ctx.lake.scan_or_empty(samples_uri(ctx), QUALITY_SAMPLES).filter(
-            pl.col("run_id") == wanted)
-        rows = rows.drop("unexpected_rows").join(samples, on=KEYS, how="left",
-                                                 nulls_equal=True).select(QUALITY_RESULTS.names())
+        samples = ctx.lake.scan_or_empty(samples_uri(ctx), QUALITY_SAMPLES).filter(pl.col("run_id") == wanted)
+        rows = (
+            rows.drop("unexpected_rows")
+            .join(samples, on=KEYS, how="left", nulls_equal=True)
+            .select(QUALITY_RESULTS.names())
+        )
     return rows.collect().sort("recorded_at", maintain_order=True)

@@ -61,15 +61,21 @@ class FileCount:
 
     def as_sample(self) -> dict[str, str]:
         top = Counter(self.reasons).most_common(1)
-        row = {"file": self.path, "lines": f"{self.lines:,}", "bronze": f"{self.bronze_rows:,}",
-               "quarantined": f"{self.quarantined:,}", "fraction": f"{self.fraction:.1%}"}
+        row = {
+            "file": self.path,
+            "lines": f"{self.lines:,}",
+            "bronze": f"{self.bronze_rows:,}",
+            "quarantined": f"{self.quarantined:,}",
+            "fraction": f"{self.fraction:.1%}",
+        }
         if top:
             row["top reason"] = f"{top[0][0]} ({top[0][1]:,})"
         return row
 
 
-def bronze_lines_reconcile(source: str, files: Sequence[FileCount], *,
-                           severity: Severity = "failure") -> CheckResult:
+def bronze_lines_reconcile(
+    source: str, files: Sequence[FileCount], *, severity: Severity = "failure"
+) -> CheckResult:
     lines = sum(f.lines for f in files)
     rows = sum(f.bronze_rows for f in files)
     bad = sum(f.quarantined for f in files)
@@ -78,22 +84,36 @@ def bronze_lines_reconcile(source: str, files: Sequence[FileCount], *,
     if off:
         observed += f"; {len(off)} file(s) do not add up"
     return CheckResult(
-        layer="bronze", table=source, check="raw_lines_reconcile",
+        layer="bronze",
+        table=source,
+        check="raw_lines_reconcile",
         expectation_type=RECONCILIATION,
         description="per raw file: data lines = bronze rows + quarantined lines",
-        severity=severity, success=not off, observed=observed, unexpected_count=len(off),
-        evaluated_rows=lines, sample=tuple(f.as_sample() for f in off[:5]),
+        severity=severity,
+        success=not off,
+        observed=observed,
+        unexpected_count=len(off),
+        evaluated_rows=lines,
+        sample=tuple(f.as_sample() for f in off[:5]),
     )
 
 
-def quarantine_thresholds(source: str, files: Sequence[FileCount], *, max_fraction: float,
-                          min_lines: int, severity: Severity = "failure",
-                          small_severity: Severity = "warning") -> list[CheckResult]:
+def quarantine_thresholds(
+    source: str,
+    files: Sequence[FileCount],
+    *,
+    max_fraction: float,
+    min_lines: int,
+    severity: Severity = "failure",
+    small_severity: Severity = "warning",
+) -> list[CheckResult]:
     """Files over the tolerated quarantined fraction: a failure for files of at least
     ``min_lines`` lines, a warning (recorded, not blocking) for smaller ones."""
     out = []
-    for check, big, sev in (("quarantined_fraction_per_file", True, severity),
-                            ("quarantined_fraction_per_small_file", False, small_severity)):
+    for check, big, sev in (
+        ("quarantined_fraction_per_file", True, severity),
+        ("quarantined_fraction_per_small_file", False, small_severity),
+    ):
         scope = [f for f in files if (f.lines >= min_lines) == big]
         if not scope:
             continue
@@ -102,43 +122,67 @@ def quarantine_thresholds(source: str, files: Sequence[FileCount], *, max_fracti
         observed = f"max {worst.fraction:.2%} ({worst.path}) vs threshold {max_fraction:.2%}"
         if over:
             observed = f"{len(over)} of {len(scope)} file(s) over {max_fraction:.2%}: " + ", ".join(
-                f"{f.path} {f.fraction:.1%}" for f in over[:5])
+                f"{f.path} {f.fraction:.1%}" for f in over[:5]
+            )
         size = f"≥ {min_lines}" if big else f"< {min_lines}"
-        out.append(CheckResult(
-            layer="bronze", table=source, check=check, expectation_type=THRESHOLD,
-            description=f"quarantined lines of each file with {size} lines ≤ "
-                        "QUALITY_MAX_QUARANTINE_FRACTION",
-            severity=sev, success=not over, observed=observed, unexpected_count=len(over),
-            evaluated_rows=sum(f.lines for f in scope),
-            sample=tuple(f.as_sample() for f in over[:5]),
-        ))
+        out.append(
+            CheckResult(
+                layer="bronze",
+                table=source,
+                check=check,
+                expectation_type=THRESHOLD,
+                description=f"quarantined lines of each file with {size} lines ≤ "
+                "QUALITY_MAX_QUARANTINE_FRACTION",
+                severity=sev,
+                success=not over,
+                observed=observed,
+                unexpected_count=len(over),
+                evaluated_rows=sum(f.lines for f in scope),
+                sample=tuple(f.as_sample() for f in over[:5]),
+            )
+        )
     return out
 
 
-def silver_rows_reconcile(source: str, *, silver_rows: int, bronze_rows: int,
-                          severity: Severity = "failure") -> CheckResult:
+def silver_rows_reconcile(
+    source: str, *, silver_rows: int, bronze_rows: int, severity: Severity = "failure"
+) -> CheckResult:
     ok = silver_rows == bronze_rows
     return CheckResult(
-        layer="silver", table=source, check="rows_reconcile_with_bronze",
+        layer="silver",
+        table=source,
+        check="rows_reconcile_with_bronze",
         expectation_type=RECONCILIATION,
         description="rows written for the rebuilt days = bronze rows of those days",
-        severity=severity, success=ok,
+        severity=severity,
+        success=ok,
         observed=f"{silver_rows:,} silver rows {'=' if ok else '≠'} {bronze_rows:,} bronze rows "
-                 "of the rebuilt days",
-        unexpected_count=abs(silver_rows - bronze_rows), evaluated_rows=silver_rows,
+        "of the rebuilt days",
+        unexpected_count=abs(silver_rows - bronze_rows),
+        evaluated_rows=silver_rows,
     )
 
 
-def gold_rows_reconcile(*, gold_rows: int, silver_prints: int, weeks: Sequence[date],
-                        bucket: str = "", severity: Severity = "failure") -> CheckResult:
+def gold_rows_reconcile(
+    *,
+    gold_rows: int,
+    silver_prints: int,
+    weeks: Sequence[date],
+    bucket: str = "",
+    severity: Severity = "failure",
+) -> CheckResult:
     ok = gold_rows == silver_prints
     where = f" ({bucket})" if bucket else ""
     return CheckResult(
-        layer="gold", table="print_features", check="rows_reconcile_with_silver_prints",
+        layer="gold",
+        table="print_features",
+        check="rows_reconcile_with_silver_prints",
         expectation_type=RECONCILIATION,
         description="exactly one gold row per silver print of each rebuilt week",
-        severity=severity, success=ok,
+        severity=severity,
+        success=ok,
         observed=f"{gold_rows:,} gold rows {'=' if ok else '≠'} {silver_prints:,} silver prints "
-                 f"of {len(weeks)} week(s){where}",
-        unexpected_count=abs(gold_rows - silver_prints), evaluated_rows=gold_rows,
+        f"of {len(weeks)} week(s){where}",
+        unexpected_count=abs(gold_rows - silver_prints),
+        evaluated_rows=gold_rows,
     )

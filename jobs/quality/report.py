@@ -61,8 +61,18 @@ def _sample(text: str | None) -> str:
 
 
 def _table(rows: pl.DataFrame, *, with_suite: bool = False) -> str:
-    head = ["status", *(["suite"] if with_suite else []), "check", "checks that", "column",
-            "severity", "observed", "unexpected", "rows", "unexpected rows"]
+    head = [
+        "status",
+        *(["suite"] if with_suite else []),
+        "check",
+        "checks that",
+        "column",
+        "severity",
+        "observed",
+        "unexpected",
+        "rows",
+        "unexpected rows",
+    ]
     out = ["<table><tr>" + "".join(f"<th>{h}</th>" for h in head) + "</tr>"]
     for r in rows.iter_rows(named=True):
         cells = [f'<td class="{r["outcome"]}">{r["outcome"]}</td>']
@@ -99,9 +109,11 @@ def render(run_id: str, rows: pl.DataFrame, *, generated_at: datetime | None = N
     tally = ", ".join(f"{n} {o}" for o, n in sorted(counts.iter_rows()))
     status = _status(rows)
     # HTML text showing a query to copy, never executed here
-    parts.append(f"<p>Status: <span class='{status}'>{status}</span> ({tally}); generated {at}. "  # noqa: S608
-                 "History: <code>python -m jobs query \"select * from gold.quality_results where "
-                 f"run_id = '{_cell(run_id)}'\"</code></p>")
+    parts.append(
+        f"<p>Status: <span class='{status}'>{status}</span> ({tally}); generated {at}. "  # noqa: S608
+        'History: <code>python -m jobs query "select * from gold.quality_results where '
+        f"run_id = '{_cell(run_id)}'\"</code></p>"
+    )
     kinds = pl.col("expectation_type").is_in([RECONCILIATION, THRESHOLD])
     recon = rows.filter(kinds)
     if recon.height:
@@ -111,13 +123,17 @@ def render(run_id: str, rows: pl.DataFrame, *, generated_at: datetime | None = N
     parts.append("<h2>Suites</h2><ul>")
     for suite in suites["suite"].unique(maintain_order=True).to_list():
         part = suites.filter(pl.col("suite") == suite)
-        parts.append(f"<li><a href='#{_cell(suite)}'>{_cell(suite)}</a> — "
-                     f"<span class='{_status(part)}'>{_status(part)}</span></li>")
+        parts.append(
+            f"<li><a href='#{_cell(suite)}'>{_cell(suite)}</a> — "
+            f"<span class='{_status(part)}'>{_status(part)}</span></li>"
+        )
     parts.append("</ul>")
     for suite in suites["suite"].unique(maintain_order=True).to_list():
         part = suites.filter(pl.col("suite") == suite)
-        parts.append(f"<h3 id='{_cell(suite)}'>Suite {_cell(suite)} "
-                     f"<span class='{_status(part)}'>({_status(part)})</span></h3>")
+        parts.append(
+            f"<h3 id='{_cell(suite)}'>Suite {_cell(suite)} "
+            f"<span class='{_status(part)}'>({_status(part)})</span></h3>"
+        )
         parts.append(_table(part))
     parts.append("</body></html>")
     return "\n".join(parts)
@@ -135,8 +151,9 @@ def write_report(ctx: RunContext) -> str:
 
 
 # -- CLI summary --------------------------------------------------------------------------------
-def stage_summary(stage: str, results: Iterable[Any], report: str | None, *,
-                  seconds: float = 0.0) -> dict[str, Any]:
+def stage_summary(
+    stage: str, results: Iterable[Any], report: str | None, *, seconds: float = 0.0
+) -> dict[str, Any]:
     """What a stage's quality hook puts in ``StageResult.details`` (plain JSON-able data)."""
     results = list(results)
     return {
@@ -144,12 +161,11 @@ def stage_summary(stage: str, results: Iterable[Any], report: str | None, *,
             "stage": stage,
             "checks": len(results),
             "passed": sum(r.outcome == "passed" for r in results),
-            "warnings": [f"{r.suite}.{r.check}: {r.observed}" for r in results
-                         if r.outcome == "warning"],
-            "failed": [f"{r.suite}.{r.check}: {r.observed}" for r in results
-                       if r.outcome == "failed"],
-            "reconciliation": [f"{r.table}: {r.observed}" for r in results
-                               if r.expectation_type == RECONCILIATION],
+            "warnings": [f"{r.suite}.{r.check}: {r.observed}" for r in results if r.outcome == "warning"],
+            "failed": [f"{r.suite}.{r.check}: {r.observed}" for r in results if r.outcome == "failed"],
+            "reconciliation": [
+                f"{r.table}: {r.observed}" for r in results if r.expectation_type == RECONCILIATION
+            ],
             "report": report,
             "validation_seconds": round(seconds, 3),
         }
@@ -166,8 +182,10 @@ def summary_lines(stage_results: Iterable[Any]) -> list[str]:
             if not q:
                 continue
             verdict = "FAILED" if q["failed"] else "ok"
-            lines.append(f"quality {q['stage']}: {verdict}, {q['passed']}/{q['checks']} checks "
-                         f"passed, {len(q['warnings'])} warning(s)")
+            lines.append(
+                f"quality {q['stage']}: {verdict}, {q['passed']}/{q['checks']} checks "
+                f"passed, {len(q['warnings'])} warning(s)"
+            )
             lines += [f"  reconciled {r}" for r in q["reconciliation"]]
             lines += [f"  warning {w}" for w in q["warnings"][:10]]
             report = q["report"] or report

@@ -112,8 +112,7 @@ def describe(result: CheckResult, *, rows: int = 3) -> str:
     return text
 
 
-def failure_message(headline: str, results: Iterable[CheckResult], *,
-                    report: str | None = None) -> str:
+def failure_message(headline: str, results: Iterable[CheckResult], *, report: str | None = None) -> str:
     """The one message a failed gate raises: the headline, each failing check, the report."""
     failing = [r for r in results if r.blocking]
     lines = [headline]

@@ -98,30 +98,44 @@ def pandas_type(dtype: pl.DataType) -> str:
 
 
 def not_null(column: str, what: str = "") -> Check:
-    return Check(f"{column}_not_null", "ExpectColumnValuesToNotBeNull", {"column": column},
-                 f"{what or column} is never null")
+    return Check(
+        f"{column}_not_null",
+        "ExpectColumnValuesToNotBeNull",
+        {"column": column},
+        f"{what or column} is never null",
+    )
 
 
-def at_least(column: str, minimum: Any, *, strict: bool = False, name: str | None = None,
-             description: str | None = None) -> Check:
+def at_least(
+    column: str,
+    minimum: Any,
+    *,
+    strict: bool = False,
+    name: str | None = None,
+    description: str | None = None,
+) -> Check:
     kwargs: dict[str, Any] = {"column": column, "min_value": minimum}
     if strict:
         kwargs["strict_min"] = True
     op = ">" if strict else "≥"
-    return Check(name or f"{column}_{'positive' if strict else 'non_negative'}",
-                 "ExpectColumnValuesToBeBetween", kwargs, description or f"{column} {op} {minimum}")
+    return Check(
+        name or f"{column}_{'positive' if strict else 'non_negative'}",
+        "ExpectColumnValuesToBeBetween",
+        kwargs,
+        description or f"{column} {op} {minimum}",
+    )
 
 
-def equal_columns(name: str, a: str, b: str, description: str, *,
-                  ignore_missing: bool = False) -> Check:
+def equal_columns(name: str, a: str, b: str, description: str, *, ignore_missing: bool = False) -> Check:
     kwargs: dict[str, Any] = {"column_A": a, "column_B": b}
     if ignore_missing:
         kwargs["ignore_row_if"] = "either_value_is_missing"
     return Check(name, "ExpectColumnPairValuesToBeEqual", kwargs, description)
 
 
-def severity_of(name: str, default: Severity, *, layer: str, table: str,
-                overrides: Mapping[str, str]) -> Severity:
+def severity_of(
+    name: str, default: Severity, *, layer: str, table: str, overrides: Mapping[str, str]
+) -> Severity:
     """The severity of a check named ``name`` after ``QUALITY_SEVERITY`` overrides."""
     for key in (f"{layer}.{table}.{name}", f"{layer}.{name}", name):
         if key in overrides:
@@ -129,54 +143,82 @@ def severity_of(name: str, default: Severity, *, layer: str, table: str,
     return default
 
 
-def with_severities(checks: Iterable[Check], *, layer: str, table: str,
-                    overrides: Mapping[str, str]) -> tuple[Check, ...]:
+def with_severities(
+    checks: Iterable[Check], *, layer: str, table: str, overrides: Mapping[str, str]
+) -> tuple[Check, ...]:
     """Apply ``QUALITY_SEVERITY`` overrides (most specific key wins)."""
-    return tuple(replace(c, severity=severity_of(c.name, c.severity, layer=layer, table=table,
-                                                 overrides=overrides)) for c in checks)
+    return tuple(
+        replace(c, severity=severity_of(c.name, c.severity, layer=layer, table=table, overrides=overrides))
+        for c in checks
+    )
 
 
 def day_window(column: str, limits: Limits) -> list[Check]:
     """The plausible-day checks: the same window bronze quarantines rows outside of."""
     return [
-        Check("day_not_before_min_day", "ExpectColumnValuesToBeBetween",
-              {"column": column, "min_value": limits.min_day},
-              f"{column} ≥ QUALITY_MIN_DAY ({limits.min_day})"),
-        Check("day_not_after_run_date", "ExpectColumnValuesToBeBetween",
-              {"column": column, "max_value": limits.max_day},
-              f"{column} ≤ the run date + QUALITY_MAX_FUTURE_DAYS ({limits.max_day})"),
+        Check(
+            "day_not_before_min_day",
+            "ExpectColumnValuesToBeBetween",
+            {"column": column, "min_value": limits.min_day},
+            f"{column} ≥ QUALITY_MIN_DAY ({limits.min_day})",
+        ),
+        Check(
+            "day_not_after_run_date",
+            "ExpectColumnValuesToBeBetween",
+            {"column": column, "max_value": limits.max_day},
+            f"{column} ≤ the run date + QUALITY_MAX_FUTURE_DAYS ({limits.max_day})",
+        ),
     ]
 
 
 # -- bronze -------------------------------------------------------------------------------------
-def bronze_suite(source: str, *, overrides: Mapping[str, str] | None = None,
-                 limits: Limits | None = None) -> Suite:
+def bronze_suite(
+    source: str, *, overrides: Mapping[str, str] | None = None, limits: Limits | None = None
+) -> Suite:
     """Bronze rows as written: exactly the contract's columns, its types, lineage never null;
     with the run's ``limits``, days inside its window too (the parser's rule, re-checked)."""
     schema = BRONZE[source]
     checks = [
-        Check("columns_match_contract", "ExpectTableColumnsToMatchSet",
-              {"column_set": list(schema.names()), "exact_match": True},
-              "exactly the contract's columns (no missing, no unexpected ones)"),
-        *[Check(f"{col}_type", "ExpectColumnValuesToBeOfType",
-                {"column": col, "type_": pandas_type(dtype)}, f"{col} has type {dtype}")
-          for col, dtype in schema.items()],
+        Check(
+            "columns_match_contract",
+            "ExpectTableColumnsToMatchSet",
+            {"column_set": list(schema.names()), "exact_match": True},
+            "exactly the contract's columns (no missing, no unexpected ones)",
+        ),
+        *[
+            Check(
+                f"{col}_type",
+                "ExpectColumnValuesToBeOfType",
+                {"column": col, "type_": pandas_type(dtype)},
+                f"{col} has type {dtype}",
+            )
+            for col, dtype in schema.items()
+        ],
         *[not_null(col, f"lineage column {col}") for col in LINEAGE],
     ]
     if limits is not None:
         checks += day_window("pay_date" if source == "pays" else "day", limits)
-    return Suite("bronze", source,
-                 with_severities(checks, layer="bronze", table=source, overrides=overrides or {}),
-                 sample_columns=("source_file", "line_number"))
+    return Suite(
+        "bronze",
+        source,
+        with_severities(checks, layer="bronze", table=source, overrides=overrides or {}),
+        sample_columns=("source_file", "line_number"),
+    )
 
 
 # -- silver -------------------------------------------------------------------------------------
 TWO_DECIMALS = r"^-?\d+(\.\d{1,2})?$"
 
 
-def silver_suite(source: str, *, known_value_props: Iterable[str], min_day: date,
-                 run_date: date, max_future_days: int = DEFAULT_MAX_FUTURE_DAYS,
-                 overrides: Mapping[str, str] | None = None) -> Suite:
+def silver_suite(
+    source: str,
+    *,
+    known_value_props: Iterable[str],
+    min_day: date,
+    run_date: date,
+    max_future_days: int = DEFAULT_MAX_FUTURE_DAYS,
+    overrides: Mapping[str, str] | None = None,
+) -> Suite:
     """Silver rows appended by a run: keys present, values in range, dates plausible.
 
     The day window is bronze's (:meth:`jobs.schemas.Limits.for_run`): a day bronze accepts is
@@ -189,9 +231,13 @@ def silver_suite(source: str, *, known_value_props: Iterable[str], min_day: date
         not_null("value_prop"),
         not_null("run_id", "lineage column run_id"),
         at_least("user_id", 0, strict=True),
-        Check("value_prop_in_known_set", "ExpectColumnValuesToBeInSet",
-              {"column": "value_prop", "value_set": sorted(known_value_props)},
-              "value_prop is one of QUALITY_KNOWN_VALUE_PROPS (unknown: warning)", "warning"),
+        Check(
+            "value_prop_in_known_set",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "value_prop", "value_set": sorted(known_value_props)},
+            "value_prop is one of QUALITY_KNOWN_VALUE_PROPS (unknown: warning)",
+            "warning",
+        ),
         *day_window("day", limits),
     ]
     derived: dict[str, pl.Expr] = {}
@@ -199,25 +245,35 @@ def silver_suite(source: str, *, known_value_props: Iterable[str], min_day: date
         checks += [
             not_null("total"),
             at_least("total", 0),
-            Check("total_at_most_two_decimals", "ExpectColumnValuesToMatchRegex",
-                  {"column": "total_text", "regex": TWO_DECIMALS},
-                  "total has at most two decimals"),
+            Check(
+                "total_at_most_two_decimals",
+                "ExpectColumnValuesToMatchRegex",
+                {"column": "total_text", "regex": TWO_DECIMALS},
+                "total has at most two decimals",
+            ),
         ]
         derived["total_text"] = pl.col("total").cast(pl.String)
     else:
         checks += [not_null("position"), at_least("position", 0)]
-    return Suite("silver", source,
-                 with_severities(checks, layer="silver", table=source, overrides=overrides or {}),
-                 derived=derived, sample_columns=("day", "user_id", "value_prop", "run_id"))
+    return Suite(
+        "silver",
+        source,
+        with_severities(checks, layer="silver", table=source, overrides=overrides or {}),
+        derived=derived,
+        sample_columns=("day", "user_id", "value_prop", "run_id"),
+    )
 
 
 # -- gold ---------------------------------------------------------------------------------------
 PRIOR_COUNTS = ("prior_views", "prior_clicks", "prior_payments")
 # Columns :func:`jobs.quality.derive.gold_audit_columns` adds before the gold suite runs.
 TAP_SAME_DAY = "tap_same_day"
-EXPECTED = {"prior_views": "expected_prior_views", "prior_clicks": "expected_prior_clicks",
-            "prior_payments": "expected_prior_payments",
-            "prior_amount_cents": "expected_prior_cents"}
+EXPECTED = {
+    "prior_views": "expected_prior_views",
+    "prior_clicks": "expected_prior_clicks",
+    "prior_payments": "expected_prior_payments",
+    "prior_amount_cents": "expected_prior_cents",
+}
 
 
 def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = None) -> Suite:
@@ -229,27 +285,42 @@ def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = N
         at_least("position", 0),
         *[at_least(col, 0) for col in PRIOR_COUNTS],
         at_least("prior_amount", 0),
-        Check("week_start_in_rebuilt_weeks", "ExpectColumnValuesToBeInSet",
-              {"column": "week_start", "value_set": week_list},
-              "rows belong to the weeks being rebuilt (the partitions replaced)"),
-        equal_columns("week_start_is_monday_of_day", "week_start", "day_week_start",
-                      "week_start is the Monday of day"),
-        equal_columns("clicked_iff_same_day_tap", "clicked", TAP_SAME_DAY,
-                      "clicked is true exactly where silver has a tap of the same user, value "
-                      "prop and day"),
-        *[equal_columns(f"first_weeks_{col}_counts_only_existing_history", col, expected,
-                        f"{col} of rows whose lookback window starts on or before the first "
-                        "silver day equals the events that exist before the print",
-                        ignore_missing=True)
-          for col, expected in EXPECTED.items()],
+        Check(
+            "week_start_in_rebuilt_weeks",
+            "ExpectColumnValuesToBeInSet",
+            {"column": "week_start", "value_set": week_list},
+            "rows belong to the weeks being rebuilt (the partitions replaced)",
+        ),
+        equal_columns(
+            "week_start_is_monday_of_day", "week_start", "day_week_start", "week_start is the Monday of day"
+        ),
+        equal_columns(
+            "clicked_iff_same_day_tap",
+            "clicked",
+            TAP_SAME_DAY,
+            "clicked is true exactly where silver has a tap of the same user, value prop and day",
+        ),
+        *[
+            equal_columns(
+                f"first_weeks_{col}_counts_only_existing_history",
+                col,
+                expected,
+                f"{col} of rows whose lookback window starts on or before the first "
+                "silver day equals the events that exist before the print",
+                ignore_missing=True,
+            )
+            for col, expected in EXPECTED.items()
+        ],
     ]
     derived = {
         "day_week_start": week_start(pl.col("day")),
         # exact cents as text (an Int128 cents sum has no pandas type; a float would round)
         "prior_amount_cents": pl.col("prior_amount").to_physical().cast(pl.String),
     }
-    return Suite("gold", "print_features",
-                 with_severities(checks, layer="gold", table="print_features",
-                                 overrides=overrides or {}),
-                 derived=derived,
-                 sample_columns=("week_start", "day", "user_id", "value_prop", "position"))
+    return Suite(
+        "gold",
+        "print_features",
+        with_severities(checks, layer="gold", table="print_features", overrides=overrides or {}),
+        derived=derived,
+        sample_columns=("week_start", "day", "user_id", "value_prop", "position"),
+    )

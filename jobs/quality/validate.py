@@ -42,8 +42,9 @@ def to_pandas(frame: pl.DataFrame) -> Any:
     (GX compares only nanosecond datetimes vectorised; other units go value by value)."""
     decimals = [n for n, t in frame.schema.items() if isinstance(t, pl.Decimal)]
     dates = [n for n, t in frame.schema.items() if t == pl.Date]
-    return frame.with_columns(pl.col(decimals).cast(pl.Float64),
-                              pl.col(dates).cast(pl.Datetime("ns"))).to_pandas()
+    return frame.with_columns(
+        pl.col(decimals).cast(pl.Float64), pl.col(dates).cast(pl.Datetime("ns"))
+    ).to_pandas()
 
 
 def gx_value(value: Any) -> Any:
@@ -89,8 +90,9 @@ def _expectation(check: Check) -> Any:
     return cls(**kwargs, meta={"check": check.name})
 
 
-def validate_frame(frame: pl.DataFrame | pl.LazyFrame, suite: Suite, *,
-                   sample_rows: int = 5) -> list[CheckResult]:
+def validate_frame(
+    frame: pl.DataFrame | pl.LazyFrame, suite: Suite, *, sample_rows: int = 5
+) -> list[CheckResult]:
     """Validate ``frame`` against every check of ``suite``; one result per check, suite order.
 
     The checks :mod:`jobs.quality.evaluate` can translate are evaluated with Polars in one pass
@@ -100,8 +102,9 @@ def validate_frame(frame: pl.DataFrame | pl.LazyFrame, suite: Suite, *,
     prepared = prepare(frame, suite)
     plans = [plan(check, prepared.schema) for check in suite.checks]
     fast = [p for p in plans if p is not None]
-    outcomes = dict(zip([p.check.name for p in fast],
-                        evaluate(prepared, fast, partial=max(1, sample_rows)), strict=True))
+    outcomes = dict(
+        zip([p.check.name for p in fast], evaluate(prepared, fast, partial=max(1, sample_rows)), strict=True)
+    )
     rest = [c for c, p in zip(suite.checks, plans, strict=True) if p is None]
     if rest:
         reference = replace(suite, checks=tuple(rest))
@@ -110,15 +113,26 @@ def validate_frame(frame: pl.DataFrame | pl.LazyFrame, suite: Suite, *,
     for check in suite.checks:
         if check.name in outcomes:
             o = outcomes[check.name]
-            results.append(_record(suite, check, expectation_type(check.expectation), o.success,
-                                   o.result, None, prepared, sample_rows))
+            results.append(
+                _record(
+                    suite,
+                    check,
+                    expectation_type(check.expectation),
+                    o.success,
+                    o.result,
+                    None,
+                    prepared,
+                    sample_rows,
+                )
+            )
         else:
             results.append(by_name[check.name])
     return results
 
 
-def validate_frame_gx(frame: pl.DataFrame | pl.LazyFrame, suite: Suite, *,
-                      sample_rows: int = 5) -> list[CheckResult]:
+def validate_frame_gx(
+    frame: pl.DataFrame | pl.LazyFrame, suite: Suite, *, sample_rows: int = 5
+) -> list[CheckResult]:
     """The reference path: Great Expectations validates every check on the whole frame
     (converted to pandas). :func:`validate_frame` gives the same results (tests/quality)."""
     return _validate_gx(prepare(frame, suite), suite, sample_rows)
@@ -136,16 +150,14 @@ def _validate_gx(prepared: pl.DataFrame, suite: Suite, sample_rows: int) -> list
         batch = batch_definition.get_batch(batch_parameters={"dataframe": to_pandas(prepared)})
         outcome = batch.validate(expectation_suite, result_format=result_format)
     by_name = {r.expectation_config.meta["check"]: r for r in outcome.results}
-    return [_result(suite, check, by_name[check.name], prepared, sample_rows)
-            for check in suite.checks]
+    return [_result(suite, check, by_name[check.name], prepared, sample_rows) for check in suite.checks]
 
 
 # -- turning GX results into records ------------------------------------------------------------
 def _exception(gx_result: Any) -> str | None:
     info = gx_result.exception_info or {}
     if "raised_exception" not in info:  # keyed by metric
-        info = next((v for v in info.values() if isinstance(v, dict) and
-                     v.get("raised_exception")), {})
+        info = next((v for v in info.values() if isinstance(v, dict) and v.get("raised_exception")), {})
     if info.get("raised_exception"):
         message = str(info.get("exception_message") or "error").strip().splitlines()
         return message[0] if message else "error"
@@ -168,12 +180,16 @@ def _text(value: Any) -> str:
 def _observed(result: Mapping[str, Any], rows: int) -> str:
     if "observed_value" in result:
         observed = result["observed_value"]
-        text = _text(observed) if not isinstance(observed, list) else \
-            "[" + ", ".join(_text(v) for v in observed) + "]"
+        text = (
+            _text(observed)
+            if not isinstance(observed, list)
+            else "[" + ", ".join(_text(v) for v in observed) + "]"
+        )
         mismatch = (result.get("details") or {}).get("mismatched")
         if mismatch:
             text += "; mismatched: " + ", ".join(
-                f"{k} {sorted(map(str, v))}" for k, v in mismatch.items() if v)
+                f"{k} {sorted(map(str, v))}" for k, v in mismatch.items() if v
+            )
         return text[:500]
     unexpected = int(result.get("unexpected_count") or 0)
     total = int(result.get("element_count") or rows)
@@ -184,10 +200,10 @@ def _observed(result: Mapping[str, Any], rows: int) -> str:
     return text
 
 
-def _sample(prepared: pl.DataFrame, indices: Sequence[Any], columns: Sequence[str],
-            limit: int) -> tuple[dict[str, str], ...]:
-    positions = [int(i) for i in indices[:limit] if isinstance(i, int | float) or
-                 hasattr(i, "__index__")]
+def _sample(
+    prepared: pl.DataFrame, indices: Sequence[Any], columns: Sequence[str], limit: int
+) -> tuple[dict[str, str], ...]:
+    positions = [int(i) for i in indices[:limit] if isinstance(i, int | float) or hasattr(i, "__index__")]
     if not positions:
         return ()
     cols = [c for c in dict.fromkeys(columns) if c in prepared.columns]
@@ -195,29 +211,60 @@ def _sample(prepared: pl.DataFrame, indices: Sequence[Any], columns: Sequence[st
     return tuple({k: _text(v) for k, v in row.items()} for row in rows)
 
 
-def _result(suite: Suite, check: Check, gx_result: Any, prepared: pl.DataFrame,
-            sample_rows: int) -> CheckResult:
-    return _record(suite, check, gx_result.expectation_config.type, bool(gx_result.success),
-                   dict(gx_result.result or {}), _exception(gx_result), prepared, sample_rows)
+def _result(
+    suite: Suite, check: Check, gx_result: Any, prepared: pl.DataFrame, sample_rows: int
+) -> CheckResult:
+    return _record(
+        suite,
+        check,
+        gx_result.expectation_config.type,
+        bool(gx_result.success),
+        dict(gx_result.result or {}),
+        _exception(gx_result),
+        prepared,
+        sample_rows,
+    )
 
 
-def _record(suite: Suite, check: Check, expectation_type: str, success: bool,
-            result: Mapping[str, Any], error: str | None, prepared: pl.DataFrame,
-            sample_rows: int) -> CheckResult:
+def _record(
+    suite: Suite,
+    check: Check,
+    expectation_type: str,
+    success: bool,
+    result: Mapping[str, Any],
+    error: str | None,
+    prepared: pl.DataFrame,
+    sample_rows: int,
+) -> CheckResult:
     """The record of one check from a GX-shaped result (GX's own or :mod:`evaluate`'s)."""
-    base: dict[str, Any] = {"layer": suite.layer, "table": suite.table, "check": check.name,
-            "expectation_type": expectation_type,
-            "description": check.description, "severity": check.severity,
-            "column": check.column, "evaluated_rows": prepared.height}
+    base: dict[str, Any] = {
+        "layer": suite.layer,
+        "table": suite.table,
+        "check": check.name,
+        "expectation_type": expectation_type,
+        "description": check.description,
+        "severity": check.severity,
+        "column": check.column,
+        "evaluated_rows": prepared.height,
+    }
     if error:
         return CheckResult(**base, success=False, observed=f"could not evaluate: {error}")
     unexpected = int(result.get("unexpected_count") or 0)
     sample: tuple[dict[str, str], ...] = ()
     if not success and sample_rows:
-        sample = _sample(prepared, result.get("partial_unexpected_index_list") or [],
-                         [*suite.sample_columns, *check.columns], sample_rows)
-    return CheckResult(**base, success=success, observed=_observed(result, prepared.height),
-                       unexpected_count=unexpected, sample=sample)
+        sample = _sample(
+            prepared,
+            result.get("partial_unexpected_index_list") or [],
+            [*suite.sample_columns, *check.columns],
+            sample_rows,
+        )
+    return CheckResult(
+        **base,
+        success=success,
+        observed=_observed(result, prepared.height),
+        unexpected_count=unexpected,
+        sample=sample,
+    )
 
 
 def gx_evaluated(frame: pl.DataFrame | pl.LazyFrame, suite: Suite) -> list[str]:

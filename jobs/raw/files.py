@@ -80,20 +80,30 @@ def list_raw(storage: Storage, raw_root: str, source: str) -> Listing:
         kind = info.get("type")
         if kind == "directory" or not is_data_name(name):
             continue
-        rel = path[len(root):].lstrip("/")
+        rel = path[len(root) :].lstrip("/")
         if kind != "file" and info.get("islink"):
             info = _link_target(path, info)
             kind = info.get("type")
         if kind != "file":
-            why = (f"dangling symbolic link to {info.get('destination')}" if info.get("islink")
-                   else f"not a regular file ({kind})")
+            why = (
+                f"dangling symbolic link to {info.get('destination')}"
+                if info.get("islink")
+                else f"not a regular file ({kind})"
+            )
             listing.unreadable.append(Unreadable(source, rel, why))
             continue
         size = int(info.get("size") or 0)
         mtime = float(info.get("mtime") or 0.0) if not is_remote(raw_root) else 0.0
-        listing.files.append(RawFile(source, storage.to_uri(raw_root, path), rel, size,
-                                     fingerprint=fingerprint(info, remote=is_remote(raw_root)),
-                                     mtime=mtime))
+        listing.files.append(
+            RawFile(
+                source,
+                storage.to_uri(raw_root, path),
+                rel,
+                size,
+                fingerprint=fingerprint(info, remote=is_remote(raw_root)),
+                mtime=mtime,
+            )
+        )
     return listing
 
 
@@ -130,9 +140,14 @@ def restat(storage: Storage, f: RawFile) -> RawFile:
     remote = is_remote(f.uri)
     if not remote and info.get("islink"):
         info = _link_target(storage.strip_protocol(f.uri), info)
-    return RawFile(f.source, f.uri, f.rel_path, int(info.get("size") or 0),
-                   fingerprint=fingerprint(info, remote=remote),
-                   mtime=0.0 if remote else float(info.get("mtime") or 0.0))
+    return RawFile(
+        f.source,
+        f.uri,
+        f.rel_path,
+        int(info.get("size") or 0),
+        fingerprint=fingerprint(info, remote=remote),
+        mtime=0.0 if remote else float(info.get("mtime") or 0.0),
+    )
 
 
 def content_checksum(storage: Storage, f: RawFile, *, chunk_bytes: int = 8 << 20) -> str:
@@ -151,8 +166,9 @@ class Chunk:
     content: bytes
 
 
-def iter_chunks(storage: Storage, uri: str, *, chunk_bytes: int = 64 << 20,
-                digest: Any = None) -> Iterator[Chunk]:
+def iter_chunks(
+    storage: Storage, uri: str, *, chunk_bytes: int = 64 << 20, digest: Any = None
+) -> Iterator[Chunk]:
     """Read a raw file in chunks that end on a line break, so memory stays bounded however
     big the file is (a single-file source at scale 100 is several GB). ``digest`` (a hashlib
     object) is updated with every byte read.
@@ -172,7 +188,7 @@ def iter_chunks(storage: Storage, uri: str, *, chunk_bytes: int = 64 << 20,
                 if cut < 0:
                     carry = data
                     continue
-                carry = data[cut + 1:]
+                carry = data[cut + 1 :]
                 complete = data[: cut + 1]
                 yield Chunk(first_line, complete)
                 first_line += complete.count(b"\n")

@@ -48,8 +48,9 @@ def pending(ctx: RunContext, source: str) -> Pending | None:
         return None
     last = lake.last_commit_with(ctx.silver(source), "bronze_version")
     consumed = int(last["bronze_version"]) if last else -1
-    commits = [c for c in lake.history(ctx.bronze(source), after=consumed)
-               if c.get("operation") not in MAINTENANCE]
+    commits = [
+        c for c in lake.history(ctx.bronze(source), after=consumed) if c.get("operation") not in MAINTENANCE
+    ]
     if not commits:
         return None
     runs: list[str] = []
@@ -96,7 +97,8 @@ def run_silver(ctx: RunContext, *, audits: Audits) -> StageResult:
         if work is None:
             continue
         bronze = lake.scan(ctx.bronze(source), version=work.bronze_version).filter(
-            pl.col("run_id").is_in(complete_runs))
+            pl.col("run_id").is_in(complete_runs)
+        )
         days = days_to_rebuild(bronze, source, work)
         if days is not None and not days:  # e.g. only rows of no day were removed
             continue
@@ -107,8 +109,11 @@ def run_silver(ctx: RunContext, *, audits: Audits) -> StageResult:
         per_day = rows.group_by("day").len().sort("day").collect()  # one pass: days and count
         written = per_day["day"].to_list()
         n_rows = int(per_day["len"].sum())
-        predicate = None if days is None else (
-            f"{SILVER_PARTITION} IN ({', '.join(repr(d.isoformat()) for d in days)})")
+        predicate = (
+            None
+            if days is None
+            else (f"{SILVER_PARTITION} IN ({', '.join(repr(d.isoformat()) for d in days)})")
+        )
         version = lake.write(
             ctx.silver(source),
             # each batch is audited before the writer sees it; a DataError aborts the commit

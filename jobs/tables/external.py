@@ -36,8 +36,9 @@ log = logging.getLogger(__name__)
 AddActionDict = dict[str, Any]  # path, size, partition_values, modification_time, stats, rows
 
 
-def write_data_files(lake: Lake, uri: str, frame: pl.DataFrame, *, schema: pl.Schema,
-                     partition_by: str, prefix: str) -> list[AddActionDict]:
+def write_data_files(
+    lake: Lake, uri: str, frame: pl.DataFrame, *, schema: pl.Schema, partition_by: str, prefix: str
+) -> list[AddActionDict]:
     """Write ``frame`` as Parquet data files of the table at ``uri`` WITHOUT committing.
 
     One file per partition value, named ``<partition>=<value>/<prefix>-<uuid>.parquet`` (the
@@ -59,9 +60,16 @@ def write_data_files(lake: Lake, uri: str, frame: pl.DataFrame, *, schema: pl.Sc
             fs.pipe_file(f"{root}/{rel}", payload)
         except Exception as exc:
             raise storage_error(exc, uri=uri, storage=lake.storage) from exc
-        actions.append({"path": rel, "size": len(payload), "partition_values": {partition_by: text},
-                        "modification_time": now, "stats": footer_stats(payload),
-                        "rows": part.height})
+        actions.append(
+            {
+                "path": rel,
+                "size": len(payload),
+                "partition_values": {partition_by: text},
+                "modification_time": now,
+                "stats": footer_stats(payload),
+                "rows": part.height,
+            }
+        )
     return actions
 
 
@@ -78,9 +86,16 @@ def remove_data_files(lake: Lake, uri: str, pattern: str) -> int:
     return len(found)
 
 
-def commit_data_files(lake: Lake, uri: str, actions: Sequence[AddActionDict], *, schema: pl.Schema,
-                      partition_by: str, partitions: list[str] | None,
-                      metadata: Mapping[str, str] | None = None) -> int:
+def commit_data_files(
+    lake: Lake,
+    uri: str,
+    actions: Sequence[AddActionDict],
+    *,
+    schema: pl.Schema,
+    partition_by: str,
+    partitions: list[str] | None,
+    metadata: Mapping[str, str] | None = None,
+) -> int:
     """ONE Delta commit adding the files of ``actions``; returns the new version.
 
     ``partitions`` None replaces the whole table; otherwise only those values of the partition
@@ -90,23 +105,35 @@ def commit_data_files(lake: Lake, uri: str, actions: Sequence[AddActionDict], *,
     from deltalake import CommitProperties, Schema
     from deltalake.transaction import AddAction, create_table_with_add_actions
 
-    adds = [AddAction(a["path"], a["size"], a["partition_values"], a["modification_time"], True,
-                      a["stats"]) for a in actions]
+    adds = [
+        AddAction(a["path"], a["size"], a["partition_values"], a["modification_time"], True, a["stats"])
+        for a in actions
+    ]
     props = CommitProperties(custom_metadata=dict(metadata or {}))
     pa_schema = arrow_schema(schema)
     lake.check_guard()
     try:
         table = lake.open(uri)
         if table is None:
-            create_table_with_add_actions(uri, Schema.from_arrow(pa_schema), adds, mode="error",
-                                          partition_by=[partition_by],
-                                          storage_options=lake.storage.delta_options(uri),
-                                          commit_properties=props)
+            create_table_with_add_actions(
+                uri,
+                Schema.from_arrow(pa_schema),
+                adds,
+                mode="error",
+                partition_by=[partition_by],
+                storage_options=lake.storage.delta_options(uri),
+                commit_properties=props,
+            )
         else:
             filters = None if partitions is None else [(partition_by, "in", partitions)]
-            table.create_write_transaction(adds, mode="overwrite", schema=pa_schema,
-                                           partition_by=[partition_by], partition_filters=filters,
-                                           commit_properties=props)
+            table.create_write_transaction(
+                adds,
+                mode="overwrite",
+                schema=pa_schema,
+                partition_by=[partition_by],
+                partition_filters=filters,
+                commit_properties=props,
+            )
     except StorageError:
         raise
     except Exception as exc:
@@ -141,8 +168,7 @@ def footer_stats(payload: bytes) -> str:
             lo, hi = stats.min, stats.max
             lows[name] = lo if name not in lows else min(lows[name], lo)
             highs[name] = hi if name not in highs else max(highs[name], hi)
-    document = {"numRecords": meta.num_rows, "minValues": lows, "maxValues": highs,
-                "nullCount": nulls}
+    document = {"numRecords": meta.num_rows, "minValues": lows, "maxValues": highs, "nullCount": nulls}
     return _EXACT.sub(r"\1", json.dumps(document, default=_json_value))
 
 

@@ -217,8 +217,7 @@ class Lake:
         before = table.version()
         self.check_guard()
         try:
-            table.delete(predicate, commit_properties=CommitProperties(
-                custom_metadata=dict(metadata or {})))
+            table.delete(predicate, commit_properties=CommitProperties(custom_metadata=dict(metadata or {})))
         except Exception as exc:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
         return bool(table.version() != before)
@@ -268,5 +267,3 @@ def _batches(data: Data, schema: pl.Schema, pa_schema: pa.Schema) -> Iterator[pa
             continue
         table = conform(frame.lazy(), schema).collect().to_arrow().cast(pa_schema)
         yield from table.to_batches()
-
-

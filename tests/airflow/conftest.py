@@ -51,13 +51,20 @@ class AirflowHome:
     overrides: dict[str, str]
 
     def env(self, **extra: str) -> dict[str, str]:
-        cfg = native.Config(ROOT / "envs" / "airflow.env", self.lake_env, self.home,
-                            overrides=self.overrides | extra)
+        cfg = native.Config(
+            ROOT / "envs" / "airflow.env", self.lake_env, self.home, overrides=self.overrides | extra
+        )
         return cfg.environment(self.home)
 
     def airflow(self, *args: str, timeout: float = 300, **extra: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(native.venv_bin() / "airflow"), *args], env=self.env(**extra),
-                              cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+        return subprocess.run(
+            [str(native.venv_bin() / "airflow"), *args],
+            env=self.env(**extra),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
 
     def dags_test(self, conf: dict[str, Any] | None = None, **extra: str) -> DagRun:
         args = ["dags", "test", "lakehouse"]
@@ -77,15 +84,27 @@ class AirflowHome:
 
     def last_run(self) -> DagRun:
         run_id, state = self.query(
-            "SELECT run_id, state FROM dag_run WHERE dag_id = 'lakehouse' ORDER BY id DESC LIMIT 1")[0]
-        tasks = {t: (s, n) for t, s, n in self.query(
-            "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = 'lakehouse' "
-            "AND run_id = ?", run_id)}
-        xcoms = {t: json.loads(v) for t, v in self.query(
-            "SELECT task_id, value FROM xcom WHERE dag_id = 'lakehouse' AND run_id = ? "
-            "AND key = 'return_value'", run_id)}
-        return DagRun(run_id, state, {t: s for t, (s, _) in tasks.items()},
-                      {t: n for t, (_, n) in tasks.items()}, xcoms)
+            "SELECT run_id, state FROM dag_run WHERE dag_id = 'lakehouse' ORDER BY id DESC LIMIT 1"
+        )[0]
+        tasks = {
+            t: (s, n)
+            for t, s, n in self.query(
+                "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = 'lakehouse' "
+                "AND run_id = ?",
+                run_id,
+            )
+        }
+        xcoms = {
+            t: json.loads(v)
+            for t, v in self.query(
+                "SELECT task_id, value FROM xcom WHERE dag_id = 'lakehouse' AND run_id = ? "
+                "AND key = 'return_value'",
+                run_id,
+            )
+        }
+        return DagRun(
+            run_id, state, {t: s for t, (s, _) in tasks.items()}, {t: n for t, (_, n) in tasks.items()}, xcoms
+        )
 
 
 @dataclass
@@ -121,5 +140,8 @@ def artifacts() -> Path:
 
 def env_without_lake() -> dict[str, str]:
     """This process's environment without settings that could leak into a child's lake."""
-    return {k: v for k, v in os.environ.items()
-            if not k.startswith(("LAKE_", "AWS_", "STACK_", "ADMIN_", "ANALYST_", "AIRFLOW"))}
+    return {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("LAKE_", "AWS_", "STACK_", "ADMIN_", "ANALYST_", "AIRFLOW"))
+    }

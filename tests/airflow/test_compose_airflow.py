@@ -19,8 +19,13 @@ from dotenv import dotenv_values
 ROOT = Path(__file__).resolve().parents[2]
 INFRA = ROOT / "infra"
 DOCKERFILE = INFRA / "airflow.Dockerfile"
-AIRFLOW = ("airflow-init", "airflow-api-server", "airflow-scheduler", "airflow-dag-processor",
-           "airflow-triggerer")
+AIRFLOW = (
+    "airflow-init",
+    "airflow-api-server",
+    "airflow-scheduler",
+    "airflow-dag-processor",
+    "airflow-triggerer",
+)
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +46,11 @@ def test_all_airflow_services_use_the_airflow_image_and_the_docker_env(services:
         assert svc["env_file"] == ["../envs/docker.env"]
         assert "../dags:/opt/airflow/dags:ro" in svc["volumes"]
     assert [services[n]["command"] for n in AIRFLOW[1:]] == [
-        ["api-server"], ["scheduler"], ["dag-processor"], ["triggerer"]]
+        ["api-server"],
+        ["scheduler"],
+        ["dag-processor"],
+        ["triggerer"],
+    ]
 
 
 def test_init_runs_first_after_postgres_and_minio_init(services: dict) -> None:
@@ -68,10 +77,10 @@ def test_the_ui_is_published_on_loopback_only(services: dict) -> None:
 
 def test_the_image_is_the_pinned_official_airflow_3_plus_the_lock_and_the_package() -> None:
     text = DOCKERFILE.read_text()
-    assert re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE) == [
-        "apache/airflow:3.3.2-python3.11"]
-    pinned = re.search(r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(),
-                       flags=re.MULTILINE)
+    assert re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE) == ["apache/airflow:3.3.2-python3.11"]
+    pinned = re.search(
+        r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), flags=re.MULTILINE
+    )
     assert pinned and pinned.group(1) == "3.3.2"
     assert '"apache-airflow==3.3.2" -r /opt/lakehouse/requirements.txt' in text
     assert "pip install --no-cache-dir --no-deps /opt/lakehouse" in text
@@ -86,7 +95,11 @@ def test_docker_env_wires_airflow_to_postgres_and_the_lake(env: dict) -> None:
     conn = urlparse(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     assert conn.scheme.startswith("postgresql")
     assert (conn.hostname, conn.username, conn.password, conn.path.lstrip("/")) == (
-        "postgres", env["POSTGRES_USER"], env["POSTGRES_PASSWORD"], env["POSTGRES_DB"])
+        "postgres",
+        env["POSTGRES_USER"],
+        env["POSTGRES_PASSWORD"],
+        env["POSTGRES_DB"],
+    )
     assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
     assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-api-server:8080")
     assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{env['AIRFLOW_ADMIN_USER']}:admin"

@@ -21,9 +21,14 @@ STAGES = ["detect", "bronze", "silver", "gold", "export"]
 def dagbag(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
     from airflow.dag_processing.dagbag import DagBag
 
-    for name in ("LAKEHOUSE_SCHEDULE", "LAKEHOUSE_MAINTENANCE_SCHEDULE", "LAKEHOUSE_RETRIES",
-                 "LAKEHOUSE_RETRY_DELAY_SECONDS", "LAKEHOUSE_MAX_RETRY_DELAY_SECONDS",
-                 "LAKEHOUSE_TASK_TIMEOUT_MINUTES"):
+    for name in (
+        "LAKEHOUSE_SCHEDULE",
+        "LAKEHOUSE_MAINTENANCE_SCHEDULE",
+        "LAKEHOUSE_RETRIES",
+        "LAKEHOUSE_RETRY_DELAY_SECONDS",
+        "LAKEHOUSE_MAX_RETRY_DELAY_SECONDS",
+        "LAKEHOUSE_TASK_TIMEOUT_MINUTES",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
@@ -35,8 +40,9 @@ def bag_timing() -> dict[str, float]:
     return {}
 
 
-def test_dagbag_imports_the_dag_without_errors(monkeypatch: pytest.MonkeyPatch,
-                                               bag_timing: dict[str, float]) -> None:
+def test_dagbag_imports_the_dag_without_errors(
+    monkeypatch: pytest.MonkeyPatch, bag_timing: dict[str, float]
+) -> None:
     started = time.perf_counter()
     bag = dagbag(monkeypatch, LAKEHOUSE_SCHEDULE="*/5 * * * *")
     bag_timing["parse"] = time.perf_counter() - started
@@ -77,8 +83,13 @@ def test_one_task_per_stage_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_gold_task_declares_the_gold_asset_for_downstream_dags(monkeypatch: pytest.MonkeyPatch) -> None:
     dag = dagbag(monkeypatch).dags["lakehouse"]
     outlets = {t.task_id: [a.name for a in t.outlets] for t in dag.tasks}
-    assert outlets == {"detect": [], "bronze": [], "silver": [], "gold": ["lakehouse.gold.print_features"],
-                       "export": []}
+    assert outlets == {
+        "detect": [],
+        "bronze": [],
+        "silver": [],
+        "gold": ["lakehouse.gold.print_features"],
+        "export": [],
+    }
 
 
 def test_retries_backoff_and_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -92,8 +103,12 @@ def test_retries_backoff_and_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
     assert dag.get_task("detect").execution_timeout == timedelta(minutes=10)
     assert dag.get_task("gold").execution_timeout == timedelta(minutes=120)
 
-    tuned = dagbag(monkeypatch, LAKEHOUSE_RETRIES="5", LAKEHOUSE_RETRY_DELAY_SECONDS="7",
-                   LAKEHOUSE_TASK_TIMEOUT_MINUTES="30").dags["lakehouse"]
+    tuned = dagbag(
+        monkeypatch,
+        LAKEHOUSE_RETRIES="5",
+        LAKEHOUSE_RETRY_DELAY_SECONDS="7",
+        LAKEHOUSE_TASK_TIMEOUT_MINUTES="30",
+    ).dags["lakehouse"]
     assert tuned.get_task("bronze").retries == 5
     assert tuned.get_task("bronze").retry_delay == timedelta(seconds=7)
     assert tuned.get_task("bronze").execution_timeout == timedelta(minutes=30)
@@ -112,8 +127,10 @@ def test_maintenance_dag_has_one_thin_task_on_its_own_schedule(
     assert task.execution_timeout == timedelta(minutes=120)
     tuned = dagbag(monkeypatch, LAKEHOUSE_MAINTENANCE_SCHEDULE="0 3 * * *")
     assert tuned.dags["lakehouse_maintenance"].schedule == "0 3 * * *"
-    assert dagbag(monkeypatch, LAKEHOUSE_MAINTENANCE_SCHEDULE="none").dags[
-        "lakehouse_maintenance"].schedule is None
+    assert (
+        dagbag(monkeypatch, LAKEHOUSE_MAINTENANCE_SCHEDULE="none").dags["lakehouse_maintenance"].schedule
+        is None
+    )
 
 
 @pytest.mark.parametrize("dag_file", ["lakehouse.py", "lakehouse_maintenance.py"])
@@ -130,8 +147,7 @@ heavy = ("polars", "deltalake", "great_expectations", "pyarrow", "duckdb", "pand
          "boto3", "jobs.pipeline", "jobs.tables", "jobs.maintain", "jobs.orchestration")
 print(json.dumps({{"loaded": [m for m in heavy if m in sys.modules], "seconds": seconds}}))
 """
-    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     report = json.loads(proc.stdout.strip().splitlines()[-1])
     assert report["loaded"] == []

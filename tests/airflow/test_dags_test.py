@@ -42,8 +42,7 @@ def expected_gold(raw: Path, n_days: int) -> pl.DataFrame:
     """The brute-force reference over the first ``n_days`` of the raw files."""
     last = START + timedelta(days=n_days - 1)
     ev = {s: f.filter(pl.col("day") <= last) for s, f in read_clean_raw(raw).items()}
-    return canonical(reference_gold(ev["prints"], ev["taps"], ev["pays"], mode="calendar",
-                                    n_weeks=3))
+    return canonical(reference_gold(ev["prints"], ev["taps"], ev["pays"], mode="calendar", n_weeks=3))
 
 
 def describe(run: DagRun) -> str:
@@ -72,15 +71,15 @@ def home(lake: Settings, s3: S3Stack, tmp_path_factory: pytest.TempPathFactory) 
     return make_home(directory, lake_env)
 
 
-def test_first_run_builds_gold_equal_to_the_reference(home: AirflowHome, lake: Settings,
-                                                      raw: Path) -> None:
+def test_first_run_builds_gold_equal_to_the_reference(home: AirflowHome, lake: Settings, raw: Path) -> None:
     run = home.dags_test()
     assert run.returncode == 0 and run.state == "success", describe(run)
     assert run.states == dict.fromkeys(("detect", *STAGES), "success")
     # every task hands back its summary as XCom
     detect = run.xcoms["detect"]
     assert detect["proceed"] and detect["pending_files"] == dict.fromkeys(
-        ("prints", "taps", "pays"), DAYS - 1)
+        ("prints", "taps", "pays"), DAYS - 1
+    )
     assert run.xcoms["bronze"]["files"] == 3 * (DAYS - 1)
     assert run.xcoms["silver"]["rows_out"] == run.xcoms["bronze"]["rows_out"] > 0
     assert run.xcoms["gold"]["full"] is True
@@ -89,8 +88,7 @@ def test_first_run_builds_gold_equal_to_the_reference(home: AirflowHome, lake: S
     assert_frame_equal(gold_of(lake), expected_gold(raw, DAYS - 1))
 
 
-def test_second_run_skips_every_stage_and_writes_no_version(home: AirflowHome,
-                                                             lake: Settings) -> None:
+def test_second_run_skips_every_stage_and_writes_no_version(home: AirflowHome, lake: Settings) -> None:
     before = versions(lake)
     run = home.dags_test()
     assert run.returncode == 0 and run.state == "success", describe(run)
@@ -99,8 +97,9 @@ def test_second_run_skips_every_stage_and_writes_no_version(home: AirflowHome,
     assert versions(lake) == before
 
 
-def test_a_trickled_day_updates_only_the_affected_weeks(home: AirflowHome, lake: Settings,
-                                                        raw: Path, tmp_path: Path) -> None:
+def test_a_trickled_day_updates_only_the_affected_weeks(
+    home: AirflowHome, lake: Settings, raw: Path, tmp_path: Path
+) -> None:
     before = gold_of(lake)
     report = seed_lake(lake, SeedOptions(source=raw, days=1, identities=False))
     assert report.days == [(START + timedelta(days=DAYS - 1)).isoformat()]
@@ -116,8 +115,11 @@ def test_a_trickled_day_updates_only_the_affected_weeks(home: AirflowHome, lake:
     assert_frame_equal(after.filter(untouched), before.filter(untouched))
     assert_frame_equal(after, expected_gold(raw, DAYS))
     # ... and equal to gold computed by the pipeline directly, in one run, on local disk
-    local = Settings(_env_file=None, lake_raw=str(raw),  # type: ignore[call-arg]
-                     **{f"lake_{x}": str(tmp_path / x) for x in ("bronze", "silver", "gold")})
+    local = Settings(
+        _env_file=None,
+        lake_raw=str(raw),  # type: ignore[call-arg]
+        **{f"lake_{x}": str(tmp_path / x) for x in ("bronze", "silver", "gold")},
+    )
     run_all(RunContext(local))
     assert_frame_equal(after, gold_of(local))
 
@@ -128,8 +130,11 @@ def stopped_store(tmp_path: Path) -> Iterator[Settings]:
     server, _ = start_server(tmp_path / "weed")
     server.stop(timeout=5)
     assert WeedServer(server.directory, server.ports).pid() is None
-    yield stack_settings(server.directory, server.ports,
-                         **{f"lake_{x}": f"s3://{x}/gone" for x in ("raw", "bronze", "silver", "gold")})
+    yield stack_settings(
+        server.directory,
+        server.ports,
+        **{f"lake_{x}": f"s3://{x}/gone" for x in ("raw", "bronze", "silver", "gold")},
+    )
 
 
 def test_with_the_store_stopped_the_run_fails_naming_the_endpoint(
@@ -143,6 +148,8 @@ def test_with_the_store_stopped_the_run_fails_naming_the_endpoint(
     assert run.tries["detect"] == 2  # retried once (unreachable is worth a retry), then failed
     assert {run.states[s] for s in STAGES} == {"upstream_failed"}
     endpoint = stopped_store.aws_endpoint_url
-    message = (f"detect failed: cannot reach the object store at {endpoint} (for s3://bronze/gone/"
-               "_manifest): check AWS_ENDPOINT_URL and that the server is running (make stack-up)")
+    message = (
+        f"detect failed: cannot reach the object store at {endpoint} (for s3://bronze/gone/"
+        "_manifest): check AWS_ENDPOINT_URL and that the server is running (make stack-up)"
+    )
     assert message in run.output, run.output[-4000:]

@@ -39,21 +39,27 @@ def land_week(lake: LocalLake, start: date, name: str) -> None:
 
 # -- params ---------------------------------------------------------------------------------------
 def test_empty_params_request_nothing() -> None:
-    for params in (None, {}, {"rebuild_weeks": [], "full_rebuild": False, "lookback_mode": None,
-                              "lookback_weeks": None}):
+    for params in (
+        None,
+        {},
+        {"rebuild_weeks": [], "full_rebuild": False, "lookback_mode": None, "lookback_weeks": None},
+    ):
         request = RunRequest.from_params(params)
         assert request == RunRequest()
         assert not request.forces_run
 
 
 def test_params_are_parsed_and_force_a_run() -> None:
-    request = RunRequest.from_params({"rebuild_weeks": ["2020-11-04", "2020-11-02", "2020-11-04"],
-                                      "full_rebuild": False})
+    request = RunRequest.from_params(
+        {"rebuild_weeks": ["2020-11-04", "2020-11-02", "2020-11-04"], "full_rebuild": False}
+    )
     assert request.rebuild == (date(2020, 11, 2), date(2020, 11, 4))
     assert request.forces_run
     # the trigger form may hand over one string
     assert RunRequest.from_params({"rebuild_weeks": "2020-11-02, 2020-11-09"}).rebuild == (
-        date(2020, 11, 2), date(2020, 11, 9))
+        date(2020, 11, 2),
+        date(2020, 11, 9),
+    )
     assert RunRequest.from_params({"full_rebuild": True}).forces_run
     override = RunRequest.from_params({"lookback_mode": "rolling", "lookback_weeks": "2"})
     assert (override.lookback_mode, override.lookback_weeks) == ("rolling", 2)
@@ -62,11 +68,14 @@ def test_params_are_parsed_and_force_a_run() -> None:
     json.dumps(override.describe())
 
 
-@pytest.mark.parametrize(("params", "message"), [
-    ({"rebuild_weeks": ["last week"]}, "rebuild_weeks: 'last week' is not a date"),
-    ({"lookback_mode": "sliding"}, "lookback_mode: 'sliding'"),
-    ({"lookback_weeks": "many"}, "lookback_weeks: 'many' is not a whole number"),
-])
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"rebuild_weeks": ["last week"]}, "rebuild_weeks: 'last week' is not a date"),
+        ({"lookback_mode": "sliding"}, "lookback_mode: 'sliding'"),
+        ({"lookback_weeks": "many"}, "lookback_weeks: 'many' is not a whole number"),
+    ],
+)
 def test_bad_params_are_one_line_config_errors(params: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         RunRequest.from_params(params)
@@ -132,8 +141,7 @@ def test_work_left_by_a_failed_run_is_picked_up(lake_env: LocalLake) -> None:
     assert not detect({}).proceed
 
 
-def test_changed_lookback_settings_mean_a_run(lake_env: LocalLake,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_changed_lookback_settings_mean_a_run(lake_env: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
     land_week(lake_env, D, "w1")
     for stage in ("bronze", "silver", "gold", "export"):
         run_stage_task(stage, {})
@@ -146,8 +154,13 @@ def test_only_an_unreachable_store_is_worth_a_retry() -> None:
     assert is_transient(StoreUnreachable("down"))
     assert is_transient(StorageError("flaky"))
     assert is_transient(RuntimeError("a bug"))
-    for exc in (CredentialsRejected("x"), AccessDenied("x"), BucketMissing("x"), ConfigError("x"),
-                DataError("x")):
+    for exc in (
+        CredentialsRejected("x"),
+        AccessDenied("x"),
+        BucketMissing("x"),
+        ConfigError("x"),
+        DataError("x"),
+    ):
         assert not is_transient(exc)
 
 

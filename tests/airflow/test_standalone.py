@@ -37,8 +37,15 @@ pytestmark = pytest.mark.integration
 
 DAYS = 8
 STAGES = ("detect", "bronze", "silver", "gold", "export")
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 
 
 @dataclass
@@ -54,20 +61,37 @@ class Standalone:
         """A REST call; a busy 2-core machine can make the API server slow, so retry timeouts."""
         for attempt in range(attempts):
             try:
-                return native.request(f"{self.cfg.url}/api/v2{path}", token=self.token,
-                                      timeout=60, **kwargs)
+                return native.request(f"{self.cfg.url}/api/v2{path}", token=self.token, timeout=60, **kwargs)
             except TimeoutError:
                 if attempt == attempts - 1:
                     raise
         raise AssertionError("unreachable")
 
 
-def command(action: str, airflow_env: Path, lake_env: Path, home: Path,
-            timeout: float = 300) -> subprocess.CompletedProcess[str]:
+def command(
+    action: str, airflow_env: Path, lake_env: Path, home: Path, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "infra.airflow.native", action, "--airflow-env", str(airflow_env),
-         "--lake-env", str(lake_env), "--home", str(home), "--timeout", "240"],
-        cwd=ROOT, env=env_without_lake(), capture_output=True, text=True, timeout=timeout)
+        [
+            sys.executable,
+            "-m",
+            "infra.airflow.native",
+            action,
+            "--airflow-env",
+            str(airflow_env),
+            "--lake-env",
+            str(lake_env),
+            "--home",
+            str(home),
+            "--timeout",
+            "240",
+        ],
+        cwd=ROOT,
+        env=env_without_lake(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -81,9 +105,13 @@ def standalone(s3: S3Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterato
     api, worker_logs, trigger_logs = free_ports(3)
     airflow_env = work / "airflow.env"
     # envs/airflow.env as make airflow-up uses it, on free ports (later lines win)
-    airflow_env.write_text((ROOT / "envs" / "airflow.env").read_text() + (
-        f"\nAIRFLOW_API_PORT={api}\nAIRFLOW_WORKER_LOG_SERVER_PORT={worker_logs}\n"
-        f"AIRFLOW_TRIGGER_LOG_SERVER_PORT={trigger_logs}\n"))
+    airflow_env.write_text(
+        (ROOT / "envs" / "airflow.env").read_text()
+        + (
+            f"\nAIRFLOW_API_PORT={api}\nAIRFLOW_WORKER_LOG_SERVER_PORT={worker_logs}\n"
+            f"AIRFLOW_TRIGGER_LOG_SERVER_PORT={trigger_logs}\n"
+        )
+    )
     home = work / "home"
     started = time.perf_counter()
     up = command("up", airflow_env, lake_env, home)
@@ -126,44 +154,54 @@ def wait_for_run(standalone: Standalone, run_id: str, timeout: float = 300) -> d
         if run["state"] in ("success", "failed"):
             return run
         time.sleep(2)
-    raise AssertionError(f"run {run_id} not finished after {timeout}s: {run}\n"
-                         f"{_tail(standalone.cfg.log_path)}")
+    raise AssertionError(
+        f"run {run_id} not finished after {timeout}s: {run}\n{_tail(standalone.cfg.log_path)}"
+    )
 
 
 @pytest.fixture(scope="module")
 def triggered(standalone: Standalone) -> dict[str, Any]:
     """A run triggered through the REST API with a rebuild request (so never short-circuited)."""
     started = time.perf_counter()
-    status, run = standalone.api("/dags/lakehouse/dagRuns", method="POST", attempts=1, body={
-        "logical_date": None, "conf": {"rebuild_weeks": ["2020-11-04"]}})
+    status, run = standalone.api(
+        "/dags/lakehouse/dagRuns",
+        method="POST",
+        attempts=1,
+        body={"logical_date": None, "conf": {"rebuild_weeks": ["2020-11-04"]}},
+    )
     assert status == 200, run
     finished = wait_for_run(standalone, run["dag_run_id"])
     finished["seconds"] = time.perf_counter() - started
     return finished
 
 
-def test_a_run_triggered_through_the_rest_api_succeeds(standalone: Standalone,
-                                                       triggered: dict[str, Any]) -> None:
+def test_a_run_triggered_through_the_rest_api_succeeds(
+    standalone: Standalone, triggered: dict[str, Any]
+) -> None:
     run_id = triggered["dag_run_id"]
     assert triggered["state"] == "success", _tail(standalone.cfg.log_path)
     assert triggered["run_type"] == "manual"
     status, body = standalone.api(f"/dags/lakehouse/dagRuns/{run_id}/taskInstances")
     assert status == 200
-    assert {t["task_id"]: t["state"] for t in body["task_instances"]} == dict.fromkeys(
-        STAGES, "success")
+    assert {t["task_id"]: t["state"] for t in body["task_instances"]} == dict.fromkeys(STAGES, "success")
     status, xcom = standalone.api(
-        f"/dags/lakehouse/dagRuns/{run_id}/taskInstances/detect/xcomEntries/return_value")
+        f"/dags/lakehouse/dagRuns/{run_id}/taskInstances/detect/xcomEntries/return_value"
+    )
     assert status == 200, xcom
     value = xcom["value"] if isinstance(xcom["value"], dict) else json.loads(xcom["value"])
     assert value["proceed"] and value["reasons"][0].startswith("requested:")
     # the task log holds the stage's summary
-    logs = list((standalone.cfg.home / "logs" / "dag_id=lakehouse").glob(
-        f"run_id={run_id}/task_id=gold/attempt=*.log"))
+    logs = list(
+        (standalone.cfg.home / "logs" / "dag_id=lakehouse").glob(
+            f"run_id={run_id}/task_id=gold/attempt=*.log"
+        )
+    )
     assert logs and "gold summary:" in logs[0].read_text()
 
 
-def test_the_schedule_runs_and_gold_on_s3_equals_the_reference(standalone: Standalone,
-                                                                triggered: dict[str, Any]) -> None:
+def test_the_schedule_runs_and_gold_on_s3_equals_the_reference(
+    standalone: Standalone, triggered: dict[str, Any]
+) -> None:
     # Unpausing a */5 DAG makes the scheduler run the latest tick at once (catchup off): one
     # scheduled run besides ours (max_active_runs=1: one after the other). Wait for all of them.
     deadline = time.monotonic() + 240
@@ -177,8 +215,7 @@ def test_the_schedule_runs_and_gold_on_s3_equals_the_reference(standalone: Stand
     ctx = RunContext(standalone.lake)
     gold = canonical(ctx.lake.scan(ctx.gold(GOLD_TABLE)).collect())
     ev = read_clean_raw(standalone.raw)
-    expected = canonical(reference_gold(ev["prints"], ev["taps"], ev["pays"], mode="calendar",
-                                        n_weeks=3))
+    expected = canonical(reference_gold(ev["prints"], ev["taps"], ev["pays"], mode="calendar", n_weeks=3))
     assert gold.height > 0
     assert_frame_equal(gold, expected)
 
@@ -192,8 +229,9 @@ def chromium() -> str:
     return found
 
 
-def test_the_ui_shows_the_last_run_as_successful(standalone: Standalone, triggered: dict[str, Any],
-                                                 artifacts: Path) -> None:
+def test_the_ui_shows_the_last_run_as_successful(
+    standalone: Standalone, triggered: dict[str, Any], artifacts: Path
+) -> None:
     from playwright.sync_api import expect, sync_playwright
 
     run_id = triggered["dag_run_id"]
@@ -224,6 +262,8 @@ def test_the_ui_shows_the_last_run_as_successful(standalone: Standalone, trigger
 
 def test_measured_startup(standalone: Standalone, triggered: dict[str, Any]) -> None:
     """Not a limit, a record: printed with -s / in the CI log."""
-    print(f"\nairflow-up (standalone start, healthy, DAG unpaused): {standalone.up_seconds:.0f}s; "
-          f"REST-triggered run to success: {triggered['seconds']:.0f}s")
+    print(
+        f"\nairflow-up (standalone start, healthy, DAG unpaused): {standalone.up_seconds:.0f}s; "
+        f"REST-triggered run to success: {triggered['seconds']:.0f}s"
+    )
     assert standalone.up_seconds < 240

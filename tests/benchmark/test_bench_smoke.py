@@ -12,15 +12,31 @@ from infra.bench.runner import Bench, dask_available
 
 @pytest.mark.slow
 def test_bench_smoke_run_checks_every_baseline_against_gold(tmp_path: Path) -> None:
-    bench = Bench(scale=0.01, bench_dir=tmp_path, dask=dask_available(), baselines=True,
-                  incremental=True, quality=False, log=lambda *_: None)
+    bench = Bench(
+        scale=0.01,
+        bench_dir=tmp_path,
+        dask=dask_available(),
+        baselines=True,
+        incremental=True,
+        quality=False,
+        log=lambda *_: None,
+    )
     report = bench.run()
     js, md = bench.write()
 
     assert report.problems == []
     names = {r.name: r for r in report.rows}
-    for step in ("bronze", "silver", "gold", "gold, quality gates off", "DuckDB SQL", "pandas",
-                 "I/O floor", "no-op run (all stages)", "+1 day: gold"):
+    for step in (
+        "bronze",
+        "silver",
+        "gold",
+        "gold, quality gates off",
+        "DuckDB SQL",
+        "pandas",
+        "I/O floor",
+        "no-op run (all stages)",
+        "+1 day: gold",
+    ):
         assert step in names, step
         assert names[step].wall_s > 0 and names[step].peak_rss_mb > 0
     assert names["DuckDB SQL"].check == "same rows as gold"

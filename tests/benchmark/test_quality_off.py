@@ -18,8 +18,7 @@ from tests.conftest import LocalLake
 from tests.reference import canonical
 
 
-def test_quality_off_writes_the_same_tables_and_records_no_checks(lake: LocalLake,
-                                                                  tmp_path: Path) -> None:
+def test_quality_off_writes_the_same_tables_and_records_no_checks(lake: LocalLake, tmp_path: Path) -> None:
     generate(out_dir=lake.raw, scale=0.005, days=8, bad_lines=6)
     off = lake.context()
     for stage in STAGES:
@@ -32,11 +31,11 @@ def test_quality_off_writes_the_same_tables_and_records_no_checks(lake: LocalLak
     for stage in STAGES:
         run_stage(on, stage)
     assert pl.read_delta(results_uri(on)).height > 0
-    assert_frame_equal(canonical(lake.table("gold", "print_features")),
-                       canonical(on_lake.table("gold", "print_features")))
+    assert_frame_equal(
+        canonical(lake.table("gold", "print_features")), canonical(on_lake.table("gold", "print_features"))
+    )
 
     # NO_AUDITS leaves nothing switched off behind it: the next run audits again
     generate(out_dir=lake.raw, scale=0.005, start=date(2020, 11, 10), days=1)
     run_stage(lake.context(), "bronze")
     assert pl.read_delta(results_uri(off)).height > 0
-

@@ -14,8 +14,13 @@ from jobs.storage import Storage
 
 GOOD = '{"day": "2020-11-02", "event_data": {"position": 1, "value_prop": "point"}, "user_id": 7}'
 LINES = ["\ufeff" + GOOD, GOOD, "not json", "\ufeff" + GOOD, "", GOOD + "\r", '{"day": "2020-11-02"}']
-PAYS = ["\ufeffpay_date,total,user_id,value_prop", "2020-11-02,1.50,7,point", "\ufeff2020-11-02,1,7,x",
-        '"2020-11-02","2.00",7,point', "2020-11-02,abc,7,point"]
+PAYS = [
+    "\ufeffpay_date,total,user_id,value_prop",
+    "2020-11-02,1.50,7,point",
+    "\ufeff2020-11-02,1,7,x",
+    '"2020-11-02","2.00",7,point',
+    "2020-11-02,abc,7,point",
+]
 
 
 def verdicts(path: Path, source: str, chunk_bytes: int) -> pl.DataFrame:
@@ -27,7 +32,8 @@ def verdicts(path: Path, source: str, chunk_bytes: int) -> pl.DataFrame:
 
 @pytest.mark.parametrize(("source", "lines"), [("prints", LINES * 40), ("pays", PAYS + PAYS[1:] * 40)])
 def test_every_chunk_size_gives_the_same_verdict_per_line_bom_included(
-        tmp_path: Path, source: str, lines: list[str]) -> None:
+    tmp_path: Path, source: str, lines: list[str]
+) -> None:
     path = tmp_path / "file"
     path.write_bytes(("\n".join(lines) + "\n").encode())
     whole = verdicts(path, source, 1 << 30)

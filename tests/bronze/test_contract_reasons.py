@@ -11,8 +11,7 @@ from jobs.bronze.pays import parse_pays
 GOOD = '{"day": "2020-11-01", "event_data": {"position": 0, "value_prop": "point"}, "user_id": 7}'
 
 
-def _event(day: object = '"2020-11-01"', user: object = 7, vp: object = '"point"',
-           pos: object = 0) -> str:
+def _event(day: object = '"2020-11-01"', user: object = 7, vp: object = '"point"', pos: object = 0) -> str:
     return f'{{"day": {day}, "event_data": {{"position": {pos}, "value_prop": {vp}}}, "user_id": {user}}}'
 
 
@@ -27,20 +26,23 @@ EVENT_CASES = [
     (_event(day='"2021-02-29"'), "day is not a real calendar date (YYYY-MM-DD)"),
     (_event(day='"01/11/2020"'), "day is not a real calendar date (YYYY-MM-DD)"),
     (_event(day="20201101"), "day is not a real calendar date (YYYY-MM-DD)"),
-    ('{"day": "2020-11-01", "event_data": {"position": 0, "value_prop": "p"}}',
-     "missing field: user_id"),
+    ('{"day": "2020-11-01", "event_data": {"position": 0, "value_prop": "p"}}', "missing field: user_id"),
     (_event(user=0), "user_id is not a positive integer"),
     (_event(user=-5), "user_id is not a positive integer"),
     (_event(user=12.5), "user_id is not a positive integer"),
     (_event(user='"12"'), "user_id is not a positive integer"),
     (_event(user="null"), "user_id is not a positive integer"),
     ('{"day": "2020-11-01", "user_id": 7}', "missing field: event_data"),
-    ('{"day": "2020-11-01", "event_data": {"position": 0}, "user_id": 7}',
-     "missing field: event_data.value_prop"),
+    (
+        '{"day": "2020-11-01", "event_data": {"position": 0}, "user_id": 7}',
+        "missing field: event_data.value_prop",
+    ),
     (_event(vp='""'), "value_prop is empty or not a string"),
     (_event(vp="3"), "value_prop is empty or not a string"),
-    ('{"day": "2020-11-01", "event_data": {"value_prop": "p"}, "user_id": 7}',
-     "missing field: event_data.position"),
+    (
+        '{"day": "2020-11-01", "event_data": {"value_prop": "p"}, "user_id": 7}',
+        "missing field: event_data.position",
+    ),
     (_event(pos=-1), "position is not an integer >= 0"),
     (_event(pos=1.5), "position is not an integer >= 0"),
     (_event(pos='"x"'), "position is not an integer >= 0"),
@@ -113,8 +115,7 @@ def test_crlf_line_endings_and_byte_order_mark_are_tolerated() -> None:
 
 def test_invalid_utf8_is_quarantined_not_fatal() -> None:
     content = GOOD.encode() + b"\n\xff\xfe garbage\n"
-    assert parse_events(split_lines(content)).collect()["reason"].to_list() == [
-        None, "not valid UTF-8"]
+    assert parse_events(split_lines(content)).collect()["reason"].to_list() == [None, "not valid UTF-8"]
 
 
 def test_empty_file_has_no_lines_and_a_lone_newline_is_one_empty_line() -> None:

@@ -26,8 +26,10 @@ def _fast(content: bytes, limits: Limits = LIMITS) -> pl.DataFrame:
 
 
 def _line(day: str, pos: str, vp: str, user: str, sep: str = " ") -> str:
-    return (f'{{"day":{sep}"{day}",{sep}"event_data":{sep}{{"position":{sep}{pos},{sep}'
-            f'"value_prop":{sep}"{vp}"}},{sep}"user_id":{sep}{user}}}')
+    return (
+        f'{{"day":{sep}"{day}",{sep}"event_data":{sep}{{"position":{sep}{pos},{sep}'
+        f'"value_prop":{sep}"{vp}"}},{sep}"user_id":{sep}{user}}}'
+    )
 
 
 TRICKY = [
@@ -68,7 +70,7 @@ TRICKY = [
     # schema drift: extra keys at the top level and inside event_data (slow path, rescued)
     _line("2020-11-01", "0", "point", "7")[:-1] + ', "device": "ios"}',
     '{"device": "ios", ' + _line("2020-11-01", "0", "point", "7")[1:],
-    _line("2020-11-01", "0", "point\", \"campaign\": \"x", "7"),
+    _line("2020-11-01", "0", 'point", "campaign": "x', "7"),
     '{"day": "2020-11-01", "event_data": {"position": 0, "value_prop": "point", "campaign": '
     '{"id": [1, 2.50, null]}}, "user_id": 7, "country": "Espa\u00f1a", "n": 1e5}',
     _line("2099-01-01", "0", "point", "7")[:-1] + ', "device": "ios"}',  # drift + bad day
@@ -78,8 +80,9 @@ TRICKY = [
 
 
 def test_canonical_shape_is_what_the_generator_writes() -> None:
-    line = json.dumps({"day": "2020-11-01", "event_data": {"position": 0, "value_prop": "point"},
-                       "user_id": 47307})
+    line = json.dumps(
+        {"day": "2020-11-01", "event_data": {"position": 0, "value_prop": "point"}, "user_id": 47307}
+    )
     assert pl.Series([line]).str.contains(CANONICAL_EVENT).item()
 
 
@@ -90,17 +93,30 @@ def test_tricky_lines_get_the_same_rows_and_reasons_on_both_paths() -> None:
 
 
 fields = st.tuples(
-    st.sampled_from(["2020-11-01", "2020-02-30", "2024-02-29", "2020-1-01", "99999-01-01",
-                     "2099-01-01", "2300-01-01", "1600-01-01", "2014-12-31", "2015-01-01",
-                     "2024-05-02", "2024-05-03", "9999-12-31"]),
+    st.sampled_from(
+        [
+            "2020-11-01",
+            "2020-02-30",
+            "2024-02-29",
+            "2020-1-01",
+            "99999-01-01",
+            "2099-01-01",
+            "2300-01-01",
+            "1600-01-01",
+            "2014-12-31",
+            "2015-01-01",
+            "2024-05-02",
+            "2024-05-03",
+            "9999-12-31",
+        ]
+    ),
     st.sampled_from(["0", "3", "01", "-1", "2.5", "12345678901234567890", '"1"', "NaN", "1,"]),
     st.sampled_from(["point", "link_cobro", "a-b", "", " ", "x y", "\\u00e9t\\u00e9", "3"]),
     st.sampled_from(["1", "98702", "0", "-4", "1e3", "999999999999999999", "null"]),
     st.sampled_from([" ", "", "  "]),
 )
 # extra keys (schema drift) after the top-level object's last field / the value prop's
-extras = st.sampled_from(["", ', "device": "ios"', ', "n": 1.50', ', "x": {"y": [1, "z"]}',
-                          ', "day": "dup"'])
+extras = st.sampled_from(["", ', "device": "ios"', ', "n": 1.50', ', "x": {"y": [1, "z"]}', ', "day": "dup"'])
 
 
 def _drifted(row: tuple[str, str, str, str, str], top: str, nested: str) -> str:
@@ -113,7 +129,6 @@ def _drifted(row: tuple[str, str, str, str, str], top: str, nested: str) -> str:
 
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(fields, extras, extras), min_size=1, max_size=30))
-def test_fast_path_equals_duckdb_path(
-        rows: list[tuple[tuple[str, str, str, str, str], str, str]]) -> None:
+def test_fast_path_equals_duckdb_path(rows: list[tuple[tuple[str, str, str, str, str], str, str]]) -> None:
     content = ("\n".join(_drifted(*r) for r in rows) + "\n").encode()
     assert_frame_equal(_fast(content), _slow(content))

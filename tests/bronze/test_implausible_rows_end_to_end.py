@@ -17,25 +17,36 @@ BEFORE_MIN = "is before QUALITY_MIN_DAY (2015-01-01)"
 
 
 def land(lake: LocalLake) -> None:
-    lake.land_events("prints", [(ND, 1, "point", 0), ("2300-01-01", 1, "point", 1),
-                                ("1600-01-01", 1, "point", 2), ("2099-01-01", 1, "point", 3),
-                                (NEXT, 1, "point", 0), (NEXT, 2, "link_cobro", 1)], "a.json")
+    lake.land_events(
+        "prints",
+        [
+            (ND, 1, "point", 0),
+            ("2300-01-01", 1, "point", 1),
+            ("1600-01-01", 1, "point", 2),
+            ("2099-01-01", 1, "point", 3),
+            (NEXT, 1, "point", 0),
+            (NEXT, 2, "link_cobro", 1),
+        ],
+        "a.json",
+    )
     with (lake.raw / "prints" / "a.json").open("a") as f:  # line 7: a trailing comma
         f.write('{"day": "2020-11-09", "event_data": {"position": 0, "value_prop": "point"},}\n')
     lake.land_events("taps", [(ND, 1, "point", 0), ("2099-01-01", 1, "point", 3)], "a.json")
     pays = [(ND + timedelta(days=1), MAX_TOTAL, 1, "point")] * 19
-    pays += [("2300-01-01", "1.00", 1, "point"), ("1600-01-01", "1.00", 1, "point"),
-             ("2099-01-01", "1.00", 1, "point"), (ND, "10000000000000000.00", 1, "point"),
-             (ND + timedelta(days=2), "0.01", 1, '"point"')]  # RFC 4180 quoted: valid
+    pays += [
+        ("2300-01-01", "1.00", 1, "point"),
+        ("1600-01-01", "1.00", 1, "point"),
+        ("2099-01-01", "1.00", 1, "point"),
+        (ND, "10000000000000000.00", 1, "point"),
+        (ND + timedelta(days=2), "0.01", 1, '"point"'),
+    ]  # RFC 4180 quoted: valid
     lake.land_pays(pays, "a.csv")
 
 
-def test_implausible_lines_are_quarantined_and_every_layer_holds_the_rest(
-        lake: LocalLake) -> None:
+def test_implausible_lines_are_quarantined_and_every_layer_holds_the_rest(lake: LocalLake) -> None:
     land(lake)
     results = lake.run()
-    after = AFTER_RUN.format(lake.context().settings.limits(
-        lake.context().started_at.date()).max_day)
+    after = AFTER_RUN.format(lake.context().settings.limits(lake.context().started_at.date()).max_day)
     quarantine = lake.table("bronze", "quarantine").sort("source", "line_number")
     assert quarantine.select("source", "line_number", "reason").rows() == [
         ("pays", 21, f"pay_date {after}"),

@@ -26,8 +26,10 @@ AFTER = "is after 2024-05-02 (the run date + QUALITY_MAX_FUTURE_DAYS)"
 
 
 def _event(day: str, sep: str = " ") -> str:
-    return (f'{{"day":{sep}"{day}",{sep}"event_data":{sep}{{"position":{sep}0,{sep}'
-            f'"value_prop":{sep}"point"}},{sep}"user_id":{sep}7}}')
+    return (
+        f'{{"day":{sep}"{day}",{sep}"event_data":{sep}{{"position":{sep}0,{sep}'
+        f'"value_prop":{sep}"point"}},{sep}"user_id":{sep}7}}'
+    )
 
 
 DAYS = [
@@ -49,7 +51,8 @@ DAYS = [
 @pytest.mark.parametrize("sep", [" ", "  "], ids=["fast-path", "duckdb-path"])
 @pytest.mark.parametrize(("day", "reason"), DAYS)
 def test_event_day_outside_the_run_window_is_quarantined_with_its_reason(
-        day: str, reason: str | None, sep: str) -> None:
+    day: str, reason: str | None, sep: str
+) -> None:
     content = f"{_event('2020-11-01')}\n{_event(day, sep)}\n".encode()
     checked = parse_events(split_lines(content), limits=LIMITS).collect()
     assert checked["reason"].to_list() == [None, reason and f"day {reason}"]
@@ -58,7 +61,8 @@ def test_event_day_outside_the_run_window_is_quarantined_with_its_reason(
 @pytest.mark.parametrize("quoted", [False, True], ids=["fast-path", "rules"])
 @pytest.mark.parametrize(("day", "reason"), DAYS)
 def test_pay_date_outside_the_run_window_is_quarantined_with_its_reason(
-        day: str, reason: str | None, quoted: bool) -> None:
+    day: str, reason: str | None, quoted: bool
+) -> None:
     line = f'"{day}",7.04,1,point' if quoted else f"{day},7.04,1,point"
     content = f"pay_date,total,user_id,value_prop\n2020-11-01,1,1,p\n{line}\n".encode()
     checked = parse_pays(split_lines(content), limits=LIMITS).collect()
@@ -68,8 +72,11 @@ def test_pay_date_outside_the_run_window_is_quarantined_with_its_reason(
 def test_without_a_run_date_the_parsers_still_refuse_days_no_engine_can_hold() -> None:
     content = "\n".join(_event(d) for d in ("2300-01-01", "1600-01-01", "2262-04-11")).encode()
     reasons = parse_events(split_lines(content)).collect()["reason"].to_list()
-    assert reasons == [f"day is after {ENGINE_MAX_DAY} (the run date + QUALITY_MAX_FUTURE_DAYS)",
-                       f"day {BEFORE}", None]
+    assert reasons == [
+        f"day is after {ENGINE_MAX_DAY} (the run date + QUALITY_MAX_FUTURE_DAYS)",
+        f"day {BEFORE}",
+        None,
+    ]
 
 
 def test_limits_are_capped_at_the_engine_range_and_refuse_an_impossible_min_day() -> None:
@@ -80,8 +87,7 @@ def test_limits_are_capped_at_the_engine_range_and_refuse_an_impossible_min_day(
     assert date(1677, 9, 22) == ENGINE_MIN_DAY
 
 
-def test_settings_build_the_window_from_the_run_date_and_refuse_a_min_day_engines_cannot_hold(
-        ) -> None:
+def test_settings_build_the_window_from_the_run_date_and_refuse_a_min_day_engines_cannot_hold() -> None:
     settings = load_settings(quality_min_day="2018-01-01", quality_max_future_days=3)
     assert settings.limits(RUN_DATE) == Limits(date(2018, 1, 1), date(2024, 5, 4))
     assert load_settings().limits(RUN_DATE) == LIMITS
@@ -108,7 +114,8 @@ TOTALS = [
 @pytest.mark.parametrize("quoted", [False, True], ids=["plain", "quoted"])
 @pytest.mark.parametrize(("total", "reason", "value"), TOTALS)
 def test_total_above_the_contract_maximum_is_quarantined_never_overflowing(
-        total: str, reason: str | None, value: Decimal | None, quoted: bool) -> None:
+    total: str, reason: str | None, value: Decimal | None, quoted: bool
+) -> None:
     field = f'"{total}"' if quoted else total
     content = f"{HEADER}\n2020-11-01,{field},1,point\n".encode()
     checked = parse_pays(split_lines(content), limits=LIMITS).collect()

@@ -34,25 +34,33 @@ def _pays(text: str) -> pl.DataFrame:
 
 # -- events -------------------------------------------------------------------------------------
 def test_extra_top_level_and_nested_keys_are_rescued_and_the_line_stays_valid() -> None:
-    line = ('{"day": "2020-11-01", "device": "ios", "event_data": {"position": 2, '
-            '"value_prop": "point", "campaign": "x"}, "user_id": 7, "country": "España"}')
+    line = (
+        '{"day": "2020-11-01", "device": "ios", "event_data": {"position": 2, '
+        '"value_prop": "point", "campaign": "x"}, "user_id": 7, "country": "España"}'
+    )
     row = _events(line).row(0, named=True)
     assert row["reason"] is None
     assert (row["day"], row["user_id"], row["value_prop"], row["position"]) == (
-        date(2020, 11, 1), 7, "point", 2)
-    assert json.loads(row[RESCUED]) == {"device": "ios", "event_data": {"campaign": "x"},
-                                        "country": "España"}
+        date(2020, 11, 1),
+        7,
+        "point",
+        2,
+    )
+    assert json.loads(row[RESCUED]) == {"device": "ios", "event_data": {"campaign": "x"}, "country": "España"}
     assert row["new_fields"] == ["device", "country", "event_data.campaign"]
     assert row["missing_fields"] is None
 
 
 def test_rescued_values_keep_their_json_values_nesting_and_odd_keys_included() -> None:
-    line = CANONICAL[:-1] + ', "meta": {"ratio": 1.10, "big": 123456789012345678901234, ' \
-                            '"tags": ["a", null, true]}, "a/b~c": 1, "q\\"k": "\\u00e9"}'
+    line = (
+        CANONICAL[:-1] + ', "meta": {"ratio": 1.10, "big": 123456789012345678901234, '
+        '"tags": ["a", null, true]}, "a/b~c": 1, "q\\"k": "\\u00e9"}'
+    )
     row = _events(line).row(0, named=True)
     assert row["reason"] is None
-    assert row[RESCUED] == ('{"meta":{"ratio":1.1,"big":123456789012345678901234,'
-                            '"tags":["a",null,true]},"a/b~c":1,"q\\"k":"é"}')
+    assert row[RESCUED] == (
+        '{"meta":{"ratio":1.1,"big":123456789012345678901234,"tags":["a",null,true]},"a/b~c":1,"q\\"k":"é"}'
+    )
     assert row["new_fields"] == ["meta", "a/b~c", 'q"k']
 
 
@@ -72,28 +80,38 @@ def test_a_line_with_extra_keys_still_breaks_the_contract_for_its_own_reason() -
 
 # -- pays ---------------------------------------------------------------------------------------
 @pytest.mark.parametrize("position", range(5))
-def test_a_pays_file_with_an_extra_column_in_any_position_is_ingested_with_it_rescued(
-        position: int) -> None:
+def test_a_pays_file_with_an_extra_column_in_any_position_is_ingested_with_it_rescued(position: int) -> None:
     names = list(PAYS_COLUMNS)
     names.insert(position, "channel")
     values = {"pay_date": "2020-11-01", "total": "7.04", "user_id": "35994", "value_prop": "point"}
-    rows = [{**values, "channel": "web"}, {**values, "channel": '"app, ios"'},
-            {**values, "channel": ""}, {**values, "channel": " spaced "}]
+    rows = [
+        {**values, "channel": "web"},
+        {**values, "channel": '"app, ios"'},
+        {**values, "channel": ""},
+        {**values, "channel": " spaced "},
+    ]
     text = ",".join(names) + "\n" + "".join(",".join(r[n] for n in names) + "\n" for r in rows)
     checked = _pays(text)
     assert checked["reason"].to_list() == [None] * 4
     assert checked.select("pay_date", "user_id", "value_prop").unique().rows() == [
-        (date(2020, 11, 1), 35994, "point")]
+        (date(2020, 11, 1), 35994, "point")
+    ]
     assert [str(t) for t in checked["total"]] == ["7.04"] * 4
     assert [json.loads(r) for r in checked[RESCUED]] == [
-        {"channel": "web"}, {"channel": "app, ios"}, {"channel": ""}, {"channel": "spaced"}]
+        {"channel": "web"},
+        {"channel": "app, ios"},
+        {"channel": ""},
+        {"channel": "spaced"},
+    ]
     assert checked["new_fields"].to_list() == [["channel"]] * 4
 
 
 def test_pays_extra_columns_keep_rfc4180_quoting_and_a_short_row_is_quarantined() -> None:
-    text = ('note,total,pay_date,user_id,value_prop,ref\n'
-            '"say ""hi""",7.04,2020-11-01,1,"send,money",9\n'
-            'plain,1,2020-11-01,2,point\n')
+    text = (
+        "note,total,pay_date,user_id,value_prop,ref\n"
+        '"say ""hi""",7.04,2020-11-01,1,"send,money",9\n'
+        "plain,1,2020-11-01,2,point\n"
+    )
     checked = _pays(text)
     assert checked["reason"].to_list() == [None, "expected 6 comma-separated fields, got 5"]
     row = checked.row(0, named=True)
@@ -104,54 +122,75 @@ def test_pays_extra_columns_keep_rfc4180_quoting_and_a_short_row_is_quarantined(
 def test_a_pays_header_missing_a_contract_column_quarantines_every_line_with_the_reason() -> None:
     checked = _pays("pay_date,user_id,value_prop,channel\n2020-11-01,1,point,web\n")
     assert checked.height == 2
-    reason = ("file header is not pay_date,total,user_id,value_prop "
-              "(got 'pay_date,user_id,value_prop,channel'): missing column(s) total")
+    reason = (
+        "file header is not pay_date,total,user_id,value_prop "
+        "(got 'pay_date,user_id,value_prop,channel'): missing column(s) total"
+    )
     assert checked["reason"].to_list() == [reason, reason]
     assert checked["missing_fields"].to_list() == [["total"], ["total"]]
 
 
 def test_a_pays_header_naming_a_column_twice_is_wrong() -> None:
     checked = _pays("pay_date,total,user_id,value_prop,total\n2020-11-01,1,1,point,2\n")
-    assert all(r.startswith("file header names column(s) total more than once")
-               for r in checked["reason"])
+    assert all(r.startswith("file header names column(s) total more than once") for r in checked["reason"])
 
 
 # -- the stage ----------------------------------------------------------------------------------
 def _land_drifted(lake: LocalLake) -> None:
-    prints = [json.dumps({"day": str(ND), "device": "ios",
-                          "event_data": {"position": 1, "value_prop": "point", "campaign": "c1"},
-                          "user_id": 1}),
-              json.dumps({"day": str(ND + timedelta(days=7)), "event_data": {
-                  "position": 0, "value_prop": "point"}, "user_id": 1, "device": "android"}),
-              json.dumps({"day": str(ND), "event_data": {"position": 0, "value_prop": "point"},
-                          "user_id": 2})]
+    prints = [
+        json.dumps(
+            {
+                "day": str(ND),
+                "device": "ios",
+                "event_data": {"position": 1, "value_prop": "point", "campaign": "c1"},
+                "user_id": 1,
+            }
+        ),
+        json.dumps(
+            {
+                "day": str(ND + timedelta(days=7)),
+                "event_data": {"position": 0, "value_prop": "point"},
+                "user_id": 1,
+                "device": "android",
+            }
+        ),
+        json.dumps({"day": str(ND), "event_data": {"position": 0, "value_prop": "point"}, "user_id": 2}),
+    ]
     lake.write_text("prints/a.json", "\n".join(prints) + "\n")
     lake.land_events("taps", [(ND, 1, "point", 1)], "a.json")
-    lake.write_text("pays/a.csv", "pay_date,total,channel,user_id,value_prop\n"
-                                  f"{ND + timedelta(days=1)},10.50,web,1,point\n"
-                                  f"{ND + timedelta(days=8)},0.01,app,1,point\n")
+    lake.write_text(
+        "pays/a.csv",
+        "pay_date,total,channel,user_id,value_prop\n"
+        f"{ND + timedelta(days=1)},10.50,web,1,point\n"
+        f"{ND + timedelta(days=8)},0.01,app,1,point\n",
+    )
 
 
 def _land_plain(lake: LocalLake) -> None:
-    lake.land_events("prints", [(ND, 1, "point", 1), (ND + timedelta(days=7), 1, "point", 0),
-                                (ND, 2, "point", 0)], "a.json")
+    lake.land_events(
+        "prints",
+        [(ND, 1, "point", 1), (ND + timedelta(days=7), 1, "point", 0), (ND, 2, "point", 0)],
+        "a.json",
+    )
     lake.land_events("taps", [(ND, 1, "point", 1)], "a.json")
-    lake.land_pays([(ND + timedelta(days=1), "10.50", 1, "point"),
-                    (ND + timedelta(days=8), "0.01", 1, "point")], "a.csv")
+    lake.land_pays(
+        [(ND + timedelta(days=1), "10.50", 1, "point"), (ND + timedelta(days=8), "0.01", 1, "point")], "a.csv"
+    )
 
 
 def test_drift_is_in_the_manifest_the_stage_result_and_the_summary(lake: LocalLake) -> None:
     _land_drifted(lake)
     results = lake.run()
     manifest = {r["source"]: r for r in lake.table("bronze", "_manifest").iter_rows(named=True)}
-    assert json.loads(manifest["prints"]["drift"]) == {
-        "new_fields": {"device": 2, "event_data.campaign": 1}}
+    assert json.loads(manifest["prints"]["drift"]) == {"new_fields": {"device": 2, "event_data.campaign": 1}}
     assert json.loads(manifest["pays"]["drift"]) == {"new_fields": {"channel": 2}}
     assert manifest["taps"]["drift"] is None
     assert manifest["prints"]["quarantined_rows"] == 0
     bronze = results["bronze"]
-    assert bronze.drift == {"pays": {"new_fields": {"channel": 2}},
-                            "prints": {"new_fields": {"device": 2, "event_data.campaign": 1}}}
+    assert bronze.drift == {
+        "pays": {"new_fields": {"channel": 2}},
+        "prints": {"new_fields": {"device": 2, "event_data.campaign": 1}},
+    }
     assert bronze.as_dict()["drift"] == bronze.drift
     assert drift_lines([bronze]) == [
         "schema drift in pays: new fields channel (2 lines) rescued in bronze.pays._rescued",
@@ -160,9 +199,14 @@ def test_drift_is_in_the_manifest_the_stage_result_and_the_summary(lake: LocalLa
     ]
     prints = lake.table("bronze", "prints").sort("line_number")
     assert [json.loads(r) if r else None for r in prints[RESCUED]] == [
-        {"device": "ios", "event_data": {"campaign": "c1"}}, {"device": "android"}, None]
+        {"device": "ios", "event_data": {"campaign": "c1"}},
+        {"device": "android"},
+        None,
+    ]
     assert lake.table("bronze", "pays").sort("line_number")[RESCUED].to_list() == [
-        '{"channel":"web"}', '{"channel":"app"}']
+        '{"channel":"web"}',
+        '{"channel":"app"}',
+    ]
 
 
 def test_a_run_without_drift_reports_none(lake: LocalLake) -> None:
@@ -188,30 +232,51 @@ def test_silver_and_gold_are_identical_with_and_without_extra_fields(tmp_path: P
 
 
 def test_conform_to_silver_drops_rescued() -> None:
-    row = {"day": ND, "user_id": 1, "value_prop": "p", "position": 0, "source_file": "f",
-           "line_number": 1, "run_id": "r", "ingested_at": None, RESCUED: '{"a":1}'}
+    row = {
+        "day": ND,
+        "user_id": 1,
+        "value_prop": "p",
+        "position": 0,
+        "source_file": "f",
+        "line_number": 1,
+        "run_id": "r",
+        "ingested_at": None,
+        RESCUED: '{"a":1}',
+    }
     frame = pl.DataFrame([row], schema=BRONZE["prints"])
     assert conform(frame.lazy(), SILVER["prints"]).collect().columns == list(SILVER["prints"])
 
 
 def test_a_lake_written_before_rescued_existed_takes_a_new_run(
-        lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake: LocalLake, monkeypatch: pytest.MonkeyPatch
+) -> None:
     _land_plain(lake)
     with monkeypatch.context() as old:  # the contract before _rescued, everywhere it is read
         for source, schema in BRONZE.items():
-            old.setitem(BRONZE, source, pl.Schema(
-                {n: t for n, t in schema.items() if n != RESCUED}))
+            old.setitem(BRONZE, source, pl.Schema({n: t for n, t in schema.items() if n != RESCUED}))
         old.setattr(job, "WORK_COLUMNS", (*job.WORK_COLUMNS, RESCUED))
         lake.run()
     assert RESCUED not in lake.table("bronze", "prints").columns
     # a new file with extra keys (append) and a corrected pays file with a new column
     # (predicate overwrite), both merging the schema
-    lake.write_text("prints/b.json", json.dumps({"day": str(ND + timedelta(days=1)),
-                    "event_data": {"position": 3, "value_prop": "point"}, "user_id": 3,
-                    "device": "ios"}) + "\n")
-    lake.write_text("pays/a.csv", "pay_date,total,user_id,value_prop,channel\n"
-                                  f"{ND + timedelta(days=1)},10.50,1,point,web\n"
-                                  f"{ND + timedelta(days=8)},0.02,1,point,web\n")
+    lake.write_text(
+        "prints/b.json",
+        json.dumps(
+            {
+                "day": str(ND + timedelta(days=1)),
+                "event_data": {"position": 3, "value_prop": "point"},
+                "user_id": 3,
+                "device": "ios",
+            }
+        )
+        + "\n",
+    )
+    lake.write_text(
+        "pays/a.csv",
+        "pay_date,total,user_id,value_prop,channel\n"
+        f"{ND + timedelta(days=1)},10.50,1,point,web\n"
+        f"{ND + timedelta(days=8)},0.02,1,point,web\n",
+    )
     results = lake.run()
     assert results["bronze"].files == 2
     prints = lake.table("bronze", "prints").sort("source_file", "line_number")
@@ -220,6 +285,8 @@ def test_a_lake_written_before_rescued_existed_takes_a_new_run(
     assert pays[RESCUED].to_list() == ['{"channel":"web"}'] * 2
     assert [str(t) for t in lake.table("silver", "pays").sort("day")["total"]] == ["10.50", "0.02"]
     assert lake.table("silver", "prints").height == 4
-    assert json.loads(lake.table("bronze", "_manifest").filter(
-        pl.col("path") == "pays/a.csv").sort("ingested_at")["drift"][-1]) == {
-        "new_fields": {"channel": 2}}
+    assert json.loads(
+        lake.table("bronze", "_manifest")
+        .filter(pl.col("path") == "pays/a.csv")
+        .sort("ingested_at")["drift"][-1]
+    ) == {"new_fields": {"channel": 2}}

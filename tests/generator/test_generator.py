@@ -159,9 +159,7 @@ def events_frame(lines: list[str]) -> pl.DataFrame:
 
 
 def tree_bytes(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()
-    }
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture(scope="module")
@@ -282,9 +280,7 @@ def test_same_seed_gives_identical_bytes_and_other_seed_differs(tmp_path: Path) 
     assert all(a[k] != c[k] for k in a)
 
 
-def test_one_day_run_writes_exactly_that_day_of_the_full_run(
-    clean: GenerateResult, tmp_path: Path
-) -> None:
+def test_one_day_run_writes_exactly_that_day_of_the_full_run(clean: GenerateResult, tmp_path: Path) -> None:
     day = date(2020, 11, 5)
     single = generate(out_dir=tmp_path, scale=SCALE, start=day, days=1)
     assert len(single.files) == 3

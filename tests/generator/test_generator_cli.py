@@ -15,19 +15,39 @@ REPO = Path(__file__).resolve().parents[2]  # cwd of the command: ``-m infra.gen
 
 def gen(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "LAKEHOUSE_ENV_FILE": "", **env}
-    return subprocess.run([sys.executable, "-m", "infra.generator", *args], capture_output=True,
-                          text=True, env=full_env, timeout=300, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "infra.generator", *args],
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=300,
+        cwd=REPO,
+    )
 
 
 def tree(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_writes_into_lake_raw_the_bytes_generate_writes(tmp_path: Path) -> None:
     raw = tmp_path / "raw"
-    res = gen("--scale", "0.01", "--days", "3", "--seed", "5", "--layout", "single",
-              "--bad-lines", "4", LAKE_RAW=str(raw))
+    res = gen(
+        "--scale",
+        "0.01",
+        "--days",
+        "3",
+        "--seed",
+        "5",
+        "--layout",
+        "single",
+        "--bad-lines",
+        "4",
+        LAKE_RAW=str(raw),
+    )
     assert res.returncode == 0, res.stderr
     assert res.stdout.startswith(f"generated 3 files in {raw} in ")
     assert "prints " in res.stdout and "(4 bad)" in res.stdout
@@ -43,8 +63,7 @@ def test_if_empty_generates_once_then_leaves_the_raw_files_alone(tmp_path: Path)
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()}
     again = gen("--out", str(out), "--scale", "0.005", "--days", "5", "--if-empty")
     assert again.returncode == 0, again.stderr
-    assert again.stdout.splitlines() == [f"raw files already under {out}: nothing generated "
-                                         "(--if-empty)"]
+    assert again.stdout.splitlines() == [f"raw files already under {out}: nothing generated (--if-empty)"]
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*") if p.is_file()} == before
 
 
@@ -69,13 +88,22 @@ def test_env_file_sets_the_default_output(tmp_path: Path) -> None:
 def test_user_errors_are_one_line_and_a_non_zero_exit(tmp_path: Path) -> None:
     cases = [
         (["--out", str(tmp_path), "--scale", "0"], {}, "error: scale must be > 0, got 0.0"),
-        (["--out", str(tmp_path), "--bad-fraction", "1"], {},
-         "error: bad-fraction must be in [0, 1), got 1.0"),
+        (
+            ["--out", str(tmp_path), "--bad-fraction", "1"],
+            {},
+            "error: bad-fraction must be in [0, 1), got 1.0",
+        ),
         (["--out", str(tmp_path), "--days", "0"], {}, "error: days must be >= 1, got 0"),
-        (["--env-file", str(tmp_path / "nope.env")], {},
-         f"error: env file {tmp_path / 'nope.env'} not found"),
-        ([], {"LAKE_RAW": "s3://raw/prefix"},
-         "error: the generator writes local files; upload them with `python -m infra.stack seed`"),
+        (
+            ["--env-file", str(tmp_path / "nope.env")],
+            {},
+            f"error: env file {tmp_path / 'nope.env'} not found",
+        ),
+        (
+            [],
+            {"LAKE_RAW": "s3://raw/prefix"},
+            "error: the generator writes local files; upload them with `python -m infra.stack seed`",
+        ),
     ]
     for args, env, line in cases:
         res = gen(*args, **env)

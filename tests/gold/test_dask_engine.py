@@ -29,9 +29,14 @@ START, DAYS, SCALE = date(2020, 11, 2), 21, 0.01
 def scheduler() -> Iterator[str]:
     from jobs.gold.distributed import WORKER_ENV
 
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  host="127.0.0.1", dashboard_address=None,
-                                  env=WORKER_ENV) as cluster:
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        env=WORKER_ENV,
+    ) as cluster:
         yield cluster.scheduler_address
 
 
@@ -50,7 +55,8 @@ def _files_of_run(table: Path, run_id: str) -> list[Path]:
 
 @pytest.mark.slow
 def test_dask_gold_equals_local_commits_once_is_atomic_and_idempotent(
-        lake: LocalLake, scheduler: str) -> None:
+    lake: LocalLake, scheduler: str
+) -> None:
     generate(out_dir=lake.raw, seed=7, scale=SCALE, start=START, days=DAYS)
     local_ctx = lake.context()
     for stage in ("bronze", "silver", "gold"):
@@ -65,8 +71,7 @@ def test_dask_gold_equals_local_commits_once_is_atomic_and_idempotent(
     first = lake.version("gold_dask", "print_features")
 
     # a failing bucket: nothing committed, version unchanged, this run's files removed
-    ctx = RunContext(lake.settings(lake_gold=str(lake.root / "gold_dask"), dask_fail_bucket=1,
-                                   **dask))
+    ctx = RunContext(lake.settings(lake_gold=str(lake.root / "gold_dask"), dask_fail_bucket=1, **dask))
     with pytest.raises(PipelineError, match=r"bucket 2 of 3 failed.*nothing was committed"):
         run_stage(ctx, "gold", full=True)
     assert lake.version("gold_dask", "print_features") == first
@@ -98,6 +103,8 @@ def test_jobs_import_without_touching_dask() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, jobs.cli, jobs.gold.job, jobs.pipeline; "
-            "assert 'distributed' not in sys.modules and 'dask' not in sys.modules")
+    code = (
+        "import sys, jobs.cli, jobs.gold.job, jobs.pipeline; "
+        "assert 'distributed' not in sys.modules and 'dask' not in sys.modules"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)

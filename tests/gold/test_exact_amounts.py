@@ -30,22 +30,31 @@ def _inputs(n_pays: int, total: Decimal = MAX_TOTAL) -> dict[str, pl.DataFrame]:
     pays = [(MONDAY + timedelta(days=i % 7), 1, "point", total) for i in range(n_pays)]
     pays.append((MONDAY, 1, "point", Decimal("0.01")))
     prints = [(MONDAY + timedelta(days=7), 1, "point", 0), (MONDAY + timedelta(days=8), 1, "point", 1)]
-    return {"prints": pl.DataFrame(prints, schema=EVENTS, orient="row"),
-            "taps": pl.DataFrame(schema=EVENTS),
-            "pays": pl.DataFrame(pays, schema=PAYS, orient="row")}
+    return {
+        "prints": pl.DataFrame(prints, schema=EVENTS, orient="row"),
+        "taps": pl.DataFrame(schema=EVENTS),
+        "pays": pl.DataFrame(pays, schema=PAYS, orient="row"),
+    }
 
 
 def _gold(ev: dict[str, pl.DataFrame], *, mode: str, packed: bool) -> pl.DataFrame:
-    return build_features(prints=ev["prints"].lazy(), taps=ev["taps"].lazy(),
-                          pays=ev["pays"].lazy(), weeks=[MONDAY + timedelta(days=7)],
-                          mode=mode, n_weeks=3, packed=packed).collect()  # type: ignore[arg-type]
+    return build_features(
+        prints=ev["prints"].lazy(),
+        taps=ev["taps"].lazy(),
+        pays=ev["pays"].lazy(),
+        weeks=[MONDAY + timedelta(days=7)],
+        mode=mode,
+        n_weeks=3,
+        packed=packed,
+    ).collect()  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("n_pays", [19, 1000])
 @pytest.mark.parametrize("mode", ["calendar", "rolling"])
 @pytest.mark.parametrize("packed", [True, False], ids=["packed-key", "generic"])
 def test_prior_amount_of_many_maximum_totals_is_the_exact_decimal_sum(
-        n_pays: int, mode: str, packed: bool) -> None:
+    n_pays: int, mode: str, packed: bool
+) -> None:
     ev = _inputs(n_pays)
     gold = _gold(ev, mode=mode, packed=packed)
     exact = MAX_TOTAL * n_pays + Decimal("0.01")  # Python Decimal arithmetic
@@ -58,14 +67,14 @@ def test_prior_amount_of_many_maximum_totals_is_the_exact_decimal_sum(
 
 
 @pytest.mark.parametrize("packed", [True, False], ids=["packed-key", "generic"])
-def test_nineteen_payments_whose_int64_cents_sum_wrapped_to_one_unit_sum_exactly(
-        packed: bool) -> None:
+def test_nineteen_payments_whose_int64_cents_sum_wrapped_to_one_unit_sum_exactly(packed: bool) -> None:
     # 18 maximum totals + this one: 2**64 + 100 cents, which int64 cents summed to 1.00
     last = Decimal(2**64 + 100 - 18 * int(MAX_TOTAL * 100)) / 100
     assert last <= MAX_TOTAL
     ev = _inputs(18)
-    ev["pays"] = ev["pays"].head(18).vstack(
-        pl.DataFrame([(MONDAY, 1, "point", last)], schema=PAYS, orient="row"))
+    ev["pays"] = (
+        ev["pays"].head(18).vstack(pl.DataFrame([(MONDAY, 1, "point", last)], schema=PAYS, orient="row"))
+    )
     gold = _gold(ev, mode="calendar", packed=packed)
     assert gold["prior_amount"].to_list() == [MAX_TOTAL * 18 + last] * 2
     assert str(gold["prior_amount"][0]) == "184467440737095517.16"
@@ -74,15 +83,28 @@ def test_nineteen_payments_whose_int64_cents_sum_wrapped_to_one_unit_sum_exactly
 def test_gold_suite_passes_on_exact_sums_near_the_maximum() -> None:
     ev = _inputs(1000)
     gold = _gold(ev, mode="calendar", packed=True)
-    audited = gold_audit_columns(gold.lazy(), prints=ev["prints"].lazy(), taps=ev["taps"].lazy(),
-                                 pays=ev["pays"].lazy(), mode="calendar", n_weeks=3,
-                                 first_day=MONDAY).collect()
+    audited = gold_audit_columns(
+        gold.lazy(),
+        prints=ev["prints"].lazy(),
+        taps=ev["taps"].lazy(),
+        pays=ev["pays"].lazy(),
+        mode="calendar",
+        n_weeks=3,
+        first_day=MONDAY,
+    ).collect()
     results = validate_frame(audited, gold_suite([MONDAY + timedelta(days=7)]))
     assert [r.check for r in results if not r.success] == []
     bumped = gold.with_columns(pl.col("prior_amount") + Decimal("0.01"))
-    audited = gold_audit_columns(bumped.lazy(), prints=ev["prints"].lazy(),
-                                 taps=ev["taps"].lazy(), pays=ev["pays"].lazy(),
-                                 mode="calendar", n_weeks=3, first_day=MONDAY).collect()
-    failed = [r.check for r in validate_frame(audited, gold_suite([MONDAY + timedelta(days=7)]))
-              if not r.success]
+    audited = gold_audit_columns(
+        bumped.lazy(),
+        prints=ev["prints"].lazy(),
+        taps=ev["taps"].lazy(),
+        pays=ev["pays"].lazy(),
+        mode="calendar",
+        n_weeks=3,
+        first_day=MONDAY,
+    ).collect()
+    failed = [
+        r.check for r in validate_frame(audited, gold_suite([MONDAY + timedelta(days=7)])) if not r.success
+    ]
     assert failed == ["first_weeks_prior_amount_cents_counts_only_existing_history"]

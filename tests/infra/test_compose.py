@@ -31,8 +31,12 @@ def services(compose: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 def test_compose_file_validates_against_the_compose_spec() -> None:
     checker = Path(sys.executable).parent / "check-jsonschema"
-    res = subprocess.run([str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
-                         capture_output=True, text=True, timeout=120)
+    res = subprocess.run(
+        [str(checker), "--builtin-schema", "vendor.compose-spec", str(COMPOSE)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert res.returncode == 0, res.stdout + res.stderr
 
 
@@ -60,8 +64,9 @@ def test_every_env_file_volume_bind_and_build_path_exists(compose: dict[str, Any
         if build := svc.get("build"):
             context = INFRA / (build if isinstance(build, str) else build["context"])
             assert context.is_dir(), f"{name}: build context {context} missing"
-            dockerfile = context / (build.get("dockerfile", "Dockerfile")
-                                    if isinstance(build, dict) else "Dockerfile")
+            dockerfile = context / (
+                build.get("dockerfile", "Dockerfile") if isinstance(build, dict) else "Dockerfile"
+            )
             assert dockerfile.is_file(), f"{name}: Dockerfile {dockerfile} missing"
 
 
@@ -100,10 +105,18 @@ def _environment(svc: dict[str, Any]) -> dict[str, str]:
     return dict(e.split("=", 1) for e in env) if isinstance(env, list) else dict(env)
 
 
-KEY_VARIABLES = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "MINIO_ROOT_USER",
-                 "MINIO_ROOT_PASSWORD", "ADMIN_ACCESS_KEY_ID", "ADMIN_SECRET_ACCESS_KEY",
-                 "ANALYST_ACCESS_KEY_ID", "ANALYST_SECRET_ACCESS_KEY", "PIPELINE_ACCESS_KEY_ID",
-                 "PIPELINE_SECRET_ACCESS_KEY")
+KEY_VARIABLES = (
+    "AWS_ACCESS_KEY_ID",
+    "AWS_SECRET_ACCESS_KEY",
+    "MINIO_ROOT_USER",
+    "MINIO_ROOT_PASSWORD",
+    "ADMIN_ACCESS_KEY_ID",
+    "ADMIN_SECRET_ACCESS_KEY",
+    "ANALYST_ACCESS_KEY_ID",
+    "ANALYST_SECRET_ACCESS_KEY",
+    "PIPELINE_ACCESS_KEY_ID",
+    "PIPELINE_SECRET_ACCESS_KEY",
+)
 
 
 def test_no_env_file_holds_object_store_keys_and_every_key_is_a_required_override(
@@ -130,8 +143,14 @@ def test_each_service_gets_only_its_own_identitys_keys(compose: dict[str, Any]) 
         assert keys(name) == pipeline, name
         env = _environment(services(compose)[name])
         assert "PIPELINE_ACCESS_KEY_ID" in env["AWS_ACCESS_KEY_ID"]
-    for name in set(services(compose)) - {"minio", "minio-init", "pipeline", "pipeline-dask",
-                                          "dask-worker", "airflow-scheduler"}:
+    for name in set(services(compose)) - {
+        "minio",
+        "minio-init",
+        "pipeline",
+        "pipeline-dask",
+        "dask-worker",
+        "airflow-scheduler",
+    }:
         assert not keys(name), name
     script = (INFRA / "minio" / "init.sh").read_text()
     assert 'mc alias set lake "$AWS_ENDPOINT_URL" "$MINIO_ROOT_USER"' in script
@@ -160,8 +179,7 @@ def test_docker_env_uses_the_same_variables_and_buckets_as_the_native_stack() ->
     docker = dotenv_values(ROOT / "envs" / "docker.env")
     stack = dotenv_values(ROOT / "envs" / "stack.env")
     shared = ("LAKE_", "AWS_", "ANALYST_", "ADMIN_")
-    assert ({k for k in docker if k.startswith(shared)}
-            == {k for k in stack if k.startswith(shared)})
+    assert {k for k in docker if k.startswith(shared)} == {k for k in stack if k.startswith(shared)}
     for layer in ("RAW", "BRONZE", "SILVER", "GOLD"):
         assert docker[f"LAKE_{layer}"] == stack[f"LAKE_{layer}"]
 
@@ -173,8 +191,10 @@ def test_minio_policy_files_match_the_grants_rendered_from_docker_env() -> None:
 
     for identity, policy in iam_policies(settings).items():
         committed = json.loads((INFRA / "minio" / f"{identity}-policy.json").read_text())
-        assert committed == policy, (f"regenerate: LAKEHOUSE_ENV_FILE=envs/docker.env "
-                                     f"python -m infra.stack.identities infra/minio ({identity})")
+        assert committed == policy, (
+            f"regenerate: LAKEHOUSE_ENV_FILE=envs/docker.env "
+            f"python -m infra.stack.identities infra/minio ({identity})"
+        )
     analyst = iam_policies(settings)["analyst"]
     resources = [r for st in analyst["Statement"] for r in st["Resource"]]
     assert all(r.startswith("arn:aws:s3:::gold") for r in resources)
@@ -183,8 +203,9 @@ def test_minio_policy_files_match_the_grants_rendered_from_docker_env() -> None:
 
 def test_minio_init_script_is_posix_sh_and_names_existing_policy_files() -> None:
     script = (INFRA / "minio" / "init.sh").read_text()
-    res = subprocess.run(["sh", "-n", str(INFRA / "minio" / "init.sh")], capture_output=True,
-                         text=True, timeout=30)
+    res = subprocess.run(
+        ["sh", "-n", str(INFRA / "minio" / "init.sh")], capture_output=True, text=True, timeout=30
+    )
     assert res.returncode == 0, res.stderr
     for name in re.findall(r'"\$here/([\w.-]+)"', script):
         assert (INFRA / "minio" / name).is_file(), name
@@ -206,11 +227,17 @@ def test_project_image_copies_and_admits_every_file_the_seed_command_imports() -
             todo += [*graph[name], *parents]
     needed = sorted(files[m].relative_to(ROOT).as_posix() for m in loaded if m.startswith("infra"))
     assert {"infra/__init__.py", "infra/processes.py", "infra/stack/seed.py"} <= set(needed)
-    copies = [line.split()[1:-1] for line in (INFRA / "Dockerfile").read_text().splitlines()
-              if line.startswith("COPY ") and "--from" not in line]
+    copies = [
+        line.split()[1:-1]
+        for line in (INFRA / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+    ]
     sources = [src.rstrip("/") for srcs in copies for src in srcs]
-    allowed = [line[1:].rstrip("/") for line in
-               (INFRA / "Dockerfile.dockerignore").read_text().splitlines() if line.startswith("!")]
+    allowed = [
+        line[1:].rstrip("/")
+        for line in (INFRA / "Dockerfile.dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    ]
     for path in needed:
         assert any(path == s or path.startswith(s + "/") for s in sources), f"not copied: {path}"
         assert any(path == a or path.startswith(a + "/") for a in allowed), f"ignored: {path}"

@@ -32,8 +32,7 @@ def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
             if node.level:
                 package = name.split(".")[: None if path.name == "__init__.py" else -1]
                 base = ".".join([*package[: len(package) - node.level + 1], *filter(None, [base])])
-            out.update(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base
-                       for a in node.names)
+            out.update(f"{base}.{a.name}" if f"{base}.{a.name}" in known else base for a in node.names)
     return {m for m in out if m in known and m != name}
 
 
@@ -46,8 +45,11 @@ def import_graph() -> dict[str, set[str]]:
 def test_the_product_never_imports_infra() -> None:
     graph = import_graph()
     assert "infra.stack.seed" in graph and "jobs.cli" in graph  # the scan sees both packages
-    leaks = {m: sorted(d for d in deps if d.split(".")[0] == "infra")
-             for m, deps in graph.items() if m.split(".")[0] == "jobs"}
+    leaks = {
+        m: sorted(d for d in deps if d.split(".")[0] == "infra")
+        for m, deps in graph.items()
+        if m.split(".")[0] == "jobs"
+    }
     assert not {m: d for m, d in leaks.items() if d}
 
 
@@ -58,7 +60,7 @@ def test_no_import_cycle_among_jobs_and_infra_modules() -> None:
 
     def visit(name: str, path: list[str]) -> None:
         if name in path:
-            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(name):], name]))
+            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(name) :], name]))
         if name in done:
             return
         for dep in sorted(graph[name]):
@@ -70,13 +72,38 @@ def test_no_import_cycle_among_jobs_and_infra_modules() -> None:
 
 
 def test_seed_moved_out_of_the_product_cli() -> None:
-    gone = subprocess.run([sys.executable, "-m", "jobs", "seed", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    gone = subprocess.run(
+        [sys.executable, "-m", "jobs", "seed", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert gone.returncode == 2 and "invalid choice: 'seed'" in gone.stderr
-    seed = subprocess.run([sys.executable, "-m", "infra.stack", "seed", "--help"], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    seed = subprocess.run(
+        [sys.executable, "-m", "infra.stack", "seed", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert seed.returncode == 0, seed.stderr
-    for option in ("--env-file", "--debug", "--log-json", "--lookback-mode", "--lookback-weeks",
-                   "--engine", "--scheduler", "--from", "--generate", "--scale", "--seed",
-                   "--start", "--gen-days", "--days", "--no-identities", "--buckets-only"):
+    for option in (
+        "--env-file",
+        "--debug",
+        "--log-json",
+        "--lookback-mode",
+        "--lookback-weeks",
+        "--engine",
+        "--scheduler",
+        "--from",
+        "--generate",
+        "--scale",
+        "--seed",
+        "--start",
+        "--gen-days",
+        "--days",
+        "--no-identities",
+        "--buckets-only",
+    ):
         assert f"{option} " in seed.stdout or f"{option}\n" in seed.stdout, option

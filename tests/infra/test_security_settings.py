@@ -27,12 +27,16 @@ def test_example_secrets_are_refused_when_the_endpoint_is_not_loopback(
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "Zq8v7Yx3kP0rLw9sTn2b")
     assert load_settings().aws_endpoint_url == "https://s3.example.net"
     with pytest.raises(ValueError, match="example value"):
-        Settings(_env_file=None, aws_endpoint_url="http://10.0.0.5:9000",  # type: ignore[call-arg]
-                 analyst_secret_access_key="analyst-example-secret")
+        Settings(
+            _env_file=None,
+            aws_endpoint_url="http://10.0.0.5:9000",  # type: ignore[call-arg]
+            analyst_secret_access_key="analyst-example-secret",
+        )
 
 
 def test_several_env_files_are_read_in_order_and_one_file_still_works(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     shared, keys = tmp_path / "stack.env", tmp_path / "pipeline.env"
     shared.write_text("LAKE_GOLD=s3://gold\nAWS_ACCESS_KEY_ID=shared\nLOOKBACK_WEEKS=4\n")
@@ -41,8 +45,7 @@ def test_several_env_files_are_read_in_order_and_one_file_still_works(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LAKEHOUSE_ENV_FILE", f"{shared},{keys}")
     s = load_settings()
-    assert (s.lake_gold, s.aws_access_key_id, s.lookback_weeks) == (
-        "s3://gold", "lakehouse-pipeline", 4)
+    assert (s.lake_gold, s.aws_access_key_id, s.lookback_weeks) == ("s3://gold", "lakehouse-pipeline", 4)
     monkeypatch.setenv("LAKEHOUSE_ENV_FILE", f"{shared}:{tmp_path / 'missing.env'}")
     with pytest.raises(ConfigError, match=r"missing.env not found"):  # every named file must exist
         load_settings()
@@ -51,9 +54,10 @@ def test_several_env_files_are_read_in_order_and_one_file_still_works(
 
 
 def test_pip_audit_skipping_every_package_is_not_an_all_clear() -> None:
-    skipped = [{"name": "a", "skip_reason": "Dependency not found on PyPI and could not be "
-                                            "audited: a (1.0)"},
-               {"name": "b", "skip_reason": "Dependency not found on PyPI"}]
+    skipped = [
+        {"name": "a", "skip_reason": "Dependency not found on PyPI and could not be audited: a (1.0)"},
+        {"name": "b", "skip_reason": "Dependency not found on PyPI"},
+    ]
     passed, line = judge(skipped, feed_optional=False)
     assert not passed and "NOT AUDITED" in line and "all 2 packages were skipped" in line
     passed, line = judge(skipped, feed_optional=True)  # CI: reported, not failed
@@ -65,12 +69,14 @@ def test_pip_audit_skipping_every_package_is_not_an_all_clear() -> None:
 
 def test_secret_scan_finds_keys_and_real_looking_secrets_but_not_placeholders() -> None:
     key_block = "-----BEGIN " + "PRIVATE KEY-----"
-    text = "\n".join([
-        "AWS_SECRET_ACCESS_KEY=pipeline-example-secret",
-        "ADMIN_SECRET_ACCESS_KEY=${ADMIN_SECRET_ACCESS_KEY:?set it}",
-        "MINIO_ROOT_PASSWORD=Zq8v7Yx3kP0rLw9sTn2b",
-        key_block,
-        "id = AKIA" + "ABCDEFGHIJKLMNOP",
-    ])
+    text = "\n".join(
+        [
+            "AWS_SECRET_ACCESS_KEY=pipeline-example-secret",
+            "ADMIN_SECRET_ACCESS_KEY=${ADMIN_SECRET_ACCESS_KEY:?set it}",
+            "MINIO_ROOT_PASSWORD=Zq8v7Yx3kP0rLw9sTn2b",
+            key_block,
+            "id = AKIA" + "ABCDEFGHIJKLMNOP",
+        ]
+    )
     found = scan_text(text)
     assert [n for n, _ in found] == [3, 4, 5]

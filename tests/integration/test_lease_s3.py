@@ -83,8 +83,7 @@ def test_seaweedfs_honours_the_conditional_requests_the_lease_relies_on(storage:
 def test_acquire_renew_and_release_on_s3(storage: Storage) -> None:
     client = storage.s3_client()
     bucket, key = where(storage)
-    with hold_lease(storage, owner=Owner.this_process("s3-run"), ttl=30, heartbeat=5,
-                    wait=0) as lease:
+    with hold_lease(storage, owner=Owner.this_process("s3-run"), ttl=30, heartbeat=5, wait=0) as lease:
         holder = read_lease(storage)
         assert holder is not None and holder.token == lease.token
         assert holder.owner.run_id == "s3-run" and holder.owner.pid == os.getpid()
@@ -97,7 +96,8 @@ def test_acquire_renew_and_release_on_s3(storage: Storage) -> None:
 
 
 def test_second_process_gets_lease_held_naming_the_holder_on_s3(
-        storage: Storage, env: Path, control: Path) -> None:
+    storage: Storage, env: Path, control: Path
+) -> None:
     with hold_lease(storage, owner=Owner.this_process("s3-holder"), ttl=30, heartbeat=5, wait=0):
         second = spawn("hold", env=env, control=control, run_id="s3-second", wait=0)
         code, err = finish(second, limit=60)
@@ -110,34 +110,46 @@ def test_second_process_gets_lease_held_naming_the_holder_on_s3(
 
 
 def test_eight_processes_racing_for_a_free_lease_on_s3_exactly_one_wins_every_round(
-        storage: Storage, env: Path, control: Path) -> None:
-    outcomes = race_rounds(env=env, control=control, uri=lease_uri(storage.settings),
-                           processes=8, rounds=3, read_token=lambda: token(storage),
-                           before_round=lambda r: None)
+    storage: Storage, env: Path, control: Path
+) -> None:
+    outcomes = race_rounds(
+        env=env,
+        control=control,
+        uri=lease_uri(storage.settings),
+        processes=8,
+        rounds=3,
+        read_token=lambda: token(storage),
+        before_round=lambda r: None,
+    )
     assert len(outcomes) == 3
 
 
 def test_eight_processes_racing_to_take_over_an_expired_lease_on_s3_exactly_one_wins(
-        storage: Storage, env: Path, control: Path) -> None:
+    storage: Storage, env: Path, control: Path
+) -> None:
     client = storage.s3_client()
     bucket, key = where(storage)
 
     def plant(r: int) -> None:
         client.put_object(Bucket=bucket, Key=key, Body=expired_lease(f"crashed-{r}"))
 
-    outcomes = race_rounds(env=env, control=control, uri=lease_uri(storage.settings),
-                           processes=8, rounds=3, read_token=lambda: token(storage),
-                           before_round=plant)
+    outcomes = race_rounds(
+        env=env,
+        control=control,
+        uri=lease_uri(storage.settings),
+        processes=8,
+        rounds=3,
+        read_token=lambda: token(storage),
+        before_round=plant,
+    )
     assert len(outcomes) == 3
 
 
-def test_renewal_after_a_takeover_raises_lease_lost_and_release_keeps_the_new_lease(
-        storage: Storage) -> None:
+def test_renewal_after_a_takeover_raises_lease_lost_and_release_keeps_the_new_lease(storage: Storage) -> None:
     first = acquire(storage, owner=Owner.this_process("s3-stalled"), ttl=1, heartbeat=0.2, wait=0)
     first.stop_heartbeat()  # as if the process stalled
     wait_for(lambda: (h := read_lease(storage)) is not None and h.expired(), "the lease to expire")
-    with hold_lease(storage, owner=Owner.this_process("s3-taker"), ttl=30, heartbeat=5,
-                    wait=0) as second:
+    with hold_lease(storage, owner=Owner.this_process("s3-taker"), ttl=30, heartbeat=5, wait=0) as second:
         with pytest.raises(LeaseLost, match="taken over by run s3-taker"):
             first.ensure()
         assert first.release() is False
@@ -147,8 +159,7 @@ def test_renewal_after_a_takeover_raises_lease_lost_and_release_keeps_the_new_le
 
 
 def test_renewal_recognises_its_own_write_whose_answer_was_lost(storage: Storage) -> None:
-    with hold_lease(storage, owner=Owner.this_process("s3-retry"), ttl=30, heartbeat=5,
-                    wait=0) as lease:
+    with hold_lease(storage, owner=Owner.this_process("s3-retry"), ttl=30, heartbeat=5, wait=0) as lease:
         # As after a renewal that landed but whose response never came back: the etag we hold
         # is no longer current, yet the object still carries our token.
         lease._version = '"00000000000000000000000000000000"'
@@ -165,8 +176,7 @@ def test_break_lease_on_s3_frees_the_lake_and_the_holder_loses_it(storage: Stora
         assert read_lease(storage) is None
         with pytest.raises(LeaseLost, match="was removed"):
             lease.ensure()
-        with hold_lease(storage, owner=Owner.this_process("s3-next"), ttl=30, heartbeat=5,
-                        wait=0) as nxt:
+        with hold_lease(storage, owner=Owner.this_process("s3-next"), ttl=30, heartbeat=5, wait=0) as nxt:
             assert lease.release() is False
             assert token(storage) == nxt.token
     finally:
@@ -175,13 +185,16 @@ def test_break_lease_on_s3_frees_the_lake_and_the_holder_loses_it(storage: Stora
 
 
 def test_waiting_for_a_held_lease_on_s3_gives_up_with_lease_held(storage: Storage) -> None:
-    with hold_lease(storage, owner=Owner.this_process("s3-long"), ttl=30, heartbeat=5, wait=0), \
-            pytest.raises(LeaseHeld, match="held by run s3-long"):
+    with (
+        hold_lease(storage, owner=Owner.this_process("s3-long"), ttl=30, heartbeat=5, wait=0),
+        pytest.raises(LeaseHeld, match="held by run s3-long"),
+    ):
         acquire(storage, owner=Owner.this_process("s3-other"), ttl=30, heartbeat=5, wait=0.5)
 
 
 def test_an_identity_that_may_not_write_bronze_gets_one_access_denied_line(
-        s3: S3Stack, settings: Settings) -> None:
+    s3: S3Stack, settings: Settings
+) -> None:
     from jobs.errors import AccessDenied
 
     analyst = Storage(s3.as_identity(settings, "analyst"))

@@ -30,7 +30,8 @@ def read_text(ctx: RunContext, uri: str) -> str:
 
 
 def test_quality_history_and_report_land_in_the_bucket_and_gold_gate_holds_on_s3(
-        s3: S3Stack, tmp_path: Path) -> None:
+    s3: S3Stack, tmp_path: Path
+) -> None:
     raw = tmp_path / "raw"
     generate(out_dir=raw, scale=0.005, start=date(2020, 11, 2), days=8, bad_lines=3)
     settings = s3.lake()
@@ -50,16 +51,27 @@ def test_quality_history_and_report_land_in_the_bucket_and_gold_gate_holds_on_s3
     # A negative payment appended behind the pipeline's back: gold must not publish.
     version = ctx.lake.version(ctx.gold(GOLD_TABLE))
     user = ctx.lake.scan(ctx.silver("prints")).select(pl.col("user_id").min()).collect().item()
-    bad = pl.DataFrame({"day": [date(2020, 11, 3)], "user_id": [user], "value_prop": ["point"],
-                        "total": [Decimal("-99.00")], "run_id": ["crafted"]},
-                       schema=SILVER["pays"])
-    ctx.lake.write(ctx.silver("pays"), bad, schema=SILVER["pays"], partition_by="day",
-                   metadata={"run_id": "crafted", "days": "2020-11-03"})
+    bad = pl.DataFrame(
+        {
+            "day": [date(2020, 11, 3)],
+            "user_id": [user],
+            "value_prop": ["point"],
+            "total": [Decimal("-99.00")],
+            "run_id": ["crafted"],
+        },
+        schema=SILVER["pays"],
+    )
+    ctx.lake.write(
+        ctx.silver("pays"),
+        bad,
+        schema=SILVER["pays"],
+        partition_by="day",
+        metadata={"run_id": "crafted", "days": "2020-11-03"},
+    )
     failing = RunContext(settings)
     with pytest.raises(DataError, match="prior_amount_non_negative"):
         run_stage(failing, "gold")
     assert ctx.lake.version(ctx.gold(GOLD_TABLE)) == version
-    recorded = ctx.lake.scan(results_uri(ctx)).filter(
-        pl.col("run_id") == failing.run_id).collect()
+    recorded = ctx.lake.scan(results_uri(ctx)).filter(pl.col("run_id") == failing.run_id).collect()
     assert "failed" in recorded["outcome"].to_list()
     assert "prior_amount_non_negative" in read_text(failing, report_uri(failing))

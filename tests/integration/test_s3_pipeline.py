@@ -42,8 +42,11 @@ def gold_of(settings: Settings) -> pl.DataFrame:
 
 
 def local_settings(root: Path, raw: Path) -> Settings:
-    return Settings(_env_file=None, lake_raw=str(raw),  # type: ignore[call-arg]
-                    **{f"lake_{layer}": str(root / layer) for layer in ("bronze", "silver", "gold")})
+    return Settings(
+        _env_file=None,
+        lake_raw=str(raw),  # type: ignore[call-arg]
+        **{f"lake_{layer}": str(root / layer) for layer in ("bronze", "silver", "gold")},
+    )
 
 
 def cli(capsys: pytest.CaptureFixture[str], env_file: Path, *args: str) -> tuple[int, str, str]:
@@ -55,9 +58,13 @@ def cli(capsys: pytest.CaptureFixture[str], env_file: Path, *args: str) -> tuple
 def one_error_line(stderr: str) -> bool:
     """The failure is ONE line starting with ``error:`` (after any INFO logs), no traceback."""
     lines = stderr.strip().splitlines()
-    return (bool(lines) and lines[-1].startswith("error: ")
-            and sum(line.startswith("error") for line in lines) == 1
-            and "Traceback" not in stderr and "panicked" not in stderr)
+    return (
+        bool(lines)
+        and lines[-1].startswith("error: ")
+        and sum(line.startswith("error") for line in lines) == 1
+        and "Traceback" not in stderr
+        and "panicked" not in stderr
+    )
 
 
 @pytest.fixture(scope="module")
@@ -112,8 +119,7 @@ def test_second_run_on_s3_writes_no_table_version(built: Settings) -> None:
 
 
 # -- seeding ------------------------------------------------------------------------------------
-def test_seeding_twice_uploads_nothing_the_second_time(s3: S3Stack, built: Settings,
-                                                       raw_dir: Path) -> None:
+def test_seeding_twice_uploads_nothing_the_second_time(s3: S3Stack, built: Settings, raw_dir: Path) -> None:
     report = seed_lake(built, SeedOptions(source=raw_dir, identities=False))
     assert (report.uploaded, report.skipped) == (0, 60)
     assert "uploaded 0" in report.describe()
@@ -167,8 +173,7 @@ def _files_by_week(lake: Lake, uri: str) -> dict[str, set[str]]:
 
 
 # -- identities ---------------------------------------------------------------------------------
-def test_analyst_can_read_gold_but_cannot_write_gold_or_read_raw(s3: S3Stack,
-                                                                  built: Settings) -> None:
+def test_analyst_can_read_gold_but_cannot_write_gold_or_read_raw(s3: S3Stack, built: Settings) -> None:
     analyst = s3.as_identity(built, "analyst")
     ctx = RunContext(analyst)
     gold_uri = ctx.gold(GOLD_TABLE)
@@ -176,8 +181,9 @@ def test_analyst_can_read_gold_but_cannot_write_gold_or_read_raw(s3: S3Stack,
     assert ctx.lake.scan(gold_uri).collect().height == gold_of(built).height
 
     with pytest.raises(AccessDenied, match=KEYS["analyst"][0]):
-        ctx.lake.write(gold_uri, gold_of(built).head(5), schema=GOLD, mode="append",
-                       partition_by="week_start")
+        ctx.lake.write(
+            gold_uri, gold_of(built).head(5), schema=GOLD, mode="append", partition_by="week_start"
+        )
     assert ctx.lake.version(gold_uri) == version
     with pytest.raises(AccessDenied, match="s3://raw/built"):
         list_raw_files(ctx.storage, analyst.lake_raw, "prints")
@@ -196,8 +202,13 @@ def test_identities_file_is_reloaded_by_the_running_server_without_restart(s3: S
 
     base = s3.base
     assert "up to date" in apply_identities(base)
-    rotated = Settings(_env_file=None, **(base.model_dump()  # type: ignore[call-arg]
-                                          | {"analyst_secret_access_key": "rotated-secret"}))
+    rotated = Settings(
+        _env_file=None,
+        **(
+            base.model_dump()  # type: ignore[call-arg]
+            | {"analyst_secret_access_key": "rotated-secret"}
+        ),
+    )
     try:
         assert "reloaded" in apply_identities(rotated)
         new_key = Storage(rotated).for_identity("analyst").s3_client()
@@ -209,8 +220,11 @@ def test_identities_file_is_reloaded_by_the_running_server_without_restart(s3: S
             old_key.list_objects_v2(Bucket="gold", MaxKeys=1)
     finally:
         apply_identities(base)
-        _eventually(lambda: Storage(base).for_identity("analyst").s3_client()
-                    .list_objects_v2(Bucket="gold", MaxKeys=1))
+        _eventually(
+            lambda: (
+                Storage(base).for_identity("analyst").s3_client().list_objects_v2(Bucket="gold", MaxKeys=1)
+            )
+        )
 
 
 def _eventually(call, attempts: int = 100) -> None:  # type: ignore[no-untyped-def]
@@ -232,8 +246,13 @@ def test_wrong_secret_gives_one_line_naming_endpoint_and_key_and_leaves_tables_u
     s3: S3Stack, built: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = versions(built)
-    wrong = Settings(_env_file=None, **(built.model_dump()  # type: ignore[call-arg]
-                                        | {"aws_secret_access_key": "not-the-secret"}))
+    wrong = Settings(
+        _env_file=None,
+        **(
+            built.model_dump()  # type: ignore[call-arg]
+            | {"aws_secret_access_key": "not-the-secret"}
+        ),
+    )
     code, _, err = cli(capsys, s3.env_file(wrong, tmp_path / "wrong.env"), "run")
     assert code == 3
     assert one_error_line(err)
@@ -245,12 +264,21 @@ def test_wrong_secret_gives_one_line_naming_endpoint_and_key_and_leaves_tables_u
 def test_unknown_access_key_is_reported_as_such_by_the_real_command(
     s3: S3Stack, built: Settings, tmp_path: Path
 ) -> None:
-    unknown = Settings(_env_file=None, **(built.model_dump()  # type: ignore[call-arg]
-                                          | {"aws_access_key_id": "nobody"}))
+    unknown = Settings(
+        _env_file=None,
+        **(
+            built.model_dump()  # type: ignore[call-arg]
+            | {"aws_access_key_id": "nobody"}
+        ),
+    )
     env_file = s3.env_file(unknown, tmp_path / "unknown.env")
-    res = subprocess.run([sys.executable, "-m", "jobs", "run", "--env-file", str(env_file)],
-                         capture_output=True, text=True, timeout=120,
-                         env={"PATH": "/usr/bin:/bin", "LAKEHOUSE_ENV_FILE": ""})
+    res = subprocess.run(
+        [sys.executable, "-m", "jobs", "run", "--env-file", str(env_file)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "LAKEHOUSE_ENV_FILE": ""},
+    )
     assert res.returncode == 3
     assert one_error_line(res.stderr)
     assert "does not know access key 'nobody'" in res.stderr
@@ -263,8 +291,13 @@ def test_access_denied_mid_run_names_the_bucket_and_commits_no_gold_version(
     # Gold pointed at a bucket the pipeline may only read: bronze and silver succeed, gold fails.
     settings = s3.lake()
     seed_lake(settings, SeedOptions(source=raw_dir, identities=False))
-    denied = Settings(_env_file=None, **(settings.model_dump()  # type: ignore[call-arg]
-                                         | {"lake_gold": "s3://raw/not-for-gold"}))
+    denied = Settings(
+        _env_file=None,
+        **(
+            settings.model_dump()  # type: ignore[call-arg]
+            | {"lake_gold": "s3://raw/not-for-gold"}
+        ),
+    )
     code, _, err = cli(capsys, s3.env_file(denied, tmp_path / "denied.env"), "run")
     assert code == 3 and one_error_line(err)
     assert "access denied" in err and "s3://raw/not-for-gold" in err
@@ -280,8 +313,13 @@ def test_missing_bucket_is_named_in_the_error(s3: S3Stack, built: Settings) -> N
 
 
 def test_wrong_credentials_raise_credentials_rejected(s3: S3Stack, built: Settings) -> None:
-    wrong = Settings(_env_file=None, **(built.model_dump()  # type: ignore[call-arg]
-                                        | {"aws_secret_access_key": "nope"}))
+    wrong = Settings(
+        _env_file=None,
+        **(
+            built.model_dump()  # type: ignore[call-arg]
+            | {"aws_secret_access_key": "nope"}
+        ),
+    )
     with pytest.raises(CredentialsRejected):
         Lake(Storage(wrong)).version(f"{built.lake_gold}/{GOLD_TABLE}")
 
@@ -298,8 +336,7 @@ def test_concurrent_delta_writers_on_s3_lose_no_commit(s3: S3Stack) -> None:
 
     def writer(i: int) -> None:
         try:
-            lake.write(uri, pl.DataFrame({"writer": [i] * 10, "n": list(range(10))}),
-                       schema=schema)
+            lake.write(uri, pl.DataFrame({"writer": [i] * 10, "n": list(range(10))}), schema=schema)
         except BaseException as exc:
             errors.append(exc)
 
@@ -321,16 +358,23 @@ def test_concurrent_overwrites_of_one_partition_leave_exactly_one_writers_rows(
     lake = RunContext(settings).lake
     uri = f"{settings.lake_silver}/overwrite-race"
     schema = pl.Schema({"part": pl.String, "writer": pl.Int64})
-    lake.write(uri, pl.DataFrame({"part": ["a", "b"], "writer": [-1, -1]}), schema=schema,
-               partition_by="part")
+    lake.write(
+        uri, pl.DataFrame({"part": ["a", "b"], "writer": [-1, -1]}), schema=schema, partition_by="part"
+    )
     barrier = threading.Barrier(2)
     outcome: dict[int, BaseException | None] = {}
 
     def writer(i: int) -> None:
         barrier.wait()
         try:
-            lake.write(uri, pl.DataFrame({"part": ["a"] * 3, "writer": [i] * 3}), schema=schema,
-                       mode="overwrite", partition_by="part", predicate="part = 'a'")
+            lake.write(
+                uri,
+                pl.DataFrame({"part": ["a"] * 3, "writer": [i] * 3}),
+                schema=schema,
+                mode="overwrite",
+                partition_by="part",
+                predicate="part = 'a'",
+            )
             outcome[i] = None
         except BaseException as exc:
             outcome[i] = exc
@@ -368,8 +412,7 @@ def test_duckdb_cli_init_file_reads_gold_on_s3_with_keys_from_the_environment(
     s3: S3Stack, built: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     init = tmp_path / "init.sql"
-    code, _, err = cli(capsys, s3.env_file(built, tmp_path / "p.env"), "duckdb-init",
-                       "--out", str(init))
+    code, _, err = cli(capsys, s3.env_file(built, tmp_path / "p.env"), "duckdb-init", "--out", str(init))
     assert code == 0, err
     text = init.read_text()
     assert KEYS["pipeline"][1] not in text and KEYS["analyst"][1] not in text
@@ -377,9 +420,18 @@ def test_duckdb_cli_init_file_reads_gold_on_s3_with_keys_from_the_environment(
     key, secret = KEYS["analyst"]
     res = subprocess.run(
         [str(duckdb), "-init", str(init), "-csv", "-c", "SELECT count(*) AS n FROM print_features"],
-        capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
-        env={"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "AWS_ENDPOINT_URL": s3.server.endpoint,
-             "AWS_ACCESS_KEY_ID": key, "AWS_SECRET_ACCESS_KEY": secret, "AWS_REGION": "us-east-1"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+        env={
+            "PATH": "/usr/bin:/bin",
+            "HOME": str(tmp_path),
+            "AWS_ENDPOINT_URL": s3.server.endpoint,
+            "AWS_ACCESS_KEY_ID": key,
+            "AWS_SECRET_ACCESS_KEY": secret,
+            "AWS_REGION": "us-east-1",
+        },
     )
     assert res.returncode == 0, res.stderr
     assert int(res.stdout.strip().splitlines()[-1]) == gold_of(built).height

@@ -112,10 +112,10 @@ def anonymous(method: str, url: str, data: bytes | None = None) -> tuple[object,
 
 def listening_ports(pid: int) -> set[int]:
     """Every TCP port the weed process listens on (ss), beyond the configured ones."""
-    res = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=30,
-                         check=True)
-    return {int(line.split()[3].rsplit(":", 1)[1]) for line in res.stdout.splitlines()
-            if f"pid={pid}," in line}
+    res = subprocess.run(["ss", "-ltnpH"], capture_output=True, text=True, timeout=30, check=True)
+    return {
+        int(line.split()[3].rsplit(":", 1)[1]) for line in res.stdout.splitlines() if f"pid={pid}," in line
+    }
 
 
 HEALTH = ("/status", "/health")  # liveness probes (S3 gateway, admin): an empty "ok", no data
@@ -125,8 +125,7 @@ def refused(request: str, answer: tuple[object, bytes]) -> bool:
     status, body = answer
     if status == 200 and request.endswith(HEALTH) and request.startswith("GET"):
         return len(body) < 40 and b"probe" not in body
-    return not isinstance(status, int) or (status in (400, 401, 403, 404, 405)
-                                           and b"probe" not in body)
+    return not isinstance(status, int) or (status in (400, 401, 403, 404, 405) and b"probe" not in body)
 
 
 def test_anonymous_requests_to_every_stack_port_are_refused_while_s3_with_keys_works(
@@ -145,17 +144,22 @@ def test_anonymous_requests_to_every_stack_port_are_refused_while_s3_with_keys_w
         for scheme in ("http", "https"):
             base = f"{scheme}://127.0.0.1:{port}"
             requests = [
-                ("GET", "/", None), ("GET", "/buckets/raw/", None),
+                ("GET", "/", None),
+                ("GET", "/buckets/raw/", None),
                 ("GET", f"/buckets/raw/{PREFIX}/anon.txt", None),
-                ("GET", f"/raw/{PREFIX}/anon.txt", None), ("GET", f"/gold/{PREFIX}/", None),
+                ("GET", f"/raw/{PREFIX}/anon.txt", None),
+                ("GET", f"/gold/{PREFIX}/", None),
                 ("PUT", f"/buckets/gold/{PREFIX}/evil.txt", b"evil"),
                 ("PUT", f"/gold/{PREFIX}/evil.txt", b"evil"),
                 ("DELETE", f"/buckets/raw/{PREFIX}/anon.txt", None),
                 ("DELETE", f"/raw/{PREFIX}/anon.txt", None),
-                ("GET", "/dir/assign", None), ("GET", "/dir/status", None),
-                ("GET", "/vol/status", None), ("GET", "/status", None),
+                ("GET", "/dir/assign", None),
+                ("GET", "/dir/status", None),
+                ("GET", "/vol/status", None),
+                ("GET", "/status", None),
                 ("POST", "/col/delete?collection=raw", None),
-                ("GET", "/api/cluster/topology", None), ("GET", "/health", None),
+                ("GET", "/api/cluster/topology", None),
+                ("GET", "/health", None),
             ]
             for method, path, data in requests:
                 answers[f"{method} {base}{path}"] = anonymous(method, base + path, data)
@@ -168,8 +172,10 @@ def test_anonymous_requests_to_every_stack_port_are_refused_while_s3_with_keys_w
         listed = admin.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/evil")
         assert listed["KeyCount"] == 0
     # S3 with the right keys keeps working
-    assert client(s3.base, "analyst").get_object(
-        Bucket="gold", Key=f"{PREFIX}/anon.txt")["Body"].read() == b"probe"
+    assert (
+        client(s3.base, "analyst").get_object(Bucket="gold", Key=f"{PREFIX}/anon.txt")["Body"].read()
+        == b"probe"
+    )
 
 
 # -- owner-only files -----------------------------------------------------------------------
@@ -209,10 +215,16 @@ def test_key_files_hold_one_identity_each_and_the_analyst_shell_gets_only_the_an
 ) -> None:
     from infra.stack.weed import WeedPorts
 
-    settings = stack_settings(tmp_path / "stack", WeedPorts.free(), aws_access_key_id=None,
-                              aws_secret_access_key=None, admin_access_key_id=None,
-                              admin_secret_access_key=None, analyst_access_key_id=None,
-                              analyst_secret_access_key=None)
+    settings = stack_settings(
+        tmp_path / "stack",
+        WeedPorts.free(),
+        aws_access_key_id=None,
+        aws_secret_access_key=None,
+        admin_access_key_id=None,
+        admin_secret_access_key=None,
+        analyst_access_key_id=None,
+        analyst_secret_access_key=None,
+    )
     assert ensure_key_files(settings) == ["admin", "pipeline", "analyst"]
     assert ensure_key_files(settings) == []  # never rewritten
     secrets = {}
@@ -220,14 +232,18 @@ def test_key_files_hold_one_identity_each_and_the_analyst_shell_gets_only_the_an
         path = key_file(settings.stack_dir, identity)
         assert stat.S_IMODE(path.stat().st_mode) == 0o600
         assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
-        names = [ln.split("=", 1)[0] for ln in path.read_text().splitlines()
-                 if ln and not ln.startswith("#")]
+        names = [ln.split("=", 1)[0] for ln in path.read_text().splitlines() if ln and not ln.startswith("#")]
         assert names == ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
         secrets[identity] = path.read_text().split("AWS_SECRET_ACCESS_KEY=")[1].strip()
     # the launcher's shell variables as a developer might have them: every secret exported
-    shell = {"PATH": "/usr/bin", "HOME": str(tmp_path), "AWS_SECRET_ACCESS_KEY": secrets["pipeline"],
-             "ADMIN_SECRET_ACCESS_KEY": secrets["admin"], "MINIO_ROOT_PASSWORD": "x" * 12,
-             "LAKEHOUSE_ENV_FILE": "envs/stack.env,.stack/keys/pipeline.env"}
+    shell = {
+        "PATH": "/usr/bin",
+        "HOME": str(tmp_path),
+        "AWS_SECRET_ACCESS_KEY": secrets["pipeline"],
+        "ADMIN_SECRET_ACCESS_KEY": secrets["admin"],
+        "MINIO_ROOT_PASSWORD": "x" * 12,
+        "LAKEHOUSE_ENV_FILE": "envs/stack.env,.stack/keys/pipeline.env",
+    }
     env = analyst_environment(settings, shell)
     values = "\n".join(env.values())
     assert secrets["pipeline"] not in values and secrets["admin"] not in values
@@ -237,12 +253,20 @@ def test_key_files_hold_one_identity_each_and_the_analyst_shell_gets_only_the_an
 
 
 def test_make_duckdb_starts_the_shell_through_the_analyst_launcher(
-    s3: S3Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    s3: S3Stack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     root = Path(__file__).resolve().parents[2]
-    res = subprocess.run(["make", "-n", "duckdb", f"STAMP={root / 'Makefile'}"], cwd=root,
-                         capture_output=True, text=True, timeout=60, check=True)
+    res = subprocess.run(
+        ["make", "-n", "duckdb", f"STAMP={root / 'Makefile'}"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert "-m infra.stack duckdb" in res.stdout and "ANALYST_" not in res.stdout
     assert "set -a" not in res.stdout  # no env file sourced into the shell
     monkeypatch.delenv("LAKEHOUSE_ENV_FILE", raising=False)
@@ -261,13 +285,20 @@ def test_make_duckdb_starts_the_shell_through_the_analyst_launcher(
 
 # -- read-only query ------------------------------------------------------------------------
 @pytest.mark.parametrize("identity", ["pipeline", "analyst"])
-@pytest.mark.parametrize("sql", [
-    "COPY (SELECT 1 AS x) TO 's3://gold/{prefix}/x.parquet'",
-    "CREATE TABLE t AS SELECT 1 AS x",
-    "SELECT 1; COPY (SELECT 1 AS x) TO 's3://gold/{prefix}/y.csv'",
-])
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "COPY (SELECT 1 AS x) TO 's3://gold/{prefix}/x.parquet'",
+        "CREATE TABLE t AS SELECT 1 AS x",
+        "SELECT 1; COPY (SELECT 1 AS x) TO 's3://gold/{prefix}/y.csv'",
+    ],
+)
 def test_query_with_a_write_statement_writes_nothing_and_prints_one_line(
-    s3: S3Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str], sql: str, identity: str,
+    s3: S3Stack,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    sql: str,
+    identity: str,
 ) -> None:
     lake = s3.lake()
     prefix = Location.of(lake.lake_gold).prefix
@@ -300,7 +331,9 @@ def test_the_analysts_keys_cannot_write_even_past_the_statement_guard(s3: S3Stac
 
 # -- seeding never changes identities -------------------------------------------------------
 def test_seed_with_a_different_secret_fails_in_one_line_and_never_changes_identities(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from tests.integration.conftest import start_server
 
@@ -308,8 +341,9 @@ def test_seed_with_a_different_secret_fails_in_one_line_and_never_changes_identi
     server, settings = start_server(tmp_path / "stack")
     try:
         live = server.config_path.read_bytes()
-        rotated = stack_settings(server.directory, server.ports,
-                                 aws_secret_access_key="another-pipeline-secret")
+        rotated = stack_settings(
+            server.directory, server.ports, aws_secret_access_key="another-pipeline-secret"
+        )
         env_file = tmp_path / "rotated.env"
         env_file.write_text(env_lines(rotated))
         code = stack_main(["seed", "--env-file", str(env_file), "--buckets-only"])

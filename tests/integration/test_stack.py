@@ -34,8 +34,12 @@ def test_stack_up_twice_then_down_and_a_stopped_server_gives_one_clear_error_and
         again = capsys.readouterr().out
         assert "already running" in again and "uploaded 0" in again and "skipped 9" in again
         # the seed command wires the running server's identity step in
-        assert stack_main(["seed", "--env-file", str(env_file), "--generate", "--scale", "0.01",
-                           "--gen-days", "3"]) == 0
+        assert (
+            stack_main(
+                ["seed", "--env-file", str(env_file), "--generate", "--scale", "0.01", "--gen-days", "3"]
+            )
+            == 0
+        )
         seeded = capsys.readouterr().out
         assert "identities: admin, pipeline, analyst match" in seeded
         assert "uploaded 0" in seeded and "skipped 9" in seeded
@@ -74,15 +78,15 @@ def test_layers_as_prefixes_of_one_bucket_get_prefix_scoped_grants(tmp_path: Pat
     server, _ = start_server(tmp_path / "stack")
     try:
         settings = stack_settings(
-            server.directory, server.ports,
-            **{f"lake_{layer}": f"s3://lake/{layer}" for layer in ("raw", "bronze", "silver",
-                                                                    "gold")})
+            server.directory,
+            server.ports,
+            **{f"lake_{layer}": f"s3://lake/{layer}" for layer in ("raw", "bronze", "silver", "gold")},
+        )
         raw = tmp_path / "raw" / "prints"
         raw.mkdir(parents=True)
         (raw / "a.json").write_text("{}\n")
         assert "reloaded" in apply_identities(settings)  # the explicit step, then the seed
-        report = seed_lake(settings, SeedOptions(source=tmp_path / "raw"),
-                           identities=check_identities)
+        report = seed_lake(settings, SeedOptions(source=tmp_path / "raw"), identities=check_identities)
         assert report.buckets_created == ["lake"] and "match" in report.identities
 
         ctx = RunContext(settings)  # the pipeline identity writes a table under lake/gold

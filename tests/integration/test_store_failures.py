@@ -41,8 +41,12 @@ REPO = Path(__file__).resolve().parents[2]
 SCALE = 0.01
 START = date(2020, 11, 1)
 # Small bounds for the tests: one request gives up after 2 x (1 s + 2 s) + 0.1 s = 6.1 s.
-TIMEOUTS = {"s3_connect_timeout_seconds": 1.0, "s3_read_timeout_seconds": 2.0,
-            "s3_max_attempts": 2, "s3_retry_backoff_seconds": 0.1}
+TIMEOUTS = {
+    "s3_connect_timeout_seconds": 1.0,
+    "s3_read_timeout_seconds": 2.0,
+    "s3_max_attempts": 2,
+    "s3_retry_backoff_seconds": 0.1,
+}
 # A failing stage may wait on a few requests in turn (the failing one, polars re-reading a
 # file once, cleanup of uncommitted files, the quality gate's own table): it must still end
 # within this many request bounds after the store stopped answering.
@@ -89,8 +93,7 @@ class Store:
 
     def lake(self, name: str) -> Settings:
         locations = {f"lake_{layer}": f"s3://{layer}/{name}" for layer in LAYERS}
-        return stack_settings(self.server.directory, self.server.ports,
-                              **(locations | TIMEOUTS))
+        return stack_settings(self.server.directory, self.server.ports, **(locations | TIMEOUTS))
 
 
 @pytest.fixture(scope="module")
@@ -126,8 +129,11 @@ def raw_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def reference(raw_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Settings:
     """The same raw files built on local disk with no failure: what every rerun must equal."""
     root = tmp_path_factory.mktemp("reference")
-    settings = Settings(_env_file=None, lake_raw=str(raw_dir),  # type: ignore[call-arg]
-                        **{f"lake_{layer}": str(root / layer) for layer in LAYERS[1:]})
+    settings = Settings(
+        _env_file=None,
+        lake_raw=str(raw_dir),  # type: ignore[call-arg]
+        **{f"lake_{layer}": str(root / layer) for layer in LAYERS[1:]},
+    )
     run_all(RunContext(settings), audits=NO_AUDITS)
     return settings
 
@@ -151,20 +157,38 @@ class Outcome:
 
 def run_command(stage: str, env_file: Path, *, timeout: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "jobs", stage, "--env-file", str(env_file)], cwd=REPO,
-        capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
-        env={"PATH": "/usr/bin:/bin", "LAKEHOUSE_ENV_FILE": ""})
+        [sys.executable, "-m", "jobs", stage, "--env-file", str(env_file)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "LAKEHOUSE_ENV_FILE": ""},
+    )
 
 
-def run_with_failure(store: Store, settings: Settings, stage: str, env_file: Path,
-                     sig: signal.Signals, *, before: bool, limit: float) -> Outcome:
+def run_with_failure(
+    store: Store,
+    settings: Settings,
+    stage: str,
+    env_file: Path,
+    sig: signal.Signals,
+    *,
+    before: bool,
+    limit: float,
+) -> Outcome:
     """Run the stage; signal the store before it starts, or once its first output appears."""
     if before:
         store.signal(sig)
     proc = subprocess.Popen(
-        [sys.executable, "-m", "jobs", stage, "--env-file", str(env_file)], cwd=REPO,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL,
-        env={"PATH": "/usr/bin:/bin", "LAKEHOUSE_ENV_FILE": ""})
+        [sys.executable, "-m", "jobs", stage, "--env-file", str(env_file)],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "LAKEHOUSE_ENV_FILE": ""},
+    )
     signalled = [time.monotonic()]
     chunks: list[str] = []
     reader = threading.Thread(target=lambda: chunks.append(proc.stderr.read()))  # type: ignore[union-attr]
@@ -187,8 +211,9 @@ def run_with_failure(store: Store, settings: Settings, stage: str, env_file: Pat
     return Outcome(proc.returncode, "".join(chunks), time.monotonic() - signalled[0])
 
 
-def _signal_when_written(store: Store, settings: Settings, stage: str, sig: signal.Signals,
-                         proc: subprocess.Popen[str]) -> None:
+def _signal_when_written(
+    store: Store, settings: Settings, stage: str, sig: signal.Signals, proc: subprocess.Popen[str]
+) -> None:
     name = settings.lake_bronze.rsplit("/", 1)[1]
     target = OUTPUT[stage].format(name=name)
     bucket, _, prefix = target.partition("/")
@@ -197,8 +222,7 @@ def _signal_when_written(store: Store, settings: Settings, stage: str, sig: sign
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            pytest.fail(f"{stage} ended (code {proc.returncode}) before it wrote to "
-                        f"s3://{bucket}/{prefix}")
+            pytest.fail(f"{stage} ended (code {proc.returncode}) before it wrote to s3://{bucket}/{prefix}")
         listed = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
         if listed.get("KeyCount", 0):
             store.signal(sig)
@@ -244,19 +268,23 @@ def _bound(settings: Settings) -> float:
 @pytest.mark.parametrize("stage", ["bronze", "silver", "gold"])
 @pytest.mark.parametrize("sig", [signal.SIGSTOP, signal.SIGKILL], ids=["stalled", "killed"])
 def test_store_failing_mid_stage_ends_it_with_one_line_in_time_and_a_rerun_completes(
-    store: Store, raw_dir: Path, reference: Settings, tmp_path: Path, stage: str,
+    store: Store,
+    raw_dir: Path,
+    reference: Settings,
+    tmp_path: Path,
+    stage: str,
     sig: signal.Signals,
 ) -> None:
     name = f"{stage}-{sig.name.lower()}"
     settings = prepared_lake(store, raw_dir, name, stage)
     env_file = tmp_path / f"{name}.env"
     # A stage that dies with the store cannot release its lease: the rerun waits for it to expire.
-    env_file.write_text(env_lines(settings) + "\nLEASE_TTL_SECONDS=3\nLEASE_HEARTBEAT_SECONDS=0.5\n"
-                        "LEASE_WAIT_SECONDS=60\n")
+    env_file.write_text(
+        env_lines(settings) + "\nLEASE_TTL_SECONDS=3\nLEASE_HEARTBEAT_SECONDS=0.5\nLEASE_WAIT_SECONDS=60\n"
+    )
     bound = _bound(settings)
 
-    outcome = run_with_failure(store, settings, stage, env_file, sig, before=False,
-                               limit=bound + 60)
+    outcome = run_with_failure(store, settings, stage, env_file, sig, before=False, limit=bound + 60)
     store.ensure_running()
 
     print(f"{stage} {sig.name}: exit {outcome.code} {outcome.after_signal:.1f}s after the signal")
@@ -276,8 +304,9 @@ def test_store_stalled_before_a_stage_starts_ends_it_with_one_line_in_time(
     env_file.write_text(env_lines(settings))
     bound = _bound(settings)
 
-    outcome = run_with_failure(store, settings, "silver", env_file, signal.SIGSTOP, before=True,
-                               limit=bound + 60)
+    outcome = run_with_failure(
+        store, settings, "silver", env_file, signal.SIGSTOP, before=True, limit=bound + 60
+    )
     store.ensure_running()
 
     print(f"silver SIGSTOP before: exit {outcome.code} {outcome.after_signal:.1f}s")

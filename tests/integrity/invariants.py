@@ -31,13 +31,25 @@ def lake_env(root: Path, **extra: str) -> dict[str, str]:
 
 
 def cli(root: Path, *args: str, timeout: float = 600, **env: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "jobs", *args], capture_output=True, text=True,
-                          env=lake_env(root, **env), timeout=timeout, cwd=REPO)
+    return subprocess.run(
+        [sys.executable, "-m", "jobs", *args],
+        capture_output=True,
+        text=True,
+        env=lake_env(root, **env),
+        timeout=timeout,
+        cwd=REPO,
+    )
 
 
 def start(root: Path, *args: str, **env: str) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "jobs", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=lake_env(root, **env), cwd=REPO)
+    return subprocess.Popen(
+        [sys.executable, "-m", "jobs", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=lake_env(root, **env),
+        cwd=REPO,
+    )
 
 
 def one_clean_error_line(stderr: str) -> str:
@@ -74,19 +86,22 @@ def assert_exactly_once(root: Path, *, mode: str = "calendar", n_weeks: int = 3)
     assert twice.is_empty(), f"lines taken in twice: {twice.head(5)}"
     per_file = dict(every.group_by("source_file").len().iter_rows())
     assert per_file == {p: n for p, n in lines.items() if n}, json.dumps(
-        {p: (lines.get(p), per_file.get(p)) for p in set(lines) | set(per_file)
-         if lines.get(p) != per_file.get(p)}, sort_keys=True)
+        {
+            p: (lines.get(p), per_file.get(p))
+            for p in set(lines) | set(per_file)
+            if lines.get(p) != per_file.get(p)
+        },
+        sort_keys=True,
+    )
     silver = {}
     for source in SOURCES:
         bronze = table(root, "bronze", source)
         silver[source] = table(root, "silver", source)
         expected = to_silver(source, bronze.lazy()).collect().drop("run_id")
         got = silver[source].drop("run_id").select(expected.columns)
-        assert_frame_equal(got.sort(got.columns), expected.sort(expected.columns),
-                           check_row_order=True)
+        assert_frame_equal(got.sort(got.columns), expected.sort(expected.columns), check_row_order=True)
     gold = table(root, "gold", "print_features")
-    reference = reference_gold(silver["prints"], silver["taps"], silver["pays"], mode=mode,
-                               n_weeks=n_weeks)
+    reference = reference_gold(silver["prints"], silver["taps"], silver["pays"], mode=mode, n_weeks=n_weeks)
     assert_frame_equal(canonical(gold), canonical(reference))
     assert_readable_by_every_engine(root)
     return lines
@@ -100,17 +115,21 @@ def assert_readable_by_every_engine(root: Path) -> None:
     from jobs.run import RunContext
     from jobs.settings import load_settings
 
-    ctx = RunContext(load_settings(**{f"lake_{layer}": str(root / layer)
-                                      for layer in ("raw", "bronze", "silver", "gold")}))
-    views = {f"bronze.{s}": ("bronze", s) for s in SOURCES} | {
-        f"silver.{s}": ("silver", s) for s in SOURCES} | {"gold.print_features": ("gold", "print_features")}
-    counts = run_query(ctx, " UNION ALL ".join(
-        f"SELECT '{v}' AS v, count(*) AS n FROM {v}" for v in views))
+    ctx = RunContext(
+        load_settings(**{f"lake_{layer}": str(root / layer) for layer in ("raw", "bronze", "silver", "gold")})
+    )
+    views = (
+        {f"bronze.{s}": ("bronze", s) for s in SOURCES}
+        | {f"silver.{s}": ("silver", s) for s in SOURCES}
+        | {"gold.print_features": ("gold", "print_features")}
+    )
+    counts = run_query(ctx, " UNION ALL ".join(f"SELECT '{v}' AS v, count(*) AS n FROM {v}" for v in views))
     by_duckdb = dict(counts.iter_rows())
     for view, (layer, name) in views.items():
         uri = str(root / layer / name)
-        assert DeltaTable(uri).to_pyarrow_table().num_rows == table(root, layer, name).height \
-            == by_duckdb[view], view
+        assert (
+            DeltaTable(uri).to_pyarrow_table().num_rows == table(root, layer, name).height == by_duckdb[view]
+        ), view
 
 
 def unreferenced_data_files(root: Path) -> list[Path]:

@@ -54,10 +54,10 @@ def _hold(args: argparse.Namespace, storage: Any, owner: Any) -> int:
     from jobs.lease import hold_lease
 
     control = Path(args.dir)
-    with hold_lease(storage, uri=args.uri, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat,
-                    wait=args.wait) as lease:
-        write_json(control / f"acquired-{args.run_id}.json",
-                   {"token": lease.token, "pid": os.getpid()})
+    with hold_lease(
+        storage, uri=args.uri, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat, wait=args.wait
+    ) as lease:
+        write_json(control / f"acquired-{args.run_id}.json", {"token": lease.token, "pid": os.getpid()})
         deadline = time.monotonic() + LIMIT
         while not (control / f"release-{args.run_id}").exists():
             lease.ensure()  # what the pipeline does before each commit
@@ -74,14 +74,14 @@ def _race(args: argparse.Namespace, storage: Any, owner: Any) -> int:
 
     control = Path(args.dir)
     for r in range(args.rounds):
-        go = wait_for(lambda r=r: (control / f"go-{r}").is_file() and (control / f"go-{r}"),
-                      f"go-{r}")
+        go = wait_for(lambda r=r: (control / f"go-{r}").is_file() and (control / f"go-{r}"), f"go-{r}")
         start_at = json.loads(go.read_text())["at"]
         time.sleep(max(0.0, start_at - time.time()))
         report = control / f"r{r}-{args.run_id}.json"
         try:
-            lease = acquire(storage, uri=args.uri, owner=owner, ttl=args.ttl,
-                            heartbeat=args.heartbeat, wait=0)
+            lease = acquire(
+                storage, uri=args.uri, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat, wait=0
+            )
         except LeaseHeld as exc:
             write_json(report, {"won": False, "message": str(exc)})
             continue
@@ -123,19 +123,35 @@ def main(argv: list[str] | None = None) -> int:
 
 
 # -- the test side -----------------------------------------------------------------------------
-def spawn(mode: str, *, env: Path, control: Path, run_id: str, **options: Any
-          ) -> subprocess.Popen[str]:
+def spawn(mode: str, *, env: Path, control: Path, run_id: str, **options: Any) -> subprocess.Popen[str]:
     """Start one worker process; its stderr (log lines, the error line) goes to
     ``<control>/<run_id>.err`` (see :func:`stderr_of`)."""
-    cmd = [sys.executable, "-m", "tests.integrity.lease_harness", mode, "--env", str(env),
-           "--dir", str(control), "--run-id", run_id]
+    cmd = [
+        sys.executable,
+        "-m",
+        "tests.integrity.lease_harness",
+        mode,
+        "--env",
+        str(env),
+        "--dir",
+        str(control),
+        "--run-id",
+        run_id,
+    ]
     for name, value in options.items():
         if value is not None:
             cmd += [f"--{name.replace('_', '-')}", str(value)]
     environment = os.environ | {"PYTHONPATH": str(ROOT)}
     with open(control / f"{run_id}.err", "w") as err:
-        return subprocess.Popen(cmd, cwd=ROOT, env=environment, stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=err, text=True)
+        return subprocess.Popen(
+            cmd,
+            cwd=ROOT,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            text=True,
+        )
 
 
 def stderr_of(proc: subprocess.Popen[str]) -> str:
@@ -175,22 +191,35 @@ def expired_lease(run_id: str = "crashed-run", *, pid: int | None = None) -> byt
     from jobs.lease import Holder, Owner
 
     beat = datetime.now(UTC) - timedelta(minutes=10)
-    holder = Holder(owner=Owner(run_id=run_id, host="lost-host", pid=pid or dead_pid(),
-                                command="python -m jobs run"),
-                    token=uuid.uuid4().hex, acquired_at=beat - timedelta(minutes=5),
-                    heartbeat_at=beat, expires_at=beat + timedelta(seconds=60), ttl_seconds=60)
+    holder = Holder(
+        owner=Owner(run_id=run_id, host="lost-host", pid=pid or dead_pid(), command="python -m jobs run"),
+        token=uuid.uuid4().hex,
+        acquired_at=beat - timedelta(minutes=5),
+        heartbeat_at=beat,
+        expires_at=beat + timedelta(seconds=60),
+        ttl_seconds=60,
+    )
     return holder.to_bytes()
 
 
-def race_rounds(*, env: Path, control: Path, uri: str, processes: int, rounds: int,
-                read_token: Callable[[], str | None], before_round: Callable[[int], None]
-                ) -> list[dict[str, Any]]:
+def race_rounds(
+    *,
+    env: Path,
+    control: Path,
+    uri: str,
+    processes: int,
+    rounds: int,
+    read_token: Callable[[], str | None],
+    before_round: Callable[[int], None],
+) -> list[dict[str, Any]]:
     """Run ``rounds`` races of ``processes`` workers; per round, check exactly one won, that the
     lease is the winner's, that every loser was told who holds it, and that the winner releases.
     Returns the per-round outcome."""
     run_ids = [f"racer-{i}" for i in range(processes)]
-    procs = [spawn("race", env=env, control=control, run_id=rid, uri=uri, rounds=rounds,
-                   ttl=30, heartbeat=5) for rid in run_ids]
+    procs = [
+        spawn("race", env=env, control=control, run_id=rid, uri=uri, rounds=rounds, ttl=30, heartbeat=5)
+        for rid in run_ids
+    ]
     outcomes = []
     try:
         for r in range(rounds):

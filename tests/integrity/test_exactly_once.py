@@ -48,7 +48,8 @@ def lake(template: Path, tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("offset", [0.0, 0.7, 2.0])
 def test_two_runs_at_once_one_runs_the_other_names_the_holder_and_nothing_is_duplicated(
-        lake: Path, offset: float) -> None:
+    lake: Path, offset: float
+) -> None:
     first = start(lake, "run")
     time.sleep(offset)
     second = start(lake, "run")
@@ -110,8 +111,7 @@ def test_a_run_killed_at_a_random_point_is_repaired_by_the_next_run(lake: Path, 
 def test_a_file_still_being_written_waits_and_is_later_taken_in_whole(lake: Path) -> None:
     growing = lake / "raw" / "prints" / "day=2020-11-09" / "part-0.json"
     growing.parent.mkdir(parents=True, exist_ok=True)
-    line = (b'{"day": "2020-11-09", "event_data": {"position": 1, "value_prop": "point"}, '
-            b'"user_id": 77}\n')
+    line = b'{"day": "2020-11-09", "event_data": {"position": 1, "value_prop": "point"}, "user_id": 77}\n'
     growing.write_bytes(line)
     stop = threading.Event()
 
@@ -135,7 +135,8 @@ def test_a_file_still_being_written_waits_and_is_later_taken_in_whole(lake: Path
     second = cli(lake, "run", RAW_SETTLE_SECONDS="0")
     assert second.returncode == 0, second.stderr
     taken = table(lake, "bronze", "prints").filter(
-        table(lake, "bronze", "prints")["source_file"] == "prints/day=2020-11-09/part-0.json")
+        table(lake, "bronze", "prints")["source_file"] == "prints/day=2020-11-09/part-0.json"
+    )
     assert taken.height == growing.read_bytes().count(b"\n")
     assert_exactly_once(lake)
 
@@ -170,5 +171,6 @@ def test_a_same_size_and_a_longer_correction_replace_their_rows_everywhere(lake:
     assert longer.returncode == 0 and "1 corrected file(s) replaced" in longer.stdout
     assert_exactly_once(lake)
     history = table(lake, "bronze", "_manifest").filter(
-        table(lake, "bronze", "_manifest")["path"] == "taps/day=2020-11-03/part-0.json")
+        table(lake, "bronze", "_manifest")["path"] == "taps/day=2020-11-03/part-0.json"
+    )
     assert history.height == 3 and history["replaces"].null_count() == 1

@@ -31,16 +31,26 @@ from tests.integrity.lease_harness import (
 
 @pytest.fixture
 def lake(tmp_path: Path) -> Storage:
-    return Storage(load_settings(**{f"lake_{layer}": str(tmp_path / "lake" / layer)
-                                    for layer in ("raw", "bronze", "silver", "gold")}))
+    return Storage(
+        load_settings(
+            **{
+                f"lake_{layer}": str(tmp_path / "lake" / layer)
+                for layer in ("raw", "bronze", "silver", "gold")
+            }
+        )
+    )
 
 
 @pytest.fixture
 def env(tmp_path: Path, lake: Storage) -> Path:
     s = lake.settings
     path = tmp_path / "lake.env"
-    path.write_text("".join(f"LAKE_{layer.upper()}={getattr(s, f'lake_{layer}')}\n"
-                            for layer in ("raw", "bronze", "silver", "gold")))
+    path.write_text(
+        "".join(
+            f"LAKE_{layer.upper()}={getattr(s, f'lake_{layer}')}\n"
+            for layer in ("raw", "bronze", "silver", "gold")
+        )
+    )
     return path
 
 
@@ -71,6 +81,7 @@ def critical_section(lake: Storage, pid: int | None = None) -> Iterator[None]:
     """Hold the lock every local lease change takes (bounded wait), as process ``pid`` would."""
     fd = os.open(f"{uri_of(lake)}.lock", os.O_RDWR | os.O_CREAT)
     try:
+
         def locked() -> bool:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -118,17 +129,18 @@ def test_heartbeat_must_be_below_half_the_ttl(lake: Storage) -> None:
 
 
 def test_heartbeat_keeps_extending_the_expiry(lake: Storage) -> None:
-    with hold_lease(lake, owner=Owner.this_process("beating"), ttl=2, heartbeat=0.2,
-                    wait=0) as lease:
+    with hold_lease(lake, owner=Owner.this_process("beating"), ttl=2, heartbeat=0.2, wait=0) as lease:
         first = read_lease(lake)
         assert first is not None
-        later = wait_for(lambda: (h := read_lease(lake)) and h.expires_at > first.expires_at and h,
-                         "a heartbeat")
+        later = wait_for(
+            lambda: (h := read_lease(lake)) and h.expires_at > first.expires_at and h, "a heartbeat"
+        )
         assert later.token == lease.token and later.acquired_at == first.acquired_at
 
 
 def test_second_process_gets_lease_held_naming_the_holder_and_gives_up_at_once(
-        env: Path, control: Path, lake: Storage) -> None:
+    env: Path, control: Path, lake: Storage
+) -> None:
     holder = spawn("hold", env=env, control=control, run_id="first-run", ttl=30, heartbeat=5)
     try:
         wait_for(lambda: (control / "acquired-first-run.json").is_file(), "the first run")
@@ -149,7 +161,8 @@ def test_second_process_gets_lease_held_naming_the_holder_and_gives_up_at_once(
 
 
 def test_waiting_process_gets_the_lease_once_the_holder_releases(
-        env: Path, control: Path, lake: Storage) -> None:
+    env: Path, control: Path, lake: Storage
+) -> None:
     first = spawn("hold", env=env, control=control, run_id="first-run", ttl=30, heartbeat=5)
     procs = [first]
     try:
@@ -174,13 +187,13 @@ def test_waiting_process_gets_the_lease_once_the_holder_releases(
     assert read_lease(lake) is None
 
 
-def test_expired_lease_of_a_dead_process_is_taken_over(lake: Storage,
-                                                       caplog: pytest.LogCaptureFixture) -> None:
+def test_expired_lease_of_a_dead_process_is_taken_over(
+    lake: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
     write_expired(lake, "crashed-run")
     stale = read_lease(lake)
     assert stale is not None and stale.expired()
-    with hold_lease(lake, owner=Owner.this_process("new-run"), ttl=30, heartbeat=5,
-                    wait=0) as lease:
+    with hold_lease(lake, owner=Owner.this_process("new-run"), ttl=30, heartbeat=5, wait=0) as lease:
         holder = read_lease(lake)
         assert holder is not None and holder.token == lease.token != stale.token
         assert holder.owner.run_id == "new-run"
@@ -189,32 +202,47 @@ def test_expired_lease_of_a_dead_process_is_taken_over(lake: Storage,
 
 
 def test_eight_processes_racing_for_a_free_lease_exactly_one_wins_every_round(
-        env: Path, control: Path, lake: Storage) -> None:
-    outcomes = race_rounds(env=env, control=control, uri=uri_of(lake), processes=8, rounds=4,
-                           read_token=lambda: token(lake), before_round=lambda r: None)
+    env: Path, control: Path, lake: Storage
+) -> None:
+    outcomes = race_rounds(
+        env=env,
+        control=control,
+        uri=uri_of(lake),
+        processes=8,
+        rounds=4,
+        read_token=lambda: token(lake),
+        before_round=lambda r: None,
+    )
     assert len(outcomes) == 4
 
 
 def test_eight_processes_racing_to_take_over_an_expired_lease_exactly_one_wins(
-        env: Path, control: Path, lake: Storage) -> None:
-    outcomes = race_rounds(env=env, control=control, uri=uri_of(lake), processes=8, rounds=3,
-                           read_token=lambda: token(lake),
-                           before_round=lambda r: write_expired(lake, f"crashed-{r}"))
+    env: Path, control: Path, lake: Storage
+) -> None:
+    outcomes = race_rounds(
+        env=env,
+        control=control,
+        uri=uri_of(lake),
+        processes=8,
+        rounds=3,
+        read_token=lambda: token(lake),
+        before_round=lambda r: write_expired(lake, f"crashed-{r}"),
+    )
     assert len(outcomes) == 3
     leftovers = sorted(p.name for p in Path(uri_of(lake)).parent.iterdir())
     assert leftovers == ["_lease.json.lock"]
 
 
 def test_holder_whose_lease_was_taken_over_gets_lease_lost_and_leaves_the_new_lease(
-        env: Path, control: Path, lake: Storage) -> None:
+    env: Path, control: Path, lake: Storage
+) -> None:
     stalled = spawn("hold", env=env, control=control, run_id="stalled-run", ttl=2, heartbeat=0.5)
     try:
         wait_for(lambda: (control / "acquired-stalled-run.json").is_file(), "the stalled run")
         with critical_section(lake):  # stop it between lease changes, not inside one
             os.kill(stalled.pid, signal.SIGSTOP)  # a stall longer than the TTL (swap, GC, ...)
         wait_for(lambda: (h := read_lease(lake)) is not None and h.expired(), "the lease to expire")
-        with hold_lease(lake, owner=Owner.this_process("taker"), ttl=30, heartbeat=5,
-                        wait=0) as lease:
+        with hold_lease(lake, owner=Owner.this_process("taker"), ttl=30, heartbeat=5, wait=0) as lease:
             os.kill(stalled.pid, signal.SIGCONT)
             code, err = finish(stalled)
             assert code == 6, err
@@ -234,8 +262,7 @@ def test_release_never_deletes_someone_elses_lease(lake: Storage) -> None:
     first.stop_heartbeat()
     broken = break_lease(lake)
     assert broken is not None and broken.token == first.token
-    with hold_lease(lake, owner=Owner.this_process("second"), ttl=30, heartbeat=5,
-                    wait=0) as second:
+    with hold_lease(lake, owner=Owner.this_process("second"), ttl=30, heartbeat=5, wait=0) as second:
         assert first.release() is False
         assert token(lake) == second.token
         with pytest.raises(LeaseLost, match="taken over by run second"):
@@ -244,8 +271,7 @@ def test_release_never_deletes_someone_elses_lease(lake: Storage) -> None:
 
 
 def test_heartbeat_records_a_lost_lease_and_ensure_raises(lake: Storage) -> None:
-    with hold_lease(lake, owner=Owner.this_process("victim"), ttl=1, heartbeat=0.1,
-                    wait=0) as lease:
+    with hold_lease(lake, owner=Owner.this_process("victim"), ttl=1, heartbeat=0.1, wait=0) as lease:
         break_lease(lake)
         reason = wait_for(lambda: lease.lost, "the heartbeat to notice")
         assert "was removed" in reason and "lease break" in reason
@@ -255,7 +281,8 @@ def test_heartbeat_records_a_lost_lease_and_ensure_raises(lake: Storage) -> None
 
 
 def test_sigkilled_holder_leaves_a_lease_that_the_next_run_takes_over_after_the_ttl(
-        env: Path, control: Path, lake: Storage) -> None:
+    env: Path, control: Path, lake: Storage
+) -> None:
     killed = spawn("hold", env=env, control=control, run_id="killed-run", ttl=2, heartbeat=0.5)
     procs = [killed]
     try:
@@ -264,8 +291,7 @@ def test_sigkilled_holder_leaves_a_lease_that_the_next_run_takes_over_after_the_
         killed.wait(timeout=30)
         left = read_lease(lake)
         assert left is not None and left.owner.run_id == "killed-run"
-        nxt = spawn("hold", env=env, control=control, run_id="next-run", ttl=2, heartbeat=0.5,
-                    wait=90)
+        nxt = spawn("hold", env=env, control=control, run_id="next-run", ttl=2, heartbeat=0.5, wait=90)
         procs.append(nxt)
         wait_for(lambda: (control / "acquired-next-run.json").is_file(), "the next run")
         holder = read_lease(lake)
@@ -310,13 +336,16 @@ def test_lease_held_in_process_names_the_holder(lake: Storage) -> None:
 
 
 def test_a_process_stopped_inside_a_lease_change_gets_a_clear_error_not_a_hang(
-        lake: Storage, monkeypatch: pytest.MonkeyPatch) -> None:
+    lake: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import jobs.lease
 
     monkeypatch.setattr(jobs.lease, "LOCK_WAIT", 0.3)
     write_expired(lake, "crashed-run")
-    with critical_section(lake, pid=4242), pytest.raises(
-            StorageError, match=r"being changed by process 4242.*kill -CONT 4242"):
+    with (
+        critical_section(lake, pid=4242),
+        pytest.raises(StorageError, match=r"being changed by process 4242.*kill -CONT 4242"),
+    ):
         acquire(lake, owner=Owner.this_process("blocked"), ttl=30, heartbeat=5, wait=0)
     with hold_lease(lake, owner=Owner.this_process("later"), ttl=30, heartbeat=5, wait=0) as lease:
         assert token(lake) == lease.token

@@ -26,25 +26,50 @@ from tests.quality.test_suites import CASES, ND, SUITES, add_one, audited_gold, 
 
 MORE: list[tuple[str, str, Callable[[pl.DataFrame], pl.DataFrame]]] = [
     # several failing rows in one check, several failing checks at once
-    ("silver.prints", "many_bad_rows",
-     lambda f: pl.concat([f] * 4).with_columns(
-         user_id=pl.when(pl.int_range(pl.len()) % 2 == 0).then(-pl.col("user_id"))
-         .otherwise(pl.col("user_id")),
-         value_prop=pl.when(pl.int_range(pl.len()) % 3 == 0).then(pl.lit("odd"))
-         .otherwise(pl.col("value_prop")))),
-    ("silver.pays", "null_and_negative_total",
-     lambda f: put("total", None, row=1)(put("total", Decimal("-2.50"), row=0)(f))),
-    ("silver.prints", "null_and_negative_position",
-     lambda f: put("position", None, row=0)(put("position", -3, row=2)(f))),
-    ("bronze.prints", "null_line_number_changes_its_pandas_type",
-     lambda f: put("line_number", None, row=1)(f)),
-    ("bronze.pays", "extra_and_missing_columns",
-     lambda f: f.drop("value_prop").with_columns(pl.lit(1).alias("unexpected"))),
-    ("gold.print_features", "several_gold_checks_fail",
-     lambda f: add_one("prior_clicks", 2)(put("user_id", -5, row=2)(
-         put("week_start", date(2020, 11, 16), row=0)(f)))),
-    ("gold.print_features", "null_prior_with_a_mismatch",
-     lambda f: put("prior_views", None, row=0)(add_one("prior_views", 1)(f))),
+    (
+        "silver.prints",
+        "many_bad_rows",
+        lambda f: pl.concat([f] * 4).with_columns(
+            user_id=pl.when(pl.int_range(pl.len()) % 2 == 0)
+            .then(-pl.col("user_id"))
+            .otherwise(pl.col("user_id")),
+            value_prop=pl.when(pl.int_range(pl.len()) % 3 == 0)
+            .then(pl.lit("odd"))
+            .otherwise(pl.col("value_prop")),
+        ),
+    ),
+    (
+        "silver.pays",
+        "null_and_negative_total",
+        lambda f: put("total", None, row=1)(put("total", Decimal("-2.50"), row=0)(f)),
+    ),
+    (
+        "silver.prints",
+        "null_and_negative_position",
+        lambda f: put("position", None, row=0)(put("position", -3, row=2)(f)),
+    ),
+    (
+        "bronze.prints",
+        "null_line_number_changes_its_pandas_type",
+        lambda f: put("line_number", None, row=1)(f),
+    ),
+    (
+        "bronze.pays",
+        "extra_and_missing_columns",
+        lambda f: f.drop("value_prop").with_columns(pl.lit(1).alias("unexpected")),
+    ),
+    (
+        "gold.print_features",
+        "several_gold_checks_fail",
+        lambda f: add_one("prior_clicks", 2)(
+            put("user_id", -5, row=2)(put("week_start", date(2020, 11, 16), row=0)(f))
+        ),
+    ),
+    (
+        "gold.print_features",
+        "null_prior_with_a_mismatch",
+        lambda f: put("prior_views", None, row=0)(add_one("prior_views", 1)(f)),
+    ),
 ]
 
 
@@ -56,12 +81,11 @@ def _frame(suite_name: str, mutate: Callable[[pl.DataFrame], pl.DataFrame]) -> p
 ALL = [(s, "good_data", lambda f: f) for s in sorted(SUITES)] + CASES + MORE
 
 
-@pytest.mark.parametrize(("suite_name", "case", "mutate"), ALL,
-                         ids=[f"{s}.{c}" for s, c, _ in ALL])
+@pytest.mark.parametrize(("suite_name", "case", "mutate"), ALL, ids=[f"{s}.{c}" for s, c, _ in ALL])
 @pytest.mark.parametrize("sample_rows", [3])
 def test_the_fast_path_equals_great_expectations_on_the_full_frame(
-        suite_name: str, case: str, mutate: Callable[[pl.DataFrame], pl.DataFrame],
-        sample_rows: int) -> None:
+    suite_name: str, case: str, mutate: Callable[[pl.DataFrame], pl.DataFrame], sample_rows: int
+) -> None:
     suite = SUITES[suite_name][0]()
     frame = _frame(suite_name, mutate)
     fast = validate_frame(frame, suite, sample_rows=sample_rows)
@@ -87,8 +111,12 @@ def test_the_crafted_failures_are_evaluated_by_polars_not_by_great_expectations(
 
 def test_a_check_polars_cannot_translate_is_validated_by_great_expectations() -> None:
     suite = SUITES["silver.prints"][0]()
-    odd = Check("user_id_mean_plausible", "ExpectColumnMeanToBeBetween",
-                {"column": "user_id", "min_value": 10, "max_value": 20}, "mean user id")
+    odd = Check(
+        "user_id_mean_plausible",
+        "ExpectColumnMeanToBeBetween",
+        {"column": "user_id", "min_value": 10, "max_value": 20},
+        "mean user id",
+    )
     suite = replace(suite, checks=(*suite.checks, odd))
     frame = SUITES["silver.prints"][1]()
     assert gx_evaluated(frame, suite) == ["user_id_mean_plausible"]
@@ -120,7 +148,8 @@ def test_every_failing_row_counts_in_a_large_frame() -> None:
     base = SUITES["silver.prints"][1]()
     frame = pl.concat([base] * 20_000).with_columns(
         position=pl.when(pl.int_range(pl.len()) % 7 == 3).then(-1).otherwise(pl.col("position")),
-        day=pl.lit(ND))
+        day=pl.lit(ND),
+    )
     fast = {r.check: r for r in validate_frame(frame, suite, sample_rows=2)}
     r = fast["position_non_negative"]
     assert r.unexpected_count == sum(1 for i in range(frame.height) if i % 7 == 3)

@@ -30,11 +30,19 @@ GOLD = "print_features"
 
 
 def land_small(lake: LocalLake) -> None:
-    lake.land_events("prints", [(ND, 1, "point", 0), (ND + timedelta(days=7), 1, "point", 1),
-                                (ND + timedelta(days=8), 2, "link_cobro", 0)], "a.json")
+    lake.land_events(
+        "prints",
+        [
+            (ND, 1, "point", 0),
+            (ND + timedelta(days=7), 1, "point", 1),
+            (ND + timedelta(days=8), 2, "link_cobro", 0),
+        ],
+        "a.json",
+    )
     lake.land_events("taps", [(ND, 1, "point", 0)], "a.json")
-    lake.land_pays([(ND + timedelta(days=1), "10.50", 1, "point"),
-                    (ND + timedelta(days=2), "0.01", 1, "point")], "a.csv")
+    lake.land_pays(
+        [(ND + timedelta(days=1), "10.50", 1, "point"), (ND + timedelta(days=2), "0.01", 1, "point")], "a.csv"
+    )
 
 
 def history(lake: LocalLake) -> pl.DataFrame:
@@ -54,8 +62,11 @@ def _restore_logging() -> Iterator[None]:
 def gold_files(lake: LocalLake) -> dict[str, str]:
     """Every file of the gold table directory (data and log) → sha256: the bytes readers see."""
     root = lake.root / "gold" / GOLD
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def use_lake_env(lake: LocalLake, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -68,12 +79,23 @@ def append_crafted_silver_pays(lake: LocalLake, rows: list[tuple[date, str, int,
     pipeline's back (with the day metadata the gold planner reads)."""
     ctx = lake.context()
     frame = pl.DataFrame(
-        {"day": [r[0] for r in rows], "user_id": [r[2] for r in rows],
-         "value_prop": [r[3] for r in rows], "total": [Decimal(r[1]) for r in rows],
-         "run_id": ["crafted"] * len(rows)}, schema=SILVER["pays"])
+        {
+            "day": [r[0] for r in rows],
+            "user_id": [r[2] for r in rows],
+            "value_prop": [r[3] for r in rows],
+            "total": [Decimal(r[1]) for r in rows],
+            "run_id": ["crafted"] * len(rows),
+        },
+        schema=SILVER["pays"],
+    )
     days = ",".join(sorted({r[0].isoformat() for r in rows}))
-    ctx.lake.write(ctx.silver("pays"), frame, schema=SILVER["pays"], partition_by="day",
-                   metadata={"run_id": "crafted", "days": days})
+    ctx.lake.write(
+        ctx.silver("pays"),
+        frame,
+        schema=SILVER["pays"],
+        partition_by="day",
+        metadata={"run_id": "crafted", "days": days},
+    )
 
 
 # -- bronze -------------------------------------------------------------------------------------
@@ -86,22 +108,28 @@ def test_injected_bad_lines_are_quarantined_and_every_file_reconciles(lake: Loca
     for source in ("prints", "taps", "pays"):
         observed = rec.filter(pl.col("table_name") == source)["observed_value"].item()
         good = made.total(source) - made.bad(source)
-        assert observed.startswith(f"{made.total(source):,} lines = {good:,} bronze + "
-                                   f"{made.bad(source):,} quarantined over 2 file(s)")
+        assert observed.startswith(
+            f"{made.total(source):,} lines = {good:,} bronze + "
+            f"{made.bad(source):,} quarantined over 2 file(s)"
+        )
     quarantine = lake.table("bronze", "quarantine")
     assert quarantine.height == results["bronze"].quarantined
     assert any(line.startswith("  reconciled prints:") for line in summary_lines(results.values()))
 
 
 def test_a_file_beyond_the_quarantine_threshold_is_rejected_on_its_own_and_the_rest_goes_on(
-        lake: LocalLake) -> None:
+    lake: LocalLake,
+) -> None:
     generate(out_dir=lake.raw, seed=3, scale=0.01, days=2, bad_fraction=0.2)
     (lake.raw / "prints" / "day=2020-11-02" / "part-0.json").unlink()
     land_small(lake)  # clean files next to the bad ones
     results = lake.run()
     rejected = sorted(results["bronze"].rejected)
-    assert rejected == ["pays/day=2020-11-01/part-0.csv", "pays/day=2020-11-02/part-0.csv",
-                        "prints/day=2020-11-01/part-0.json"]
+    assert rejected == [
+        "pays/day=2020-11-01/part-0.csv",
+        "pays/day=2020-11-02/part-0.csv",
+        "prints/day=2020-11-01/part-0.json",
+    ]
     manifest = lake.table("bronze", "_manifest")
     marked = manifest.filter(pl.col("status") == "rejected")
     assert sorted(marked["path"].to_list()) == rejected
@@ -122,8 +150,7 @@ def test_a_file_beyond_the_quarantine_threshold_is_rejected_on_its_own_and_the_r
     assert again["bronze"].skipped and again["bronze"].rejected == []
 
 
-def test_a_failure_on_a_later_source_rolls_back_the_rows_already_committed(
-        lake: LocalLake) -> None:
+def test_a_failure_on_a_later_source_rolls_back_the_rows_already_committed(lake: LocalLake) -> None:
     land_small(lake)
     lake.write_text("taps/b.json", "not json\n")  # a small taps file, fully quarantined
     blocking = {"quality_severity": "quarantined_fraction_per_small_file=failure"}
@@ -148,8 +175,7 @@ def test_small_files_over_the_threshold_only_warn(lake: LocalLake) -> None:
 
 
 # -- silver -------------------------------------------------------------------------------------
-def test_rows_dated_after_the_run_date_are_quarantined_in_bronze_and_silver_moves_on(
-        lake: LocalLake) -> None:
+def test_rows_dated_after_the_run_date_are_quarantined_in_bronze_and_silver_moves_on(lake: LocalLake) -> None:
     land_small(lake)
     lake.land_events("prints", [(date(2099, 1, 5), 7, "point", 0)], "future.json")
     results = lake.run()  # before: the silver gate failed on this row on every run
@@ -160,8 +186,7 @@ def test_rows_dated_after_the_run_date_are_quarantined_in_bronze_and_silver_move
     assert quarantined["reason"].item().startswith("day is after ")
 
 
-def test_silver_blocks_rows_dated_after_its_window_unless_made_a_warning(
-        lake: LocalLake) -> None:
+def test_silver_blocks_rows_dated_after_its_window_unless_made_a_warning(lake: LocalLake) -> None:
     # Bronze rows of a run that allowed 30 days ahead; silver allows the default 1 day only.
     land_small(lake)
     soon = lake.context().started_at.date() + timedelta(days=5)
@@ -174,12 +199,12 @@ def test_silver_blocks_rows_dated_after_its_window_unless_made_a_warning(
     assert lake.version("silver", "prints") is None
     results = lake.run(quality_severity={"day_not_after_run_date": "warning"})
     assert lake.table("silver", "prints").height == 4
-    assert any("day_not_after_run_date" in w for d in results["silver"].details
-               for w in d["quality"]["warnings"])
+    assert any(
+        "day_not_after_run_date" in w for d in results["silver"].details for w in d["quality"]["warnings"]
+    )
 
 
-def test_silver_never_takes_bronze_rows_of_a_run_the_manifest_does_not_know(
-        lake: LocalLake) -> None:
+def test_silver_never_takes_bronze_rows_of_a_run_the_manifest_does_not_know(lake: LocalLake) -> None:
     land_small(lake)
     lake.commit_orphan_bronze_run()  # crashed before quarantine + manifest
     assert run_stage(lake.context(), "silver").skipped
@@ -197,14 +222,15 @@ def test_unknown_value_prop_publishes_with_a_recorded_warning(lake: LocalLake) -
     assert gold.filter(pl.col("value_prop") == "brand_new_prop").height == 1
     warned = history(lake).filter(pl.col("outcome") == "warning")
     assert warned.select("suite", "expectation", "severity", "success").rows() == [
-        ("silver.prints", "value_prop_in_known_set", "warning", False)]
+        ("silver.prints", "value_prop_in_known_set", "warning", False)
+    ]
     assert "brand_new_prop" in warned["observed_value"].item()
-    assert any("warning silver.prints.value_prop_in_known_set" in line
-               for line in summary_lines(results.values()))
+    assert any(
+        "warning silver.prints.value_prop_in_known_set" in line for line in summary_lines(results.values())
+    )
 
 
-def test_sample_rows_stay_beside_bronze_and_gold_holds_counts_and_names_only(
-        lake: LocalLake) -> None:
+def test_sample_rows_stay_beside_bronze_and_gold_holds_counts_and_names_only(lake: LocalLake) -> None:
     land_small(lake)
     lake.land_events("prints", [(ND + timedelta(days=9), 5, "brand_new_prop", 2)], "new.json")
     lake.run()
@@ -213,8 +239,12 @@ def test_sample_rows_stay_beside_bronze_and_gold_holds_counts_and_names_only(
     [row] = samples.filter(pl.col("expectation") == "value_prop_in_known_set").rows(named=True)
     assert '"user_id": "5"' in row["unexpected_rows"] and "brand_new_prop" in row["unexpected_rows"]
     gold_files = [p for p in (lake.root / "gold").rglob("*") if p.is_file()]
-    leaked = [p for p in gold_files if p.suffix in (".html", ".json", ".parquet")
-              and (b'"user_id": "5"' in p.read_bytes() or b"&quot;user_id&quot;" in p.read_bytes())]
+    leaked = [
+        p
+        for p in gold_files
+        if p.suffix in (".html", ".json", ".parquet")
+        and (b'"user_id": "5"' in p.read_bytes() or b"&quot;user_id&quot;" in p.read_bytes())
+    ]
     assert leaked == []
     full = (lake.root / "bronze" / "_quality_reports" / "latest.html").read_text()
     assert "&quot;user_id&quot;: &quot;5&quot;" in full
@@ -222,7 +252,7 @@ def test_sample_rows_stay_beside_bronze_and_gold_holds_counts_and_names_only(
 
 # -- gold: write-audit-publish ------------------------------------------------------------------
 def test_gold_failure_keeps_the_published_version_byte_identical_and_the_cli_fails(
-        lake: LocalLake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    lake: LocalLake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     land_small(lake)
     lake.run()
@@ -256,7 +286,7 @@ def test_gold_failure_in_a_later_bucket_still_aborts_the_commit(lake: LocalLake)
 
 # -- history, report, summary -------------------------------------------------------------------
 def test_history_accumulates_across_runs_and_is_queryable_with_duckdb(
-        lake: LocalLake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    lake: LocalLake, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     land_small(lake)
     use_lake_env(lake, monkeypatch)
@@ -268,8 +298,10 @@ def test_history_accumulates_across_runs_and_is_queryable_with_duckdb(
     lake.land_events("prints", [(ND + timedelta(days=14), 3, "point", 0)], "b.json")
     assert main(["run"]) == 0
     capsys.readouterr()
-    sql = ("select run_id, count(distinct layer) as layers, count(*) as checks, "
-           "bool_and(success) as ok from gold.quality_results group by run_id order by run_id")
+    sql = (
+        "select run_id, count(distinct layer) as layers, count(*) as checks, "
+        "bool_and(success) as ok from gold.quality_results group by run_id order by run_id"
+    )
     assert main(["query", sql, "--format", "json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert len(rows) == 2
@@ -282,8 +314,15 @@ def test_html_report_names_the_suites_and_the_reconciliation(lake: LocalLake) ->
     results = lake.run()
     location = results["gold"].details[-1]["quality"]["report"]
     page = Path(location).read_text()
-    for suite in ("bronze.prints", "bronze.taps", "bronze.pays", "silver.prints", "silver.taps",
-                  "silver.pays", "gold.print_features"):
+    for suite in (
+        "bronze.prints",
+        "bronze.taps",
+        "bronze.pays",
+        "silver.prints",
+        "silver.taps",
+        "silver.pays",
+        "gold.print_features",
+    ):
         assert f"Suite {suite}" in page
     assert "Reconciliation" in page and "rows_reconcile_with_silver_prints" in page
     assert Path(location).name == f"{history(lake)['run_id'][0]}.html"
@@ -294,14 +333,24 @@ def test_a_noop_run_does_not_import_great_expectations(lake: LocalLake) -> None:
     land_small(lake)
     lake.run()
     rows = history(lake).height
-    script = ("import sys; from jobs.cli import main; code = main(['run']); "
-              "print('GX' if any(m.startswith('great_expectations') for m in sys.modules) "
-              "else 'no GX', code)")
-    env = {**os.environ, "LAKEHOUSE_ENV_FILE": "",
-           **{f"LAKE_{layer.upper()}": str(lake.root / layer)
-              for layer in ("raw", "bronze", "silver", "gold")}}
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env=env, timeout=300, cwd=Path(__file__).parents[2])
+    script = (
+        "import sys; from jobs.cli import main; code = main(['run']); "
+        "print('GX' if any(m.startswith('great_expectations') for m in sys.modules) "
+        "else 'no GX', code)"
+    )
+    env = {
+        **os.environ,
+        "LAKEHOUSE_ENV_FILE": "",
+        **{f"LAKE_{layer.upper()}": str(lake.root / layer) for layer in ("raw", "bronze", "silver", "gold")},
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=Path(__file__).parents[2],
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "no GX 0"
     assert history(lake).height == rows  # nothing validated, nothing recorded

@@ -39,15 +39,16 @@ def test_a_valid_pays_header_is_not_a_data_line_but_an_invalid_one_is() -> None:
 
 
 def files() -> list[FileCount]:
-    return [FileCount("prints", "prints/a.json", 200, 190, 10, {"invalid JSON": 10}),
-            FileCount("prints", "prints/b.json", 1000, 1000, 0),
-            FileCount("prints", "prints/tiny.json", 4, 1, 3, {"empty line": 2, "x": 1})]
+    return [
+        FileCount("prints", "prints/a.json", 200, 190, 10, {"invalid JSON": 10}),
+        FileCount("prints", "prints/b.json", 1000, 1000, 0),
+        FileCount("prints", "prints/tiny.json", 4, 1, 3, {"empty line": 2, "x": 1}),
+    ]
 
 
 def test_quarantine_threshold_fails_big_files_and_warns_for_small_ones() -> None:
     big, small = quarantine_thresholds("prints", files(), max_fraction=0.04, min_lines=100)
-    assert (big.check, big.outcome, big.unexpected_count) == (
-        "quarantined_fraction_per_file", "failed", 1)
+    assert (big.check, big.outcome, big.unexpected_count) == ("quarantined_fraction_per_file", "failed", 1)
     assert "prints/a.json 5.0%" in big.observed
     assert big.sample[0]["top reason"] == "invalid JSON (10)"
     assert (small.check, small.outcome) == ("quarantined_fraction_per_small_file", "warning")
@@ -72,28 +73,54 @@ def test_silver_and_gold_counts_reconcile_or_fail() -> None:
 
 
 def result(check: str, success: bool, **kw: object) -> CheckResult:
-    base = {"layer": "silver", "table": "pays", "expectation_type": "expect_x",
-            "description": "d", "severity": "failure", "observed": "ok", "evaluated_rows": 10}
+    base = {
+        "layer": "silver",
+        "table": "pays",
+        "expectation_type": "expect_x",
+        "description": "d",
+        "severity": "failure",
+        "observed": "ok",
+        "evaluated_rows": 10,
+    }
     return CheckResult(check=check, success=success, **(base | kw))  # type: ignore[arg-type]
 
 
 def test_chunk_results_merge_into_one_result_per_check() -> None:
-    merged = merge_all([result("a", True), result("b", True),
-                        result("a", False, observed="1 of 10 rows unexpected", unexpected_count=1,
-                               sample=({"user_id": "1"},))])
+    merged = merge_all(
+        [
+            result("a", True),
+            result("b", True),
+            result(
+                "a", False, observed="1 of 10 rows unexpected", unexpected_count=1, sample=({"user_id": "1"},)
+            ),
+        ]
+    )
     assert [m.check for m in merged] == ["a", "b"]
     a = merged[0]
     assert (a.success, a.evaluated_rows, a.unexpected_count, a.observed) == (
-        False, 20, 1, "1 of 10 rows unexpected")
+        False,
+        20,
+        1,
+        "1 of 10 rows unexpected",
+    )
 
 
 def test_failure_message_names_each_failing_check_its_values_and_rows() -> None:
-    message = failure_message("gate failed", [
-        result("total_non_negative", False, observed="1 of 10 rows unexpected, values -3.0",
-               column="total", sample=({"user_id": "7", "total": "-3.00"},)),
-        result("value_prop_in_known_set", False, severity="warning"),
-        result("day_not_null", True),
-    ], report="/r.html")
+    message = failure_message(
+        "gate failed",
+        [
+            result(
+                "total_non_negative",
+                False,
+                observed="1 of 10 rows unexpected, values -3.0",
+                column="total",
+                sample=({"user_id": "7", "total": "-3.00"},),
+            ),
+            result("value_prop_in_known_set", False, severity="warning"),
+            result("day_not_null", True),
+        ],
+        report="/r.html",
+    )
     assert message.splitlines() == [
         "gate failed",
         "  ✗ silver.pays.total_non_negative (expect_x total): 1 of 10 rows unexpected, values "
@@ -103,10 +130,16 @@ def test_failure_message_names_each_failing_check_its_values_and_rows() -> None:
 
 
 def test_report_page_and_summary_lines_show_suites_reconciliation_and_warnings() -> None:
-    results = [result("day_not_null", True),
-               result("value_prop_in_known_set", False, severity="warning", observed="1 odd"),
-               result("rows_reconcile_with_bronze", True, expectation_type="reconciliation",
-                      observed="5 silver rows = 5 bronze rows of 1 bronze run(s)")]
+    results = [
+        result("day_not_null", True),
+        result("value_prop_in_known_set", False, severity="warning", observed="1 odd"),
+        result(
+            "rows_reconcile_with_bronze",
+            True,
+            expectation_type="reconciliation",
+            observed="5 silver rows = 5 bronze rows of 1 bronze run(s)",
+        ),
+    ]
     page = render("run-1", to_frame("run-1", results))
     assert "Suite silver.pays" in page and "<h2>Reconciliation</h2>" in page
     assert "class='warning'>warning" in page

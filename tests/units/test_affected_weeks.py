@@ -13,8 +13,7 @@ THU = date(2020, 11, 5)  # week of Monday 2020-11-02
 
 
 def test_a_day_affects_its_own_week_and_the_n_weeks_after() -> None:
-    assert affected_weeks([THU], n_weeks=3) == {date(2020, 11, 2) + timedelta(days=7 * i)
-                                                for i in range(4)}
+    assert affected_weeks([THU], n_weeks=3) == {date(2020, 11, 2) + timedelta(days=7 * i) for i in range(4)}
 
 
 def test_a_sunday_is_seen_up_to_the_sunday_seven_days_later_so_one_week_after_its_own() -> None:

@@ -12,14 +12,19 @@ TRICKY = "it's a ') , SECRET 'injected"
 
 
 def test_a_secret_with_quotes_works_and_is_neither_in_the_sql_nor_shown() -> None:
-    storage = Storage(load_settings(lake_gold="s3://gold", aws_endpoint_url="http://127.0.0.1:9",
-                                    aws_access_key_id="key'one", aws_secret_access_key=TRICKY))
+    storage = Storage(
+        load_settings(
+            lake_gold="s3://gold",
+            aws_endpoint_url="http://127.0.0.1:9",
+            aws_access_key_id="key'one",
+            aws_secret_access_key=TRICKY,
+        )
+    )
     secret = storage.duckdb_secret()
     assert secret is not None
     sql, values = secret
     assert TRICKY not in sql and "key'one" not in sql and TRICKY in values
-    con = duckdb.connect(config={"autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
+    con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     for name in EXTENSIONS:
         con.execute(f"LOAD {literal(str(extension_path(name)))}")
     con.execute(sql, values)

@@ -20,10 +20,26 @@ def raw(rel: str, size: int, fingerprint: str = "") -> RawFile:
 def manifest(*rows: tuple[str, int, str | None, str], old_layout: bool = False) -> pl.DataFrame:
     """rows: (path, size, fingerprint, checksum), ingested one minute apart in that order."""
     frame = pl.DataFrame(
-        [{"source": p.split("/")[0], "path": p, "size_bytes": s, "checksum": c, "lines": 1,
-          "bronze_rows": 1, "quarantined_rows": 0, "run_id": "r", "ingested_at": T0.replace(minute=i),
-          "fingerprint": fp, "status": "ingested", "reason": None, "replaces": None}
-         for i, (p, s, fp, c) in enumerate(rows)], schema=MANIFEST)
+        [
+            {
+                "source": p.split("/")[0],
+                "path": p,
+                "size_bytes": s,
+                "checksum": c,
+                "lines": 1,
+                "bronze_rows": 1,
+                "quarantined_rows": 0,
+                "run_id": "r",
+                "ingested_at": T0.replace(minute=i),
+                "fingerprint": fp,
+                "status": "ingested",
+                "reason": None,
+                "replaces": None,
+            }
+            for i, (p, s, fp, c) in enumerate(rows)
+        ],
+        schema=MANIFEST,
+    )
     return frame.drop("fingerprint", "status", "reason", "replaces") if old_layout else frame
 
 
@@ -34,8 +50,9 @@ def test_files_not_in_the_manifest_are_new_in_listing_order() -> None:
 
 
 def test_a_known_file_with_the_same_fingerprint_is_not_planned_again() -> None:
-    plan = plan_ingestion([raw("prints/a.json", 10, "etag:1")],
-                          manifest(("prints/a.json", 10, "etag:1", "c1")))
+    plan = plan_ingestion(
+        [raw("prints/a.json", 10, "etag:1")], manifest(("prints/a.json", 10, "etag:1", "c1"))
+    )
     assert (plan.new, plan.changed, plan.known) == ([], [], 1)
 
 

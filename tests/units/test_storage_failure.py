@@ -21,8 +21,14 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.fixture
 def storage() -> Storage:
-    return Storage(load_settings(aws_endpoint_url=ENDPOINT, aws_access_key_id="pipeline-key",
-                                 aws_secret_access_key="x", lake_bronze="s3://bronze"))
+    return Storage(
+        load_settings(
+            aws_endpoint_url=ENDPOINT,
+            aws_access_key_id="pipeline-key",
+            aws_secret_access_key="x",
+            lake_bronze="s3://bronze",
+        )
+    )
 
 
 def _raised(exc: BaseException, cause: BaseException | None = None) -> BaseException:
@@ -60,19 +66,23 @@ def test_botocore_read_timeout_names_the_bucket_of_the_url(storage: Storage) -> 
 def test_rust_object_store_timeout_raised_by_polars_is_one_line_without_colour_codes(
     storage: Storage,
 ) -> None:
-    exc = TimeoutError("object-store error: Generic S3 error: Error performing GET "
-                       f"{ENDPOINT}/bronze/t/prints/part-0.parquet in 4.2s, after 1 retries - "
-                       "HTTP error: error sending request (path: s3://bronze/t/prints/part-0."
-                       "parquet)\n\nCaused by:\n    operation timed out")
+    exc = TimeoutError(
+        "object-store error: Generic S3 error: Error performing GET "
+        f"{ENDPOINT}/bronze/t/prints/part-0.parquet in 4.2s, after 1 retries - "
+        "HTTP error: error sending request (path: s3://bronze/t/prints/part-0."
+        "parquet)\n\nCaused by:\n    operation timed out"
+    )
     failure = storage_failure(exc, storage=storage)
     assert isinstance(failure, StoreUnreachable)
     assert "\n" not in str(failure) and "s3://bronze/t/prints/part-0.parquet" in str(failure)
 
 
 def test_deltalake_error_text_with_ansi_codes_is_classified(storage: Storage) -> None:
-    exc = OSError("Kernel error -> Generic S3 error\n  \x1b[31m↳\x1b[0m Error performing GET "
-                  f"{ENDPOINT}/bronze/t/x/_delta_log/_last_checkpoint\n  \x1b[31m↳\x1b[0m "
-                  "Connection refused (os error 111)")
+    exc = OSError(
+        "Kernel error -> Generic S3 error\n  \x1b[31m↳\x1b[0m Error performing GET "
+        f"{ENDPOINT}/bronze/t/x/_delta_log/_last_checkpoint\n  \x1b[31m↳\x1b[0m "
+        "Connection refused (os error 111)"
+    )
     failure = storage_failure(exc, storage=storage)
     assert isinstance(failure, StoreUnreachable)
     assert "\x1b" not in str(failure)
@@ -81,8 +91,7 @@ def test_deltalake_error_text_with_ansi_codes_is_classified(storage: Storage) ->
 def test_storage_error_cause_further_down_the_chain_is_found(storage: Storage) -> None:
     from botocore.exceptions import ConnectTimeoutError
 
-    exc = _raised(RuntimeError("cleanup failed"),
-                  cause=ConnectTimeoutError(endpoint_url=f"{ENDPOINT}/gold"))
+    exc = _raised(RuntimeError("cleanup failed"), cause=ConnectTimeoutError(endpoint_url=f"{ENDPOINT}/gold"))
     assert isinstance(storage_failure(exc, storage=storage), StoreUnreachable)
 
 
@@ -91,15 +100,17 @@ def test_an_existing_storage_error_is_kept(storage: Storage) -> None:
     assert storage_failure(exc, storage=storage) is exc
 
 
-@pytest.mark.parametrize("exc", [
-    ValueError("invalid literal for int()"),
-    KeyError("week_start"),
-    OSError("[Errno 2] No such file or directory: '/tmp/local/file'"),
-    TimeoutError("a lock was not acquired in time"),
-    AssertionError("version is None"),
-])
-def test_bugs_and_local_errors_are_not_storage_failures(storage: Storage,
-                                                       exc: BaseException) -> None:
+@pytest.mark.parametrize(
+    "exc",
+    [
+        ValueError("invalid literal for int()"),
+        KeyError("week_start"),
+        OSError("[Errno 2] No such file or directory: '/tmp/local/file'"),
+        TimeoutError("a lock was not acquired in time"),
+        AssertionError("version is None"),
+    ],
+)
+def test_bugs_and_local_errors_are_not_storage_failures(storage: Storage, exc: BaseException) -> None:
     assert storage_failure(exc, storage=storage) is None
 
 
@@ -120,11 +131,15 @@ def test_object_store_panic_text_is_filtered_from_stderr_and_other_text_is_kept(
             os.write(2, other)
         print("after", file=sys.stderr)
     """)
-    res = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
-                         text=True, timeout=60)
+    res = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr
     assert "object_store" not in res.stderr and "Already shut down" not in res.stderr
     assert "RUST_BACKTRACE" not in res.stderr
     lines = res.stderr.splitlines()
-    assert lines == ["INFO before", "error: cannot reach the object store",
-                     "thread 'main' panicked at src/lib.rs:1:1:", "something else", "after"]
+    assert lines == [
+        "INFO before",
+        "error: cannot reach the object store",
+        "thread 'main' panicked at src/lib.rs:1:1:",
+        "something else",
+        "after",
+    ]
