@@ -52,6 +52,22 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    held = argparse.ArgumentParser(add_help=False)
+    held.add_argument(
+        "--release",
+        action="append",
+        metavar="CHECK",
+        help="a held batch's way forward: this quality check counts as a warning for this "
+        "run only (recorded as such in the history); repeatable",
+    )
+    held.add_argument(
+        "--reject",
+        action="append",
+        metavar="PATH[=REASON]",
+        help="reject this pending raw file whole (path relative to LAKE_RAW): every line "
+        "into quarantine with the reason, the rest goes on; repeatable",
+    )
+
     weeks = argparse.ArgumentParser(add_help=False)
     weeks.add_argument(
         "--weeks",
@@ -62,16 +78,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     weeks.add_argument("--full", action="store_true", help="rebuild every week of gold")
 
-    run = sub.add_parser("run", parents=[common, weeks], help="run every stage in order")
+    run = sub.add_parser("run", parents=[common, weeks, held], help="run every stage in order")
     run.add_argument(
         "--format",
         choices=["table", "json"],
         default="table",
         help="run summary as a table (default) or one JSON object on stdout",
     )
-    sub.add_parser("bronze", parents=[common], help="take in new and corrected raw files")
-    sub.add_parser("silver", parents=[common], help="rebuild the silver days whose bronze rows changed")
-    sub.add_parser("gold", parents=[common, weeks], help="rebuild the affected weeks of gold")
+    sub.add_parser("bronze", parents=[common, held], help="take in new and corrected raw files")
+    sub.add_parser("silver", parents=[common, held], help="rebuild the silver days whose bronze rows changed")
+    sub.add_parser("gold", parents=[common, weeks, held], help="rebuild the affected weeks of gold")
     sub.add_parser("export", parents=[common], help="write final.parquet/final.csv")
     maint = sub.add_parser(
         "maintain", parents=[common], help="compact, checkpoint and vacuum every table (MAINTAIN_* settings)"
@@ -121,12 +137,21 @@ def _settings(args: argparse.Namespace) -> Any:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    return load_settings(
-        lookback_mode=args.lookback_mode,
-        lookback_weeks=args.lookback_weeks,
-        engine=args.engine,
-        dask_scheduler=args.scheduler,
-    )
+    chosen = {
+        "lookback_mode": args.lookback_mode,
+        "lookback_weeks": args.lookback_weeks,
+        "engine": args.engine,
+        "dask_scheduler": args.scheduler,
+    }
+    settings = load_settings(**chosen)
+    releases, rejects = getattr(args, "release", None) or [], getattr(args, "reject", None) or []
+    if not releases and not rejects:
+        return settings
+    for check in releases:
+        log.warning("released by the operator for this run: quality check %s counts as a warning", check)
+    severity = {**settings.quality_severity, **dict.fromkeys(releases, "warning")}
+    reject = {**settings.raw_reject, **dict(r.split("=", 1) if "=" in r else (r, "") for r in rejects)}
+    return load_settings(**chosen, quality_severity=severity, raw_reject=reject)
 
 
 @contextmanager

@@ -148,6 +148,10 @@ class Settings(BaseSettings):
     # rows (bronze, quarantine, then silver days and gold weeks follow), skip it with a warning,
     # or fail the run.
     raw_on_change: Literal["replace", "skip", "fail"] = "replace"
+    # An operator's way out of a held batch: these pending raw files (path relative to LAKE_RAW
+    # = reason) are rejected whole by the next bronze run, every line into quarantine with the
+    # reason (`python -m jobs run --reject PATH=REASON`).
+    raw_reject: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
     # Execution engine of the heavy stages (jobs/README.md: bigger data). "local": this process, user
     # bucket by user bucket. "dask": one Polars task per user bucket on a Dask distributed
@@ -223,6 +227,14 @@ class Settings(BaseSettings):
     def _split_props(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(v.strip() for v in value.split(",") if v.strip())
+        return value
+
+    @field_validator("raw_reject", mode="before")
+    @classmethod
+    def _parse_rejects(cls, value: object) -> object:
+        if isinstance(value, str):
+            pairs = [p.split("=", 1) for p in value.split(",") if p.strip()]
+            return {p[0].strip(): (p[1].strip() if len(p) > 1 else "") for p in pairs}
         return value
 
     @field_validator("quality_severity", mode="before")

@@ -324,6 +324,9 @@ class Bronze:
             return None
         checksum = digest.hexdigest()
         verdict = audit.verdict(source, f.rel_path)
+        if verdict is None and f.rel_path in self.settings.raw_reject:
+            verdict = f"rejected by the operator: {self.settings.raw_reject[f.rel_path] or 'no reason given'}"
+            audit.drop(source, f.rel_path)  # accounted for in the manifest, not the reconciliation
         if verdict is not None:
             good.clear()
             log.warning("raw file %s rejected: %s", f.rel_path, verdict)
