@@ -18,13 +18,13 @@ Configuration comes from the environment of the Airflow processes:
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from jobs.schedule import env_int, schedule
 from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN, STAGES
 
 log = logging.getLogger("lakehouse.dag")
@@ -36,24 +36,14 @@ GOLD_ASSET = Asset(name="lakehouse.gold.print_features")
 OUTLETS = {"gold": [GOLD_ASSET]}
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    try:
-        return int(value) if value else default
-    except ValueError:
-        log.warning("%s=%r is not a whole number; using %d", name, value, default)
-        return default
-
-
 def _schedule() -> str | None:
-    value = os.environ.get("LAKEHOUSE_SCHEDULE", "").strip() or "@daily"
-    return None if value.lower() in ("none", "manual", "off") else value
+    return schedule("LAKEHOUSE_SCHEDULE")
 
 
-RETRIES = _env_int("LAKEHOUSE_RETRIES", 2)
-RETRY_DELAY = timedelta(seconds=_env_int("LAKEHOUSE_RETRY_DELAY_SECONDS", 60))
-MAX_RETRY_DELAY = timedelta(seconds=_env_int("LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", 900))
-TASK_TIMEOUT = timedelta(minutes=_env_int("LAKEHOUSE_TASK_TIMEOUT_MINUTES", 120))
+RETRIES = env_int("LAKEHOUSE_RETRIES", 2)
+RETRY_DELAY = timedelta(seconds=env_int("LAKEHOUSE_RETRY_DELAY_SECONDS", 60))
+MAX_RETRY_DELAY = timedelta(seconds=env_int("LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", 900))
+TASK_TIMEOUT = timedelta(minutes=env_int("LAKEHOUSE_TASK_TIMEOUT_MINUTES", 120))
 DETECT_TIMEOUT = timedelta(minutes=10)
 
 DOC_MD = """

@@ -18,30 +18,21 @@ Configuration (environment of the Airflow processes):
 from __future__ import annotations
 
 import logging
-import os
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from jobs.schedule import env_int, schedule
+
 log = logging.getLogger("lakehouse.maintenance_dag")
 
 DAG_ID = "lakehouse_maintenance"
 
 
-def _env_int(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    try:
-        return int(value) if value else default
-    except ValueError:
-        log.warning("%s=%r is not a whole number; using %d", name, value, default)
-        return default
-
-
 def _schedule() -> str | None:
-    value = os.environ.get("LAKEHOUSE_MAINTENANCE_SCHEDULE", "").strip() or "@daily"
-    return None if value.lower() in ("none", "manual", "off") else value
+    return schedule("LAKEHOUSE_MAINTENANCE_SCHEDULE")
 
 
 DOC_MD = """
@@ -76,11 +67,11 @@ a time.
     doc_md=DOC_MD,
     default_args={
         "owner": "data-eng",
-        "retries": _env_int("LAKEHOUSE_RETRIES", 2),
-        "retry_delay": timedelta(seconds=_env_int("LAKEHOUSE_RETRY_DELAY_SECONDS", 60)),
+        "retries": env_int("LAKEHOUSE_RETRIES", 2),
+        "retry_delay": timedelta(seconds=env_int("LAKEHOUSE_RETRY_DELAY_SECONDS", 60)),
         "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=_env_int("LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", 900)),
-        "execution_timeout": timedelta(minutes=_env_int("LAKEHOUSE_TASK_TIMEOUT_MINUTES", 120)),
+        "max_retry_delay": timedelta(seconds=env_int("LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", 900)),
+        "execution_timeout": timedelta(minutes=env_int("LAKEHOUSE_TASK_TIMEOUT_MINUTES", 120)),
     },
 )
 def lakehouse_maintenance() -> None:
