@@ -105,7 +105,11 @@ def anonymous(method: str, url: str, data: bytes | None = None) -> tuple[object,
         with urllib.request.urlopen(request, timeout=5, context=context) as resp:  # noqa: S310
             return resp.status, resp.read(200)
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read(200)
+        try:
+            body = exc.read(200)
+        except OSError:  # the server may reset the connection after its error status
+            body = b""
+        return exc.code, body
     except (urllib.error.URLError, OSError) as exc:
         return type(getattr(exc, "reason", exc)).__name__, b""
 
