@@ -264,6 +264,7 @@ def _raw_is_empty(ctx: Any) -> bool:
 
 def _execute(args: argparse.Namespace) -> int:
     from jobs import logs
+    from jobs.lease import stop_process
     from jobs.run import RunContext
 
     settings = _settings(args)
@@ -271,7 +272,7 @@ def _execute(args: argparse.Namespace) -> int:
         fmt="json" if args.log_json else settings.log_format,
         level="DEBUG" if args.debug else settings.log_level,
     )
-    ctx = RunContext(settings)
+    ctx = RunContext(settings, on_store_unreachable=stop_process)
     logs.run_id_var.set(ctx.run_id)
 
     if args.command == "lease":

@@ -62,10 +62,10 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from jobs.errors import LeaseHeld, LeaseLost, StorageError
@@ -476,17 +476,32 @@ def _parse(backend: _Backend, body: bytes) -> Holder:
 # -- the lease --------------------------------------------------------------------------------------
 
 
+OnUnreachable = Callable[[str], None]
+"""Called (once, from the heartbeat thread) when the store has not answered a renewal for so long
+that the lease expired and a further request bound passed: see :func:`stop_process`."""
+
+
 class Lease:
     """A lease this process holds (see :func:`hold_lease`). Thread-safe."""
 
     def __init__(
-        self, backend: _Backend, holder: Holder, version: str, *, ttl: float, heartbeat: float
+        self,
+        backend: _Backend,
+        holder: Holder,
+        version: str,
+        *,
+        ttl: float,
+        heartbeat: float,
+        grace: float = 0.0,
+        on_unreachable: OnUnreachable | None = None,
     ) -> None:
         self.uri = backend.uri
         self._backend = backend
         self._holder = holder
         self._version = version
         self.ttl, self.heartbeat = ttl, heartbeat
+        self._grace = grace
+        self._on_unreachable = on_unreachable
         self._lock = threading.Lock()
         self._lost: str | None = None
         self._released = False
@@ -576,8 +591,25 @@ class Lease:
                     _shown(self._holder.expires_at),
                     exc,
                 )
+                if self._unreachable_too_long(exc):
+                    return
             except Exception:  # a bug must not kill the heartbeat silently
                 log.exception("lease heartbeat failed")
+
+    def _unreachable_too_long(self, exc: StorageError) -> bool:
+        """The lease expired ``grace`` seconds ago and the store still does not answer: whatever
+        the run is waiting on (a request some library does not bound, a stalled stream) cannot
+        commit anyway, so hand over to ``on_unreachable`` rather than hang."""
+        if self._on_unreachable is None:
+            return False
+        overdue = (_now() - self._holder.expires_at).total_seconds()
+        if overdue < self._grace:
+            return False
+        self._on_unreachable(
+            f"{exc} (the store has not answered for more than the lake lease TTL of "
+            f"{self.ttl:g} s: this run stopped without committing anything more)"
+        )
+        return True
 
     def stop_heartbeat(self) -> None:
         self._stop.set()
@@ -612,9 +644,10 @@ def _token_of(body: bytes) -> str | None:
 
 
 def _try_acquire(
-    backend: _Backend, owner: Owner, token: str, *, ttl: float, heartbeat: float
+    backend: _Backend, owner: Owner, token: str, *, ttl: float, heartbeat: float, **watch: Any
 ) -> tuple[Lease | None, Holder | None]:
-    """One attempt: (lease, None) when acquired, (None, holder) when someone else holds it."""
+    """One attempt: (lease, None) when acquired, (None, holder) when someone else holds it.
+    ``watch``: the ``grace`` and ``on_unreachable`` of the :class:`Lease`."""
     started = _now()
     holder: Holder | None = None
     for _ in range(_CAS_ATTEMPTS):
@@ -629,20 +662,20 @@ def _try_acquire(
         )
         version = backend.create(mine.to_bytes())
         if version is not None:
-            return Lease(backend, mine, version, ttl=ttl, heartbeat=heartbeat), None
+            return Lease(backend, mine, version, ttl=ttl, heartbeat=heartbeat, **watch), None
         current = backend.read()
         if current is None:
             continue  # released in between: try the create again
         body, seen = current
         if _token_of(body) == token:  # our own create landed; its response was lost
-            return Lease(backend, Holder.from_bytes(body), seen, ttl=ttl, heartbeat=heartbeat), None
+            return Lease(backend, Holder.from_bytes(body), seen, ttl=ttl, heartbeat=heartbeat, **watch), None
         holder = _parse(backend, body)
         if not holder.expired():
             return None, holder
         version = backend.replace(mine.to_bytes(), expected=seen, takeover=True)
         if version is not None:
             log.warning("took over the expired lake lease %s of %s", backend.uri, holder.describe())
-            return Lease(backend, mine, version, ttl=ttl, heartbeat=heartbeat), None
+            return Lease(backend, mine, version, ttl=ttl, heartbeat=heartbeat, **watch), None
         # Someone else changed it first (another taker won, or the holder renewed): look again.
     return None, holder
 
@@ -665,11 +698,13 @@ def acquire(
     ttl: float | None = None,
     heartbeat: float | None = None,
     wait: float | None = None,
+    on_unreachable: OnUnreachable | None = None,
 ) -> Lease:
     """Take the lease (waiting up to ``wait`` seconds for a holder) and start its heartbeat.
 
     Raises :class:`LeaseHeld` naming the holder when it is still held after ``wait``. Prefer
-    :func:`hold_lease`, which also releases it.
+    :func:`hold_lease`, which also releases it. ``on_unreachable`` is called when the store has
+    not answered a renewal for the TTL plus one request bound (S3 lakes only).
     """
     s = storage.settings
     uri = uri or lease_uri(s)
@@ -683,7 +718,15 @@ def acquire(
     token = uuid.uuid4().hex
     deadline = time.monotonic() + max(0.0, wait)
     while True:
-        lease, holder = _try_acquire(backend, owner, token, ttl=ttl, heartbeat=heartbeat)
+        lease, holder = _try_acquire(
+            backend,
+            owner,
+            token,
+            ttl=ttl,
+            heartbeat=heartbeat,
+            grace=storage.request_bound_seconds,
+            on_unreachable=on_unreachable if is_remote(uri) else None,
+        )
         if lease is not None:
             lease.start_heartbeat()
             log.info("holding the lake lease %s as run %s", uri, owner.run_id)
@@ -715,6 +758,7 @@ def hold_lease(
     ttl: float | None = None,
     heartbeat: float | None = None,
     wait: float | None = None,
+    on_unreachable: OnUnreachable | None = None,
 ) -> Iterator[Lease]:
     """Hold the lake lease for the ``with`` block: acquire (or raise :class:`LeaseHeld`), renew
     it in the background, release it on exit if still ours.
@@ -723,7 +767,9 @@ def hold_lease(
     ``LEASE_TTL_SECONDS``/``LEASE_HEARTBEAT_SECONDS``/``LEASE_WAIT_SECONDS``. Call
     :meth:`Lease.ensure` right before each commit.
     """
-    lease = acquire(storage, uri=uri, owner=owner, ttl=ttl, heartbeat=heartbeat, wait=wait)
+    lease = acquire(
+        storage, uri=uri, owner=owner, ttl=ttl, heartbeat=heartbeat, wait=wait, on_unreachable=on_unreachable
+    )
     try:
         yield lease
     finally:
@@ -736,6 +782,16 @@ def hold_lease(
                 _shown(lease.holder.expires_at),
                 exc,
             )
+
+
+def stop_process(message: str) -> None:
+    """An ``on_unreachable`` for commands: print ``error: <message>`` and end the process now
+    with the storage exit code (3). Safe like a kill -9 is: nothing half-committed is visible
+    (Delta commits are atomic, the next run settles or removes what this one left)."""
+    logging.shutdown()
+    with contextlib.suppress(OSError):
+        os.write(2, f"error: {message}\n".encode())
+    os._exit(StorageError.exit_code)
 
 
 def read_lease(storage: Storage, uri: str | None = None) -> Holder | None:
@@ -790,4 +846,5 @@ __all__ = [
     "hold_lease",
     "lease_uri",
     "read_lease",
+    "stop_process",
 ]

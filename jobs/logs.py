@@ -60,6 +60,32 @@ def configure(*, fmt: str = "text", level: str = "INFO") -> None:
     root.setLevel(level.upper())
     for noisy in ("botocore", "s3fs", "aiobotocore", "fsspec", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    asyncio_log = logging.getLogger("asyncio")
+    asyncio_log.filters[:] = [f for f in asyncio_log.filters if not isinstance(f, _LostConnectionNoise)]
+    asyncio_log.addFilter(_LostConnectionNoise())
+
+
+class _LostConnectionNoise(logging.Filter):
+    """s3fs runs aiohttp on its own event loop; when the store dies mid-request, aiohttp's
+    background write task fails too and asyncio logs "Task exception was never retrieved" with a
+    traceback, although the request itself already failed and the stage reports that as one line.
+    Those records are dropped (``--debug`` keeps them); any other asyncio record passes."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None or not _is_connection_error(exc):
+            return True
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    try:
+        from aiohttp import ClientConnectionError
+    except ImportError:  # pragma: no cover - s3fs depends on aiohttp
+        return False
+    return isinstance(exc, ClientConnectionError)
 
 
 # -- Rust panic text of the object-store client ------------------------------------------------

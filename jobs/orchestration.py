@@ -100,6 +100,7 @@ class RunIdentity:
     started_at: datetime | None = None
 
     def context(self, settings: Any) -> Any:
+        from jobs.lease import stop_process
         from jobs.run import RunContext, new_run_id
 
         started = self.started_at or datetime.now(UTC)
@@ -111,7 +112,8 @@ class RunIdentity:
             run_id = f"{started:%Y%m%dT%H%M%SZ}-{digest}"
         else:
             run_id = new_run_id(started)
-        return RunContext(settings, started_at=started, run_id=run_id)
+        # A task whose store stopped answering ends (exit 3, Airflow retries it) instead of hanging.
+        return RunContext(settings, started_at=started, run_id=run_id, on_store_unreachable=stop_process)
 
 
 @dataclass

@@ -37,7 +37,9 @@ def holding_lease(ctx: RunContext) -> Iterator[None]:
         return
     from jobs.lease import Owner, hold_lease
 
-    with hold_lease(ctx.storage, owner=Owner.this_process(ctx.run_id)) as lease:
+    with hold_lease(
+        ctx.storage, owner=Owner.this_process(ctx.run_id), on_unreachable=ctx.on_store_unreachable
+    ) as lease:
         ctx.lease = lease
         try:
             yield

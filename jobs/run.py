@@ -13,7 +13,7 @@ from jobs.storage import Storage, join
 from jobs.tables import Lake
 
 if TYPE_CHECKING:
-    from jobs.lease import Lease
+    from jobs.lease import Lease, OnUnreachable
 
 
 def new_run_id(now: datetime) -> str:
@@ -29,6 +29,9 @@ class RunContext:
     started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     run_id: str = ""
     lease: Lease | None = None  # the lake lease while the run holds it (jobs.pipeline)
+    # What the lease heartbeat does when the store stopped answering for longer than the lease
+    # TTL (commands: jobs.lease.stop_process); None: the run goes on waiting on its request.
+    on_store_unreachable: OnUnreachable | None = None
 
     def __post_init__(self) -> None:
         if not self.run_id:

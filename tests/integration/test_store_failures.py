@@ -332,3 +332,53 @@ def test_storage_settings_bound_every_client(store: Store) -> None:
     assert fs.retries == 1
     assert storage.request_bound_seconds == pytest.approx(6.1)
     assert "SET http_retries = 1" in storage.duckdb_settings_sql()
+
+
+# -- a wait that no request timeout bounds --------------------------------------------------------
+HOLD_AND_HANG = """
+import threading
+from jobs.lease import Owner, hold_lease, stop_process
+from jobs.settings import load_settings
+from jobs.storage import Storage
+
+with hold_lease(Storage(load_settings()), owner=Owner.this_process("hang"), on_unreachable=stop_process):
+    print("holding", flush=True)
+    threading.Event().wait()  # stands for any call that waits on the store without a timeout
+"""
+
+
+def test_a_run_stuck_on_a_stalled_store_is_stopped_by_its_lease_with_one_line(
+    store: Store, tmp_path: Path
+) -> None:
+    settings = store.lake("hang")
+    env_file = tmp_path / "hang.env"
+    env_file.write_text(env_lines(settings) + "\nLEASE_TTL_SECONDS=3\nLEASE_HEARTBEAT_SECONDS=0.5\n")
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD_AND_HANG],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env={"PATH": "/usr/bin:/bin", "LAKEHOUSE_ENV_FILE": str(env_file), "PYTHONPATH": str(REPO)},
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "holding"
+        store.signal(signal.SIGSTOP)
+        # TTL, then one request bound of grace, then the renewal under way: well inside this.
+        limit = 3 + 3 * Storage(settings).request_bound_seconds + 60
+        _, err = proc.communicate(timeout=limit)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        pytest.fail("the process still hung on the stalled store")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 3, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if line.startswith("error")]
+    assert len(errors) == 1 and err.strip().splitlines()[-1] == errors[0], err
+    assert errors[0].startswith(f"error: cannot reach the object store at {store.endpoint}"), err
+    assert "lake lease TTL of 3 s" in errors[0], err
