@@ -317,8 +317,11 @@ def _execute(args: argparse.Namespace) -> int:
         else:
             import polars as pl
 
-            with pl.Config(tbl_rows=50, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
+            shown = 50
+            with pl.Config(tbl_rows=shown, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
                 print(frame)
+            if frame.height > shown:
+                print(f"showing {shown} of {frame.height} rows (--format csv prints them all)")
         return 0
 
     from jobs.pipeline import holding_lease, run_stage

@@ -788,7 +788,10 @@ def stop_process(message: str) -> None:
     """An ``on_unreachable`` for commands: print ``error: <message>`` and end the process now
     with the storage exit code (3). Safe like a kill -9 is: nothing half-committed is visible
     (Delta commits are atomic, the next run settles or removes what this one left)."""
+    from jobs.logs import flush_stderr
+
     logging.shutdown()
+    flush_stderr()
     with contextlib.suppress(OSError):
         os.write(2, f"error: {message}\n".encode())
     os._exit(StorageError.exit_code)

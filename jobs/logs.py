@@ -119,13 +119,30 @@ def store_panics_filtered(enabled: bool = True) -> Iterator[None]:
     os.close(write_fd)
     pump = threading.Thread(target=_pump, args=(read_fd, original), daemon=True, name="stderr-filter")
     pump.start()
+    _filters.append((original, pump))
     try:
         yield
     finally:
-        sys.stderr.flush()
+        _restore_stderr()
+        os.close(original)
+
+
+_filters: list[tuple[int, threading.Thread]] = []  # the active filter: (original fd 2, its pump)
+
+
+def _restore_stderr() -> None:
+    """Put the original fd 2 back and let the pump forward what it still holds."""
+    sys.stderr.flush()
+    if _filters:
+        original, pump = _filters.pop()
         os.dup2(original, 2)  # closes the pipe's last write end: the pump drains and ends
         pump.join(timeout=5)
-        os.close(original)
+
+
+def flush_stderr() -> None:
+    """Before a process ends with ``os._exit``: everything written so far reaches the real
+    stderr (the panic filter's pump would otherwise die holding the last lines)."""
+    _restore_stderr()
 
 
 def _pump(read_fd: int, out_fd: int) -> None:

@@ -1,23 +1,36 @@
 """Ad-hoc SQL over the lake with DuckDB, reading the Delta tables where they lie.
 
 DuckDB's delta and httpfs extensions come from PyPI packages pinned to DuckDB's version and are
-loaded from disk, so nothing is downloaded at run time. Every existing table is exposed as a
-view in a schema named after its layer (``gold.print_features``, ``silver.prints``,
-``bronze.quarantine``); gold's tables are also available unqualified (``print_features``).
+loaded from disk, so nothing is downloaded at run time. Every documented table is a view in a
+schema named after its layer (``gold.print_features``, ``silver.prints``, ``bronze.quarantine``),
+empty with its contract's columns until the table is written; gold's tables are also available
+unqualified (``print_features``).
 """
 
 from __future__ import annotations
 
 import importlib
 import logging
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
 import polars as pl
 
-from jobs.errors import AccessDenied, PipelineError, StorageError
+from jobs.errors import AccessDenied, BucketMissing, PipelineError, StorageError
 from jobs.run import RunContext
-from jobs.schemas import GOLD_TABLE, SOURCES
+from jobs.schemas import (
+    BRONZE,
+    GOLD,
+    GOLD_TABLE,
+    MANIFEST,
+    QUALITY_RESULTS,
+    QUALITY_TABLE,
+    QUARANTINE,
+    SILVER,
+    SOURCES,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,17 +49,37 @@ def extension_path(name: str) -> Path:
 
 def tables(ctx: RunContext) -> dict[str, str]:
     """Qualified view name → table URI for every table in the lake layout."""
-    names = {f"silver.{s}": ctx.silver(s) for s in SOURCES}
-    names |= {f"bronze.{s}": ctx.bronze(s) for s in SOURCES}
-    names["bronze.quarantine"] = ctx.quarantine_uri
-    names["bronze.manifest"] = ctx.manifest_uri
-    names[f"gold.{GOLD_TABLE}"] = ctx.gold(GOLD_TABLE)
-    names["gold.quality_results"] = ctx.gold("_quality_results")
+    return {view: uri for view, (uri, _) in _layout(ctx).items()}
+
+
+def _layout(ctx: RunContext) -> dict[str, tuple[str, pl.Schema]]:
+    """Qualified view name → (table URI, contract schema) for every documented view."""
+    names = {f"silver.{s}": (ctx.silver(s), SILVER[s]) for s in SOURCES}
+    names |= {f"bronze.{s}": (ctx.bronze(s), BRONZE[s]) for s in SOURCES}
+    names["bronze.quarantine"] = (ctx.quarantine_uri, QUARANTINE)
+    names["bronze.manifest"] = (ctx.manifest_uri, MANIFEST)
+    names[f"gold.{GOLD_TABLE}"] = (ctx.gold(GOLD_TABLE), GOLD)
+    names["gold.quality_results"] = (ctx.gold(QUALITY_TABLE), QUALITY_RESULTS)
     return names
+
+
+@dataclass
+class Connection:
+    """A DuckDB connection over the lake, and why views this identity cannot read are absent."""
+
+    con: duckdb.DuckDBPyConnection
+    unreadable: dict[str, str] = field(default_factory=dict)  # view -> why (one clause)
 
 
 def connect(ctx: RunContext) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with the extensions loaded, the S3 secret set and the views made."""
+    return open_lake(ctx).con
+
+
+def open_lake(ctx: RunContext) -> Connection:
+    """Every documented view exists: over the Delta table, or empty with the contract's columns
+    while the table is not written yet (a clean lake has no quarantine). Views of a layer this
+    identity may not read, or of a missing bucket, are left out and remembered with the reason."""
     con = duckdb.connect(config={"autoinstall_known_extensions": False, "autoload_known_extensions": False})
     for name in EXTENSIONS:
         con.execute(f"LOAD {literal(str(extension_path(name)))}")
@@ -61,20 +94,31 @@ def connect(ctx: RunContext) -> duckdb.DuckDBPyConnection:
             ) from None
         for setting in ctx.storage.duckdb_settings_sql():  # bounded waiting on the store
             con.execute(setting)
-    for view, uri in tables(ctx).items():
+    lake = Connection(con)
+    for view, (uri, schema) in _layout(ctx).items():
         try:
-            if not ctx.lake.exists(uri):
-                continue
+            present = ctx.lake.exists(uri)
         except AccessDenied:  # e.g. the analyst identity reads gold only
-            log.debug("no view %s: this identity may not read %s", view, uri)
+            lake.unreadable[view] = (
+                f"the keys in use may not read {uri} (access denied): the analyst identity reads "
+                "gold only; --identity pipeline queries the other layers"
+            )
             continue
-        schema, name = view.split(".")
+        except BucketMissing:
+            lake.unreadable[view] = f"the bucket of {uri} does not exist (bucket missing)"
+            continue
+        layer, name = view.split(".")
         # View names are this module's constants; the location is a quoted literal.
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM delta_scan({literal(uri)})")  # noqa: S608
-        if schema == "gold":
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
+        if present:
+            source = f"delta_scan({literal(uri)})"
+        else:
+            source = f"_empty_{layer}_{name}"
+            con.register(source, pl.DataFrame(schema=schema).to_arrow())
+        con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {source}")  # noqa: S608
+        if layer == "gold":
             con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view}")  # noqa: S608
-    return con
+    return lake
 
 
 def literal(text: str) -> str:
@@ -107,25 +151,32 @@ def refuse_writes(con: duckdb.DuckDBPyConnection, sql: str) -> None:
 
 
 def run_query(ctx: RunContext, sql: str) -> pl.DataFrame:
-    con = connect(ctx)
+    lake = open_lake(ctx)
     try:
-        refuse_writes(con, sql)
-        return con.sql(sql).pl()
+        refuse_writes(lake.con, sql)
+        return lake.con.sql(sql).pl()
     except duckdb.Error as exc:
-        views = [
-            f"{s}.{n}"
-            for s, n in con.execute(
-                "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
-                "AND schema_name <> 'main' ORDER BY ALL"
-            ).fetchall()
-        ]
-        first = str(exc).strip().splitlines()[0]
-        raise PipelineError(
-            f"query failed: {first} (available views: "
-            f"{', '.join(views) or 'none yet: run the pipeline first'})"
-        ) from exc
+        raise PipelineError(_failure(lake, sql, exc)) from exc
     finally:
-        con.close()
+        lake.con.close()
+
+
+def _failure(lake: Connection, sql: str, exc: duckdb.Error) -> str:
+    """One line: what failed, and for an unknown name what can be read instead."""
+    first = str(exc).strip().splitlines()[0]
+    if not isinstance(exc, duckdb.CatalogException):
+        return f"query failed: {first}"
+    named = [view for view in lake.unreadable if re.search(rf"\b{re.escape(view)}\b", sql, re.IGNORECASE)]
+    if named:
+        return f"query failed: {lake.unreadable[named[0]]}; nothing was read"
+    views = [
+        f"{s}.{n}"
+        for s, n in lake.con.execute(
+            "SELECT schema_name, view_name FROM duckdb_views() WHERE NOT internal "
+            "AND schema_name <> 'main' ORDER BY ALL"
+        ).fetchall()
+    ]
+    return f"query failed: {first} (available views: {', '.join(views) or 'none'})"
 
 
 def init_sql(ctx: RunContext) -> str:

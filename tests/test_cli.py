@@ -105,11 +105,36 @@ def test_invalid_setting_is_one_clear_error_line(tmp_path: Path) -> None:
     assert "LOOKBACK_MODE" in res.stderr.upper()
 
 
-def test_query_of_a_missing_table_says_which_views_exist(tmp_path: Path) -> None:
-    res = cli("query", "SELECT * FROM gold.print_features", root=tmp_path)
-    assert res.returncode != 0
+def test_query_of_an_unknown_table_says_which_views_exist(tmp_path: Path) -> None:
+    res = cli("query", "SELECT * FROM gold.nope", root=tmp_path)
+    assert res.returncode == 2
     assert "Traceback" not in res.stderr
-    assert res.stderr.startswith("error:")
+    assert res.stderr.startswith("error: query failed:") and "available views:" in res.stderr
+    assert "bronze.quarantine" in res.stderr and "gold.print_features" in res.stderr
+
+
+def test_every_documented_view_exists_on_a_lake_nothing_has_written_yet(tmp_path: Path) -> None:
+    views = ["bronze.quarantine", "bronze.manifest", "bronze.prints", "silver.pays", "gold.print_features"]
+    sql = " UNION ALL ".join(f"SELECT '{v}' AS view, count(*) AS n FROM {v}" for v in views)
+    res = cli("query", sql, "--format", "csv", root=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.splitlines()[1:] == [f"{v},0" for v in views]
+    columns = cli("query", "SELECT reason, raw_line FROM bronze.quarantine", "--format", "csv", root=tmp_path)
+    assert columns.returncode == 0, columns.stderr  # the contract's columns, typed, no rows
+
+
+def test_a_syntax_error_is_one_line_without_the_list_of_views(tmp_path: Path) -> None:
+    res = cli("query", "SELEC 1", root=tmp_path)
+    assert res.returncode == 2
+    lines = res.stderr.strip().splitlines()
+    assert len(lines) == 1 and "syntax error" in lines[0].lower(), res.stderr
+    assert "available views" not in res.stderr
+
+
+def test_a_table_cut_for_the_terminal_says_how_many_rows_it_shows(tmp_path: Path) -> None:
+    res = cli("query", "SELECT range AS n FROM range(120)", root=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "showing 50 of 120 rows" in res.stdout
 
 
 def test_run_format_json_prints_one_object_for_scripts(built: Path) -> None:

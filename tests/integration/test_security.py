@@ -333,6 +333,21 @@ def test_the_analysts_keys_cannot_write_even_past_the_statement_guard(s3: S3Stac
     assert listed["KeyCount"] == 0
 
 
+def test_the_analyst_querying_a_layer_it_may_not_read_is_told_access_denied(
+    s3: S3Stack, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lake = s3.lake()
+    env_file = s3.env_file(s3.as_identity(lake, "analyst"), tmp_path / "q.env")
+    code = main(["query", "--env-file", str(env_file), "SELECT count(*) FROM silver.prints"])
+    out, err = capsys.readouterr()
+    lines = err.strip().splitlines()
+    assert code != 0 and len(lines) == 1, err
+    assert "may not read" in lines[0] and "(access denied)" in lines[0], err
+    assert "does not exist" not in lines[0] and "Traceback" not in out + err
+    # gold, which it may read, is there even on a lake nothing has written yet (empty)
+    assert main(["query", "--env-file", str(env_file), "SELECT count(*) AS n FROM gold.print_features"]) == 0
+
+
 # -- seeding never changes identities -------------------------------------------------------
 def test_seed_with_a_different_secret_fails_in_one_line_and_never_changes_identities(
     tmp_path: Path,
