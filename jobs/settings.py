@@ -15,6 +15,7 @@ from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -132,6 +133,28 @@ class Settings(BaseSettings):
     stack_s3_grpc_port: int = 28333
     # The admin server's gRPC port is this + 10000 (weed's built-in worker assumes that offset).
     stack_admin_port: int = 13646
+    # A second copy of the local stack on this machine: every STACK_*_PORT above and the port of
+    # a loopback AWS_ENDPOINT_URL move by this much (and Airflow's ports, infra/airflow), and
+    # STACK_DIR defaults to .stack-<offset>. Applied once when the settings load: the fields then
+    # hold the ports in use, and this reads 0.
+    stack_port_offset: int = Field(default=0, ge=0, le=20_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shift_stack_ports(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        offset = int(data.get("stack_port_offset") or 0)
+        if not offset:
+            return data
+        shifted = {**data, "stack_port_offset": 0}
+        shifted.setdefault("stack_dir", f"{cls.model_fields['stack_dir'].default}-{offset}")
+        for name in STACK_PORTS:
+            shifted[name] = int(data.get(name, cls.model_fields[name].default)) + offset
+        endpoint = data.get("aws_endpoint_url")
+        if endpoint and is_loopback(str(endpoint)):
+            shifted["aws_endpoint_url"] = shift_port(str(endpoint), offset)
+        return shifted
 
     # Gold features.
     lookback_mode: Literal["calendar", "rolling"] = "calendar"
@@ -307,6 +330,27 @@ class Settings(BaseSettings):
             "gold": self.lake_gold,
             "lookback": f"{self.lookback_mode}, N={self.lookback_weeks}",
         }
+
+
+STACK_PORTS = (
+    "stack_master_port",
+    "stack_master_grpc_port",
+    "stack_volume_port",
+    "stack_volume_grpc_port",
+    "stack_filer_port",
+    "stack_filer_grpc_port",
+    "stack_s3_grpc_port",
+    "stack_admin_port",
+)
+
+
+def shift_port(url: str, offset: int) -> str:
+    """``url`` with its port moved by ``offset`` (the scheme's default port if it names none)."""
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    return urlunsplit(parts._replace(netloc=f"{host}:{port + offset}"))
 
 
 def load_settings(**overrides: object) -> Settings:

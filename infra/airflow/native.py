@@ -35,6 +35,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from infra import processes
+from jobs.settings import is_loopback, shift_port
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "lakehouse"
@@ -47,6 +48,8 @@ DEFAULTS = {
     "AIRFLOW_PARALLELISM": "4",
     "AIRFLOW_ADMIN_USER": "admin",
     "LAKEHOUSE_SCHEDULE": "*/5 * * * *",
+    # A second copy of the dev stack: every port here moves by this much, as the S3 stack's do.
+    "STACK_PORT_OFFSET": "0",
 }
 
 
@@ -101,21 +104,45 @@ class Config:
         # The pipeline identity's keys only (never the admin's or the analyst's), when separate.
         self.lake_keys = lake_keys.resolve() if lake_keys is not None else None
         file_values = read_env_file(self.airflow_env)
-        # Real environment variables win over the file, the file over the defaults.
+        lake_offset = read_env_file(self.lake_env).get("STACK_PORT_OFFSET")
+        # Real environment variables win over the files, the files over the defaults.
         self.values = {
             **DEFAULTS,
+            **({"STACK_PORT_OFFSET": lake_offset} if lake_offset else {}),
             **file_values,
             **{k: os.environ[k] for k in {*DEFAULTS, *file_values} if k in os.environ},
             **(overrides or {}),
         }
-        self.home = (home or Path(os.environ.get("AIRFLOW_HOME") or ROOT / ".airflow")).resolve()
+        default_home = ROOT / (f".airflow-{self.offset}" if self.offset else ".airflow")
+        self.home = (home or Path(os.environ.get("AIRFLOW_HOME") or default_home)).resolve()
         self.bin = venv_bin()
 
     def port(self, name: str) -> int:
+        """The port setting ``name``, moved by STACK_PORT_OFFSET."""
         try:
-            return int(self.values[name])
+            return int(self.values[name]) + self.offset
         except (KeyError, ValueError):
             raise Failure(f"{name}={self.values.get(name)!r} in {self.airflow_env} is not a port") from None
+
+    @property
+    def offset(self) -> int:
+        try:
+            return int(self.values.get("STACK_PORT_OFFSET") or 0)
+        except ValueError:
+            raise Failure(f"STACK_PORT_OFFSET={self.values['STACK_PORT_OFFSET']!r} is not a number") from None
+
+    def make_args(self) -> str:
+        """The make variables a hint needs to reach this Airflow again (non-default ones only)."""
+        args = []
+        for var, path, default in (
+            ("AIRFLOW_ENV", self.airflow_env, "envs/airflow.env"),
+            ("AIRFLOW_LAKE_ENV", self.lake_env, "envs/stack.env"),
+        ):
+            if path != (ROOT / default).resolve():
+                args.append(f"{var}={path}")
+        if self.offset:
+            args.append(f"STACK_PORT_OFFSET={self.offset}")
+        return "".join(f" {a}" for a in args)
 
     @property
     def api_port(self) -> int:
@@ -326,7 +353,7 @@ def _unpause(cfg: Config, pid: int | None, timeout: float) -> None:
     )
     print(f"  lake settings   {cfg.lake_env}")
     print(f"  AIRFLOW_HOME    {cfg.home}   (log {cfg.log_path})")
-    print("Stop it with: make airflow-down")
+    print(f"Stop it with: make airflow-down{cfg.make_args()}")
 
 
 def down(cfg: Config) -> int:
@@ -343,7 +370,19 @@ def down(cfg: Config) -> int:
 
 def status(cfg: Config) -> int:
     pid = recorded_pid(cfg)
-    print(json.dumps({"running": pid is not None, "pid": pid, "url": cfg.url, "airflow_home": str(cfg.home)}))
+    print(
+        json.dumps(
+            {
+                "running": pid is not None,
+                "pid": pid,
+                "url": cfg.url,
+                "airflow_home": str(cfg.home),
+                "airflow_env": str(cfg.airflow_env),
+                "lake_env": str(cfg.lake_env),
+                "stack_port_offset": cfg.offset,
+            }
+        )
+    )
     return 0 if pid else 1
 
 
@@ -354,6 +393,8 @@ def preflight_lake(cfg: Config) -> None:
     remote = any(v.startswith("s3://") for k, v in lake.items() if k.startswith("LAKE_"))
     if not (endpoint and remote):
         return
+    if cfg.offset and is_loopback(endpoint):  # the settings move a loopback endpoint too
+        endpoint = shift_port(endpoint, cfg.offset)
     parsed = urlparse(endpoint)
     try:
         socket.create_connection((parsed.hostname, parsed.port or 80), timeout=3).close()

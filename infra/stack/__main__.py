@@ -77,13 +77,27 @@ def _print_info(settings: Settings, server: WeedServer) -> None:
     print(f"  analyst         {s.analyst_access_key_id}  (read gold only)")
     print(f"  admin           {s.admin_access_key_id}  (buckets, raw uploads)")
     print(f"  keys            one owner-only file per identity in {keys}/ (never in envs/)")
-    print(f"  as one identity LAKEHOUSE_ENV_FILE=envs/stack.env,{keys}/<identity>.env")
+    env_file = _env_file_in_use()
+    print(f"  as one identity LAKEHOUSE_ENV_FILE={env_file},{keys}/<identity>.env")
     print("  DuckDB shell    make duckdb   (as the analyst: its keys only)")
     print(
         f"  lake            raw={s.lake_raw} bronze={s.lake_bronze} silver={s.lake_silver} gold={s.lake_gold}"
     )
     print(f"  logs, pid       {server.log_path}, {server.pid_path}")
-    print("Next: make run-s3   ·   make stack-down")
+    args = _make_args(env_file)
+    print(f"Next: make run-s3{args}   ·   make stack-down{args}")
+
+
+def _env_file_in_use() -> str:
+    """The env file these settings came from (the first of LAKEHOUSE_ENV_FILE), for hints."""
+    return (os.environ.get("LAKEHOUSE_ENV_FILE") or "envs/stack.env").split(",")[0]
+
+
+def _make_args(env_file: str) -> str:
+    """What a hint's make command needs to reach this stack again (its env file, its offset)."""
+    args = "" if env_file == "envs/stack.env" else f" STACK_ENV={env_file}"
+    offset = os.environ.get("STACK_PORT_OFFSET", "0")
+    return args + ("" if offset in ("", "0") else f" STACK_PORT_OFFSET={offset}")
 
 
 def down(settings: Settings) -> None:
