@@ -148,7 +148,9 @@ class Settings(BaseSettings):
         if not offset:
             return data
         shifted = {**data, "stack_port_offset": 0}
-        shifted.setdefault("stack_dir", f"{cls.model_fields['stack_dir'].default}-{offset}")
+        home = cls.model_fields["stack_dir"].default
+        if data.get("stack_dir", home) == home:  # the default (envs/stack.env names it too)
+            shifted["stack_dir"] = f"{home}-{offset}"
         for name in STACK_PORTS:
             shifted[name] = int(data.get(name, cls.model_fields[name].default)) + offset
         endpoint = data.get("aws_endpoint_url")

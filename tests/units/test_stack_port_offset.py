@@ -25,6 +25,7 @@ def _no_offset_from_outside(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_an_offset_moves_every_stack_port_the_loopback_endpoint_and_the_stack_dir() -> None:
+    assert settings(stack_dir=".stack", stack_port_offset=3).stack_dir == ".stack-3"  # as envs/stack.env
     base = settings(aws_endpoint_url="http://127.0.0.1:18333")
     moved = settings(aws_endpoint_url="http://127.0.0.1:18333", stack_port_offset=100)
     for name in STACK_PORTS:
