@@ -78,13 +78,13 @@ def _print_info(settings: Settings, server: WeedServer) -> None:
     print(f"  admin           {s.admin_access_key_id}  (buckets, raw uploads)")
     print(f"  keys            one owner-only file per identity in {keys}/ (never in envs/)")
     env_file = _env_file_in_use()
+    args = _make_args(env_file)
     print(f"  as one identity LAKEHOUSE_ENV_FILE={env_file},{keys}/<identity>.env")
-    print("  DuckDB shell    make duckdb   (as the analyst: its keys only)")
+    print(f"  DuckDB shell    make duckdb{args}   (as the analyst: its keys only)")
     print(
         f"  lake            raw={s.lake_raw} bronze={s.lake_bronze} silver={s.lake_silver} gold={s.lake_gold}"
     )
     print(f"  logs, pid       {server.log_path}, {server.pid_path}")
-    args = _make_args(env_file)
     print(f"Next: make run-s3{args}   ·   make stack-down{args}")
 
 
