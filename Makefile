@@ -8,8 +8,25 @@ export LAKEHOUSE_ENV_FILE ?= envs/local.env
 
 .PHONY: help venv run-local test test-unit test-integration soak check format lint typecheck bench generate query clean-lake
 
-help:  ## list targets
+help:  ## list targets and the variables a user may set
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+	@echo "variables (make TARGET NAME=value):"
+	@grep -E '^#: ' $(MAKEFILE_LIST) | sed 's/^#: /  /'
+
+#: LAKEHOUSE_ENV_FILE  settings of run-local/test/bench (default envs/local.env; comma-separated list)
+#: ARGS                extra arguments of the command a target runs, e.g. make run-s3 ARGS="--full"
+#: SCALE               data scale of make bench (1, 10, 100; default 10); BENCH_ARGS more options
+#: SQL                 the statement of make query
+#: DAYS                days make seed-more uploads (default 1)
+#: ACTION              make identities ACTION=apply applies the identity changes it shows
+#: STACK_ENV           env file of the local S3 stack (default envs/stack.env)
+#: STACK_KEYS          where stack-up writes each identity's keys (default .stack/keys)
+#: STACK_PORT_OFFSET   a second dev stack: every port moves by this, files in .stack-N/ .airflow-N/
+#: AIRFLOW_ENV         Airflow's own settings (default envs/airflow.env)
+#: AIRFLOW_LAKE_ENV    the lake the DAG runs against (default envs/stack.env)
+#: COVERAGE_FLOOR      make test fails below this coverage percentage (default 85)
+#: SOAK_TRIALS         kill -9 trials of make soak (default 30)
+#: PYTHON              the interpreter the virtualenv is made with (default python3, 3.11)
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)

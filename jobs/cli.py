@@ -27,12 +27,18 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--env-file", help="env file with settings (default envs/local.env)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     common.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr")
-    common.add_argument("--lookback-mode", choices=["calendar", "rolling"])
-    common.add_argument("--lookback-weeks", type=int, metavar="N")
-    common.add_argument(
+    # Options of the gold features and their engine: only the commands that build gold take them.
+    features = argparse.ArgumentParser(add_help=False)
+    features.add_argument(
+        "--lookback-mode", choices=["calendar", "rolling"], help="lookback windows (LOOKBACK_MODE)"
+    )
+    features.add_argument(
+        "--lookback-weeks", type=int, metavar="N", help="weeks each lookback covers (LOOKBACK_WEEKS)"
+    )
+    features.add_argument(
         "--engine", choices=["local", "dask"], help="gold engine: this process (default) or a Dask cluster"
     )
-    common.add_argument(
+    features.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local 2-worker cluster)",
@@ -78,20 +84,38 @@ def _parser() -> argparse.ArgumentParser:
     )
     weeks.add_argument("--full", action="store_true", help="rebuild every week of gold")
 
-    run = sub.add_parser("run", parents=[common, weeks, held], help="run every stage in order")
+    def stage(name: str, parents: list[argparse.ArgumentParser], text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=parents, help=text, description=text[0].upper() + text[1:] + ".")
+
+    run = stage(
+        "run",
+        [common, features, weeks, held],
+        "run every stage in order (bronze, silver, gold, export), skipping those with nothing new",
+    )
     run.add_argument(
         "--format",
         choices=["table", "json"],
         default="table",
         help="run summary as a table (default) or one JSON object on stdout",
     )
-    sub.add_parser("bronze", parents=[common, held], help="take in new and corrected raw files")
-    sub.add_parser("silver", parents=[common, held], help="rebuild the silver days whose bronze rows changed")
-    sub.add_parser("gold", parents=[common, weeks, held], help="rebuild the affected weeks of gold")
-    sub.add_parser("export", parents=[common], help="write final.parquet/final.csv")
-    maint = sub.add_parser(
-        "maintain", parents=[common], help="compact, checkpoint and vacuum every table (MAINTAIN_* settings)"
+    stage(
+        "bronze",
+        [common, held],
+        "take in new and corrected raw files as landed: every line in bronze or in quarantine "
+        "with its reason, each file once",
     )
+    stage(
+        "silver",
+        [common, held],
+        "rebuild the silver days whose bronze rows changed: clean, typed, one row per event",
+    )
+    stage(
+        "gold",
+        [common, features, weeks, held],
+        "rebuild the affected weeks of the gold feature table (click flag and lookback aggregates)",
+    )
+    stage("export", [common], "write gold as final.parquet/final.csv (LAKE_EXPORT)")
+    maint = stage("maintain", [common], "compact, checkpoint and vacuum every table (MAINTAIN_* settings)")
     maint.add_argument("--format", choices=["table", "json"], default="table")
     maint.add_argument(
         "--tables",
@@ -100,9 +124,7 @@ def _parser() -> argparse.ArgumentParser:
         help="only these tables, e.g. gold/print_features bronze/_manifest",
     )
 
-    ddb = sub.add_parser(
-        "duckdb-init", parents=[common], help="write a start-up file for the duckdb CLI (views over gold)"
-    )
+    ddb = stage("duckdb-init", [common], "write a start-up file for the duckdb CLI (views over gold)")
     ddb.add_argument("--out", type=Path, help="default: STACK_DIR/duckdb-init.sql")
     ddb.add_argument(
         "--identity",
@@ -111,12 +133,10 @@ def _parser() -> argparse.ArgumentParser:
         help="whose view of the lake the views are listed with (default analyst)",
     )
 
-    lease = sub.add_parser(
-        "lease", parents=[common], help="who holds the lake's write lease; break it if its holder is dead"
-    )
+    lease = stage("lease", [common], "who holds the lake's write lease; break it if its holder is dead")
     lease.add_argument("action", choices=["status", "break"])
 
-    q = sub.add_parser("query", parents=[common], help="SQL over the lake with DuckDB")
+    q = stage("query", [common], "read-only SQL over the lake's Delta tables with DuckDB")
     q.add_argument("sql", help='e.g. "SELECT count(*) FROM gold.print_features"')
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")
     q.add_argument(
@@ -137,11 +157,11 @@ def _settings(args: argparse.Namespace) -> Any:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    chosen = {
-        "lookback_mode": args.lookback_mode,
-        "lookback_weeks": args.lookback_weeks,
-        "engine": args.engine,
-        "dask_scheduler": args.scheduler,
+    chosen = {  # only run and gold take these options
+        "lookback_mode": getattr(args, "lookback_mode", None),
+        "lookback_weeks": getattr(args, "lookback_weeks", None),
+        "engine": getattr(args, "engine", None),
+        "dask_scheduler": getattr(args, "scheduler", None),
     }
     settings = load_settings(**chosen)
     releases, rejects = getattr(args, "release", None) or [], getattr(args, "reject", None) or []

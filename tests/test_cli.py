@@ -159,3 +159,21 @@ def test_version_and_exit_codes_are_in_the_help(tmp_path: Path) -> None:
     assert version.returncode == 0 and version.stdout.strip() == "python -m jobs 0.1.0"
     helptext = cli("--help", root=tmp_path).stdout
     assert "5 another run holds the lake lease" in " ".join(helptext.split())
+
+
+def test_each_stage_help_says_what_it_does_and_lists_only_its_own_options(tmp_path: Path) -> None:
+    gold_only = ("--lookback-mode", "--lookback-weeks", "--engine", "--scheduler")
+    for command in ("bronze", "silver", "export", "query", "lease", "maintain"):
+        helptext = cli(command, "--help", root=tmp_path).stdout
+        assert not [o for o in gold_only if o in helptext], command
+    for command in ("run", "gold"):
+        helptext = cli(command, "--help", root=tmp_path).stdout
+        assert all(o in helptext for o in gold_only), command
+    bronze = " ".join(cli("bronze", "--help", root=tmp_path).stdout.split())
+    assert "every line in bronze or in quarantine" in bronze
+
+
+def test_make_help_lists_the_variables_a_user_may_set() -> None:
+    out = subprocess.run(["make", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    for name in ("STACK_ENV", "AIRFLOW_ENV", "ARGS", "DAYS", "SCALE", "STACK_PORT_OFFSET", "SQL"):
+        assert f"  {name} " in out, name

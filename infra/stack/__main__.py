@@ -237,15 +237,14 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("down", parents=[common], help="stop weed by its PID (data kept)")
     sub.add_parser("status", parents=[common], help="is weed running? (JSON; exit 1 if not)")
 
-    # The options `python -m jobs seed` had (the pipeline's common ones included).
+    # Seeding options only: the pipeline's (lookback, engine) belong to `python -m jobs`.
     seeding = sub.add_parser(
-        "seed", parents=[common], help="create buckets and identities, upload raw files to LAKE_RAW"
+        "seed",
+        parents=[common],
+        help="create buckets and identities, upload raw files to LAKE_RAW",
+        description="Create the buckets, check the identities and upload raw files to LAKE_RAW (admin).",
     )
     seeding.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr")
-    seeding.add_argument("--lookback-mode", choices=["calendar", "rolling"])
-    seeding.add_argument("--lookback-weeks", type=int, metavar="N")
-    seeding.add_argument("--engine", choices=["local", "dask"])
-    seeding.add_argument("--scheduler", metavar="ADDRESS")
     seeding.add_argument(
         "--from",
         dest="source",
@@ -293,12 +292,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    settings = load_settings(
-        lookback_mode=getattr(args, "lookback_mode", None),
-        lookback_weeks=getattr(args, "lookback_weeks", None),
-        engine=getattr(args, "engine", None),
-        dask_scheduler=getattr(args, "scheduler", None),
-    )
+    settings = load_settings()
     # The admin-side tools see every identity's keys (explicit settings, else the key files);
     # the analyst shell is given only the analyst's.
     return settings if args.command in ("duckdb", "status", "down") else with_identity_keys(settings)
