@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import json
 
-import duckdb
 import polars as pl
 
 from jobs.bronze.lines import INVALID_UTF8, day_window, first_failure, in_window, real_date
@@ -175,6 +174,8 @@ def extract_json_fields(lines: pl.LazyFrame) -> pl.LazyFrame:
             "json_problem", [json_problem(line) for line in frame["raw_line"].to_list()], dtype=pl.String
         )
     )
+    import duckdb  # only the slow path needs it: a no-op run never pays for the import
+
     con = duckdb.connect()
     try:
         con.register("lines", frame)
