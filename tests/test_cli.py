@@ -177,3 +177,10 @@ def test_make_help_lists_the_variables_a_user_may_set() -> None:
     out = subprocess.run(["make", "help"], cwd=REPO, capture_output=True, text=True, check=True).stdout
     for name in ("STACK_ENV", "AIRFLOW_ENV", "ARGS", "DAYS", "SCALE", "STACK_PORT_OFFSET", "SQL"):
         assert f"  {name} " in out, name
+
+
+def test_every_generator_option_has_help_text() -> None:
+    from infra.generator.__main__ import _parser
+
+    missing = [a.option_strings for a in _parser()._actions if a.option_strings and not a.help]
+    assert missing == []

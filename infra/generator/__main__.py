@@ -23,12 +23,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--out", help="output directory (default: LAKE_RAW, local only)")
     parser.add_argument("--scale", type=float, default=1.0, help="1 ≈ the real data set")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--start", type=date.fromisoformat, default=date(2020, 11, 1))
-    parser.add_argument("--days", type=int, default=30)
-    parser.add_argument("--layout", choices=["daily", "single"], default="daily")
-    parser.add_argument("--bad-fraction", type=float, default=0.0)
-    parser.add_argument("--bad-lines", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, default=42, help="random seed: same seed, same files (default 42)"
+    )
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=date(2020, 11, 1),
+        metavar="YYYY-MM-DD",
+        help="first day of data (default 2020-11-01)",
+    )
+    parser.add_argument("--days", type=int, default=30, help="how many days from --start (default 30)")
+    parser.add_argument(
+        "--layout",
+        choices=["daily", "single"],
+        default="daily",
+        help="one file per source and day (default), or one file per source appended day by day",
+    )
+    parser.add_argument(
+        "--bad-fraction",
+        type=float,
+        default=0.0,
+        help="fraction of lines made deliberately bad, in [0, 1) (default 0)",
+    )
+    parser.add_argument(
+        "--bad-lines",
+        type=int,
+        default=0,
+        help="this many deliberately bad lines per source, spread over the files, each kind in turn (default 0)",
+    )
     parser.add_argument(
         "--if-empty", action="store_true", help="generate only if the output has no raw files yet"
     )
