@@ -50,7 +50,7 @@ def _parser() -> argparse.ArgumentParser:
         "--bad-lines",
         type=int,
         default=0,
-        help="this many deliberately bad lines per source, spread over the files, each kind in turn (default 0)",
+        help="deliberately bad lines per source, spread over the files, each kind in turn (default 0)",
     )
     parser.add_argument(
         "--if-empty", action="store_true", help="generate only if the output has no raw files yet"
