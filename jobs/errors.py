@@ -21,6 +21,11 @@ class ConfigError(PipelineError):
     """A setting is missing or invalid."""
 
 
+class CredentialsUnavailable(ConfigError):
+    """No keys for the object store: none set, the named profile is missing, or the standard
+    chain (profile, SSO, role) could not produce them."""
+
+
 class StorageError(PipelineError):
     """The object store or file system cannot be reached or refuses the request."""
 
