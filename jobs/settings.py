@@ -64,6 +64,9 @@ def _env_file() -> str | tuple[str, ...] | None:
     return named[0] if len(named) == 1 else tuple(named)
 
 
+# The region when neither AWS_REGION, AWS_DEFAULT_REGION nor the AWS profile names one (AWS's own).
+DEFAULT_AWS_REGION = "us-east-1"
+
 # Secrets that are examples, never to be used beyond this machine's loopback.
 EXAMPLE_SECRET_MARKERS = ("example", "change-me", "changeme", "dev-secret")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")

@@ -43,14 +43,13 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 from jobs.errors import CredentialsUnavailable
+from jobs.settings import DEFAULT_AWS_REGION
 
 if TYPE_CHECKING:
     import botocore.session
     import fsspec
 
     from jobs.settings import Settings
-
-DEFAULT_REGION = "us-east-1"  # AWS's own default, when neither settings nor profile name one
 
 
 def is_remote(uri: str) -> bool:
@@ -219,7 +218,7 @@ class Storage:
     def region(self) -> str:
         """``AWS_REGION``, else ``AWS_DEFAULT_REGION``, else the profile's, else us-east-1."""
         s = self.settings
-        return s.aws_region or s.aws_default_region or self._profile_value("region") or DEFAULT_REGION
+        return s.aws_region or s.aws_default_region or self._profile_value("region") or DEFAULT_AWS_REGION
 
     @property
     def ca_bundle(self) -> str | None:

@@ -14,6 +14,7 @@ from jobs.errors import (
     AccessDenied,
     BucketMissing,
     CredentialsRejected,
+    CredentialsUnavailable,
     StorageError,
     StoreUnreachable,
 )
@@ -26,6 +27,8 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
     It names the location, the endpoint and the access key (never the secret) and says what to
     check; the subclass (unreachable, credentials, access, bucket) lets callers react.
     """
+    if isinstance(exc, CredentialsUnavailable):  # already one line saying what to check
+        return exc
     low = _chain_text(exc).lower()
     if is_remote(uri):
         endpoint = storage.endpoint

@@ -251,3 +251,12 @@ def test_repr_of_resolved_credentials_shows_no_secret(tmp_path: Path) -> None:
     )
     shown = repr(storage.credentials())
     assert "very-secret" not in shown and "'tt'" not in shown
+
+
+def test_a_credentials_failure_inside_a_table_read_keeps_its_own_line(tmp_path: Path) -> None:
+    """Not re-worded as "cannot access ... as no access key" by the storage-error mapping."""
+    from jobs.tables import Lake
+
+    with pytest.raises(CredentialsUnavailable, match="'gone' not found") as caught:
+        Lake(Storage(settings(tmp_path, aws_profile="gone"))).open("s3://bronze/t")
+    assert caught.value.exit_code == 2
