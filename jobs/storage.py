@@ -236,10 +236,11 @@ class Storage:
         return str(value) if value else None
 
     def _ca_environment(self) -> None:
-        """deltalake's and polars' Rust clients take no CA option: they read ``SSL_CERT_FILE``
-        (set here once per process from the CA bundle, unless the environment sets it)."""
+        """deltalake's and polars' Rust clients take no CA option but read ``SSL_CERT_FILE``
+        when they build their first client: the CA bundle is put there (over the system
+        bundle that images often set), as botocore's ``AWS_CA_BUNDLE`` replaces its own."""
         if bundle := self.ca_bundle:
-            os.environ.setdefault("SSL_CERT_FILE", bundle)
+            os.environ["SSL_CERT_FILE"] = bundle
 
     # -- bounded waiting -----------------------------------------------------------------------
     @property
