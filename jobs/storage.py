@@ -430,11 +430,13 @@ class Storage:
     def _s3fs(self) -> fsspec.AbstractFileSystem:
         """One s3fs per set of keys: a refreshed temporary key gets a new filesystem."""
         creds = self.credentials()
-        cache = self._s3fs_by_keys
-        if (creds.access_key, creds.token) not in cache:
-            cache.clear()
-            cache[creds.access_key, creds.token] = self._new_s3fs(creds)
-        return cache[creds.access_key, creds.token]
+        cache, keys = self._s3fs_by_keys, (creds.access_key, creds.token)
+        fs = cache.get(keys)
+        if fs is None:  # two threads may both build one: harmless, and never a KeyError
+            fs = self._new_s3fs(creds)
+            cache.clear()  # the old keys are expired or about to be
+            cache[keys] = fs
+        return fs
 
     def _new_s3fs(self, creds: Credentials) -> fsspec.AbstractFileSystem:
         import s3fs
