@@ -22,7 +22,7 @@ spelling that client understands:
 * DuckDB httpfs: ``http_timeout``, ``http_retries``, ``http_retry_wait_ms``,
   ``http_retry_backoff`` (:meth:`Storage.duckdb_settings_sql`).
 
-Credentials are resolved here once per identity and handed to every client (jobs/README.md,
+Credentials are resolved here once per identity and handed to every client (infra/README.md,
 "Credentials"): the settings' key pair (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, with
 ``AWS_SESSION_TOKEN``; or the identity's ``ADMIN_*``/``ANALYST_*`` keys) when set, else
 botocore's standard chain (profile, SSO, assume-role, container/instance role), one botocore
