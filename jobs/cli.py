@@ -282,6 +282,12 @@ def _raw_is_empty(ctx: Any) -> bool:
     return not any(list_raw_files(ctx.storage, ctx.settings.lake_raw, s) for s in SOURCES)
 
 
+def _check_credentials(ctx: Any) -> None:
+    """No keys or a missing profile is one line before any work, not a failure mid-stage."""
+    if ctx.storage.uses_s3:
+        ctx.storage.credentials()
+
+
 def _execute(args: argparse.Namespace) -> int:
     from jobs import logs
     from jobs.lease import stop_process
@@ -294,6 +300,8 @@ def _execute(args: argparse.Namespace) -> int:
     )
     ctx = RunContext(settings, on_store_unreachable=stop_process)
     logs.run_id_var.set(ctx.run_id)
+    if args.command not in ("duckdb-init", "query"):
+        _check_credentials(ctx)
 
     if args.command == "lease":
         from jobs.lease import break_lease, describe_state
@@ -315,6 +323,8 @@ def _execute(args: argparse.Namespace) -> int:
         return 0
     if args.command in ("duckdb-init", "query"):
         ctx = RunContext(ctx.storage.for_identity(args.identity).settings, run_id=ctx.run_id)
+    if args.command == "query":
+        _check_credentials(ctx)
     if args.command == "duckdb-init":
         from jobs.query import init_sql
 

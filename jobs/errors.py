@@ -27,6 +27,14 @@ class StorageError(PipelineError):
     exit_code = 3
 
 
+class CredentialsUnavailable(ConfigError, StorageError):
+    """No keys for the object store: none set, the named profile is missing, or the standard
+    chain (profile, SSO, role) could not produce them. A settings problem (exit 2), and a
+    storage one for code that handles those (it passes through storage_error unchanged)."""
+
+    exit_code = 2
+
+
 class DataError(PipelineError):
     """The data breaks a rule that must stop the run."""
 

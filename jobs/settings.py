@@ -65,6 +65,9 @@ def _env_file() -> str | tuple[str, ...] | None:
     return named[0] if len(named) == 1 else tuple(named)
 
 
+# The region when neither AWS_REGION, AWS_DEFAULT_REGION nor the AWS profile names one (AWS's own).
+DEFAULT_AWS_REGION = "us-east-1"
+
 # Secrets that are examples, never to be used beyond this machine's loopback.
 EXAMPLE_SECRET_MARKERS = ("example", "change-me", "changeme", "dev-secret")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
@@ -94,11 +97,22 @@ class Settings(BaseSettings):
     # Where the latest-week deliverable (final.parquet / final.csv) is written.
     lake_export: str = ""
 
-    # Standard AWS variables, used only when a layer is on s3://.
+    # Standard AWS variables, used only when a layer is on s3://. jobs.storage resolves the
+    # pipeline's keys once: this key pair (+ session token) when set, else botocore's standard
+    # chain (AWS_PROFILE in the shared config/credentials files, SSO, assume-role, container and
+    # instance roles). Endpoint: AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL, else AWS. Region:
+    # AWS_REGION, else AWS_DEFAULT_REGION, else the profile's, else us-east-1.
     aws_endpoint_url: str | None = None
+    aws_endpoint_url_s3: str | None = None
     aws_access_key_id: str | None = None
     aws_secret_access_key: SecretStr | None = None
-    aws_region: str = "us-east-1"
+    aws_session_token: SecretStr | None = None
+    aws_profile: str | None = None
+    aws_config_file: str | None = None
+    aws_shared_credentials_file: str | None = None
+    aws_region: str | None = None
+    aws_default_region: str | None = None
+    aws_ca_bundle: str | None = None
     aws_allow_http: bool = False
 
     # Bounded waiting on the object store, applied to every client (deltalake/object_store,
@@ -290,7 +304,7 @@ class Settings(BaseSettings):
     @model_validator(mode="after")
     def _no_example_secret_beyond_loopback(self) -> Settings:
         """Example / ``change-me`` keys (envs/*.env) only ever talk to this machine's loopback."""
-        if self.aws_endpoint_url is None or is_loopback(self.aws_endpoint_url):
+        if self.s3_endpoint_url is None or is_loopback(self.s3_endpoint_url):
             return self
         for name in ("aws_secret_access_key", "admin_secret_access_key", "analyst_secret_access_key"):
             secret = getattr(self, name)
@@ -317,6 +331,11 @@ class Settings(BaseSettings):
         return Limits.for_run(
             run_date, min_day=self.quality_min_day, max_future_days=self.quality_max_future_days
         )
+
+    @property
+    def s3_endpoint_url(self) -> str | None:
+        """The S3 endpoint: ``AWS_ENDPOINT_URL_S3`` (service-specific, as botocore) wins."""
+        return self.aws_endpoint_url_s3 or self.aws_endpoint_url
 
     @cached_property
     def export_uri(self) -> str:

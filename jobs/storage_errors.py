@@ -14,6 +14,7 @@ from jobs.errors import (
     AccessDenied,
     BucketMissing,
     CredentialsRejected,
+    CredentialsUnavailable,
     StorageError,
     StoreUnreachable,
 )
@@ -26,10 +27,12 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
     It names the location, the endpoint and the access key (never the secret) and says what to
     check; the subclass (unreachable, credentials, access, bucket) lets callers react.
     """
+    if isinstance(exc, CredentialsUnavailable):  # already one line saying what to check
+        return exc
     low = _chain_text(exc).lower()
     if is_remote(uri):
         endpoint = storage.endpoint
-        who = storage.settings.aws_access_key_id or "no access key"
+        who = storage.describe_key()
         bucket = bucket_of(uri)
         if re.search(r"\b403\b|forbidden", low) and not _CODES.search(low):
             # A HEAD answer has no body: ask again with a GET to learn the real reason.
@@ -37,13 +40,13 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
         if "invalidaccesskeyid" in low or "does not exist in our records" in low:
             return CredentialsRejected(
                 f"the object store at {endpoint} does not know access key {who!r} (reading "
-                f"{uri}): check {storage.key_variables[0]}, and that the identities were created "
+                f"{uri}): check {storage.key_source[0]}, and that the identities were created "
                 "(make stack-up / python -m infra.stack seed)"
             )
         if "signaturedoesnotmatch" in low or "signature we calculated does not match" in low:
             return CredentialsRejected(
                 f"the object store at {endpoint} rejected the secret of access key {who!r} "
-                f"(reading {uri}): check {storage.key_variables[1]}"
+                f"(reading {uri}): check {storage.key_source[1]}"
             )
         if "nosuchbucket" in low or "specified bucket does not exist" in low:
             return BucketMissing(
@@ -162,7 +165,7 @@ def _storage_type(exc: BaseException) -> bool:
 
 
 def _is_storage_failure(exc: BaseException, storage: Storage) -> bool:
-    endpoint = (storage.settings.aws_endpoint_url or "").lower()
+    endpoint = (storage.settings.s3_endpoint_url or "").lower()
     for item in _chain(exc):
         if _storage_type(item):
             return True
@@ -205,7 +208,7 @@ def _uri_in(text: str, storage: Storage) -> str:
     text = _ANSI.sub("", text)
     if found := re.search(r"s3://[^\s'\"()]+", text):
         return found.group(0).rstrip(".,:;")
-    endpoint = (storage.settings.aws_endpoint_url or "").rstrip("/")
+    endpoint = (storage.settings.s3_endpoint_url or "").rstrip("/")
     if endpoint and (found := re.search(re.escape(endpoint) + r"/([^\s'\"?()]+)", text)):
         return "s3://" + found.group(1).rstrip(".,:;")
     return ""

@@ -189,10 +189,10 @@ def analyst_environment(settings: Settings, base: dict[str, str] | None = None) 
         "AWS_SECRET_ACCESS_KEY": s.aws_secret_access_key.get_secret_value()
         if s.aws_secret_access_key
         else "",
-        "AWS_REGION": s.aws_region,
+        "AWS_REGION": storage.region,
     }
-    if s.aws_endpoint_url:
-        env["AWS_ENDPOINT_URL"] = s.aws_endpoint_url
+    if s.s3_endpoint_url:
+        env["AWS_ENDPOINT_URL"] = s.s3_endpoint_url
     return env
 
 

@@ -86,11 +86,13 @@ def build_on_dask(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list
     """Every bucket as a task on the cluster, audited here; add actions per bucket."""
     from distributed import wait
 
+    # Workers get this run's pipeline keys as resolved here (frozen), and no other identity's.
+    worker_settings = ctx.storage.for_workers()
     client, cluster = _client(ctx.settings)
     try:
         futures = client.map(
             bucket_task,
-            [ctx.settings] * build.buckets,
+            [worker_settings] * build.buckets,
             [build] * build.buckets,
             list(range(build.buckets)),
             pure=False,
