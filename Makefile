@@ -116,6 +116,17 @@ duckdb: $(STAMP)  ## duckdb CLI over gold on the stack, as the analyst (its keys
 audit: $(STAMP)  ## pip-audit (fails if every package was skipped), ruff S rules, secret scan
 	$(PY) -m infra.stack.audit $(AUDIT_ARGS)
 
+# -- docker compose (infra/docker-compose.yml): its secrets and image digests ------------------
+.PHONY: compose-secrets compose-pin compose-check
+compose-secrets: $(STAMP)  ## generate compose's missing secrets into infra/.env (0600, git-ignored; never rotates)
+	$(PY) -m infra.compose.secrets_env
+
+compose-pin: $(STAMP)  ## resolve tag-only images to digests and write them (needs a reachable registry)
+	$(PY) -m infra.compose.pin
+
+compose-check: $(STAMP)  ## offline: every image pinned by digest or allow-listed (infra/unpinned-images.txt)
+	$(PY) -m infra.compose.pin --check
+
 # -- Table maintenance (jobs/maintain.py) -------------------------------------------------------
 .PHONY: maintain
 maintain: $(STAMP)  ## compact, checkpoint and vacuum every lake table: make maintain ARGS="--format json"
