@@ -8,9 +8,9 @@ to break it; ``make audit`` runs them all (:func:`check_repository`).
 - **scope**: each service names only the secrets :data:`SECRET_GRANTS` gives it (MinIO's root
   keys reach minio and minio-init only, the UI password airflow-init only, ...);
 - **ports**: whatever is published is bound to the host's loopback;
-- **dask**: the Dask scheduler publishes nothing, sits on internal networks shared with its
-  workers and the Dask pipeline only, holds no secret, and scheduler and workers have health
-  checks;
+- **dask**: every Dask connection is mutual TLS (``tls://``, encryption required); the
+  scheduler publishes nothing, sits on internal networks shared with the Dask services only,
+  holds no secret, and scheduler and workers have health checks;
 - **images**: every pulled image is pinned by digest or allow-listed with a reason
   (:mod:`infra.compose.pin`).
 """
@@ -48,7 +48,8 @@ SECRET_GRANTS: dict[str, frozenset[str]] = {
     "AIRFLOW_API_SECRET_KEY": AIRFLOW,
     "AIRFLOW_ADMIN_PASSWORD": frozenset({"airflow-init"}),
 }
-DASK = frozenset({"dask-scheduler", "dask-worker", "pipeline-dask"})
+DASK = frozenset({"dask-tls", "dask-scheduler", "dask-worker", "pipeline-dask"})
+TLS_FLAGS = ("--tls-ca-file", "--tls-cert", "--tls-key")
 
 SECRET_NAME = re.compile(r"SECRET|PASSWORD|PASSWD|TOKEN|FERNET|ACCESS_KEY|ROOT_USER|SQL_ALCHEMY_CONN")
 NOT_SECRET_SUFFIXES = ("_FILE", "_PATH", "_DIR")
@@ -132,13 +133,16 @@ def ports_on_loopback(compose: dict[str, Any]) -> list[str]:
 
 
 def networks_of(svc: dict[str, Any]) -> set[str]:
+    if svc.get("network_mode") == "none":
+        return set()
     nets = svc.get("networks")
     return set(nets or ["default"]) if not isinstance(nets, dict) else set(nets)
 
 
 def dask_isolated(compose: dict[str, Any]) -> list[str]:
-    """The scheduler accepts any client that reaches it (no TLS here), so only the Dask services
-    may reach it: internal networks, nothing published, no secret, health checks."""
+    """A scheduler runs whatever a connected client submits: every Dask connection is mutual
+    TLS with encryption required, only the Dask services share its (internal) networks, it
+    publishes nothing and holds no secret, and scheduler and workers have health checks."""
     all_services = services(compose)
     scheduler = all_services.get("dask-scheduler")
     if scheduler is None:
@@ -158,6 +162,20 @@ def dask_isolated(compose: dict[str, Any]) -> list[str]:
     for name in ("dask-scheduler", "dask-worker"):
         if name in all_services and not (all_services[name].get("healthcheck") or {}).get("test"):
             problems.append(f"{name}: no health check")
+        command = [str(a) for a in (all_services.get(name) or {}).get("command") or []]
+        if name in all_services and not all(flag in command for flag in TLS_FLAGS):
+            problems.append(f"{name}: not started with its TLS certificate ({', '.join(TLS_FLAGS)})")
+    for name in sorted(DASK & set(all_services)):
+        svc = all_services[name]
+        text = " ".join(str(a) for a in [*(svc.get("command") or []), *environment(svc).values()])
+        text += " " + " ".join(str(a) for a in (svc.get("healthcheck") or {}).get("test") or [])
+        if "tcp://" in text:
+            problems.append(f"{name}: talks plain tcp:// to the scheduler; use tls://")
+        if (
+            name != "dask-tls"
+            and environment(svc).get("DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION") != "true"
+        ):
+            problems.append(f"{name}: DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION is not true")
     return problems
 
 

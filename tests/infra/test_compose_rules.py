@@ -148,10 +148,33 @@ def test_the_dask_scheduler_is_reachable_by_the_dask_services_only(compose: dict
     assert rules.dask_isolated(unchecked) == ["dask-worker: no health check"]
 
 
+def test_every_dask_connection_must_be_mutual_tls(compose: dict[str, Any]) -> None:
+    plain = copy.deepcopy(compose)
+    worker = plain["services"]["dask-worker"]
+    worker["command"] = [a.replace("tls://", "tcp://") for a in worker["command"]]
+    assert "dask-worker: talks plain tcp:// to the scheduler; use tls://" in rules.dask_isolated(plain)
+    no_cert = copy.deepcopy(compose)
+    scheduler = no_cert["services"]["dask-scheduler"]
+    scheduler["command"] = scheduler["command"][: scheduler["command"].index("--tls-ca-file")]
+    assert [
+        p for p in rules.dask_isolated(no_cert) if p.startswith("dask-scheduler: not started with its TLS")
+    ]
+    optional = copy.deepcopy(compose)
+    run = optional["services"]["pipeline-dask"]
+    run["environment"] = {
+        k: v for k, v in rules.environment(run).items() if k != "DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION"
+    }
+    assert rules.dask_isolated(optional) == [
+        "pipeline-dask: DASK_DISTRIBUTED__COMM__REQUIRE_ENCRYPTION is not true"
+    ]
+
+
 def test_dask_workers_get_the_pipeline_keys_through_their_own_environment(compose: dict[str, Any]) -> None:
     env = rules.environment(compose["services"]["dask-worker"])
     refs = {ref for value in env.values() for ref, _ in rules.INTERPOLATION.findall(value)}
     assert refs == {"PIPELINE_ACCESS_KEY_ID", "PIPELINE_SECRET_ACCESS_KEY"}
+    tls = compose["services"]["dask-tls"]  # the certificate issuer: no network, no secret
+    assert tls["network_mode"] == "none" and not rules.environment(tls)
 
 
 # -- images pinned by digest or allow-listed -----------------------------------------------------
