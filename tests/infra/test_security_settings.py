@@ -80,3 +80,14 @@ def test_secret_scan_finds_keys_and_real_looking_secrets_but_not_placeholders() 
     )
     found = scan_text(text)
     assert [n for n, _ in found] == [3, 4, 5]
+
+
+def test_pip_audit_is_pinned_in_the_dev_lock_with_its_dependencies() -> None:
+    """``make audit`` needs pip-audit from ``make venv``, at a pinned version, not whatever is on PATH."""
+    import re
+
+    lock = (Path(__file__).resolve().parents[2] / "requirements-dev.txt").read_text()
+    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", lock, flags=re.MULTILINE))
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pins.get("pip-audit", "")), "pin pip-audit in requirements-dev.txt"
+    for dependency in ("cyclonedx-python-lib", "pip-api", "pip-requirements-parser", "CacheControl"):
+        assert dependency in pins, dependency
