@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export LAKEHOUSE_ENV_FILE ?= envs/local.env
 
-.PHONY: help venv run-local test test-unit test-integration soak check format lint typecheck bench generate query clean-lake
+.PHONY: help venv lock run-local test test-unit test-integration soak check format lint typecheck bench generate query clean-lake
 
 help:  ## list targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -14,11 +14,15 @@ help:  ## list targets
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv with the pinned dependencies
+venv: $(STAMP)  ## create .venv with the pinned dependencies (every file's hash checked)
+
+PIP_COMPILE ?= pip-compile
+lock:  ## re-hash requirements*.txt after editing a pin (needs pip-tools' pip-compile; slow)
+	$(PYTHON) -m infra.lock --pip-compile $(PIP_COMPILE)
 
 run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating scale-1 data if raw is empty
 	$(PY) -m infra.generator --if-empty

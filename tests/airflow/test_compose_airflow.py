@@ -85,7 +85,7 @@ def test_the_image_is_the_pinned_official_airflow_3_plus_the_lock_and_the_packag
     bases = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
     assert [b.split("@")[0] for b in bases] == ["apache/airflow:3.3.2-python3.11"]  # digest: make compose-pin
     pinned = re.search(
-        r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), flags=re.MULTILINE
+        r"^apache-airflow==([^\s\\]+)", (ROOT / "requirements.txt").read_text(), flags=re.MULTILINE
     )
     assert pinned and pinned.group(1) == "3.3.2"
     assert "-r /opt/lakehouse/requirements.txt" in text
