@@ -86,8 +86,9 @@ def test_pip_audit_is_pinned_in_the_dev_lock_with_its_dependencies() -> None:
     """``make audit`` needs pip-audit from ``make venv``, at a pinned version, not whatever is on PATH."""
     import re
 
-    lock = (Path(__file__).resolve().parents[2] / "requirements-dev.txt").read_text()
-    pins = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", lock, flags=re.MULTILINE))
+    from infra import lock
+
+    pins = {lock.normalise(n): v for n, v in lock.pins(lock.DEV.read_text()).items()}
     assert re.fullmatch(r"\d+\.\d+\.\d+", pins.get("pip-audit", "")), "pin pip-audit in requirements-dev.txt"
-    for dependency in ("cyclonedx-python-lib", "pip-api", "pip-requirements-parser", "CacheControl"):
+    for dependency in ("cyclonedx-python-lib", "pip-api", "pip-requirements-parser", "cachecontrol"):
         assert dependency in pins, dependency
