@@ -365,3 +365,15 @@ def test_the_secrets_file_is_git_ignored() -> None:
         timeout=30,
     )
     assert res.returncode == 0, "infra/.env must be git-ignored"
+
+
+def test_the_make_targets_run_these_commands() -> None:
+    makefile = (ROOT / "Makefile").read_text()
+    for target, command in (
+        ("compose-secrets", "-m infra.compose.secrets_env"),
+        ("compose-pin", "-m infra.compose.pin"),
+        ("compose-check", "-m infra.compose.pin --check"),
+    ):
+        assert re.search(rf"^{target}:.*\n\t\$\(PY\) {re.escape(command)}$", makefile, flags=re.MULTILINE), (
+            target
+        )
