@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export LAKEHOUSE_ENV_FILE ?= envs/local.env
 
-.PHONY: help venv run-local test test-unit test-integration soak check format lint typecheck bench generate query clean-lake
+.PHONY: help venv lock run-local test test-unit test-integration soak check format lint typecheck bench generate query clean-lake
 
 help:  ## list targets and the variables a user may set
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
@@ -31,11 +31,15 @@ help:  ## list targets and the variables a user may set
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-venv: $(STAMP)  ## create .venv with the pinned dependencies
+venv: $(STAMP)  ## create .venv with the pinned dependencies (every file's hash checked)
+
+PIP_COMPILE ?= pip-compile
+lock:  ## re-hash requirements*.txt after editing a pin (needs pip-tools' pip-compile; slow)
+	$(PYTHON) -m infra.lock --pip-compile $(PIP_COMPILE)
 
 run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating scale-1 data if raw is empty
 	$(PY) -m infra.generator --if-empty
@@ -139,6 +143,17 @@ duckdb: $(STAMP)  ## duckdb CLI over gold on the stack, as the analyst (its keys
 
 audit: $(STAMP)  ## pip-audit (fails if every package was skipped), ruff S rules, secret scan
 	$(PY) -m infra.stack.audit $(AUDIT_ARGS)
+
+# -- docker compose (infra/docker-compose.yml): its secrets and image digests ------------------
+.PHONY: compose-secrets compose-pin compose-check
+compose-secrets: $(STAMP)  ## generate compose's missing secrets into infra/.env (0600, git-ignored; never rotates)
+	$(PY) -m infra.compose.secrets_env
+
+compose-pin: $(STAMP)  ## resolve tag-only images to digests and write them (needs a reachable registry)
+	$(PY) -m infra.compose.pin
+
+compose-check: $(STAMP)  ## offline: every image pinned by digest or allow-listed (infra/unpinned-images.txt)
+	$(PY) -m infra.compose.pin --check
 
 # -- Table maintenance (jobs/maintain.py) -------------------------------------------------------
 .PHONY: maintain

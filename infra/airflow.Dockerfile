@@ -11,7 +11,8 @@ RUN mkdir -p /opt/airflow/auth /opt/lakehouse \
 USER airflow
 
 COPY --chown=airflow:root requirements.txt /opt/lakehouse/requirements.txt
-RUN pip install --no-cache-dir "apache-airflow==3.3.2" -r /opt/lakehouse/requirements.txt
+# requirements.txt pins apache-airflow==3.3.2 (the base image's) with the rest of the lock
+RUN pip install --no-cache-dir -r /opt/lakehouse/requirements.txt
 
 COPY --chown=airflow:root pyproject.toml /opt/lakehouse/pyproject.toml
 COPY --chown=airflow:root jobs /opt/lakehouse/jobs

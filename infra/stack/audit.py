@@ -9,6 +9,9 @@
 3. **A secret scan of the tracked tree** (``git ls-files``): private keys, AWS access key ids
    and ``*SECRET*``/``*PASSWORD*``/``*TOKEN*`` assignments whose value is not a placeholder
    (example, change-me, test, ``${VAR:?}``, ...).
+4. **The compose file's rules** (:mod:`infra.compose.rules`): secrets as required overrides,
+   each service only its own, loopback ports, an isolated Dask scheduler, images pinned by
+   digest or allow-listed with a reason.
 """
 
 from __future__ import annotations
@@ -190,6 +193,18 @@ def secret_scan() -> tuple[bool, str]:
     return True, f"secret scan: {len(files)} tracked files, no secret found"
 
 
+# -- 4. compose rules ----------------------------------------------------------------------------
+def compose_rules() -> tuple[bool, str]:
+    from infra.compose import pin, rules
+
+    problems = rules.check_repository()
+    if problems:
+        return False, "compose rules:\n  " + "\n  ".join(problems)
+    allowed = pin.parse_allow_list(pin.ALLOW_LIST.read_text()) if pin.ALLOW_LIST.exists() else {}
+    note = f"; {len(allowed)} image(s) tag-only, allow-listed (make compose-pin)" if allowed else ""
+    return True, f"compose rules: secrets, scope, ports, dask, images hold{note}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.stack.audit", description=__doc__)
     parser.add_argument(
@@ -199,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--skip-pip-audit", action="store_true")
     args = parser.parse_args(argv)
-    steps = [ruff_security, secret_scan]
+    steps = [ruff_security, secret_scan, compose_rules]
     if not args.skip_pip_audit:
         steps.insert(0, lambda: pip_audit(args.feed_optional))
     failed = 0

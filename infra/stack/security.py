@@ -52,8 +52,9 @@ def write_private(path: Path, data: str | bytes) -> None:
         raise
 
 
-def _certificates(directory: Path) -> None:
-    """A private CA and one server+client certificate for weed (EC P-256, 10 years)."""
+def issue_certificates(directory: Path, holder: str = "weed") -> None:
+    """A private CA and one server+client certificate (EC P-256, 10 years) in ``directory``:
+    ``ca.crt``, ``<holder>.crt``, ``<holder>.key``, all 0600. The CA's key is discarded."""
     from cryptography import x509
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
@@ -80,7 +81,7 @@ def _certificates(directory: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name("weed"))
+        .subject_name(name(holder))
         .issuer_name(ca.subject)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
@@ -100,12 +101,12 @@ def _certificates(directory: Path) -> None:
     )
     pem = serialization.Encoding.PEM
     write_private(directory / "ca.crt", ca.public_bytes(pem))
-    write_private(directory / "weed.crt", cert.public_bytes(pem))
+    write_private(directory / f"{holder}.crt", cert.public_bytes(pem))
     write_private(
-        directory / "weed.key",
+        directory / f"{holder}.key",
         key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
     )
-    # The CA's key is not kept: nobody can issue another certificate weed would accept.
+    # The CA's key is not kept: nobody can issue another certificate the holder would accept.
 
 
 GRPC_COMPONENTS = ("master", "volume", "filer", "s3", "admin", "worker", "client")
@@ -150,6 +151,6 @@ def write_security(directory: Path) -> bool:
     if path.is_file() and all((tls / n).is_file() for n in ("ca.crt", "weed.crt", "weed.key")):
         return False
     private_dir(tls)
-    _certificates(tls)
+    issue_certificates(tls)
     write_private(path, security_toml(tls.resolve()))
     return True

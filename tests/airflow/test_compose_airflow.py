@@ -38,12 +38,17 @@ def env() -> dict[str, str | None]:
     return dotenv_values(ROOT / "envs" / "docker.env")
 
 
+@pytest.fixture(scope="module")
+def airflow_env() -> dict[str, str | None]:
+    return dotenv_values(ROOT / "envs" / "docker-airflow.env")
+
+
 def test_all_airflow_services_use_the_airflow_image_and_the_docker_env(services: dict) -> None:
     for name in AIRFLOW:
         svc = services[name]
         assert svc["image"] == "lakehouse-airflow:0.1.0"
         assert svc["build"] == {"context": "..", "dockerfile": "infra/airflow.Dockerfile"}
-        assert svc["env_file"] == ["../envs/docker.env"]
+        assert svc["env_file"] == ["../envs/docker.env", "../envs/docker-airflow.env"]
         assert "../dags:/opt/airflow/dags:ro" in svc["volumes"]
     assert [services[n]["command"] for n in AIRFLOW[1:]] == [
         ["api-server"],
@@ -77,12 +82,13 @@ def test_the_ui_is_published_on_loopback_only(services: dict) -> None:
 
 def test_the_image_is_the_pinned_official_airflow_3_plus_the_lock_and_the_package() -> None:
     text = DOCKERFILE.read_text()
-    assert re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE) == ["apache/airflow:3.3.2-python3.11"]
+    bases = re.findall(r"^FROM\s+(\S+)", text, flags=re.MULTILINE)
+    assert [b.split("@")[0] for b in bases] == ["apache/airflow:3.3.2-python3.11"]  # digest: make compose-pin
     pinned = re.search(
-        r"^apache-airflow==(\S+)$", (ROOT / "requirements.txt").read_text(), flags=re.MULTILINE
+        r"^apache-airflow==([^\s\\]+)", (ROOT / "requirements.txt").read_text(), flags=re.MULTILINE
     )
     assert pinned and pinned.group(1) == "3.3.2"
-    assert '"apache-airflow==3.3.2" -r /opt/lakehouse/requirements.txt' in text
+    assert "-r /opt/lakehouse/requirements.txt" in text
     assert "pip install --no-cache-dir --no-deps /opt/lakehouse" in text
     # every COPY source is in the build context the .dockerignore lets through
     ignore = (INFRA / "airflow.Dockerfile.dockerignore").read_text().split()
@@ -91,19 +97,37 @@ def test_the_image_is_the_pinned_official_airflow_3_plus_the_lock_and_the_packag
         assert f"!{source}" in ignore or f"!{source}/" in ignore, source
 
 
-def test_docker_env_wires_airflow_to_postgres_and_the_lake(env: dict) -> None:
-    conn = urlparse(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
-    assert conn.scheme.startswith("postgresql")
-    assert (conn.hostname, conn.username, conn.password, conn.path.lstrip("/")) == (
-        "postgres",
-        env["POSTGRES_USER"],
-        env["POSTGRES_PASSWORD"],
-        env["POSTGRES_DB"],
+def test_airflow_is_wired_to_postgres_and_the_lake_with_generated_secrets(
+    services: dict, env: dict, airflow_env: dict
+) -> None:
+    postgres = services["postgres"]["environment"]
+    for name in AIRFLOW:
+        secrets = services[name]["environment"]
+        # as compose interpolates it (a generated password is URL-safe)
+        url = re.sub(r"\$\{(\w+):\?[^}]*\}", r"urlsafe-\1", secrets["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        conn = urlparse(url)
+        assert conn.scheme.startswith("postgresql")
+        assert (conn.hostname, conn.username, conn.path.lstrip("/")) == (
+            "postgres",
+            postgres["POSTGRES_USER"],
+            postgres["POSTGRES_DB"],
+        )
+        assert conn.password == "urlsafe-POSTGRES_PASSWORD"
+        assert postgres["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+        for var, source in (
+            ("AIRFLOW__CORE__FERNET_KEY", "AIRFLOW_FERNET_KEY"),
+            ("AIRFLOW__API_AUTH__JWT_SECRET", "AIRFLOW_JWT_SECRET"),
+            ("AIRFLOW__API__SECRET_KEY", "AIRFLOW_API_SECRET_KEY"),
+        ):
+            assert secrets[var].startswith(f"${{{source}:?"), (name, var)
+    assert "AIRFLOW_ADMIN_PASSWORD" in services["airflow-init"]["environment"]
+    assert airflow_env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
+    assert airflow_env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-api-server:8080")
+    assert (
+        airflow_env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"]
+        == f"{airflow_env['AIRFLOW_ADMIN_USER']}:admin"
     )
-    assert env["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
-    assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"].startswith("http://airflow-api-server:8080")
-    assert env["AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS"] == f"{env['AIRFLOW_ADMIN_USER']}:admin"
-    assert env["LAKEHOUSE_SCHEDULE"] == "*/5 * * * *"
+    assert airflow_env["LAKEHOUSE_SCHEDULE"] == "*/5 * * * *"
     assert env["AWS_ENDPOINT_URL"] == "http://minio:9000"
     assert env["LAKE_RAW"].startswith("s3://")
 

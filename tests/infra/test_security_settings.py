@@ -80,3 +80,15 @@ def test_secret_scan_finds_keys_and_real_looking_secrets_but_not_placeholders() 
     )
     found = scan_text(text)
     assert [n for n, _ in found] == [3, 4, 5]
+
+
+def test_pip_audit_is_pinned_in_the_dev_lock_with_its_dependencies() -> None:
+    """``make audit`` needs pip-audit from ``make venv``, at a pinned version, not whatever is on PATH."""
+    import re
+
+    from infra import lock
+
+    pins = {lock.normalise(n): v for n, v in lock.pins(lock.DEV.read_text()).items()}
+    assert re.fullmatch(r"\d+\.\d+\.\d+", pins.get("pip-audit", "")), "pin pip-audit in requirements-dev.txt"
+    for dependency in ("cyclonedx-python-lib", "pip-api", "pip-requirements-parser", "cachecontrol"):
+        assert dependency in pins, dependency

@@ -1,0 +1,1 @@
+"""The docker compose deployment's tooling: its secrets file, image digests and static rules."""
