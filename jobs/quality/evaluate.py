@@ -185,6 +185,8 @@ def _column_map(check: Check, schema: pl.Schema) -> Plan | None:
     missing, value = _missing(column, dtype), _value(column, dtype)
     if check.expectation == "ExpectColumnValuesToNotBeNull" and set(kw) == {"column"}:
         return Plan(check, unexpected=missing, values=(column,))
+    if check.expectation == "ExpectColumnValuesToBeNull" and set(kw) == {"column"}:
+        return Plan(check, unexpected=~missing, values=(column,))
     ok: pl.Expr
     if check.expectation == "ExpectColumnValuesToBeBetween":
         if set(kw) - {"column", "min_value", "max_value", "strict_min", "strict_max"}:
@@ -256,6 +258,7 @@ PLANNERS: dict[str, Callable[[Check, pl.Schema], Plan | None]] = {
     "ExpectTableColumnsToMatchSet": _table_columns,
     "ExpectColumnValuesToBeOfType": _of_type,
     "ExpectColumnValuesToNotBeNull": _column_map,
+    "ExpectColumnValuesToBeNull": _column_map,
     "ExpectColumnValuesToBeBetween": _column_map,
     "ExpectColumnValuesToBeInSet": _column_map,
     "ExpectColumnValuesToMatchRegex": _column_map,

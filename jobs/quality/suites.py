@@ -20,7 +20,7 @@ from typing import Any
 import polars as pl
 
 from jobs.quality.results import Severity
-from jobs.schemas import BRONZE, DEFAULT_MAX_FUTURE_DAYS, GOLD, LINEAGE, Limits
+from jobs.schemas import BRONZE, DEFAULT_MAX_FUTURE_DAYS, GOLD, LINEAGE, RESCUED, Limits
 from jobs.weeks import week_start
 
 # Columns the bronze parser carries for quarantining; Lake.write drops them (conform) and so
@@ -195,6 +195,13 @@ def bronze_suite(
             for col, dtype in schema.items()
         ],
         *[not_null(col, f"lineage column {col}") for col in LINEAGE],
+        Check(
+            "no_unknown_fields",
+            "ExpectColumnValuesToBeNull",
+            {"column": RESCUED},
+            "lines carry only the contract's fields (schema drift: others are kept in _rescued)",
+            severity="warning",
+        ),
     ]
     if limits is not None:
         checks += day_window("pay_date" if source == "pays" else "day", limits)

@@ -40,7 +40,7 @@ def bronze_events() -> pl.DataFrame:
             "source_file": ["prints/a.json"] * 2,
             "run_id": ["r1"] * 2,
             "ingested_at": [AT] * 2,
-            "_rescued": [None, '{"device":"ios"}'],
+            "_rescued": [None, None],
         },
         schema_overrides=dict(BRONZE["prints"]),
     )
@@ -196,6 +196,7 @@ def _bronze_cases(source: str) -> list[tuple[str, str, Callable[..., pl.DataFram
     cases += [
         (suite, "day_not_before_min_day", put(day, date(2001, 1, 1))),
         (suite, "day_not_after_run_date", put(day, date(2099, 1, 1))),
+        (suite, "no_unknown_fields", put("_rescued", '{"device": "ios"}')),
     ]
     return cases
 
@@ -277,7 +278,7 @@ def test_crafted_bad_data_fails_the_check_it_targets(
     result = validate(suite_name, mutate(SUITES[suite_name][1]()), only=check)[check]
     assert not result.success, result
     assert not result.observed.startswith("could not evaluate"), result.observed
-    expected = "warning" if check == "value_prop_in_known_set" else "failed"
+    expected = "warning" if check in ("value_prop_in_known_set", "no_unknown_fields") else "failed"
     assert result.outcome == expected
 
 
