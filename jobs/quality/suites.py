@@ -207,7 +207,15 @@ def bronze_suite(
 
 
 # -- silver -------------------------------------------------------------------------------------
-TWO_DECIMALS = r"^-?\d+(\.\d{1,2})?$"
+# Sub-cent digits of a total, exactly: the total minus itself rounded to cents, in units of
+# 10**-18 (|value| < 10**16, an Int64 GX can compare). Integer arithmetic on the decimal's
+# physical value: 20x cheaper than formatting every total as text and matching a regex.
+_FINE = pl.Decimal(38, 18)
+SUB_CENTS = (
+    (pl.col("total").cast(_FINE) - pl.col("total").cast(pl.Decimal(38, 2)).cast(_FINE))
+    .to_physical()
+    .cast(pl.Int64)
+)
 
 
 def silver_suite(
@@ -247,12 +255,12 @@ def silver_suite(
             at_least("total", 0),
             Check(
                 "total_at_most_two_decimals",
-                "ExpectColumnValuesToMatchRegex",
-                {"column": "total_text", "regex": TWO_DECIMALS},
-                "total has at most two decimals",
+                "ExpectColumnValuesToBeBetween",
+                {"column": "total_sub_cents", "min_value": 0, "max_value": 0},
+                "total has at most two decimals (nothing below a cent)",
             ),
         ]
-        derived["total_text"] = pl.col("total").cast(pl.String)
+        derived["total_sub_cents"] = SUB_CENTS
     else:
         checks += [not_null("position"), at_least("position", 0)]
     return Suite(
