@@ -274,14 +274,11 @@ def silver_suite(
 
 # -- gold ---------------------------------------------------------------------------------------
 PRIOR_COUNTS = ("prior_views", "prior_clicks", "prior_payments")
-# Columns :func:`jobs.quality.derive.gold_audit_columns` adds before the gold suite runs.
+# The audit columns (jobs.schemas.GOLD_AUDIT) the gold plan computes beside the rows, or
+# jobs.quality.derive re-derives from silver, before the gold suite runs.
 TAP_SAME_DAY = "tap_same_day"
-EXPECTED = {
-    "prior_views": "expected_prior_views",
-    "prior_clicks": "expected_prior_clicks",
-    "prior_payments": "expected_prior_payments",
-    "prior_amount_cents": "expected_prior_cents",
-}
+EXPECTED = {c: f"expected_{c}" for c in PRIOR_COUNTS}
+CENTS_GAP = "prior_amount_cents_gap"
 
 
 def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = None) -> Suite:
@@ -319,11 +316,20 @@ def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = N
             )
             for col, expected in EXPECTED.items()
         ],
+        Check(
+            "first_weeks_prior_amount_cents_counts_only_existing_history",
+            "ExpectColumnValuesToBeBetween",
+            {"column": CENTS_GAP, "min_value": 0, "max_value": 0},
+            "prior_amount of rows whose lookback window starts on or before the first silver "
+            "day equals the exact cents paid before the print (gap in cents is 0)",
+        ),
     ]
+    # The exact cents difference, clipped into Int64 (an Int128 sum has no pandas type, a float
+    # would round): zero exactly where the amounts are equal; null where nothing is expected.
+    gap = pl.col("prior_amount").to_physical() - pl.col("expected_prior_cents").to_physical()
     derived = {
         "day_week_start": week_start(pl.col("day")),
-        # exact cents as text (an Int128 cents sum has no pandas type; a float would round)
-        "prior_amount_cents": pl.col("prior_amount").to_physical().cast(pl.String),
+        CENTS_GAP: gap.clip(-(2**62), 2**62).cast(pl.Int64),
     }
     return Suite(
         "gold",
