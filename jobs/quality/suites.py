@@ -12,7 +12,7 @@ columns, validated as float64) to the pandas frame Great Expectations sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -50,18 +50,23 @@ class Check:
         return ", ".join(cols) if cols else None
 
 
+# A derived column: an expression, or a function of the frame's schema that gives one.
+Derived = pl.Expr | Callable[[pl.Schema], pl.Expr]
+
+
 @dataclass(frozen=True)
 class Suite:
     """The checks of one table of one layer.
 
-    ``derived`` columns are added (pure Polars expressions) before validation, for checks that
-    compare against something computed; ``sample_columns`` identify an unexpected row.
+    ``derived`` columns are added (Polars expressions, or functions of the frame's schema
+    giving one) before validation, for checks that compare against something computed;
+    ``sample_columns`` identify an unexpected row.
     """
 
     layer: str
     table: str
     checks: tuple[Check, ...]
-    derived: Mapping[str, pl.Expr] = field(default_factory=dict)
+    derived: Mapping[str, Derived] = field(default_factory=dict)
     sample_columns: tuple[str, ...] = ()
 
     @property
@@ -207,15 +212,21 @@ def bronze_suite(
 
 
 # -- silver -------------------------------------------------------------------------------------
-# Sub-cent digits of a total, exactly: the total minus itself rounded to cents, in units of
-# 10**-18 (|value| < 10**16, an Int64 GX can compare). Integer arithmetic on the decimal's
-# physical value: 20x cheaper than formatting every total as text and matching a regex.
-_FINE = pl.Decimal(38, 18)
-SUB_CENTS = (
-    (pl.col("total").cast(_FINE) - pl.col("total").cast(pl.Decimal(38, 2)).cast(_FINE))
-    .to_physical()
-    .cast(pl.Int64)
-)
+def sub_cents(schema: pl.Schema) -> pl.Expr:
+    """The part of each total below a cent, exactly, as an Int64 (null where total is null).
+
+    A decimal's physical integer and scale give it without formatting every total as text for a
+    regex (20x cheaper): none at all for decimal(18,2), silver's type; ``physical % 10**(scale-2)``
+    for a finer scale. Any other type is cast to decimal(38,18) first.
+    """
+    dtype = schema.get("total")
+    total = pl.col("total")
+    if not isinstance(dtype, pl.Decimal):
+        fine = pl.Decimal(38, 18)
+        return (total.cast(fine) - total.cast(pl.Decimal(38, 2)).cast(fine)).to_physical().cast(pl.Int64)
+    if (dtype.scale or 0) <= 2:
+        return pl.when(total.is_not_null()).then(pl.lit(0, pl.Int64))
+    return (total.to_physical() % 10 ** (dtype.scale - 2)).cast(pl.Int64)
 
 
 def silver_suite(
@@ -248,7 +259,7 @@ def silver_suite(
         ),
         *day_window("day", limits),
     ]
-    derived: dict[str, pl.Expr] = {}
+    derived: dict[str, Derived] = {}
     if source == "pays":
         checks += [
             not_null("total"),
@@ -260,7 +271,7 @@ def silver_suite(
                 "total has at most two decimals (nothing below a cent)",
             ),
         ]
-        derived["total_sub_cents"] = SUB_CENTS
+        derived["total_sub_cents"] = sub_cents
     else:
         checks += [not_null("position"), at_least("position", 0)]
     return Suite(
