@@ -116,15 +116,20 @@ def _schema(audit: bool) -> pl.Schema:
     return pl.Schema({**GOLD, **GOLD_AUDIT}) if audit else GOLD
 
 
+def _before(counts: list[str]) -> list[pl.Expr]:
+    """Per count, the sum over all earlier rows (a running sum minus the row itself)."""
+    return [(pl.col(c).cum_sum() - pl.col(c)).alias(f"_before_{c}") for c in counts]
+
+
 def _running(counts: list[str], pair: pl.Expr) -> list[pl.Expr]:
     """Per count, the sum over the earlier rows of the same ``pair`` (rows sorted by pair and
-    period, the pair as one integer): a running sum minus the row itself, restarted at each
-    pair's first row (no hash grouping)."""
+    period, the pair as one integer, :func:`_before` already added): the sum over all earlier
+    rows minus its value at the pair's first row (no hash grouping)."""
+    new_pair = pair != pair.shift(1, fill_value=-1)
     out = []
     for c in counts:
-        before = pl.col(c).cum_sum() - pl.col(c)
-        start = pl.when(pair != pair.shift(1, fill_value=-1)).then(before).forward_fill()
-        out.append((before - start).alias(f"expected_prior_{c}"))
+        before = pl.col(f"_before_{c}")
+        out.append((before - pl.when(new_pair).then(before).forward_fill()).alias(f"expected_prior_{c}"))
     return out
 
 
@@ -244,6 +249,7 @@ def _packed(
             *([pl.col(TAP_DAYS).bitwise_or()] if audit else []),
         )
         .sort("key")
+        .with_columns(_before(COUNTS) if audit else [])
         .select(
             "key",
             *[
