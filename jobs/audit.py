@@ -58,6 +58,10 @@ class GoldAuditor(Protocol):
 
     # Whether bucket() needs the rows: an engine that computed them elsewhere reads them back.
     reads_frames: bool
+    # Whether the gold plan should also compute the first-weeks audit columns (cheaper inside
+    # it than re-derived afterwards), and the first silver day they count from.
+    audit_columns: bool
+    first_day: date | None
 
     def bucket(self, index: int, frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame: ...
 
@@ -110,6 +114,8 @@ class NoGoldAudit(_Unchecked):
     """Gold without checks (and without reading distributed buckets back)."""
 
     reads_frames = False
+    audit_columns = False
+    first_day: date | None = None
 
     def bucket(self, index: int, frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
         return frame

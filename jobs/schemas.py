@@ -173,6 +173,18 @@ GOLD = pl.Schema(
         "prior_amount": SUM_AMOUNT,
     }
 )
+# Audit columns the gold plan can compute beside the gold rows for the gold suite
+# (jobs.gold.features.build_features(audit=True), or re-derived by jobs.quality.derive); never
+# written. Expected cents as decimal(38,0): exact, and pandas has no Int128.
+GOLD_AUDIT = pl.Schema(
+    {
+        "tap_same_day": pl.Boolean(),
+        "expected_prior_views": pl.Int64(),
+        "expected_prior_clicks": pl.Int64(),
+        "expected_prior_payments": pl.Int64(),
+        "expected_prior_cents": pl.Decimal(38, 0),
+    }
+)
 GOLD_PARTITION = "week_start"
 GOLD_TABLE = "print_features"
 

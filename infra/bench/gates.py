@@ -11,6 +11,7 @@ and the gates' cost as a share of the ungated time (the target is ≤ 15 %).
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import statistics
 from pathlib import Path
@@ -60,7 +61,8 @@ def run(scale: float, bench_dir: Path, repeat: int, log: object = print) -> dict
             off, on = pair[False][0], pair[True][0]
             print(
                 f"rep {rep + 1} {stage:6s}: ungated {off:7.2f}s  gated {on:7.2f}s  "
-                f"cost {100 * (on - off) / off:+6.1f}%",
+                f"cost {100 * (on - off) / off:+6.1f}%  (process cpu {pair[False][2]:.1f}s / "
+                f"{pair[True][2]:.1f}s; load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
     for lake in (bench.work / "gates-off", bench.work / "gates-on"):
@@ -71,7 +73,8 @@ def run(scale: float, bench_dir: Path, repeat: int, log: object = print) -> dict
 def table(scale: float, times: dict[str, list]) -> str:
     lines = [
         f"gates cost at scale {scale:g} ({DAYS} days, seed {SEED}, from {START}), medians "
-        f"of {len(times['bronze'])} run(s); in-stage seconds (process wall / cpu in brackets)",
+        f"of {len(times['bronze'])} run(s); in-stage seconds (process wall / cpu in brackets); "
+        f"load average now {os.getloadavg()[0]:.1f}",
         "",
         "| stage | ungated s | gated s | gates cost | per-run costs |",
         "| --- | ---: | ---: | ---: | --- |",
@@ -81,9 +84,12 @@ def table(scale: float, times: dict[str, list]) -> str:
         on = statistics.median(p[True][0] for p in pairs)
         wall_off = statistics.median(p[False][1] for p in pairs)
         wall_on = statistics.median(p[True][1] for p in pairs)
+        cpu_off = statistics.median(p[False][2] for p in pairs)
+        cpu_on = statistics.median(p[True][2] for p in pairs)
         costs = [100 * (p[True][0] - p[False][0]) / p[False][0] for p in pairs]
         lines.append(
-            f"| {stage} | {off:.2f} ({wall_off:.1f}) | {on:.2f} ({wall_on:.1f}) | "
+            f"| {stage} | {off:.2f} ({wall_off:.1f} / {cpu_off:.1f}) | "
+            f"{on:.2f} ({wall_on:.1f} / {cpu_on:.1f}) | "
             f"{100 * (on - off) / off:+.1f}% (median per run "
             f"{statistics.median(costs):+.1f}%) | " + ", ".join(f"{c:+.0f}%" for c in costs) + " |"
         )

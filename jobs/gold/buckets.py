@@ -72,8 +72,12 @@ class GoldBuild:
         return frames
 
 
-def compute_bucket(build: GoldBuild, lake: Lake, bucket: int) -> tuple[pl.DataFrame, dict[str, pl.LazyFrame]]:
-    """One bucket's gold rows, and the silver inputs they were computed from (for the audit)."""
+def compute_bucket(
+    build: GoldBuild, lake: Lake, bucket: int, *, audit: bool = False, first_day: date | None = None
+) -> tuple[pl.DataFrame, dict[str, pl.LazyFrame]]:
+    """One bucket's gold rows, and the silver inputs they were computed from (for the audit);
+    with ``audit``, the rows also carry the first-weeks audit columns of
+    :func:`~jobs.gold.features.build_features` (the audit drops them before the write)."""
     inputs = build.inputs(lake, bucket)
     frame = build_features(
         prints=inputs["prints"],
@@ -83,6 +87,8 @@ def compute_bucket(build: GoldBuild, lake: Lake, bucket: int) -> tuple[pl.DataFr
         mode=build.mode,
         n_weeks=build.n_weeks,
         packed=build.packed,
+        audit=audit,
+        first_day=first_day,
     ).collect(engine="streaming")
     return frame, inputs
 

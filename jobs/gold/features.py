@@ -30,12 +30,16 @@ from decimal import Decimal
 
 import polars as pl
 
-from jobs.schemas import AMOUNT, GOLD, SUM_AMOUNT, conform
+from jobs.schemas import AMOUNT, GOLD, GOLD_AUDIT, SUM_AMOUNT, conform
 from jobs.weeks import Mode, history_range, period, week_start, window_days
 
-KEYS = ["user_id", "value_prop", "period"]
+PAIR = ["user_id", "value_prop"]
+KEYS = [*PAIR, "period"]
 COUNTS = ["views", "clicks", "payments", "cents"]
 PRIORS = [f"prior_{c}" for c in COUNTS]
+EXPECTED = [f"expected_prior_{c}" for c in COUNTS]  # audit columns (GOLD_AUDIT)
+TAP_SAME_DAY = "tap_same_day"
+TAP_DAYS = "tap_days"  # per (user, value prop, period): the days with a tap, one bit each
 
 USER_BITS, VP_BITS, PERIOD_BITS = 32, 16, 15
 MAX_USER_ID = 2**USER_BITS - 1
@@ -65,6 +69,8 @@ def build_features(
     mode: Mode,
     n_weeks: int,
     packed: bool = True,
+    audit: bool = False,
+    first_day: date | None = None,
 ) -> pl.LazyFrame:
     """Gold rows for the prints of ``weeks`` (one row per print, in the GOLD schema).
 
@@ -72,12 +78,70 @@ def build_features(
     ``total`` for pays); they may hold more history than needed, never less. With
     ``packed=True`` a user id of 2**32 or more makes the query fail (it never gives a wrong
     row): callers that cannot rule that out check :func:`fits_packed` first.
+
+    ``audit=True`` adds the :data:`~jobs.schemas.GOLD_AUDIT` columns the gold suite checks the
+    rows against, computed in the same plan (sharing its scans and its aggregation) by other
+    methods, which is much cheaper than re-deriving them from silver afterwards:
+
+    * ``expected_prior_*``: for rows whose window starts on or before ``first_day`` (the first
+      silver day) the window holds all existing history, so each prior must equal the running
+      sum of its (user, value prop)'s counts of earlier periods; null elsewhere. A window that
+      leaks the print's own period, reaches across pairs or misses history, or a wrong merge,
+      shows there.
+    * ``tap_same_day``: read from a bit mask of the days with a tap, aggregated per (user,
+      value prop, period) with the counts and merged in with the priors: another route than
+      the click flag's join of the target weeks' taps by day key.
     """
     if not weeks:
-        return pl.LazyFrame(schema=GOLD)
+        return pl.LazyFrame(schema=_schema(audit))
     if packed and _span_fits(weeks, n_weeks):
-        return _packed(prints, taps, pays, sorted(set(weeks)), mode, n_weeks)
-    return _generic(prints, taps, pays, weeks, mode, n_weeks)
+        gold = _packed(prints, taps, pays, sorted(set(weeks)), mode, n_weeks, audit=audit)
+    else:
+        gold = _generic(prints, taps, pays, weeks, mode, n_weeks, audit=audit)
+    if audit:
+        tapped = pl.col(TAP_DAYS).cast(pl.Int32) // _day_bit(mode) % 2 == 1
+        gold = gold.with_columns(
+            *_first_weeks_only(mode, n_weeks, first_day), tapped.fill_null(False).alias(TAP_SAME_DAY)
+        )
+    return conform(gold, _schema(audit))
+
+
+def _day_bit(mode: Mode) -> pl.Expr:
+    """A day's bit within its period (2 ** days since the period's first day: < 2**7)."""
+    offset = (pl.col("day") - period(pl.col("day"), mode)).dt.total_days()
+    return pl.lit(2, pl.Int32).pow(offset).cast(pl.UInt8)
+
+
+def _schema(audit: bool) -> pl.Schema:
+    return pl.Schema({**GOLD, **GOLD_AUDIT}) if audit else GOLD
+
+
+def _before(counts: list[str]) -> list[pl.Expr]:
+    """Per count, the sum over all earlier rows (a running sum minus the row itself)."""
+    return [(pl.col(c).cum_sum() - pl.col(c)).alias(f"_before_{c}") for c in counts]
+
+
+def _running(counts: list[str], pair: pl.Expr) -> list[pl.Expr]:
+    """Per count, the sum over the earlier rows of the same ``pair`` (rows sorted by pair and
+    period, the pair as one integer, :func:`_before` already added): the sum over all earlier
+    rows minus its value at the pair's first row (no hash grouping)."""
+    new_pair = pair != pair.shift(1, fill_value=-1)
+    out = []
+    for c in counts:
+        before = pl.col(f"_before_{c}")
+        out.append((before - pl.when(new_pair).then(before).forward_fill()).alias(f"expected_prior_{c}"))
+    return out
+
+
+def _first_weeks_only(mode: Mode, n_weeks: int, first_day: date | None) -> list[pl.Expr]:
+    """Expected priors on rows whose window starts on or before ``first_day``, else null."""
+    if first_day is None:
+        return [pl.lit(None, GOLD_AUDIT[n]).alias(n) for n in EXPECTED]
+    first_rows = period(pl.col("day"), mode) - pl.duration(days=window_days(n_weeks)) <= pl.lit(first_day)
+    return [
+        pl.when(first_rows).then(pl.col(n).fill_null(0)).otherwise(None).cast(GOLD_AUDIT[n]).alias(n)
+        for n in EXPECTED
+    ]
 
 
 # -- the packed-key plan ------------------------------------------------------------------------
@@ -113,7 +177,14 @@ def _week_number(day: pl.Expr) -> pl.Expr:
 
 
 def _packed(
-    prints: pl.LazyFrame, taps: pl.LazyFrame, pays: pl.LazyFrame, weeks: list[date], mode: Mode, n_weeks: int
+    prints: pl.LazyFrame,
+    taps: pl.LazyFrame,
+    pays: pl.LazyFrame,
+    weeks: list[date],
+    mode: Mode,
+    n_weeks: int,
+    *,
+    audit: bool,
 ) -> pl.LazyFrame:
     first, end = history_range(weeks, n_weeks=n_weeks)
     day0 = pl.Series([first], dtype=pl.Date).cast(pl.Int32).item()
@@ -165,7 +236,7 @@ def _packed(
     events = pl.concat(
         [
             history(prints, views=one),
-            history(taps, clicks=one),
+            history(taps, clicks=one, **({TAP_DAYS: _day_bit(mode)} if audit else {})),
             history(pays, payments=one, cents=cents(pl.col("total"))),
         ],
         how="diagonal",
@@ -173,14 +244,20 @@ def _packed(
     window = f"{width}i"
     features = (
         events.group_by("key")
-        .agg([_counts(pl.col(c).sum(), c) for c in COUNTS])  # Int32 sums: < 2**31 events
+        .agg(
+            *[_counts(pl.col(c).sum(), c) for c in COUNTS],  # Int32 sums: < 2**31 events
+            *([pl.col(TAP_DAYS).bitwise_or()] if audit else []),
+        )
         .sort("key")
+        .with_columns(_before(COUNTS) if audit else [])
         .select(
             "key",
             *[
                 pl.col(c).rolling_sum_by("key", window, closed="left").fill_null(0).alias(f"prior_{c}")
                 for c in COUNTS
             ],
+            *(_running(COUNTS, pl.col("key") // _VP_SHIFT) if audit else []),
+            *([pl.col(TAP_DAYS)] if audit else []),
         )
         .filter((pl.col("key") % _VP_SHIFT).is_in(target_periods))
     )
@@ -201,7 +278,7 @@ def _packed(
     # Both sides sorted by key: an as-of join with tolerance 0 is an exact-match merge join
     # (linear) instead of a hash join; rows come out ordered by user, value prop and period,
     # which keeps files compact and user_id statistics tight.
-    return conform(
+    gold = (
         target.sort("key")
         .join_asof(features, on="key", strategy="backward", tolerance=0)
         .join(tapped, on="day_key", how="left", maintain_order="left")
@@ -210,9 +287,9 @@ def _packed(
             pl.col("clicked").fill_null(False),
             *[pl.col(c).fill_null(0) for c in PRIORS[:3]],
             amount(pl.col("prior_cents").fill_null(0)).alias("prior_amount"),
-        ),
-        GOLD,
+        )
     )
+    return gold
 
 
 # -- the generic plan (multi-column keys; any Int64 user id) -------------------------------------
@@ -227,6 +304,8 @@ def _generic(
     weeks: Sequence[date],
     mode: Mode,
     n_weeks: int,
+    *,
+    audit: bool,
 ) -> pl.LazyFrame:
     week_list = pl.Series("weeks", list(weeks), dtype=pl.Date)
     target = prints.filter(week_start(pl.col("day")).is_in(week_list.implode())).select(
@@ -241,7 +320,7 @@ def _generic(
     history = pl.concat(
         [
             _per_period(prints, mode, views=n),
-            _per_period(taps, mode, clicks=n),
+            _per_period(taps, mode, clicks=n, **({TAP_DAYS: _day_bit(mode).bitwise_or()} if audit else {})),
             _per_period(pays, mode, payments=n, cents=cents(pl.col("total")).sum()),
             target.select(KEYS).unique(),
         ],
@@ -250,24 +329,32 @@ def _generic(
     window = f"{window_days(n_weeks)}d"
     features = (
         history.group_by(KEYS)
-        .agg([_counts(pl.col(c).sum().fill_null(0), c) for c in COUNTS])
+        .agg(
+            *[_counts(pl.col(c).sum().fill_null(0), c) for c in COUNTS],
+            *([pl.col(TAP_DAYS).bitwise_or()] if audit else []),
+        )
         .sort(KEYS)
         .with_columns(
-            [
+            *[
                 pl.col(c)
                 .rolling_sum_by("period", window, closed="left")
-                .over(["user_id", "value_prop"])
+                .over(PAIR)
                 .fill_null(0)
                 .alias(f"prior_{c}")
                 for c in COUNTS
-            ]
+            ],
+            *(
+                [(pl.col(c).cum_sum() - pl.col(c)).over(PAIR).alias(f"expected_prior_{c}") for c in COUNTS]
+                if audit
+                else []
+            ),
         )
-        .select(*KEYS, *PRIORS)
+        .select(*KEYS, *PRIORS, *([*EXPECTED, TAP_DAYS] if audit else []))
     )
     tapped = taps.select("user_id", "value_prop", "day").unique().with_columns(pl.lit(True).alias("clicked"))
-    return conform(
+    gold = (
         target.join(features, on=KEYS, how="left")
-        .join(tapped, on=["user_id", "value_prop", "day"], how="left")
+        .join(tapped, on=[*PAIR, "day"], how="left")
         .with_columns(
             pl.col("clicked").fill_null(False),
             pl.col("prior_views").fill_null(0),
@@ -275,6 +362,6 @@ def _generic(
             pl.col("prior_payments").fill_null(0),
             amount(pl.col("prior_cents").fill_null(0)).alias("prior_amount"),
         )
-        .sort("week_start", "user_id", "value_prop", "day", "position"),
-        GOLD,
+        .sort("week_start", "user_id", "value_prop", "day", "position")
     )
+    return gold

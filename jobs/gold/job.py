@@ -158,8 +158,10 @@ def build_locally(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list
     """The local engine: bucket after bucket in this process (memory holds one bucket)."""
     per_bucket = []
     for b in range(build.buckets):
-        frame, inputs = compute_bucket(build, ctx.lake, b)
-        audit.bucket(b, frame, inputs)  # DataError here: nothing is committed
+        frame, inputs = compute_bucket(
+            build, ctx.lake, b, audit=audit.audit_columns, first_day=audit.first_day
+        )
+        frame = audit.bucket(b, frame, inputs)  # DataError here: nothing is committed
         per_bucket.append(write_bucket(build, ctx.lake, b, frame))
     return per_bucket
 

@@ -7,7 +7,7 @@ with nothing new never imports it. See jobs/quality/README.md.
 Modules, one concern each:
 
 * :mod:`~jobs.quality.suites` — what is checked per layer and with which severity (pure data).
-* :mod:`~jobs.quality.derive` — audit columns the gold checks compare against (pure).
+* :mod:`~jobs.quality.derive` — gold audit columns re-derived from silver, for rows without them (pure).
 * :mod:`~jobs.quality.validate` — runs a suite with Great Expectations on one frame.
 * :mod:`~jobs.quality.reconcile` — count reconciliation and thresholds (pure).
 * :mod:`~jobs.quality.results` — the plain result record, merging and the failure message.

@@ -1,6 +1,10 @@
-"""Audit columns the gold suite compares gold rows against. Pure: LazyFrames in and out.
+"""Audit columns the gold suite compares gold rows against, re-derived from silver. Pure:
+LazyFrames in and out.
 
-Computed from the same bucket of silver the gold rows were built from:
+The local engine computes them inside the gold plan instead (``build_features(audit=True)``,
+far cheaper); this derivation is for rows that come without them (gold read back from the Dask
+workers) and is the reference the fused columns are tested against. Computed from the same
+bucket of silver the gold rows were built from:
 
 * ``tap_same_day`` — silver has a tap of the row's user, value prop and day (``clicked`` must
   equal it).
@@ -19,7 +23,7 @@ from datetime import date
 import polars as pl
 
 from jobs.quality.suites import TAP_SAME_DAY
-from jobs.schemas import AMOUNT
+from jobs.schemas import AMOUNT, GOLD_AUDIT
 from jobs.weeks import Mode, period, window_days
 
 KEYS = ["user_id", "value_prop"]
@@ -66,9 +70,7 @@ def expected_first_week_priors(
     ]
     with_period = gold.with_columns(period(pl.col("day"), mode).alias("_period"))
     if first_day is None:
-        return with_period.with_columns(
-            [pl.lit(None, pl.String if n == "expected_prior_cents" else pl.Int64).alias(n) for n in names]
-        )
+        return with_period.with_columns([pl.lit(None, GOLD_AUDIT[n]).alias(n) for n in names])
     window_start = pl.col("_period") - pl.duration(days=window_days(n_weeks))
     first_rows = window_start <= pl.lit(first_day)
     targets = with_period.filter(first_rows).select(*KEYS, "_period").unique()
@@ -90,14 +92,10 @@ def expected_first_week_priors(
             how="left",
         )
     )
-    # Counts as Int64; cents summed exactly in Int128 and given as text (pandas has no Int128).
+    # Counts as Int64; cents summed exactly in Int128, given as decimal(38,0) (GOLD_AUDIT).
     return with_period.join(expected, on=[*KEYS, "_period"], how="left").with_columns(
         [
-            pl.when(first_rows)
-            .then(pl.col(n).fill_null(0))
-            .otherwise(None)
-            .cast(pl.String if n == "expected_prior_cents" else pl.Int64)
-            .alias(n)
+            pl.when(first_rows).then(pl.col(n).fill_null(0)).otherwise(None).cast(GOLD_AUDIT[n]).alias(n)
             for n in names
         ]
     )

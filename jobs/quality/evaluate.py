@@ -211,26 +211,9 @@ def _column_map(check: Check, schema: pl.Schema) -> Plan | None:
         ):
             return None
         ok = pl.col(column).is_in(pl.Series(list(values), dtype=dtype).implode())
-    elif check.expectation == "ExpectColumnValuesToMatchRegex":
-        regex = kw.get("regex")
-        if (
-            set(kw) != {"column", "regex"}
-            or dtype != pl.String
-            or not isinstance(regex, str)
-            or not _portable_regex(regex)
-        ):
-            return None
-        ok = pl.col(column).str.contains(regex)
     else:
         return None
     return Plan(check, unexpected=~missing & ~ok.fill_null(False), values=(column,))
-
-
-def _portable_regex(regex: str) -> bool:
-    """A pattern Python's ``re`` (GX) and Rust's ``regex`` (Polars) read alike: no trailing-
-    newline ``$`` subtlety (checked by the caller's data: values never hold a newline), no
-    look-around or back-references."""
-    return not re.search(r"\(\?[=!<]|\\[1-9]|\(\?P=", regex)
 
 
 def _pair_equal(check: Check, schema: pl.Schema) -> Plan | None:
@@ -261,7 +244,6 @@ PLANNERS: dict[str, Callable[[Check, pl.Schema], Plan | None]] = {
     "ExpectColumnValuesToBeNull": _column_map,
     "ExpectColumnValuesToBeBetween": _column_map,
     "ExpectColumnValuesToBeInSet": _column_map,
-    "ExpectColumnValuesToMatchRegex": _column_map,
     "ExpectColumnPairValuesToBeEqual": _pair_equal,
 }
 

@@ -57,7 +57,7 @@ from jobs.quality.suites import (
 )
 from jobs.raw.files import Chunk
 from jobs.run import RunContext
-from jobs.schemas import GOLD_TABLE, SILVER_PARTITION, SOURCES
+from jobs.schemas import GOLD_AUDIT, GOLD_TABLE, SILVER_PARTITION, SOURCES
 from jobs.summary import StageResult
 from jobs.tables.threads import run_on_fresh_thread
 from jobs.weeks import Mode, week_start
@@ -305,6 +305,7 @@ class GoldAudit(_Audit):
 
     layer = "gold"
     reads_frames = True
+    audit_columns = True  # the local engine computes them in the gold plan
 
     def __init__(self, ctx: RunContext, *, weeks: Iterable[date], buckets: int) -> None:
         super().__init__(ctx)
@@ -327,7 +328,8 @@ class GoldAudit(_Audit):
         )
 
     def bucket(self, index: int, frame: pl.DataFrame, inputs: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
-        """Audit one bucket's gold rows; returns them unchanged or raises DataError."""
+        """Audit one bucket's gold rows; returns them (without audit columns) or raises
+        DataError."""
         started = time.perf_counter()
         s = self.settings
         results, silver_prints = audit_gold_bucket(
@@ -353,7 +355,7 @@ class GoldAudit(_Audit):
                 f"{len(self.weeks)} rebuilt week(s) {self.weeks[0]}..{self.weeks[-1]}): nothing "
                 f"was published — gold {GOLD_TABLE} stays at version {self.published_version}."
             )
-        return frame
+        return frame.drop(GOLD_AUDIT.names(), strict=False)
 
     def finish(self, result: StageResult) -> None:
         if self._results or self._gold_rows:
@@ -373,20 +375,28 @@ def audit_gold_bucket(
     sample_rows: int,
 ) -> tuple[list[CheckResult], int]:
     """Validate one bucket's gold rows against the silver it was built from: (check results,
-    silver prints of the rebuilt weeks, which must equal the gold rows)."""
+    silver prints of the rebuilt weeks, which must equal the gold rows).
+
+    Rows that carry the audit columns (computed in the gold plan) are validated as they are;
+    others (read back from another engine) get them re-derived from silver
+    (:func:`~jobs.quality.derive.gold_audit_columns`).
+    """
     results: list[CheckResult] = []
     if frame.height:
         from jobs.quality.validate import validate_frame  # GX only for a check Polars cannot evaluate
 
-        audited = gold_audit_columns(
-            frame.lazy(),
-            prints=inputs["prints"],
-            taps=inputs["taps"],
-            pays=inputs["pays"],
-            mode=mode,
-            n_weeks=n_weeks,
-            first_day=first_day,
-        )
+        if set(GOLD_AUDIT.names()) <= set(frame.columns):
+            audited = frame.lazy()
+        else:
+            audited = gold_audit_columns(
+                frame.lazy(),
+                prints=inputs["prints"],
+                taps=inputs["taps"],
+                pays=inputs["pays"],
+                mode=mode,
+                n_weeks=n_weeks,
+                first_day=first_day,
+            )
         results = validate_frame(audited, gold_suite(weeks, overrides=severity), sample_rows=sample_rows)
     wanted = pl.Series(weeks, dtype=pl.Date).implode()
     prints = (

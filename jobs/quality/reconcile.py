@@ -22,7 +22,7 @@ def physical_lines(content: bytes) -> int:
     """Lines of a file as a person counts them: a trailing newline ends the last line."""
     if not content:
         return 0
-    return content.removesuffix(b"\n").count(b"\n") + 1
+    return content.count(b"\n") + (0 if content.endswith(b"\n") else 1)  # no copy of the chunk
 
 
 def data_lines(source: str, content: bytes, *, first_line: int = 1) -> int:
@@ -34,7 +34,8 @@ def data_lines(source: str, content: bytes, *, first_line: int = 1) -> int:
     """
     lines = physical_lines(content)
     if source == "pays" and lines and first_line == 1:
-        first = content.split(b"\n", 1)[0].decode("utf-8", errors="replace").rstrip("\r")
+        end = content.find(b"\n")
+        first = content[: end if end >= 0 else len(content)].decode("utf-8", errors="replace").rstrip("\r")
         if header_order(first.removeprefix("\ufeff")) is not None:
             return lines - 1
     return lines

@@ -12,7 +12,7 @@ columns, validated as float64) to the pandas frame Great Expectations sees.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
@@ -50,18 +50,23 @@ class Check:
         return ", ".join(cols) if cols else None
 
 
+# A derived column: an expression, or a function of the frame's schema that gives one.
+Derived = pl.Expr | Callable[[pl.Schema], pl.Expr]
+
+
 @dataclass(frozen=True)
 class Suite:
     """The checks of one table of one layer.
 
-    ``derived`` columns are added (pure Polars expressions) before validation, for checks that
-    compare against something computed; ``sample_columns`` identify an unexpected row.
+    ``derived`` columns are added (Polars expressions, or functions of the frame's schema
+    giving one) before validation, for checks that compare against something computed;
+    ``sample_columns`` identify an unexpected row.
     """
 
     layer: str
     table: str
     checks: tuple[Check, ...]
-    derived: Mapping[str, pl.Expr] = field(default_factory=dict)
+    derived: Mapping[str, Derived] = field(default_factory=dict)
     sample_columns: tuple[str, ...] = ()
 
     @property
@@ -214,7 +219,21 @@ def bronze_suite(
 
 
 # -- silver -------------------------------------------------------------------------------------
-TWO_DECIMALS = r"^-?\d+(\.\d{1,2})?$"
+def sub_cents(schema: pl.Schema) -> pl.Expr:
+    """The part of each total below a cent, exactly, as an Int64 (null where total is null).
+
+    A decimal's physical integer and scale give it without formatting every total as text for a
+    regex (20x cheaper): none at all for decimal(18,2), silver's type; ``physical % 10**(scale-2)``
+    for a finer scale. Any other type is cast to decimal(38,18) first.
+    """
+    dtype = schema.get("total")
+    total = pl.col("total")
+    if not isinstance(dtype, pl.Decimal):
+        fine = pl.Decimal(38, 18)
+        return (total.cast(fine) - total.cast(pl.Decimal(38, 2)).cast(fine)).to_physical().cast(pl.Int64)
+    if (dtype.scale or 0) <= 2:
+        return pl.when(total.is_not_null()).then(pl.lit(0, pl.Int64))
+    return (total.to_physical() % 10 ** (dtype.scale - 2)).cast(pl.Int64)
 
 
 def silver_suite(
@@ -247,19 +266,19 @@ def silver_suite(
         ),
         *day_window("day", limits),
     ]
-    derived: dict[str, pl.Expr] = {}
+    derived: dict[str, Derived] = {}
     if source == "pays":
         checks += [
             not_null("total"),
             at_least("total", 0),
             Check(
                 "total_at_most_two_decimals",
-                "ExpectColumnValuesToMatchRegex",
-                {"column": "total_text", "regex": TWO_DECIMALS},
-                "total has at most two decimals",
+                "ExpectColumnValuesToBeBetween",
+                {"column": "total_sub_cents", "min_value": 0, "max_value": 0},
+                "total has at most two decimals (nothing below a cent)",
             ),
         ]
-        derived["total_text"] = pl.col("total").cast(pl.String)
+        derived["total_sub_cents"] = sub_cents
     else:
         checks += [not_null("position"), at_least("position", 0)]
     return Suite(
@@ -273,14 +292,11 @@ def silver_suite(
 
 # -- gold ---------------------------------------------------------------------------------------
 PRIOR_COUNTS = ("prior_views", "prior_clicks", "prior_payments")
-# Columns :func:`jobs.quality.derive.gold_audit_columns` adds before the gold suite runs.
+# The audit columns (jobs.schemas.GOLD_AUDIT) the gold plan computes beside the rows, or
+# jobs.quality.derive re-derives from silver, before the gold suite runs.
 TAP_SAME_DAY = "tap_same_day"
-EXPECTED = {
-    "prior_views": "expected_prior_views",
-    "prior_clicks": "expected_prior_clicks",
-    "prior_payments": "expected_prior_payments",
-    "prior_amount_cents": "expected_prior_cents",
-}
+EXPECTED = {c: f"expected_{c}" for c in PRIOR_COUNTS}
+CENTS_GAP = "prior_amount_cents_gap"
 
 
 def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = None) -> Suite:
@@ -318,11 +334,20 @@ def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = N
             )
             for col, expected in EXPECTED.items()
         ],
+        Check(
+            "first_weeks_prior_amount_cents_counts_only_existing_history",
+            "ExpectColumnValuesToBeBetween",
+            {"column": CENTS_GAP, "min_value": 0, "max_value": 0},
+            "prior_amount of rows whose lookback window starts on or before the first silver "
+            "day equals the exact cents paid before the print (gap in cents is 0)",
+        ),
     ]
+    # The exact cents difference, clipped into Int64 (an Int128 sum has no pandas type, a float
+    # would round): zero exactly where the amounts are equal; null where nothing is expected.
+    gap = pl.col("prior_amount").to_physical() - pl.col("expected_prior_cents").to_physical()
     derived = {
         "day_week_start": week_start(pl.col("day")),
-        # exact cents as text (an Int128 cents sum has no pandas type; a float would round)
-        "prior_amount_cents": pl.col("prior_amount").to_physical().cast(pl.String),
+        CENTS_GAP: gap.clip(-(2**62), 2**62).cast(pl.Int64),
     }
     return Suite(
         "gold",

@@ -33,7 +33,10 @@ def prepare(frame: pl.DataFrame | pl.LazyFrame, suite: Suite) -> pl.DataFrame:
     """The frame with the suite's derived columns added (pure)."""
     lazy = frame.lazy()
     if suite.derived:
-        lazy = lazy.with_columns(**suite.derived)
+        schema = lazy.collect_schema()
+        lazy = lazy.with_columns(
+            **{n: e if isinstance(e, pl.Expr) else e(schema) for n, e in suite.derived.items()}
+        )
     return lazy.collect()
 
 
