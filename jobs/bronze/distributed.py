@@ -1,0 +1,177 @@
+"""Bronze on a Dask cluster: one task per raw file, still ONE commit per table, by the driver.
+
+With ``ENGINE=dask`` every raw file this run takes in (all sources at once) is one task on the
+cluster (:mod:`jobs.cluster`). A task reads and checks its file exactly as the local engine does
+(:func:`~jobs.bronze.read.read_raw`), writes the good rows as uncommitted Parquet files of the
+source's bronze table and returns what it found (lines, quarantined lines with their reasons,
+drift, checksum) with the files' add actions. Once EVERY task has ended, the driver judges the
+files source by source as the local engine does (:meth:`~jobs.bronze.job.Bronze.judge`:
+rejection, quarantine, manifest rows), passes their rows through the quality gate and commits
+once, under the lake lease: the add actions appended, or, when corrected files replace rows of
+earlier runs, the rows read back through the same predicate overwrite as the local engine. A
+failed task fails the run before any commit, and every file of the run is removed.
+
+The audit accounts for a file from its raw bytes and its rows (``lines`` / ``chunk``): the driver
+replays both per file (re-reading the raw bytes, without parsing) so the reconciliation, the
+quarantine threshold and the gate see what they see on the local engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import polars as pl
+
+from jobs.audit import NoBronzeAudit
+from jobs.bronze.read import FileRead, ReadJob, read_raw
+from jobs.errors import PipelineError
+from jobs.raw.files import RawFile, iter_chunks
+from jobs.schemas import BRONZE, SOURCES
+from jobs.settings import Settings
+from jobs.storage import Storage
+from jobs.tables import Lake
+from jobs.tables.external import AddActionDict, commit_data_files, remove_data_files, write_data_files
+
+if TYPE_CHECKING:
+    from jobs.bronze.job import Bronze, Selection
+
+log = logging.getLogger(__name__)
+
+Found = tuple[FileRead, list[AddActionDict]]
+
+
+def task_prefix(run_id: str, index: int) -> str:
+    """Name prefix of the data files one task writes (to find them again for cleanup)."""
+    return f"bronze-{run_id}-t{index:06d}"
+
+
+def file_task(settings: Settings, job: ReadJob, f: RawFile, uri: str, index: int) -> Found:
+    """Worker task: read and check one raw file, write its good rows; (what it found, files)."""
+    if index == settings.dask_fail_bucket:
+        raise RuntimeError(f"injected failure in raw file task {index} (DASK_FAIL_BUCKET)")
+    lake = Lake(Storage(settings))
+    actions: list[AddActionDict] = []
+
+    def write(rows: pl.DataFrame) -> None:
+        if rows.height:
+            prefix = task_prefix(job.run_id, index)
+            actions.extend(
+                write_data_files(lake, uri, rows, schema=BRONZE[f.source], partition_by=None, prefix=prefix)
+            )
+
+    read = read_raw(lake.storage, f, job=job, audit=NoBronzeAudit(), sink=write)
+    if read.unreadable is not None or read.moved:  # none of its rows may be committed
+        remove_data_files(lake, uri, f"{task_prefix(job.run_id, index)}-*")
+        return read, []
+    return read, actions
+
+
+def read_files(stage: Bronze, tasks: list[tuple[str, RawFile]]) -> list[Found]:
+    """Run one task per (source, file) on the cluster; what each found, in order."""
+    from jobs.cluster import TaskFailed, client, gather_all
+
+    ctx = stage.ctx
+    connection, cluster = client(ctx.settings)
+    n = len(tasks)
+    try:
+        futures = connection.map(
+            file_task,
+            [ctx.settings] * n,
+            [stage.job] * n,
+            [f for _, f in tasks],
+            [ctx.bronze(source) for source, _ in tasks],
+            list(range(n)),
+            pure=False,
+        )
+        try:
+            return gather_all(connection, futures)
+        except TaskFailed as failed:
+            path = tasks[failed.index][1].rel_path
+            raise PipelineError(
+                f"bronze on Dask: raw file {path} (task {failed.index + 1} of {n}) failed "
+                f"({failed.error}); nothing was committed — no bronze table changed and this "
+                "run's files are removed"
+            ) from None
+    finally:
+        connection.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def read_back(lake: Lake, uri: str, actions: list[AddActionDict]) -> list[pl.DataFrame]:
+    """A file's good rows as a worker wrote them (uncommitted files)."""
+    root, options = uri.rstrip("/"), lake.storage.polars_options(uri)
+    return [pl.read_parquet(f"{root}/{a['path']}", storage_options=options) for a in actions]
+
+
+def replay_audit(stage: Bronze, f: RawFile, read: FileRead, rows: list[pl.DataFrame]) -> None:
+    """Show the audit one file as the local engine does: its raw chunks, then its rows."""
+    if read.unreadable is not None or read.moved or not read.bad:
+        return  # judge() drops such a file from the audit; an empty file has no chunk
+    chunks = iter_chunks(stage.ctx.storage, f.uri, chunk_bytes=stage.job.chunk_bytes)
+    for _ in stage.audit.lines(f.source, f.rel_path, chunks):
+        pass
+    good = pl.concat(rows, how="diagonal_relaxed") if rows else pl.DataFrame(schema=BRONZE[f.source])
+    stage.audit.chunk(f.source, f.rel_path, good, pl.concat(read.bad))
+
+
+def commit_source(stage: Bronze, selection: Selection, found: list[Found], first: int) -> int | None:
+    """Judge a source's files as the local engine does and commit them ONCE."""
+    ctx, source = stage.ctx, selection.source
+    uri = ctx.bronze(source)
+    accepted: list[AddActionDict] = []
+
+    def stream() -> Iterator[pl.DataFrame]:
+        for index, (f, (read, actions)) in enumerate(zip(selection.files, found, strict=True), first):
+            rows = read_back(ctx.lake, uri, actions)
+            replay_audit(stage, f, read, rows)
+            if stage.judge(source, f, selection.replaces(f), read):
+                accepted.extend(actions)
+                yield from rows
+            else:  # rejected whole: its files are never committed
+                remove_data_files(ctx.lake, uri, f"{task_prefix(ctx.run_id, index)}-*")
+
+    if selection.replacing:  # the local engine's predicate overwrite, with the rows read back
+        version = stage.commit(selection, stream())
+        remove_data_files(ctx.lake, uri, f"bronze-{ctx.run_id}-*")  # rewritten by that commit
+        return version
+    for _ in stage.audit.gate(source, stream()):  # DataError at its end: no commit
+        pass
+    if not accepted:
+        return None
+    return commit_data_files(
+        ctx.lake,
+        uri,
+        accepted,
+        schema=BRONZE[source],
+        partition_by=None,
+        partitions=None,
+        metadata={"run_id": ctx.run_id},
+        append=True,
+    )
+
+
+def ingest_on_dask(stage: Bronze, manifest: pl.DataFrame) -> Iterator[tuple[str, int | None]]:
+    """(source, new version or None) per source, as the driver commits them."""
+    ctx = stage.ctx
+    selections = [s for s in (stage.select(source, manifest) for source in SOURCES) if s is not None]
+    tasks = [(s.source, f) for s in selections for f in s.files]
+    if not tasks:
+        return
+    if stage.progress:
+        stage.progress(f"bronze on Dask: {len(tasks)} raw file(s), one task each")
+    uncommitted = {s.source for s in selections}
+    try:
+        found, first = read_files(stage, tasks), 0
+        for selection in selections:
+            mine = found[first : first + len(selection.files)]
+            version = commit_source(stage, selection, mine, first)
+            uncommitted.discard(selection.source)
+            first += len(selection.files)
+            yield selection.source, version
+    finally:
+        for source in sorted(uncommitted):
+            removed = remove_data_files(ctx.lake, ctx.bronze(source), f"bronze-{ctx.run_id}-*")
+            log.info("removed %d uncommitted bronze %s file(s) of run %s", removed, source, ctx.run_id)
