@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from jobs.errors import PipelineError
@@ -35,16 +36,24 @@ def client(settings: Settings) -> tuple[Any, Any]:
     return Client(cluster), cluster
 
 
-def gather_all(client: Any, futures: list[Any]) -> list[Any]:
-    """Every task's result, once ALL tasks have ended (so none writes after a failure);
-    raises :class:`TaskFailed` for the first task that failed."""
+def run_tasks(settings: Settings, task: Callable[..., Any], *args: list[Any]) -> list[Any]:
+    """``task(*row)`` for every row of ``args`` (one list per parameter) as tasks on the cluster;
+    every result once ALL tasks have ended (so none still writes after a failure). Raises
+    :class:`TaskFailed` for the first task that failed."""
     from distributed import wait
 
-    wait(futures)
-    for i, future in enumerate(futures):
-        if future.status != "finished":
-            raise TaskFailed(i, future.exception() if future.status == "error" else future.status)
-    return list(client.gather(futures))
+    connection, cluster = client(settings)
+    try:
+        futures = connection.map(task, *args, pure=False)
+        wait(futures)
+        for i, future in enumerate(futures):
+            if future.status != "finished":
+                raise TaskFailed(i, future.exception() if future.status == "error" else future.status)
+        return list(connection.gather(futures))
+    finally:
+        connection.close()
+        if cluster is not None:
+            cluster.close()
 
 
 class TaskFailed(Exception):

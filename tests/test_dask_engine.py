@@ -132,6 +132,8 @@ def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(tmp_path: 
     # one commit per table and run, as the local engine makes
     assert dask.versions() == local.versions()
     assert _orphans(dask.root) == []  # the rejected file's worker files are gone
+    for layer in ("bronze", "silver"):  # written by the workers, committed by the driver
+        assert list((dask.root / layer).rglob(f"{layer}-*.parquet")), layer
 
     # a failed task: nothing committed anywhere, no file of the run left in the lake
     generate(out_dir=raw, seed=11, scale=SCALE, start=START + timedelta(days=DAYS), days=2)
@@ -147,8 +149,19 @@ def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(tmp_path: 
     corrected = raw / "taps" / "day=2020-11-05" / "part-0.json"
     lines = corrected.read_text().splitlines(keepends=True)
     corrected.write_text("".join(lines[: len(lines) // 2]))
-    results = _run(local, raw), _run(dask, raw, **on_dask)
-    _same_results(*results)
+    local_results = _run(local, raw)
+    settings = dask.settings(lake_raw=str(raw), **on_dask)
+    dask_results = {"bronze": run_stage(RunContext(settings), "bronze")}
+    # a failed silver day task: no silver version, no file left; the next run rebuilds
+    before = dask.versions()
+    failing = RunContext(dask.settings(lake_raw=str(raw), dask_fail_bucket=0, **on_dask))
+    with pytest.raises(PipelineError, match=r"silver on Dask: .* \(task 1 of \d+\) failed .*nothing"):
+        run_stage(failing, "silver")
+    assert dask.versions() == before
+    assert _orphans(dask.root) == []
+    ctx = RunContext(settings)
+    dask_results |= {stage: run_stage(ctx, stage) for stage in ("silver", "gold")}
+    _same_results(local_results, dask_results)
     _same_tables(local, dask)
     assert dask.versions() == local.versions()
     manifest = _table(dask, "bronze/_manifest")

@@ -70,34 +70,26 @@ def file_task(settings: Settings, job: ReadJob, f: RawFile, uri: str, index: int
 
 def read_files(stage: Bronze, tasks: list[tuple[str, RawFile]]) -> list[Found]:
     """Run one task per (source, file) on the cluster; what each found, in order."""
-    from jobs.cluster import TaskFailed, client, gather_all
+    from jobs.cluster import TaskFailed, run_tasks
 
-    ctx = stage.ctx
-    connection, cluster = client(ctx.settings)
-    n = len(tasks)
+    ctx, n = stage.ctx, len(tasks)
     try:
-        futures = connection.map(
+        return run_tasks(
+            ctx.settings,
             file_task,
             [ctx.settings] * n,
             [stage.job] * n,
             [f for _, f in tasks],
             [ctx.bronze(source) for source, _ in tasks],
             list(range(n)),
-            pure=False,
         )
-        try:
-            return gather_all(connection, futures)
-        except TaskFailed as failed:
-            path = tasks[failed.index][1].rel_path
-            raise PipelineError(
-                f"bronze on Dask: raw file {path} (task {failed.index + 1} of {n}) failed "
-                f"({failed.error}); nothing was committed — no bronze table changed and this "
-                "run's files are removed"
-            ) from None
-    finally:
-        connection.close()
-        if cluster is not None:
-            cluster.close()
+    except TaskFailed as failed:
+        path = tasks[failed.index][1].rel_path
+        raise PipelineError(
+            f"bronze on Dask: raw file {path} (task {failed.index + 1} of {n}) failed "
+            f"({failed.error}); nothing was committed — no bronze table changed and this "
+            "run's files are removed"
+        ) from None
 
 
 def read_back(lake: Lake, uri: str, actions: list[AddActionDict]) -> list[pl.DataFrame]:

@@ -42,13 +42,12 @@ from jobs.run import RunContext
 from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
 from jobs.storage import is_remote
 from jobs.summary import StageResult
+from jobs.tables.external import ADDING_OPERATIONS
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 DAY_COLUMN = {"prints": "day", "taps": "day", "pays": "pay_date"}
-# Commits that add a run's rows: a first commit made from files written on Dask creates the table.
-ADDING = ("WRITE", "CREATE TABLE")
 
 
 @dataclass
@@ -139,7 +138,7 @@ def recover_interrupted(ctx: RunContext) -> list[str]:
                 run_id
                 and run_id not in manifest_runs
                 and run_id not in removed
-                and commit.get("operation") in ADDING
+                and commit.get("operation") in ADDING_OPERATIONS
             ):
                 log.warning("rolling back rows of interrupted run %s in %s", run_id, uri)
                 remove_run(ctx, uri, source, run_id, why="interrupted before its manifest")

@@ -34,6 +34,9 @@ from jobs.tables.lake import Lake, arrow_schema
 
 log = logging.getLogger(__name__)
 
+# Commit operations that add rows: a first commit of such files creates the table.
+ADDING_OPERATIONS = ("WRITE", "CREATE TABLE")
+
 AddActionDict = dict[str, Any]  # path, size, partition_values, modification_time, stats, rows
 
 
