@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from jobs.errors import PipelineError
@@ -36,10 +37,14 @@ def client(settings: Settings) -> tuple[Any, Any]:
     return Client(cluster), cluster
 
 
-def run_tasks(settings: Settings, task: Callable[..., Any], *args: list[Any]) -> list[Any]:
-    """``task(*row)`` for every row of ``args`` (one list per parameter) as tasks on the cluster;
-    every result once ALL tasks have ended (so none still writes after a failure). Raises
-    :class:`TaskFailed` for the first task that failed."""
+@contextmanager
+def run_tasks(settings: Settings, task: Callable[..., Any], *args: list[Any]) -> Iterator[Iterator[Any]]:
+    """Run ``task(*row)`` for every row of ``args`` (one list per parameter) on the cluster.
+
+    Waits for ALL tasks (so none still writes after a failure) and raises :class:`TaskFailed`
+    for the first that failed; otherwise yields their results in order, fetched one at a time
+    from the workers (the driver holds one result at a time), for as long as the block runs.
+    """
     from distributed import wait
 
     connection, cluster = client(settings)
@@ -49,11 +54,17 @@ def run_tasks(settings: Settings, task: Callable[..., Any], *args: list[Any]) ->
         for i, future in enumerate(futures):
             if future.status != "finished":
                 raise TaskFailed(i, future.exception() if future.status == "error" else future.status)
-        return list(connection.gather(futures))
+        yield _one_by_one(futures)
     finally:
         connection.close()
         if cluster is not None:
             cluster.close()
+
+
+def _one_by_one(futures: list[Any]) -> Iterator[Any]:
+    futures = list(reversed(futures))
+    while futures:
+        yield futures.pop().result()  # the future goes: the worker may forget the result
 
 
 class TaskFailed(Exception):

@@ -19,16 +19,19 @@ quarantine threshold and the gate see what they see on the local engine.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import polars as pl
 
 from jobs.audit import NoBronzeAudit
 from jobs.bronze.read import FileRead, ReadJob, read_raw
+from jobs.bronze.spool import Spool
 from jobs.errors import PipelineError
 from jobs.raw.files import RawFile, iter_chunks
-from jobs.schemas import BRONZE, SOURCES
+from jobs.schemas import BRONZE, QUARANTINE, SOURCES
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.tables import Lake
@@ -68,13 +71,14 @@ def file_task(settings: Settings, job: ReadJob, f: RawFile, uri: str, index: int
     return read, actions
 
 
-def read_files(stage: Bronze, tasks: list[tuple[str, RawFile]]) -> list[Found]:
-    """Run one task per (source, file) on the cluster; what each found, in order."""
+@contextmanager
+def read_files(stage: Bronze, tasks: list[tuple[str, RawFile]]) -> Iterator[Iterator[Found]]:
+    """Run one task per (source, file) on the cluster; what each found, in order, one by one."""
     from jobs.cluster import TaskFailed, run_tasks
 
     ctx, n = stage.ctx, len(tasks)
     try:
-        return run_tasks(
+        with run_tasks(
             ctx.settings,
             file_task,
             [ctx.settings] * n,
@@ -82,7 +86,8 @@ def read_files(stage: Bronze, tasks: list[tuple[str, RawFile]]) -> list[Found]:
             [f for _, f in tasks],
             [ctx.bronze(source) for source, _ in tasks],
             list(range(n)),
-        )
+        ) as found:
+            yield found
     except TaskFailed as failed:
         path = tasks[failed.index][1].rel_path
         raise PipelineError(
@@ -92,37 +97,43 @@ def read_files(stage: Bronze, tasks: list[tuple[str, RawFile]]) -> list[Found]:
         ) from None
 
 
-def read_back(lake: Lake, uri: str, actions: list[AddActionDict]) -> list[pl.DataFrame]:
-    """A file's good rows as a worker wrote them (uncommitted files)."""
-    root, options = uri.rstrip("/"), lake.storage.polars_options(uri)
-    return [pl.read_parquet(f"{root}/{a['path']}", storage_options=options) for a in actions]
-
-
-def replay_audit(stage: Bronze, f: RawFile, read: FileRead, rows: list[pl.DataFrame]) -> None:
-    """Show the audit one file as the local engine does: its raw chunks, then its rows."""
-    if read.unreadable is not None or read.moved or not read.bad:
-        return  # judge() drops such a file from the audit; an empty file has no chunk
-    chunks = iter_chunks(stage.ctx.storage, f.uri, chunk_bytes=stage.job.chunk_bytes)
-    for _ in stage.audit.lines(f.source, f.rel_path, chunks):
+def take_back(stage: Bronze, f: RawFile, read: FileRead, actions: list[AddActionDict]) -> Spool:
+    """A file's good rows read back into a spool (memory bounded as on the local engine), shown
+    to the audit as the local engine shows them: its raw chunks, then its rows."""
+    rows = Spool(stage.spool_dir, budget_rows=stage.budget)
+    if read.unreadable is not None or read.moved:
+        return rows  # judge() drops such a file from the audit
+    audit, source, path = stage.audit, f.source, f.rel_path
+    for _ in audit.lines(
+        source, path, iter_chunks(stage.ctx.storage, f.uri, chunk_bytes=stage.job.chunk_bytes)
+    ):
         pass
-    good = pl.concat(rows, how="diagonal_relaxed") if rows else pl.DataFrame(schema=BRONZE[f.source])
-    stage.audit.chunk(f.source, f.rel_path, good, pl.concat(read.bad))
+    uri = stage.ctx.bronze(source)
+    root, options = uri.rstrip("/"), stage.ctx.storage.polars_options(uri)
+    for a in actions:
+        frame = pl.read_parquet(f"{root}/{a['path']}", storage_options=options)
+        audit.chunk(source, path, frame, pl.DataFrame(schema=QUARANTINE))
+        rows.add(frame)
+    for bad in read.bad:
+        audit.chunk(source, path, pl.DataFrame(schema=BRONZE[source]), bad)
+    return rows
 
 
-def commit_source(stage: Bronze, selection: Selection, found: list[Found], first: int) -> int | None:
+def commit_source(stage: Bronze, selection: Selection, found: Iterator[Found], first: int) -> int | None:
     """Judge a source's files as the local engine does and commit them ONCE."""
     ctx, source = stage.ctx, selection.source
     uri = ctx.bronze(source)
     accepted: list[AddActionDict] = []
 
     def stream() -> Iterator[pl.DataFrame]:
-        for index, (f, (read, actions)) in enumerate(zip(selection.files, found, strict=True), first):
-            rows = read_back(ctx.lake, uri, actions)
-            replay_audit(stage, f, read, rows)
+        for index, f in enumerate(selection.files, first):
+            read, actions = next(found)
+            rows = take_back(stage, f, read, actions)
             if stage.judge(source, f, selection.replaces(f), read):
                 accepted.extend(actions)
-                yield from rows
+                yield from rows.frames()
             else:  # rejected whole: its files are never committed
+                rows.clear()
                 remove_data_files(ctx.lake, uri, f"{task_prefix(ctx.run_id, index)}-*")
 
     if selection.replacing:  # the local engine's predicate overwrite, with the rows read back
@@ -156,13 +167,16 @@ def ingest_on_dask(stage: Bronze, manifest: pl.DataFrame) -> Iterator[tuple[str,
         stage.progress(f"bronze on Dask: {len(tasks)} raw file(s), one task each")
     uncommitted = {s.source for s in selections}
     try:
-        found, first = read_files(stage, tasks), 0
-        for selection in selections:
-            mine = found[first : first + len(selection.files)]
-            version = commit_source(stage, selection, mine, first)
-            uncommitted.discard(selection.source)
-            first += len(selection.files)
-            yield selection.source, version
+        started, first = time.perf_counter(), 0
+        with read_files(stage, tasks) as found:
+            log.info(
+                "bronze on Dask: %d raw file task(s) in %.1fs", len(tasks), time.perf_counter() - started
+            )
+            for selection in selections:
+                version = commit_source(stage, selection, found, first)
+                uncommitted.discard(selection.source)
+                first += len(selection.files)
+                yield selection.source, version
     finally:
         for source in sorted(uncommitted):
             removed = remove_data_files(ctx.lake, ctx.bronze(source), f"bronze-{ctx.run_id}-*")

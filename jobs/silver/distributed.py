@@ -13,6 +13,7 @@ every file of the run is removed.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from datetime import date
 
@@ -78,29 +79,28 @@ def rebuild_on_dask(
     n = len(tasks)
     uncommitted = {r.input.silver_uri for r in rebuilds}
     try:
-        try:
-            results: list[Day] = run_tasks(
-                ctx.settings,
-                day_task,
-                [ctx.settings] * n,
-                [r.input for r, _ in tasks],
-                [d for _, d in tasks],
-                [ctx.run_id] * n,
-                list(range(n)),
-            )
-        except TaskFailed as failed:
-            rebuild, day = tasks[failed.index]
-            raise PipelineError(
-                f"silver on Dask: {rebuild.input.source} day {day} (task {failed.index + 1} of {n}) "
-                f"failed ({failed.error}); nothing was committed — no silver table changed and "
-                "this run's files are removed"
-            ) from None
-        first = 0
-        for rebuild, its_days in zip(rebuilds, days, strict=True):
-            mine = results[first : first + len(its_days)]
-            first += len(its_days)
-            yield rebuild, commit_rebuild(ctx, rebuild, its_days, mine, audit)
-            uncommitted.discard(rebuild.input.silver_uri)
+        started = time.perf_counter()
+        with run_tasks(
+            ctx.settings,
+            day_task,
+            [ctx.settings] * n,
+            [r.input for r, _ in tasks],
+            [d for _, d in tasks],
+            [ctx.run_id] * n,
+            list(range(n)),
+        ) as found:
+            log.info("silver on Dask: %d day task(s) in %.1fs", n, time.perf_counter() - started)
+            for rebuild, its_days in zip(rebuilds, days, strict=True):
+                mine = [next(found) for _ in its_days]
+                yield rebuild, commit_rebuild(ctx, rebuild, its_days, mine, audit)
+                uncommitted.discard(rebuild.input.silver_uri)
+    except TaskFailed as failed:
+        rebuild, day = tasks[failed.index]
+        raise PipelineError(
+            f"silver on Dask: {rebuild.input.source} day {day} (task {failed.index + 1} of {n}) "
+            f"failed ({failed.error}); nothing was committed — no silver table changed and "
+            "this run's files are removed"
+        ) from None
     finally:
         for uri in sorted(uncommitted):
             removed = remove_data_files(lake, uri, f"{SILVER_PARTITION}=*/silver-{ctx.run_id}-*")
