@@ -18,6 +18,10 @@ Schema drift: fields a line carries beyond the contract are kept in the bronze `
 column, and each file's new and missing fields (lines per field) are its manifest row's
 ``drift``; the stage result sums them per source. Bronze commits merge the schema, so a table
 written before ``_rescued`` existed gains the column.
+
+Engines: the local one reads the files in this process; ``ENGINE=dask`` reads them as one task
+each on a cluster (:mod:`jobs.bronze.distributed`). Both read with
+:func:`~jobs.bronze.read.read_raw` and judge with :meth:`Bronze.judge`.
 """
 
 from __future__ import annotations

@@ -7,6 +7,10 @@ overwrites exactly those partitions from one bronze version, in ONE commit per s
 commit records the bronze version consumed (``bronze_version``) and the days rewritten
 (``days``), atomically with its data: a failed run is simply picked up again, a repeated run
 writes the same rows (never twice), and gold reads ``days`` to know which weeks to rebuild.
+
+Engines: the local one streams every day of a source in one write; ``ENGINE=dask`` computes one
+day per task on a cluster (:mod:`jobs.silver.distributed`). Both compute with
+:meth:`SilverInput.rows`.
 """
 
 from __future__ import annotations
