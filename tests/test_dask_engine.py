@@ -7,6 +7,7 @@ version and no file behind.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from infra.generator import generate
-from jobs.errors import PipelineError
+from jobs.errors import DataError, PipelineError
 from jobs.pipeline import run_stage
 from jobs.run import RunContext
 from jobs.summary import StageResult
@@ -173,3 +174,37 @@ def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(tmp_path: 
 
 def test_table_versions_cover_every_table(tmp_path: Path) -> None:
     assert set(table_versions(LocalLake(tmp_path).settings())) == set(TABLES)
+
+
+def _land_prints(lake: LocalLake, name: str) -> None:
+    rows = [(date(2020, 11, 2), u, "cash", 1) for u in (1, 2, 3)]
+    lake.land_events("prints", rows, name)
+
+
+@pytest.mark.slow
+def test_dask_bronze_gate_failure_rolls_back_like_the_local_engine(lake: LocalLake, scheduler: str) -> None:
+    _land_prints(lake, "a.json")
+    lake.write_text("taps/b.json", "not json\n")  # a small taps file, fully quarantined
+    on_dask = {"engine": "dask", "dask_scheduler": scheduler}
+    blocking = {"quality_severity": "quarantined_fraction_per_small_file=failure", **on_dask}
+    with pytest.raises(DataError, match=r"bronze quality gate failed on taps.*prints rows rolled back"):
+        run_stage(lake.context(**blocking), "bronze")
+    assert lake.table("bronze", "prints").height == 0  # committed, then rolled back
+    assert lake.version("bronze", "_manifest") is None
+    assert _orphans(lake.root) == []  # the taps files the gate refused are gone
+    (lake.raw / "taps" / "b.json").unlink()  # the fix: remove the broken file
+    run_stage(lake.context(**blocking), "bronze")
+    assert lake.table("bronze", "prints").height == 3
+
+
+@pytest.mark.slow
+def test_a_dask_run_interrupted_before_its_manifest_is_rolled_back_by_the_next_run(
+    lake: LocalLake, scheduler: str
+) -> None:
+    _land_prints(lake, "a.json")
+    run_stage(lake.context(engine="dask", dask_scheduler=scheduler), "bronze")  # creates the table
+    for table in ("_manifest", "quarantine"):  # as if it died before committing them
+        shutil.rmtree(lake.root / "bronze" / table, ignore_errors=True)
+    run_stage(lake.context(), "bronze")  # rolls the rows of the unknown run back, takes a.json again
+    assert lake.table("bronze", "prints").height == 3
+    assert lake.table("bronze", "_manifest").height == 1
