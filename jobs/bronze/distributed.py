@@ -77,11 +77,13 @@ def read_files(stage: Bronze, tasks: list[tuple[str, RawFile]]) -> Iterator[Iter
     from jobs.cluster import TaskFailed, run_tasks
 
     ctx, n = stage.ctx, len(tasks)
+    # Workers get this run's pipeline keys as resolved here (frozen), and no other identity's.
+    worker_settings = ctx.storage.for_workers()
     try:
         with run_tasks(
             ctx.settings,
             file_task,
-            [ctx.settings] * n,
+            [worker_settings] * n,
             [stage.job] * n,
             [f for _, f in tasks],
             [ctx.bronze(source) for source, _ in tasks],

@@ -78,12 +78,13 @@ def rebuild_on_dask(
     tasks = [(r, d) for r, ds in zip(rebuilds, days, strict=True) for d in ds]
     n = len(tasks)
     uncommitted = {r.input.silver_uri for r in rebuilds}
+    worker_settings = ctx.storage.for_workers()  # this run's pipeline keys only, frozen
     try:
         started = time.perf_counter()
         with run_tasks(
             ctx.settings,
             day_task,
-            [ctx.settings] * n,
+            [worker_settings] * n,
             [r.input for r, _ in tasks],
             [d for _, d in tasks],
             [ctx.run_id] * n,
