@@ -208,3 +208,25 @@ def test_a_dask_run_interrupted_before_its_manifest_is_rolled_back_by_the_next_r
     run_stage(lake.context(), "bronze")  # rolls the rows of the unknown run back, takes a.json again
     assert lake.table("bronze", "prints").height == 3
     assert lake.table("bronze", "_manifest").height == 1
+
+
+@pytest.mark.slow
+def test_dask_replaces_a_corrected_file_inside_files_the_local_engine_wrote(
+    tmp_path: Path, scheduler: str
+) -> None:
+    landing = LocalLake(tmp_path)  # raw files under tmp_path/raw
+    day = date(2020, 11, 2)
+    landing.land_events("prints", [(day, u, "cash", 1) for u in (1, 2, 3)], "a.json")
+    landing.land_events("prints", [(day, u, "cash", 2) for u in (4, 5)], "b.json")
+    local, dask = LocalLake(tmp_path / "local"), LocalLake(tmp_path / "dask")
+    for lake in (local, dask):  # one local run: a.json and b.json share a data file
+        run_stage(RunContext(lake.settings(lake_raw=str(landing.raw))), "bronze")
+    landing.land_events("prints", [(day, u, "cash", 3) for u in (1, 9)], "a.json")  # corrected
+    run_stage(RunContext(local.settings(lake_raw=str(landing.raw))), "bronze")
+    on_dask = {"engine": "dask", "dask_scheduler": scheduler}
+    run_stage(RunContext(dask.settings(lake_raw=str(landing.raw), **on_dask)), "bronze")
+    _same_tables(local, dask)
+    assert dask.versions() == local.versions()
+    assert _table(dask, "bronze/prints")["user_id"].sort().to_list() == [1, 4, 5, 9]
+    assert list((dask.root / "bronze" / "prints").glob("bronze-*-rewritten-*.parquet"))  # b.json's rows
+    assert _orphans(dask.root) == []

@@ -7,9 +7,10 @@ source's bronze table and returns what it found (lines, quarantined lines with t
 drift, checksum) with the files' add actions. Once EVERY task has ended, the driver judges the
 files source by source as the local engine does (:meth:`~jobs.bronze.job.Bronze.judge`:
 rejection, quarantine, manifest rows), passes their rows through the quality gate and commits
-once, under the lake lease: the add actions appended, or, when corrected files replace rows of
-earlier runs, the rows read back through the same predicate overwrite as the local engine. A
-failed task fails the run before any commit, and every file of the run is removed.
+once, under the lake lease: the add actions, plus, when corrected files replace rows of earlier
+runs, the removal of the files holding those rows, whose other rows the driver rewrites
+(:func:`~jobs.tables.external.rewrite_without`). A failed task fails the run before any commit,
+and every file of the run is removed.
 
 The audit accounts for a file from its raw bytes and its rows (``lines`` / ``chunk``): the driver
 replays both per file (re-reading the raw bytes, without parsing) so the reconciliation, the
@@ -35,7 +36,13 @@ from jobs.schemas import BRONZE, QUARANTINE, SOURCES
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.tables import Lake
-from jobs.tables.external import AddActionDict, commit_data_files, remove_data_files, write_data_files
+from jobs.tables.external import (
+    AddActionDict,
+    commit_data_files,
+    remove_data_files,
+    rewrite_without,
+    write_data_files,
+)
 
 if TYPE_CHECKING:
     from jobs.bronze.job import Bronze, Selection
@@ -138,23 +145,31 @@ def commit_source(stage: Bronze, selection: Selection, found: Iterator[Found], f
                 rows.clear()
                 remove_data_files(ctx.lake, uri, f"{task_prefix(ctx.run_id, index)}-*")
 
-    if selection.replacing:  # the local engine's predicate overwrite, with the rows read back
-        version = stage.commit(selection, stream())
-        remove_data_files(ctx.lake, uri, f"bronze-{ctx.run_id}-*")  # rewritten by that commit
-        return version
+    metadata = stage.commit_metadata(selection)  # before the commit: the days replaced rows had
     for _ in stage.audit.gate(source, stream()):  # DataError at its end: no commit
         pass
-    if not accepted:
+    # Corrected files: the files holding their earlier rows go, the other rows of those files
+    # come back as new files (the local engine's predicate overwrite), all in the same commit.
+    removes, kept = rewrite_without(
+        ctx.lake,
+        uri,
+        column="source_file",
+        values=selection.replacing,
+        schema=BRONZE[source],
+        prefix=f"bronze-{ctx.run_id}-rewritten",
+    )
+    if not accepted and not removes:
         return None
     return commit_data_files(
         ctx.lake,
         uri,
-        accepted,
+        [*accepted, *kept],
         schema=BRONZE[source],
         partition_by=None,
         partitions=None,
-        metadata={"run_id": ctx.run_id},
+        metadata=metadata,
         append=True,
+        removes=removes,
     )
 
 

@@ -357,14 +357,21 @@ class Bronze:
 
         return self.commit(selection, stream())
 
+    def commit_metadata(self, selection: Selection) -> dict[str, str]:
+        """What a source's commit records; replacing rows, the days they had (for silver)."""
+        metadata = {"run_id": self.ctx.run_id}
+        if replacing := selection.replacing:
+            where = pl.col("source_file").is_in(replacing)
+            metadata["days"] = ",".join(days_of(self.ctx, selection.source, where))
+            metadata["replaced_files"] = json.dumps(replacing)
+        return metadata
+
     def commit(self, selection: Selection, frames: Iterator[pl.DataFrame]) -> int | None:
         """ONE bronze commit of the frames (each file judged as they stream through the gate)."""
         source = selection.source
-        uri, metadata = self.ctx.bronze(source), {"run_id": self.ctx.run_id}
+        uri, metadata = self.ctx.bronze(source), self.commit_metadata(selection)
         gated = self.audit.gate(source, frames)  # DataError at its end: no commit
-        if replacing := selection.replacing:  # every file's rows are replaced (new ones have none)
-            metadata["days"] = ",".join(days_of(self.ctx, source, pl.col("source_file").is_in(replacing)))
-            metadata["replaced_files"] = json.dumps(replacing)
+        if selection.replacing:  # every file's rows are replaced (new ones have none)
             return self.ctx.lake.write(
                 uri,
                 gated,

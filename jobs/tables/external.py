@@ -91,6 +91,39 @@ def _parts(frame: pl.DataFrame, partition_by: str | None) -> list[tuple[str, pl.
     return parts
 
 
+def rewrite_without(
+    lake: Lake, uri: str, *, column: str, values: Sequence[str], schema: pl.Schema, prefix: str
+) -> tuple[list[AddActionDict], list[AddActionDict]]:
+    """Files of the (unpartitioned) table at ``uri`` holding rows whose string ``column`` is
+    one of ``values``: (the files, to remove; their other rows, written as new uncommitted
+    files). Files whose statistics exclude every value are not read; a truncated maximum
+    (a prefix of the real one) still counts as a possible match."""
+    table = lake.open(uri)
+    if table is None:
+        return [], []
+    files = pl.DataFrame(table.get_add_actions(flatten=True))
+    root, options = uri.rstrip("/"), lake.storage.polars_options(uri)
+    wanted = sorted(values)
+    removed: list[AddActionDict] = []
+    added: list[AddActionDict] = []
+    for row in files.iter_rows(named=True):
+        low, high = row.get(f"min.{column}"), row.get(f"max.{column}")
+        if (
+            low is not None
+            and high is not None
+            and not any(low <= v and (v <= high or v.startswith(high)) for v in wanted)
+        ):
+            continue
+        frame = pl.read_parquet(f"{root}/{row['path']}", storage_options=options)
+        kept = frame.filter(~pl.col(column).is_in(wanted))
+        if kept.height == frame.height:
+            continue
+        removed.append({"path": row["path"], "size": row["size_bytes"], "partition_values": {}})
+        if kept.height:
+            added += write_data_files(lake, uri, kept, schema=schema, partition_by=None, prefix=prefix)
+    return removed, added
+
+
 def remove_data_files(lake: Lake, uri: str, pattern: str) -> int:
     """Delete uncommitted data files matching ``pattern`` (a glob under the table)."""
     fs = lake.storage.filesystem(uri)
@@ -114,20 +147,24 @@ def commit_data_files(
     partitions: list[str] | None,
     metadata: Mapping[str, str] | None = None,
     append: bool = False,
+    removes: Sequence[AddActionDict] = (),
 ) -> int:
     """ONE Delta commit adding the files of ``actions``; returns the new version.
 
-    ``append`` keeps every row there is; otherwise ``partitions`` None replaces the whole table
-    and a list replaces only those values of the partition column (overwrite with partition
-    filters). A table that does not exist yet is created by this commit.
+    ``append`` keeps every row there is but the files of ``removes`` (see
+    :func:`rewrite_without`); otherwise ``partitions`` None replaces the whole table and a list
+    replaces only those values of the partition column (overwrite with partition filters). A
+    table that does not exist yet is created by this commit.
     """
     from deltalake import CommitProperties, Schema
-    from deltalake.transaction import AddAction, create_table_with_add_actions
+    from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
+    now = int(time.time() * 1000)
     adds = [
         AddAction(a["path"], a["size"], a["partition_values"], a["modification_time"], True, a["stats"])
         for a in actions
     ]
+    gone = [RemoveAction(r["path"], True, now, r["size"], r["partition_values"]) for r in removes]
     props = CommitProperties(custom_metadata=dict(metadata or {}))
     pa_schema = arrow_schema(schema)
     lake.check_guard()
@@ -146,7 +183,7 @@ def commit_data_files(
         else:
             filters = None if partitions is None else [(partition_by, "in", partitions)]
             table.create_write_transaction(
-                adds,
+                [*adds, *gone],
                 mode="append" if append else "overwrite",
                 schema=pa_schema,
                 partition_by=[partition_by] if partition_by else None,
