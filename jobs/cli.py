@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     common.add_argument("--env-file", help="env file with settings (default envs/local.env)")
     common.add_argument("--debug", action="store_true", help="show tracebacks")
     common.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr")
-    # Options of the gold features and their engine: only the commands that build gold take them.
+    # Options of the gold features: only the commands that build gold take them.
     features = argparse.ArgumentParser(add_help=False)
     features.add_argument(
         "--lookback-mode", choices=["calendar", "rolling"], help="lookback windows (LOOKBACK_MODE)"
@@ -35,10 +35,14 @@ def _parser() -> argparse.ArgumentParser:
     features.add_argument(
         "--lookback-weeks", type=int, metavar="N", help="weeks each lookback covers (LOOKBACK_WEEKS)"
     )
-    features.add_argument(
-        "--engine", choices=["local", "dask"], help="gold engine: this process (default) or a Dask cluster"
+    # The engine of the stages that can run on a Dask cluster (bronze, silver, gold).
+    engine = argparse.ArgumentParser(add_help=False)
+    engine.add_argument(
+        "--engine",
+        choices=["local", "dask"],
+        help="engine of bronze, silver and gold: this process (default) or a Dask cluster",
     )
-    features.add_argument(
+    engine.add_argument(
         "--scheduler",
         metavar="ADDRESS",
         help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local 2-worker cluster)",
@@ -89,7 +93,7 @@ def _parser() -> argparse.ArgumentParser:
 
     run = stage(
         "run",
-        [common, features, weeks, held],
+        [common, features, engine, weeks, held],
         "run every stage in order (bronze, silver, gold, export), skipping those with nothing new",
     )
     run.add_argument(
@@ -100,18 +104,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     stage(
         "bronze",
-        [common, held],
+        [common, engine, held],
         "take in new and corrected raw files as landed: every line in bronze or in quarantine "
         "with its reason, each file once",
     )
     stage(
         "silver",
-        [common, held],
+        [common, engine, held],
         "rebuild the silver days whose bronze rows changed: clean, typed, one row per event",
     )
     stage(
         "gold",
-        [common, features, weeks, held],
+        [common, features, engine, weeks, held],
         "rebuild the affected weeks of the gold feature table (click flag and lookback aggregates)",
     )
     stage("export", [common], "write gold as final.parquet/final.csv (LAKE_EXPORT)")
@@ -157,7 +161,7 @@ def _settings(args: argparse.Namespace) -> Any:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    chosen = {  # only run and gold take these options
+    chosen = {  # only the commands that take these options set them
         "lookback_mode": getattr(args, "lookback_mode", None),
         "lookback_weeks": getattr(args, "lookback_weeks", None),
         "engine": getattr(args, "engine", None),

@@ -89,7 +89,7 @@ class LocalLake:
 
     def commit_orphan_bronze_run(self, rel: str = "prints/a.json") -> None:
         """Commit one raw file's bronze rows as a run that crashed before quarantine + manifest."""
-        from jobs.bronze.job import parse_chunks, with_lineage
+        from jobs.bronze.read import parse_chunks, with_lineage
         from jobs.raw.files import Chunk
         from jobs.schemas import BRONZE
 

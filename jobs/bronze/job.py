@@ -18,16 +18,18 @@ Schema drift: fields a line carries beyond the contract are kept in the bronze `
 column, and each file's new and missing fields (lines per field) are its manifest row's
 ``drift``; the stage result sums them per source. Bronze commits merge the schema, so a table
 written before ``_rescued`` existed gains the column.
+
+Engines: the local one reads the files in this process; ``ENGINE=dask`` reads them as one task
+each on a cluster (:mod:`jobs.bronze.distributed`). Both read with
+:func:`~jobs.bronze.read.read_raw` and judge with :meth:`Bronze.judge`.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import tempfile
 import time
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -35,33 +37,21 @@ from pathlib import Path
 import polars as pl
 
 from jobs.audit import Audits, BronzeAuditor
-from jobs.bronze.events import parse_events
-from jobs.bronze.lines import split_lines
 from jobs.bronze.manifest import Plan, plan_ingestion
-from jobs.bronze.pays import first_line, parse_pays
+from jobs.bronze.read import Drift, FileRead, ReadJob, parse_chunks, quarantine_rows, read_raw
 from jobs.bronze.spool import Spool
 from jobs.errors import DataError, StorageError
-from jobs.raw.files import (
-    Chunk,
-    RawFile,
-    Unreadable,
-    content_checksum,
-    iter_chunks,
-    list_raw,
-    restat,
-)
+from jobs.raw.files import RawFile, Unreadable, content_checksum, iter_chunks, list_raw, restat
 from jobs.run import RunContext
-from jobs.schemas import BRONZE, DEFAULT_LIMITS, MANIFEST, QUARANTINE, SOURCES, Limits
+from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
 from jobs.storage import is_remote
 from jobs.summary import StageResult
+from jobs.tables.external import ADDING_OPERATIONS
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
 DAY_COLUMN = {"prints": "day", "taps": "day", "pays": "pay_date"}
-# parser columns that are not bronze columns
-WORK_COLUMNS = ("raw_line", "reason", "new_fields", "missing_fields")
-DRIFT_KEYS = ("new_fields", "missing_fields")
 
 
 @dataclass
@@ -82,70 +72,27 @@ class FileOutcome:
     drift: str | None = None  # JSON {"new_fields": {field: lines}, "missing_fields": {…}}
 
 
-class Drift:
-    """Lines per new and per missing field, counted from parsed chunks (see schemas.MANIFEST)."""
+@dataclass(frozen=True)
+class Selection:
+    """The raw files of one source a run takes in, in order."""
 
-    def __init__(self) -> None:
-        self.counts: dict[str, Counter[str]] = {key: Counter() for key in DRIFT_KEYS}
+    source: str
+    files: list[RawFile]
+    plan: Plan
 
-    def add(self, checked: pl.DataFrame) -> None:
-        for key, counter in self.counts.items():
-            column = checked[key]
-            if column.null_count() == column.len():
-                continue  # the usual case: nothing to count
-            names = column.explode().drop_nulls().value_counts()
-            counter.update(dict(names.iter_rows()))
+    @property
+    def paths(self) -> list[str]:
+        return [f.rel_path for f in self.files]
 
-    def merge(self, other: dict[str, dict[str, int]]) -> None:
-        for key, counts in other.items():
-            self.counts[key].update(counts)
+    @property
+    def replacing(self) -> list[str]:
+        """Corrected files: their rows (and quarantined lines) of earlier runs are replaced."""
+        return [f.rel_path for f in self.files if f.rel_path in self.plan.current]
 
-    def as_dict(self) -> dict[str, dict[str, int]]:
-        return {
-            key: dict(sorted(counter.items(), key=lambda kv: (-kv[1], kv[0])))
-            for key, counter in self.counts.items()
-            if counter
-        }
-
-    def as_json(self) -> str | None:
-        found = self.as_dict()
-        return json.dumps(found, sort_keys=False) if found else None
-
-
-def parse_chunks(
-    source: str, chunks: Iterable[Chunk], *, limits: Limits = DEFAULT_LIMITS
-) -> Iterator[pl.DataFrame]:
-    """Contract-checked rows chunk by chunk; a pays file's header comes from its first chunk."""
-    header: str | None = None
-    for chunk in chunks:
-        lines = split_lines(chunk.content, first_line=chunk.first_line)
-        if source == "pays":
-            if chunk.first_line == 1:
-                header = first_line(lines)
-            yield parse_pays(lines, header=header, limits=limits).collect()
-        else:
-            yield parse_events(lines, limits=limits).collect()
-
-
-def with_lineage(frame: pl.LazyFrame, *, source_file: str, ctx: RunContext) -> pl.LazyFrame:
-    return frame.with_columns(
-        pl.lit(source_file).alias("source_file"),
-        pl.lit(ctx.run_id).alias("run_id"),
-        pl.lit(ctx.started_at).alias("ingested_at"),
-    )
-
-
-def quarantine_rows(
-    frame: pl.DataFrame, *, source: str, source_file: str, ctx: RunContext, file_reason: str | None = None
-) -> pl.DataFrame:
-    """The quarantined lines of a parsed chunk (every line when the file is rejected)."""
-    lines = frame.lazy()
-    if file_reason is None:
-        lines = lines.filter(pl.col("reason").is_not_null())
-    else:
-        lines = lines.with_columns(pl.col("reason").fill_null(pl.lit(file_reason)))
-    bad = lines.select(pl.lit(source).alias("source"), "line_number", "raw_line", "reason")
-    return with_lineage(bad, source_file=source_file, ctx=ctx).collect()
+    def replaces(self, f: RawFile) -> str | None:
+        """The checksum of the version a corrected file replaces (None: a new file)."""
+        held = self.plan.current.get(f.rel_path)
+        return held.checksum if held else None
 
 
 def sql_list(values: Iterable[str]) -> str:
@@ -195,7 +142,7 @@ def recover_interrupted(ctx: RunContext) -> list[str]:
                 run_id
                 and run_id not in manifest_runs
                 and run_id not in removed
-                and commit.get("operation") == "WRITE"
+                and commit.get("operation") in ADDING_OPERATIONS
             ):
                 log.warning("rolling back rows of interrupted run %s in %s", run_id, uri)
                 remove_run(ctx, uri, source, run_id, why="interrupted before its manifest")
@@ -239,6 +186,7 @@ class Bronze:
         self.quarantine = Spool(spool_dir, budget_rows=self.budget)
         self.taken_paths: list[str] = []  # files whose rows this run writes or replaces
         self.manifest_version = ctx.lake.version(ctx.manifest_uri)  # what this run planned from
+        self.job = ReadJob(ctx.run_id, ctx.started_at, self.limits, ctx.settings.bronze_chunk_bytes)
 
     # -- which files ------------------------------------------------------------------------
     def to_take(self, source: str, plan: Plan) -> list[RawFile]:
@@ -286,87 +234,54 @@ class Bronze:
     # -- one file ---------------------------------------------------------------------------
     def read_file(self, source: str, f: RawFile, replaces: str | None) -> Spool | None:
         """Parse and judge one file; its good rows (None when none may be written)."""
-        ctx, audit = self.ctx, self.audit
-        digest = hashlib.md5(usedforsecurity=False)  # content identity, not security
-        good, bad = Spool(self.spool_dir, budget_rows=self.budget), []
-        lines, drift = 0, Drift()
-        try:
-            chunks = iter_chunks(
-                ctx.storage, f.uri, chunk_bytes=self.settings.bronze_chunk_bytes, digest=digest
-            )
-            checked_chunks = parse_chunks(source, audit.lines(source, f.rel_path, chunks), limits=self.limits)
-            for checked in checked_chunks:
-                rows = (
-                    with_lineage(
-                        checked.lazy().filter(pl.col("reason").is_null()), source_file=f.rel_path, ctx=ctx
-                    )
-                    .drop(WORK_COLUMNS)
-                    .collect()
-                )
-                quarantined = quarantine_rows(checked, source=source, source_file=f.rel_path, ctx=ctx)
-                audit.chunk(source, f.rel_path, rows, quarantined)
-                good.add(rows)
-                bad.append(quarantined)
-                drift.add(checked)
-                lines += checked.height
-        except StorageError as exc:
+        good = Spool(self.spool_dir, budget_rows=self.budget)
+        read = read_raw(self.ctx.storage, f, job=self.job, audit=self.audit, sink=good.add)
+        if not self.judge(source, f, replaces, read):
             good.clear()
-            audit.drop(source, f.rel_path)
-            if is_remote(f.uri):
-                raise  # the store, not the file: the run fails and is retried
-            self.reject(Unreadable(source, f.rel_path, f"unreadable: {exc}"), f)
             return None
-        if restat(ctx.storage, f) != f:
-            good.clear()
+        return good
+
+    def judge(self, source: str, f: RawFile, replaces: str | None, read: FileRead) -> bool:
+        """Account for a file read (by this process or a worker); whether its rows may be
+        committed. A rejected file's lines all go to quarantine."""
+        audit = self.audit
+        if read.unreadable is not None:
+            audit.drop(source, f.rel_path)
+            self.reject(Unreadable(source, f.rel_path, read.unreadable), f)
+            return False
+        if read.moved:
             audit.drop(source, f.rel_path)
             log.warning("raw file %s changed while it was read; it waits for the next run", f.rel_path)
             self.waiting.append(f.rel_path)
-            return None
-        checksum = digest.hexdigest()
+            return False
         verdict = audit.verdict(source, f.rel_path)
         if verdict is None and f.rel_path in self.settings.raw_reject:
             verdict = f"rejected by the operator: {self.settings.raw_reject[f.rel_path] or 'no reason given'}"
             audit.drop(source, f.rel_path)  # accounted for in the manifest, not the reconciliation
+        status, bronze_rows, quarantined = "ingested", read.good_rows, read.lines - read.good_rows
         if verdict is not None:
-            good.clear()
             log.warning("raw file %s rejected: %s", f.rel_path, verdict)
-            quarantined_lines = self.quarantine_whole_file(source, f, verdict)
-            self.outcomes.append(
-                FileOutcome(
-                    source,
-                    f.rel_path,
-                    f.size_bytes,
-                    checksum,
-                    lines,
-                    0,
-                    quarantined_lines,
-                    f.fingerprint,
-                    "rejected",
-                    verdict,
-                    replaces,
-                    drift.as_json(),
-                )
-            )
-            return None
-        for frame in bad:
-            self.quarantine.add(frame)
+            status, bronze_rows, quarantined = "rejected", 0, self.quarantine_whole_file(source, f, verdict)
+        else:
+            for frame in read.bad:
+                self.quarantine.add(frame)
         self.outcomes.append(
             FileOutcome(
                 source,
                 f.rel_path,
                 f.size_bytes,
-                checksum,
-                lines,
-                good.rows,
-                lines - good.rows,
+                read.checksum,
+                read.lines,
+                bronze_rows,
+                quarantined,
                 f.fingerprint,
-                "ingested",
-                None,
+                status,
+                verdict,
                 replaces,
-                drift.as_json(),
+                read.drift,
             )
         )
-        return good
+        return verdict is None
 
     def quarantine_whole_file(self, source: str, f: RawFile, reason: str) -> int:
         """Every line of a rejected file into quarantine (read again: rejection is rare)."""
@@ -402,8 +317,8 @@ class Bronze:
         )
 
     # -- one source -------------------------------------------------------------------------
-    def ingest(self, source: str, manifest: pl.DataFrame) -> int | None:
-        """Take in a source's files in ONE bronze commit; the new version (None: no commit)."""
+    def select(self, source: str, manifest: pl.DataFrame) -> Selection | None:
+        """The files of ``source`` this run takes in (None: none); unreadable paths rejected."""
         listing = list_raw(self.ctx.storage, self.settings.lake_raw, source)
         rejected_before = (
             {
@@ -420,36 +335,54 @@ class Bronze:
         files = self.to_take(source, plan)
         if not files:
             return None
-        replacing = [f.rel_path for f in files if f.rel_path in plan.current]
-        paths = [f.rel_path for f in files]
-        self.taken_paths += paths
-        self.replaced += replacing
+        selection = Selection(source, files, plan)
+        self.taken_paths += selection.paths
+        self.replaced += selection.replacing
+        return selection
+
+    def ingest(self, source: str, manifest: pl.DataFrame) -> int | None:
+        """Take in a source's files in ONE bronze commit; the new version (None: no commit)."""
+        selection = self.select(source, manifest)
+        if selection is None:
+            return None
 
         def stream() -> Iterator[pl.DataFrame]:
+            files = selection.files
             for i, f in enumerate(files, 1):
                 if self.progress:
                     self.progress(f"bronze {source}: file {i} of {len(files)} ({f.rel_path})")
-                held = plan.current.get(f.rel_path)
-                rows = self.read_file(source, f, held.checksum if held else None)
+                rows = self.read_file(source, f, selection.replaces(f))
                 if rows is not None:
                     yield from rows.frames()
 
-        uri, metadata = self.ctx.bronze(source), {"run_id": self.ctx.run_id}
-        frames = self.audit.gate(source, stream())  # DataError at its end: no commit
-        if replacing:  # rows of every file of this run are replaced (the new ones have none)
-            metadata["days"] = ",".join(days_of(self.ctx, source, pl.col("source_file").is_in(replacing)))
+        return self.commit(selection, stream())
+
+    def commit_metadata(self, selection: Selection) -> dict[str, str]:
+        """What a source's commit records; replacing rows, the days they had (for silver)."""
+        metadata = {"run_id": self.ctx.run_id}
+        if replacing := selection.replacing:
+            where = pl.col("source_file").is_in(replacing)
+            metadata["days"] = ",".join(days_of(self.ctx, selection.source, where))
             metadata["replaced_files"] = json.dumps(replacing)
+        return metadata
+
+    def commit(self, selection: Selection, frames: Iterator[pl.DataFrame]) -> int | None:
+        """ONE bronze commit of the frames (each file judged as they stream through the gate)."""
+        source = selection.source
+        uri, metadata = self.ctx.bronze(source), self.commit_metadata(selection)
+        gated = self.audit.gate(source, frames)  # DataError at its end: no commit
+        if selection.replacing:  # every file's rows are replaced (new ones have none)
             return self.ctx.lake.write(
                 uri,
-                frames,
+                gated,
                 schema=BRONZE[source],
                 mode="overwrite",
-                predicate=f"source_file IN ({sql_list(paths)})",
+                predicate=f"source_file IN ({sql_list(selection.paths)})",
                 metadata=metadata,
                 schema_mode="merge",
             )
         # merge: a table written before _rescued existed gains the column
-        return self.ctx.lake.write(uri, frames, schema=BRONZE[source], metadata=metadata, schema_mode="merge")
+        return self.ctx.lake.write(uri, gated, schema=BRONZE[source], metadata=metadata, schema_mode="merge")
 
     def commit_quarantine_and_manifest(self, result: StageResult) -> None:
         lake, ctx = self.ctx.lake, self.ctx
@@ -508,9 +441,14 @@ def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = N
     with tempfile.TemporaryDirectory(prefix="bronze-spool-") as spool_dir:
         stage = Bronze(ctx, audit, Path(spool_dir), progress)
         committed: list[str] = []
+        if ctx.settings.engine == "dask":
+            from jobs.bronze.distributed import ingest_on_dask
+
+            ingested = ingest_on_dask(stage, manifest)
+        else:
+            ingested = ((source, stage.ingest(source, manifest)) for source in SOURCES)
         try:
-            for source in SOURCES:
-                version = stage.ingest(source, manifest)
+            for source, version in ingested:
                 if version is not None:
                     result.versions[source] = version
                     committed.append(source)

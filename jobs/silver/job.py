@@ -7,6 +7,10 @@ overwrites exactly those partitions from one bronze version, in ONE commit per s
 commit records the bronze version consumed (``bronze_version``) and the days rewritten
 (``days``), atomically with its data: a failed run is simply picked up again, a repeated run
 writes the same rows (never twice), and gold reads ``days`` to know which weeks to rebuild.
+
+Engines: the local one streams every day of a source in one write; ``ENGINE=dask`` computes one
+day per task on a cluster (:mod:`jobs.silver.distributed`). Both compute with
+:meth:`SilverInput.rows`.
 """
 
 from __future__ import annotations
@@ -18,11 +22,13 @@ from datetime import date
 
 import polars as pl
 
-from jobs.audit import Audits
+from jobs.audit import Audits, SilverAuditor
 from jobs.run import RunContext
 from jobs.schemas import MANIFEST, SILVER, SILVER_PARTITION, SOURCES
 from jobs.silver.transform import to_silver
 from jobs.summary import StageResult
+from jobs.tables import Lake
+from jobs.tables.external import ADDING_OPERATIONS
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +63,11 @@ def pending(ctx: RunContext, source: str) -> Pending | None:
     days: set[date] = set()
     everything = False
     for c in commits:
-        if c.get("operation") == "WRITE" and c.get("run_id") and "removed_run" not in c:
+        if c.get("operation") in ADDING_OPERATIONS and c.get("run_id") and "removed_run" not in c:
             runs.append(c["run_id"])
         if "days" in c:
             days.update(date.fromisoformat(d) for d in c["days"].split(",") if d)
-        elif c.get("operation") != "WRITE" or not c.get("run_id"):
+        elif c.get("operation") not in ADDING_OPERATIONS or not c.get("run_id"):
             everything = True  # changed outside the pipeline
     return Pending(bronze_version, list(dict.fromkeys(runs)), days, everything)
 
@@ -70,6 +76,62 @@ def pending_runs(ctx: RunContext, source: str) -> tuple[list[str], int | None]:
     """Bronze run ids not yet in silver, and the bronze version they lead up to."""
     found = pending(ctx, source)
     return ([], None) if found is None else (found.runs, found.bronze_version)
+
+
+@dataclass(frozen=True)
+class SilverInput:
+    """The bronze rows a silver rebuild of one source reads (plain data: travels to workers)."""
+
+    source: str
+    bronze_uri: str
+    silver_uri: str
+    bronze_version: int
+    complete_runs: tuple[str, ...]  # bronze runs whose manifest rows exist
+
+    def bronze(self, lake: Lake) -> pl.LazyFrame:
+        runs = pl.Series(self.complete_runs, dtype=pl.String).implode()
+        return lake.scan(self.bronze_uri, version=self.bronze_version).filter(pl.col("run_id").is_in(runs))
+
+    def rows(self, lake: Lake, days: list[date] | None) -> pl.LazyFrame:
+        """Silver rows of ``days`` (None: of every day): the work both engines share."""
+        bronze = self.bronze(lake)
+        if days is not None:
+            wanted = pl.Series(days, dtype=pl.Date).implode()
+            bronze = bronze.filter(pl.col(DAY_COLUMN[self.source]).is_in(wanted))
+        return to_silver(self.source, bronze)
+
+
+@dataclass(frozen=True)
+class Rebuild:
+    """One source's days to rewrite (``days`` None: every day, a full rebuild)."""
+
+    input: SilverInput
+    work: Pending
+    days: list[date] | None
+
+    @property
+    def predicate(self) -> str | None:
+        if self.days is None:
+            return None
+        return f"{SILVER_PARTITION} IN ({', '.join(repr(d.isoformat()) for d in self.days)})"
+
+    def metadata(self, run_id: str, written: list[date]) -> dict[str, str]:
+        """What the commit records: the bronze version consumed and the days rewritten."""
+        return {
+            "run_id": run_id,
+            "bronze_version": str(self.work.bronze_version),
+            "bronze_runs": ",".join(self.work.runs),
+            "days": ",".join(d.isoformat() for d in sorted(set(self.days or written))),
+        }
+
+
+@dataclass(frozen=True)
+class Rebuilt:
+    """What a rebuild wrote: the new version (None: no commit), rows and days with rows."""
+
+    version: int | None
+    rows: int
+    days: list[date]
 
 
 def days_to_rebuild(bronze: pl.LazyFrame, source: str, work: Pending) -> list[date] | None:
@@ -82,59 +144,67 @@ def days_to_rebuild(bronze: pl.LazyFrame, source: str, work: Pending) -> list[da
     return sorted(d for d in days if d is not None)
 
 
-def run_silver(ctx: RunContext, *, audits: Audits) -> StageResult:
-    """Rebuild each source's changed days; ``audits.silver`` sees every batch first."""
-    started = time.perf_counter()
-    result = StageResult("silver", skipped=True)
-    lake = ctx.lake
-    audit = audits.silver(ctx)
+def plan_rebuilds(ctx: RunContext) -> list[Rebuild]:
+    """Per source with unconsumed bronze commits, the days to rewrite."""
     # Rows of a bronze run count only once its manifest rows exist (an interrupted run's rows
     # are removed by the next bronze run and never reach silver).
-    complete = lake.scan_or_empty(ctx.manifest_uri, MANIFEST).select(pl.col("run_id").unique())
-    complete_runs = complete.collect()["run_id"].implode()
+    complete = ctx.lake.scan_or_empty(ctx.manifest_uri, MANIFEST).select(pl.col("run_id").unique())
+    complete_runs = tuple(complete.collect()["run_id"].to_list())
+    rebuilds = []
     for source in SOURCES:
         work = pending(ctx, source)
         if work is None:
             continue
-        bronze = lake.scan(ctx.bronze(source), version=work.bronze_version).filter(
-            pl.col("run_id").is_in(complete_runs)
+        found = SilverInput(
+            source, ctx.bronze(source), ctx.silver(source), work.bronze_version, complete_runs
         )
-        days = days_to_rebuild(bronze, source, work)
+        days = days_to_rebuild(found.bronze(ctx.lake), source, work)
         if days is not None and not days:  # e.g. only rows of no day were removed
             continue
-        column = DAY_COLUMN[source]
-        if days is not None:
-            bronze = bronze.filter(pl.col(column).is_in(pl.Series(days, dtype=pl.Date).implode()))
-        rows = to_silver(source, bronze)
-        per_day = rows.group_by("day").len().sort("day").collect()  # one pass: days and count
-        written = per_day["day"].to_list()
-        n_rows = int(per_day["len"].sum())
-        predicate = (
-            None
-            if days is None
-            else (f"{SILVER_PARTITION} IN ({', '.join(repr(d.isoformat()) for d in days)})")
-        )
-        version = lake.write(
-            ctx.silver(source),
-            # each batch is audited before the writer sees it; a DataError aborts the commit
-            audit.gate(source, n_rows, rows.collect_batches(engine="streaming", chunk_size=1_000_000)),
-            schema=SILVER[source],
-            mode="overwrite",
-            partition_by=SILVER_PARTITION,
-            predicate=predicate,
-            metadata={
-                "run_id": ctx.run_id,
-                "bronze_version": str(work.bronze_version),
-                "bronze_runs": ",".join(work.runs),
-                "days": ",".join(d.isoformat() for d in sorted(set(days or written))),
-            },
-        )
-        result.rows_in += n_rows
-        result.rows_out += n_rows
+        rebuilds.append(Rebuild(found, work, days))
+    return rebuilds
+
+
+def rebuild_locally(ctx: RunContext, rebuild: Rebuild, audit: SilverAuditor) -> Rebuilt:
+    """The local engine: every day of the rebuild in one streaming write and commit."""
+    source = rebuild.input.source
+    rows = rebuild.input.rows(ctx.lake, rebuild.days)
+    per_day = rows.group_by("day").len().sort("day").collect()  # one pass: days and count
+    written = per_day["day"].to_list()
+    n_rows = int(per_day["len"].sum())
+    version = ctx.lake.write(
+        rebuild.input.silver_uri,
+        # each batch is audited before the writer sees it; a DataError aborts the commit
+        audit.gate(source, n_rows, rows.collect_batches(engine="streaming", chunk_size=1_000_000)),
+        schema=SILVER[source],
+        mode="overwrite",
+        partition_by=SILVER_PARTITION,
+        predicate=rebuild.predicate,
+        metadata=rebuild.metadata(ctx.run_id, written),
+    )
+    return Rebuilt(version, n_rows, written)
+
+
+def run_silver(ctx: RunContext, *, audits: Audits) -> StageResult:
+    """Rebuild each source's changed days; ``audits.silver`` sees every batch first."""
+    started = time.perf_counter()
+    result = StageResult("silver", skipped=True)
+    audit = audits.silver(ctx)
+    rebuilds = plan_rebuilds(ctx)
+    if ctx.settings.engine == "dask" and rebuilds:
+        from jobs.silver.distributed import rebuild_on_dask
+
+        done = rebuild_on_dask(ctx, rebuilds, audit)
+    else:
+        done = ((r, rebuild_locally(ctx, r, audit)) for r in rebuilds)
+    for rebuild, rebuilt in done:
+        source = rebuild.input.source
+        result.rows_in += rebuilt.rows
+        result.rows_out += rebuilt.rows
         result.skipped = False
-        if version is not None:
-            result.versions[source] = version
-        log.info("silver %s: %d rows over %d day(s)", source, n_rows, len(days or written))
+        if rebuilt.version is not None:
+            result.versions[source] = rebuilt.version
+        log.info("silver %s: %d rows over %d day(s)", source, rebuilt.rows, len(rebuild.days or rebuilt.days))
     audit.finish(result)  # records the results; summary in details
     result.seconds = time.perf_counter() - started
     return result

@@ -1,8 +1,9 @@
 """Data files written outside deltalake's writer and committed later, in ONE transaction.
 
 Engines that compute a table in pieces (gold, user bucket by user bucket, locally or on Dask
-workers) write each piece as Parquet files straight into the table's directory, collect their
-add actions, and commit them all at once: readers see every piece or none. Files stay
+workers; bronze on Dask, raw file by raw file) write each piece as Parquet files straight into
+the table's directory, collect their add actions, and commit them all at once: readers see
+every piece or none. Files stay
 invisible until the commit names them; a failed run removes its own files
 (:func:`remove_data_files`), and ``VACUUM`` removes what a dead process left behind.
 
@@ -33,28 +34,34 @@ from jobs.tables.lake import Lake, arrow_schema
 
 log = logging.getLogger(__name__)
 
+# Commit operations that add rows: a first commit of such files creates the table.
+ADDING_OPERATIONS = ("WRITE", "CREATE TABLE")
+
 AddActionDict = dict[str, Any]  # path, size, partition_values, modification_time, stats, rows
 
 
 def write_data_files(
-    lake: Lake, uri: str, frame: pl.DataFrame, *, schema: pl.Schema, partition_by: str, prefix: str
+    lake: Lake, uri: str, frame: pl.DataFrame, *, schema: pl.Schema, partition_by: str | None, prefix: str
 ) -> list[AddActionDict]:
     """Write ``frame`` as Parquet data files of the table at ``uri`` WITHOUT committing.
 
     One file per partition value, named ``<partition>=<value>/<prefix>-<uuid>.parquet`` (the
-    partition column is not stored in the file, as Delta does). Returns one add action per file
-    as a plain, picklable dict for :func:`commit_data_files`.
+    partition column is not stored in the file, as Delta does); an unpartitioned table gets one
+    file ``<prefix>-<uuid>.parquet``. Returns one add action per file as a plain, picklable dict
+    for :func:`commit_data_files`.
     """
     frame = conform(frame.lazy(), schema).collect()
     fs = lake.storage.filesystem(uri)
     root = lake.storage.strip_protocol(uri).rstrip("/")
     now = int(time.time() * 1000)
     actions = []
-    for (value,), part in frame.partition_by(partition_by, as_dict=True, maintain_order=True).items():
-        text = value.isoformat() if isinstance(value, date | datetime) else str(value)
-        rel = f"{partition_by}={text}/{prefix}-{uuid.uuid4().hex}.parquet"
+    for text, part in _parts(frame, partition_by):
+        rel = f"{prefix}-{uuid.uuid4().hex}.parquet"
+        if partition_by is not None:
+            rel = f"{partition_by}={text}/{rel}"
+            part = part.drop(partition_by)
         buffer = io.BytesIO()
-        part.drop(partition_by).write_parquet(buffer, compression="snappy", statistics=True)
+        part.write_parquet(buffer, compression="snappy", statistics=True)
         payload = buffer.getvalue()
         try:
             fs.pipe_file(f"{root}/{rel}", payload)
@@ -64,13 +71,57 @@ def write_data_files(
             {
                 "path": rel,
                 "size": len(payload),
-                "partition_values": {partition_by: text},
+                "partition_values": {} if partition_by is None else {partition_by: text},
                 "modification_time": now,
                 "stats": footer_stats(payload),
                 "rows": part.height,
             }
         )
     return actions
+
+
+def _parts(frame: pl.DataFrame, partition_by: str | None) -> list[tuple[str, pl.DataFrame]]:
+    """(partition value as a path segment, rows) per partition; one part when unpartitioned."""
+    if partition_by is None:
+        return [("", frame)]
+    parts = []
+    for (value,), part in frame.partition_by(partition_by, as_dict=True, maintain_order=True).items():
+        text = value.isoformat() if isinstance(value, date | datetime) else str(value)
+        parts.append((text, part))
+    return parts
+
+
+def rewrite_without(
+    lake: Lake, uri: str, *, column: str, values: Sequence[str], schema: pl.Schema, prefix: str
+) -> tuple[list[AddActionDict], list[AddActionDict]]:
+    """Files of the (unpartitioned) table at ``uri`` holding rows whose string ``column`` is
+    one of ``values``: (the files, to remove; their other rows, written as new uncommitted
+    files). Files whose statistics exclude every value are not read; a truncated maximum
+    (a prefix of the real one) still counts as a possible match."""
+    table = lake.open(uri)
+    if table is None:
+        return [], []
+    files = pl.DataFrame(table.get_add_actions(flatten=True))
+    root, options = uri.rstrip("/"), lake.storage.polars_options(uri)
+    wanted = sorted(values)
+    removed: list[AddActionDict] = []
+    added: list[AddActionDict] = []
+    for row in files.iter_rows(named=True):
+        low, high = row.get(f"min.{column}"), row.get(f"max.{column}")
+        if (
+            low is not None
+            and high is not None
+            and not any(low <= v and (v <= high or v.startswith(high)) for v in wanted)
+        ):
+            continue
+        frame = pl.read_parquet(f"{root}/{row['path']}", storage_options=options)
+        kept = frame.filter(~pl.col(column).is_in(wanted))
+        if kept.height == frame.height:
+            continue
+        removed.append({"path": row["path"], "size": row["size_bytes"], "partition_values": {}})
+        if kept.height:
+            added += write_data_files(lake, uri, kept, schema=schema, partition_by=None, prefix=prefix)
+    return removed, added
 
 
 def remove_data_files(lake: Lake, uri: str, pattern: str) -> int:
@@ -92,23 +143,28 @@ def commit_data_files(
     actions: Sequence[AddActionDict],
     *,
     schema: pl.Schema,
-    partition_by: str,
+    partition_by: str | None,
     partitions: list[str] | None,
     metadata: Mapping[str, str] | None = None,
+    append: bool = False,
+    removes: Sequence[AddActionDict] = (),
 ) -> int:
     """ONE Delta commit adding the files of ``actions``; returns the new version.
 
-    ``partitions`` None replaces the whole table; otherwise only those values of the partition
-    column are replaced (overwrite with partition filters). A table that does not exist yet is
-    created by this commit.
+    ``append`` keeps every row there is but the files of ``removes`` (see
+    :func:`rewrite_without`); otherwise ``partitions`` None replaces the whole table and a list
+    replaces only those values of the partition column (overwrite with partition filters). A
+    table that does not exist yet is created by this commit.
     """
     from deltalake import CommitProperties, Schema
-    from deltalake.transaction import AddAction, create_table_with_add_actions
+    from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
+    now = int(time.time() * 1000)
     adds = [
         AddAction(a["path"], a["size"], a["partition_values"], a["modification_time"], True, a["stats"])
         for a in actions
     ]
+    gone = [RemoveAction(r["path"], True, now, r["size"], r["partition_values"]) for r in removes]
     props = CommitProperties(custom_metadata=dict(metadata or {}))
     pa_schema = arrow_schema(schema)
     lake.check_guard()
@@ -120,17 +176,17 @@ def commit_data_files(
                 Schema.from_arrow(pa_schema),
                 adds,
                 mode="error",
-                partition_by=[partition_by],
+                partition_by=[partition_by] if partition_by else None,
                 storage_options=lake.storage.delta_options(uri),
                 commit_properties=props,
             )
         else:
             filters = None if partitions is None else [(partition_by, "in", partitions)]
             table.create_write_transaction(
-                adds,
-                mode="overwrite",
+                [*adds, *gone],
+                mode="append" if append else "overwrite",
                 schema=pa_schema,
-                partition_by=[partition_by],
+                partition_by=[partition_by] if partition_by else None,
                 partition_filters=filters,
                 commit_properties=props,
             )

@@ -12,7 +12,7 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from jobs.bronze import job
+from jobs.bronze import read
 from jobs.bronze.events import parse_events
 from jobs.bronze.lines import split_lines
 from jobs.bronze.pays import PAYS_COLUMNS, parse_pays
@@ -254,7 +254,7 @@ def test_a_lake_written_before_rescued_existed_takes_a_new_run(
     with monkeypatch.context() as old:  # the contract before _rescued, everywhere it is read
         for source, schema in BRONZE.items():
             old.setitem(BRONZE, source, pl.Schema({n: t for n, t in schema.items() if n != RESCUED}))
-        old.setattr(job, "WORK_COLUMNS", (*job.WORK_COLUMNS, RESCUED))
+        old.setattr(read, "WORK_COLUMNS", (*read.WORK_COLUMNS, RESCUED))
         lake.run()
     assert RESCUED not in lake.table("bronze", "prints").columns
     # a new file with extra keys (append) and a corrected pays file with a new column

@@ -1,0 +1,75 @@
+"""The Dask cluster the ``dask`` engine runs its tasks on (imported only with ENGINE=dask)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from jobs.errors import PipelineError
+from jobs.settings import Settings
+
+WORKER_ENV = {"POLARS_MAX_THREADS": "1"}  # one Polars thread per single-threaded Dask worker
+
+
+def client(settings: Settings) -> tuple[Any, Any]:
+    """(client, cluster-to-close-or-None) for DASK_SCHEDULER, or a 2-worker LocalCluster."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - dask is in the lock
+        raise PipelineError("ENGINE=dask needs dask[distributed] installed") from exc
+    if settings.dask_scheduler:
+        try:
+            return Client(settings.dask_scheduler, timeout="10s"), None
+        except OSError as exc:
+            raise PipelineError(
+                f"cannot reach the Dask scheduler at {settings.dask_scheduler}: "
+                f"{exc}; check DASK_SCHEDULER and that the cluster runs"
+            ) from exc
+    cluster = LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        processes=True,
+        host="127.0.0.1",
+        dashboard_address=None,
+        env=WORKER_ENV,
+    )
+    return Client(cluster), cluster
+
+
+@contextmanager
+def run_tasks(settings: Settings, task: Callable[..., Any], *args: list[Any]) -> Iterator[Iterator[Any]]:
+    """Run ``task(*row)`` for every row of ``args`` (one list per parameter) on the cluster.
+
+    Waits for ALL tasks (so none still writes after a failure) and raises :class:`TaskFailed`
+    for the first that failed; otherwise yields their results in order, fetched one at a time
+    from the workers (the driver holds one result at a time), for as long as the block runs.
+    """
+    from distributed import wait
+
+    connection, cluster = client(settings)
+    try:
+        futures = connection.map(task, *args, pure=False)
+        wait(futures)
+        for i, future in enumerate(futures):
+            if future.status != "finished":
+                raise TaskFailed(i, future.exception() if future.status == "error" else future.status)
+        yield _one_by_one(futures)
+    finally:
+        connection.close()
+        if cluster is not None:
+            cluster.close()
+
+
+def _one_by_one(futures: list[Any]) -> Iterator[Any]:
+    futures = list(reversed(futures))
+    while futures:
+        yield futures.pop().result()  # the future goes: the worker may forget the result
+
+
+class TaskFailed(Exception):
+    """A task failed: ``index`` is its position among the tasks submitted, ``error`` why."""
+
+    def __init__(self, index: int, error: object) -> None:
+        super().__init__(f"task {index + 1} failed: {error}")
+        self.index, self.error = index, error
