@@ -81,14 +81,23 @@ def _run_stage(
     try:
         if progress:
             progress(stage)
+        on_dask = ctx.settings.engine == "dask"
         if stage == "bronze":
-            from jobs.bronze.job import run_bronze
+            from jobs.bronze.job import ingest_locally, run_bronze
 
-            result = run_bronze(ctx, audits=audits, progress=progress)
+            if on_dask:
+                from jobs.bronze.distributed import ingest_on_dask as ingest
+            else:
+                ingest = ingest_locally
+            result = run_bronze(ctx, audits=audits, progress=progress, engine=ingest)
         elif stage == "silver":
-            from jobs.silver.job import run_silver
+            from jobs.silver.job import rebuild_all_locally, run_silver
 
-            result = run_silver(ctx, audits=audits)
+            if on_dask:
+                from jobs.silver.distributed import rebuild_on_dask as rebuild_days
+            else:
+                rebuild_days = rebuild_all_locally
+            result = run_silver(ctx, audits=audits, engine=rebuild_days)
         elif stage == "gold":
             from jobs.gold.job import run_gold
 

@@ -192,13 +192,14 @@ class Settings(BaseSettings):
     # reason (`python -m jobs run --reject PATH=REASON`).
     raw_reject: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
 
-    # Execution engine of the heavy stages (jobs/README.md: bigger data). "local": this process, user
-    # bucket by user bucket. "dask": one Polars task per user bucket on a Dask distributed
-    # cluster at DASK_SCHEDULER (tcp://host:8786); empty starts a 2-worker LocalCluster on
-    # 127.0.0.1. Either way each table gets ONE Delta commit per run.
+    # Execution engine of bronze, silver and gold (jobs/README.md: Dask). "local": this process.
+    # "dask": one task per raw file (bronze), per day (silver) and per user bucket (gold) on a
+    # Dask distributed cluster at DASK_SCHEDULER (tls:// or tcp://host:8786); empty starts a
+    # 2-worker LocalCluster on 127.0.0.1. Either way each table gets ONE Delta commit per run.
     engine: Literal["local", "dask"] = "local"
     dask_scheduler: str = ""
-    # Testing hook: the Dask task of this user bucket raises (proves nothing is committed).
+    # Testing hook: the Dask task with this index raises (bronze: file, silver: day, gold: user
+    # bucket), proving nothing is committed.
     dask_fail_bucket: int = -1
     # Benchmark working directory: cached raw data, throw-away lakes and results (git-ignored).
     bench_dir: str = "lake/_bench"

@@ -426,7 +426,23 @@ def drift_by_source(outcomes: Iterable[FileOutcome]) -> dict[str, dict[str, dict
     return {source: d.as_dict() for source, d in sorted(per_source.items())}
 
 
-def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = None) -> StageResult:
+IngestEngine = Callable[["Bronze", pl.DataFrame], Iterator[tuple[str, int | None]]]
+"""How the files are read and each source committed: (source, new version or None) per source.
+:func:`ingest_locally` here, or :func:`jobs.bronze.distributed.ingest_on_dask` (chosen by
+:func:`jobs.pipeline.run_stage` from ``ENGINE``)."""
+
+
+def ingest_locally(stage: Bronze, manifest: pl.DataFrame) -> Iterator[tuple[str, int | None]]:
+    return ((source, stage.ingest(source, manifest)) for source in SOURCES)
+
+
+def run_bronze(
+    ctx: RunContext,
+    *,
+    audits: Audits,
+    progress: Progress | None = None,
+    engine: IngestEngine = ingest_locally,
+) -> StageResult:
     """Take in new and corrected raw files of every source; nothing new means no table version.
 
     ``audits.bronze`` sees every chunk, may reject a file (quarantine threshold) and may refuse
@@ -441,12 +457,7 @@ def run_bronze(ctx: RunContext, *, audits: Audits, progress: Progress | None = N
     with tempfile.TemporaryDirectory(prefix="bronze-spool-") as spool_dir:
         stage = Bronze(ctx, audit, Path(spool_dir), progress)
         committed: list[str] = []
-        if ctx.settings.engine == "dask":
-            from jobs.bronze.distributed import ingest_on_dask
-
-            ingested = ingest_on_dask(stage, manifest)
-        else:
-            ingested = ((source, stage.ingest(source, manifest)) for source in SOURCES)
+        ingested = engine(stage, manifest)
         try:
             for source, version in ingested:
                 if version is not None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
 
@@ -185,18 +186,27 @@ def rebuild_locally(ctx: RunContext, rebuild: Rebuild, audit: SilverAuditor) -> 
     return Rebuilt(version, n_rows, written)
 
 
-def run_silver(ctx: RunContext, *, audits: Audits) -> StageResult:
+RebuildEngine = Callable[[RunContext, list[Rebuild], SilverAuditor], Iterator[tuple[Rebuild, Rebuilt]]]
+"""How the planned rebuilds are computed and committed, in order: :func:`rebuild_all_locally`
+here, or :func:`jobs.silver.distributed.rebuild_on_dask` (chosen by
+:func:`jobs.pipeline.run_stage` from ``ENGINE``)."""
+
+
+def rebuild_all_locally(
+    ctx: RunContext, rebuilds: list[Rebuild], audit: SilverAuditor
+) -> Iterator[tuple[Rebuild, Rebuilt]]:
+    return ((r, rebuild_locally(ctx, r, audit)) for r in rebuilds)
+
+
+def run_silver(
+    ctx: RunContext, *, audits: Audits, engine: RebuildEngine = rebuild_all_locally
+) -> StageResult:
     """Rebuild each source's changed days; ``audits.silver`` sees every batch first."""
     started = time.perf_counter()
     result = StageResult("silver", skipped=True)
     audit = audits.silver(ctx)
     rebuilds = plan_rebuilds(ctx)
-    if ctx.settings.engine == "dask" and rebuilds:
-        from jobs.silver.distributed import rebuild_on_dask
-
-        done = rebuild_on_dask(ctx, rebuilds, audit)
-    else:
-        done = ((r, rebuild_locally(ctx, r, audit)) for r in rebuilds)
+    done = engine(ctx, rebuilds, audit) if rebuilds else iter(())
     for rebuild, rebuilt in done:
         source = rebuild.input.source
         result.rows_in += rebuilt.rows
