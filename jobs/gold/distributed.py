@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from datetime import date
-from typing import Any
 
 import polars as pl
 
@@ -32,8 +31,6 @@ from jobs.tables.external import AddActionDict
 
 log = logging.getLogger(__name__)
 
-WORKER_ENV = {"POLARS_MAX_THREADS": "1"}  # one Polars thread per single-threaded Dask worker
-
 
 def bucket_task(settings: Settings, build: GoldBuild, bucket: int) -> list[AddActionDict]:
     """Worker task: compute one user bucket and write its files; returns their add actions."""
@@ -42,31 +39,6 @@ def bucket_task(settings: Settings, build: GoldBuild, bucket: int) -> list[AddAc
     lake = Lake(Storage(settings))
     frame, _ = compute_bucket(build, lake, bucket)
     return write_bucket(build, lake, bucket, frame)
-
-
-def _client(settings: Settings) -> tuple[Any, Any]:
-    """(client, cluster-to-close-or-None) for DASK_SCHEDULER, or a 2-worker LocalCluster."""
-    try:
-        from distributed import Client, LocalCluster
-    except ImportError as exc:  # pragma: no cover - dask is in the lock
-        raise PipelineError("ENGINE=dask needs dask[distributed] installed") from exc
-    if settings.dask_scheduler:
-        try:
-            return Client(settings.dask_scheduler, timeout="10s"), None
-        except OSError as exc:
-            raise PipelineError(
-                f"cannot reach the Dask scheduler at {settings.dask_scheduler}: "
-                f"{exc}; check DASK_SCHEDULER and that the cluster runs"
-            ) from exc
-    cluster = LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        env=WORKER_ENV,
-    )
-    return Client(cluster), cluster
 
 
 def read_back(lake: Lake, build: GoldBuild, actions: list[AddActionDict]) -> pl.DataFrame:
@@ -84,34 +56,23 @@ def read_back(lake: Lake, build: GoldBuild, actions: list[AddActionDict]) -> pl.
 
 def build_on_dask(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list[list[AddActionDict]]:
     """Every bucket as a task on the cluster, audited here; add actions per bucket."""
-    from distributed import wait
+    from jobs.cluster import TaskFailed, run_tasks
 
     # Workers get this run's pipeline keys as resolved here (frozen), and no other identity's.
     worker_settings = ctx.storage.for_workers()
-    client, cluster = _client(ctx.settings)
+    buckets = list(range(build.buckets))
     try:
-        futures = client.map(
-            bucket_task,
-            [worker_settings] * build.buckets,
-            [build] * build.buckets,
-            list(range(build.buckets)),
-            pure=False,
-        )
-        wait(futures)  # every task ends before anyone cleans up: none writes after that
-        failed = [(b, f) for b, f in enumerate(futures) if f.status != "finished"]
-        if failed:
-            b, future = failed[0]
-            error = future.exception() if future.status == "error" else future.status
-            version = ctx.lake.version(build.uri)
-            raise PipelineError(
-                f"gold on Dask: user bucket {b + 1} of {build.buckets} failed ({error}); nothing "
-                f"was committed — gold stays at version {version} and this run's files are removed"
-            )
-        per_bucket: list[list[AddActionDict]] = client.gather(futures)
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        # run_tasks waits for every task before anyone cleans up: none writes after that.
+        with run_tasks(
+            ctx.settings, bucket_task, [worker_settings] * build.buckets, [build] * build.buckets, buckets
+        ) as results:
+            per_bucket: list[list[AddActionDict]] = list(results)
+    except TaskFailed as failed:
+        version = ctx.lake.version(build.uri)
+        raise PipelineError(
+            f"gold on Dask: user bucket {failed.index + 1} of {build.buckets} failed ({failed.error}); "
+            f"nothing was committed — gold stays at version {version} and this run's files are removed"
+        ) from None
     if audit.reads_frames:
         for b, actions in enumerate(per_bucket):
             audit.bucket(b, read_back(ctx.lake, build, actions), build.inputs(ctx.lake, b))

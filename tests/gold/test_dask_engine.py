@@ -27,7 +27,7 @@ START, DAYS, SCALE = date(2020, 11, 2), 21, 0.01
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
-    from jobs.gold.distributed import WORKER_ENV
+    from jobs.cluster import WORKER_ENV
 
     with distributed.LocalCluster(
         n_workers=2,
