@@ -15,7 +15,7 @@ WORKER_ENV = {"POLARS_MAX_THREADS": "1"}  # one Polars thread per single-threade
 def client(settings: Settings) -> tuple[Any, Any]:
     """(client, cluster-to-close-or-None) for DASK_SCHEDULER, or a 2-worker LocalCluster."""
     try:
-        from distributed import Client, LocalCluster
+        from distributed import Client
     except ImportError as exc:  # pragma: no cover - dask is in the lock
         raise PipelineError("ENGINE=dask needs dask[distributed] installed") from exc
     if settings.dask_scheduler:
@@ -26,7 +26,16 @@ def client(settings: Settings) -> tuple[Any, Any]:
                 f"cannot reach the Dask scheduler at {settings.dask_scheduler}: "
                 f"{exc}; check DASK_SCHEDULER and that the cluster runs"
             ) from exc
-    cluster = LocalCluster(
+    cluster = local_cluster()
+    return Client(cluster), cluster
+
+
+def local_cluster() -> Any:
+    """The cluster used when no DASK_SCHEDULER is given: 2 single-threaded worker processes on
+    127.0.0.1, no dashboard (also what the tests run the engine on)."""
+    from distributed import LocalCluster
+
+    return LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
@@ -34,7 +43,6 @@ def client(settings: Settings) -> tuple[Any, Any]:
         dashboard_address=None,
         env=WORKER_ENV,
     )
-    return Client(cluster), cluster
 
 
 @contextmanager

@@ -33,16 +33,9 @@ STAGES = ("bronze", "silver", "gold")
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
-    from jobs.cluster import WORKER_ENV
+    from jobs.cluster import local_cluster
 
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        processes=True,
-        host="127.0.0.1",
-        dashboard_address=None,
-        env=WORKER_ENV,
-    ) as cluster:
+    with local_cluster() as cluster:
         yield cluster.scheduler_address
 
 
