@@ -180,6 +180,9 @@ class Settings(BaseSettings):
     gold_rows_per_bucket: int = Field(default=5_000_000, ge=1)
     # Raw files are parsed in chunks of about this many bytes (whole lines), bounding memory.
     bronze_chunk_bytes: int = Field(default=64 << 20, ge=1024)
+    # The local engine reads this many raw files ahead on threads while it writes the current
+    # one (1: one file at a time, in the writer's stream). Memory: this many files' spools more.
+    bronze_read_workers: int = Field(default=2, ge=1, le=64)
     # A local raw file modified less than this many seconds ago is watched that long; if it
     # still changes (an upstream still writing) it waits for the next run.
     raw_settle_seconds: float = Field(default=5.0, ge=0)

@@ -237,10 +237,10 @@ def parse_events(lines: pl.LazyFrame, *, limits: Limits = DEFAULT_LIMITS) -> pl.
     frame = lines.collect()
     canonical = frame["raw_line"].str.contains(CANONICAL_EVENT)
     parts = pl.col("raw_line").str.split_exact('"', 14)
-    fast = frame.filter(canonical).select(
+    fast = (frame if canonical.all() else frame.filter(canonical)).select(
         "line_number",
         "raw_line",
-        real_date(parts.struct.field("field_3")).alias("day"),
+        parts.struct.field("field_3").str.to_date("%Y-%m-%d", strict=False).alias("day"),  # shape matched
         parts.struct.field("field_14").str.strip_chars(": }").cast(pl.Int64).alias("user_id"),
         parts.struct.field("field_11").alias("value_prop"),
         parts.struct.field("field_8").str.strip_chars(": ,").cast(pl.Int64).alias("position"),

@@ -2,7 +2,8 @@
 
 Per source, each file to take in is read in line-aligned chunks, parsed and judged as a whole
 before any of its rows may reach the source's ONE bronze commit (its rows wait in a
-:class:`~jobs.bronze.spool.Spool`): a file over the quarantine threshold is *rejected* on its
+:class:`~jobs.bronze.spool.Spool`; the next files are read ahead on ``BRONZE_READ_WORKERS``
+threads while one is written, :mod:`jobs.bronze.ahead`): a file over the quarantine threshold is *rejected* on its
 own (all its lines go to quarantine with the reason), a file that cannot be read is rejected
 with the reason, and a file that changed while it was read waits for the next run. The other
 files go on. A corrected file (its content changed after ingestion) replaces its rows in the
@@ -37,6 +38,7 @@ from pathlib import Path
 import polars as pl
 
 from jobs.audit import Audits, BronzeAuditor
+from jobs.bronze.ahead import read_ahead
 from jobs.bronze.manifest import Plan, plan_ingestion
 from jobs.bronze.read import Drift, FileRead, ReadJob, parse_chunks, quarantine_rows, read_raw
 from jobs.bronze.spool import Spool
@@ -232,14 +234,11 @@ class Bronze:
         return [f for f in files if f.rel_path not in moving]
 
     # -- one file ---------------------------------------------------------------------------
-    def read_file(self, source: str, f: RawFile, replaces: str | None) -> Spool | None:
-        """Parse and judge one file; its good rows (None when none may be written)."""
+    def read_file(self, f: RawFile) -> tuple[Spool, FileRead]:
+        """Parse and check one file (safe on a read-ahead thread: it touches only that file's
+        spool and the audit's tally of that file); its good rows wait in the spool."""
         good = Spool(self.spool_dir, budget_rows=self.budget)
-        read = read_raw(self.ctx.storage, f, job=self.job, audit=self.audit, sink=good.add)
-        if not self.judge(source, f, replaces, read):
-            good.clear()
-            return None
-        return good
+        return good, read_raw(self.ctx.storage, f, job=self.job, audit=self.audit, sink=good.add)
 
     def judge(self, source: str, f: RawFile, replaces: str | None, read: FileRead) -> bool:
         """Account for a file read (by this process or a worker); whether its rows may be
@@ -348,12 +347,14 @@ class Bronze:
 
         def stream() -> Iterator[pl.DataFrame]:
             files = selection.files
-            for i, f in enumerate(files, 1):
+            reads = read_ahead(self.read_file, files, workers=self.settings.bronze_read_workers)
+            for i, (f, (good, read)) in enumerate(reads, 1):
                 if self.progress:
                     self.progress(f"bronze {source}: file {i} of {len(files)} ({f.rel_path})")
-                rows = self.read_file(source, f, selection.replaces(f))
-                if rows is not None:
-                    yield from rows.frames()
+                if self.judge(source, f, selection.replaces(f), read):  # in the files' order
+                    yield from good.frames()
+                else:
+                    good.clear()
 
         return self.commit(selection, stream())
 

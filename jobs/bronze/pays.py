@@ -131,10 +131,10 @@ def parse_pays(
     canonical = body["raw_line"].str.contains(canonical_pay(order))
     split = pl.col("raw_line").str.split_exact(",", len(order) - 1)
     value = {name: split.struct.field(f"field_{i}") for i, name in enumerate(order)}
-    fast = body.filter(canonical).select(
+    fast = (body if canonical.all() else body.filter(canonical)).select(
         "line_number",
         "raw_line",
-        real_date(value["pay_date"]).alias("pay_date"),
+        value["pay_date"].str.to_date("%Y-%m-%d", strict=False).alias("pay_date"),  # shape matched
         value["total"].cast(_TYPES["total"], strict=False).alias("total"),
         value["user_id"].cast(pl.Int64).alias("user_id"),
         value["value_prop"].alias("value_prop"),

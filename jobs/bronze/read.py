@@ -101,7 +101,7 @@ def parse_chunks(
     """Contract-checked rows chunk by chunk; a pays file's header comes from its first chunk."""
     header: str | None = None
     for chunk in chunks:
-        lines = split_lines(chunk.content, first_line=chunk.first_line)
+        lines = split_lines(chunk.content, first_line=chunk.first_line).collect().lazy()  # split once
         if source == "pays":
             if chunk.first_line == 1:
                 header = first_line(lines)

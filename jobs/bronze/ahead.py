@@ -1,0 +1,55 @@
+"""Read the next raw files while the current one is written: both cores busy on the local engine.
+
+Bronze's local engine commits a source's files as one stream of frames. Reading a file (parsing,
+checking, hashing: Polars, DuckDB and hashlib all release the GIL) is most of its time, so
+:func:`read_ahead` reads up to ``workers`` files on threads while the writer encodes the frames
+of the file before them. Results come back in the files' order, so every file is still judged,
+accounted for and committed in order; at most ``workers + 1`` files are held at once (each in
+its own bounded :class:`~jobs.bronze.spool.Spool`).
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+def read_ahead(
+    read: Callable[[Item], Result], items: Iterable[Item], *, workers: int
+) -> Iterator[tuple[Item, Result]]:
+    """``(item, read(item))`` in the order of ``items``, reading up to ``workers`` ahead.
+
+    With one worker it reads in the caller's thread (nothing runs behind its back). An
+    exception of ``read`` is raised when its item is reached; the reads not started yet are
+    cancelled and the running ones are waited for, so nothing outlives the generator.
+    """
+    if workers <= 1:
+        for item in items:
+            yield item, read(item)
+        return
+    source = iter(items)
+    pending: deque[tuple[Item, Future[Result]]] = deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bronze-read")
+
+    def submit() -> None:
+        for item in source:
+            context = contextvars.copy_context()  # run id and stage of the log lines
+            pending.append((item, pool.submit(context.run, read, item)))
+            return
+
+    try:
+        for _ in range(workers):
+            submit()
+        while pending:
+            item, future = pending.popleft()
+            result = future.result()
+            submit()
+            yield item, result
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
