@@ -3,10 +3,10 @@
 Per source, each file to take in is read in line-aligned chunks, parsed and judged as a whole
 before any of its rows may reach the source's ONE bronze commit (its rows wait in a
 :class:`~jobs.bronze.spool.Spool`; the next files are read ahead on ``BRONZE_READ_WORKERS``
-threads while one is written, :mod:`jobs.bronze.ahead`): a file over the quarantine threshold is *rejected* on its
-own (all its lines go to quarantine with the reason), a file that cannot be read is rejected
-with the reason, and a file that changed while it was read waits for the next run. The other
-files go on. A corrected file (its content changed after ingestion) replaces its rows in the
+threads while one is written, :mod:`jobs.bronze.ahead`). A file over the quarantine threshold
+is *rejected* on its own (all its lines go to quarantine with the reason), a file that cannot
+be read is rejected with the reason, and a file that changed while it was read waits for the
+next run. The other files go on. A corrected file (its content changed after ingestion) replaces its rows in the
 same commit (``RAW_ON_CHANGE``).
 
 Quarantined lines and the manifest are committed after the data, so a crash in between leaves
