@@ -6,8 +6,8 @@ before any of its rows may reach the source's ONE bronze commit (its rows wait i
 threads while one is written, :mod:`jobs.bronze.ahead`). A file over the quarantine threshold
 is *rejected* on its own (all its lines go to quarantine with the reason), a file that cannot
 be read is rejected with the reason, and a file that changed while it was read waits for the
-next run. The other files go on. A corrected file (its content changed after ingestion) replaces its rows in the
-same commit (``RAW_ON_CHANGE``).
+next run. The other files go on. A corrected file (its content changed after ingestion)
+replaces its rows in the same commit (``RAW_ON_CHANGE``).
 
 Quarantined lines and the manifest are committed after the data, so a crash in between leaves
 bronze rows whose run is not in the manifest: the next run (holding the lake lease, so that
