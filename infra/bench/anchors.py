@@ -43,7 +43,7 @@ def find(explicit: str | None) -> Path | None:
 
 def ingest_engines(anchors: Path, *, env: dict[str, str], cwd: Path) -> list[str | None]:
     """The engines ``ingest.py --help`` offers among ``duckdb`` and ``polars``; ``[None]`` (run
-    it without ``--engine``, its default is DuckDB) when it has no ``--engine`` option."""
+    it without ``--engine``, its default is DuckDB) when its help names no ``--engine`` option."""
     done = subprocess.run(
         [sys.executable, str(anchors / "ingest.py"), "--help"],
         env=env,
