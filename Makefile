@@ -63,7 +63,7 @@ soak: $(STAMP)  ## kill -9 fault injection at many random points (outside CI): m
 	SOAK_TRIALS=$(SOAK_TRIALS) $(PY) -m pytest tests/integrity/test_exactly_once.py -k killed --no-cov
 
 SCALE ?= 10
-bench: $(STAMP)  ## benchmark (infra/bench): stages + gold vs DuckDB/pandas/I/O floor (make bench SCALE=1|10|100)
+bench: $(STAMP)  ## benchmark (infra/bench): stages gates on/off, plain alternatives, gold baselines (SCALE=1|10|100)
 	$(PY) -m infra.bench --scale $(SCALE) $(BENCH_ARGS)
 
 check: lint typecheck  ## what CI enforces before the tests: format, lint, types

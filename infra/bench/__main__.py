@@ -5,13 +5,15 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from infra.bench.anchors import find
 from infra.bench.runner import Bench, dask_available
 from jobs.settings import load_settings
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m infra.bench", description="Benchmark the pipeline and gold's baselines."
+        prog="python -m infra.bench",
+        description="Benchmark the stages (gates on and off), the plain alternatives, gold's baselines.",
     )
     parser.add_argument("--scale", type=float, default=10.0, help="1 ≈ the real data set")
     parser.add_argument("--dir", help="working directory (default BENCH_DIR, lake/_bench)")
@@ -25,8 +27,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-quality",
         action="store_true",
-        help="run every stage with the quality gates off (gold is always also measured with them off)",
+        help="run every stage with the quality gates off only (no gated run, so no gates' cost)",
     )
+    parser.add_argument(
+        "--anchors",
+        help="directory of the plain alternatives (default ../shared/anchors when it exists); "
+        "they run on the same raw data and the gated run's silver",
+    )
+    parser.add_argument("--no-anchors", action="store_true", help="skip the plain alternatives")
     parser.add_argument(
         "--duckdb-memory", default="8GB", help="memory_limit of the DuckDB baseline (it spills past it)"
     )
@@ -40,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         baselines=(args.baselines.split(",") if args.baselines else not args.no_baselines),
         incremental=not args.no_incremental,
         quality=not args.no_quality,
+        anchors=None if args.no_anchors else find(args.anchors),
         duckdb_memory=args.duckdb_memory,
     )
     report = bench.run()

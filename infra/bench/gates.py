@@ -1,13 +1,15 @@
-"""``python -m infra.bench.gates --scale 1``: what the quality gates cost, stage by stage.
+"""``python -m infra.bench.gates --scale 1``: what the quality gates cost, stage by stage, repeated.
 
-Each repetition builds two fresh lakes over the same raw data (symlinks to the cached raw files
-of ``make bench``) and runs bronze, silver and gold in both, one fresh process per step: once
-with ``audits=NO_AUDITS`` (ungated) and once as shipped (gated), the two steps of a stage back
-to back so they see the same machine load. It prints, per stage, the median in-stage seconds
-(``StageResult.seconds``: the stage's own time, without interpreter start-up) ungated and gated,
-and the gates' cost as a share of the ungated time (the target is ≤ 15 %). When the plain
-alternatives of ``../shared/anchors/`` are there (or ``--anchors DIR``), they run right after, on
-the same raw data and the gated silver, and the table adds our gated process's ratio to them.
+The same measurements as the pipeline step of ``make bench`` (:meth:`infra.bench.runner.Bench.
+stage_pair`), repeated: each repetition builds the gated and the ungated lake afresh over the same
+raw data (symlinks to the cached raw files of ``make bench``) and runs bronze, silver and gold in
+both, one fresh process per step: once with ``audits=NO_AUDITS`` (ungated) and once as shipped
+(gated), the two steps of a stage back to back so they see the same machine load (which goes first
+alternates). It prints, per stage, the median in-stage seconds (``StageResult.seconds``: the
+stage's own time, without interpreter start-up) ungated and gated, and the gates' cost as a share
+of the ungated time (the target is ≤ 15 %). When the plain alternatives of ``../shared/anchors/``
+are there (or ``--anchors DIR``), they run right after (:meth:`Bench.run_anchors`), on the same
+raw data and the last gated silver, and the table adds our gated process's ratio to them.
 """
 
 from __future__ import annotations
@@ -18,52 +20,37 @@ import shutil
 import statistics
 from pathlib import Path
 
-from infra.bench.anchors import find, run_anchors
-from infra.bench.measure import child_env, run_measured
-from infra.bench.runner import DAYS, SEED, START, Bench
+from infra.bench import anchors as plain
+from infra.bench.measure import Measurement
+from infra.bench.runner import DAYS, SEED, STAGES, START, Bench
 from jobs.settings import load_settings
-
-STAGES = ("bronze", "silver", "gold")
-
-
-def _lake_env(work: Path, raw: Path) -> dict[str, str]:
-    return child_env(
-        LAKE_RAW=str(raw),
-        LAKE_BRONZE=str(work / "bronze"),
-        LAKE_SILVER=str(work / "silver"),
-        LAKE_GOLD=str(work / "gold"),
-        LAKE_EXPORT=str(work / "export"),
-        ENGINE="local",
-    )
 
 
 def run(
     scale: float, bench_dir: Path, repeat: int, anchors: Path | None = None
-) -> tuple[dict[str, list], dict[str, float]]:
+) -> tuple[dict[str, list], dict[str, Measurement]]:
     """Per stage, (in-stage s, wall s, cpu s) ungated and gated per repetition; then, with
-    ``anchors``, the plain alternatives' wall seconds on the same raw data and gated silver."""
+    ``anchors``, the plain alternatives' measurements on the same raw data and gated silver."""
     bench = Bench(
-        scale=scale, bench_dir=bench_dir, dask=False, baselines=False, incremental=False, log=lambda *a: None
+        scale=scale,
+        bench_dir=bench_dir,
+        dask=False,
+        baselines=False,
+        incremental=False,
+        anchors=anchors,
+        log=lambda *a: None,
     )
     bench.raw_data()
-    bench.fresh_lake()  # bench.work/raw: symlinks to the cache
-    raw = bench.work / "raw"
-    cwd = bench.cwd
     times: dict[str, list] = {s: [] for s in STAGES}
     for rep in range(repeat):
-        lakes = {gated: bench.work / f"gates-{'on' if gated else 'off'}" for gated in (False, True)}
-        for lake in lakes.values():
-            shutil.rmtree(lake, ignore_errors=True)
+        bench.fresh_lake()  # bench.work/raw: symlinks to the cache; both lakes empty
         for stage in STAGES:
-            pair = {}
             # alternate which goes first, so a load trend does not favour one side
-            order = (False, True) if rep % 2 == 0 else (True, False)
-            for gated in order:
-                args = ["stage", stage, *([] if gated else ["--no-quality"])]
-                m = run_measured(stage, args, env=_lake_env(lakes[gated], raw), cwd=cwd)
+            measured = bench.stage_pair(stage, (False, True) if rep % 2 == 0 else (True, False))
+            for gated, m in measured.items():
                 if not m.ok:
                     raise SystemExit(f"{stage} ({'gated' if gated else 'ungated'}) failed:\n" + m.stderr_tail)
-                pair[gated] = (float(m.result["seconds"]), m.wall_s, m.cpu_s)
+            pair = {gated: (float(m.result["seconds"]), m.wall_s, m.cpu_s) for gated, m in measured.items()}
             times[stage].append(pair)
             off, on = pair[False][0], pair[True][0]
             print(
@@ -72,24 +59,15 @@ def run(
                 f"{pair[True][2]:.1f}s; load {os.getloadavg()[0]:.1f})",
                 flush=True,
             )
-    alternatives = {}
-    if anchors is not None:
-        alternatives = run_anchors(
-            anchors,
-            raw=bench.raw_cache,
-            silver=bench.work / "gates-on" / "silver",
-            work=bench.work / "anchors",
-            cwd=cwd,
-        )
-    for lake in (bench.work / "gates-off", bench.work / "gates-on"):
-        shutil.rmtree(lake, ignore_errors=True)
+    alternatives = bench.run_anchors()
+    for name, m in alternatives.items():
+        if not m.ok:
+            raise SystemExit(f"anchor {name} failed:\n" + m.stderr_tail)
+    shutil.rmtree(bench.work, ignore_errors=True)
     return times, alternatives
 
 
-ALTERNATIVE = {"bronze": "duckdb ingest", "gold": "duckdb gold"}  # stage -> its anchor
-
-
-def table(scale: float, times: dict[str, list], alternatives: dict[str, float] | None = None) -> str:
+def table(scale: float, times: dict[str, list], alternatives: dict[str, Measurement] | None = None) -> str:
     lines = [
         f"gates cost at scale {scale:g} ({DAYS} days, seed {SEED}, from {START}), medians "
         f"of {len(times['bronze'])} run(s); in-stage seconds (process wall / cpu in brackets); "
@@ -119,12 +97,13 @@ def table(scale: float, times: dict[str, list], alternatives: dict[str, float] |
     return "\n".join(lines)
 
 
-def _alternative(stage: str, gated_wall: float, alternatives: dict[str, float]) -> str:
-    """The stage's anchor and the ratio of our gated process to it (whole processes both)."""
-    name = ALTERNATIVE.get(stage)
-    if name is None or name not in alternatives:
+def _alternative(stage: str, gated_wall: float, alternatives: dict[str, Measurement]) -> str:
+    """The stage's anchor (bronze: the faster plain ingest; gold: the DuckDB gold SQL) and the
+    ratio of our gated process to it (whole processes both)."""
+    m = plain.faster_ingest(alternatives) if stage == "bronze" else alternatives.get(plain.DUCKDB_GOLD)
+    if stage not in ("bronze", "gold") or m is None or not m.ok:
         return "| |"
-    return f"{name}: {alternatives[name]:.2f} | {gated_wall / alternatives[name]:.2f}× |"
+    return f"{m.name}: {m.wall_s:.2f} | {gated_wall / m.wall_s:.2f}× |"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -142,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-anchors", action="store_true", help="skip the plain alternatives")
     args = parser.parse_args(argv)
     bench_dir = Path(args.dir or load_settings().bench_dir).resolve()
-    anchors = None if args.no_anchors else find(args.anchors)
+    anchors = None if args.no_anchors else plain.find(args.anchors)
     times, alternatives = run(args.scale, bench_dir, args.repeat, anchors)
     print()
     print(table(args.scale, times, alternatives))

@@ -53,14 +53,33 @@ def run_measured(
 ) -> Measurement:
     """Run ``python -m infra.bench.task <args>`` in a fresh process and measure it.
 
-    Peak RSS is the larger of the sampled sum over the process tree (catches worker processes)
-    and the child's own ``ru_maxrss`` (exact for a single process, not limited by sampling).
-    CPU time is user + system of the child and every descendant it waited for.
+    The task writes what it did (rows, in-stage seconds, its own ``ru_maxrss``) to a result file,
+    which becomes :attr:`Measurement.result`. See :func:`run_command` for the measurements.
     """
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
         result_file = Path(tmp) / "result.json"
-        err_file = Path(tmp) / "stderr.txt"
         cmd = [sys.executable, "-m", "infra.bench.task", "--result", str(result_file), *args]
+        return run_command(name, cmd, env=env, cwd=cwd, timeout=timeout, result_file=result_file)
+
+
+def run_command(
+    name: str,
+    cmd: list[str],
+    *,
+    env: dict[str, str],
+    cwd: str | Path,
+    timeout: float = 3600.0,
+    result_file: Path | None = None,
+) -> Measurement:
+    """Run ``cmd`` in a fresh process and measure it (any command: the plain alternatives too).
+
+    Peak RSS is the larger of the sampled sum over the process tree (catches worker processes)
+    and the ``max_rss_mb`` the process reported in ``result_file``, if any (its own
+    ``ru_maxrss``: exact for a single process, not limited by sampling). CPU time is user +
+    system of the child and every descendant it waited for.
+    """
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        err_file = Path(tmp) / "stderr.txt"
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         with open(err_file, "wb") as err:
@@ -78,7 +97,7 @@ def run_measured(
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
         result: dict[str, Any] = {}
-        if result_file.exists():
+        if result_file is not None and result_file.exists():
             result = json.loads(result_file.read_text())
         peak_mb = max(peak / 2**20, float(result.get("max_rss_mb", 0.0)))
         tail = err_file.read_text(errors="replace")[-3000:] if popen.returncode else ""

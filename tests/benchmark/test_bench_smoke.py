@@ -1,24 +1,90 @@
-"""A tiny run of the benchmark (scale 0.01): the harness works end to end. No timing asserted."""
+"""A tiny run of the benchmark (scale 0.01): the harness works end to end. No timing asserted.
+
+The plain alternatives are fakes written to ``tmp_path`` (scripts that write a small Parquet
+file), so these tests check the plumbing without depending on ``../shared/anchors``.
+"""
 
 from __future__ import annotations
 
 import json
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from infra.bench.runner import Bench, dask_available
+from infra.bench import anchors as plain
+from infra.bench import gates
+from infra.bench.measure import child_env
+from infra.bench.runner import Bench, Row, dask_available
+
+WRITE = """
+import sys
+from pathlib import Path
+
+import polars as pl
+
+out = Path(sys.argv[-1])
+"""
+FAKES = {
+    # the ingest offers both engines, like ../shared/anchors/ingest.py
+    "ingest.py": WRITE
+    + """
+import argparse
+a = argparse.ArgumentParser()
+a.add_argument("raw")
+a.add_argument("out")
+a.add_argument("--engine", default="duckdb", choices=["duckdb", "polars"])
+args = a.parse_args()
+assert Path(args.raw, "prints").is_dir(), args.raw
+out = Path(args.out)
+out.mkdir(parents=True, exist_ok=True)
+pl.DataFrame({"engine": [args.engine] * 3}).write_parquet(out / "prints.parquet")
+""",
+    "flatten_silver.py": WRITE
+    + """
+assert Path(sys.argv[1], "prints", "_delta_log").is_dir(), sys.argv[1]
+(out / "prints").mkdir(parents=True)
+""",
+    # one row: its row count differs from gold's, which is a note, not a failure
+    "duckdb_best.py": WRITE + "pl.DataFrame({'x': [1]}).write_parquet(out)\n",
+}
+
+STAGE_ROWS = [
+    f"{stage}{suffix}" for stage in ("bronze", "silver", "gold") for suffix in ("", ", quality gates off")
+]
+ISSUE_TARGETS = [
+    "quality gates ≤ 15% of bronze's ungated time",
+    "quality gates ≤ 15% of silver's ungated time",
+    "quality gates ≤ 15% of gold's ungated time",
+    "bronze (gates on) ≤ 2.5× the faster plain ingest",
+    "gold (gates on) ≤ 0.8× the fastest DuckDB SQL",
+    "gold (gates off) ≤ 0.6× the fastest DuckDB SQL",
+    "raw → gold (gates on) ≤ 2.5× DuckDB ingest + DuckDB gold",
+    "no-op tick ≤ 1 s as a whole process",
+    "a new day ≤ 25% of a full gold build (gates on)",
+]
+
+
+@pytest.fixture
+def fake_anchors(tmp_path: Path) -> Path:
+    directory = tmp_path / "anchors"
+    directory.mkdir()
+    for name, text in FAKES.items():
+        (directory / name).write_text(textwrap.dedent(text))
+    return directory
 
 
 @pytest.mark.slow
-def test_bench_smoke_run_checks_every_baseline_against_gold(tmp_path: Path) -> None:
+def test_bench_smoke_run_has_gated_and_ungated_stages_anchors_baselines_and_the_issue_targets(
+    tmp_path: Path, fake_anchors: Path
+) -> None:
     bench = Bench(
         scale=0.01,
-        bench_dir=tmp_path,
+        bench_dir=tmp_path / "bench",
         dask=dask_available(),
         baselines=True,
         incremental=True,
-        quality=False,
+        anchors=plain.find(str(fake_anchors)),
         log=lambda *_: None,
     )
     report = bench.run()
@@ -26,30 +92,102 @@ def test_bench_smoke_run_checks_every_baseline_against_gold(tmp_path: Path) -> N
 
     assert report.problems == []
     names = {r.name: r for r in report.rows}
-    for step in (
-        "bronze",
-        "silver",
-        "gold",
-        "gold, quality gates off",
+    for step in [
+        *STAGE_ROWS,
         "DuckDB SQL",
         "pandas",
         "I/O floor",
         "no-op run (all stages)",
         "+1 day: gold",
-    ):
+        "+1 day: gold, quality gates off",
+        "plain ingest, DuckDB (ingest.py)",
+        "plain ingest, Polars (ingest.py)",
+        "DuckDB gold SQL (duckdb_best.py)",
+    ]:
         assert step in names, step
-        assert names[step].wall_s > 0 and names[step].peak_rss_mb > 0
+        assert names[step].wall_s > 0 and names[step].peak_rss_mb > 0, step
+    for stage in STAGE_ROWS:
+        assert names[stage].stage_s is not None and names[stage].stage_s > 0, stage
+        assert names[stage].check == "", stage
+    assert names["gold"].rows == names["gold, quality gates off"].rows == names["DuckDB SQL"].rows > 0
     assert names["DuckDB SQL"].check == "same rows as gold"
     assert names["pandas"].check == "same rows as gold"
     assert names["I/O floor"].check.startswith("same row count")
     if dask_available():
         assert names["gold on Dask, quality gates off"].check == "same rows as gold"
-    assert names["gold"].rows == names["DuckDB SQL"].rows > 0
-    assert {"gold / DuckDB SQL (wall)", "gold / I/O floor (wall)"} <= set(report.ratios)
+    # the anchors ran where they lie, on the same data, and their output was counted
+    assert names["plain ingest, DuckDB (ingest.py)"].rows == 3
+    assert names["DuckDB gold SQL (duckdb_best.py)"].rows == 1
+    assert names["DuckDB gold SQL (duckdb_best.py)"].check.endswith("(note only)")
+    assert "Polars gold (polars_best.py)" not in names  # not in the anchors directory
+    assert "raw → gold (bronze + silver + gold)" in names and "DuckDB ingest + DuckDB gold" in names
+
+    assert [t["target"] for t in report.targets] == ISSUE_TARGETS
+    for stage in ("bronze", "silver", "gold"):
+        assert f"gates' cost, {stage} (in-stage, %)" in report.ratios
+        assert f"gates' cost, {stage} (wall, %)" in report.ratios
+    assert {
+        "bronze / faster plain ingest (wall)",
+        "gold / DuckDB gold SQL (wall)",
+        "gold, gates off / DuckDB gold SQL (wall)",
+        "raw → gold / DuckDB ingest + DuckDB gold (wall)",
+        "gold, gates off / DuckDB SQL (duckdb_sql.py) (wall)",
+        "gold, gates off / I/O floor (wall)",
+    } <= set(report.ratios)
 
     saved = json.loads(js.read_text())
     assert saved["scale"] == 0.01 and len(saved["rows"]) == len(report.rows)
-    assert "| gold / DuckDB SQL (wall) |" in md.read_text()
-    assert (tmp_path / "results" / "latest-scale-0.01.md").exists()
+    assert [t["target"] for t in saved["targets"]] == ISSUE_TARGETS
+    text = md.read_text()
+    assert "| gold / DuckDB gold SQL (wall) |" in text
+    assert "| bronze | " in text and "plain ingest, " in text  # the per-stage table
+    assert (tmp_path / "bench" / "results" / "latest-scale-0.01.md").exists()
     # the raw data is cached for the next run
-    assert (tmp_path / "raw" / "scale-0.01-seed-42" / ".complete").exists()
+    assert (tmp_path / "bench" / "raw" / "scale-0.01-seed-42" / ".complete").exists()
+
+
+@pytest.mark.slow
+def test_gates_entry_point_measures_each_stage_gated_and_ungated_then_the_anchors(
+    tmp_path: Path, fake_anchors: Path
+) -> None:
+    times, alternatives = gates.run(0.01, tmp_path / "bench", 1, plain.find(str(fake_anchors)))
+
+    assert set(times) == {"bronze", "silver", "gold"}
+    for stage, pairs in times.items():
+        assert len(pairs) == 1 and set(pairs[0]) == {False, True}, stage
+    assert set(alternatives) == {
+        "plain ingest, DuckDB (ingest.py)",
+        "plain ingest, Polars (ingest.py)",
+        "DuckDB gold SQL (duckdb_best.py)",
+    }
+    text = gates.table(0.01, times, alternatives)
+    assert "| bronze |" in text and "plain ingest, " in text and "DuckDB gold SQL" in text
+
+
+def test_targets_at_scale_100_are_raw_to_gold_seconds_and_peak_rss_not_the_ratio(tmp_path: Path) -> None:
+    bench = Bench(scale=100, bench_dir=tmp_path, dask=False, baselines=False, incremental=False)
+    for stage in ("bronze", "silver", "gold"):
+        bench.report.rows.append(Row(stage, "pipeline", 60.0, 70.0, 3000.0, stage_s=59.0))
+    bench.report.rows.append(Row("gold, quality gates off", "pipeline", 55.0, 60.0, 2000.0, stage_s=54.0))
+    bench.evaluate()
+
+    targets = {t["target"]: t for t in bench.report.targets}
+    assert targets["raw → gold (gates on) under 180 s"]["value"] == 180.0
+    assert targets["raw → gold (gates on) peak RSS ≤ 4 GiB"]["limit"] == 4096.0
+    assert "raw → gold (gates on) ≤ 2.5× DuckDB ingest + DuckDB gold" not in targets
+    assert targets["quality gates ≤ 15% of gold's ungated time"]["value"] == pytest.approx(9.3)
+    assert targets["quality gates ≤ 15% of gold's ungated time"]["met"] is True
+
+
+def test_anchors_dir_given_without_the_scripts_is_an_error_and_the_default_is_optional(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(SystemExit, match=r"needs ingest\.py"):
+        plain.find(str(tmp_path))
+    monkeypatch.setattr(plain, "ANCHORS", tmp_path / "nowhere")
+    assert plain.find(None) is None
+
+
+def test_ingest_without_an_engine_option_runs_once_as_the_duckdb_ingest(tmp_path: Path) -> None:
+    (tmp_path / "ingest.py").write_text("import sys\nprint('usage: ingest.py RAW OUT')\n")
+    assert plain.ingest_engines(tmp_path, env=child_env(), cwd=tmp_path) == [None]
