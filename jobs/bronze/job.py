@@ -347,7 +347,7 @@ class Bronze:
 
         def stream() -> Iterator[pl.DataFrame]:
             files = selection.files
-            reads = read_ahead(self.read_file, files, workers=self.settings.bronze_read_workers)
+            reads = read_ahead(self.read_file, files, workers=self.settings.read_workers())
             for i, (f, (good, read)) in enumerate(reads, 1):
                 if self.progress:
                     self.progress(f"bronze {source}: file {i} of {len(files)} ({f.rel_path})")

@@ -25,17 +25,13 @@ def split_lines(content: bytes, *, first_line: int = 1) -> pl.LazyFrame:
         text = text.removeprefix("\ufeff")
     if not text:
         return pl.LazyFrame(schema={"line_number": pl.Int64, "raw_line": pl.String})
-    text = text.removesuffix("\n")
-    return (
-        pl.LazyFrame({"raw_line": [text]})
-        .select(pl.col("raw_line").str.split("\n"))
-        .explode("raw_line")
-        .with_row_index("line_number", offset=first_line)
-        .select(
-            pl.col("line_number").cast(pl.Int64),
-            pl.col("raw_line").str.strip_suffix("\r"),
-        )
-    )
+    lines = pl.Series("raw_line", [text]).str.split("\n").explode()
+    if text.endswith("\n"):  # dropped here, not by str.removesuffix: that copies the whole text
+        lines = lines.head(lines.len() - 1)
+    frame = pl.LazyFrame([lines]).with_row_index("line_number", offset=first_line)
+    if "\r" in text:  # CRLF endings (rare: not worth a pass over every line otherwise)
+        frame = frame.with_columns(pl.col("raw_line").str.strip_suffix("\r"))
+    return frame.select(pl.col("line_number").cast(pl.Int64), "raw_line")
 
 
 def real_date(text: pl.Expr) -> pl.Expr:

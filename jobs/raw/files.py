@@ -177,21 +177,22 @@ def iter_chunks(
     first_line, carry = 1, b""
     try:
         with fs.open(storage.strip_protocol(uri), "rb") as handle:
-            while True:
-                block = handle.read(chunk_bytes)
-                if digest is not None and block:
+            block = handle.read(chunk_bytes)
+            while block:
+                if digest is not None:
                     digest.update(block)
-                if not block:
-                    break
                 data = carry + block
                 cut = data.rfind(b"\n")
                 if cut < 0:
                     carry = data
+                    block = handle.read(chunk_bytes)
                     continue
                 carry = data[cut + 1 :]
                 complete = data[: cut + 1]
                 yield Chunk(first_line, complete)
-                first_line += complete.count(b"\n")
+                block = handle.read(chunk_bytes)
+                if block or carry:  # more lines follow (the usual one-chunk file never counts)
+                    first_line += complete.count(b"\n")
     except Exception as exc:
         raise storage_error(exc, uri=uri, storage=storage) from exc
     if carry:
