@@ -182,9 +182,13 @@ class Settings(BaseSettings):
     bronze_chunk_bytes: int = Field(default=64 << 20, ge=1024)
     # The local engine reads this many raw files ahead on threads while it writes the current
     # one (1: one file at a time, in the writer's stream; 0: the machine's cores + 1, which on 2
-    # cores measured 11.4 s vs 12.7 s with 2 and 16.3 s with 1 at scale 10). Memory: one file's
-    # spool (QUALITY_BATCH_ROWS rows, the rest on disk) and one parsed chunk per worker.
+    # cores measured 11.4 s vs 12.7 s with 2 and 16.3 s with 1 at scale 10). Memory: one parsed chunk
+    # per worker, and each file's rows until it is judged (BRONZE_SPOOL_MB).
     bronze_read_workers: int = Field(default=0, ge=0, le=64)
+    # Memory for the rows of raw files waiting to be judged whole (the files read at once and
+    # the quarantine share it); past it they wait on local disk. The default holds a scale-100
+    # file's rows (about 110 bytes a row).
+    bronze_spool_mb: int = Field(default=1536, ge=1)
 
     def read_workers(self) -> int:
         """BRONZE_READ_WORKERS resolved (0: the machine's cores + 1)."""

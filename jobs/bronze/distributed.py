@@ -109,7 +109,7 @@ def read_files(stage: Bronze, tasks: list[tuple[str, RawFile]]) -> Iterator[Iter
 def take_back(stage: Bronze, f: RawFile, read: FileRead, actions: list[AddActionDict]) -> Spool:
     """A file's good rows read back into a spool (memory bounded as on the local engine), shown
     to the audit as the local engine shows them: its raw chunks, then its rows."""
-    rows = Spool(stage.spool_dir, budget_rows=stage.budget)
+    rows = Spool(stage.spool_dir, budget_bytes=stage.budget)
     if read.unreadable is not None or read.moved:
         return rows  # judge() drops such a file from the audit
     audit, source, path = stage.audit, f.source, f.rel_path

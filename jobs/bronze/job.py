@@ -180,12 +180,13 @@ class Bronze:
         self.settings = ctx.settings
         self.limits = ctx.settings.limits(ctx.started_at.date())  # plausible days of this run
         self.spool_dir = spool_dir
-        self.budget = max(1, ctx.settings.quality_batch_rows)
+        # every file read at once (and the quarantine) has its share of BRONZE_SPOOL_MB
+        self.budget = (ctx.settings.bronze_spool_mb << 20) // (ctx.settings.read_workers() + 2)
         self.outcomes: list[FileOutcome] = []
         self.waiting: list[str] = []  # still being written: next run
         self.skipped_changes: list[str] = []
         self.replaced: list[str] = []
-        self.quarantine = Spool(spool_dir, budget_rows=self.budget)
+        self.quarantine = Spool(spool_dir, budget_bytes=self.budget)
         self.taken_paths: list[str] = []  # files whose rows this run writes or replaces
         self.manifest_version = ctx.lake.version(ctx.manifest_uri)  # what this run planned from
         self.job = ReadJob(ctx.run_id, ctx.started_at, self.limits, ctx.settings.bronze_chunk_bytes)
@@ -237,7 +238,7 @@ class Bronze:
     def read_file(self, f: RawFile) -> tuple[Spool, FileRead]:
         """Parse and check one file (safe on a read-ahead thread: it touches only that file's
         spool and the audit's tally of that file); its good rows wait in the spool."""
-        good = Spool(self.spool_dir, budget_rows=self.budget)
+        good = Spool(self.spool_dir, budget_bytes=self.budget)
         return good, read_raw(self.ctx.storage, f, job=self.job, audit=self.audit, sink=good.add)
 
     def judge(self, source: str, f: RawFile, replaces: str | None, read: FileRead) -> bool:
