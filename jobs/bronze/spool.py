@@ -33,7 +33,7 @@ class Spool:
         if frame.is_empty():
             return
         self.rows += frame.height
-        size = frame.estimated_size()
+        size = int(frame.estimated_size())
         if self._files or self._in_memory + size > self._budget:
             fd, name = tempfile.mkstemp(dir=self._dir, suffix=".parquet")
             os.close(fd)
