@@ -170,7 +170,7 @@ class Lake:
                 partition_by=[partition_by] if partition_by else None,
                 predicate=predicate,
                 schema_mode=schema_mode,
-                writer_properties=_partitioned_writes() if partition_by else None,
+                **({"writer_properties": _partitioned_writes()} if partition_by else {}),
                 storage_options=self.storage.delta_options(uri),
                 commit_properties=CommitProperties(custom_metadata=dict(metadata or {})),
             )
