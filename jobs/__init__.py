@@ -1,6 +1,16 @@
 """Lakehouse batch job: raw value-prop events → bronze → silver → gold weekly features.
 
 The package never imports Airflow: orchestration (``dags/``) calls into it.
+
+Polars' allocator (jemalloc) returns freed memory to the system at once by default, so every
+parsed chunk faults its pages in again: at scale 10 bronze spent 5.6 s of 24 CPU seconds in the
+kernel. Keeping freed pages for 5 s (purged by a background thread) halved that and made
+bronze 8-12% faster for about 300 MB more peak memory. Set before Polars is first imported,
+unless the caller chose its own ``_RJEM_MALLOC_CONF``.
 """
+
+import os
+
+os.environ.setdefault("_RJEM_MALLOC_CONF", "background_thread:true,dirty_decay_ms:5000,muzzy_decay_ms:5000")
 
 __version__ = "0.1.0"

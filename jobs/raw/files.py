@@ -167,7 +167,7 @@ class Chunk:
 
 
 def iter_chunks(
-    storage: Storage, uri: str, *, chunk_bytes: int = 64 << 20, digest: Any = None
+    storage: Storage, uri: str, *, chunk_bytes: int = 16 << 20, digest: Any = None
 ) -> Iterator[Chunk]:
     """Read a raw file in chunks that end on a line break, so memory stays bounded however
     big the file is (a single-file source at scale 100 is several GB). ``digest`` (a hashlib
