@@ -3,7 +3,7 @@
 Per source, each file to take in is read in line-aligned chunks, parsed and judged as a whole
 before any of its rows may reach the source's ONE bronze commit (its rows wait in a
 :class:`~jobs.bronze.spool.Spool`; the next files are read ahead on ``BRONZE_READ_WORKERS``
-threads while one is written, :mod:`jobs.bronze.ahead`). A file over the quarantine threshold
+threads while one is written, :mod:`jobs.ahead`). A file over the quarantine threshold
 is *rejected* on its own (all its lines go to quarantine with the reason), a file that cannot
 be read is rejected with the reason, and a file that changed while it was read waits for the
 next run. The other files go on. A corrected file (its content changed after ingestion)
@@ -37,8 +37,8 @@ from pathlib import Path
 
 import polars as pl
 
+from jobs.ahead import read_ahead
 from jobs.audit import Audits, BronzeAuditor
-from jobs.bronze.ahead import read_ahead
 from jobs.bronze.manifest import Plan, plan_ingestion
 from jobs.bronze.read import Drift, FileRead, ReadJob, parse_chunks, quarantine_rows, read_raw
 from jobs.bronze.spool import Spool

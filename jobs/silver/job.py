@@ -8,9 +8,10 @@ commit records the bronze version consumed (``bronze_version``) and the days rew
 (``days``), atomically with its data: a failed run is simply picked up again, a repeated run
 writes the same rows (never twice), and gold reads ``days`` to know which weeks to rebuild.
 
-Engines: the local one streams every day of a source in one write; ``ENGINE=dask`` computes one
-day per task on a cluster (:mod:`jobs.silver.distributed`). Both compute with
-:meth:`SilverInput.rows`.
+Engines: the local one computes, gates and writes a source's days one after the other (the next
+one computed meanwhile); ``ENGINE=dask`` computes one day per task on a cluster
+(:mod:`jobs.silver.distributed`). Both compute with :meth:`SilverInput.rows` and commit the
+days' files once per source (:func:`~jobs.tables.external.commit_data_files`).
 """
 
 from __future__ import annotations
@@ -23,13 +24,20 @@ from datetime import date
 
 import polars as pl
 
+from jobs.ahead import read_ahead
 from jobs.audit import Audits, SilverAuditor
 from jobs.run import RunContext
 from jobs.schemas import MANIFEST, SILVER, SILVER_PARTITION, SOURCES
 from jobs.silver.transform import to_silver
 from jobs.summary import StageResult
 from jobs.tables import Lake
-from jobs.tables.external import ADDING_OPERATIONS
+from jobs.tables.external import (
+    ADDING_OPERATIONS,
+    AddActionDict,
+    commit_data_files,
+    remove_data_files,
+    write_data_files,
+)
 
 log = logging.getLogger(__name__)
 
@@ -167,22 +175,52 @@ def plan_rebuilds(ctx: RunContext) -> list[Rebuild]:
 
 
 def rebuild_locally(ctx: RunContext, rebuild: Rebuild, audit: SilverAuditor) -> Rebuilt:
-    """The local engine: every day of the rebuild in one streaming write and commit."""
-    source = rebuild.input.source
-    rows = rebuild.input.rows(ctx.lake, rebuild.days)
+    """The local engine: day by day, every day's files committed ONCE for the source.
+
+    Each day's rows are computed (the next day on a thread meanwhile), gated and written as
+    uncommitted Parquet files of that day's partition; the commit then replaces exactly the
+    rebuilt days (the whole table on a full rebuild). Memory holds about two days: deltalake's
+    partitioned writer kept every day's file open and held a whole source (4.9 GB at scale 100).
+    A failure removes the run's files before it is raised; nothing was committed.
+    """
+    source, found, lake = rebuild.input.source, rebuild.input, ctx.lake
+    rows = found.rows(lake, rebuild.days)
     per_day = rows.group_by("day").len().sort("day").collect()  # one pass: days and count
     written = per_day["day"].to_list()
     n_rows = int(per_day["len"].sum())
-    version = ctx.lake.write(
-        rebuild.input.silver_uri,
-        # each batch is audited before the writer sees it; a DataError aborts the commit
-        audit.gate(source, n_rows, rows.collect_batches(engine="streaming", chunk_size=1_000_000)),
-        schema=SILVER[source],
-        mode="overwrite",
-        partition_by=SILVER_PARTITION,
-        predicate=rebuild.predicate,
-        metadata=rebuild.metadata(ctx.run_id, written),
-    )
+    prefix = f"silver-{ctx.run_id}-{source}"
+    actions: list[AddActionDict] = []
+
+    def day_rows(day: date) -> pl.DataFrame:  # one scan of the table, pruned to the day's row groups
+        return rows.filter(pl.col("day") == day).collect(engine="streaming")
+
+    try:
+        days = read_ahead(day_rows, written, workers=2)
+        # each day is audited before it is written; a DataError aborts the commit
+        for i, frame in enumerate(audit.gate(source, n_rows, (frame for _, frame in days))):
+            actions += write_data_files(
+                lake,
+                found.silver_uri,
+                frame,
+                schema=SILVER[source],
+                partition_by=SILVER_PARTITION,
+                prefix=f"{prefix}-d{i:05d}",
+            )
+        if not actions and rebuild.days is None:
+            return Rebuilt(None, 0, [])  # a full rebuild of nothing: no table version
+        version = commit_data_files(
+            lake,
+            found.silver_uri,
+            actions,
+            schema=SILVER[source],
+            partition_by=SILVER_PARTITION,
+            partitions=None if rebuild.days is None else [d.isoformat() for d in rebuild.days],
+            metadata=rebuild.metadata(ctx.run_id, written),
+        )
+    except BaseException:
+        if actions:
+            remove_data_files(lake, found.silver_uri, f"{SILVER_PARTITION}=*/{prefix}-*")
+        raise
     return Rebuilt(version, n_rows, written)
 
 

@@ -170,7 +170,6 @@ class Lake:
                 partition_by=[partition_by] if partition_by else None,
                 predicate=predicate,
                 schema_mode=schema_mode,
-                **({"writer_properties": _partitioned_writes()} if partition_by else {}),
                 storage_options=self.storage.delta_options(uri),
                 commit_properties=CommitProperties(custom_metadata=dict(metadata or {})),
             )
@@ -248,18 +247,6 @@ class Lake:
                 return handle.read()
         except Exception as exc:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
-
-
-# Row groups of a partitioned write. The writer keeps one file open per partition and each holds
-# a row group in memory until it is full: with the default (1,048,576 rows) silver's 30 open day
-# files peaked at 4.4 GB at scale 100.
-PARTITIONED_ROW_GROUP_ROWS = 131_072
-
-
-def _partitioned_writes() -> Any:
-    from deltalake import WriterProperties
-
-    return WriterProperties(max_row_group_size=PARTITIONED_ROW_GROUP_ROWS)
 
 
 def arrow_schema(schema: pl.Schema) -> pa.Schema:

@@ -14,7 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from infra.generator import generate
-from jobs.bronze.ahead import read_ahead
+from jobs.ahead import read_ahead
 from jobs.pipeline import run_stage
 from jobs.run import RunContext
 from tests.conftest import LocalLake
@@ -75,7 +75,7 @@ def test_reads_see_the_callers_context_and_one_worker_reads_in_the_callers_threa
         return TAG.get()
 
     assert [tag for _, tag in read_ahead(read, range(4), workers=2)] == ["run-7"] * 4
-    assert all(name.startswith("bronze-read") for name in threads)
+    assert all(name.startswith("ahead") for name in threads)
     threads.clear()
     assert [tag for _, tag in read_ahead(read, range(3), workers=1)] == ["run-7"] * 3
     assert threads == {threading.current_thread().name}

@@ -1,11 +1,11 @@
-"""Read the next raw files while the current one is written: both cores busy on the local engine.
+"""Work on the next items while the current one is written: both cores busy on the local engine.
 
-Bronze's local engine commits a source's files as one stream of frames. Reading a file (parsing,
-checking, hashing: Polars, DuckDB and hashlib all release the GIL) is most of its time, so
-:func:`read_ahead` reads up to ``workers`` files on threads while the writer encodes the frames
-of the file before them. Results come back in the files' order, so every file is still judged,
-accounted for and committed in order; at most ``workers + 1`` files are held at once (each in
-its own bounded :class:`~jobs.bronze.spool.Spool`).
+The local engines hand their pieces to a writer in order: bronze its raw files (reading one is
+parsing, checking and hashing), silver its days (computing one from bronze). Polars, DuckDB and
+hashlib release the GIL, so :func:`read_ahead` works on up to ``workers`` next items on threads
+while the caller writes the one before them. Results come back in the items' order, so every
+raw file is still judged and accounted for in order; at most ``workers + 1`` results are held
+at once (a bronze file's rows in its bounded :class:`~jobs.bronze.spool.Spool`, a silver day).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ def read_ahead(
         return
     source = iter(items)
     pending: deque[tuple[Item, Future[Result]]] = deque()
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="bronze-read")
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="ahead")
 
     def submit() -> None:
         for item in source:
