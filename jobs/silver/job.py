@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import date
 
@@ -177,11 +178,12 @@ def plan_rebuilds(ctx: RunContext) -> list[Rebuild]:
 def rebuild_locally(ctx: RunContext, rebuild: Rebuild, audit: SilverAuditor) -> Rebuilt:
     """The local engine: day by day, every day's files committed ONCE for the source.
 
-    Each day's rows are computed (the next day on a thread meanwhile), gated and written as
-    uncommitted Parquet files of that day's partition; the commit then replaces exactly the
-    rebuilt days (the whole table on a full rebuild). Memory holds about two days: deltalake's
-    partitioned writer kept every day's file open and held a whole source (4.9 GB at scale 100).
-    A failure removes the run's files before it is raised; nothing was committed.
+    Each day's rows are computed and written as uncommitted Parquet files of that day's
+    partition on read-ahead threads while this thread gates the day before; the commit then
+    replaces exactly the rebuilt days (the whole table on a full rebuild). Memory holds about
+    three days (deltalake's partitioned writer kept every day's file open and held a whole
+    source: 4.9 GB at scale 100). A failure removes the run's files before it is raised;
+    nothing was committed.
     """
     source, found, lake = rebuild.input.source, rebuild.input, ctx.lake
     rows = found.rows(lake, rebuild.days)
@@ -191,21 +193,31 @@ def rebuild_locally(ctx: RunContext, rebuild: Rebuild, audit: SilverAuditor) -> 
     prefix = f"silver-{ctx.run_id}-{source}"
     actions: list[AddActionDict] = []
 
-    def day_rows(day: date) -> pl.DataFrame:  # one scan of the table, pruned to the day's row groups
-        return rows.filter(pl.col("day") == day).collect(engine="streaming")
+    def day_files(item: tuple[int, date]) -> tuple[pl.DataFrame, list[AddActionDict]]:
+        """One day's rows (one scan of the table, pruned to the day's row groups), written as
+        uncommitted files of its partition on a read-ahead thread."""
+        index, day = item
+        frame = rows.filter(pl.col("day") == day).collect(engine="streaming")
+        return frame, write_data_files(
+            lake,
+            found.silver_uri,
+            frame,
+            schema=SILVER[source],
+            partition_by=SILVER_PARTITION,
+            prefix=f"{prefix}-d{index:05d}",
+        )
+
+    days = read_ahead(day_files, list(enumerate(written)), workers=2)
+
+    def frames() -> Iterator[pl.DataFrame]:
+        for _, (frame, files) in days:
+            actions.extend(files)
+            yield frame
 
     try:
-        days = read_ahead(day_rows, written, workers=2)
-        # each day is audited before it is written; a DataError aborts the commit
-        for i, frame in enumerate(audit.gate(source, n_rows, (frame for _, frame in days))):
-            actions += write_data_files(
-                lake,
-                found.silver_uri,
-                frame,
-                schema=SILVER[source],
-                partition_by=SILVER_PARTITION,
-                prefix=f"{prefix}-d{i:05d}",
-            )
+        with closing(days):  # on any failure the threads are done before the files are removed
+            for _ in audit.gate(source, n_rows, frames()):  # a DataError aborts the commit
+                pass
         if not actions and rebuild.days is None:
             return Rebuilt(None, 0, [])  # a full rebuild of nothing: no table version
         version = commit_data_files(
@@ -218,8 +230,10 @@ def rebuild_locally(ctx: RunContext, rebuild: Rebuild, audit: SilverAuditor) -> 
             metadata=rebuild.metadata(ctx.run_id, written),
         )
     except BaseException:
-        if actions:
+        try:
             remove_data_files(lake, found.silver_uri, f"{SILVER_PARTITION}=*/{prefix}-*")
+        except Exception as exc:  # the failure itself matters more; VACUUM removes what is left
+            log.warning("could not remove run %s's uncommitted silver files: %s", ctx.run_id, exc)
         raise
     return Rebuilt(version, n_rows, written)
 

@@ -197,6 +197,7 @@ def test_silver_blocks_rows_dated_after_its_window_unless_made_a_warning(lake: L
     assert "silver.prints.day_not_after_run_date" in str(failure.value)
     assert str(soon) in str(failure.value)
     assert lake.version("silver", "prints") is None
+    assert list((lake.root / "silver").rglob("*.parquet")) == []  # the days written are removed
     results = lake.run(quality_severity={"day_not_after_run_date": "warning"})
     assert lake.table("silver", "prints").height == 4
     assert any(
