@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextvars
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
@@ -22,7 +22,7 @@ Result = TypeVar("Result")
 
 def read_ahead(
     read: Callable[[Item], Result], items: Iterable[Item], *, workers: int
-) -> Iterator[tuple[Item, Result]]:
+) -> Generator[tuple[Item, Result], None, None]:
     """``(item, read(item))`` in the order of ``items``, reading up to ``workers`` ahead.
 
     With one worker it reads in the caller's thread (nothing runs behind its back). An
