@@ -27,7 +27,7 @@ from jobs.settings import Settings
 from jobs.silver.job import DAY_COLUMN, Rebuild, Rebuilt, SilverInput
 from jobs.storage import Storage
 from jobs.tables import Lake
-from jobs.tables.external import AddActionDict, commit_data_files, remove_data_files, write_data_files
+from jobs.tables.external import AddActionDict, remove_data_files, write_data_files
 
 log = logging.getLogger(__name__)
 
@@ -122,16 +122,4 @@ def commit_rebuild(
 
     for _ in audit.gate(source, n_rows, batches()):  # a DataError aborts the commit
         pass
-    actions = [a for _, its in found for a in its]
-    if not actions and rebuild.days is None:
-        return Rebuilt(None, 0, [])  # a full rebuild of nothing: no table version
-    version = commit_data_files(
-        lake,
-        rebuild.input.silver_uri,
-        actions,
-        schema=SILVER[source],
-        partition_by=SILVER_PARTITION,
-        partitions=None if rebuild.days is None else [d.isoformat() for d in rebuild.days],
-        metadata=rebuild.metadata(ctx.run_id, written),
-    )
-    return Rebuilt(version, n_rows, written)
+    return rebuild.commit(ctx, [a for _, its in found for a in its], n_rows, written)

@@ -125,6 +125,24 @@ class Rebuild:
             return None
         return f"{SILVER_PARTITION} IN ({', '.join(repr(d.isoformat()) for d in self.days)})"
 
+    def commit(
+        self, ctx: RunContext, actions: list[AddActionDict], rows: int, written: list[date]
+    ) -> Rebuilt:
+        """ONE commit of the days' files (both engines): exactly the rebuilt days replaced, the
+        whole table on a full rebuild (which, with no rows at all, commits nothing)."""
+        if not actions and self.days is None:
+            return Rebuilt(None, 0, [])
+        version = commit_data_files(
+            ctx.lake,
+            self.input.silver_uri,
+            actions,
+            schema=SILVER[self.input.source],
+            partition_by=SILVER_PARTITION,
+            partitions=None if self.days is None else [d.isoformat() for d in self.days],
+            metadata=self.metadata(ctx.run_id, written),
+        )
+        return Rebuilt(version, rows, written)
+
     def metadata(self, run_id: str, written: list[date]) -> dict[str, str]:
         """What the commit records: the bronze version consumed and the days rewritten."""
         return {
@@ -218,24 +236,13 @@ def rebuild_locally(ctx: RunContext, rebuild: Rebuild, audit: SilverAuditor) -> 
         with closing(days):  # on any failure the threads are done before the files are removed
             for _ in audit.gate(source, n_rows, frames()):  # a DataError aborts the commit
                 pass
-        if not actions and rebuild.days is None:
-            return Rebuilt(None, 0, [])  # a full rebuild of nothing: no table version
-        version = commit_data_files(
-            lake,
-            found.silver_uri,
-            actions,
-            schema=SILVER[source],
-            partition_by=SILVER_PARTITION,
-            partitions=None if rebuild.days is None else [d.isoformat() for d in rebuild.days],
-            metadata=rebuild.metadata(ctx.run_id, written),
-        )
+        return rebuild.commit(ctx, actions, n_rows, written)
     except BaseException:
         try:
             remove_data_files(lake, found.silver_uri, f"{SILVER_PARTITION}=*/{prefix}-*")
         except Exception as exc:  # the failure itself matters more; VACUUM removes what is left
             log.warning("could not remove run %s's uncommitted silver files: %s", ctx.run_id, exc)
         raise
-    return Rebuilt(version, n_rows, written)
 
 
 RebuildEngine = Callable[[RunContext, list[Rebuild], SilverAuditor], Iterator[tuple[Rebuild, Rebuilt]]]
