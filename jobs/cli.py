@@ -308,11 +308,16 @@ def _execute(args: argparse.Namespace) -> int:
         _check_credentials(ctx)
 
     if args.command == "lease":
-        from jobs.lease import break_lease, describe_state
+        from jobs.lease import describe_state
+        from jobs.pipeline import break_lease
 
         if args.action == "break":
-            removed = break_lease(ctx.storage)
-            print("lease broken: " + removed.describe() if removed else "nobody held the lease")
+            broken = break_lease(ctx)
+            print(
+                f"lease broken: run {broken} can commit nothing more (every table fenced)"
+                if broken
+                else "nobody held the lease"
+            )
         else:
             print(describe_state(ctx.storage))
         return 0

@@ -69,6 +69,11 @@ class LeaseLost(PipelineError):
     exit_code = 6
 
 
+class CommitRefused(LeaseLost):
+    """A commit was refused because its table moved past the version this run planned from:
+    another run took the lake over (and fenced it) meanwhile. Nothing of it landed."""
+
+
 EXIT_REJECTED_INPUT = 7
 """The run completed, but some raw files were rejected whole (see the manifest's reasons)."""
 

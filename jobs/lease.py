@@ -17,12 +17,14 @@ Every change is a compare-and-swap, so there is no check-then-act window:
   Locally: under an advisory ``flock`` on ``_lease.json.lock``, compare the token, then write a
   temp file and ``os.replace`` it into place.
 * **Take over** an expired lease (its holder stopped renewing for ``ttl`` seconds: dead or
-  stalled) — exactly one of several contenders wins. S3: ``PutObject`` with
-  ``If-Match: <etag of the expired lease we read>``; the first conditional overwrite changes the
-  etag, so every other one gets 412. Locally: under the flock, ``os.rename`` the expired file to
-  a unique tombstone (only one renamer can move it), check it is the expired lease we read, then
-  the exclusive create (link) as on acquire; a plain acquirer racing in between wins instead,
-  which is equally fine: there is still exactly one holder.
+  stalled), at once a lease whose holder ran on this host and whose process is gone
+  (:func:`holder_is_gone`), or any lease with ``force`` (``lease break``) — exactly one of
+  several contenders wins, and the winner fences every table (:mod:`jobs.tables.fence`).
+  S3: ``PutObject`` with ``If-Match: <etag of the expired lease we read>``; the first
+  conditional overwrite changes the etag, so every other one gets 412. Locally: under the flock,
+  ``os.rename`` the expired file to a unique tombstone (only one renamer can move it), check it
+  is the expired lease we read, then the exclusive create (link) as on acquire; a plain acquirer
+  racing in between wins instead, which is equally fine: there is still exactly one holder.
 * **Release** — delete only if still ours. S3: ``DeleteObject`` with ``If-Match``. Locally: under
   the flock, compare the token, then unlink.
 
@@ -38,14 +40,16 @@ lost and the retry gets 412 because the first attempt did land, the object is re
 carrying our token can only have been written by us, so it is still ours.
 
 Caveats (documented, inherent to leases): hosts' clocks must agree to well within ``ttl``
-(expiry is judged on the reader's clock); a holder that stalls longer than ``ttl`` between
-:meth:`Lease.ensure` returning and its commit finishing could commit after a takeover, so
-``ensure`` renews synchronously and a commit must take less than ``ttl``. The local flock works on
-local file systems (not reliably on NFS); where it is unavailable acquire and takeover stay
-exclusive (link/rename) but renewal's compare-then-replace has a short window. The flock is held
-for milliseconds and dropped by the kernel when a process dies; a process *stopped* inside that
-section (SIGSTOP, hung disk) blocks lease changes until it resumes, so others wait at most
-``LOCK_WAIT`` and then fail with one line naming its PID (never hang, never guess).
+(expiry is judged on the reader's clock), and hosts need distinct names (a dead holder is
+recognised by host name and PID). A holder that stalls longer than ``ttl`` between
+:meth:`Lease.ensure` returning and its commit cannot commit after a takeover: the commit itself
+is the fence (the taker's fence commits take the versions it planned against, see
+:mod:`jobs.tables.lake`), so exactly-once never depends on a commit finishing in time. The
+local flock works on local file systems (not reliably on NFS); where it is unavailable acquire
+and takeover stay exclusive (link/rename) but renewal's compare-then-replace has a short window.
+The flock is held for milliseconds and dropped by the kernel when a process dies; a process
+*stopped* inside that section (SIGSTOP, hung disk) blocks lease changes until it resumes, so
+others wait at most ``LOCK_WAIT`` and then fail with one line naming its PID (never hang, never guess).
 """
 
 from __future__ import annotations
@@ -502,6 +506,9 @@ class Lease:
         self.ttl, self.heartbeat = ttl, heartbeat
         self._grace = grace
         self._on_unreachable = on_unreachable
+        # The run whose lease this one replaced without its release (expired, dead or broken):
+        # the caller fences the lake against it (jobs.tables.fence). None: a clean acquire.
+        self.took_over: str | None = None
         self._lock = threading.Lock()
         self._lost: str | None = None
         self._released = False
@@ -556,12 +563,15 @@ class Lease:
         current = self._backend.read()
         why = ""
         if current is None:
-            how = "was removed (force-released with `python -m jobs lease break`?)"
+            how = "was removed (deleted outside the pipeline)"
         else:
             try:
-                how = f"was taken over by {Holder.from_bytes(current[0]).describe()}"
+                taker = Holder.from_bytes(current[0])
+                how = f"was taken over by {taker.describe()}"
                 why = (
-                    f" (this run had not renewed it within the lease TTL of {self.ttl:g} s: "
+                    " (broken by an operator)"
+                    if "lease break" in taker.owner.command
+                    else f" (this run had not renewed it within the lease TTL of {self.ttl:g} s: "
                     "stalled or cut off from the store?)"
                 )
             except ValueError:
@@ -644,10 +654,18 @@ def _token_of(body: bytes) -> str | None:
 
 
 def _try_acquire(
-    backend: _Backend, owner: Owner, token: str, *, ttl: float, heartbeat: float, **watch: Any
+    backend: _Backend,
+    owner: Owner,
+    token: str,
+    *,
+    ttl: float,
+    heartbeat: float,
+    force: bool = False,
+    **watch: Any,
 ) -> tuple[Lease | None, Holder | None]:
     """One attempt: (lease, None) when acquired, (None, holder) when someone else holds it.
-    ``watch``: the ``grace`` and ``on_unreachable`` of the :class:`Lease`."""
+    An expired lease, or one whose process on this host is gone, is taken over; with ``force``
+    any lease is. ``watch``: the ``grace`` and ``on_unreachable`` of the :class:`Lease`."""
     started = _now()
     holder: Holder | None = None
     for _ in range(_CAS_ATTEMPTS):
@@ -669,15 +687,53 @@ def _try_acquire(
         body, seen = current
         if _token_of(body) == token:  # our own create landed; its response was lost
             return Lease(backend, Holder.from_bytes(body), seen, ttl=ttl, heartbeat=heartbeat, **watch), None
-        holder = _parse(backend, body)
-        if not holder.expired():
-            return None, holder
+        why: str | None = "broke the unreadable lake lease %s%s"
+        if force and _token_of(body) is None:  # breaking an unreadable lease
+            holder = None
+        else:
+            holder = _parse(backend, body)
+            why = _takeover_reason(holder, force=force)
+            if why is None:
+                return None, holder
         version = backend.replace(mine.to_bytes(), expected=seen, takeover=True)
         if version is not None:
-            log.warning("took over the expired lake lease %s of %s", backend.uri, holder.describe())
-            return Lease(backend, mine, version, ttl=ttl, heartbeat=heartbeat, **watch), None
+            log.warning(why, backend.uri, f" of {holder.describe()}" if holder else "")
+            lease = Lease(backend, mine, version, ttl=ttl, heartbeat=heartbeat, **watch)
+            lease.took_over = holder.owner.run_id if holder else "an unreadable lease"
+            return lease, None
         # Someone else changed it first (another taker won, or the holder renewed): look again.
     return None, holder
+
+
+def _takeover_reason(holder: Holder, *, force: bool) -> str | None:
+    """The log line of taking ``holder``'s lease over (``%s``: uri, holder), None: it is held."""
+    if force:
+        return "broke the lake lease %s%s"
+    if holder.expired():
+        return "took over the expired lake lease %s%s"
+    if holder_is_gone(holder):
+        return "took over the lake lease %s at once: its process on this host is gone%s"
+    return None
+
+
+def holder_is_gone(holder: Holder) -> bool:
+    """Whether the holder ran on this host and its process provably ended: no such PID (or a
+    zombie), or the PID now belongs to a process started after the lease was taken. A holder
+    on another host is never judged: its lease expires by TTL."""
+    import psutil
+
+    owner = holder.owner
+    if owner.host != socket.gethostname() or owner.pid == os.getpid():
+        return False
+    try:
+        process = psutil.Process(owner.pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return True
+        return process.create_time() > holder.acquired_at.timestamp() + 1.0  # the PID was reused
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.Error:  # not ours to inspect: assume alive
+        return False
 
 
 def held_message(uri: str, holder: Holder) -> str:
@@ -699,12 +755,15 @@ def acquire(
     heartbeat: float | None = None,
     wait: float | None = None,
     on_unreachable: OnUnreachable | None = None,
+    force: bool = False,
 ) -> Lease:
     """Take the lease (waiting up to ``wait`` seconds for a holder) and start its heartbeat.
 
     Raises :class:`LeaseHeld` naming the holder when it is still held after ``wait``. Prefer
     :func:`hold_lease`, which also releases it. ``on_unreachable`` is called when the store has
-    not answered a renewal for the TTL plus one request bound (S3 lakes only).
+    not answered a renewal for the TTL plus one request bound (S3 lakes only). ``force`` takes
+    the lease from a live holder too (``lease break``). When the lease was taken over rather
+    than free, :attr:`Lease.took_over` names the run it belonged to: fence the lake against it.
     """
     s = storage.settings
     uri = uri or lease_uri(s)
@@ -726,6 +785,7 @@ def acquire(
             heartbeat=heartbeat,
             grace=storage.request_bound_seconds,
             on_unreachable=on_unreachable if is_remote(uri) else None,
+            force=force,
         )
         if lease is not None:
             lease.start_heartbeat()
@@ -759,6 +819,7 @@ def hold_lease(
     heartbeat: float | None = None,
     wait: float | None = None,
     on_unreachable: OnUnreachable | None = None,
+    force: bool = False,
 ) -> Iterator[Lease]:
     """Hold the lake lease for the ``with`` block: acquire (or raise :class:`LeaseHeld`), renew
     it in the background, release it on exit if still ours.
@@ -768,7 +829,14 @@ def hold_lease(
     :meth:`Lease.ensure` right before each commit.
     """
     lease = acquire(
-        storage, uri=uri, owner=owner, ttl=ttl, heartbeat=heartbeat, wait=wait, on_unreachable=on_unreachable
+        storage,
+        uri=uri,
+        owner=owner,
+        ttl=ttl,
+        heartbeat=heartbeat,
+        wait=wait,
+        on_unreachable=on_unreachable,
+        force=force,
     )
     try:
         yield lease
@@ -804,30 +872,6 @@ def read_lease(storage: Storage, uri: str | None = None) -> Holder | None:
     return None if current is None else _parse(backend, current[0])
 
 
-def break_lease(storage: Storage, uri: str | None = None) -> Holder | None:
-    """Force-release the lease whoever holds it; returns the holder removed (None if there was
-    none, or it was not a readable lease). The holder, if alive, gets ``LeaseLost`` at its next
-    renewal or ``ensure()`` and commits nothing more."""
-    backend = _backend(storage, uri or lease_uri(storage.settings))
-    for _ in range(_CAS_ATTEMPTS):
-        current = backend.read()
-        if current is None:
-            return None
-        body, version = current
-        if backend.delete(expected=version):  # exactly the lease we read, not a newer one
-            try:
-                holder = Holder.from_bytes(body)
-            except ValueError:
-                log.warning("removed the unreadable lake lease %s", backend.uri)
-                return None
-            log.warning("broke the lake lease %s of %s", backend.uri, holder.describe())
-            return holder
-    raise StorageError(
-        f"the lease {backend.uri} kept changing while breaking it: another run is "
-        "taking it; check `read_lease` and try again"
-    )
-
-
 def describe_state(storage: Storage, uri: str | None = None) -> str:
     """One line for a ``lease status`` command: free, held or expired."""
     uri = uri or lease_uri(storage.settings)
@@ -843,7 +887,6 @@ __all__ = [
     "Lease",
     "Owner",
     "acquire",
-    "break_lease",
     "describe_state",
     "held_message",
     "hold_lease",

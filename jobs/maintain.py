@@ -33,9 +33,10 @@ retention's minimum (:data:`jobs.settings.MAINTAIN_MIN_RETENTION_HOURS`).
 **Incremental stages are not disturbed**: compaction and vacuum commit ``OPTIMIZE``, ``VACUUM
 START`` and ``VACUUM END`` operations (a checkpoint is no commit at all), carrying only
 ``maintenance_run`` as metadata — never ``run_id``, ``days``, ``bronze_version`` or
-``silver_versions``. Silver skips those operations in bronze history, gold's planner skips them
-in silver history, and :func:`data_changed_since` lets the orchestrator's ``detect`` do the same,
-so the run after a maintenance writes no new table version. A gold version produced by
+``silver_versions``. Silver skips those operations in bronze history (and a takeover's fence
+commits, :mod:`jobs.tables.fence`), gold's planner skips them in silver history, and
+:func:`data_changed_since` lets the orchestrator's ``detect`` do the same, so the run after a
+maintenance writes no new table version. A gold version produced by
 maintenance has exactly the rows of the version exported, so the export marker moves to it.
 
 Like every writer, maintenance holds the lake lease (:func:`jobs.pipeline.holding_lease`): a
@@ -54,14 +55,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from jobs.run import RunContext
-from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, QUALITY_SAMPLES_TABLE, QUALITY_TABLE, SOURCES
+from jobs.schemas import GOLD_PARTITION, GOLD_TABLE
 from jobs.storage import join
 from jobs.storage_errors import storage_error
+from jobs.tables.lake import changes_rows, commit_properties
 
 log = logging.getLogger(__name__)
-
-MAINTENANCE_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END", "CHECKPOINT")
-"""Delta operations that change the file layout, never the rows (what maintenance commits)."""
 
 ZORDER_COLUMNS = ("user_id",)
 
@@ -130,24 +129,13 @@ class MaintenanceResult:
 
 def pipeline_tables(ctx: RunContext) -> list[tuple[str, str]]:
     """(layer/name, uri) of every table the pipeline writes, in pipeline order."""
-    tables = [(f"bronze/{s}", ctx.bronze(s)) for s in SOURCES]
-    tables += [
-        ("bronze/quarantine", ctx.quarantine_uri),
-        ("bronze/_manifest", ctx.manifest_uri),
-        (f"bronze/{QUALITY_SAMPLES_TABLE}", ctx.bronze(QUALITY_SAMPLES_TABLE)),
-    ]
-    tables += [(f"silver/{s}", ctx.silver(s)) for s in SOURCES]
-    tables += [
-        (f"gold/{GOLD_TABLE}", ctx.gold(GOLD_TABLE)),
-        (f"gold/{QUALITY_TABLE}", ctx.gold(QUALITY_TABLE)),
-    ]
-    return tables
+    return [(t.name, t.uri) for t in ctx.tables()]
 
 
 def data_changed_since(lake: Any, uri: str, version: int) -> bool:
     """Whether any commit after ``version`` of the table at ``uri`` may have changed rows
     (anything but maintenance operations)."""
-    return any(c.get("operation") not in MAINTENANCE_OPERATIONS for c in lake.history(uri, after=version))
+    return any(changes_rows(c) for c in lake.history(uri, after=version))
 
 
 def maintain(ctx: RunContext, *, tables: Iterable[str] | None = None) -> MaintenanceResult:
@@ -184,8 +172,6 @@ def maintain(ctx: RunContext, *, tables: Iterable[str] | None = None) -> Mainten
 
 def maintain_table(ctx: RunContext, name: str, uri: str) -> TableMaintenance:
     """Compact (or Z-order), vacuum and checkpoint one table; caller holds the lease."""
-    from deltalake import CommitProperties
-
     started = time.perf_counter()
     lake, settings = ctx.lake, ctx.settings
     done = TableMaintenance(name, uri)
@@ -197,7 +183,7 @@ def maintain_table(ctx: RunContext, name: str, uri: str) -> TableMaintenance:
     done.live_files_before = _live_files(table)
     inventory = _inventory(ctx, uri)
     done.stored_files_before, done.stored_bytes_before = len(inventory), sum(inventory.values())
-    props = CommitProperties(custom_metadata={"maintenance_run": ctx.run_id})
+    props = commit_properties({"maintenance_run": ctx.run_id})
     target = settings.maintain_target_file_bytes or None
     try:
         zorder = settings.maintain_zorder_gold and name == f"gold/{GOLD_TABLE}"

@@ -26,25 +26,42 @@ Progress = Callable[[str], None]
 
 
 @contextmanager
-def holding_lease(ctx: RunContext) -> Iterator[None]:
+def holding_lease(ctx: RunContext, *, force: bool = False) -> Iterator[None]:
     """Hold the lake lease for the block (a run that holds it already keeps it).
 
     Raises :class:`~jobs.errors.LeaseHeld` at once (or after ``LEASE_WAIT_SECONDS``) while
-    another run holds it; every commit of the block checks it is still held.
+    another run holds it; every commit of the block checks it is still held. A lease taken
+    over (expired, its process gone, or ``force``) first fences every table against the run
+    it belonged to, so nothing that run planned can land later.
     """
     if ctx.lease is not None:
         yield
         return
     from jobs.lease import Owner, hold_lease
+    from jobs.tables.fence import fence_tables
 
     with hold_lease(
-        ctx.storage, owner=Owner.this_process(ctx.run_id), on_unreachable=ctx.on_store_unreachable
+        ctx.storage,
+        owner=Owner.this_process(ctx.run_id),
+        on_unreachable=ctx.on_store_unreachable,
+        force=force,
     ) as lease:
         ctx.lease = lease
         try:
+            if lease.took_over is not None:
+                fence_tables(ctx.lake, ctx.tables(), taker=ctx.run_id, fenced=lease.took_over)
             yield
         finally:
             ctx.lease = None
+
+
+def break_lease(ctx: RunContext) -> str | None:
+    """Take the lake lease from whoever holds it, fence every table against that run, and
+    release it; the run it was taken from (None: it was free). A live holder gets exit 6 at its
+    next lease check or commit, whichever comes first."""
+    with holding_lease(ctx, force=True):
+        assert ctx.lease is not None  # noqa: S101 (set by holding_lease)
+        return ctx.lease.took_over
 
 
 def run_stage(

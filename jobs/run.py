@@ -8,6 +8,23 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+import polars as pl
+
+from jobs.schemas import (
+    BRONZE,
+    GOLD,
+    GOLD_PARTITION,
+    GOLD_TABLE,
+    MANIFEST,
+    QUALITY_RESULTS,
+    QUALITY_SAMPLES,
+    QUALITY_SAMPLES_TABLE,
+    QUALITY_TABLE,
+    QUARANTINE,
+    SILVER,
+    SILVER_PARTITION,
+    SOURCES,
+)
 from jobs.settings import Settings
 from jobs.storage import Storage, join
 from jobs.tables import Lake
@@ -19,6 +36,16 @@ if TYPE_CHECKING:
 def new_run_id(now: datetime) -> str:
     """Sortable and unique: ``20261122T053000Z-1a2b3c4d``."""
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+
+
+@dataclass(frozen=True)
+class Table:
+    """A table of the lake: its name (``layer/name``), location, contract and partitioning."""
+
+    name: str
+    uri: str
+    schema: pl.Schema
+    partition_by: str | None = None
 
 
 @dataclass
@@ -67,3 +94,18 @@ class RunContext:
     @property
     def quarantine_uri(self) -> str:
         return self.bronze("quarantine")
+
+    def tables(self) -> list[Table]:
+        """Every table the pipeline writes, in pipeline order."""
+        tables = [Table(f"bronze/{s}", self.bronze(s), BRONZE[s]) for s in SOURCES]
+        tables += [
+            Table("bronze/quarantine", self.quarantine_uri, QUARANTINE),
+            Table("bronze/_manifest", self.manifest_uri, MANIFEST),
+            Table(f"bronze/{QUALITY_SAMPLES_TABLE}", self.bronze(QUALITY_SAMPLES_TABLE), QUALITY_SAMPLES),
+        ]
+        tables += [Table(f"silver/{s}", self.silver(s), SILVER[s], SILVER_PARTITION) for s in SOURCES]
+        tables += [
+            Table(f"gold/{GOLD_TABLE}", self.gold(GOLD_TABLE), GOLD, GOLD_PARTITION),
+            Table(f"gold/{QUALITY_TABLE}", self.gold(QUALITY_TABLE), QUALITY_RESULTS),
+        ]
+        return tables

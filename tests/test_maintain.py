@@ -18,8 +18,9 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from jobs.errors import ConfigError
-from jobs.maintain import MAINTENANCE_OPERATIONS, maintain
+from jobs.maintain import maintain
 from jobs.run import RunContext
+from jobs.tables.lake import MAINTENANCE_OPERATIONS
 from tests.conftest import TABLES, LocalLake
 
 REPO = Path(__file__).resolve().parents[1]

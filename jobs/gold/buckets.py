@@ -33,6 +33,7 @@ class GoldBuild:
     silver_root: str
     gold_root: str
     silver_versions: Mapping[str, int]  # -1: the source has no silver table yet
+    silver_commit_ts: Mapping[str, int]  # when each of those versions was committed (ms)
     weeks: tuple[date, ...]  # sorted Mondays
     is_full: bool  # replaces the whole table, not only the weeks' partitions
     buckets: int

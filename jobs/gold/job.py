@@ -1,6 +1,7 @@
 """Gold stage: rebuild exactly the weeks whose inputs changed, in one atomic commit.
 
-Gold's commit metadata records the silver versions it was built from and the lookback settings.
+Gold's commit metadata records the silver versions it was built from (with their commit times,
+so a lost or rewritten silver commit forces a full rebuild) and the lookback settings.
 The next run reads the ``days`` of the silver commits made since then, turns them into affected
 weeks (plan), recomputes those weeks user bucket by user bucket with bounded memory (compute,
 :mod:`jobs.gold.buckets`) and replaces their partitions in a single transaction (commit).
@@ -34,6 +35,7 @@ from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, SILVER_PARTITION, SOURCES
 from jobs.settings import Settings
 from jobs.summary import StageResult
 from jobs.tables.external import AddActionDict
+from jobs.tables.lake import changes_rows, watermark_broken
 from jobs.weeks import affected_weeks, monday
 
 log = logging.getLogger(__name__)
@@ -84,10 +86,17 @@ def plan_weeks(
     if built_with_other_settings(last, settings):
         return all_weeks, True, "lookback settings changed"
     consumed = consumed_versions(last)
+    stamps = json.loads(last.get("silver_commit_ts") or "{}")
     days: set[date] = set()
     for source in SOURCES:
-        for commit in ctx.lake.history(ctx.silver(source), after=consumed.get(source, -1)):
-            if commit.get("operation") in ("OPTIMIZE", "VACUUM START", "VACUUM END"):
+        version = consumed.get(source, -1)
+        history = ctx.lake.history(ctx.silver(source), after=version - 1)
+        changed = watermark_broken(history, version, stamps.get(source), current.get(source, -1))
+        if version >= 0 and changed:
+            log.warning("gold was built from silver %s version %d, which %s", source, version, changed)
+            return all_weeks, True, f"silver {source} version {version} {changed}"
+        for commit in history:
+            if commit["version"] <= version or not changes_rows(commit):
                 continue
             if "days" not in commit:
                 return all_weeks, True, f"silver {source} changed outside the pipeline"
@@ -131,6 +140,11 @@ def plan_build(
         silver_root=s.lake_silver,
         gold_root=s.lake_gold,
         silver_versions=current,
+        silver_commit_ts={
+            source: ctx.lake.commit_timestamp(ctx.silver(source), v) or 0
+            for source, v in current.items()
+            if v >= 0
+        },
         weeks=week_list,
         is_full=is_full,
         buckets=1,
@@ -148,6 +162,7 @@ def build_metadata(build: GoldBuild) -> dict[str, str]:
     return {
         "run_id": build.run_id,
         "silver_versions": json.dumps(dict(build.silver_versions), sort_keys=True),
+        "silver_commit_ts": json.dumps(dict(build.silver_commit_ts), sort_keys=True),
         "lookback_mode": build.mode,
         "lookback_weeks": str(build.n_weeks),
         "weeks": ",".join(w.isoformat() for w in build.weeks),

@@ -4,7 +4,8 @@ A silver day partition is a pure function of bronze's rows of that day (:func:`t
 Each run finds the bronze commits silver has not consumed yet, turns them into the days they
 touched (the days of new rows, plus the ``days`` a replacing or removing commit recorded) and
 overwrites exactly those partitions from one bronze version, in ONE commit per source. The
-commit records the bronze version consumed (``bronze_version``) and the days rewritten
+commit records the bronze version consumed (``bronze_version``, with that commit's time
+``bronze_commit_ts``, so a lost or rewritten bronze commit is noticed) and the days rewritten
 (``days``), atomically with its data: a failed run is simply picked up again, a repeated run
 writes the same rows (never twice), and gold reads ``days`` to know which weeks to rebuild.
 
@@ -39,11 +40,11 @@ from jobs.tables.external import (
     remove_data_files,
     write_data_files,
 )
+from jobs.tables.lake import changes_rows, watermark_broken
 
 log = logging.getLogger(__name__)
 
 DAY_COLUMN = {"prints": "day", "taps": "day", "pays": "pay_date"}
-MAINTENANCE = ("OPTIMIZE", "VACUUM START", "VACUUM END", "CHECKPOINT")
 
 
 @dataclass(frozen=True)
@@ -51,22 +52,40 @@ class Pending:
     """Bronze commits of a source that silver has not consumed."""
 
     bronze_version: int
+    bronze_commit_ts: int | None  # when that version was committed: its identity
     runs: list[str]  # run ids of the rows they added
     recorded_days: set[date]  # days a replacing or removing commit touched
-    everything: bool = False  # a commit says nothing about its days: rebuild every day
+    everything: bool = False  # rebuild every day: a commit says nothing of its days, or history changed
 
 
 def pending(ctx: RunContext, source: str) -> Pending | None:
-    """What silver has not consumed of bronze ``source`` (None: nothing)."""
+    """What silver has not consumed of bronze ``source`` (None: nothing).
+
+    The watermark is the bronze version silver last consumed AND that commit's timestamp: if
+    bronze went back past it (a lost commit) or it was rewritten, silver cannot know what it
+    holds, so it is rebuilt whole from bronze (one warning line) rather than trusted."""
     lake = ctx.lake
-    bronze_version = lake.version(ctx.bronze(source))
+    bronze_uri = ctx.bronze(source)
+    bronze_version = lake.version(bronze_uri)
     if bronze_version is None:
         return None
     last = lake.last_commit_with(ctx.silver(source), "bronze_version")
     consumed = int(last["bronze_version"]) if last else -1
-    commits = [
-        c for c in lake.history(ctx.bronze(source), after=consumed) if c.get("operation") not in MAINTENANCE
-    ]
+    history = lake.history(bronze_uri, after=consumed - 1)  # the consumed commit, and newer ones
+    stamp = history[-1]["timestamp"] if history and history[-1]["version"] == bronze_version else None
+    if last is not None:
+        changed = watermark_broken(history, consumed, last.get("bronze_commit_ts") or None, bronze_version)
+        if changed:
+            log.warning(
+                "silver %s was built from bronze %s version %d, which %s: rebuilding silver %s from bronze",
+                source,
+                source,
+                consumed,
+                changed,
+                source,
+            )
+            return Pending(bronze_version, stamp, [], set(), everything=True)
+    commits = [c for c in history if c["version"] > consumed and changes_rows(c)]
     if not commits:
         return None
     runs: list[str] = []
@@ -79,7 +98,7 @@ def pending(ctx: RunContext, source: str) -> Pending | None:
             days.update(date.fromisoformat(d) for d in c["days"].split(",") if d)
         elif c.get("operation") not in ADDING_OPERATIONS or not c.get("run_id"):
             everything = True  # changed outside the pipeline
-    return Pending(bronze_version, list(dict.fromkeys(runs)), days, everything)
+    return Pending(bronze_version, stamp, list(dict.fromkeys(runs)), days, everything)
 
 
 def pending_runs(ctx: RunContext, source: str) -> tuple[list[str], int | None]:
@@ -148,6 +167,7 @@ class Rebuild:
         return {
             "run_id": run_id,
             "bronze_version": str(self.work.bronze_version),
+            "bronze_commit_ts": str(self.work.bronze_commit_ts or ""),
             "bronze_runs": ",".join(self.work.runs),
             "days": ",".join(d.isoformat() for d in sorted(set(self.days or written))),
         }

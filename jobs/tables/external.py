@@ -30,7 +30,7 @@ import pyarrow.parquet as pq
 from jobs.errors import StorageError
 from jobs.schemas import conform
 from jobs.storage_errors import storage_error
-from jobs.tables.lake import Lake, arrow_schema
+from jobs.tables.lake import Lake, arrow_schema, commit_properties
 
 log = logging.getLogger(__name__)
 
@@ -156,7 +156,8 @@ def commit_data_files(
     replaces only those values of the partition column (overwrite with partition filters). A
     table that does not exist yet is created by this commit.
     """
-    from deltalake import CommitProperties, Schema
+    from deltalake import Schema
+    from deltalake.exceptions import CommitFailedError
     from deltalake.transaction import AddAction, RemoveAction, create_table_with_add_actions
 
     now = int(time.time() * 1000)
@@ -165,11 +166,12 @@ def commit_data_files(
         for a in actions
     ]
     gone = [RemoveAction(r["path"], True, now, r["size"], r["partition_values"]) for r in removes]
-    props = CommitProperties(custom_metadata=dict(metadata or {}))
+    props = commit_properties(metadata)
     pa_schema = arrow_schema(schema)
+    table = lake.open(uri)  # the snapshot the commit is made from, opened before the lease check
+    read_version = None if table is None else table.version()
     lake.check_guard()
     try:
-        table = lake.open(uri)
         if table is None:
             create_table_with_add_actions(
                 uri,
@@ -192,7 +194,11 @@ def commit_data_files(
             )
     except StorageError:
         raise
+    except CommitFailedError:
+        raise lake.refused(uri, read_version) from None
     except Exception as exc:
+        if table is None and lake.exists(uri):  # created meanwhile (a takeover's fence)
+            raise lake.refused(uri, read_version) from None
         raise storage_error(exc, uri=uri, storage=lake.storage) from exc
     log.debug("committed %d file(s) to %s", len(adds), uri)
     return lake.committed_version(uri)

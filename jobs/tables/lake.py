@@ -5,6 +5,12 @@ Files written elsewhere and committed later live in :mod:`jobs.tables.external`.
 Stages hand this module frames (or streams of frames) plus commit metadata; it conforms them to
 the table's schema, commits atomically and translates storage failures into one clear error.
 Commit metadata (``run_id``, watermarks, settings) is what makes the stages incremental.
+
+Every commit is *fenced*: it is made from the exact snapshot the run opened before its lease
+check, with no automatic rebase onto newer versions (``max_commit_retries=0``). A run that took
+the lake over from a stalled holder first commits a fence to every table
+(:mod:`jobs.tables.fence`), so whatever the stalled run planned before can no longer land, however
+long it was frozen: its commit is refused with :class:`~jobs.errors.CommitRefused` (exit 6).
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from jobs.errors import StorageError
+from jobs.errors import CommitRefused, StorageError
 from jobs.schemas import conform
 from jobs.storage import Storage, is_remote
 from jobs.storage_errors import storage_error
@@ -28,6 +34,43 @@ from jobs.tables.threads import produce_on_own_thread, remember_errors
 log = logging.getLogger(__name__)
 
 Data = pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame]
+
+FENCED_BY = "fenced_by"
+"""Commit-metadata key of a fence commit: the run that took the lake over (see the docstring)."""
+
+
+MAINTENANCE_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END", "CHECKPOINT")
+"""Delta operations that change the file layout, never the rows (what maintenance commits)."""
+
+
+def is_fence(commit: Mapping[str, Any]) -> bool:
+    """Whether a commit (a ``history()`` entry) is a takeover's fence: it changes no rows."""
+    return FENCED_BY in commit
+
+
+def changes_rows(commit: Mapping[str, Any]) -> bool:
+    """Whether a commit may have changed rows: neither maintenance nor a fence."""
+    return commit.get("operation") not in MAINTENANCE_OPERATIONS and not is_fence(commit)
+
+
+def watermark_broken(history: list[dict[str, Any]], version: int, stamp: Any, current: int) -> str | None:
+    """Why the commit ``version`` (committed at ``stamp``) that a watermark names is no longer
+    what it was, None if it still is (or its log entry was cleaned up, which can't be judged).
+    ``history`` holds the table's commits from ``version`` on; ``current`` is its version."""
+    if version > current:
+        return f"is gone (the table went back to version {current})"
+    found = next((c for c in history if c.get("version") == version), None)
+    if found is not None and stamp is not None and str(found.get("timestamp")) != str(stamp):
+        return "was rewritten (its commit time changed)"
+    return None
+
+
+def commit_properties(metadata: Mapping[str, str] | None) -> Any:
+    """Commit exactly the snapshot that was read: a newer version makes the commit fail instead
+    of being rebased onto it (deltalake lets a stale partition overwrite through otherwise)."""
+    from deltalake import CommitProperties
+
+    return CommitProperties(custom_metadata=dict(metadata or {}), max_commit_retries=0)
 
 
 @dataclass(frozen=True)
@@ -148,8 +191,11 @@ class Lake:
         If anything fails before the commit the table version is unchanged.
         An empty append commits nothing and returns None.
         """
-        from deltalake import CommitProperties, write_deltalake
+        from deltalake import write_deltalake
+        from deltalake.exceptions import CommitFailedError
 
+        table = self.open(uri)  # the snapshot this commit is made from (the guard runs after it)
+        read_version = None if table is None else table.version()
         pa_schema = arrow_schema(schema)
         stream_errors: list[BaseException] = []
         batches = remember_errors(self._guarded(_batches(data, schema, pa_schema)), stream_errors)
@@ -164,17 +210,19 @@ class Lake:
         reader = pa.RecordBatchReader.from_batches(pa_schema, stream)
         try:
             write_deltalake(  # type: ignore[misc]
-                uri,
+                uri if table is None else table,
                 reader,
                 mode=mode,  # type: ignore[arg-type]
                 partition_by=[partition_by] if partition_by else None,
                 predicate=predicate,
                 schema_mode=schema_mode,
                 storage_options=self.storage.delta_options(uri),
-                commit_properties=CommitProperties(custom_metadata=dict(metadata or {})),
+                commit_properties=commit_properties(metadata),
             )
         except StorageError:
             raise
+        except CommitFailedError:
+            raise self.refused(uri, read_version) from None
         except Exception as exc:
             if stream_errors:  # the data stream itself failed (e.g. a quality gate): say so
                 raise stream_errors[0] from None
@@ -182,6 +230,37 @@ class Lake:
         finally:
             rest.close()  # stops the producer thread if the writer gave up early
         return self.committed_version(uri)
+
+    def refused(self, uri: str, read_version: int | None) -> CommitRefused:
+        """Why a commit planned from ``read_version`` was refused: the run that fenced the
+        table after taking the lake over, or else the commit that got in first."""
+        newer = self.history(uri, after=-1 if read_version is None else read_version)
+        fence = next((c for c in newer if is_fence(c)), None)
+        if fence is not None:
+            why = (
+                f"run {fence.get('fenced_run', '?')} was taken over by run {fence[FENCED_BY]}, "
+                f"which fenced {uri} at version {fence.get('version')}"
+            )
+        elif newer:
+            last = newer[-1]
+            why = (
+                f"{uri} moved on to version {last.get('version')} ({last.get('operation')} by "
+                f"run {last.get('run_id') or last.get('maintenance_run') or '?'}) since this run read it"
+            )
+        else:
+            why = f"{uri} changed since this run read it"
+        return CommitRefused(
+            f"this run's commit was refused and nothing of it landed: {why}; "
+            "the run that holds the lake now does this work, or run again once it is done"
+        )
+
+    def commit_timestamp(self, uri: str, version: int) -> int | None:
+        """When the commit ``version`` of ``uri`` was made (ms; its identity in watermarks),
+        None when the log no longer holds it."""
+        for commit in self.history(uri, after=version - 1):
+            if commit.get("version") == version:
+                return int(commit["timestamp"])
+        return None
 
     def committed_version(self, uri: str) -> int:
         """The version a commit just made (a missing one is a storage failure, not a bug)."""
@@ -209,7 +288,7 @@ class Lake:
 
     def delete(self, uri: str, predicate: str, *, metadata: Mapping[str, str] | None = None) -> bool:
         """Delete matching rows in one commit (rolling back a run); whether any row went."""
-        from deltalake import CommitProperties
+        from deltalake.exceptions import CommitFailedError
 
         table = self.open(uri)
         if table is None:
@@ -217,7 +296,9 @@ class Lake:
         before = table.version()
         self.check_guard()
         try:
-            table.delete(predicate, commit_properties=CommitProperties(custom_metadata=dict(metadata or {})))
+            table.delete(predicate, commit_properties=commit_properties(metadata))
+        except CommitFailedError:
+            raise self.refused(uri, before) from None
         except Exception as exc:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
         return bool(table.version() != before)

@@ -14,7 +14,9 @@ from pathlib import Path
 import pytest
 
 from jobs.errors import LeaseHeld, LeaseLost, StorageError
-from jobs.lease import Holder, Owner, acquire, break_lease, hold_lease, lease_uri, read_lease
+from jobs.lease import Owner, acquire, hold_lease, lease_uri, read_lease
+from jobs.pipeline import break_lease
+from jobs.run import RunContext
 from jobs.settings import load_settings
 from jobs.storage import Storage
 from tests.integrity.lease_harness import (
@@ -260,8 +262,7 @@ def test_holder_whose_lease_was_taken_over_gets_lease_lost_and_leaves_the_new_le
 def test_release_never_deletes_someone_elses_lease(lake: Storage) -> None:
     first = acquire(lake, owner=Owner.this_process("first"), ttl=30, heartbeat=5, wait=0)
     first.stop_heartbeat()
-    broken = break_lease(lake)
-    assert broken is not None and broken.token == first.token
+    assert break_lease(RunContext(lake.settings)) == "first"
     with hold_lease(lake, owner=Owner.this_process("second"), ttl=30, heartbeat=5, wait=0) as second:
         assert first.release() is False
         assert token(lake) == second.token
@@ -272,9 +273,11 @@ def test_release_never_deletes_someone_elses_lease(lake: Storage) -> None:
 
 def test_heartbeat_records_a_lost_lease_and_ensure_raises(lake: Storage) -> None:
     with hold_lease(lake, owner=Owner.this_process("victim"), ttl=1, heartbeat=0.1, wait=0) as lease:
-        break_lease(lake)
+        operator = acquire(lake, owner=Owner.this_process("operator"), ttl=30, heartbeat=5, force=True)
+        assert operator.took_over == "victim"
         reason = wait_for(lambda: lease.lost, "the heartbeat to notice")
-        assert "was removed" in reason and "lease break" in reason
+        assert "taken over by run operator" in reason
+        operator.release()
         with pytest.raises(LeaseLost, match="run victim lost the lake lease"):
             lease.ensure()
     assert read_lease(lake) is None
@@ -300,18 +303,24 @@ def test_sigkilled_holder_leaves_a_lease_that_the_next_run_takes_over_after_the_
         write_json(control / "release-next-run", {})
         code, err = finish(nxt)
         assert code == 0, err
-        assert "took over the expired lake lease" in err and "killed-run" in err
+        # Its process is gone and it ran on this host: taken over at once, not after the TTL.
+        assert "took over the lake lease" in err and "process on this host is gone" in err
+        assert "killed-run" in err
     finally:
         stop(procs)
     assert read_lease(lake) is None
 
 
-def test_break_lease_returns_the_holder_and_frees_the_lake(lake: Storage) -> None:
-    assert break_lease(lake) is None
+def test_break_lease_names_the_holder_fences_every_table_and_frees_the_lake(lake: Storage) -> None:
+    from deltalake import DeltaTable
+
+    ctx = RunContext(lake.settings)
+    assert break_lease(ctx) is None
     write_expired(lake, "crashed-run")
-    broken = break_lease(lake)
-    assert isinstance(broken, Holder) and broken.owner.run_id == "crashed-run"
+    assert break_lease(RunContext(lake.settings)) == "crashed-run"
     assert read_lease(lake) is None
+    for table in ctx.tables():  # each got a fence naming the run it was taken from
+        assert DeltaTable(table.uri).history(1)[0]["fenced_run"] == "crashed-run", table.name
 
 
 def test_unreadable_lease_is_reported_and_can_be_broken(lake: Storage) -> None:
@@ -322,7 +331,7 @@ def test_unreadable_lease_is_reported_and_can_be_broken(lake: Storage) -> None:
         read_lease(lake)
     with pytest.raises(StorageError, match="unreadable"):
         acquire(lake, ttl=30, heartbeat=5, wait=0)
-    assert break_lease(lake) is None
+    assert break_lease(RunContext(lake.settings)) == "an unreadable lease"
     assert not path.exists()
 
 
