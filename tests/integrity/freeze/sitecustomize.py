@@ -1,0 +1,73 @@
+"""Test hook, loaded by the processes a fault test starts with this folder on ``PYTHONPATH``.
+
+With ``FREEZE_AT_COMMIT=N`` the process stops itself (SIGSTOP, like a GC pause, a frozen VM or
+a stalled request) right before its N-th Delta commit, *at the deltalake call*: whatever code
+path leads there, its lease check and snapshot are behind it and only the commit is ahead.
+``FREEZE_MARKER`` names a file written just before stopping ("<pid> <call>"). With
+``FREEZE_LOG`` every commit call is appended there instead (to count a run's commits).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from typing import Any
+
+_AT = int(os.environ.get("FREEZE_AT_COMMIT", "0"))
+_LOG = os.environ.get("FREEZE_LOG", "")
+_calls = 0
+
+
+def _before_commit(call: str) -> None:
+    global _calls
+    _calls += 1
+    if _LOG:
+        with open(_LOG, "a") as log:
+            log.write(f"{call}\n")
+    if _calls == _AT:
+        with open(os.environ["FREEZE_MARKER"], "w") as marker:
+            marker.write(f"{os.getpid()} {call}\n")
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _install() -> None:
+    import deltalake
+    import deltalake.transaction
+    import pyarrow as pa
+    from deltalake import DeltaTable
+
+    write_deltalake = deltalake.write_deltalake
+
+    def frozen_write(table_or_uri: Any, data: Any, *args: Any, **kwargs: Any) -> Any:
+        reader = pa.RecordBatchReader.from_stream(data)
+
+        def batches() -> Iterator[pa.RecordBatch]:
+            yield from reader  # the caller's lease check runs when its stream ends
+            _before_commit("write_deltalake")
+
+        stream = pa.RecordBatchReader.from_batches(reader.schema, batches())
+        return write_deltalake(table_or_uri, stream, *args, **kwargs)
+
+    deltalake.write_deltalake = frozen_write
+
+    for name in ("create_write_transaction", "delete"):
+        method = getattr(DeltaTable, name)
+
+        def frozen(self: Any, *args: Any, _method: Any = method, _name: str = name, **kwargs: Any) -> Any:
+            _before_commit(f"DeltaTable.{_name}")
+            return _method(self, *args, **kwargs)
+
+        setattr(DeltaTable, name, frozen)
+
+    create = deltalake.transaction.create_table_with_add_actions
+
+    def frozen_create(*args: Any, **kwargs: Any) -> Any:
+        _before_commit("create_table_with_add_actions")
+        return create(*args, **kwargs)
+
+    deltalake.transaction.create_table_with_add_actions = frozen_create
+
+
+if _AT or _LOG:
+    _install()
