@@ -25,7 +25,7 @@ help:  ## list targets and the variables a user may set
 #: AIRFLOW_ENV         Airflow's own settings (default envs/airflow.env)
 #: AIRFLOW_LAKE_ENV    the lake the DAG runs against (default envs/stack.env)
 #: COVERAGE_FLOOR      make test fails below this coverage percentage (default 85)
-#: SOAK_TRIALS         kill -9 trials of make soak (default 30)
+#: SOAK_TRIALS         kill -9 trials and frozen-writer trials of make soak (default 30 each)
 #: PYTHON              the interpreter the virtualenv is made with (default python3, 3.11)
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -59,8 +59,8 @@ test-integration: $(STAMP)  ## tests against real servers (weed mini, airflow)
 	$(PY) -m pytest -m integration --no-cov
 
 SOAK_TRIALS ?= 30
-soak: $(STAMP)  ## kill -9 fault injection at many random points (outside CI): make soak SOAK_TRIALS=100
-	SOAK_TRIALS=$(SOAK_TRIALS) $(PY) -m pytest tests/integrity/test_exactly_once.py -k killed --no-cov
+soak: $(STAMP)  ## kill -9 and frozen-writer trials at many random points (outside CI): make soak SOAK_TRIALS=100
+	SOAK_TRIALS=$(SOAK_TRIALS) $(PY) -m pytest tests/integrity/test_exactly_once.py tests/integrity/test_frozen_writer.py -k "killed or soak" --no-cov
 
 SCALE ?= 10
 bench: $(STAMP)  ## benchmark (infra/bench): stages gates on/off, plain alternatives, gold baselines (SCALE=1|10|100)

@@ -741,8 +741,9 @@ def held_message(uri: str, holder: Holder) -> str:
     return (
         f"another run is writing to the lake: the lease {uri} is held by {holder.describe()}; "
         "wait for it to finish (or set LEASE_WAIT_SECONDS to wait), or, if that process is "
-        f"dead, the lease expires at {_shown(holder.expires_at)} and the next run takes it "
-        "over; `python -m jobs lease break` force-releases it now"
+        f"dead, a run on {holder.owner.host} takes the lease over at once and any other run "
+        f"after it expires at {_shown(holder.expires_at)}; `python -m jobs lease break` takes "
+        "it now (the holder can commit nothing more)"
     )
 
 

@@ -217,10 +217,14 @@ def maintain_table(ctx: RunContext, name: str, uri: str) -> TableMaintenance:
             table.create_checkpoint()
             done.checkpoint = True
     except Exception as exc:
+        from deltalake.exceptions import CommitFailedError
+
         from jobs.errors import PipelineError
 
         if isinstance(exc, PipelineError):  # LeaseLost from the guard, a storage error
             raise
+        if isinstance(exc, CommitFailedError):  # the table moved on: fenced by a takeover
+            raise lake.refused(uri, done.version_before) from None
         raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
     done.version_after = table.version()
     done.live_files_after = _live_files(table)

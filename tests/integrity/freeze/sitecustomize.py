@@ -1,9 +1,10 @@
 """Test hook, loaded by the processes a fault test starts with this folder on ``PYTHONPATH``.
 
-With ``FREEZE_AT_COMMIT=N`` the process stops itself (SIGSTOP, like a GC pause, a frozen VM or
-a stalled request) right before its N-th Delta commit, *at the deltalake call*: whatever code
-path leads there, its lease check and snapshot are behind it and only the commit is ahead.
-``FREEZE_MARKER`` names a file written just before stopping ("<pid> <call>"). With
+With ``FREEZE_AT_COMMIT=N`` (or ``CALL:N``, the N-th commit made through that deltalake call,
+e.g. ``DeltaTable.create_write_transaction:4``) the process stops itself (SIGSTOP, like a GC
+pause, a frozen VM or a stalled request) right before that Delta commit, *at the deltalake
+call*: whatever code path leads there, its lease check and snapshot are behind it and only the
+commit is ahead. ``FREEZE_MARKER`` names a file written just before stopping ("<pid> <call>"). With
 ``FREEZE_LOG`` every commit call is appended there instead (to count a run's commits).
 """
 
@@ -14,18 +15,19 @@ import signal
 from collections.abc import Iterator
 from typing import Any
 
-_AT = int(os.environ.get("FREEZE_AT_COMMIT", "0"))
+_KIND, _, _N = os.environ.get("FREEZE_AT_COMMIT", "").rpartition(":")
+_AT = int(_N or "0")
 _LOG = os.environ.get("FREEZE_LOG", "")
-_calls = 0
+_calls: dict[str, int] = {}
 
 
 def _before_commit(call: str) -> None:
-    global _calls
-    _calls += 1
+    kind = call if _KIND else ""
+    _calls[kind] = _calls.get(kind, 0) + 1
     if _LOG:
         with open(_LOG, "a") as log:
             log.write(f"{call}\n")
-    if _calls == _AT:
+    if _calls[kind] == _AT and _KIND in ("", call):
         with open(os.environ["FREEZE_MARKER"], "w") as marker:
             marker.write(f"{os.getpid()} {call}\n")
         os.kill(os.getpid(), signal.SIGSTOP)
