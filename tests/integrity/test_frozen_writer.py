@@ -112,7 +112,7 @@ def freeze_take_over_and_resume(lake: Path, commit: int) -> None:
     assert_exactly_once(lake)
 
 
-@pytest.mark.parametrize("commit", range(1, 16))
+@pytest.mark.parametrize("commit", range(1, 13))
 def test_a_run_frozen_before_any_of_its_commits_for_a_new_day_commits_nothing_once_taken_over(
     template: Path, tmp_path: Path, commit_counts: dict[str, int], commit: int
 ) -> None:
@@ -132,7 +132,7 @@ def test_a_first_run_or_an_old_week_frozen_before_a_commit_commits_nothing_once_
 
 
 def test_the_parametrisation_reaches_the_last_commit_of_a_new_days_run(commit_counts: dict[str, int]) -> None:
-    assert 3 <= commit_counts["new day"] <= 15, commit_counts
+    assert 3 <= commit_counts["new day"] <= 12, commit_counts  # else extend the range
 
 
 @pytest.mark.parametrize("trial", range(SOAK))
