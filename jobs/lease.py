@@ -563,7 +563,7 @@ class Lease:
         current = self._backend.read()
         why = ""
         if current is None:
-            how = "was removed (deleted outside the pipeline)"
+            how = "was removed (broken with `python -m jobs lease break`, or deleted by hand)"
         else:
             try:
                 taker = Holder.from_bytes(current[0])

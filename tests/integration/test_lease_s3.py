@@ -12,7 +12,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from jobs.errors import LeaseHeld, LeaseLost
-from jobs.lease import Owner, acquire, break_lease, hold_lease, lease_uri, read_lease
+from jobs.lease import Owner, acquire, hold_lease, lease_uri, read_lease
+from jobs.pipeline import break_lease
+from jobs.run import RunContext
 from jobs.settings import Settings
 from jobs.storage import Storage
 from tests.integration.conftest import S3Stack
@@ -168,12 +170,14 @@ def test_renewal_recognises_its_own_write_whose_answer_was_lost(storage: Storage
     assert read_lease(storage) is None
 
 
-def test_break_lease_on_s3_frees_the_lake_and_the_holder_loses_it(storage: Storage) -> None:
+def test_break_lease_on_s3_fences_the_lake_frees_it_and_the_holder_loses_it(storage: Storage) -> None:
     lease = acquire(storage, owner=Owner.this_process("s3-broken"), ttl=30, heartbeat=5, wait=0)
     try:
-        broken = break_lease(storage)
-        assert broken is not None and broken.token == lease.token
+        ctx = RunContext(storage.settings)
+        assert break_lease(ctx) == "s3-broken"
         assert read_lease(storage) is None
+        gold = ctx.lake.history(ctx.tables()[-2].uri)  # every table got a fence naming the run
+        assert gold[-1]["fenced_run"] == "s3-broken"
         with pytest.raises(LeaseLost, match="was removed"):
             lease.ensure()
         with hold_lease(storage, owner=Owner.this_process("s3-next"), ttl=30, heartbeat=5, wait=0) as nxt:
@@ -181,7 +185,7 @@ def test_break_lease_on_s3_frees_the_lake_and_the_holder_loses_it(storage: Stora
             assert token(storage) == nxt.token
     finally:
         lease.stop_heartbeat()
-    assert break_lease(storage) is None
+    assert break_lease(RunContext(storage.settings)) is None
 
 
 def test_waiting_for_a_held_lease_on_s3_gives_up_with_lease_held(storage: Storage) -> None:
