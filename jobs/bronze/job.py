@@ -530,7 +530,7 @@ def drift_by_source(outcomes: Iterable[FileOutcome]) -> dict[str, dict[str, dict
     return {source: d.as_dict() for source, d in sorted(per_source.items())}
 
 
-def listed(paths: Iterable[str], shown: int = 3) -> str:
+def first_paths(paths: Iterable[str], shown: int = 3) -> str:
     """The first few paths for a summary note."""
     paths = list(paths)
     return ", ".join(paths[:shown]) + (f", … ({len(paths) - shown} more)" if len(paths) > shown else "")
@@ -604,11 +604,11 @@ def run_bronze(
     if stage.skipped_changes:
         notes.append(f"{len(stage.skipped_changes)} changed file(s) skipped")
     if stage.duplicates:
-        notes.append(f"{len(stage.duplicates)} duplicate file(s) skipped ({listed(stage.duplicates)})")
+        notes.append(f"{len(stage.duplicates)} duplicate file(s) skipped ({first_paths(stage.duplicates)})")
         result.duplicates = dict(stage.duplicates)
     if stage.deleted:
         done = "retracted" if stage.retracted else "kept"
-        notes.append(f"{len(stage.deleted)} deleted file(s), rows {done} ({listed(stage.deleted)})")
+        notes.append(f"{len(stage.deleted)} deleted file(s), rows {done} ({first_paths(stage.deleted)})")
         result.deleted, result.retracted = list(stage.deleted), list(stage.retracted)
     result.note = "; ".join(notes)
     audit.finish(result)  # records the results; summary in details

@@ -279,3 +279,28 @@ def test_a_binary_file_under_the_rejection_threshold_is_rejected_whole(
     assert status == "rejected" and reason.startswith("not a text file: ") and why in reason, reason
     assert rows_of(lake, "taps", "taps/image.json").is_empty()
     rerun_and_check(lake)
+
+
+@pytest.mark.slow
+def test_on_the_dask_engine_compressed_duplicate_corrupt_and_retracted_files_are_handled_alike(
+    lake: Path,
+) -> None:
+    raw = lake / "raw"
+    (raw / "pays" / "packed.csv.gz").write_bytes(gzip.compress((raw / PAYS).read_bytes()))
+    (raw / "prints" / "truncated.json.gz").write_bytes(gzip.compress((raw / PRINTS).read_bytes())[:-12])
+    shutil.copy(raw / PRINTS, raw / "prints" / "zz-copy.json")
+    bronze = run(lake, expect=7, ENGINE="dask")
+    assert bronze["duplicates"] == {"prints/zz-copy.json": PRINTS}
+    assert bronze["rejected"] == ["prints/truncated.json.gz"]
+    assert (
+        rows_of(lake, "pays", "pays/packed.csv.gz")
+        .drop(LINEAGE)
+        .sort("line_number")
+        .equals(rows_of(lake, "pays", PAYS).drop(LINEAGE).sort("line_number"))
+    )
+    assert_exactly_once(lake)
+    (raw / PRINTS).unlink()  # its copy is then the only delivery of that content: taken in now
+    retracted = run(lake, RAW_ON_DELETE="retract", ENGINE="dask")
+    assert retracted["retracted"] == [PRINTS] and rows_of(lake, "prints", PRINTS).is_empty()
+    assert retracted["files"] == 1 and not rows_of(lake, "prints", "prints/zz-copy.json").is_empty()
+    rerun_and_check(lake)
