@@ -13,9 +13,9 @@ import bz2
 import gzip
 import json
 import os
-import zlib
 import subprocess
 import sys
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
