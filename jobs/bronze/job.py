@@ -7,7 +7,10 @@ threads while one is written, :mod:`jobs.ahead`). A file over the quarantine thr
 is *rejected* on its own (all its lines go to quarantine with the reason), a file that cannot
 be read is rejected with the reason, and a file that changed while it was read waits for the
 next run. The other files go on. A corrected file (its content changed after ingestion)
-replaces its rows in the same commit (``RAW_ON_CHANGE``).
+replaces its rows in the same commit (``RAW_ON_CHANGE``). A file whose bytes equal content
+bronze holds is a duplicate delivery, judged and dropped unseen by any commit
+(``RAW_ON_DUPLICATE``). A held path listed no more is recorded once, its rows kept or retracted
+(``RAW_ON_DELETE``), before duplicates are looked for: a renamed file's old path goes first.
 
 Quarantined lines and the manifest are committed after the data, so a crash in between leaves
 bronze rows whose run is not in the manifest: the next run (holding the lake lease, so that
