@@ -57,6 +57,7 @@ from jobs.tables.external import ADDING_OPERATIONS
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+NEVER = Known("", 0, None, "")  # the version of a path the manifest does not know
 DAY_COLUMN = {"prints": "day", "taps": "day", "pays": "pay_date"}
 
 
@@ -397,11 +398,19 @@ class Bronze:
             )
             plan = plan_ingestion(listing.files, manifest, source=source, unreadable=unreadable)
         files = self.to_take(source, plan)
-        replaced = {f.rel_path for f in files}  # their content held so far is replaced now
+        taking = {f.rel_path for f in files}  # their content held so far is replaced now
         versions = current_versions(manifest)
         self.holdings |= held_content(
-            {p: k for p, k in versions.items() if k.source == source and p not in replaced}
+            {p: k for p, k in versions.items() if k.source == source and p not in taking}
         )
+        # duplicates of content those replace: their own delivery now
+        files += [
+            f
+            for f in listing.files
+            if f.rel_path not in taking
+            and versions.get(f.rel_path, NEVER).holds == "duplicate"
+            and (source, versions[f.rel_path].checksum) not in self.holdings
+        ]
         if not files:
             return None
         selection = Selection(source, files, plan)

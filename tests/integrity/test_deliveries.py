@@ -103,6 +103,18 @@ def test_identical_files_landed_in_one_run_are_one_delivery(lake: Path) -> None:
     rerun_and_check(lake)
 
 
+def test_a_copy_becomes_its_own_delivery_in_the_run_that_corrects_its_original(lake: Path) -> None:
+    run(lake)
+    original = lake / "raw" / PRINTS
+    shutil.copy(original, lake / "raw" / "prints" / "copy.json")
+    assert run(lake)["duplicates"] == {"prints/copy.json": PRINTS}
+    original.write_bytes(original.read_bytes() + original.read_bytes().splitlines(keepends=True)[0])
+    corrected = run(lake)
+    assert corrected["files"] == 2 and "1 corrected file(s) replaced" in corrected["note"]
+    assert manifest_of(lake, "prints/copy.json")[-1] == ("ingested", None)
+    rerun_and_check(lake)
+
+
 def test_the_same_lines_in_a_different_file_stay_two_deliveries(lake: Path) -> None:
     run(lake)
     lines = (lake / "raw" / PRINTS).read_bytes().splitlines(keepends=True)
