@@ -74,5 +74,5 @@ def decompressed_blocks(delivered: Delivered, codec: str | None, size: int) -> I
         if not block:
             break
         yield block
-    while delivered.read(size):  # trailing bytes past the last frame: still part of the delivery
+    while delivered.read(size):  # the checksum covers every delivered byte, however the codec reads
         pass
