@@ -128,15 +128,18 @@ MANIFEST = pl.Schema(
         "run_id": pl.String(),
         "ingested_at": UTC_TS,
         "fingerprint": pl.String(),  # S3 ETag or local size+mtime when listed
-        "status": pl.String(),  # ingested | rejected (every line in quarantine) | unchanged
-        "reason": pl.String(),  # why a file was rejected (null otherwise)
+        "status": pl.String(),  # one of MANIFEST_STATUSES
+        "reason": pl.String(),  # why a file was rejected, skipped or forgotten (null otherwise)
         "replaces": pl.String(),  # checksum of the version this row replaced (null: first)
         # schema drift of the file: JSON {"new_fields": {field: lines}, "missing_fields": {…}}
         # (either key only when non-empty), null when the file has none
         "drift": pl.String(),
     }
 )
-MANIFEST_STATUSES = ("ingested", "rejected", "unchanged")
+# ingested; rejected (every line in quarantine, or the path unreadable); unchanged (touched, same
+# content); duplicate (its bytes equal a file bronze holds: not taken in, counts 0 lines);
+# deleted (listed no more, its rows kept) or retracted (… its rows removed): both count 0 lines
+MANIFEST_STATUSES = ("ingested", "rejected", "unchanged", "duplicate", "deleted", "retracted")
 
 SILVER_EVENTS = pl.Schema(
     {

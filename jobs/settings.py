@@ -202,6 +202,12 @@ class Settings(BaseSettings):
     # rows (bronze, quarantine, then silver days and gold weeks follow), skip it with a warning,
     # or fail the run.
     raw_on_change: Literal["replace", "skip", "fail"] = "replace"
+    # A raw file whose bytes equal a file bronze holds (a rename, a copy, a re-delivery): skip
+    # it (manifest status "duplicate"), or ingest it again as its own delivery.
+    raw_on_duplicate: Literal["skip", "ingest"] = "skip"
+    # A raw file that disappeared after ingestion: keep its rows (manifest status "deleted"), or
+    # retract them from bronze and quarantine (then silver days and gold weeks follow).
+    raw_on_delete: Literal["keep", "retract"] = "keep"
     # An operator's way out of a held batch: these pending raw files (path relative to LAKE_RAW
     # = reason) are rejected whole by the next bronze run, every line into quarantine with the
     # reason (`python -m jobs run --reject PATH=REASON`).

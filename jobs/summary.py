@@ -21,6 +21,10 @@ class StageResult:
     versions: dict[str, int] = field(default_factory=dict)
     details: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[str] = field(default_factory=list)  # raw paths rejected whole (bronze)
+    # bronze: duplicate deliveries skipped (path → the path whose identical content bronze holds)
+    duplicates: dict[str, str] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)  # bronze: held raw paths listed no more
+    retracted: list[str] = field(default_factory=list)  # … of them, those whose rows were removed
     # bronze: schema drift per source, {"new_fields": {field: lines}, "missing_fields": {…}}
     drift: dict[str, dict[str, dict[str, int]]] = field(default_factory=dict)
 
@@ -36,6 +40,9 @@ class StageResult:
             "note": self.note,
             "versions": self.versions,
             "rejected": self.rejected,
+            "duplicates": self.duplicates,
+            "deleted": self.deleted,
+            "retracted": self.retracted,
             "drift": self.drift,
         }
 

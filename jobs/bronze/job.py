@@ -7,7 +7,10 @@ threads while one is written, :mod:`jobs.ahead`). A file over the quarantine thr
 is *rejected* on its own (all its lines go to quarantine with the reason), a file that cannot
 be read is rejected with the reason, and a file that changed while it was read waits for the
 next run. The other files go on. A corrected file (its content changed after ingestion)
-replaces its rows in the same commit (``RAW_ON_CHANGE``).
+replaces its rows in the same commit (``RAW_ON_CHANGE``). A file whose bytes equal content
+bronze holds is a duplicate delivery, judged and dropped unseen by any commit
+(``RAW_ON_DUPLICATE``). A held path listed no more is recorded once, its rows kept or retracted
+(``RAW_ON_DELETE``), before duplicates are looked for: a renamed file's old path goes first.
 
 Quarantined lines and the manifest are committed after the data, so a crash in between leaves
 bronze rows whose run is not in the manifest: the next run (holding the lake lease, so that
@@ -39,9 +42,10 @@ import polars as pl
 
 from jobs.ahead import read_ahead
 from jobs.audit import Audits, BronzeAuditor
-from jobs.bronze.manifest import Plan, plan_ingestion
+from jobs.bronze.manifest import Known, Plan, current_versions, held_content, plan_ingestion
 from jobs.bronze.read import Drift, FileRead, ReadJob, parse_chunks, quarantine_rows, read_raw
 from jobs.bronze.spool import Spool
+from jobs.bronze.text import not_text
 from jobs.errors import DataError, StorageError
 from jobs.raw.files import RawFile, Unreadable, content_checksum, iter_chunks, list_raw, restat
 from jobs.run import RunContext
@@ -53,6 +57,7 @@ from jobs.tables.external import ADDING_OPERATIONS
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+NEVER = Known("", 0, None, "")  # the version of a path the manifest does not know
 DAY_COLUMN = {"prints": "day", "taps": "day", "pays": "pay_date"}
 
 
@@ -68,7 +73,7 @@ class FileOutcome:
     bronze_rows: int
     quarantined_rows: int
     fingerprint: str = ""
-    status: str = "ingested"  # ingested | rejected | unchanged (see schemas.MANIFEST)
+    status: str = "ingested"  # see schemas.MANIFEST_STATUSES
     reason: str | None = None
     replaces: str | None = None
     drift: str | None = None  # JSON {"new_fields": {field: lines}, "missing_fields": {…}}
@@ -158,16 +163,26 @@ def read_manifest(ctx: RunContext) -> pl.DataFrame:
 
 
 def pending_files(ctx: RunContext) -> dict[str, int]:
-    """Number of raw files new or changed since ingestion, per source (cheap: listing + manifest).
+    """Number of raw files new, changed or gone since ingestion, per source (cheap: listing +
+    manifest).
 
     Orchestrators call this to short-circuit a tick with nothing new.
     """
     manifest = read_manifest(ctx)
     pending = {}
     for source in SOURCES:
-        plan = plan_ingestion(list_raw(ctx.storage, ctx.settings.lake_raw, source).files, manifest)
-        pending[source] = len(plan.new) + len(plan.changed)
+        listing = list_raw(ctx.storage, ctx.settings.lake_raw, source)
+        unreadable = [u.rel_path for u in listing.unreadable]
+        plan = plan_ingestion(listing.files, manifest, source=source, unreadable=unreadable)
+        pending[source] = len(plan.new) + len(plan.changed) + len(plan.gone)
     return pending
+
+
+def manifest_rows(ctx: RunContext, outcomes: Iterable[FileOutcome]) -> pl.DataFrame:
+    """Manifest rows of this run for ``outcomes``."""
+    return pl.DataFrame([asdict(o) for o in outcomes]).with_columns(
+        pl.lit(ctx.run_id).alias("run_id"), pl.lit(ctx.started_at).alias("ingested_at")
+    )
 
 
 class Bronze:
@@ -188,6 +203,11 @@ class Bronze:
         self.replaced: list[str] = []
         self.quarantine = Spool(spool_dir, budget_bytes=self.budget)
         self.taken_paths: list[str] = []  # files whose rows this run writes or replaces
+        self.deleted: list[str] = []  # held paths listed no more (RAW_ON_DELETE)
+        self.retracted: list[str] = []  # … whose rows this run removed
+        self.duplicates: dict[str, str] = {}  # path → the path whose identical content bronze holds
+        # (source, checksum) → paths whose lines bronze holds, for duplicate deliveries
+        self.holdings: dict[tuple[str, str], list[str]] = {}
         self.manifest_version = ctx.lake.version(ctx.manifest_uri)  # what this run planned from
         self.job = ReadJob(ctx.run_id, ctx.started_at, self.limits, ctx.settings.bronze_chunk_bytes)
 
@@ -254,7 +274,38 @@ class Bronze:
             log.warning("raw file %s changed while it was read; it waits for the next run", f.rel_path)
             self.waiting.append(f.rel_path)
             return False
-        verdict = audit.verdict(source, f.rel_path)
+        if (original := self.duplicate_of(source, f, read)) is not None:
+            audit.drop(source, f.rel_path)  # its lines are the original's
+            log.warning(
+                "raw file %s is a duplicate of %s; skipped (RAW_ON_DUPLICATE=skip)", f.rel_path, original
+            )
+            self.duplicates[f.rel_path] = original
+            self.outcomes.append(
+                FileOutcome(
+                    source,
+                    f.rel_path,
+                    f.size_bytes,
+                    read.checksum,
+                    0,
+                    0,
+                    0,
+                    f.fingerprint,
+                    "duplicate",
+                    f"duplicate of {original}",
+                    replaces,
+                )
+            )
+            return False
+        verdict = not_text(
+            nul_byte=read.nul_byte,
+            invalid_utf8_lines=read.invalid_utf8_lines,
+            lines=read.lines,
+            max_fraction=self.settings.quality_max_quarantine_fraction,
+        )
+        if verdict is not None:
+            audit.drop(source, f.rel_path)  # accounted for in the manifest, not the reconciliation
+        else:
+            verdict = audit.verdict(source, f.rel_path)
         if verdict is None and f.rel_path in self.settings.raw_reject:
             verdict = f"rejected by the operator: {self.settings.raw_reject[f.rel_path] or 'no reason given'}"
             audit.drop(source, f.rel_path)  # accounted for in the manifest, not the reconciliation
@@ -281,7 +332,15 @@ class Bronze:
                 read.drift,
             )
         )
+        self.holdings.setdefault((source, read.checksum), []).append(f.rel_path)
         return verdict is None
+
+    def duplicate_of(self, source: str, f: RawFile, read: FileRead) -> str | None:
+        """The path whose identical content bronze holds (None: none, or RAW_ON_DUPLICATE=ingest).
+        Only whole identical files of one source count; a file without lines never does."""
+        if self.settings.raw_on_duplicate == "ingest" or not read.lines:
+            return None
+        return next((p for p in self.holdings.get((source, read.checksum), []) if p != f.rel_path), None)
 
     def quarantine_whole_file(self, source: str, f: RawFile, reason: str) -> int:
         """Every line of a rejected file into quarantine (read again: rejection is rare)."""
@@ -331,8 +390,27 @@ class Bronze:
         for bad in listing.unreadable:
             if bad.rel_path not in rejected_before:
                 self.reject(bad)
-        plan = plan_ingestion(listing.files, manifest)
+        unreadable = [u.rel_path for u in listing.unreadable]
+        plan = plan_ingestion(listing.files, manifest, source=source, unreadable=unreadable)
+        if plan.gone:  # before duplicates: a renamed file's old path goes first
+            manifest = pl.concat(
+                [manifest, manifest_rows(self.ctx, self.forget(source, plan.gone))], how="diagonal_relaxed"
+            )
+            plan = plan_ingestion(listing.files, manifest, source=source, unreadable=unreadable)
         files = self.to_take(source, plan)
+        taking = {f.rel_path for f in files}  # their content held so far is replaced now
+        versions = current_versions(manifest)
+        self.holdings |= held_content(
+            {p: k for p, k in versions.items() if k.source == source and p not in taking}
+        )
+        # duplicates of content those replace: their own delivery now
+        files += [
+            f
+            for f in listing.files
+            if f.rel_path not in taking
+            and versions.get(f.rel_path, NEVER).holds == "duplicate"
+            and (source, versions[f.rel_path].checksum) not in self.holdings
+        ]
         if not files:
             return None
         selection = Selection(source, files, plan)
@@ -358,6 +436,44 @@ class Bronze:
                     good.clear()
 
         return self.commit(selection, stream())
+
+    def forget(self, source: str, gone: list[Known]) -> list[FileOutcome]:
+        """Held paths listed no more: recorded once; under RAW_ON_DELETE=retract their rows and
+        quarantined lines go (recording the days they touched, for silver)."""
+        retract = self.settings.raw_on_delete == "retract"
+        paths = [k.path for k in gone]
+        if retract:
+            where = f"source_file IN ({sql_list(paths)})"
+            days = days_of(self.ctx, source, pl.col("source_file").is_in(paths))
+            metadata = {
+                "run_id": self.ctx.run_id,
+                "days": ",".join(days),
+                "retracted_files": json.dumps(paths),
+            }
+            self.ctx.lake.delete(self.ctx.bronze(source), where, metadata=metadata)
+            self.retracted += paths
+        self.deleted += paths
+        status = "retracted" if retract else "deleted"
+        why = "its rows were removed" if retract else "its rows are kept"
+        outcomes = [
+            FileOutcome(
+                source,
+                k.path,
+                k.size_bytes,
+                k.checksum,
+                0,
+                0,
+                0,
+                k.fingerprint or "",
+                status,
+                f"no longer listed under LAKE_RAW: {why} (RAW_ON_DELETE={self.settings.raw_on_delete})",
+            )
+            for k in gone
+        ]
+        for path in paths:
+            log.warning("raw file %s is no longer listed: %s", path, status)
+        self.outcomes += outcomes
+        return outcomes
 
     def commit_metadata(self, selection: Selection) -> dict[str, str]:
         """What a source's commit records; replacing rows, the days they had (for silver)."""
@@ -389,14 +505,14 @@ class Bronze:
     def commit_quarantine_and_manifest(self, result: StageResult) -> None:
         lake, ctx = self.ctx.lake, self.ctx
         meta = {"run_id": ctx.run_id}
-        if self.replaced:  # a replaced file's old quarantined lines go too
+        if self.replaced or self.retracted:  # a replaced or retracted file's old lines go too
             version = lake.write(
                 ctx.quarantine_uri,
                 self.quarantine.frames(),
                 schema=QUARANTINE,
                 mode="overwrite",
                 metadata=meta,
-                predicate=f"source_file IN ({sql_list(self.taken_paths)})",
+                predicate=f"source_file IN ({sql_list(self.taken_paths + self.retracted)})",
             )
         else:
             version = lake.write(
@@ -405,9 +521,7 @@ class Bronze:
         if version is not None:
             result.versions["quarantine"] = version
         if self.outcomes:
-            rows = pl.DataFrame([asdict(o) for o in self.outcomes]).with_columns(
-                pl.lit(ctx.run_id).alias("run_id"), pl.lit(ctx.started_at).alias("ingested_at")
-            )
+            rows = manifest_rows(ctx, self.outcomes)
             if lake.version(ctx.manifest_uri) != self.manifest_version:  # defense in depth
                 raise StorageError(
                     f"the manifest {ctx.manifest_uri} moved while this run was taking files in "
@@ -426,6 +540,12 @@ def drift_by_source(outcomes: Iterable[FileOutcome]) -> dict[str, dict[str, dict
         if o.drift:
             per_source.setdefault(o.source, Drift()).merge(json.loads(o.drift))
     return {source: d.as_dict() for source, d in sorted(per_source.items())}
+
+
+def first_paths(paths: Iterable[str], shown: int = 3) -> str:
+    """The first few paths for a summary note."""
+    paths = list(paths)
+    return ", ".join(paths[:shown]) + (f", … ({len(paths) - shown} more)" if len(paths) > shown else "")
 
 
 IngestEngine = Callable[["Bronze", pl.DataFrame], Iterator[tuple[str, int | None]]]
@@ -477,7 +597,7 @@ def run_bronze(
                 raise DataError(headline + note + ("\n" + rest if rest else "")) from None
             raise
         stage.commit_quarantine_and_manifest(result)
-    taken = [o for o in stage.outcomes if o.status != "unchanged"]
+    taken = [o for o in stage.outcomes if o.status in ("ingested", "rejected")]
     result.files = len(taken)
     result.rows_in = sum(o.lines for o in taken)
     result.rows_out = sum(o.bronze_rows for o in taken)
@@ -495,6 +615,13 @@ def run_bronze(
         notes.append(f"{len(stage.waiting)} file(s) still being written: next run")
     if stage.skipped_changes:
         notes.append(f"{len(stage.skipped_changes)} changed file(s) skipped")
+    if stage.duplicates:
+        notes.append(f"{len(stage.duplicates)} duplicate file(s) skipped ({first_paths(stage.duplicates)})")
+        result.duplicates = dict(stage.duplicates)
+    if stage.deleted:
+        done = "retracted" if stage.retracted else "kept"
+        notes.append(f"{len(stage.deleted)} deleted file(s), rows {done} ({first_paths(stage.deleted)})")
+        result.deleted, result.retracted = list(stage.deleted), list(stage.retracted)
     result.note = "; ".join(notes)
     audit.finish(result)  # records the results; summary in details
     result.seconds = time.perf_counter() - started

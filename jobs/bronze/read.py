@@ -22,7 +22,9 @@ from jobs.audit import BronzeAuditor
 from jobs.bronze.events import parse_events
 from jobs.bronze.lines import split_lines
 from jobs.bronze.pays import first_line, parse_pays
+from jobs.bronze.text import TextProbe
 from jobs.errors import StorageError
+from jobs.raw.compression import CannotDecompress
 from jobs.raw.files import Chunk, RawFile, iter_chunks, restat
 from jobs.schemas import DEFAULT_LIMITS, Limits
 from jobs.storage import Storage, is_remote
@@ -61,8 +63,10 @@ class FileRead:
     good_rows: int = 0
     bad: list[pl.DataFrame] = field(default_factory=list)  # quarantined lines, with reasons
     drift: str | None = None
-    unreadable: str | None = None  # why a local file could not be read
+    unreadable: str | None = None  # why a local file (or any compressed one) could not be read
     moved: bool = False  # it changed while it was read: the next run takes it
+    nul_byte: bool = False  # signs that it is not text (jobs.bronze.text)
+    invalid_utf8_lines: int = 0
 
 
 class Drift:
@@ -141,13 +145,14 @@ def read_raw(
 ) -> FileRead:
     """Parse and check every line of ``f``; good rows go to ``sink`` chunk by chunk.
 
-    A local file that cannot be read comes back ``unreadable`` (a remote one raises: the store,
-    not the file, failed and the run is retried), one that changed meanwhile ``moved``.
+    A local file that cannot be read, or a compressed file that cannot be decompressed, comes
+    back ``unreadable`` (a remote read failure raises: the store, not the file, failed and the run
+    is retried), one that changed meanwhile ``moved``.
     """
-    digest = hashlib.md5(usedforsecurity=False)  # content identity, not security
-    read, drift = FileRead(), Drift()
+    digest = hashlib.md5(usedforsecurity=False)  # delivery identity, not security
+    read, drift, probe = FileRead(), Drift(), TextProbe()
     try:
-        chunks = iter_chunks(storage, f.uri, chunk_bytes=job.chunk_bytes, digest=digest)
+        chunks = probe.chunks(iter_chunks(storage, f.uri, chunk_bytes=job.chunk_bytes, digest=digest))
         for checked in parse_chunks(f.source, audit.lines(f.source, f.rel_path, chunks), limits=job.limits):
             rows = (
                 with_lineage(
@@ -161,8 +166,11 @@ def read_raw(
             sink(rows)
             read.bad.append(quarantined)
             drift.add(checked)
+            probe.lines(checked)
             read.lines += checked.height
             read.good_rows += rows.height
+    except CannotDecompress as exc:
+        return FileRead(moved=True) if restat(storage, f) != f else FileRead(unreadable=str(exc))
     except StorageError as exc:
         if is_remote(f.uri):
             raise
@@ -170,4 +178,5 @@ def read_raw(
     if restat(storage, f) != f:
         return FileRead(moved=True)
     read.checksum, read.drift = digest.hexdigest(), drift.as_json()
+    read.nul_byte, read.invalid_utf8_lines = probe.nul_byte, probe.invalid_utf8_lines
     return read

@@ -5,6 +5,7 @@ that are never data: hidden files, ``_``-prefixed markers (``_SUCCESS``) and the
 uploaders use while a file is incomplete (``*.tmp``, ``*._COPYING_``, ``*.part``). Works the same
 on local disk and S3. A path that cannot be a readable file (a dangling symlink, a socket) is
 listed apart as *unreadable*, with a reason, so one bad path never stops the others.
+Compressed files are read as the text they hold (:mod:`jobs.raw.compression`).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from jobs.errors import StorageError
+from jobs.raw.compression import CannotDecompress, Delivered, codec_of, decompressed_blocks
 from jobs.schemas import SOURCES
 from jobs.storage import Storage, is_remote, join
 from jobs.storage_errors import storage_error
@@ -151,10 +153,15 @@ def restat(storage: Storage, f: RawFile) -> RawFile:
 
 
 def content_checksum(storage: Storage, f: RawFile, *, chunk_bytes: int = 8 << 20) -> str:
-    """MD5 of a file's bytes (an identity for its content, not a security measure)."""
+    """MD5 of a file's bytes as delivered (compressed ones too: an identity for the delivery,
+    not a security measure)."""
     digest = hashlib.md5(usedforsecurity=False)
-    for chunk in iter_chunks(storage, f.uri, chunk_bytes=chunk_bytes, digest=digest):
-        del chunk
+    try:
+        with storage.filesystem(f.uri).open(storage.strip_protocol(f.uri), "rb") as handle:
+            while block := handle.read(chunk_bytes):
+                digest.update(block)
+    except Exception as exc:
+        raise storage_error(exc, uri=f.uri, storage=storage) from exc
     return digest.hexdigest()
 
 
@@ -170,29 +177,28 @@ def iter_chunks(
     storage: Storage, uri: str, *, chunk_bytes: int = 16 << 20, digest: Any = None
 ) -> Iterator[Chunk]:
     """Read a raw file in chunks that end on a line break, so memory stays bounded however
-    big the file is (a single-file source at scale 100 is several GB). ``digest`` (a hashlib
-    object) is updated with every byte read.
+    big the file is (a single-file source at scale 100 is several GB). A compressed file
+    (:data:`CODECS`) is decompressed as it streams: its chunks and line numbers are those of
+    its content. ``digest`` (a hashlib object) is updated with every byte read as delivered.
+    Raises :class:`CannotDecompress` for a truncated or corrupt compressed file.
     """
     fs = storage.filesystem(uri)
     first_line, carry = 1, b""
     try:
         with fs.open(storage.strip_protocol(uri), "rb") as handle:
-            block = handle.read(chunk_bytes)
-            while block:
-                if digest is not None:
-                    digest.update(block)
+            delivered = Delivered(handle, digest)
+            for block in decompressed_blocks(delivered, codec_of(uri), chunk_bytes):
                 data = carry + block
                 cut = data.rfind(b"\n")
                 if cut < 0:
                     carry = data
-                    block = handle.read(chunk_bytes)
                     continue
                 carry = data[cut + 1 :]
                 complete = data[: cut + 1]
                 yield Chunk(first_line, complete)
-                block = handle.read(chunk_bytes)
-                if block or carry:  # more lines follow (the usual one-chunk file never counts)
-                    first_line += complete.count(b"\n")
+                first_line += complete.count(b"\n")
+    except CannotDecompress:
+        raise
     except Exception as exc:
         raise storage_error(exc, uri=uri, storage=storage) from exc
     if carry:

@@ -1,15 +1,21 @@
 """What "exactly once" means, checked on a whole local lake after any trial.
 
 Independent of the pipeline's own bookkeeping where it can be: raw lines are counted from the
-files' bytes, gold is compared with the brute-force reference.
+files' bytes (decompressed here with the standard library for ``.gz``/``.bz2``), gold is compared
+with the brute-force reference. Deliveries are what the test knows it landed: identical files
+of a source are one delivery (held by one of them under ``RAW_ON_DUPLICATE=skip``), and files
+the test deleted whose rows must stay (``RAW_ON_DELETE=keep``) are named with their bytes.
 """
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import json
 import os
 import subprocess
 import sys
+import zlib
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -60,23 +66,64 @@ def one_clean_error_line(stderr: str) -> str:
     return errors[0]
 
 
+TEMPORARY = (".tmp", "._COPYING_", ".part", ".crdownload")
+DECOMPRESS = {".gz": gzip.decompress, ".bz2": bz2.decompress}
+
+
+def raw_files(root: Path) -> dict[str, bytes]:
+    """Every raw data file now under raw/ (path under raw/ → its bytes as delivered)."""
+    return {
+        path.relative_to(root / "raw").as_posix(): path.read_bytes()
+        for source in SOURCES
+        for path in sorted((root / "raw" / source).rglob("*"))
+        if path.is_file() and not path.name.startswith((".", "_")) and not path.name.endswith(TEMPORARY)
+    }
+
+
+def content_lines(path: str, delivered: bytes) -> int:
+    """Data lines of a delivered file: of its content when compressed (0 when it cannot be
+    decompressed: such a file is rejected whole without a line)."""
+    source = path.split("/", 1)[0]
+    suffix = Path(path).suffix
+    try:
+        content = DECOMPRESS[suffix](delivered) if suffix in DECOMPRESS else delivered
+    except (OSError, EOFError, zlib.error, ValueError):
+        return 0
+    return data_lines(source, content)
+
+
 def raw_lines(root: Path) -> dict[str, int]:
     """Data lines of every raw file now under raw/, counted from its bytes."""
-    out = {}
-    for source in SOURCES:
-        for path in sorted((root / "raw" / source).rglob("*")):
-            if path.is_file() and not path.name.startswith((".", "_")):
-                out[path.relative_to(root / "raw").as_posix()] = data_lines(source, path.read_bytes())
-    return out
+    return {path: content_lines(path, delivered) for path, delivered in raw_files(root).items()}
+
+
+def deliveries(files: Mapping[str, bytes]) -> list[list[str]]:
+    """Paths grouped by delivery: identical bytes within one source."""
+    groups: dict[tuple[str, bytes], list[str]] = {}
+    for path, delivered in sorted(files.items()):
+        groups.setdefault((path.split("/", 1)[0], delivered), []).append(path)
+    return list(groups.values())
 
 
 def table(root: Path, layer: str, name: str) -> pl.DataFrame:
     return pl.read_delta(str(root / layer / name))
 
 
-def assert_exactly_once(root: Path, *, mode: str = "calendar", n_weeks: int = 3) -> Mapping[str, int]:
-    """Every raw line in bronze or quarantine exactly once; silver = bronze; gold = reference."""
-    lines = raw_lines(root)
+def assert_exactly_once(
+    root: Path,
+    *,
+    mode: str = "calendar",
+    n_weeks: int = 3,
+    kept: Mapping[str, bytes] | None = None,
+    duplicates: str = "skip",
+) -> Mapping[str, int]:
+    """Every raw line in bronze or quarantine exactly once; silver = bronze; gold = reference.
+
+    ``kept``: raw files deleted since their ingestion whose rows stay (path → their bytes).
+    ``duplicates``: ``skip`` (identical files of a source are held once) or ``ingest``.
+    """
+    files = {**(kept or {}), **raw_files(root)}
+    lines = {path: content_lines(path, delivered) for path, delivered in files.items()}
     quarantine = table(root, "bronze", "quarantine").select("source_file", "line_number")
     taken = [quarantine]
     for source in SOURCES:
@@ -85,11 +132,16 @@ def assert_exactly_once(root: Path, *, mode: str = "calendar", n_weeks: int = 3)
     twice = every.group_by("source_file", "line_number").len().filter(pl.col("len") > 1)
     assert twice.is_empty(), f"lines taken in twice: {twice.head(5)}"
     per_file = dict(every.group_by("source_file").len().iter_rows())
-    assert per_file == {p: n for p, n in lines.items() if n}, json.dumps(
+    held = {}  # path → the lines it must hold: one file of each delivery (under skip) or each
+    for group in deliveries(files):
+        holders = [p for p in group if per_file.get(p)] if duplicates == "skip" else group
+        assert len(holders) <= 1 or duplicates == "ingest", f"one delivery held twice: {holders}"
+        held |= {p: lines[p] for p in (holders or group[:1])}
+    assert per_file == {p: n for p, n in held.items() if n}, json.dumps(
         {
-            p: (lines.get(p), per_file.get(p))
-            for p in set(lines) | set(per_file)
-            if lines.get(p) != per_file.get(p)
+            p: (held.get(p), per_file.get(p))
+            for p in set(held) | set(per_file)
+            if held.get(p) != per_file.get(p)
         },
         sort_keys=True,
     )
