@@ -46,13 +46,14 @@ from jobs.bronze.manifest import Known, Plan, current_versions, held_content, pl
 from jobs.bronze.read import Drift, FileRead, ReadJob, parse_chunks, quarantine_rows, read_raw
 from jobs.bronze.spool import Spool
 from jobs.bronze.text import not_text
-from jobs.errors import DataError, StorageError
+from jobs.errors import DataError, StorageError, TableDamaged
 from jobs.raw.files import RawFile, Unreadable, content_checksum, iter_chunks, list_raw, restat
 from jobs.run import RunContext
 from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
 from jobs.storage import is_remote
 from jobs.summary import StageResult
 from jobs.tables.external import ADDING_OPERATIONS
+from jobs.tables.lake import watermark_broken
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +126,40 @@ def remove_run(ctx: RunContext, uri: str, source: str | None, run_id: str, *, wh
         f"run_id IN ({sql_list([run_id])})",
         metadata={"run_id": ctx.run_id, "removed_run": run_id, "why": why, "days": ",".join(days)},
     )
+
+
+def bronze_commits(ctx: RunContext) -> str:
+    """The bronze tables as they are now, version and commit time (JSON ``{name: [v, ts]}``):
+    what the manifest commit records, so a bronze commit lost or rewritten later is noticed."""
+    lake, now = ctx.lake, {}
+    for name in (*SOURCES, "quarantine"):
+        version = lake.version(ctx.bronze(name))
+        if version is not None:
+            now[name] = [version, lake.commit_timestamp(ctx.bronze(name), version)]
+    return json.dumps(now, sort_keys=True)
+
+
+def check_bronze_history(ctx: RunContext) -> None:
+    """Bronze still holds the commits the manifest's last run recorded (``bronze_commits``).
+
+    If one was lost (a deleted log file) or rewritten, rows of raw files the manifest calls
+    ingested may be gone, and taking in more would bury that: stop with one line instead."""
+    lake = ctx.lake
+    last = lake.last_commit_with(ctx.manifest_uri, "run_id")
+    if last is None:
+        return
+    recorded = json.loads(last.get("bronze_commits") or "{}")
+    for name, (version, stamp) in sorted(recorded.items()):
+        uri = ctx.bronze(name)
+        current = lake.version(uri)
+        history = lake.history(uri, after=version - 1)
+        why = watermark_broken(history, version, stamp, -1 if current is None else current)
+        if why:
+            raise TableDamaged(
+                f"bronze {name} no longer holds version {version}, which the manifest recorded "
+                f"after run {last['run_id']}: it {why}, so rows of raw files the manifest lists "
+                "may be gone: run python -m jobs doctor"
+            )
 
 
 def recover_interrupted(ctx: RunContext) -> list[str]:
@@ -528,7 +563,13 @@ class Bronze:
                     "(another writer without the lake lease?): this run's manifest rows were not "
                     "written, so its bronze rows are removed by the next run"
                 )
-            version = lake.write(ctx.manifest_uri, rows, schema=MANIFEST, metadata=meta, schema_mode="merge")
+            version = lake.write(
+                ctx.manifest_uri,
+                rows,
+                schema=MANIFEST,
+                metadata={**meta, "bronze_commits": bronze_commits(ctx)},
+                schema_mode="merge",
+            )
             if version is not None:
                 result.versions["manifest"] = version
 
@@ -574,6 +615,7 @@ def run_bronze(
     started = time.perf_counter()
     result = StageResult("bronze")
     audit = audits.bronze(ctx)
+    check_bronze_history(ctx)
     recover_interrupted(ctx)
     manifest = read_manifest(ctx)
     with tempfile.TemporaryDirectory(prefix="bronze-spool-") as spool_dir:

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from infra.generator import generate
-from tests.integrity.invariants import assert_derived_exact, cli
+from tests.integrity.invariants import assert_derived_exact, cli, one_clean_error_line
 
 
 @pytest.fixture(scope="module")
@@ -81,3 +81,16 @@ def test_gold_rebuilds_in_full_when_the_silver_commit_it_was_built_from_was_lost
     assert f"gold was built from silver pays version {lost}, which" in done.stderr
     assert "full" in done.stdout or "silver pays version" in done.stdout
     assert_derived_exact(lake)
+
+
+def test_a_run_stops_with_exit_8_when_bronze_lost_a_commit_the_manifest_recorded(
+    template: Path, lake: Path
+) -> None:
+    # The manifest's last run recorded bronze prints at its latest version: lose that commit.
+    drop_latest_commit(lake / "bronze" / "prints")
+    deliver_later_days(template, lake, "2020-11-08")
+    done = cli(lake, "run")
+    assert done.returncode == 8, done.stderr
+    line = one_clean_error_line(done.stderr)
+    assert "bronze prints no longer holds version 0, which the manifest recorded" in line
+    assert line.endswith("run python -m jobs doctor")
