@@ -3,7 +3,8 @@
 The CLI prints ``PipelineError`` as a single line and exits non-zero; anything else is a bug
 and gets a traceback. Exit codes: 0 done; 1 a bug (traceback); 2 usage or settings; 3 storage;
 4 data (a quality gate held the commit); 5 another run holds the lake lease; 6 this run lost
-the lease; 7 done, with raw files rejected whole (:data:`EXIT_REJECTED_INPUT`).
+the lease; 7 done, with raw files rejected whole (:data:`EXIT_REJECTED_INPUT`); 8 a table is
+damaged (its log, a checkpoint or a data file): ``python -m jobs doctor`` says what and repairs it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,15 @@ class LeaseLost(PipelineError):
     """This run's lease was taken over or broken, so it must not commit anything more."""
 
     exit_code = 6
+
+
+class TableDamaged(PipelineError):
+    """A table's Delta log, a checkpoint or a data file it names is damaged or missing.
+
+    Not a storage failure (retrying changes nothing) and not a bug: ``python -m jobs doctor``
+    names what is wrong and ``doctor --repair`` applies the safe fixes."""
+
+    exit_code = 8
 
 
 EXIT_REJECTED_INPUT = 7

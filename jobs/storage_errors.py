@@ -3,10 +3,19 @@
 Every library (deltalake, s3fs/botocore, pyarrow, DuckDB) reports S3 errors its own way; this
 module reads the error chain once and maps it to the :mod:`jobs.errors` classes that callers
 (and orchestrators deciding whether to retry) react to.
+
+A damaged table is told apart from a failing store (:func:`table_damage`): deltalake 1.6 says
+``Kernel error: Json error: …`` for a commit file it cannot parse, ``… Expected contiguous
+commit files, but found gap …`` for a missing commit in the middle of the log and ``Kernel
+error: Arrow error: Parquet error: …`` for a checkpoint that is not Parquet; polars and
+deltalake say ``No such file or directory`` / ``Object at location … not found`` for a data file
+an add action names but storage lacks. None of these words occur when the store is unreachable
+or refuses the keys, so those stay exit 3.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 
@@ -15,8 +24,10 @@ from jobs.errors import (
     BucketMissing,
     CredentialsRejected,
     CredentialsUnavailable,
+    PipelineError,
     StorageError,
     StoreUnreachable,
+    TableDamaged,
 )
 from jobs.storage import Storage, bucket_of, is_remote
 
@@ -76,12 +87,102 @@ def storage_error(exc: BaseException, *, uri: str, storage: Storage) -> StorageE
     return StorageError(f"cannot access {where}: {_first_line(exc)}")
 
 
-def storage_failure(exc: BaseException, *, storage: Storage) -> StorageError | None:
+DOCTOR_HINT = "run python -m jobs doctor"
+
+
+def table_damage(exc: BaseException, *, storage: Storage, uri: str | None = None) -> TableDamaged | None:
+    """``exc`` as one :class:`TableDamaged` line when it says a table's log, checkpoint or data
+    file is damaged or missing (``uri``: the table being opened, when known), else None."""
+    text = _chain_text(exc)
+    low = text.lower()
+    if "expected contiguous commit files" in low:
+        found = [int(v) for v in re.findall(r'filename: "(\d+)\.json"', text)]
+        between = f" (no commit between versions {found[0]} and {found[-1]})" if len(found) > 1 else ""
+        problem = f"its log has a gap{between}"
+        logs = re.findall(r'path: "([^"]+)/_delta_log/', text)
+        uri = uri or (_table_of(logs[0] + "/_delta_log", storage) if logs else None)
+    elif "kernel error" in low and "json error" in low:
+        problem = f"a commit file of its log cannot be parsed ({_detail(text, 'Json error')})"
+    elif "kernel error" in low and "parquet error" in low:
+        problem = f"a checkpoint of its log cannot be read ({_detail(text, 'Parquet error')})"
+    elif (missing := _missing_data_file(text, low)) is not None:
+        uri = uri or _table_of(missing, storage)
+        if uri is None:
+            return None
+        problem = f"data file {_relative_to(missing, uri)} is missing"
+    else:
+        return None
+    name = f"table {table_label(uri, storage)}" if uri else "a table of the lake"
+    return TableDamaged(f"{name} is damaged: {problem}: {DOCTOR_HINT}")
+
+
+def table_label(uri: str, storage: Storage) -> str:
+    """``layer/name`` (e.g. ``silver/prints``) of a table location, else the location itself."""
+    for layer, base in _layers(storage):
+        for root in _spellings(base):
+            if _spellings(uri)[0].startswith(root + "/"):
+                return f"{layer}/{_spellings(uri)[0][len(root) + 1 :]}"
+    return uri
+
+
+def _layers(storage: Storage) -> list[tuple[str, str]]:
+    settings = storage.settings
+    return [("bronze", settings.lake_bronze), ("silver", settings.lake_silver), ("gold", settings.lake_gold)]
+
+
+def _spellings(location: str) -> list[str]:
+    """How a message may spell a location: an absolute local path, or an S3 key without s3://."""
+    location = location.rstrip("/")
+    if is_remote(location):
+        return [location.split("://", 1)[1]]
+    return [os.path.abspath(location.removeprefix("file://"))]
+
+
+_MISSING_FILE = re.compile(r"([^\s'\"()]+\.parquet)")
+
+
+def _missing_data_file(text: str, low: str) -> str | None:
+    """The data file path a not-found error names (None: not such an error)."""
+    if "nosuchbucket" in low or not any(
+        w in low for w in ("no such file or directory", "not found", "nosuchkey", "filenotfounderror")
+    ):
+        return None
+    paths = [p for p in _MISSING_FILE.findall(text) if "/_delta_log/" not in p]
+    return paths[0] if paths else None
+
+
+def _table_of(path: str, storage: Storage) -> str | None:
+    """The table folder (its layer location + name) holding the data file at ``path``."""
+    bare = path.split("://", 1)[-1]
+    for _, base in _layers(storage):
+        root = _spellings(base)[0]
+        if bare.startswith(root + "/"):
+            return base.rstrip("/") + "/" + bare[len(root) + 1 :].split("/", 1)[0]
+    return None
+
+
+def _relative_to(path: str, uri: str) -> str:
+    root = _spellings(uri)[0]
+    bare = path.split("://", 1)[-1]
+    return bare[len(root) + 1 :] if bare.startswith(root + "/") else bare
+
+
+def _detail(text: str, start: str) -> str:
+    """The message from ``start`` to the end of its line (the Rust backtrace left out)."""
+    at = text.find(start)
+    return text[at:].splitlines()[0].split(" | ")[0].strip().rstrip(".") if at >= 0 else start
+
+
+def storage_failure(exc: BaseException, *, storage: Storage) -> PipelineError | None:
     """``exc`` as one :class:`StorageError` line when it clearly is an object-store failure
     that escaped a stage unclassified (e.g. from cleanup code, or raised inside polars or
-    DuckDB), else None: anything else is a bug and keeps its traceback."""
+    DuckDB), as :class:`TableDamaged` when it says a table is damaged, else None: anything
+    else is a bug and keeps its traceback."""
     if isinstance(exc, StorageError):
         return exc
+    if (damaged := table_damage(exc, storage=storage)) is not None:
+        damaged.__cause__ = exc
+        return damaged
     if not _is_storage_failure(exc, storage):
         return None
     text = _chain_text(exc)
