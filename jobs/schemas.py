@@ -128,7 +128,8 @@ MANIFEST = pl.Schema(
         "run_id": pl.String(),
         "ingested_at": UTC_TS,
         "fingerprint": pl.String(),  # S3 ETag or local size+mtime when listed
-        "status": pl.String(),  # ingested | rejected (every line in quarantine) | unchanged
+        # ingested | rejected (every line in quarantine) | unchanged | lost (rows gone: take it in again)
+        "status": pl.String(),
         "reason": pl.String(),  # why a file was rejected (null otherwise)
         "replaces": pl.String(),  # checksum of the version this row replaced (null: first)
         # schema drift of the file: JSON {"new_fields": {field: lines}, "missing_fields": {…}}
@@ -136,7 +137,7 @@ MANIFEST = pl.Schema(
         "drift": pl.String(),
     }
 )
-MANIFEST_STATUSES = ("ingested", "rejected", "unchanged")
+MANIFEST_STATUSES = ("ingested", "rejected", "unchanged", "lost")
 
 SILVER_EVENTS = pl.Schema(
     {

@@ -5,7 +5,8 @@ newest row of a path holds the fingerprint seen when it was listed (S3 ETag, or 
 mtime) and the checksum of what was read. A listed file whose path is unknown is *new*; one
 whose fingerprint differs is *changed* (a corrected re-delivery, or a file still being written
 when it was read): bronze checks its content and, under ``RAW_ON_CHANGE=replace``, replaces its
-rows. Rows written before fingerprints existed compare by size.
+rows. Rows written before fingerprints existed compare by size. A path whose newest row is
+``lost`` (``python -m jobs doctor --repair`` removed what was left of its rows) is new again.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def plan_ingestion(listed: list[RawFile], manifest: pl.DataFrame) -> Plan:
     new, changed = [], []
     for f in listed:
         known = held.get(f.rel_path)
-        if known is None:
+        if known is None or known.status == "lost":
             new.append(f)
         elif (
             known.fingerprint != f.fingerprint

@@ -1,0 +1,173 @@
+"""Does bronze hold what the manifest says, and do the watermarks name commits that exist?
+
+Per raw file, the newest manifest row (``unchanged`` rows only renew a fingerprint) says how
+many rows bronze and quarantine hold with that ``source_file``; a group-by on the lineage
+column counts what they really hold. A silver commit records the bronze version it consumed
+(``bronze_version``, and ``bronze_commit_ts``: that commit's timestamp), a gold commit the silver
+versions (``silver_versions``, ``silver_commit_ts``), a manifest commit the bronze versions right
+after its run (``bronze_commits``): a version past the table's last one means history went
+backwards, another timestamp means it was rewritten. Lakes older than the timestamps are
+checked by version only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from jobs.doctor.findings import REPAIR, Finding
+from jobs.doctor.tables import TableState
+from jobs.raw.files import list_raw
+from jobs.run import RunContext
+from jobs.schemas import GOLD_TABLE, SOURCES
+
+NEWEST_COLUMNS = ("source", "path", "bronze_rows", "quarantined_rows", "status")
+
+
+def file_counts(ctx: RunContext, states: Mapping[str, TableState]) -> pl.DataFrame:
+    """Per raw file the manifest holds: its newest row, beside the rows bronze and quarantine
+    hold (``in_bronze``, ``in_quarantine``) and whether the raw file is still listed."""
+    manifest = states["bronze/_manifest"].table
+    if manifest is None:
+        return pl.DataFrame()
+    newest = (
+        pl.scan_delta(manifest)
+        .with_columns(pl.col("status").fill_null("ingested"))
+        .filter(pl.col("status") != "unchanged")
+        .sort("ingested_at", maintain_order=True)
+        .unique("path", keep="last", maintain_order=True)
+    )
+    held = [
+        pl.scan_delta(states[f"bronze/{s}"].table).select("source_file")
+        for s in SOURCES
+        if states[f"bronze/{s}"].table is not None
+    ]
+    quarantine = states["bronze/quarantine"].table
+    counted = newest.join(_per_file(held, "in_bronze"), left_on="path", right_on="source_file", how="left")
+    if quarantine is not None:
+        held_q = [pl.scan_delta(quarantine).select("source_file")]
+        counted = counted.join(
+            _per_file(held_q, "in_quarantine"), left_on="path", right_on="source_file", how="left"
+        )
+    else:
+        counted = counted.with_columns(pl.lit(None, pl.UInt32).alias("in_quarantine"))
+    listed = [f.rel_path for s in SOURCES for f in list_raw(ctx.storage, ctx.settings.lake_raw, s).files]
+    return (
+        counted.with_columns(pl.col("in_bronze", "in_quarantine").fill_null(0).cast(pl.Int64))
+        .with_columns(pl.col("path").is_in(listed).alias("raw_exists"))
+        .collect()
+    )
+
+
+def _per_file(frames: list[pl.LazyFrame], name: str) -> pl.LazyFrame:
+    if not frames:
+        return pl.LazyFrame(schema={"source_file": pl.String, name: pl.UInt32})
+    return pl.concat(frames).group_by("source_file").agg(pl.len().alias(name))
+
+
+def mismatched_files(counts: pl.DataFrame) -> pl.DataFrame:
+    """The files whose rows in bronze or quarantine differ from their newest manifest row."""
+    if counts.is_empty():
+        return counts
+    return counts.filter(
+        (pl.col("in_bronze") != pl.col("bronze_rows"))
+        | (pl.col("in_quarantine") != pl.col("quarantined_rows"))
+    )
+
+
+def manifest_findings(bad: pl.DataFrame) -> list[Finding]:
+    """One finding per raw file whose rows bronze no longer holds as the manifest says."""
+    found = []
+    for row in bad.select(*NEWEST_COLUMNS, "in_bronze", "in_quarantine", "raw_exists").iter_rows(named=True):
+        problem = (
+            f"raw file {row['path']} has {row['in_bronze']:,} of its {row['bronze_rows']:,} rows in "
+            f"bronze and {row['in_quarantine']:,} of its {row['quarantined_rows']:,} lines in quarantine"
+        )
+        if row["raw_exists"]:
+            fix = f"{REPAIR} (removes its remaining rows; the next run takes the file in again)"
+        else:
+            lost = row["bronze_rows"] - row["in_bronze"] + row["quarantined_rows"] - row["in_quarantine"]
+            fix = (
+                f"the raw file is gone too: {lost:,} rows are lost unless it is restored under "
+                f"LAKE_RAW, then {REPAIR}"
+            )
+        meaning = (
+            "bronze lost rows the manifest says it took in (a missing commit or data file), "
+            "so silver and gold miss them"
+        )
+        found.append(Finding(f"bronze/{row['source']}", "rows_lost", problem, meaning, fix))
+    return found
+
+
+def commit_times(state: TableState) -> dict[int, int]:
+    """Version → commit timestamp (ms) of every commit still in the table's history."""
+    if state.table is None:
+        return {}
+    return {int(c["version"]): int(c.get("timestamp") or 0) for c in state.table.history() if "version" in c}
+
+
+def watermark_findings(states: Mapping[str, TableState]) -> list[Finding]:
+    """Silver, gold and the manifest built from commits of their source that are gone or rewritten."""
+    times = {name: commit_times(s) for name, s in states.items() if name.startswith(("bronze/", "silver/"))}
+    found = []
+    for source in SOURCES:
+        built = _last_with(states[f"silver/{source}"], "bronze_version")
+        if built:
+            version, stamp = int(built["bronze_version"]), built.get("bronze_commit_ts")
+            if problem := _gone(times[f"bronze/{source}"], version, stamp):
+                found.append(
+                    _rebuild(f"silver/{source}", f"bronze {source}", version, problem, f"bronze {source}")
+                )
+    gold = _last_with(states[f"gold/{GOLD_TABLE}"], "silver_versions")
+    if gold:
+        stamps = json.loads(gold.get("silver_commit_ts") or "{}")
+        for source, version in json.loads(gold["silver_versions"]).items():
+            problem = _gone(times.get(f"silver/{source}", {}), int(version), stamps.get(source))
+            if problem and int(version) >= 0:
+                found.append(
+                    _rebuild(f"gold/{GOLD_TABLE}", f"silver {source}", int(version), problem, "silver")
+                )
+    runs = _last_with(states["bronze/_manifest"], "bronze_commits")
+    for name, (version, stamp) in json.loads(runs["bronze_commits"]).items() if runs else []:
+        if problem := _gone(times.get(f"bronze/{name}", {}), int(version), stamp):
+            found.append(
+                Finding(
+                    f"bronze/{name}",
+                    "history_lost",
+                    f"the manifest recorded bronze {name} at version {version}, which is {problem}",
+                    "commits of bronze were lost or rewritten after the manifest recorded them",
+                    f"{REPAIR} (raw files whose rows are gone are taken in again by the next run)",
+                )
+            )
+    return found
+
+
+def _last_with(state: TableState, key: str) -> dict[str, Any] | None:
+    if state.table is None:
+        return None
+    return next((c for c in state.table.history() if key in c), None)
+
+
+def _gone(times: Mapping[int, int], version: int, stamp: Any) -> str:
+    """'' when commit ``version`` exists (with timestamp ``stamp``, if recorded), else why not."""
+    if version < 0 or (times and version < min(times)):
+        return ""  # nothing consumed, or older than the log keeps
+    if version not in times:
+        return "gone"
+    if stamp is not None and str(stamp) != str(times[version]):
+        return "rewritten"
+    return ""
+
+
+def _rebuild(table: str, source: str, version: int, problem: str, rebuilt_from: str) -> Finding:
+    layer, name = table.split("/")
+    return Finding(
+        table,
+        "watermark_" + problem,
+        f"{layer} {name} was built from {source} version {version}, which is {problem}",
+        f"{layer} {name} may hold rows its source no longer has",
+        f"{REPAIR} (moves {layer} {name} aside; the next run rebuilds it from {rebuilt_from})",
+    )

@@ -1,0 +1,292 @@
+"""Diagnose the whole lake, and repair what is safe while holding the lake lease.
+
+Repairs, in this order (each leaves the lake so that ONE normal run makes it exact again):
+
+1. An unreadable checkpoint (or a wrong ``_last_checkpoint``) is moved aside into
+   ``<table>/_damaged-<run id>/`` and, once the table opens from its JSON log, written anew.
+2. Damaged commits at the end of a bronze table's log are moved aside there too, so the table
+   opens at the last good version (damage in the middle of a bronze log is only reported:
+   bronze is the one copy of what was taken in).
+3. A derived table (silver, gold) that is damaged, or built from commits that are gone or
+   rewritten, is moved aside whole to ``<table>._damaged-<run id>`` (kept for inspection; delete
+   it when done): the next run rebuilds silver from bronze and gold from silver. Gold goes too
+   whenever a silver table does, and the export marker with it. A damaged quality table is moved
+   aside the same way (its history is kept there).
+4. A data file a bronze table names but storage lacks is removed from the table (one commit
+   recording the days its statistics span, so silver rebuilds them).
+5. Every raw file whose rows bronze or quarantine no longer hold as the manifest says loses its
+   remaining rows (commits recording the days they touched) and gets a manifest row ``lost``,
+   so the next run takes it in as new. A file whose raw file is gone too is only reported.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import polars as pl
+
+from jobs.bronze.job import DAY_COLUMN, days_of, sql_list
+from jobs.doctor.findings import Finding, Report
+from jobs.doctor.lineage import file_counts, manifest_findings, mismatched_files, watermark_findings
+from jobs.doctor.tables import (
+    BRONZE_DATA,
+    CHECKPOINT_NAME,
+    COMMIT_NAME,
+    DERIVED,
+    RECORDS,
+    TableState,
+    inspect_table,
+    log_dir,
+    table_findings,
+)
+from jobs.errors import TableDamaged
+from jobs.lease import Holder, lease_uri
+from jobs.maintain import pipeline_tables
+from jobs.run import RunContext
+from jobs.schemas import BRONZE, GOLD_TABLE, MANIFEST, SOURCES
+from jobs.storage import join
+from jobs.storage_errors import storage_error
+from jobs.tables.external import commit_data_files
+
+States = dict[str, TableState]
+
+
+def inspect_lake(ctx: RunContext) -> States:
+    return {name: inspect_table(ctx, name, uri) for name, uri in pipeline_tables(ctx)}
+
+
+def diagnose(ctx: RunContext) -> Report:
+    """Every finding about the lake (read-only; no lease needed)."""
+    states = inspect_lake(ctx)
+    report = Report([f for s in states.values() for f in table_findings(s)])
+    if _bronze_readable(states):
+        report.findings += manifest_findings(mismatched_files(file_counts(ctx, states)))
+    report.findings += watermark_findings(states)
+    finding, note = _lease(ctx)
+    report.findings += [finding] if finding else []
+    report.notes += [note] if note else []
+    return report
+
+
+def repair(ctx: RunContext) -> Report:
+    """Apply the safe fixes holding the lake lease; the report is the diagnosis after them."""
+    from jobs.pipeline import holding_lease
+
+    done: list[str] = []
+    with holding_lease(ctx):
+        states = inspect_lake(ctx)
+        rebuild = _to_rebuild(states)  # before bronze changes: what was built from lost commits
+        for state in states.values():
+            done += _fix_checkpoints(ctx, state)
+            if state.name in BRONZE_DATA and state.trailing_damage is not None:
+                done += [_trim_log(ctx, state, state.trailing_damage)]
+        states = inspect_lake(ctx)
+        rebuild |= _to_rebuild(states)
+        for name in sorted(rebuild, key=lambda n: (n.startswith("gold/"), n)):
+            done.append(_move_table_aside(ctx, states[name]))
+        for name in BRONZE_DATA:
+            if not states[name].missing_files.is_empty():
+                done.append(_remove_missing_files(ctx, states[name]))
+        states = inspect_lake(ctx)
+        if _bronze_readable(states):
+            done += _reingest(ctx, mismatched_files(file_counts(ctx, states)))
+    report = diagnose(ctx)
+    report.repaired = done
+    return report
+
+
+def _bronze_readable(states: States) -> bool:
+    return all(states[n].table is not None or not states[n].exists for n in BRONZE_DATA) and all(
+        states[n].missing_files.is_empty() for n in BRONZE_DATA
+    )
+
+
+def _to_rebuild(states: States) -> set[str]:
+    """Derived and quality tables to move aside: damaged, or built from lost commits."""
+    names = {
+        s.name
+        for s in states.values()
+        if s.name in (*DERIVED, *RECORDS) and (s.log_damaged or not s.missing_files.is_empty())
+    }
+    names |= {f.table for f in watermark_findings(states) if f.table in DERIVED}
+    if any(n.startswith("silver/") and states[n].exists for n in names):
+        names.add(f"gold/{GOLD_TABLE}")
+    return {n for n in names if states[n].exists}
+
+
+def _aside(ctx: RunContext) -> str:
+    return f"_damaged-{ctx.run_id}"
+
+
+def _move(ctx: RunContext, uri: str, source: str, target: str) -> None:
+    fs = ctx.storage.filesystem(uri)
+    ctx.lake.check_guard()
+    try:
+        fs.mv(source, target, recursive=True)
+    except Exception as exc:
+        raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
+
+
+def _fix_checkpoints(ctx: RunContext, state: TableState) -> list[str]:
+    """Move unreadable checkpoints (and a wrong ``_last_checkpoint``) aside; checkpoint anew."""
+    if not state.bad_checkpoints and not state.bad_last_checkpoint:
+        return []
+    folder, aside = (
+        log_dir(ctx, state.uri),
+        f"{ctx.storage.strip_protocol(state.uri).rstrip('/')}/{_aside(ctx)}",
+    )
+    moved = [*state.bad_checkpoints, "_last_checkpoint"]
+    for name in moved:
+        if ctx.storage.filesystem(state.uri).exists(f"{folder}/{name}"):
+            _move(ctx, state.uri, f"{folder}/{name}", f"{aside}/{name}")
+    note = f"{state.name}: moved {', '.join(moved)} aside to {aside}"
+    try:
+        table = ctx.lake.open(state.uri)
+    except TableDamaged:
+        return [note + "; the table still does not open from its JSON log"]
+    if table is not None and not state.log_damaged:
+        ctx.lake.check_guard()
+        table.create_checkpoint()
+        note += f"; wrote a new checkpoint at version {table.version()}"
+    return [note]
+
+
+def _trim_log(ctx: RunContext, state: TableState, first: int) -> str:
+    """Move the commits from ``first`` on (and later checkpoints) aside: the table opens at
+    ``first - 1``."""
+    fs = ctx.storage.filesystem(state.uri)
+    folder, aside = (
+        log_dir(ctx, state.uri),
+        f"{ctx.storage.strip_protocol(state.uri).rstrip('/')}/{_aside(ctx)}",
+    )
+    names = [str(p).rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)]
+    later = [
+        n
+        for n in names
+        if n == "_last_checkpoint"
+        or ((m := CHECKPOINT_NAME.match(n) or COMMIT_NAME.match(n)) and int(m.group(1)) >= first)
+    ]
+    for name in later:
+        _move(ctx, state.uri, f"{folder}/{name}", f"{aside}/{name}")
+    return (
+        f"{state.name}: moved commit(s) from version {first} on aside to {aside}; "
+        f"it opens at version {first - 1}"
+    )
+
+
+def _move_table_aside(ctx: RunContext, state: TableState) -> str:
+    root = ctx.storage.strip_protocol(state.uri).rstrip("/")
+    target = f"{root}.{_aside(ctx)}"
+    _move(ctx, state.uri, root, target)
+    if state.name == f"gold/{GOLD_TABLE}":
+        marker = join(ctx.settings.export_uri, "_export.json")
+        fs, path = ctx.storage.filesystem(marker), ctx.storage.strip_protocol(marker)
+        if fs.exists(path):
+            _move(ctx, marker, path, f"{path}.{_aside(ctx)}")
+    return f"{state.name}: moved the table aside to {target}; the next run rebuilds it"
+
+
+def _remove_missing_files(ctx: RunContext, state: TableState) -> str:
+    """One commit removing the missing files; it records the days their statistics span."""
+    missing = state.missing_files
+    source = state.name.split("/", 1)[1]
+    days: list[str] = []
+    if source in SOURCES and f"min.{DAY_COLUMN[source]}" in missing.columns:
+        low, high = pl.col(f"min.{DAY_COLUMN[source]}"), pl.col(f"max.{DAY_COLUMN[source]}")
+        spans = missing.select(
+            pl.date_ranges(low.cast(pl.Date), high.cast(pl.Date)).explode().unique().sort()
+        )
+        days = [d.isoformat() for d in spans.to_series().drop_nulls().to_list()]
+    removes = [
+        {"path": p, "size": s, "partition_values": {}}
+        for p, s in missing.select("path", "size_bytes").iter_rows()
+    ]
+    schema = BRONZE.get(source) or pl.Schema(state.table.schema().to_arrow())
+    metadata = {
+        "run_id": ctx.run_id,
+        "removed_run": ctx.run_id,
+        "why": "doctor: data files missing",
+        "days": ",".join(days),
+    }
+    commit_data_files(
+        ctx.lake,
+        state.uri,
+        [],
+        schema=schema,
+        partition_by=None,
+        partitions=None,
+        metadata=metadata,
+        append=True,
+        removes=removes,
+    )
+    spanned = ", ".join(days) or "unknown"
+    return f"{state.name}: removed {len(removes)} missing data file(s) from the table (days {spanned})"
+
+
+def _reingest(ctx: RunContext, bad: pl.DataFrame) -> list[str]:
+    """Remove the remaining rows of raw files bronze lost rows of; mark them ``lost``."""
+    if bad.is_empty():
+        return []
+    todo = bad.filter(pl.col("raw_exists"))
+    why = "doctor: rows lost, the file is taken in again"
+    for source in SOURCES:
+        paths = todo.filter(pl.col("source") == source)["path"].to_list()
+        if paths:
+            days = days_of(ctx, source, pl.col("source_file").is_in(paths))
+            predicate = f"source_file IN ({sql_list(paths)})"
+            ctx.lake.delete(
+                ctx.bronze(source),
+                predicate,
+                metadata={"run_id": ctx.run_id, "why": why, "days": ",".join(days)},
+            )
+    paths = todo["path"].to_list()
+    if not paths:
+        return []
+    ctx.lake.delete(
+        ctx.quarantine_uri, f"source_file IN ({sql_list(paths)})", metadata={"run_id": ctx.run_id, "why": why}
+    )
+    manifest = pl.scan_delta(ctx.lake.open(ctx.manifest_uri)).filter(pl.col("path").is_in(paths))
+    lost = (
+        manifest.sort("ingested_at", maintain_order=True)
+        .unique("path", keep="last", maintain_order=True)
+        .with_columns(
+            pl.lit(0, pl.Int64).alias("bronze_rows"),
+            pl.lit(0, pl.Int64).alias("quarantined_rows"),
+            pl.lit("lost").alias("status"),
+            pl.lit("rows lost from bronze (doctor --repair): the next run takes the file in again").alias(
+                "reason"
+            ),
+            pl.lit(ctx.run_id).alias("run_id"),
+            pl.lit(datetime.now(UTC)).alias("ingested_at"),
+        )
+    )
+    ctx.lake.write(
+        ctx.manifest_uri, lost, schema=MANIFEST, metadata={"run_id": ctx.run_id}, schema_mode="merge"
+    )
+    return [
+        f"bronze: {len(paths)} raw file(s) marked lost, their remaining rows removed; the next "
+        f"run takes them in again ({', '.join(paths[:3])}{', …' if len(paths) > 3 else ''})"
+    ]
+
+
+def _lease(ctx: RunContext) -> tuple[Finding | None, str]:
+    """A finding when the lease file does not parse; else a note on who holds it."""
+    uri = lease_uri(ctx.settings)
+    payload = ctx.lake.read_file(uri)
+    if payload is None:
+        return None, f"lease: free ({uri})"
+    try:
+        holder = Holder.from_bytes(payload)
+    except ValueError as exc:
+        fix = "python -m jobs lease break (once no run is writing)"
+        return Finding(
+            "lease",
+            "lease_unreadable",
+            f"{uri} does not parse ({exc})",
+            "every run fails to take the lease",
+            fix,
+        ), ""
+    state = (
+        "expired (its holder stopped renewing; the next run takes it over)" if holder.expired() else "held"
+    )
+    return None, f"lease: {state} by {holder.describe()}"
