@@ -23,6 +23,7 @@ from jobs.doctor.tables import TableState
 from jobs.raw.files import list_raw
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE, SOURCES
+from jobs.storage import join
 
 NEWEST_COLUMNS = ("source", "path", "bronze_rows", "quarantined_rows", "status")
 
@@ -111,13 +112,17 @@ def commit_times(state: TableState) -> dict[int, int]:
 
 def watermark_findings(states: Mapping[str, TableState]) -> list[Finding]:
     """Silver, gold and the manifest built from commits of their source that are gone or rewritten."""
-    times = {name: commit_times(s) for name, s in states.items() if name.startswith(("bronze/", "silver/"))}
+    times = {  # a table that exists but does not open has its own finding: skipped here
+        name: commit_times(s)
+        for name, s in states.items()
+        if name.startswith(("bronze/", "silver/")) and (s.table is not None or not s.exists)
+    }
     found = []
     for source in SOURCES:
         built = _last_with(states[f"silver/{source}"], "bronze_version")
         if built:
             version, stamp = int(built["bronze_version"]), built.get("bronze_commit_ts")
-            if problem := _gone(times[f"bronze/{source}"], version, stamp):
+            if problem := _gone(times.get(f"bronze/{source}"), version, stamp):
                 found.append(
                     _rebuild(f"silver/{source}", f"bronze {source}", version, problem, f"bronze {source}")
                 )
@@ -125,14 +130,14 @@ def watermark_findings(states: Mapping[str, TableState]) -> list[Finding]:
     if gold:
         stamps = json.loads(gold.get("silver_commit_ts") or "{}")
         for source, version in json.loads(gold["silver_versions"]).items():
-            problem = _gone(times.get(f"silver/{source}", {}), int(version), stamps.get(source))
+            problem = _gone(times.get(f"silver/{source}"), int(version), stamps.get(source))
             if problem and int(version) >= 0:
                 found.append(
                     _rebuild(f"gold/{GOLD_TABLE}", f"silver {source}", int(version), problem, "silver")
                 )
     runs = _last_with(states["bronze/_manifest"], "bronze_commits")
     for name, (version, stamp) in json.loads(runs["bronze_commits"]).items() if runs else []:
-        if problem := _gone(times.get(f"bronze/{name}", {}), int(version), stamp):
+        if problem := _gone(times.get(f"bronze/{name}"), int(version), stamp):
             found.append(
                 Finding(
                     f"bronze/{name}",
@@ -145,16 +150,39 @@ def watermark_findings(states: Mapping[str, TableState]) -> list[Finding]:
     return found
 
 
+def export_findings(ctx: RunContext, states: Mapping[str, TableState]) -> list[Finding]:
+    """Gold exported at a version it no longer has: its last commits were lost."""
+    gold = states[f"gold/{GOLD_TABLE}"]
+    payload = ctx.lake.read_file(join(ctx.settings.export_uri, "_export.json"))
+    if gold.table is None or payload is None:
+        return []
+    try:
+        exported = int(json.loads(payload)["gold_version"])
+    except (ValueError, KeyError, TypeError):
+        return []  # export writes a new marker next time
+    if exported <= gold.table.version():
+        return []
+    return [
+        Finding(
+            gold.name,
+            "history_lost",
+            f"the export recorded gold version {exported}, but gold ends at version {gold.table.version()}",
+            "gold lost its last commit(s); the export would not be written again",
+            f"{REPAIR} (moves gold aside with the export marker; the next run rebuilds and exports it)",
+        )
+    ]
+
+
 def _last_with(state: TableState, key: str) -> dict[str, Any] | None:
     if state.table is None:
         return None
     return next((c for c in state.table.history() if key in c), None)
 
 
-def _gone(times: Mapping[int, int], version: int, stamp: Any) -> str:
+def _gone(times: Mapping[int, int] | None, version: int, stamp: Any) -> str:
     """'' when commit ``version`` exists (with timestamp ``stamp``, if recorded), else why not."""
-    if version < 0 or (times and version < min(times)):
-        return ""  # nothing consumed, or older than the log keeps
+    if times is None or version < 0 or (times and version < min(times)):
+        return ""  # source unreadable, nothing consumed, or older than the log keeps
     if version not in times:
         return "gone"
     if stamp is not None and str(stamp) != str(times[version]):

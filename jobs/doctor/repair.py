@@ -27,7 +27,13 @@ import polars as pl
 
 from jobs.bronze.job import DAY_COLUMN, days_of, sql_list
 from jobs.doctor.findings import Finding, Report
-from jobs.doctor.lineage import file_counts, manifest_findings, mismatched_files, watermark_findings
+from jobs.doctor.lineage import (
+    export_findings,
+    file_counts,
+    manifest_findings,
+    mismatched_files,
+    watermark_findings,
+)
 from jobs.doctor.tables import (
     BRONZE_DATA,
     CHECKPOINT_NAME,
@@ -61,7 +67,7 @@ def diagnose(ctx: RunContext) -> Report:
     report = Report([f for s in states.values() for f in table_findings(s)])
     if _bronze_readable(states):
         report.findings += manifest_findings(mismatched_files(file_counts(ctx, states)))
-    report.findings += watermark_findings(states)
+    report.findings += watermark_findings(states) + export_findings(ctx, states)
     finding, note = _lease(ctx)
     report.findings += [finding] if finding else []
     report.notes += [note] if note else []
@@ -75,13 +81,13 @@ def repair(ctx: RunContext) -> Report:
     done: list[str] = []
     with holding_lease(ctx):
         states = inspect_lake(ctx)
-        rebuild = _to_rebuild(states)  # before bronze changes: what was built from lost commits
+        rebuild = _to_rebuild(ctx, states)  # before bronze changes: what was built from lost commits
         for state in states.values():
             done += _fix_checkpoints(ctx, state)
             if state.name in BRONZE_DATA and state.trailing_damage is not None:
                 done += [_trim_log(ctx, state, state.trailing_damage)]
         states = inspect_lake(ctx)
-        rebuild |= _to_rebuild(states)
+        rebuild |= _to_rebuild(ctx, states)
         for name in sorted(rebuild, key=lambda n: (n.startswith("gold/"), n)):
             done.append(_move_table_aside(ctx, states[name]))
         for name in BRONZE_DATA:
@@ -101,14 +107,15 @@ def _bronze_readable(states: States) -> bool:
     )
 
 
-def _to_rebuild(states: States) -> set[str]:
+def _to_rebuild(ctx: RunContext, states: States) -> set[str]:
     """Derived and quality tables to move aside: damaged, or built from lost commits."""
     names = {
         s.name
         for s in states.values()
         if s.name in (*DERIVED, *RECORDS) and (s.log_damaged or not s.missing_files.is_empty())
     }
-    names |= {f.table for f in watermark_findings(states) if f.table in DERIVED}
+    lost = watermark_findings(states) + export_findings(ctx, states)
+    names |= {f.table for f in lost if f.table in DERIVED}
     if any(n.startswith("silver/") and states[n].exists for n in names):
         names.add(f"gold/{GOLD_TABLE}")
     return {n for n in names if states[n].exists}
