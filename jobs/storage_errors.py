@@ -106,10 +106,9 @@ def table_damage(exc: BaseException, *, storage: Storage, uri: str | None = None
     elif "kernel error" in low and "parquet error" in low:
         problem = f"a checkpoint of its log cannot be read ({_detail(text, 'Parquet error')})"
     elif (missing := _missing_data_file(text, low)) is not None:
-        uri = uri or _table_of(missing, storage)
-        if uri is None:
-            return None
-        problem = f"data file {_relative_to(missing, uri)} is missing"
+        uri = uri or _table_of(missing, storage)  # polars may elide the folders: "…/part-….parquet"
+        shown = _relative_to(missing, uri) if uri else missing.rsplit("/", 1)[-1]
+        problem = f"data file {shown} is missing"
     else:
         return None
     name = f"table {table_label(uri, storage)}" if uri else "a table of the lake"
