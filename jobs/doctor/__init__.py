@@ -8,7 +8,8 @@ and silver's, gold's and the manifest's watermarks name commits that still exist
 the lake lease (:mod:`jobs.doctor.repair`), so that ONE normal run makes the lake exact again.
 """
 
+from jobs.doctor.diagnose import diagnose
 from jobs.doctor.findings import Finding, Report
-from jobs.doctor.repair import diagnose, repair
+from jobs.doctor.repair import repair
 
 __all__ = ["Finding", "Report", "diagnose", "repair"]

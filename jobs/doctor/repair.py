@@ -1,4 +1,4 @@
-"""Diagnose the whole lake, and repair what is safe while holding the lake lease.
+"""Repair what is safe while holding the lake lease; then diagnose again.
 
 Repairs, in this order (each leaves the lake so that ONE normal run makes it exact again):
 
@@ -21,19 +21,10 @@ Repairs, in this order (each leaves the lake so that ONE normal run makes it exa
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
-import polars as pl
-
-from jobs.bronze.job import DAY_COLUMN, days_of, sql_list
-from jobs.doctor.findings import Finding, Report
-from jobs.doctor.lineage import (
-    export_findings,
-    file_counts,
-    manifest_findings,
-    mismatched_files,
-    watermark_findings,
-)
+from jobs.doctor.bronze_fixes import reingest, remove_missing_files
+from jobs.doctor.diagnose import States, bronze_readable, diagnose, inspect_lake
+from jobs.doctor.findings import Report
+from jobs.doctor.lineage import export_findings, file_counts, mismatched_files, watermark_findings
 from jobs.doctor.tables import (
     BRONZE_DATA,
     CHECKPOINT_NAME,
@@ -41,37 +32,13 @@ from jobs.doctor.tables import (
     DERIVED,
     RECORDS,
     TableState,
-    inspect_table,
     log_dir,
-    table_findings,
 )
 from jobs.errors import TableDamaged
-from jobs.lease import Holder, lease_uri
-from jobs.maintain import pipeline_tables
 from jobs.run import RunContext
-from jobs.schemas import BRONZE, GOLD_TABLE, MANIFEST, SOURCES
+from jobs.schemas import GOLD_TABLE
 from jobs.storage import join
 from jobs.storage_errors import storage_error
-from jobs.tables.external import commit_data_files
-
-States = dict[str, TableState]
-
-
-def inspect_lake(ctx: RunContext) -> States:
-    return {name: inspect_table(ctx, name, uri) for name, uri in pipeline_tables(ctx)}
-
-
-def diagnose(ctx: RunContext) -> Report:
-    """Every finding about the lake (read-only; no lease needed)."""
-    states = inspect_lake(ctx)
-    report = Report([f for s in states.values() for f in table_findings(s)])
-    if _bronze_readable(states):
-        report.findings += manifest_findings(mismatched_files(file_counts(ctx, states)))
-    report.findings += watermark_findings(states) + export_findings(ctx, states)
-    finding, note = _lease(ctx)
-    report.findings += [finding] if finding else []
-    report.notes += [note] if note else []
-    return report
 
 
 def repair(ctx: RunContext) -> Report:
@@ -92,19 +59,13 @@ def repair(ctx: RunContext) -> Report:
             done.append(_move_table_aside(ctx, states[name]))
         for name in BRONZE_DATA:
             if not states[name].missing_files.is_empty():
-                done.append(_remove_missing_files(ctx, states[name]))
+                done.append(remove_missing_files(ctx, states[name]))
         states = inspect_lake(ctx)
-        if _bronze_readable(states):
-            done += _reingest(ctx, mismatched_files(file_counts(ctx, states)))
+        if bronze_readable(states):
+            done += reingest(ctx, mismatched_files(file_counts(ctx, states)))
     report = diagnose(ctx)
     report.repaired = done
     return report
-
-
-def _bronze_readable(states: States) -> bool:
-    return all(states[n].table is not None or not states[n].exists for n in BRONZE_DATA) and all(
-        states[n].missing_files.is_empty() for n in BRONZE_DATA
-    )
 
 
 def _to_rebuild(ctx: RunContext, states: States) -> set[str]:
@@ -190,110 +151,5 @@ def _move_table_aside(ctx: RunContext, state: TableState) -> str:
         fs, path = ctx.storage.filesystem(marker), ctx.storage.strip_protocol(marker)
         if fs.exists(path):
             _move(ctx, marker, path, f"{path}.{_aside(ctx)}")
-    return f"{state.name}: moved the table aside to {target}; the next run rebuilds it"
-
-
-def _remove_missing_files(ctx: RunContext, state: TableState) -> str:
-    """One commit removing the missing files; it records the days their statistics span."""
-    missing = state.missing_files
-    source = state.name.split("/", 1)[1]
-    days: list[str] = []
-    if source in SOURCES and f"min.{DAY_COLUMN[source]}" in missing.columns:
-        low, high = pl.col(f"min.{DAY_COLUMN[source]}"), pl.col(f"max.{DAY_COLUMN[source]}")
-        spans = missing.select(
-            pl.date_ranges(low.cast(pl.Date), high.cast(pl.Date)).explode().unique().sort()
-        )
-        days = [d.isoformat() for d in spans.to_series().drop_nulls().to_list()]
-    removes = [
-        {"path": p, "size": s, "partition_values": {}}
-        for p, s in missing.select("path", "size_bytes").iter_rows()
-    ]
-    schema = BRONZE.get(source) or pl.Schema(state.table.schema().to_arrow())
-    metadata = {
-        "run_id": ctx.run_id,
-        "removed_run": ctx.run_id,
-        "why": "doctor: data files missing",
-        "days": ",".join(days),
-    }
-    commit_data_files(
-        ctx.lake,
-        state.uri,
-        [],
-        schema=schema,
-        partition_by=None,
-        partitions=None,
-        metadata=metadata,
-        append=True,
-        removes=removes,
-    )
-    spanned = ", ".join(days) or "unknown"
-    return f"{state.name}: removed {len(removes)} missing data file(s) from the table (days {spanned})"
-
-
-def _reingest(ctx: RunContext, bad: pl.DataFrame) -> list[str]:
-    """Remove the remaining rows of raw files bronze lost rows of; mark them ``lost``."""
-    if bad.is_empty():
-        return []
-    todo = bad.filter(pl.col("raw_exists"))
-    why = "doctor: rows lost, the file is taken in again"
-    for source in SOURCES:
-        paths = todo.filter(pl.col("source") == source)["path"].to_list()
-        if paths:
-            days = days_of(ctx, source, pl.col("source_file").is_in(paths))
-            predicate = f"source_file IN ({sql_list(paths)})"
-            ctx.lake.delete(
-                ctx.bronze(source),
-                predicate,
-                metadata={"run_id": ctx.run_id, "why": why, "days": ",".join(days)},
-            )
-    paths = todo["path"].to_list()
-    if not paths:
-        return []
-    ctx.lake.delete(
-        ctx.quarantine_uri, f"source_file IN ({sql_list(paths)})", metadata={"run_id": ctx.run_id, "why": why}
-    )
-    manifest = pl.scan_delta(ctx.lake.open(ctx.manifest_uri)).filter(pl.col("path").is_in(paths))
-    lost = (
-        manifest.sort("ingested_at", maintain_order=True)
-        .unique("path", keep="last", maintain_order=True)
-        .with_columns(
-            pl.lit(0, pl.Int64).alias("bronze_rows"),
-            pl.lit(0, pl.Int64).alias("quarantined_rows"),
-            pl.lit("lost").alias("status"),
-            pl.lit("rows lost from bronze (doctor --repair): the next run takes the file in again").alias(
-                "reason"
-            ),
-            pl.lit(ctx.run_id).alias("run_id"),
-            pl.lit(datetime.now(UTC)).alias("ingested_at"),
-        )
-    )
-    ctx.lake.write(
-        ctx.manifest_uri, lost, schema=MANIFEST, metadata={"run_id": ctx.run_id}, schema_mode="merge"
-    )
-    return [
-        f"bronze: {len(paths)} raw file(s) marked lost, their remaining rows removed; the next "
-        f"run takes them in again ({', '.join(paths[:3])}{', …' if len(paths) > 3 else ''})"
-    ]
-
-
-def _lease(ctx: RunContext) -> tuple[Finding | None, str]:
-    """A finding when the lease file does not parse; else a note on who holds it."""
-    uri = lease_uri(ctx.settings)
-    payload = ctx.lake.read_file(uri)
-    if payload is None:
-        return None, f"lease: free ({uri})"
-    try:
-        holder = Holder.from_bytes(payload)
-    except ValueError as exc:
-        fix = "python -m jobs lease break (once no run is writing)"
-        return Finding(
-            "lease",
-            "lease_unreadable",
-            f"{uri} does not parse ({exc})",
-            "every run fails to take the lease",
-            fix,
-        ), ""
-    state = (
-        "expired (its holder stopped renewing; the next run takes it over)" if holder.expired() else "held"
-    )
-    return None, f"lease: {state} by {holder.describe()}"
+    then = "a new one starts with the next run" if state.name in RECORDS else "the next run rebuilds it"
+    return f"{state.name}: moved the table aside to {target}; {then}"
