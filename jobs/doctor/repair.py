@@ -87,10 +87,18 @@ def _aside(ctx: RunContext) -> str:
 
 
 def _move(ctx: RunContext, uri: str, source: str, target: str) -> None:
+    """Move a file, or every file under a folder (S3 has no folders to rename: file by file)."""
     fs = ctx.storage.filesystem(uri)
     ctx.lake.check_guard()
     try:
-        fs.mv(source, target, recursive=True)
+        fs.invalidate_cache()
+        if not fs.isdir(source):
+            fs.mv(source, target)
+            return
+        for path in fs.find(source):
+            fs.mv(path, target + str(path)[len(source) :])
+        if fs.exists(source):  # a local folder left with empty folders
+            fs.rm(source, recursive=True)
     except Exception as exc:
         raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
 
