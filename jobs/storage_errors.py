@@ -6,7 +6,8 @@ module reads the error chain once and maps it to the :mod:`jobs.errors` classes 
 
 A damaged table is told apart from a failing store (:func:`table_damage`): deltalake 1.6 says
 ``Kernel error: Json error: …`` for a commit file it cannot parse, ``… Expected contiguous
-commit files, but found gap …`` for a missing commit in the middle of the log and ``Kernel
+commit files, but found gap …`` for a missing commit in the middle of the log, ``… No table
+metadata or protocol found in delta log`` when the first commits are gone (no checkpoint) and ``Kernel
 error: Arrow error: Parquet error: …`` for a checkpoint that is not Parquet; polars and
 deltalake say ``No such file or directory`` / ``Object at location … not found`` for a data file
 an add action names but storage lacks. None of these words occur when the store is unreachable
@@ -101,6 +102,8 @@ def table_damage(exc: BaseException, *, storage: Storage, uri: str | None = None
         problem = f"its log has a gap{between}"
         logs = re.findall(r'path: "([^"]+)/_delta_log/', text)
         uri = uri or (_table_of(logs[0] + "/_delta_log", storage) if logs else None)
+    elif "no table metadata or protocol found" in low:
+        problem = "its log has lost its first commits (no metadata or protocol, no checkpoint)"
     elif "kernel error" in low and "json error" in low:
         problem = f"a commit file of its log cannot be parsed ({_detail(text, 'Json error')})"
     elif "kernel error" in low and "parquet error" in low:

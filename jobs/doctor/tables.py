@@ -95,7 +95,11 @@ def inspect_table(ctx: RunContext, name: str, uri: str) -> TableState:
     except Exception as exc:
         raise storage_error(exc, uri=uri, storage=ctx.storage) from exc
     if state.commits:
-        state.gaps = sorted(set(range(state.commits[0], state.commits[-1] + 1)) - set(state.commits))
+        checkpointed = [
+            int(n[:20]) for n in names if CHECKPOINT_NAME.match(n) and n not in state.bad_checkpoints
+        ]
+        start = 0 if max(checkpointed, default=-1) < state.commits[0] - 1 else state.commits[0]
+        state.gaps = sorted(set(range(start, state.commits[-1] + 1)) - set(state.commits))
     try:
         state.table = ctx.lake.open(uri)
     except TableDamaged as exc:

@@ -132,6 +132,19 @@ def test_a_half_written_log_file_fails_the_run_with_exit_8_and_doctor_repairs_it
     repaired_by_one_run(lake)
 
 
+def test_a_bronze_log_damaged_before_its_end_is_reported_for_a_restore_and_left_alone(lake: Path) -> None:
+    first = lake / "bronze" / "prints" / "_delta_log" / f"{0:020d}.json"
+    first.unlink()
+    line = assert_run_fails_with_the_doctor_line(lake)
+    assert "bronze/prints" in line and "first commits" in line, line
+    for args in ((), ("--repair",)):
+        code, out = doctor(lake, *args)
+        assert code == 8, out
+        assert "bronze/prints: commit(s) 0 missing from the log" in out, out
+        assert "restore" in out and "from a backup" in out, out
+    assert sorted(p.name for p in first.parent.iterdir()) == [f"{1:020d}.json"]  # nothing moved
+
+
 def test_a_lost_latest_bronze_commit_is_not_silently_accepted_doctor_re_ingests_its_files(lake: Path) -> None:
     remove_latest_commit("bronze/prints")(lake)
     run = cli(lake, "run")  # the run cannot see it: the table opens at the version before

@@ -68,6 +68,11 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], bool, str]] = {
         False,
         "a commit file of its log cannot be parsed",
     ),
+    "first commit gone": (
+        lambda p: _commit(p, 0).unlink(),
+        False,
+        "its log has lost its first commits",
+    ),
     "garbage checkpoint": (
         lambda p: next((p / "_delta_log").glob("*.checkpoint.parquet")).write_bytes(os.urandom(600)),
         True,
