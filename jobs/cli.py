@@ -135,7 +135,12 @@ def _parser() -> argparse.ArgumentParser:
         "wrong); --repair applies the safe fixes holding the lease",
     )
     doctor.add_argument("--repair", action="store_true", help="apply the safe fixes (holds the lake lease)")
-    doctor.add_argument("--format", choices=["table", "json"], default="table")
+    doctor.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="one line per finding (default) or one JSON object with the findings on stdout",
+    )
 
     ddb = stage("duckdb-init", [common], "write a start-up file for the duckdb CLI (views over gold)")
     ddb.add_argument("--out", type=Path, help="default: STACK_DIR/duckdb-init.sql")

@@ -268,6 +268,11 @@ def test_doctor_on_a_healthy_lake_exits_0_and_its_json_says_so(lake: Path) -> No
     assert code == 0 and report["healthy"] is True and report["findings"] == [], report
 
 
+def test_doctor_on_a_lake_with_no_table_yet_exits_0(tmp_path: Path) -> None:
+    code, out = doctor(tmp_path)
+    assert code == 0 and "every table is healthy" in out, out
+
+
 def test_an_unparseable_lease_is_a_finding_naming_lease_break(lake: Path) -> None:
     (lake / "bronze" / "_lease.json").write_text("{not json")
     code, out = doctor(lake)
