@@ -10,7 +10,7 @@ import polars as pl
 from jobs.bronze.job import DAY_COLUMN, days_of, sql_list
 from jobs.doctor.tables import TableState
 from jobs.run import RunContext
-from jobs.schemas import BRONZE, MANIFEST, SOURCES
+from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES
 from jobs.tables.external import commit_data_files
 
 
@@ -29,7 +29,7 @@ def remove_missing_files(ctx: RunContext, state: TableState) -> str:
         {"path": p, "size": s, "partition_values": {}}
         for p, s in missing.select("path", "size_bytes").iter_rows()
     ]
-    schema = BRONZE.get(source) or pl.Schema(state.table.schema().to_arrow())
+    schema = {**BRONZE, "quarantine": QUARANTINE, "_manifest": MANIFEST}[source]
     metadata = {
         "run_id": ctx.run_id,
         "removed_run": ctx.run_id,
@@ -47,8 +47,8 @@ def remove_missing_files(ctx: RunContext, state: TableState) -> str:
         append=True,
         removes=removes,
     )
-    spanned = ", ".join(days) or "unknown"
-    return f"{state.name}: removed {len(removes)} missing data file(s) from the table (days {spanned})"
+    spanned = f" (rows of days {', '.join(days)})" if days else ""
+    return f"{state.name}: removed {len(removes)} missing data file(s) from the table{spanned}"
 
 
 def reingest(ctx: RunContext, bad: pl.DataFrame) -> list[str]:
@@ -92,6 +92,6 @@ def reingest(ctx: RunContext, bad: pl.DataFrame) -> list[str]:
         ctx.manifest_uri, lost, schema=MANIFEST, metadata={"run_id": ctx.run_id}, schema_mode="merge"
     )
     return [
-        f"bronze: {len(paths)} raw file(s) marked lost, their remaining rows removed; the next "
-        f"run takes them in again ({', '.join(paths[:3])}{', …' if len(paths) > 3 else ''})"
+        f"bronze: the remaining rows of {len(paths)} raw file(s) removed (manifest status lost); "
+        f"the next run takes them in again ({', '.join(paths[:3])}{', …' if len(paths) > 3 else ''})"
     ]

@@ -29,44 +29,49 @@ NEWEST_COLUMNS = ("source", "path", "bronze_rows", "quarantined_rows", "status")
 
 
 def file_counts(ctx: RunContext, states: Mapping[str, TableState]) -> pl.DataFrame:
-    """Per raw file the manifest holds: its newest row, beside the rows bronze and quarantine
-    hold (``in_bronze``, ``in_quarantine``) and whether the raw file is still listed."""
+    """Per raw file the manifest or bronze knows: its newest manifest row (``in_manifest``
+    false and 0 rows when there is none), the rows bronze and quarantine hold (``in_bronze``,
+    ``in_quarantine``) and whether the raw file is still listed."""
+    keys = {"source": pl.String, "path": pl.String}
     manifest = states["bronze/_manifest"].table
-    if manifest is None:
-        return pl.DataFrame()
     newest = (
-        pl.scan_delta(manifest)
+        pl.LazyFrame(
+            schema=keys | {"bronze_rows": pl.Int64, "quarantined_rows": pl.Int64, "status": pl.String}
+        )
+        if manifest is None
+        else pl.scan_delta(manifest)
         .with_columns(pl.col("status").fill_null("ingested"))
         .filter(pl.col("status") != "unchanged")
         .sort("ingested_at", maintain_order=True)
         .unique("path", keep="last", maintain_order=True)
+        .select(*NEWEST_COLUMNS)
     )
     held = [
-        pl.scan_delta(states[f"bronze/{s}"].table).select("source_file")
+        pl.scan_delta(states[f"bronze/{s}"].table).select(pl.lit(s).alias("source"), "source_file")
         for s in SOURCES
         if states[f"bronze/{s}"].table is not None
     ]
     quarantine = states["bronze/quarantine"].table
-    counted = newest.join(_per_file(held, "in_bronze"), left_on="path", right_on="source_file", how="left")
-    if quarantine is not None:
-        held_q = [pl.scan_delta(quarantine).select("source_file")]
-        counted = counted.join(
-            _per_file(held_q, "in_quarantine"), left_on="path", right_on="source_file", how="left"
-        )
-    else:
-        counted = counted.with_columns(pl.lit(None, pl.UInt32).alias("in_quarantine"))
+    held_q = [] if quarantine is None else [pl.scan_delta(quarantine).select("source", "source_file")]
+    counted = newest.with_columns(pl.lit(True).alias("in_manifest"))
+    for frames, name in ((held, "in_bronze"), (held_q, "in_quarantine")):
+        counted = counted.join(_per_file(frames, name), on=["source", "path"], how="full", coalesce=True)
     listed = [f.rel_path for s in SOURCES for f in list_raw(ctx.storage, ctx.settings.lake_raw, s).files]
+    counts = ("bronze_rows", "quarantined_rows", "in_bronze", "in_quarantine")
     return (
-        counted.with_columns(pl.col("in_bronze", "in_quarantine").fill_null(0).cast(pl.Int64))
+        counted.with_columns(
+            pl.col(*counts).fill_null(0).cast(pl.Int64), pl.col("in_manifest").fill_null(False)
+        )
         .with_columns(pl.col("path").is_in(listed).alias("raw_exists"))
         .collect()
     )
 
 
 def _per_file(frames: list[pl.LazyFrame], name: str) -> pl.LazyFrame:
+    """Rows per (source, raw file) of the frames."""
     if not frames:
-        return pl.LazyFrame(schema={"source_file": pl.String, name: pl.UInt32})
-    return pl.concat(frames).group_by("source_file").agg(pl.len().alias(name))
+        return pl.LazyFrame(schema={"source": pl.String, "path": pl.String, name: pl.UInt32})
+    return pl.concat(frames).group_by("source", pl.col("source_file").alias("path")).agg(pl.len().alias(name))
 
 
 def mismatched_files(counts: pl.DataFrame) -> pl.DataFrame:
@@ -83,26 +88,41 @@ def manifest_findings(bad: pl.DataFrame) -> list[Finding]:
     """One finding per raw file whose rows bronze no longer holds as the manifest says."""
     if bad.is_empty():
         return []
-    found = []
-    for row in bad.select(*NEWEST_COLUMNS, "in_bronze", "in_quarantine", "raw_exists").iter_rows(named=True):
+    columns = (*NEWEST_COLUMNS, "in_manifest", "in_bronze", "in_quarantine", "raw_exists")
+    return [_file_finding(row) for row in bad.select(*columns).iter_rows(named=True)]
+
+
+def _file_finding(row: Mapping[str, Any]) -> Finding:
+    """What is wrong with one raw file's rows, what it means and its fix."""
+    table, path = f"bronze/{row['source']}", row["path"]
+    if row["in_manifest"]:
         problem = (
-            f"raw file {row['path']} has {row['in_bronze']:,} of its {row['bronze_rows']:,} rows in "
+            f"raw file {path} has {row['in_bronze']:,} of its {row['bronze_rows']:,} rows in "
             f"bronze and {row['in_quarantine']:,} of its {row['quarantined_rows']:,} lines in quarantine"
         )
-        if row["raw_exists"]:
-            fix = f"{REPAIR} (removes its remaining rows; the next run takes the file in again)"
-        else:
-            lost = row["bronze_rows"] - row["in_bronze"] + row["quarantined_rows"] - row["in_quarantine"]
-            fix = (
-                f"the raw file is gone too: {lost:,} rows are lost unless it is restored under "
-                f"LAKE_RAW, then {REPAIR}"
-            )
         meaning = (
             "bronze lost rows the manifest says it took in (a missing commit or data file), "
             "so silver and gold miss them"
         )
-        found.append(Finding(f"bronze/{row['source']}", "rows_lost", problem, meaning, fix))
-    return found
+        kind = "rows_lost"
+    else:
+        problem = (
+            f"raw file {path} is not in the manifest, but bronze holds {row['in_bronze']:,} of its "
+            f"rows and quarantine {row['in_quarantine']:,} of its lines"
+        )
+        meaning = "the manifest lost its row (or a run was interrupted): the file would be taken in twice"
+        kind = "rows_unlisted"
+    if row["raw_exists"]:
+        fix = f"{REPAIR} (removes its remaining rows; the next run takes the file in again)"
+    elif row["in_manifest"]:
+        lost = row["bronze_rows"] - row["in_bronze"] + row["quarantined_rows"] - row["in_quarantine"]
+        fix = (
+            f"the raw file is gone too: {lost:,} rows are lost unless it is restored under LAKE_RAW, "
+            f"then {REPAIR}"
+        )
+    else:
+        fix = f"the raw file is gone: restore it under LAKE_RAW, then {REPAIR}"
+    return Finding(table, kind, problem, meaning, fix)
 
 
 def commit_times(state: TableState) -> dict[int, int]:

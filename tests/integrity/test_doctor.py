@@ -204,6 +204,18 @@ def test_a_missing_bronze_data_file_is_removed_and_its_raw_files_taken_in_again(
     repaired_by_one_run(lake)
 
 
+def test_a_missing_manifest_data_file_is_removed_and_its_raw_files_taken_in_once_again(lake: Path) -> None:
+    remove_a_data_file("bronze/_manifest")(lake)
+    code, out = doctor(lake)
+    assert code == 8 and "bronze/_manifest: 1 data file(s) named by the log are missing" in out, out
+    code, out = doctor(lake, "--repair")
+    assert code == 0, out
+    assert "is not in the manifest" not in out  # its rows are gone: the next run takes it in as new
+    rerun = cli(lake, "run")
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert_exactly_once(lake)
+
+
 def _commit_metadata(lake: Path, table: str, metadata: dict[str, str]) -> None:
     """An empty commit carrying ``metadata`` (what a stage's watermark commit records)."""
     target = DeltaTable(str(lake / table))
