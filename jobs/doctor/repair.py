@@ -86,6 +86,11 @@ def _aside(ctx: RunContext) -> str:
     return f"_damaged-{ctx.run_id}"
 
 
+def _aside_dir(ctx: RunContext, uri: str) -> str:
+    """Where log files of the table at ``uri`` are moved aside (deltalake and vacuum skip it)."""
+    return f"{ctx.storage.strip_protocol(uri).rstrip('/')}/{_aside(ctx)}"
+
+
 def _move(ctx: RunContext, uri: str, source: str, target: str) -> None:
     """Move a file, or every file under a folder (S3 has no folders to rename: file by file)."""
     fs = ctx.storage.filesystem(uri)
@@ -107,10 +112,7 @@ def _fix_checkpoints(ctx: RunContext, state: TableState) -> list[str]:
     """Move unreadable checkpoints (and a wrong ``_last_checkpoint``) aside; checkpoint anew."""
     if not state.bad_checkpoints and not state.bad_last_checkpoint:
         return []
-    folder, aside = (
-        log_dir(ctx, state.uri),
-        f"{ctx.storage.strip_protocol(state.uri).rstrip('/')}/{_aside(ctx)}",
-    )
+    folder, aside = log_dir(ctx, state.uri), _aside_dir(ctx, state.uri)
     moved = [*state.bad_checkpoints, "_last_checkpoint"]
     for name in moved:
         if ctx.storage.filesystem(state.uri).exists(f"{folder}/{name}"):
@@ -131,10 +133,7 @@ def _trim_log(ctx: RunContext, state: TableState, first: int) -> str:
     """Move the commits from ``first`` on (and later checkpoints) aside: the table opens at
     ``first - 1``."""
     fs = ctx.storage.filesystem(state.uri)
-    folder, aside = (
-        log_dir(ctx, state.uri),
-        f"{ctx.storage.strip_protocol(state.uri).rstrip('/')}/{_aside(ctx)}",
-    )
+    folder, aside = log_dir(ctx, state.uri), _aside_dir(ctx, state.uri)
     names = [str(p).rsplit("/", 1)[-1] for p in fs.ls(folder, detail=False)]
     later = [
         n

@@ -50,6 +50,7 @@ class TableState:
 
     @property
     def log_damaged(self) -> bool:
+        """The JSON log itself is damaged (not only a checkpoint)."""
         return bool(self.gaps or self.unparseable or (self.open_error and not self.bad_checkpoints))
 
     @property
@@ -60,10 +61,6 @@ class TableState:
             return None
         first = min(self.unparseable)
         return first if self.unparseable == list(range(first, max(self.commits) + 1)) else None
-
-    @property
-    def damaged(self) -> bool:
-        return bool(self.log_damaged or self.bad_checkpoints or self.bad_last_checkpoint or self.open_error)
 
 
 def log_dir(ctx: RunContext, uri: str) -> str:
