@@ -63,6 +63,7 @@ def file_counts(ctx: RunContext, states: Mapping[str, TableState]) -> pl.DataFra
             pl.col(*counts).fill_null(0).cast(pl.Int64), pl.col("in_manifest").fill_null(False)
         )
         .with_columns(pl.col("path").is_in(listed).alias("raw_exists"))
+        .sort("source", "path")
         .collect()
     )
 
@@ -101,8 +102,8 @@ def _file_finding(row: Mapping[str, Any]) -> Finding:
             f"bronze and {row['in_quarantine']:,} of its {row['quarantined_rows']:,} lines in quarantine"
         )
         meaning = (
-            "bronze lost rows the manifest says it took in (a missing commit or data file), "
-            "so silver and gold miss them"
+            "bronze or quarantine lost rows the manifest says they hold (a missing commit or data "
+            "file), so silver and gold miss them"
         )
         kind = "rows_lost"
     else:
