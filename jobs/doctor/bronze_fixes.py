@@ -95,3 +95,19 @@ def reingest(ctx: RunContext, bad: pl.DataFrame) -> list[str]:
         f"bronze: the remaining rows of {len(paths)} raw file(s) removed (manifest status lost); "
         f"the next run takes them in again ({', '.join(paths[:3])}{', …' if len(paths) > 3 else ''})"
     ]
+
+
+def record_bronze_as_is(ctx: RunContext) -> str:
+    """An empty manifest commit of this repair: the last run's ``bronze_commits`` (naming
+    commits that are gone) is no longer the newest record, once every file's rows add up."""
+    commit_data_files(
+        ctx.lake,
+        ctx.manifest_uri,
+        [],
+        schema=MANIFEST,
+        partition_by=None,
+        partitions=None,
+        metadata={"run_id": ctx.run_id, "why": "doctor: bronze history lost, its rows add up"},
+        append=True,
+    )
+    return "bronze/_manifest: recorded that every raw file's rows add up after bronze lost commits"

@@ -158,8 +158,9 @@ def watermark_findings(states: Mapping[str, TableState]) -> list[Finding]:
                 found.append(
                     _rebuild(f"gold/{GOLD_TABLE}", f"silver {source}", int(version), problem, "silver")
                 )
-    runs = _last_with(states["bronze/_manifest"], "bronze_commits")
-    for name, (version, stamp) in json.loads(runs["bronze_commits"]).items() if runs else []:
+    runs = _last_with(states["bronze/_manifest"], "run_id")  # the last run's (or repair's) commit
+    recorded = json.loads(runs["bronze_commits"]) if runs and "bronze_commits" in runs else {}
+    for name, (version, stamp) in recorded.items():
         if problem := _gone(times.get(f"bronze/{name}"), int(version), stamp):
             found.append(
                 Finding(
@@ -167,7 +168,8 @@ def watermark_findings(states: Mapping[str, TableState]) -> list[Finding]:
                     "history_lost",
                     f"the manifest recorded bronze {name} at version {version}, which is {problem}",
                     "commits of bronze were lost or rewritten after the manifest recorded them",
-                    f"{REPAIR} (raw files whose rows are gone are taken in again by the next run)",
+                    f"{REPAIR} (raw files whose rows are gone are taken in again by the next run; "
+                    "the manifest records bronze as it is now)",
                 )
             )
     return found

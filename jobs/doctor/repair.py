@@ -21,7 +21,9 @@ Repairs, in this order (each leaves the lake so that ONE normal run makes it exa
 
 from __future__ import annotations
 
-from jobs.doctor.bronze_fixes import reingest, remove_missing_files
+import polars as pl
+
+from jobs.doctor.bronze_fixes import record_bronze_as_is, reingest, remove_missing_files
 from jobs.doctor.diagnose import States, bronze_readable, diagnose, inspect_lake
 from jobs.doctor.findings import Report
 from jobs.doctor.lineage import export_findings, file_counts, mismatched_files, watermark_findings
@@ -62,7 +64,11 @@ def repair(ctx: RunContext) -> Report:
                 done.append(remove_missing_files(ctx, states[name]))
         states = inspect_lake(ctx)
         if bronze_readable(states):
-            done += reingest(ctx, mismatched_files(file_counts(ctx, states)))
+            bad = mismatched_files(file_counts(ctx, states))
+            done += reingest(ctx, bad)
+            lost = any(f.kind == "history_lost" for f in watermark_findings(inspect_lake(ctx)))
+            if lost and bad.filter(~pl.col("raw_exists")).is_empty():  # else the loss stays reported
+                done.append(record_bronze_as_is(ctx))
     report = diagnose(ctx)
     report.repaired = done
     return report

@@ -264,11 +264,23 @@ def test_watermarks_whose_commit_timestamps_differ_are_rewritten_history(lake: P
     )
     prints = DeltaTable(str(lake / "bronze" / "prints")).version()  # recorded as it is: fine
     recorded = {"prints": [prints, _commit_ms(lake, "bronze/prints", prints)]}
-    _commit_metadata(lake, "bronze/_manifest", {"bronze_commits": json.dumps(recorded)})
+    _commit_metadata(lake, "bronze/_manifest", {"run_id": "r2", "bronze_commits": json.dumps(recorded)})
     code, out = doctor(lake, "--format", "json")
     assert code == 8, out
     kinds = {(f["table"], f["kind"]) for f in json.loads(out)["findings"]}
     assert kinds == {("silver/taps", "watermark_rewritten"), ("gold/print_features", "watermark_rewritten")}
+    repaired_by_one_run(lake)
+
+
+def test_a_manifest_naming_a_bronze_commit_that_is_gone_is_a_finding_until_repaired(lake: Path) -> None:
+    _commit_metadata(
+        lake, "bronze/_manifest", {"run_id": "r1", "bronze_commits": json.dumps({"taps": [99, 1]})}
+    )
+    code, out = doctor(lake, "--format", "json")
+    assert code == 8, out
+    found = json.loads(out)["findings"]
+    assert [(f["table"], f["kind"]) for f in found] == [("bronze/taps", "history_lost")], found
+    assert "the manifest recorded bronze taps at version 99, which is gone" in found[0]["problem"]
     repaired_by_one_run(lake)
 
 
