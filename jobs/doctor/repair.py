@@ -17,6 +17,8 @@ Repairs, in this order (each leaves the lake so that ONE normal run makes it exa
 5. Every raw file whose rows bronze or quarantine no longer hold as the manifest says loses its
    remaining rows (commits recording the days they touched) and gets a manifest row ``lost``,
    so the next run takes it in as new. A file whose raw file is gone too is only reported.
+6. When bronze lost commits but every file's rows add up, an empty manifest commit records that
+   (the last run's ``bronze_commits`` no longer is the newest record).
 """
 
 from __future__ import annotations
