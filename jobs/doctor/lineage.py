@@ -64,7 +64,7 @@ def file_counts(ctx: RunContext, states: Mapping[str, TableState]) -> pl.DataFra
         )
         .with_columns(pl.col("path").is_in(listed).alias("raw_exists"))
         .sort("source", "path")
-        .collect()
+        .collect(engine="streaming")  # one lineage column of every bronze row, in bounded memory
     )
 
 
