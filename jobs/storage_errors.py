@@ -7,11 +7,12 @@ module reads the error chain once and maps it to the :mod:`jobs.errors` classes 
 A damaged table is told apart from a failing store (:func:`table_damage`): deltalake 1.6 says
 ``Kernel error: Json error: …`` for a commit file it cannot parse, ``… Expected contiguous
 commit files, but found gap …`` for a missing commit in the middle of the log, ``… No table
-metadata or protocol found in delta log`` when the first commits are gone (no checkpoint) and ``Kernel
-error: Arrow error: Parquet error: …`` for a checkpoint that is not Parquet; polars and
+metadata or protocol found in delta log`` when the first commits are gone (no checkpoint) and
+``Kernel error: Arrow error: Parquet error: …`` for a checkpoint that is not Parquet; polars and
 deltalake say ``No such file or directory`` / ``Object at location … not found`` for a data file
 an add action names but storage lacks. None of these words occur when the store is unreachable
-or refuses the keys, so those stay exit 3.
+or refuses the keys, so those stay exit 3 (a parse error beside connection words, e.g. a body cut
+off by a reset connection, is the store's too).
 """
 
 from __future__ import annotations
@@ -104,9 +105,9 @@ def table_damage(exc: BaseException, *, storage: Storage, uri: str | None = None
         uri = uri or (_table_of(logs[0] + "/_delta_log", storage) if logs else None)
     elif "no table metadata or protocol found" in low:
         problem = "its log has lost its first commits (no metadata or protocol, no checkpoint)"
-    elif "kernel error" in low and "json error" in low:
+    elif "kernel error" in low and "json error" in low and not _unreachable(exc, low):
         problem = f"a commit file of its log cannot be parsed ({_detail(text, 'Json error')})"
-    elif "kernel error" in low and "parquet error" in low:
+    elif "kernel error" in low and "parquet error" in low and not _unreachable(exc, low):
         problem = f"a checkpoint of its log cannot be read ({_detail(text, 'Parquet error')})"
     elif (missing := _missing_data_file(text, low)) is not None:
         uri = uri or _table_of(missing, storage)  # polars may elide the folders: "…/part-….parquet"
@@ -121,9 +122,9 @@ def table_damage(exc: BaseException, *, storage: Storage, uri: str | None = None
 def table_label(uri: str, storage: Storage) -> str:
     """``layer/name`` (e.g. ``silver/prints``) of a table location, else the location itself."""
     for layer, base in _layers(storage):
-        for root in _spellings(base):
-            if _spellings(uri)[0].startswith(root + "/"):
-                return f"{layer}/{_spellings(uri)[0][len(root) + 1 :]}"
+        root, spelled = _spelled(base), _spelled(uri)
+        if spelled.startswith(root + "/"):
+            return f"{layer}/{spelled[len(root) + 1 :]}"
     return uri
 
 
@@ -132,12 +133,12 @@ def _layers(storage: Storage) -> list[tuple[str, str]]:
     return [("bronze", settings.lake_bronze), ("silver", settings.lake_silver), ("gold", settings.lake_gold)]
 
 
-def _spellings(location: str) -> list[str]:
-    """How a message may spell a location: an absolute local path, or an S3 key without s3://."""
+def _spelled(location: str) -> str:
+    """How a message spells a location: an absolute local path, or an S3 key without s3://."""
     location = location.rstrip("/")
     if is_remote(location):
-        return [location.split("://", 1)[1]]
-    return [os.path.abspath(location.removeprefix("file://"))]
+        return location.split("://", 1)[1]
+    return os.path.abspath(location.removeprefix("file://"))
 
 
 _MISSING_FILE = re.compile(r"([^\s'\"()]+\.parquet)")
@@ -157,14 +158,14 @@ def _table_of(path: str, storage: Storage) -> str | None:
     """The table folder (its layer location + name) holding the data file at ``path``."""
     bare = path.split("://", 1)[-1]
     for _, base in _layers(storage):
-        root = _spellings(base)[0]
+        root = _spelled(base)
         if bare.startswith(root + "/"):
             return base.rstrip("/") + "/" + bare[len(root) + 1 :].split("/", 1)[0]
     return None
 
 
 def _relative_to(path: str, uri: str) -> str:
-    root = _spellings(uri)[0]
+    root = _spelled(uri)
     bare = path.split("://", 1)[-1]
     return bare[len(root) + 1 :] if bare.startswith(root + "/") else bare
 

@@ -130,6 +130,7 @@ def test_a_garbage_last_checkpoint_is_not_an_error(lake_root: Path, storage: Sto
         ),
         OSError("Kernel error: Generic S3 error: NoSuchBucket: the bucket silver/prints/x.parquet"),
         OSError("[Errno 2] No such file or directory: '/tmp/local/file'"),
+        OSError("Kernel error: Json error: Truncated record whilst reading string: connection reset by peer"),
     ],
 )
 def test_a_failing_store_or_a_local_error_is_not_table_damage(storage: Storage, exc: BaseException) -> None:
