@@ -11,13 +11,14 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from deltalake import CommitProperties, DeltaTable
 
 from infra.generator import generate
+from jobs.lease import Holder, Owner
 from tests.integrity.invariants import assert_exactly_once, cli, one_clean_error_line
 
 DOCTOR_LINE = "run python -m jobs doctor"
@@ -295,6 +296,32 @@ def test_doctor_on_a_healthy_lake_exits_0_and_its_json_says_so(lake: Path) -> No
 def test_doctor_on_a_lake_with_no_table_yet_exits_0(tmp_path: Path) -> None:
     code, out = doctor(tmp_path)
     assert code == 0 and "every table is healthy" in out, out
+
+
+def _files(root: Path) -> dict[str, tuple[int, int]]:
+    return {str(p): (p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_diagnosis_needs_no_lease_and_changes_no_file_while_repair_waits_for_the_lease(lake: Path) -> None:
+    truncate_latest_commit("gold/print_features")(lake)
+    now = datetime.now(UTC)
+    holder = Holder(
+        Owner("other-run", "elsewhere", 4242, "python -m jobs run"),
+        "t",
+        now,
+        now,
+        now + timedelta(hours=1),
+        60,
+    )
+    (lake / "bronze" / "_lease.json").write_bytes(holder.to_bytes())
+    before = _files(lake)
+    code, out = doctor(lake)
+    assert code == 8 and "gold/print_features: commit file(s) 1 cannot be parsed" in out, out
+    assert "lease: held by run other-run (pid 4242 on elsewhere" in out, out
+    assert _files(lake) == before
+    repair = cli(lake, "doctor", "--repair")
+    assert repair.returncode == 5, repair.stderr
+    assert _files(lake) == before
 
 
 def test_an_unparseable_lease_is_a_finding_naming_lease_break(lake: Path) -> None:
