@@ -20,6 +20,7 @@ from __future__ import annotations
 import os
 import re
 import sys
+from typing import Any
 
 from jobs.errors import (
     AccessDenied,
@@ -98,17 +99,23 @@ def table_damage(exc: BaseException, *, storage: Storage, uri: str | None = None
     text = _chain_text(exc)
     low = text.lower()
     if "expected contiguous commit files" in low:
-        found = [int(v) for v in re.findall(r'filename: "(\d+)\.json"', text)]
-        between = f" (no commit between versions {found[0]} and {found[-1]})" if len(found) > 1 else ""
+        versions = [int(v) for v in re.findall(r'filename: "(\d+)\.json"', text)]
+        between = (
+            f" (no commit between versions {versions[0]} and {versions[-1]})" if len(versions) > 1 else ""
+        )
         problem = f"its log has a gap{between}"
         logs = re.findall(r'path: "([^"]+)/_delta_log/', text)
         uri = uri or (_table_of(logs[0] + "/_delta_log", storage) if logs else None)
     elif "no table metadata or protocol found" in low:
         problem = "its log has lost its first commits (no metadata or protocol, no checkpoint)"
     elif "kernel error" in low and "json error" in low and not _unreachable(exc, low):
-        problem = f"a commit file of its log cannot be parsed ({_detail(text, 'Json error')})"
+        found = _unreadable_log_file(storage, uri, commits=True)
+        which = f"commit file {found}" if found else "a commit file of its log"
+        problem = f"{which} cannot be parsed ({_detail(text, 'Json error')})"
     elif "kernel error" in low and "parquet error" in low and not _unreachable(exc, low):
-        problem = f"a checkpoint of its log cannot be read ({_detail(text, 'Parquet error')})"
+        found = _unreadable_log_file(storage, uri, commits=False)
+        which = f"checkpoint {found}" if found else "a checkpoint of its log"
+        problem = f"{which} cannot be read ({_detail(text, 'Parquet error')})"
     elif (missing := _missing_data_file(text, low)) is not None:
         uri = uri or _table_of(missing, storage)  # polars may elide the folders: "…/part-….parquet"
         shown = _relative_to(missing, uri) if uri else missing.rsplit("/", 1)[-1]
@@ -117,6 +124,54 @@ def table_damage(exc: BaseException, *, storage: Storage, uri: str | None = None
         return None
     name = f"table {table_label(uri, storage)}" if uri else "a table of the lake"
     return TableDamaged(f"{name} is damaged: {problem}: {DOCTOR_HINT}")
+
+
+def _unreadable_log_file(storage: Storage, uri: str | None, *, commits: bool) -> str:
+    """``_delta_log/<file>``: the first commit file that is not JSON lines (``commits``), or the
+    first checkpoint whose Parquet footer does not read; '' when unknown. Best effort: it reads
+    the log once more, on the way to an error only."""
+    if uri is None:
+        return ""
+    fs = storage.filesystem(uri)
+    folder = storage.strip_protocol(uri).rstrip("/") + "/_delta_log"
+    wanted = _COMMIT_FILE if commits else _CHECKPOINT_FILE
+    try:
+        names = sorted(
+            n for p in fs.ls(folder, detail=False) if wanted.fullmatch(n := str(p).rsplit("/", 1)[-1])
+        )
+        for name in names:
+            if not _log_file_reads(fs, f"{folder}/{name}", commits=commits):
+                return f"_delta_log/{name}"
+    except Exception:  # the store failed on the way: the line goes without the file
+        return ""
+    return ""
+
+
+_COMMIT_FILE = re.compile(r"\d{20}\.json")
+_CHECKPOINT_FILE = re.compile(r"\d{20}\.checkpoint(\.\d+\.\d+)?\.parquet")
+
+
+def _log_file_reads(fs: Any, path: str, *, commits: bool) -> bool:
+    """Whether a commit file is JSON lines, or a checkpoint's Parquet footer reads."""
+    import json
+
+    import pyarrow.parquet as pq
+
+    if commits:
+        try:
+            return all(
+                json.loads(line) is not None for line in fs.cat_file(path).splitlines() if line.strip()
+            )
+        except ValueError:
+            return False
+    try:
+        with fs.open(path, "rb") as handle:
+            pq.read_metadata(handle)
+    except (ValueError, OSError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        if isinstance(exc, FileNotFoundError):
+            raise
+        return False
+    return True
 
 
 def table_label(uri: str, storage: Storage) -> str:

@@ -61,12 +61,12 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], bool, str]] = {
     "half latest commit": (
         lambda p: _half(_commit(p, 3)),
         False,
-        "a commit file of its log cannot be parsed",
+        f"commit file _delta_log/{3:020d}.json cannot be parsed (Json error: ",
     ),
     "half middle commit": (
         lambda p: _half(_commit(p, 1)),
         False,
-        "a commit file of its log cannot be parsed",
+        f"commit file _delta_log/{1:020d}.json cannot be parsed (Json error: ",
     ),
     "first commit gone": (
         lambda p: _commit(p, 0).unlink(),
@@ -76,7 +76,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], bool, str]] = {
     "garbage checkpoint": (
         lambda p: next((p / "_delta_log").glob("*.checkpoint.parquet")).write_bytes(os.urandom(600)),
         True,
-        "a checkpoint of its log cannot be read",
+        f"checkpoint _delta_log/{3:020d}.checkpoint.parquet cannot be read (Parquet error: ",
     ),
 }
 
