@@ -63,7 +63,10 @@ def test_on_s3_a_half_gold_commit_and_a_lost_bronze_data_file_are_repaired_and_g
 
     code, _, err = cli(capsys, env, "run")
     assert code == 8, err
-    assert "error: table gold/print_features is damaged" in err and err.rstrip().endswith("doctor"), err
+    damaged = (
+        f"error: table gold/print_features is damaged: commit file _delta_log/{0:020d}.json cannot be parsed"
+    )
+    assert damaged in err and err.rstrip().endswith("run python -m jobs doctor"), err
     code, out, _ = cli(capsys, env, "doctor")
     assert code == 8, out
     assert "gold/print_features: commit file(s) 0 cannot be parsed" in out, out

@@ -125,11 +125,12 @@ def assert_run_fails_with_the_doctor_line(lake: Path, *args: str) -> str:
 def test_a_half_written_log_file_fails_the_run_with_exit_8_and_doctor_repairs_it(
     lake: Path, damage: Callable[[Path], None], names: str
 ) -> None:
+    half = latest_commit(lake, names)
     damage(lake)
     line = assert_run_fails_with_the_doctor_line(lake)
-    assert names in line and "cannot be parsed" in line, line
+    assert f"table {names} is damaged: commit file _delta_log/{half.name} cannot be parsed" in line, line
     code, out = doctor(lake)
-    assert code == 8 and f"{names}: commit file(s)" in out and "cannot be parsed" in out, out
+    assert code == 8 and f"{names}: commit file(s) {int(half.stem)} cannot be parsed" in out, out
     repaired_by_one_run(lake)
 
 
@@ -178,7 +179,7 @@ def test_a_garbage_checkpoint_fails_the_run_with_exit_8_and_doctor_rewrites_it(m
     checkpoint = sorted((lake / "silver" / "prints" / "_delta_log").glob("*.checkpoint.parquet"))[-1]
     checkpoint.write_bytes(b"PAR1 not a parquet file at all " * 20)
     line = assert_run_fails_with_the_doctor_line(lake)
-    assert "silver/prints" in line and "checkpoint" in line, line
+    assert f"table silver/prints is damaged: checkpoint _delta_log/{checkpoint.name} cannot be read" in line
     code, out = doctor(lake)
     assert code == 8 and f"silver/prints: checkpoint {checkpoint.name} cannot be read" in out, out
     assert "gold/print_features" not in out  # a source that does not open is not a lost watermark
