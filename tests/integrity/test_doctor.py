@@ -14,12 +14,13 @@ from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import polars as pl
 import pytest
 from deltalake import CommitProperties, DeltaTable
 
 from infra.generator import generate
 from jobs.lease import Holder, Owner
-from tests.integrity.invariants import assert_exactly_once, cli, one_clean_error_line
+from tests.integrity.invariants import assert_exactly_once, cli, one_clean_error_line, table
 
 DOCTOR_LINE = "run python -m jobs doctor"
 FIRST_DAYS = 6
@@ -156,6 +157,23 @@ def test_a_lost_latest_bronze_commit_is_not_silently_accepted_doctor_re_ingests_
     assert "bronze/prints: raw file prints/" in out and "of its" in out, out
     assert "silver/prints: silver prints was built from bronze prints version 1, which is gone" in out
     repaired_by_one_run(lake)
+
+
+def test_rows_lost_with_their_raw_file_gone_too_are_reported_with_their_count_and_kept_reported(
+    lake: Path,
+) -> None:
+    gone = "prints/day=2020-11-09/part-0.json"
+    manifest = table(lake, "bronze", "_manifest").filter(pl.col("path") == gone)
+    rows = manifest["bronze_rows"].to_list()[-1]
+    remove_latest_commit("bronze/prints")(lake)
+    (lake / "raw" / gone).unlink()
+    for args in ((), ("--repair",)):
+        code, out = doctor(lake, *args)
+        assert code == 8, out
+        assert f"the raw file is gone too: {rows:,} rows are lost unless it is restored" in out, out
+    assert "prints/day=2020-11-08/part-0.json" not in cli(lake, "doctor").stdout  # taken in again
+    assert cli(lake, "run").returncode == 0
+    assert table(lake, "bronze", "prints").filter(pl.col("source_file") == gone).is_empty()
 
 
 def test_a_lost_latest_silver_commit_is_found_through_gold_and_repaired(lake: Path) -> None:
