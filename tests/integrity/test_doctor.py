@@ -114,20 +114,12 @@ def assert_run_fails_with_the_doctor_line(lake: Path, *args: str) -> str:
     return line
 
 
-@pytest.mark.parametrize(
-    ("damage", "names"),
-    [
-        (truncate_latest_commit("gold/print_features"), "gold/print_features"),
-        (truncate_latest_commit("silver/taps"), "silver/taps"),
-        (truncate_latest_commit("bronze/prints"), "bronze/prints"),
-    ],
-    ids=["gold", "silver", "bronze"],
-)
+@pytest.mark.parametrize("names", ["gold/print_features", "silver/taps", "bronze/prints"])
 def test_a_half_written_log_file_fails_the_run_with_exit_8_and_doctor_repairs_it(
-    lake: Path, damage: Callable[[Path], None], names: str
+    lake: Path, names: str
 ) -> None:
     half = latest_commit(lake, names)
-    damage(lake)
+    truncate_latest_commit(names)(lake)
     line = assert_run_fails_with_the_doctor_line(lake)
     assert f"table {names} is damaged: commit file _delta_log/{half.name} cannot be parsed" in line, line
     code, out = doctor(lake)
