@@ -151,7 +151,7 @@ def watermark_findings(states: Mapping[str, TableState]) -> list[Finding]:
                 )
     gold = _last_with(states[f"gold/{GOLD_TABLE}"], "silver_versions")
     if gold:
-        stamps = json.loads(gold.get("silver_commit_ts") or "{}")
+        stamps = _json_object(gold.get("silver_commit_ts"))
         for source, version in json.loads(gold["silver_versions"]).items():
             problem = _gone(times.get(f"silver/{source}"), int(version), stamps.get(source))
             if problem and int(version) >= 0:
@@ -159,8 +159,9 @@ def watermark_findings(states: Mapping[str, TableState]) -> list[Finding]:
                     _rebuild(f"gold/{GOLD_TABLE}", f"silver {source}", int(version), problem, "silver")
                 )
     runs = _last_with(states["bronze/_manifest"], "run_id")  # the last run's (or repair's) commit
-    recorded = json.loads(runs["bronze_commits"]) if runs and "bronze_commits" in runs else {}
-    for name, (version, stamp) in recorded.items():
+    recorded = _json_object(runs.get("bronze_commits") if runs else None)
+    pairs = {name: pair for name, pair in recorded.items() if isinstance(pair, list) and len(pair) == 2}
+    for name, (version, stamp) in pairs.items():
         if problem := _gone(times.get(f"bronze/{name}"), int(version), stamp):
             found.append(
                 Finding(
@@ -196,6 +197,15 @@ def export_findings(ctx: RunContext, states: Mapping[str, TableState]) -> list[F
             f"{REPAIR} (moves gold aside with the export marker; the next run rebuilds and exports it)",
         )
     ]
+
+
+def _json_object(text: Any) -> dict[str, Any]:
+    """A commit's JSON metadata value as a dict ({} when absent or not a JSON object)."""
+    try:
+        value = json.loads(text) if text else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _last_with(state: TableState, key: str) -> dict[str, Any] | None:
