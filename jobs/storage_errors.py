@@ -117,7 +117,9 @@ def table_damage(exc: BaseException, *, storage: Storage, uri: str | None = None
         which = f"checkpoint {found}" if found else "a checkpoint of its log"
         problem = f"{which} cannot be read ({_detail(text, 'Parquet error')})"
     elif (missing := _missing_data_file(text, low)) is not None:
-        uri = uri or _table_of(missing, storage)  # polars may elide the folders: "…/part-….parquet"
+        uri = uri or _table_of(missing, storage)
+        if uri is None:  # polars elides the folders ("…/part-….parquet"): whose add action is it?
+            uri, missing = _table_naming(storage, missing.rsplit("/", 1)[-1]) or (None, missing)
         shown = _relative_to(missing, uri) if uri else missing.rsplit("/", 1)[-1]
         problem = f"data file {shown} is missing"
     else:
@@ -217,6 +219,36 @@ def _table_of(path: str, storage: Storage) -> str | None:
         if bare.startswith(root + "/"):
             return base.rstrip("/") + "/" + bare[len(root) + 1 :].split("/", 1)[0]
     return None
+
+
+def _table_naming(storage: Storage, file_name: str) -> tuple[str, str] | None:
+    """(table location, data file path) of the lake table whose current version names a data
+    file called ``file_name``; None when none does. Opens every table of the lake once: on the
+    way to an error only, and best effort (a table that does not open is passed over)."""
+    for _, base in _layers(storage):
+        for folder in _folders(storage, base):
+            uri = storage.to_uri(base, folder)
+            if named := [p for p in _file_uris(storage, uri) if p.endswith("/" + file_name)]:
+                return uri, named[0]
+    return None
+
+
+def _folders(storage: Storage, base: str) -> list[str]:
+    """The folders listed under a layer ([] when it cannot be listed)."""
+    try:
+        return [str(p) for p in storage.filesystem(base).ls(storage.strip_protocol(base), detail=False)]
+    except Exception:  # best effort, on the way to an error
+        return []
+
+
+def _file_uris(storage: Storage, uri: str) -> list[str]:
+    """The data files of the table at ``uri`` ([] when it is no table or does not open)."""
+    from deltalake import DeltaTable
+
+    try:
+        return list(DeltaTable(uri, storage_options=storage.delta_options(uri)).file_uris())
+    except Exception:  # best effort, on the way to an error
+        return []
 
 
 def _relative_to(path: str, uri: str) -> str:

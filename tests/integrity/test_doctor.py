@@ -203,7 +203,7 @@ def test_a_missing_silver_data_file_fails_a_full_run_with_exit_8_and_doctor_rebu
 ) -> None:
     remove_a_data_file("silver/prints")(lake)
     line = assert_run_fails_with_the_doctor_line(lake, "--full")
-    assert "data file" in line and "is missing" in line, line
+    assert "table silver/prints is damaged: data file day=" in line and "is missing" in line, line
     code, out = doctor(lake)
     assert code == 8 and "silver/prints: 1 data file(s) named by the log are missing" in out, out
     repaired_by_one_run(lake)
