@@ -56,7 +56,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Value-prop lakehouse: raw → bronze → silver → gold.",
         epilog="exit codes: 0 done; 1 a bug (traceback); 2 usage or settings; 3 storage; 4 data "
         "(a quality gate held a commit); 5 another run holds the lake lease; 6 this run "
-        "lost the lease; 7 done, with raw files rejected whole",
+        "lost the lease; 7 done, with raw files rejected whole; 8 a table is damaged (python -m jobs doctor)",
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -126,6 +126,20 @@ def _parser() -> argparse.ArgumentParser:
         nargs="+",
         metavar="LAYER/NAME",
         help="only these tables, e.g. gold/print_features bronze/_manifest",
+    )
+
+    doctor = stage(
+        "doctor",
+        [common],
+        "check every table's log, checkpoints, data files and lineage (exit 8 if something is "
+        "wrong); --repair applies the safe fixes holding the lease",
+    )
+    doctor.add_argument("--repair", action="store_true", help="apply the safe fixes (holds the lake lease)")
+    doctor.add_argument(
+        "--format",
+        choices=["table", "json"],
+        default="table",
+        help="one line per finding (default) or one JSON object with the findings on stdout",
     )
 
     ddb = stage("duckdb-init", [common], "write a start-up file for the duckdb CLI (views over gold)")
@@ -330,6 +344,13 @@ def _execute(args: argparse.Namespace) -> int:
         else:
             _print_maintenance(done)
         return 0
+    if args.command == "doctor":
+        from jobs.doctor import diagnose, repair
+        from jobs.errors import TableDamaged
+
+        report = repair(ctx) if args.repair else diagnose(ctx)
+        print(report.to_json() if args.format == "json" else "\n".join(report.lines()))
+        return 0 if report.healthy else TableDamaged.exit_code
     if args.command in ("duckdb-init", "query"):
         ctx = RunContext(ctx.storage.for_identity(args.identity).settings, run_id=ctx.run_id)
     if args.command == "query":

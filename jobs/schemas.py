@@ -138,8 +138,10 @@ MANIFEST = pl.Schema(
 )
 # ingested; rejected (every line in quarantine, or the path unreadable); unchanged (touched, same
 # content); duplicate (its bytes equal a file bronze holds: not taken in, counts 0 lines);
-# deleted (listed no more, its rows kept) or retracted (… its rows removed): both count 0 lines
-MANIFEST_STATUSES = ("ingested", "rejected", "unchanged", "duplicate", "deleted", "retracted")
+# deleted (listed no more, its rows kept) or retracted (… its rows removed): both count 0 lines;
+# lost (doctor --repair removed what was left of its rows after bronze lost commits: the next run
+# takes it in again)
+MANIFEST_STATUSES = ("ingested", "rejected", "unchanged", "duplicate", "deleted", "retracted", "lost")
 
 SILVER_EVENTS = pl.Schema(
     {

@@ -6,7 +6,9 @@ mtime) and the checksum of what was read. A listed file whose path is unknown is
 whose fingerprint differs is *changed* (a corrected re-delivery, or a file still being written
 when it was read): bronze checks its content and, under ``RAW_ON_CHANGE=replace``, replaces its
 rows. Rows written before fingerprints existed compare by size. A path bronze holds that is no
-longer listed is *gone* (``RAW_ON_DELETE``). The statuses are those of ``schemas.MANIFEST``.
+longer listed is *gone* (``RAW_ON_DELETE``). A path whose newest row is
+``lost`` (``python -m jobs doctor --repair`` removed what was left of its rows) is new again.
+The statuses are those of ``schemas.MANIFEST``.
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ from jobs.raw.files import RawFile
 
 # The path's lines are in bronze or quarantine (a deleted path's too, under RAW_ON_DELETE=keep).
 HOLDING = frozenset({"ingested", "rejected", "deleted"})
-# Nothing of the path is held any more: listed again, it is a new file.
-NOT_HELD = frozenset({"retracted"})
+# Nothing of the path is held any more: listed again, it is a new file (``lost``: doctor
+# --repair removed what was left of its rows after bronze lost commits).
+NOT_HELD = frozenset({"retracted", "lost"})
 # The path was no longer listed (recorded once; it may come back).
 GONE = frozenset({"deleted", "retracted"})
 # A row that only re-records a fingerprint: the path holds what its row before said.

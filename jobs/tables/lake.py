@@ -28,7 +28,7 @@ import pyarrow as pa
 from jobs.errors import CommitRefused, StorageError
 from jobs.schemas import conform
 from jobs.storage import Storage, is_remote
-from jobs.storage_errors import storage_error
+from jobs.storage_errors import storage_error, table_damage
 from jobs.tables.threads import produce_on_own_thread, remember_errors
 
 log = logging.getLogger(__name__)
@@ -99,7 +99,8 @@ class Lake:
         except TableNotFoundError:
             return None
         except Exception as exc:
-            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+            damaged = table_damage(exc, uri=uri, storage=self.storage)
+            raise (damaged or storage_error(exc, uri=uri, storage=self.storage)) from exc
 
     def version(self, uri: str) -> int | None:
         """Current version of the table at ``uri``, None if there is no table yet."""
