@@ -559,7 +559,16 @@ class Lease:
                 raise LeaseLost(self._lost)
             self._holder, self._version = fresh, version
 
-    def _lost_message(self) -> str:
+    def _lost_message(self, happened: str | None = None) -> str:
+        return (
+            f"run {self._holder.owner.run_id} lost the lake lease {self.uri}: it "
+            f"{happened or self._what_happened()}; "
+            "this run stops before committing anything more: run it again once the lake is "
+            "free"
+        )
+
+    def _what_happened(self) -> str:
+        """What became of the lease this run held (it is no longer ours)."""
         current = self._backend.read()
         why = ""
         if current is None:
@@ -576,11 +585,7 @@ class Lease:
                 )
             except ValueError:
                 how = "was overwritten by something that is not a lease"
-        return (
-            f"run {self._holder.owner.run_id} lost the lake lease {self.uri}: it {how}{why}; "
-            "this run stops before committing anything more: run it again once the lake is "
-            "free"
-        )
+        return how + why
 
     # -- heartbeat ------------------------------------------------------------------------------
     def start_heartbeat(self) -> None:
@@ -641,8 +646,14 @@ class Lease:
             current = self._backend.read()  # a retried renewal may have changed the version
             if current is not None and _token_of(current[0]) == self.token:
                 return self._backend.delete(expected=current[1])
-            self._lost = self._lost_message()
-            log.warning("did not release the lake lease %s: %s", self.uri, self._lost)
+            happened = self._what_happened()
+            self._lost = self._lost_message(happened)
+            log.warning(
+                "the lake lease %s was no longer this run's when it finished: it %s; every commit "
+                "this run reports landed before that, and the fence refuses any after it",
+                self.uri,
+                happened,
+            )
             return False
 
 
