@@ -32,7 +32,13 @@ def client(settings: Settings) -> tuple[Any, Any]:
 
 def local_cluster() -> Any:
     """The cluster used when no DASK_SCHEDULER is given: 2 single-threaded worker processes on
-    127.0.0.1, no dashboard (also what the tests run the engine on)."""
+    127.0.0.1, no dashboard (also what the tests run the engine on).
+
+    Its own logs are silenced below CRITICAL: a task's failure reaches the driver as an
+    exception (:class:`TaskFailed`, one line), and what is left is shutdown noise (a worker's
+    heartbeat racing the scheduler's close prints a traceback that is no error of the run)."""
+    import logging
+
     from distributed import LocalCluster
 
     return LocalCluster(
@@ -42,6 +48,7 @@ def local_cluster() -> Any:
         host="127.0.0.1",
         dashboard_address=None,
         env=WORKER_ENV,
+        silence_logs=logging.CRITICAL,
     )
 
 

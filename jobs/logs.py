@@ -55,6 +55,8 @@ def configure(*, fmt: str = "text", level: str = "INFO") -> None:
         handler.setFormatter(JsonFormatter())
     else:
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if level.upper() != "DEBUG":
+        handler.addFilter(_DaskChatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -63,6 +65,15 @@ def configure(*, fmt: str = "text", level: str = "INFO") -> None:
     asyncio_log = logging.getLogger("asyncio")
     asyncio_log.filters[:] = [f for f in asyncio_log.filters if not isinstance(f, _LostConnectionNoise)]
     asyncio_log.addFilter(_LostConnectionNoise())
+
+
+class _DaskChatter(logging.Filter):
+    """Dask's own INFO records (cluster start and stop, one per worker and connection) are not
+    the run's news, and one of them carries a traceback when a worker's stream closes during
+    shutdown; its warnings and errors still pass (``--debug`` shows everything)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno >= logging.WARNING or not record.name.startswith("distributed")
 
 
 class _LostConnectionNoise(logging.Filter):

@@ -45,7 +45,7 @@ def run(lake: Path, *, expect: int = 0, **env: str) -> dict[str, Any]:
     """One `python -m jobs run --format json`; the bronze stage's summary."""
     done = cli(lake, "run", "--format", "json", **env)
     assert done.returncode == expect, done.stderr[-3000:]
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in done.stderr, done.stderr[-4000:]
     [bronze] = [s for s in json.loads(done.stdout)["stages"] if s["stage"] == "bronze"]
     return dict(bronze)
 
