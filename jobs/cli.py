@@ -16,9 +16,14 @@ from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.errors import EXIT_REJECTED_INPUT, PipelineError, exit_code
+
+if TYPE_CHECKING:
+    from jobs.pipeline import Progress
+    from jobs.run import RunContext
+    from jobs.summary import StageResult
 
 log = logging.getLogger("jobs")
 
@@ -307,11 +312,11 @@ def _check_credentials(ctx: Any) -> None:
         ctx.storage.credentials()
 
 
-Handler = Callable[[argparse.Namespace, Any], int]
+Handler = Callable[[argparse.Namespace, "RunContext"], int]
 """One command: its arguments and the run's context (credentials checked) → its exit code."""
 
 
-def _lease(args: argparse.Namespace, ctx: Any) -> int:
+def _lease(args: argparse.Namespace, ctx: RunContext) -> int:
     from jobs.lease import describe_state
     from jobs.pipeline import break_lease
 
@@ -327,7 +332,7 @@ def _lease(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
-def _maintain(args: argparse.Namespace, ctx: Any) -> int:
+def _maintain(args: argparse.Namespace, ctx: RunContext) -> int:
     from jobs.maintain import maintain
 
     done = maintain(ctx, tables=args.tables)
@@ -338,7 +343,7 @@ def _maintain(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
-def _doctor(args: argparse.Namespace, ctx: Any) -> int:
+def _doctor(args: argparse.Namespace, ctx: RunContext) -> int:
     from jobs.doctor import diagnose, repair
     from jobs.errors import TableDamaged
 
@@ -347,14 +352,14 @@ def _doctor(args: argparse.Namespace, ctx: Any) -> int:
     return 0 if report.healthy else TableDamaged.exit_code
 
 
-def _as_identity(args: argparse.Namespace, ctx: Any) -> Any:
+def _as_identity(args: argparse.Namespace, ctx: RunContext) -> RunContext:
     """The run's context with the keys of ``--identity`` (analyst or pipeline)."""
     from jobs.run import RunContext
 
     return RunContext(ctx.storage.for_identity(args.identity).settings, run_id=ctx.run_id)
 
 
-def _duckdb_init(args: argparse.Namespace, ctx: Any) -> int:
+def _duckdb_init(args: argparse.Namespace, ctx: RunContext) -> int:
     from jobs.query import init_sql
 
     out = args.out or Path(ctx.settings.stack_dir) / "duckdb-init.sql"
@@ -368,7 +373,7 @@ def _duckdb_init(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
-def _query(args: argparse.Namespace, ctx: Any) -> int:
+def _query(args: argparse.Namespace, ctx: RunContext) -> int:
     from jobs.query import run_query
 
     ctx = _as_identity(args, ctx)
@@ -389,7 +394,7 @@ def _query(args: argparse.Namespace, ctx: Any) -> int:
     return 0
 
 
-def _run(args: argparse.Namespace, ctx: Any) -> int:
+def _run(args: argparse.Namespace, ctx: RunContext) -> int:
     """Every stage in order, as one run holding the lake lease (:func:`jobs.pipeline.run_all`)."""
     from jobs.pipeline import run_all
 
@@ -409,7 +414,7 @@ def _run(args: argparse.Namespace, ctx: Any) -> int:
     )
 
 
-def _stage(args: argparse.Namespace, ctx: Any) -> int:
+def _stage(args: argparse.Namespace, ctx: RunContext) -> int:
     """One stage (``args.command``), holding the lake lease (:func:`jobs.pipeline.run_stage`)."""
     from jobs.pipeline import run_stage
 
@@ -417,7 +422,9 @@ def _stage(args: argparse.Namespace, ctx: Any) -> int:
     return _stages(args, ctx, lambda progress: [run_stage(ctx, args.command, progress=progress, **extra)])
 
 
-def _stages(args: argparse.Namespace, ctx: Any, run: Callable[[Any], list[Any]]) -> int:
+def _stages(
+    args: argparse.Namespace, ctx: RunContext, run: Callable[[Progress | None], list[StageResult]]
+) -> int:
     """Run stages with a spinner on a terminal, then print their summary; the exit code."""
     started = time.perf_counter()
     with _progress(sys.stderr.isatty() and not args.log_json) as progress:
@@ -446,7 +453,7 @@ def _stages(args: argparse.Namespace, ctx: Any, run: Callable[[Any], list[Any]])
     return exit_status(results)
 
 
-def exit_status(results: list[Any]) -> int:
+def exit_status(results: list[StageResult]) -> int:
     """The exit code of stages that completed: 7 if they rejected raw files whole, else 0."""
     return EXIT_REJECTED_INPUT if any(r.rejected for r in results) else 0
 

@@ -21,11 +21,13 @@ from tests.conftest import LocalLake
 from tests.reference import canonical
 
 GARBAGE = "prints/day=2020-11-03/part-9.json"  # 150 lines, every one quarantined: over the threshold
+BINARY = "taps/day=2020-11-04/part-9.json"  # 3 lines, under the threshold, but not text
 
 
 def _land(lake: LocalLake) -> None:
     generate(out_dir=lake.raw, scale=0.005, days=8, bad_lines=6)
     lake.write_text(GARBAGE, "".join(f'{{"day": "2020-11-03", "user_id": "x{i}"}}\n' for i in range(150)))
+    lake.write_text(BINARY, "\0\1\2 not json\n" * 3)
 
 
 def test_quality_off_writes_the_same_tables_rejects_the_same_files_and_records_no_checks(
@@ -45,9 +47,10 @@ def test_quality_off_writes_the_same_tables_rejects_the_same_files_and_records_n
         canonical(lake.table("gold", "print_features")), canonical(on_lake.table("gold", "print_features"))
     )
 
-    # the file over the threshold is rejected whole with the gates off too: exit 7 either way
+    # the file over the threshold and the binary one are rejected whole with the gates off too:
+    # exit 7 either way
     for results in (off_results, on_results):
-        assert results[0].rejected == [GARBAGE]
+        assert results[0].rejected == [GARBAGE, BINARY]
         assert exit_status(results) == EXIT_REJECTED_INPUT
     off_bronze, on_bronze = off_results[0], on_results[0]
     assert (off_bronze.rows_out, off_bronze.quarantined) == (on_bronze.rows_out, on_bronze.quarantined)
@@ -56,6 +59,9 @@ def test_quality_off_writes_the_same_tables_rejects_the_same_files_and_records_n
     assert manifest["reason"][0].startswith("100.0% of its 150 lines quarantined")
     assert lake.table("bronze", "quarantine").filter(pl.col("source_file") == GARBAGE).height == 150
     assert lake.table("bronze", "prints").filter(pl.col("source_file") == GARBAGE).height == 0
+    binary = lake.table("bronze", "_manifest").filter(pl.col("path") == BINARY)
+    assert binary["status"].to_list() == ["rejected"]
+    assert binary["reason"][0].startswith("not a text file: a NUL byte")
 
     # NO_AUDITS leaves nothing switched off behind it: the next run audits again
     generate(out_dir=lake.raw, scale=0.005, start=date(2020, 11, 10), days=1)
