@@ -22,14 +22,16 @@ if TYPE_CHECKING:
 
 
 class BronzeAuditor(Protocol):
-    """Sees every raw chunk and parsed chunk of a source; may refuse the source's commit."""
+    """Sees every raw chunk and parsed chunk of a source; may refuse the source's commit. Which
+    files are rejected whole is bronze's rule, with or without an audit."""
 
     def lines(self, source: str, path: str, chunks: Iterable[Chunk]) -> Iterator[Chunk]: ...
 
     def chunk(self, source: str, path: str, good: pl.DataFrame, bad: pl.DataFrame) -> None: ...
 
-    def verdict(self, source: str, path: str) -> str | None:
-        """After a file's last chunk: why to reject the whole file, or None to take it in."""
+    def rejected(self, source: str, path: str) -> None:
+        """After a file's last chunk: bronze rejected it whole for its quarantined lines (its
+        rule, :func:`jobs.bronze.job.rejection`); the audit records it, it decides nothing."""
         ...
 
     def drop(self, source: str, path: str) -> None:
@@ -91,7 +93,7 @@ class NoBronzeAudit(_Unchecked):
     def chunk(self, source: str, path: str, good: pl.DataFrame, bad: pl.DataFrame) -> None:
         return None
 
-    def verdict(self, source: str, path: str) -> str | None:
+    def rejected(self, source: str, path: str) -> None:
         return None
 
     def drop(self, source: str, path: str) -> None:

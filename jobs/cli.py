@@ -12,12 +12,18 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jobs.errors import EXIT_REJECTED_INPUT, PipelineError, exit_code
+
+if TYPE_CHECKING:
+    from jobs.pipeline import Progress
+    from jobs.run import RunContext
+    from jobs.summary import StageResult
 
 log = logging.getLogger("jobs")
 
@@ -306,108 +312,123 @@ def _check_credentials(ctx: Any) -> None:
         ctx.storage.credentials()
 
 
-def _execute(args: argparse.Namespace) -> int:
-    from jobs import logs
-    from jobs.lease import stop_process
+Handler = Callable[[argparse.Namespace, "RunContext"], int]
+"""One command: its arguments and the run's context (credentials checked) → its exit code."""
+
+
+def _lease(args: argparse.Namespace, ctx: RunContext) -> int:
+    from jobs.lease import describe_state
+    from jobs.pipeline import break_lease
+
+    if args.action == "break":
+        broken = break_lease(ctx)
+        print(
+            f"lease broken: run {broken} can commit nothing more (every table fenced)"
+            if broken
+            else "nobody held the lease"
+        )
+    else:
+        print(describe_state(ctx.storage))
+    return 0
+
+
+def _maintain(args: argparse.Namespace, ctx: RunContext) -> int:
+    from jobs.maintain import maintain
+
+    done = maintain(ctx, tables=args.tables)
+    if args.format == "json":
+        sys.stdout.write(done.to_json() + "\n")
+    else:
+        _print_maintenance(done)
+    return 0
+
+
+def _doctor(args: argparse.Namespace, ctx: RunContext) -> int:
+    from jobs.doctor import diagnose, repair
+    from jobs.errors import TableDamaged
+
+    report = repair(ctx) if args.repair else diagnose(ctx)
+    print(report.to_json() if args.format == "json" else "\n".join(report.lines()))
+    return 0 if report.healthy else TableDamaged.exit_code
+
+
+def _as_identity(args: argparse.Namespace, ctx: RunContext) -> RunContext:
+    """The run's context with the keys of ``--identity`` (analyst or pipeline)."""
     from jobs.run import RunContext
 
-    settings = _settings(args)
-    logs.configure(
-        fmt="json" if args.log_json else settings.log_format,
-        level="DEBUG" if args.debug else settings.log_level,
+    return RunContext(ctx.storage.for_identity(args.identity).settings, run_id=ctx.run_id)
+
+
+def _duckdb_init(args: argparse.Namespace, ctx: RunContext) -> int:
+    from jobs.query import init_sql
+
+    out = args.out or Path(ctx.settings.stack_dir) / "duckdb-init.sql"
+    ctx = _as_identity(args, ctx)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(init_sql(ctx))
+    print(
+        f"wrote {out}; start DuckDB with only the analyst's keys exported as "
+        f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (make duckdb does): duckdb -init {out}"
     )
-    ctx = RunContext(settings, on_store_unreachable=stop_process)
-    logs.run_id_var.set(ctx.run_id)
-    if args.command not in ("duckdb-init", "query"):
-        _check_credentials(ctx)
+    return 0
 
-    if args.command == "lease":
-        from jobs.lease import describe_state
-        from jobs.pipeline import break_lease
 
-        if args.action == "break":
-            broken = break_lease(ctx)
-            print(
-                f"lease broken: run {broken} can commit nothing more (every table fenced)"
-                if broken
-                else "nobody held the lease"
-            )
-        else:
-            print(describe_state(ctx.storage))
-        return 0
-    if args.command == "maintain":
-        from jobs.maintain import maintain
+def _query(args: argparse.Namespace, ctx: RunContext) -> int:
+    from jobs.query import run_query
 
-        done = maintain(ctx, tables=args.tables)
-        if args.format == "json":
-            sys.stdout.write(done.to_json() + "\n")
-        else:
-            _print_maintenance(done)
-        return 0
-    if args.command == "doctor":
-        from jobs.doctor import diagnose, repair
-        from jobs.errors import TableDamaged
+    ctx = _as_identity(args, ctx)
+    _check_credentials(ctx)
+    frame = run_query(ctx, args.sql)
+    if args.format == "csv":
+        sys.stdout.write(frame.write_csv())
+    elif args.format == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+    else:
+        import polars as pl
 
-        report = repair(ctx) if args.repair else diagnose(ctx)
-        print(report.to_json() if args.format == "json" else "\n".join(report.lines()))
-        return 0 if report.healthy else TableDamaged.exit_code
-    if args.command in ("duckdb-init", "query"):
-        ctx = RunContext(ctx.storage.for_identity(args.identity).settings, run_id=ctx.run_id)
-    if args.command == "query":
-        _check_credentials(ctx)
-    if args.command == "duckdb-init":
-        from jobs.query import init_sql
+        shown = 50
+        with pl.Config(tbl_rows=shown, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
+            print(frame)
+        if frame.height > shown:
+            print(f"showing {shown} of {frame.height} rows (--format csv prints them all)")
+    return 0
 
-        out = args.out or Path(settings.stack_dir) / "duckdb-init.sql"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(init_sql(ctx))
-        print(
-            f"wrote {out}; start DuckDB with only the analyst's keys exported as "
-            f"AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (make duckdb does): duckdb -init {out}"
-        )
-        return 0
-    if args.command == "query":
-        from jobs.query import run_query
 
-        frame = run_query(ctx, args.sql)
-        if args.format == "csv":
-            sys.stdout.write(frame.write_csv())
-        elif args.format == "json":
-            sys.stdout.write(frame.write_json() + "\n")
-        else:
-            import polars as pl
+def _run(args: argparse.Namespace, ctx: RunContext) -> int:
+    """Every stage in order, as one run holding the lake lease (:func:`jobs.pipeline.run_all`)."""
+    from jobs.pipeline import run_all
 
-            shown = 50
-            with pl.Config(tbl_rows=shown, tbl_cols=20, tbl_width_chars=160, tbl_hide_dataframe_shape=True):
-                print(frame)
-            if frame.height > shown:
-                print(f"showing {shown} of {frame.height} rows (--format csv prints them all)")
-        return 0
-
-    from jobs.pipeline import holding_lease, run_stage
-    from jobs.stages import STAGES
-
-    started = time.perf_counter()
-    interactive = sys.stderr.isatty() and not args.log_json
-    if args.command == "run" and _raw_is_empty(ctx):
+    if _raw_is_empty(ctx):
         from jobs.storage import is_remote
 
-        if is_remote(settings.lake_raw):
+        if is_remote(ctx.settings.lake_raw):
             raise PipelineError(
-                f"no raw files under {settings.lake_raw}: seed them first (python -m infra.stack seed)"
+                f"no raw files under {ctx.settings.lake_raw}: seed them first (python -m infra.stack seed)"
             )
         raise PipelineError(
-            f"no raw files under {settings.lake_raw}: generate some with "
+            f"no raw files under {ctx.settings.lake_raw}: generate some with "
             "`make generate` (python -m infra.generator) or land files there"
         )
-    stages = STAGES if args.command == "run" else (args.command,)
-    extra = {}
-    if args.command in ("run", "gold"):
-        extra = {"rebuild": args.weeks, "full": args.full}
-    results = []
-    with _progress(interactive) as progress, holding_lease(ctx):
-        for stage in stages:
-            results.append(run_stage(ctx, stage, progress=progress, **extra))
+    return _stages(
+        args, ctx, lambda progress: run_all(ctx, progress=progress, rebuild=args.weeks, full=args.full)
+    )
+
+
+def _stage(args: argparse.Namespace, ctx: RunContext) -> int:
+    """One stage (``args.command``), holding the lake lease (:func:`jobs.pipeline.run_stage`)."""
+    from jobs.pipeline import run_stage
+
+    extra = {"rebuild": args.weeks, "full": args.full} if args.command == "gold" else {}
+    return _stages(args, ctx, lambda progress: [run_stage(ctx, args.command, progress=progress, **extra)])
+
+
+def _stages(
+    args: argparse.Namespace, ctx: RunContext, run: Callable[[Progress | None], list[StageResult]]
+) -> int:
+    """Run stages with a spinner on a terminal, then print their summary; the exit code."""
+    started = time.perf_counter()
+    with _progress(sys.stderr.isatty() and not args.log_json) as progress:
+        results = run(progress)
     seconds = time.perf_counter() - started
     if getattr(args, "format", "table") == "json":
         print(
@@ -422,16 +443,54 @@ def _execute(args: argparse.Namespace) -> int:
         )
     else:
         _print_summary(results, ctx, seconds)
-    rejected = [path for r in results for path in r.rejected]
-    if rejected:
+    if rejected := [path for r in results for path in r.rejected]:
         print(
             f"completed with rejected input: {len(rejected)} raw file(s) rejected whole "
             f"({', '.join(rejected[:3])}{', …' if len(rejected) > 3 else ''}); their lines and "
             "reasons are in bronze.quarantine, and a corrected file is taken in by the next run",
             file=sys.stderr,
         )
-        return EXIT_REJECTED_INPUT
-    return 0
+    return exit_status(results)
+
+
+def exit_status(results: list[StageResult]) -> int:
+    """The exit code of stages that completed: 7 if they rejected raw files whole, else 0."""
+    return EXIT_REJECTED_INPUT if any(r.rejected for r in results) else 0
+
+
+COMMANDS: dict[str, Handler] = {
+    "run": _run,
+    "bronze": _stage,
+    "silver": _stage,
+    "gold": _stage,
+    "export": _stage,
+    "maintain": _maintain,
+    "doctor": _doctor,
+    "duckdb-init": _duckdb_init,
+    "lease": _lease,
+    "query": _query,
+}
+"""Every command of the parser and its handler."""
+
+# Commands that check credentials themselves, with the keys of their --identity.
+OWN_CREDENTIALS = ("duckdb-init", "query")
+
+
+def _execute(args: argparse.Namespace) -> int:
+    from jobs import logs
+    from jobs.lease import stop_process
+    from jobs.run import RunContext
+
+    settings = _settings(args)
+    logs.configure(
+        fmt="json" if args.log_json else settings.log_format,
+        level="DEBUG" if args.debug else settings.log_level,
+    )
+    ctx = RunContext(settings, on_store_unreachable=stop_process)
+    logs.run_id_var.set(ctx.run_id)
+    if args.command not in OWN_CREDENTIALS:
+        _check_credentials(ctx)
+    return COMMANDS[args.command](args, ctx)
 
 
 def main(argv: list[str] | None = None) -> int:

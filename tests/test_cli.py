@@ -1,7 +1,9 @@
-"""The command line as a person uses it: real subprocesses, real files."""
+"""The command line as a person uses it: real subprocesses, real files; the parser's help is
+checked in this process (one real ``python -m jobs --help`` remains)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -9,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from jobs.cli import COMMANDS, _parser, main
 
 REPO = Path(__file__).resolve().parents[1]  # cwd of the commands: ``-m infra...`` imports from it
 
@@ -86,12 +90,6 @@ def test_run_on_an_empty_local_lake_is_one_line_saying_how_to_get_raw_files(tmp_
     assert not (tmp_path / "raw").exists()  # the product never generates data itself
 
 
-def test_generate_is_no_longer_a_pipeline_command(tmp_path: Path) -> None:
-    res = cli("generate", root=tmp_path)
-    assert res.returncode == 2
-    assert "invalid choice: 'generate'" in res.stderr
-
-
 def test_missing_env_file_is_one_clear_error_line(tmp_path: Path) -> None:
     res = cli("run", "--env-file", str(tmp_path / "nope.env"), root=tmp_path)
     assert res.returncode != 0
@@ -154,29 +152,53 @@ def test_a_missing_env_file_named_anywhere_is_an_error(tmp_path: Path) -> None:
     )
 
 
-def test_version_and_exit_codes_are_in_the_help(tmp_path: Path) -> None:
-    version = cli("--version", root=tmp_path)
-    assert version.returncode == 0 and version.stdout.strip() == "python -m jobs 0.1.0"
-    helptext = cli("--help", root=tmp_path).stdout
-    assert "5 another run holds the lake lease" in " ".join(helptext.split())
+def test_help_runs_as_a_real_process_with_the_exit_codes(tmp_path: Path) -> None:
+    res = cli("--help", root=tmp_path)  # the one smoke test of the entry point's help
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.startswith("usage: python -m jobs")
+    assert "5 another run holds the lake lease" in " ".join(res.stdout.split())
 
 
-def test_each_stage_help_says_what_it_does_and_lists_only_its_own_options(tmp_path: Path) -> None:
+def _help(capsys: pytest.CaptureFixture[str], *command: str) -> str:
+    """A command's help, from the parser in this process (argparse exits 0 after printing it)."""
+    with pytest.raises(SystemExit) as done:
+        main([*command, "--help"])
+    assert done.value.code == 0
+    return capsys.readouterr().out
+
+
+def test_version_and_exit_codes_are_in_the_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == "python -m jobs 0.1.0"
+    assert "5 another run holds the lake lease" in " ".join(_help(capsys).split())
+
+
+def test_every_command_has_a_handler_and_a_help(capsys: pytest.CaptureFixture[str]) -> None:
+    [commands] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    assert set(commands.choices) == set(COMMANDS)
+    for command in COMMANDS:
+        assert _help(capsys, command).startswith(f"usage: python -m jobs {command}"), command
+
+
+def test_each_stage_help_says_what_it_does_and_lists_only_its_own_options(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     gold_only = ("--lookback-mode", "--lookback-weeks")
     engine = ("--engine", "--scheduler")  # the stages that can run on Dask
     for command in ("bronze", "silver", "export", "query", "lease", "maintain"):
-        helptext = cli(command, "--help", root=tmp_path).stdout
+        helptext = _help(capsys, command)
         assert not [o for o in gold_only if o in helptext], command
     for command in ("export", "query", "lease", "maintain"):
-        helptext = cli(command, "--help", root=tmp_path).stdout
+        helptext = _help(capsys, command)
         assert not [o for o in engine if o in helptext], command
     for command in ("run", "gold"):
-        helptext = cli(command, "--help", root=tmp_path).stdout
+        helptext = _help(capsys, command)
         assert all(o in helptext for o in gold_only + engine), command
     for command in ("bronze", "silver"):
-        helptext = cli(command, "--help", root=tmp_path).stdout
+        helptext = _help(capsys, command)
         assert all(o in helptext for o in engine), command
-    bronze = " ".join(cli("bronze", "--help", root=tmp_path).stdout.split())
+    bronze = " ".join(_help(capsys, "bronze").split())
     assert "every line in bronze or in quarantine" in bronze
 
 
@@ -191,3 +213,27 @@ def test_every_generator_option_has_help_text() -> None:
 
     missing = [a.option_strings for a in _parser()._actions if a.option_strings and not a.help]
     assert missing == []
+
+
+def test_the_stack_seed_command_lists_its_options(capsys: pytest.CaptureFixture[str]) -> None:
+    from infra.stack.__main__ import main as stack
+
+    with pytest.raises(SystemExit) as done:
+        stack(["seed", "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    for option in (
+        "--env-file",
+        "--debug",
+        "--log-json",
+        "--from",
+        "--generate",
+        "--scale",
+        "--seed",
+        "--start",
+        "--gen-days",
+        "--days",
+        "--no-identities",
+        "--buckets-only",
+    ):
+        assert f"{option} " in out or f"{option}\n" in out, option

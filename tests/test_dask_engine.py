@@ -1,7 +1,9 @@
-"""The Dask engine end to end: bronze, silver and gold on a real 2-worker ``LocalCluster`` write
-exactly the tables the local engine writes from the same raw data (bad lines, a rejected file
-and a corrected re-delivery included), one commit per table, and a failed task leaves no table
-version and no file behind.
+"""The Dask engine end to end: bronze, silver and gold on a real 2-worker ``LocalCluster`` (one
+for the whole module) write exactly the tables the local engine writes from the same raw data
+(bad lines, a rejected file and a corrected re-delivery included), one commit per table, and a
+failed task leaves no table version and no file behind. Gold on Dask alone: equal to the local
+engine's, one commit per build, atomic on a failed bucket, idempotent, only the affected weeks
+replaced. Importing the product never imports Dask.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tests.reference import canonical
 distributed = pytest.importorskip("distributed")
 
 START, DAYS, SCALE = date(2020, 11, 2), 10, 0.01
+GOLD_DAYS = 21  # the gold-only test: three whole weeks and a fourth
 LINEAGE = ("run_id", "ingested_at")
 STAGES = ("bronze", "silver", "gold")
 
@@ -223,3 +226,73 @@ def test_dask_replaces_a_corrected_file_inside_files_the_local_engine_wrote(
     assert _table(dask, "bronze/prints")["user_id"].sort().to_list() == [1, 4, 5, 9]
     assert list((dask.root / "bronze" / "prints").glob("bronze-*-rewritten-*.parquet"))  # b.json's rows
     assert _orphans(dask.root) == []
+
+
+def _gold(lake: LocalLake, name: str) -> pl.DataFrame:
+    return canonical(lake.table(name, "print_features"))
+
+
+def _gold_stage(lake: LocalLake, gold: str, **settings: object) -> None:
+    ctx = RunContext(lake.settings(lake_gold=str(lake.root / gold), **settings))
+    run_stage(ctx, "gold")
+
+
+def _files_of_run(table: Path, run_id: str) -> list[Path]:
+    return list(table.glob(f"week_start=*/part-{run_id}-*"))
+
+
+@pytest.mark.slow
+def test_dask_gold_equals_local_commits_once_is_atomic_and_idempotent(
+    lake: LocalLake, scheduler: str
+) -> None:
+    generate(out_dir=lake.raw, seed=7, scale=SCALE, start=START, days=GOLD_DAYS)
+    local_ctx = lake.context()
+    for stage in STAGES:
+        run_stage(local_ctx, stage)
+    dask = {"engine": "dask", "dask_scheduler": scheduler, "gold_buckets": 3}
+
+    # first build on Dask creates the table in one commit, equal to the local engine's
+    _gold_stage(lake, "gold_dask", **dask)
+    assert_frame_equal(_gold(lake, "gold_dask"), _gold(lake, "gold"))
+    table = lake.root / "gold_dask" / "print_features"
+    assert lake.version("gold_dask", "print_features") == 0
+    first = lake.version("gold_dask", "print_features")
+
+    # a failing bucket: nothing committed, version unchanged, this run's files removed
+    ctx = RunContext(lake.settings(lake_gold=str(lake.root / "gold_dask"), dask_fail_bucket=1, **dask))
+    with pytest.raises(PipelineError, match=r"bucket 2 of 3 failed.*nothing was committed"):
+        run_stage(ctx, "gold", full=True)
+    assert lake.version("gold_dask", "print_features") == first
+    assert _files_of_run(table, ctx.run_id) == []
+    assert_frame_equal(_gold(lake, "gold_dask"), _gold(lake, "gold"))
+
+    # a re-run (full rebuild) writes identical rows in one more commit
+    rerun = RunContext(lake.settings(lake_gold=str(lake.root / "gold_dask"), **dask))
+    run_stage(rerun, "gold", full=True)
+    assert lake.version("gold_dask", "print_features") == first + 1
+    assert_frame_equal(_gold(lake, "gold_dask"), _gold(lake, "gold"))
+
+    # nothing new: no commit at all
+    _gold_stage(lake, "gold_dask", **dask)
+    assert lake.version("gold_dask", "print_features") == first + 1
+
+    # one more day: only the affected weeks are replaced (overwrite with partition filters)
+    generate(out_dir=lake.raw, seed=7, scale=SCALE, start=START + timedelta(days=GOLD_DAYS), days=1)
+    for stage in STAGES:
+        run_stage(lake.context(), stage)
+    _gold_stage(lake, "gold_dask", **dask)
+    assert lake.version("gold_dask", "print_features") == first + 2
+    assert_frame_equal(_gold(lake, "gold_dask"), _gold(lake, "gold"))
+    history = pl.read_delta(str(table)).select("week_start").unique().height
+    assert history == len({START + timedelta(days=7 * i) for i in range(4)})
+
+
+def test_jobs_import_without_touching_dask() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, jobs.cli, jobs.gold.job, jobs.pipeline; "
+        "assert 'distributed' not in sys.modules and 'dask' not in sys.modules"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -34,6 +34,7 @@ import json
 import logging
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -62,17 +63,18 @@ NEVER = Known("", 0, None, "")  # the version of a path the manifest does not kn
 DAY_COLUMN = {"prints": "day", "taps": "day", "pays": "pay_date"}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class FileOutcome:
-    """Accounting for one raw file: ``lines == bronze_rows + quarantined_rows``."""
+    """Accounting for one raw file: ``lines == bronze_rows + quarantined_rows`` (fields by
+    keyword: the order is the manifest's columns, not something to count off)."""
 
     source: str
     path: str
     size_bytes: int
     checksum: str
-    lines: int
-    bronze_rows: int
-    quarantined_rows: int
+    lines: int = 0
+    bronze_rows: int = 0
+    quarantined_rows: int = 0
     fingerprint: str = ""
     status: str = "ingested"  # see schemas.MANIFEST_STATUSES
     reason: str | None = None
@@ -213,6 +215,25 @@ def pending_files(ctx: RunContext) -> dict[str, int]:
     return pending
 
 
+def over_threshold(read: FileRead, *, max_fraction: float, min_lines: int) -> str | None:
+    """Why a file read is rejected whole for its quarantined lines (None: it is taken in).
+
+    The rule of bronze, with or without a quality audit: a file of at least ``min_lines`` lines
+    (``QUALITY_QUARANTINE_MIN_LINES``) with more than ``max_fraction`` of them quarantined
+    (``QUALITY_MAX_QUARANTINE_FRACTION``). A smaller file goes in, its bad lines quarantined
+    (the audit warns about it)."""
+    lines, bad = read.lines, read.lines - read.good_rows
+    if not lines or lines < min_lines or bad / lines <= max_fraction:
+        return None
+    reasons = Counter(reason for frame in read.bad for reason in frame["reason"].to_list())
+    top = reasons.most_common(1)
+    why = f"; most common: {top[0][0]}" if top else ""
+    return (
+        f"{bad / lines:.1%} of its {lines:,} lines quarantined, over "
+        f"QUALITY_MAX_QUARANTINE_FRACTION={max_fraction:.1%}{why}"
+    )
+
+
 def manifest_rows(ctx: RunContext, outcomes: Iterable[FileOutcome]) -> pl.DataFrame:
     """Manifest rows of this run for ``outcomes``."""
     return pl.DataFrame([asdict(o) for o in outcomes]).with_columns(
@@ -256,7 +277,12 @@ class Bronze:
                 # touched, not changed: remember the new fingerprint, take nothing in
                 self.outcomes.append(
                     FileOutcome(
-                        source, f.rel_path, f.size_bytes, held.checksum, 0, 0, 0, f.fingerprint, "unchanged"
+                        source=source,
+                        path=f.rel_path,
+                        size_bytes=f.size_bytes,
+                        checksum=held.checksum,
+                        fingerprint=f.fingerprint,
+                        status="unchanged",
                     )
                 )
                 continue
@@ -317,32 +343,34 @@ class Bronze:
             self.duplicates[f.rel_path] = original
             self.outcomes.append(
                 FileOutcome(
-                    source,
-                    f.rel_path,
-                    f.size_bytes,
-                    read.checksum,
-                    0,
-                    0,
-                    0,
-                    f.fingerprint,
-                    "duplicate",
-                    f"duplicate of {original}",
-                    replaces,
+                    source=source,
+                    path=f.rel_path,
+                    size_bytes=f.size_bytes,
+                    checksum=read.checksum,
+                    fingerprint=f.fingerprint,
+                    status="duplicate",
+                    reason=f"duplicate of {original}",
+                    replaces=replaces,
                 )
             )
             return False
+        s = self.settings
         verdict = not_text(
             nul_byte=read.nul_byte,
             invalid_utf8_lines=read.invalid_utf8_lines,
             lines=read.lines,
-            max_fraction=self.settings.quality_max_quarantine_fraction,
+            max_fraction=s.quality_max_quarantine_fraction,
         )
         if verdict is not None:
             audit.drop(source, f.rel_path)  # accounted for in the manifest, not the reconciliation
-        else:
-            verdict = audit.verdict(source, f.rel_path)
-        if verdict is None and f.rel_path in self.settings.raw_reject:
-            verdict = f"rejected by the operator: {self.settings.raw_reject[f.rel_path] or 'no reason given'}"
+        elif (
+            verdict := over_threshold(
+                read, max_fraction=s.quality_max_quarantine_fraction, min_lines=s.quality_quarantine_min_lines
+            )
+        ) is not None:
+            audit.rejected(source, f.rel_path)  # the audit records the rejection, as a warning
+        elif f.rel_path in s.raw_reject:
+            verdict = f"rejected by the operator: {s.raw_reject[f.rel_path] or 'no reason given'}"
             audit.drop(source, f.rel_path)  # accounted for in the manifest, not the reconciliation
         status, bronze_rows, quarantined = "ingested", read.good_rows, read.lines - read.good_rows
         if verdict is not None:
@@ -353,18 +381,18 @@ class Bronze:
                 self.quarantine.add(frame)
         self.outcomes.append(
             FileOutcome(
-                source,
-                f.rel_path,
-                f.size_bytes,
-                read.checksum,
-                read.lines,
-                bronze_rows,
-                quarantined,
-                f.fingerprint,
-                status,
-                verdict,
-                replaces,
-                read.drift,
+                source=source,
+                path=f.rel_path,
+                size_bytes=f.size_bytes,
+                checksum=read.checksum,
+                lines=read.lines,
+                bronze_rows=bronze_rows,
+                quarantined_rows=quarantined,
+                fingerprint=f.fingerprint,
+                status=status,
+                reason=verdict,
+                replaces=replaces,
+                drift=read.drift,
             )
         )
         self.holdings.setdefault((source, read.checksum), []).append(f.rel_path)
@@ -397,16 +425,13 @@ class Bronze:
         log.warning("raw path %s rejected: %s", bad.rel_path, bad.reason)
         self.outcomes.append(
             FileOutcome(
-                bad.source,
-                bad.rel_path,
-                f.size_bytes if f else 0,
-                "",
-                0,
-                0,
-                0,
-                f.fingerprint if f else "",
-                "rejected",
-                bad.reason,
+                source=bad.source,
+                path=bad.rel_path,
+                size_bytes=f.size_bytes if f else 0,
+                checksum="",
+                fingerprint=f.fingerprint if f else "",
+                status="rejected",
+                reason=bad.reason,
             )
         )
 
@@ -488,20 +513,17 @@ class Bronze:
             self.ctx.lake.delete(self.ctx.bronze(source), where, metadata=metadata)
             self.retracted += paths
         self.deleted += paths
-        status = "retracted" if retract else "deleted"
+        status, on_delete = ("retracted" if retract else "deleted"), self.settings.raw_on_delete
         why = "its rows were removed" if retract else "its rows are kept"
         outcomes = [
             FileOutcome(
-                source,
-                k.path,
-                k.size_bytes,
-                k.checksum,
-                0,
-                0,
-                0,
-                k.fingerprint or "",
-                status,
-                f"no longer listed under LAKE_RAW: {why} (RAW_ON_DELETE={self.settings.raw_on_delete})",
+                source=source,
+                path=k.path,
+                size_bytes=k.size_bytes,
+                checksum=k.checksum,
+                fingerprint=k.fingerprint or "",
+                status=status,
+                reason=f"no longer listed under LAKE_RAW: {why} (RAW_ON_DELETE={on_delete})",
             )
             for k in gone
         ]
@@ -608,9 +630,10 @@ def run_bronze(
 ) -> StageResult:
     """Take in new and corrected raw files of every source; nothing new means no table version.
 
-    ``audits.bronze`` sees every chunk, may reject a file (quarantine threshold) and may refuse
-    a source's commit (the quality gate): then this run's rows of the sources already committed
-    are removed again and nothing reaches the manifest.
+    Files over the quarantine threshold, and files that are not text, are rejected whole here
+    (:meth:`Bronze.judge`), whatever the audits. ``audits.bronze`` sees every chunk, records
+    those rejections and may refuse a source's commit (the quality gate): then this run's rows
+    of the sources already committed are removed again and nothing reaches the manifest.
     """
     started = time.perf_counter()
     result = StageResult("bronze")

@@ -149,8 +149,8 @@ class _Audit:
 
 # -- bronze -------------------------------------------------------------------------------------
 class BronzeAudit(_Audit):
-    """Bronze: per-file reconciliation, files over the quarantine threshold rejected on their
-    own, the bronze suite on the frames committed."""
+    """Bronze: per-file reconciliation, the files bronze rejected over the quarantine threshold
+    recorded (a warning), the bronze suite on the frames committed."""
 
     layer = "bronze"
 
@@ -180,22 +180,13 @@ class BronzeAudit(_Audit):
         if bad.height:
             tally[3].update(bad["reason"].to_list())
 
-    def verdict(self, source: str, path: str) -> str | None:
-        """Reject a file of at least QUALITY_QUARANTINE_MIN_LINES lines whose quarantined
-        fraction is over QUALITY_MAX_QUARANTINE_FRACTION; smaller files only warn."""
+    def rejected(self, source: str, path: str) -> None:
+        """Bronze rejected the file whole (over the quarantine threshold): its counts before the
+        rejection are what the threshold check reports (a warning), and every line of it is
+        now quarantined."""
         lines, rows, bad, reasons = self._tally(source, path)
-        count = FileCount(source, path, lines, rows, bad, dict(reasons))
-        s = self.settings
-        if lines < s.quality_quarantine_min_lines or count.fraction <= s.quality_max_quarantine_fraction:
-            return None
-        self._rejected[(source, path)] = count
+        self._rejected[(source, path)] = FileCount(source, path, lines, rows, bad, dict(reasons))
         self._files[(source, path)] = [lines, 0, lines, reasons]
-        top = Counter(reasons).most_common(1)
-        why = f"; most common: {top[0][0]}" if top else ""
-        return (
-            f"{count.fraction:.1%} of its {lines:,} lines quarantined, over "
-            f"QUALITY_MAX_QUARANTINE_FRACTION={s.quality_max_quarantine_fraction:.1%}{why}"
-        )
 
     def drop(self, source: str, path: str) -> None:
         self._files.pop((source, path), None)

@@ -4,8 +4,6 @@ infrastructure, which may use the product); no module of either imports itself i
 from __future__ import annotations
 
 import ast
-import subprocess
-import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -69,37 +67,3 @@ def test_no_import_cycle_among_jobs_and_infra_modules() -> None:
 
     for name in sorted(graph):
         visit(name, [])
-
-
-def test_seed_moved_out_of_the_product_cli() -> None:
-    gone = subprocess.run(
-        [sys.executable, "-m", "jobs", "seed", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert gone.returncode == 2 and "invalid choice: 'seed'" in gone.stderr
-    seed = subprocess.run(
-        [sys.executable, "-m", "infra.stack", "seed", "--help"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert seed.returncode == 0, seed.stderr
-    for option in (
-        "--env-file",
-        "--debug",
-        "--log-json",
-        "--from",
-        "--generate",
-        "--scale",
-        "--seed",
-        "--start",
-        "--gen-days",
-        "--days",
-        "--no-identities",
-        "--buckets-only",
-    ):
-        assert f"{option} " in seed.stdout or f"{option}\n" in seed.stdout, option
