@@ -91,7 +91,13 @@ def freeze_take_over_and_resume(lake: Path, commit: int) -> None:
     finish, resume the first; it commits nothing and says who took over; the lake is exact."""
     marker = lake / "frozen.txt"
     victim = start(
-        lake, "run", PYTHONPATH=HOOK, FREEZE_AT_COMMIT=str(commit), FREEZE_MARKER=str(marker), **FAST_LEASE
+        lake,
+        "run",
+        PYTHONPATH=HOOK,
+        FREEZE_AT_COMMIT=str(commit),
+        FREEZE_MARKER=str(marker),
+        FREEZE_LEASE_LOCK=str(lake / "bronze" / "_lease.json.lock"),
+        **FAST_LEASE,
     )
     try:
         wait_for(lambda: marker.is_file() or victim.poll() is not None, "the run to reach the commit")

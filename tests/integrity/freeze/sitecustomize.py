@@ -4,8 +4,12 @@ With ``FREEZE_AT_COMMIT=N`` (or ``CALL:N``, the N-th commit made through that de
 e.g. ``DeltaTable.create_write_transaction:4``) the process stops itself (SIGSTOP, like a GC
 pause, a frozen VM or a stalled request) right before that Delta commit, *at the deltalake
 call*: whatever code path leads there, its lease check and snapshot are behind it and only the
-commit is ahead. ``FREEZE_MARKER`` names a file written just before stopping ("<pid> <call>"). With
-``FREEZE_LOG`` every commit call is appended there instead (to count a run's commits).
+commit is ahead. ``FREEZE_MARKER`` names a file written just before stopping ("<pid> <call>").
+``FREEZE_LEASE_LOCK`` (a local lake's ``_lease.json.lock``) makes it first wait until no thread
+of this process is inside a lease change: a process stopped *there* blocks every lease change
+until it resumes, another failure (documented, tested in ``test_lease_local.py``) than the
+stalled commit staged here. With ``FREEZE_LOG`` every commit call is appended there (to count
+a run's commits).
 """
 
 from __future__ import annotations
@@ -30,7 +34,23 @@ def _before_commit(call: str) -> None:
     if _calls[kind] == _AT and _KIND in ("", call):
         with open(os.environ["FREEZE_MARKER"], "w") as marker:
             marker.write(f"{os.getpid()} {call}\n")
+        _outside_lease_changes()
         os.kill(os.getpid(), signal.SIGSTOP)
+
+
+def _outside_lease_changes() -> None:
+    """Wait until the lease's flock is free (the heartbeat thread is not renewing right now)."""
+    lock = os.environ.get("FREEZE_LEASE_LOCK")
+    if not lock or not os.path.exists(lock):
+        return
+    import fcntl
+
+    fd = os.open(lock, os.O_RDWR)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _install() -> None:
