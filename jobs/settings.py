@@ -9,25 +9,29 @@ identity's keys), then the defaults below. No other module reads
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from jobs.schemas import (
+from jobs.stages import (
     DEFAULT_MAX_FUTURE_DAYS,
     DEFAULT_MIN_DAY,
     ENGINE_MAX_DAY,
     ENGINE_MIN_DAY,
-    Limits,
+    LOOKBACK_WEEKS_MAX,
+    LOOKBACK_WEEKS_MIN,
 )
-from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN
+
+if TYPE_CHECKING:
+    from jobs.schemas import Limits
 
 DEFAULT_ENV_FILE = "envs/local.env"
 
@@ -350,6 +354,8 @@ class Settings(BaseSettings):
 
     def limits(self, run_date: date) -> Limits:
         """The contract's plausible days for a run started on ``run_date``."""
+        from jobs.schemas import Limits  # polars: not at import (the DAGs import this module)
+
         return Limits.for_run(
             run_date, min_day=self.quality_min_day, max_future_days=self.quality_max_future_days
         )
@@ -421,3 +427,22 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(
             f"invalid settings ({problems}); check the environment and {shown_files or 'envs/*.env'}"
         ) from exc
+
+
+# -- the DAGs' scheduling settings --------------------------------------------------------------
+# Read by the DAG files at parse time, from the Airflow processes' environment only (not the env
+# files: those configure the tasks), importing nothing heavy.
+def env_int(name: str, default: int) -> int:
+    """A whole number from the environment; a bad value warns and falls back to ``default``."""
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        logging.getLogger(__name__).warning("%s=%r is not a whole number; using %d", name, value, default)
+        return default
+
+
+def schedule(name: str, default: str = "@daily") -> str | None:
+    """A cron or preset from ``name``; ``none``/``manual``/``off`` mean triggered runs only."""
+    value = os.environ.get(name, "").strip() or default
+    return None if value.lower() in ("none", "manual", "off") else value
