@@ -142,7 +142,7 @@ duckdb: $(STAMP)  ## duckdb CLI over gold on the stack, as the analyst (its keys
 	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack duckdb
 
 audit: $(STAMP)  ## pip-audit (fails if every package was skipped), ruff S rules, secret scan
-	$(PY) -m infra.stack.audit $(AUDIT_ARGS)
+	$(PY) -m infra.audit $(AUDIT_ARGS)
 
 # -- docker compose (infra/docker-compose.yml): its secrets and image digests ------------------
 .PHONY: compose-secrets compose-pin compose-check
