@@ -17,6 +17,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from infra.generator import generate
+from jobs import cluster as dask_cluster
 from jobs.errors import DataError, PipelineError
 from jobs.pipeline import run_stage
 from jobs.run import RunContext
@@ -110,7 +111,9 @@ def _orphans(root: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(tmp_path: Path, scheduler: str) -> None:
+def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(
+    tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = tmp_path / "raw"
     local, dask = LocalLake(tmp_path / "local"), LocalLake(tmp_path / "dask")
     on_dask = {"engine": "dask", "dask_scheduler": scheduler, "gold_buckets": 2}
@@ -132,9 +135,11 @@ def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(tmp_path: 
     # a failed task: nothing committed anywhere, no file of the run left in the lake
     generate(out_dir=raw, seed=11, scale=SCALE, start=START + timedelta(days=DAYS), days=2)
     before = dask.versions()
-    ctx = RunContext(dask.settings(lake_raw=str(raw), dask_fail_bucket=1, **on_dask))
-    with pytest.raises(PipelineError, match=r"task 2 of \d+\) failed .*nothing was committed") as failed:
-        run_stage(ctx, "bronze")
+    ctx = RunContext(dask.settings(lake_raw=str(raw), **on_dask))
+    with monkeypatch.context() as hook:
+        hook.setattr(dask_cluster, "FAIL_TASK", 1)  # the second raw file's task raises on its worker
+        with pytest.raises(PipelineError, match=r"task 2 of \d+\) failed .*nothing was committed") as failed:
+            run_stage(ctx, "bronze")
     assert "\n" not in str(failed.value)
     assert dask.versions() == before
     assert _orphans(dask.root) == []
@@ -148,9 +153,11 @@ def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(tmp_path: 
     dask_results = {"bronze": run_stage(RunContext(settings), "bronze")}
     # a failed silver day task: no silver version, no file left; the next run rebuilds
     before = dask.versions()
-    failing = RunContext(dask.settings(lake_raw=str(raw), dask_fail_bucket=0, **on_dask))
-    with pytest.raises(PipelineError, match=r"silver on Dask: .* \(task 1 of \d+\) failed .*nothing"):
-        run_stage(failing, "silver")
+    failing = RunContext(dask.settings(lake_raw=str(raw), **on_dask))
+    with monkeypatch.context() as hook:
+        hook.setattr(dask_cluster, "FAIL_TASK", 0)  # the first silver day task raises on its worker
+        with pytest.raises(PipelineError, match=r"silver on Dask: .* \(task 1 of \d+\) failed .*nothing"):
+            run_stage(failing, "silver")
     assert dask.versions() == before
     assert _orphans(dask.root) == []
     ctx = RunContext(settings)

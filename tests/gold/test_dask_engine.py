@@ -14,6 +14,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from infra.generator import generate
+from jobs import cluster as dask_cluster
 from jobs.errors import PipelineError
 from jobs.pipeline import run_stage
 from jobs.run import RunContext
@@ -48,7 +49,7 @@ def _files_of_run(table: Path, run_id: str) -> list[Path]:
 
 @pytest.mark.slow
 def test_dask_gold_equals_local_commits_once_is_atomic_and_idempotent(
-    lake: LocalLake, scheduler: str
+    lake: LocalLake, scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     generate(out_dir=lake.raw, seed=7, scale=SCALE, start=START, days=DAYS)
     local_ctx = lake.context()
@@ -64,9 +65,11 @@ def test_dask_gold_equals_local_commits_once_is_atomic_and_idempotent(
     first = lake.version("gold_dask", "print_features")
 
     # a failing bucket: nothing committed, version unchanged, this run's files removed
-    ctx = RunContext(lake.settings(lake_gold=str(lake.root / "gold_dask"), dask_fail_bucket=1, **dask))
-    with pytest.raises(PipelineError, match=r"bucket 2 of 3 failed.*nothing was committed"):
-        run_stage(ctx, "gold", full=True)
+    ctx = RunContext(lake.settings(lake_gold=str(lake.root / "gold_dask"), **dask))
+    with monkeypatch.context() as hook:
+        hook.setattr(dask_cluster, "FAIL_TASK", 1)  # the second user bucket's task raises on its worker
+        with pytest.raises(PipelineError, match=r"bucket 2 of 3 failed.*nothing was committed"):
+            run_stage(ctx, "gold", full=True)
     assert lake.version("gold_dask", "print_features") == first
     assert _files_of_run(table, ctx.run_id) == []
     assert_frame_equal(_gold(lake, "gold_dask"), _gold(lake, "gold"))
