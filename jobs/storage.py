@@ -38,7 +38,6 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -60,26 +59,6 @@ def is_remote(uri: str) -> bool:
 def join(base: str, *parts: str) -> str:
     """Join path segments onto a local path or URI with forward slashes."""
     return posixpath.join(base, *[p.strip("/") for p in parts if p])
-
-
-def key_file(stack_dir: str, identity: str) -> Path:
-    """Where the local stack keeps one identity's keys (``AWS_ACCESS_KEY_ID``/``..._SECRET_...``)."""
-    return Path(stack_dir) / "keys" / f"{identity}.env"
-
-
-def read_key_file(path: Path) -> tuple[str | None, Any]:
-    """``(access key, SecretStr secret)`` from a key file, ``(None, None)`` if absent/unreadable."""
-    from dotenv import dotenv_values
-    from pydantic import SecretStr
-
-    try:
-        if not path.is_file():
-            return None, None
-        values = dotenv_values(path)
-    except OSError:  # another user's stack, or owner-only and not ours
-        return None, None
-    key, secret = values.get("AWS_ACCESS_KEY_ID"), values.get("AWS_SECRET_ACCESS_KEY")
-    return (key, SecretStr(secret)) if key and secret else (None, None)
 
 
 def bucket_of(uri: str) -> str:
@@ -303,10 +282,9 @@ class Storage:
         """The same lake seen as another identity: ``"admin"`` or ``"analyst"``.
 
         Its keys come from the settings ``ADMIN_*``/``ANALYST_*`` if set (the admin-side tools,
-        compose's init container), else from that identity's key file
-        ``<STACK_DIR>/keys/<identity>.env`` (written owner-only by ``make stack-up``) when this
-        process may read it; else this process's own keys are used as they are (e.g. a process
-        started with only the analyst's keys). ``"pipeline"`` is this process's ``AWS_*`` keys.
+        compose's init container); else this process's own keys are used as they are: a process
+        is handed one identity's keys, e.g. the analyst's key file named by
+        ``LAKEHOUSE_ENV_FILE``. ``"pipeline"`` is this process's ``AWS_*`` keys.
         """
         if identity == "pipeline":
             return self
@@ -315,8 +293,6 @@ class Storage:
             "admin": (s.admin_access_key_id, s.admin_secret_access_key),
             "analyst": (s.analyst_access_key_id, s.analyst_secret_access_key),
         }[identity]
-        if not key:
-            key, secret = read_key_file(key_file(s.stack_dir, identity))
         if not key:  # no separate key: this process's identity is used as is
             return self
         # Long-term keys of another identity: no session token or profile of this process.

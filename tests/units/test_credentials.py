@@ -38,7 +38,6 @@ def settings(tmp_path: Path, **values: Any) -> Settings:
         "aws_endpoint_url": ENDPOINT,
         "aws_config_file": str(tmp_path / "config"),
         "aws_shared_credentials_file": str(tmp_path / "credentials"),
-        "stack_dir": str(tmp_path / "stack"),
     }
     return Settings(_env_file=None, **(base | values))  # type: ignore[call-arg]
 
