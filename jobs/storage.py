@@ -13,9 +13,9 @@ spelling that client understands:
   same options reach polars through ``pl.scan_delta(table)``, and polars wants an integer
   where deltalake wants a string, so deltalake's retries are bounded by ``retry_timeout``.
 * polars' own object store (``pl.scan_delta``/``scan_parquet``): the same ``timeout`` keys,
-  and its retries through ``POLARS_CLOUD_*`` environment variables (set here, once per
-  process, unless the environment already sets them) or ``max_retries``/``retry_*_ms`` in
-  :meth:`Storage.polars_options`.
+  and its retries as ``max_retries``/``retry_*_ms`` (integers): in
+  :meth:`Storage.polars_options`, and added to a Delta table's options by
+  :meth:`jobs.tables.Lake.scan_table`. No option builder changes the process environment.
 * botocore (boto3 clients and s3fs): ``connect_timeout``, ``read_timeout`` and
   ``total_max_attempts`` in standard retry mode; s3fs's own retry loop is set to one try so
   the attempts do not multiply.
@@ -214,10 +214,12 @@ class Storage:
             raise CredentialsUnavailable(self._profile_missing()) from None
         return str(value) if value else None
 
-    def _ca_environment(self) -> None:
+    def trust_ca_bundle(self) -> None:
         """deltalake's and polars' Rust clients take no CA option but read ``SSL_CERT_FILE``
-        when they build their first client: the CA bundle is put there (over the system
-        bundle that images often set), as botocore's ``AWS_CA_BUNDLE`` replaces its own."""
+        when they build their first client: with a CA bundle, it is put there for this process
+        (over the system bundle that images often set), as botocore's ``AWS_CA_BUNDLE`` replaces
+        its own. Called once by :class:`jobs.tables.Lake` when it is built (on Dask workers
+        too), never by the option builders, which only return options."""
         if bundle := self.ca_bundle:
             os.environ["SSL_CERT_FILE"] = bundle
 
@@ -256,18 +258,18 @@ class Storage:
             "pool_idle_timeout": _duration(max(s.s3_read_timeout_seconds, 15.0)),
         }
 
-    def _polars_retry_environment(self) -> None:
-        """polars reads its retry policy from ``POLARS_CLOUD_*`` (only integers, which deltalake
-        refuses in storage options); an explicit environment wins."""
-        values = {
-            "POLARS_CLOUD_MAX_RETRIES": self.attempts - 1,
-            "POLARS_CLOUD_RETRY_TIMEOUT_MS": _ms(self._retry_window_seconds),
-            "POLARS_CLOUD_RETRY_INIT_BACKOFF_MS": _ms(self.settings.s3_retry_backoff_seconds),
-            "POLARS_CLOUD_RETRY_MAX_BACKOFF_MS": _ms(self.backoff_max_seconds),
-            "POLARS_HTTP_CONNECT_TIMEOUT_SECONDS": math.ceil(self.settings.s3_connect_timeout_seconds),
+    def polars_retry_options(self, uri: str) -> dict[str, int] | None:
+        """polars' own retry policy for its object-store reads (integers, which deltalake
+        refuses in its options): ``pl.scan_delta(table, storage_options=...)`` adds them to the
+        table's options for the data files polars reads; None for local paths."""
+        if not is_remote(uri):
+            return None
+        return {
+            "max_retries": self.attempts - 1,
+            "retry_timeout_ms": _ms(self._retry_window_seconds),
+            "retry_init_backoff_ms": _ms(self.settings.s3_retry_backoff_seconds),
+            "retry_max_backoff_ms": _ms(self.backoff_max_seconds),
         }
-        for name, value in values.items():
-            os.environ.setdefault(name, str(value))
 
     def _botocore_config(self) -> dict[str, Any]:
         s = self.settings
@@ -377,9 +379,8 @@ class Storage:
         opts["backoff_config.init_backoff"] = _duration(self.settings.s3_retry_backoff_seconds)
         opts["backoff_config.max_backoff"] = _duration(self.backoff_max_seconds)
         opts["backoff_config.base"] = "2"
-        # pl.scan_delta(table) reads the data files with polars' own client and these options.
-        self._polars_retry_environment()
-        self._ca_environment()
+        # pl.scan_delta(table) reads the data files with polars' own client and these options,
+        # plus polars_retry_options (Lake.scan_table).
         return opts
 
     def polars_options(self, uri: str) -> dict[str, Any] | None:
@@ -393,10 +394,7 @@ class Storage:
             for k, v in delta.items()
             if k not in ("retry_timeout",) and not k.startswith("backoff_")
         }
-        opts["max_retries"] = self.attempts - 1
-        opts["retry_timeout_ms"] = _ms(self._retry_window_seconds)
-        opts["retry_init_backoff_ms"] = _ms(self.settings.s3_retry_backoff_seconds)
-        opts["retry_max_backoff_ms"] = _ms(self.backoff_max_seconds)
+        opts |= self.polars_retry_options(uri) or {}
         return opts
 
     @cached_property
