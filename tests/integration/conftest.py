@@ -85,7 +85,7 @@ class S3Stack:
     """The session's server plus helpers to give each test its own lake prefix."""
 
     server: WeedServer
-    base: Settings  # bucket-level locations: what the identities file was written from
+    base: StackSettings  # bucket-level locations: what the identities file was written from
 
     def lake(self, name: str | None = None, **overrides: Any) -> Settings:
         """Settings for a fresh lake under ``s3://<layer>/<name>`` as the pipeline identity."""
