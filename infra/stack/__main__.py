@@ -94,7 +94,9 @@ def _print_info(settings: StackSettings, server: WeedServer) -> None:
     print(f"  keys            one owner-only file per identity in {keys}/ (never in envs/)")
     env_file = _env_file_in_use()
     args = _make_args(env_file)
-    print(f"  as one identity LAKEHOUSE_ENV_FILE={env_file},{keys}/<identity>.env")
+    # A second stack's endpoint (moved by the offset) is in its endpoint file, not in env_file.
+    endpoint = f",{Path(s.stack_dir) / 'endpoint.env'}" if "STACK_PORT_OFFSET" in args else ""
+    print(f"  as one identity LAKEHOUSE_ENV_FILE={env_file}{endpoint},{keys}/<identity>.env")
     print(f"  DuckDB shell    make duckdb{args}   (as the analyst: its keys only)")
     print(
         f"  lake            raw={s.lake_raw} bronze={s.lake_bronze} silver={s.lake_silver} gold={s.lake_gold}"
