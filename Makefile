@@ -90,10 +90,14 @@ clean-lake:  ## delete the local lake's data (keeps lake/README.md)
 
 # A second copy of the dev stack on this machine: `make stack-up STACK_PORT_OFFSET=100` (and the
 # same on every target) moves every port of the S3 stack and Airflow by 100 and keeps its files
-# in .stack-100/ and .airflow-100/ (jobs/settings.py, infra/airflow/native.py apply it).
+# in .stack-100/ (infra/stack/settings.py applies it) and .airflow-100/ (infra/airflow/native.py).
+# The pipeline knows nothing of it: it reads that stack's endpoint from .stack-100/endpoint.env
+# (written by its stack-up) after envs/stack.env.
 STACK_PORT_OFFSET ?= 0
 export STACK_PORT_OFFSET
 STACK_HOME := $(if $(filter 0,$(STACK_PORT_OFFSET)),.stack,.stack-$(STACK_PORT_OFFSET))
+comma := ,
+STACK_ENDPOINT := $(if $(filter 0,$(STACK_PORT_OFFSET)),,$(comma)$(STACK_HOME)/endpoint.env)
 
 # -- Airflow 3, native (no Docker): python -m infra.airflow.native -----------------------------
 AIRFLOW_ENV ?= envs/airflow.env
@@ -130,7 +134,7 @@ stack-status:  ## is the local S3 stack running? (JSON)
 	@LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack status
 
 run-s3: $(STAMP)  ## whole pipeline against the local S3 stack, as the pipeline (make stack-up first)
-	LAKEHOUSE_ENV_FILE=$(STACK_ENV),$(STACK_KEYS)/pipeline.env $(PY) -m jobs run $(ARGS)
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV)$(STACK_ENDPOINT),$(STACK_KEYS)/pipeline.env $(PY) -m jobs run $(ARGS)
 
 seed-more: $(STAMP)  ## trickle: upload the next DAYS (default 1) days of raw data to the stack (admin)
 	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack seed --generate --days $(or $(DAYS),1)
@@ -142,7 +146,7 @@ duckdb: $(STAMP)  ## duckdb CLI over gold on the stack, as the analyst (its keys
 	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack duckdb
 
 audit: $(STAMP)  ## pip-audit (fails if every package was skipped), ruff S rules, secret scan
-	$(PY) -m infra.stack.audit $(AUDIT_ARGS)
+	$(PY) -m infra.audit $(AUDIT_ARGS)
 
 # -- docker compose (infra/docker-compose.yml): its secrets and image digests ------------------
 .PHONY: compose-secrets compose-pin compose-check

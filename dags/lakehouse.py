@@ -1,8 +1,9 @@
 """The lakehouse DAG: detect new raw files → bronze → silver → gold → export.
 
 Every task is a thin call into ``jobs.orchestration`` (the Polars jobs); nothing here transforms
-data. Parsing stays cheap: this module imports only ``airflow.sdk``, the standard library and
-``jobs.stages`` (names and bounds, no dependencies); the jobs (polars, deltalake, Great
+data. Parsing stays cheap: this module imports only ``airflow.sdk``, the standard library,
+``jobs.stages`` (names and bounds, no dependencies) and ``jobs.settings`` (pydantic, which
+``airflow.sdk`` loads anyway; its scheduling settings); the jobs (polars, deltalake, Great
 Expectations) are imported inside the tasks.
 
 Configuration comes from the environment of the Airflow processes:
@@ -24,7 +25,7 @@ from typing import Any
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from jobs.schedule import env_int, schedule
+from jobs.settings import env_int, schedule
 from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN, STAGES
 
 log = logging.getLogger("lakehouse.dag")

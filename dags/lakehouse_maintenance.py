@@ -2,7 +2,7 @@
 
 One thin task calling :func:`jobs.orchestration.maintain_task` (``jobs/maintain.py`` does the
 work). Parsing stays cheap: this module imports only ``airflow.sdk``, the standard library and
-``jobs.stages``; the jobs are imported inside the task.
+``jobs.settings`` (its scheduling settings); the jobs are imported inside the task.
 
 Configuration (environment of the Airflow processes):
 
@@ -24,7 +24,7 @@ from typing import Any
 from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from jobs.schedule import env_int, schedule
+from jobs.settings import env_int, schedule
 
 log = logging.getLogger("lakehouse.maintenance_dag")
 

@@ -1,16 +1,20 @@
 """Local server processes started by the project (weed, airflow standalone): found by the PID
 they recorded, never by name, and only while that PID still runs the expected program.
 
-Standard library only: the Airflow launcher imports it too.
+The processes are read with psutil (in the lock); signals to a process group are sent with
+``os.killpg`` (psutil has none).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
 import time
 from pathlib import Path
+
+import psutil
 
 
 def recorded_pid(pid_path: Path, *markers: bytes) -> int | None:
@@ -18,42 +22,38 @@ def recorded_pid(pid_path: Path, *markers: bytes) -> int | None:
     (PIDs get reused)."""
     try:
         pid = int(pid_path.read_text().strip())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (OSError, ValueError):
+        cmdline = "\0".join(psutil.Process(pid).cmdline()).encode()
+    except (OSError, ValueError, psutil.Error):
         return None
     return pid if all(m in cmdline for m in markers) and alive(pid) else None
 
 
 def alive(pid: int) -> bool:
     """The process exists and is not a zombie (a zombie child of ours is reaped here)."""
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG) != (0, 0):
+            return False  # our child, and it had ended: reaped now
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
         return False
-    try:
-        return os.waitpid(pid, os.WNOHANG) == (0, 0)
-    except ChildProcessError:
-        return Path(f"/proc/{pid}").exists() and "Z" not in _state(pid)
-
-
-def _state(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return "Z"
+    except psutil.AccessDenied:  # another user's process: it exists
+        return True
 
 
 def stop_process(pid: int, timeout: float = 30.0) -> None:
     """SIGTERM one process, then SIGKILL it if it still runs after ``timeout``."""
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
+        proc = psutil.Process(pid)
+        proc.terminate()
+    except psutil.NoSuchProcess:
         return
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive(pid):
         time.sleep(0.1)
     if alive(pid):
-        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
         while alive(pid):
             time.sleep(0.1)
 
@@ -66,15 +66,12 @@ def group_alive(pgid: int) -> bool:
         return False
     except PermissionError:
         return True
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
+    for proc in psutil.process_iter(["status"]):
         try:
-            stat = (proc / "stat").read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
+            if proc.info["status"] != psutil.STATUS_ZOMBIE and os.getpgid(proc.pid) == pgid:
+                return True
+        except (ProcessLookupError, psutil.Error):
             continue
-        if int(stat[2]) == pgid and stat[0] != "Z":
-            return True
     return False
 
 

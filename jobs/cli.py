@@ -149,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     ddb = stage("duckdb-init", [common], "write a start-up file for the duckdb CLI (views over gold)")
-    ddb.add_argument("--out", type=Path, help="default: STACK_DIR/duckdb-init.sql")
+    ddb.add_argument("--out", type=Path, default=Path("duckdb-init.sql"), help="default: %(default)s")
     ddb.add_argument(
         "--identity",
         choices=["analyst", "pipeline"],
@@ -168,8 +168,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=["analyst", "pipeline"],
         default="analyst",
         help="whose keys the query runs with (default analyst: reads gold only; its "
-        "keys from ANALYST_* or STACK_DIR/keys/analyst.env, else this process's "
-        "own keys). Either way only SELECT/EXPLAIN statements run",
+        "keys from ANALYST_*, else this process's own keys, e.g. the analyst's key file "
+        "named by LAKEHOUSE_ENV_FILE). Either way only SELECT/EXPLAIN statements run",
     )
     return parser
 
@@ -362,7 +362,7 @@ def _as_identity(args: argparse.Namespace, ctx: RunContext) -> RunContext:
 def _duckdb_init(args: argparse.Namespace, ctx: RunContext) -> int:
     from jobs.query import init_sql
 
-    out = args.out or Path(ctx.settings.stack_dir) / "duckdb-init.sql"
+    out = args.out
     ctx = _as_identity(args, ctx)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(init_sql(ctx))

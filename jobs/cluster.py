@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -10,6 +11,11 @@ from jobs.errors import PipelineError
 from jobs.settings import Settings
 
 WORKER_ENV = {"POLARS_MAX_THREADS": "1"}  # one Polars thread per single-threaded Dask worker
+
+# Test hook, not a setting: while a test sets this (monkeypatch) to a task's position, the task
+# in that position of every run_tasks call raises on its worker instead of running, to prove a
+# failed task commits nothing. None (always, outside the tests): every task runs.
+FAIL_TASK: int | None = None
 
 
 def client(settings: Settings) -> tuple[Any, Any]:
@@ -62,6 +68,9 @@ def run_tasks(settings: Settings, task: Callable[..., Any], *args: list[Any]) ->
     """
     from distributed import wait
 
+    if FAIL_TASK is not None:  # the test hook: every task learns its position
+        task = functools.partial(_failing, task, FAIL_TASK)
+        args = (list(range(len(args[0]) if args else 0)), *args)
     connection, cluster = client(settings)
     try:
         futures = connection.map(task, *args, pure=False)
@@ -74,6 +83,13 @@ def run_tasks(settings: Settings, task: Callable[..., Any], *args: list[Any]) ->
         connection.close()
         if cluster is not None:
             cluster.close()
+
+
+def _failing(task: Callable[..., Any], fail: int, position: int, *args: Any) -> Any:
+    """``task(*args)``, or an injected failure for the task in position ``fail`` (FAIL_TASK)."""
+    if position == fail:
+        raise RuntimeError(f"injected failure in task {position + 1} (jobs.cluster.FAIL_TASK)")
+    return task(*args)
 
 
 def _one_by_one(futures: list[Any]) -> Iterator[Any]:

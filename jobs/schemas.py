@@ -12,6 +12,8 @@ from decimal import Decimal
 
 import polars as pl
 
+from jobs.stages import DEFAULT_MAX_FUTURE_DAYS, DEFAULT_MIN_DAY, ENGINE_MAX_DAY, ENGINE_MIN_DAY
+
 SOURCES = ("prints", "taps", "pays")
 EVENT_SOURCES = ("prints", "taps")
 
@@ -25,13 +27,8 @@ SUM_AMOUNT = pl.Decimal(38, 2)
 # -- row limits of the contract (bronze quarantines a row outside them, with its reason) -------
 # The largest total a pay may have: the decimal(18,2) maximum (16 integer digits).
 MAX_TOTAL = Decimal("9999999999999999.99")
-# The whole days datetime64[ns] can hold (pandas, hence Great Expectations, validates dates as
-# nanosecond datetimes: 1677-09-21 00:12:43 .. 2262-04-11 23:47:16). No day outside them may
-# reach a table, whatever the settings.
-ENGINE_MIN_DAY = date(1677, 9, 22)
-ENGINE_MAX_DAY = date(2262, 4, 11)
-DEFAULT_MIN_DAY = date(2015, 1, 1)  # QUALITY_MIN_DAY's default
-DEFAULT_MAX_FUTURE_DAYS = 1  # QUALITY_MAX_FUTURE_DAYS's default
+# The engines' range of days (ENGINE_MIN_DAY, ENGINE_MAX_DAY) and the defaults of the plausible
+# window (DEFAULT_MIN_DAY, DEFAULT_MAX_FUTURE_DAYS) live in jobs.stages, free of polars.
 
 
 @dataclass(frozen=True)

@@ -9,25 +9,28 @@ identity's keys), then the defaults below. No other module reads
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from datetime import date
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from jobs.schemas import (
+from jobs.stages import (
     DEFAULT_MAX_FUTURE_DAYS,
     DEFAULT_MIN_DAY,
     ENGINE_MAX_DAY,
     ENGINE_MIN_DAY,
-    Limits,
+    LOOKBACK_WEEKS_MAX,
+    LOOKBACK_WEEKS_MIN,
 )
-from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN
+
+if TYPE_CHECKING:
+    from jobs.schemas import Limits
 
 DEFAULT_ENV_FILE = "envs/local.env"
 
@@ -135,43 +138,6 @@ class Settings(BaseSettings):
     analyst_access_key_id: str | None = None
     analyst_secret_access_key: SecretStr | None = None
 
-    # Local object store without Docker (`make stack-up`): SeaweedFS `weed mini` on 127.0.0.1.
-    # Its S3 port is the one in AWS_ENDPOINT_URL; every other port is given here explicitly.
-    stack_dir: str = ".stack"
-    stack_master_port: int = 19333
-    stack_master_grpc_port: int = 29333
-    stack_volume_port: int = 19340
-    stack_volume_grpc_port: int = 29340
-    stack_filer_port: int = 18888
-    stack_filer_grpc_port: int = 28888
-    stack_s3_grpc_port: int = 28333
-    # The admin server's gRPC port is this + 10000 (weed's built-in worker assumes that offset).
-    stack_admin_port: int = 13646
-    # A second copy of the local stack on this machine: every STACK_*_PORT above and the port of
-    # a loopback AWS_ENDPOINT_URL move by this much (and Airflow's ports, infra/airflow), and
-    # STACK_DIR defaults to .stack-<offset>. Applied once when the settings load: the fields then
-    # hold the ports in use, and this reads 0.
-    stack_port_offset: int = Field(default=0, ge=0, le=20_000)
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shift_stack_ports(cls, data: Any) -> Any:
-        if not isinstance(data, dict):
-            return data
-        offset = int(data.get("stack_port_offset") or 0)
-        if not offset:
-            return data
-        shifted = {**data, "stack_port_offset": 0}
-        home = cls.model_fields["stack_dir"].default
-        if data.get("stack_dir", home) == home:  # the default (envs/stack.env names it too)
-            shifted["stack_dir"] = f"{home}-{offset}"
-        for name in STACK_PORTS:
-            shifted[name] = int(data.get(name, cls.model_fields[name].default)) + offset
-        endpoint = data.get("aws_endpoint_url")
-        if endpoint and is_loopback(str(endpoint)):
-            shifted["aws_endpoint_url"] = shift_port(str(endpoint), offset)
-        return shifted
-
     # Gold features.
     lookback_mode: Literal["calendar", "rolling"] = "calendar"
     lookback_weeks: int = Field(default=3, ge=LOOKBACK_WEEKS_MIN, le=LOOKBACK_WEEKS_MAX)
@@ -219,11 +185,6 @@ class Settings(BaseSettings):
     # 2-worker LocalCluster on 127.0.0.1. Either way each table gets ONE Delta commit per run.
     engine: Literal["local", "dask"] = "local"
     dask_scheduler: str = ""
-    # Testing hook: the Dask task with this index raises (bronze: file, silver: day, gold: user
-    # bucket), proving nothing is committed.
-    dask_fail_bucket: int = -1
-    # Benchmark working directory: cached raw data, throw-away lakes and results (git-ignored).
-    bench_dir: str = "lake/_bench"
 
     # One writer at a time (jobs/lease.py): a run holds the lease <LAKE_BRONZE>/_lease.json while
     # it writes. The holder renews it every LEASE_HEARTBEAT_SECONDS (must be < TTL/2); a lease
@@ -350,6 +311,8 @@ class Settings(BaseSettings):
 
     def limits(self, run_date: date) -> Limits:
         """The contract's plausible days for a run started on ``run_date``."""
+        from jobs.schemas import Limits  # polars: not at import (the DAGs import this module)
+
         return Limits.for_run(
             run_date, min_day=self.quality_min_day, max_future_days=self.quality_max_future_days
         )
@@ -375,36 +338,24 @@ class Settings(BaseSettings):
         }
 
 
-STACK_PORTS = (
-    "stack_master_port",
-    "stack_master_grpc_port",
-    "stack_volume_port",
-    "stack_volume_grpc_port",
-    "stack_filer_port",
-    "stack_filer_grpc_port",
-    "stack_s3_grpc_port",
-    "stack_admin_port",
-)
-
-
-def shift_port(url: str, offset: int) -> str:
-    """``url`` with its port moved by ``offset`` (the scheme's default port if it names none)."""
-    parts = urlsplit(url)
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    host = parts.hostname or ""
-    host = f"[{host}]" if ":" in host else host
-    return urlunsplit(parts._replace(netloc=f"{host}:{port + offset}"))
+SettingsT = TypeVar("SettingsT", bound=Settings)
 
 
 def load_settings(**overrides: object) -> Settings:
     """Build settings from the environment and env file; ``overrides`` win (used by the CLI)."""
+    return load_as(Settings, **overrides)
+
+
+def load_as(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
+    """``settings_class`` (Settings or a subclass with more fields, e.g. infra's) built like
+    :func:`load_settings`: a bad value is one :class:`ConfigError` line naming it."""
     from pydantic import ValidationError
 
     from jobs.errors import ConfigError
 
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(_env_file=_env_file(), **clean)  # type: ignore[call-arg,arg-type]
+        return settings_class(_env_file=_env_file(), **clean)  # type: ignore[call-arg,arg-type]
     except ValidationError as exc:
 
         def shown(error: Any) -> str:
@@ -421,3 +372,22 @@ def load_settings(**overrides: object) -> Settings:
         raise ConfigError(
             f"invalid settings ({problems}); check the environment and {shown_files or 'envs/*.env'}"
         ) from exc
+
+
+# -- the DAGs' scheduling settings --------------------------------------------------------------
+# Read by the DAG files at parse time, from the Airflow processes' environment only (not the env
+# files: those configure the tasks), importing nothing heavy.
+def env_int(name: str, default: int) -> int:
+    """A whole number from the environment; a bad value warns and falls back to ``default``."""
+    value = os.environ.get(name, "").strip()
+    try:
+        return int(value) if value else default
+    except ValueError:
+        logging.getLogger(__name__).warning("%s=%r is not a whole number; using %d", name, value, default)
+        return default
+
+
+def schedule(name: str, default: str = "@daily") -> str | None:
+    """A cron or preset from ``name``; ``none``/``manual``/``off`` mean triggered runs only."""
+    value = os.environ.get(name, "").strip() or default
+    return None if value.lower() in ("none", "manual", "off") else value

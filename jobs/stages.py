@@ -4,8 +4,18 @@ The DAG module imports this at parse time, so it must stay free of polars, delta
 pydantic.
 """
 
+from datetime import date
+
 STAGES = ("bronze", "silver", "gold", "export")
 """The pipeline's stages, in the order they run."""
 
 LOOKBACK_WEEKS_MIN, LOOKBACK_WEEKS_MAX = 1, 52
 """Bounds of the lookback window N in weeks (settings, run parameters and the DAG's form)."""
+
+# The whole days datetime64[ns] can hold (pandas, hence Great Expectations, validates dates as
+# nanosecond datetimes: 1677-09-21 00:12:43 .. 2262-04-11 23:47:16). No day outside them may
+# reach a table, whatever the settings.
+ENGINE_MIN_DAY = date(1677, 9, 22)
+ENGINE_MAX_DAY = date(2262, 4, 11)
+DEFAULT_MIN_DAY = date(2015, 1, 1)  # QUALITY_MIN_DAY's default
+DEFAULT_MAX_FUTURE_DAYS = 1  # QUALITY_MAX_FUTURE_DAYS's default

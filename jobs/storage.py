@@ -13,9 +13,9 @@ spelling that client understands:
   same options reach polars through ``pl.scan_delta(table)``, and polars wants an integer
   where deltalake wants a string, so deltalake's retries are bounded by ``retry_timeout``.
 * polars' own object store (``pl.scan_delta``/``scan_parquet``): the same ``timeout`` keys,
-  and its retries through ``POLARS_CLOUD_*`` environment variables (set here, once per
-  process, unless the environment already sets them) or ``max_retries``/``retry_*_ms`` in
-  :meth:`Storage.polars_options`.
+  and its retries as ``max_retries``/``retry_*_ms`` (integers): in
+  :meth:`Storage.polars_options`, and added to a Delta table's options by
+  :meth:`jobs.tables.Lake.scan_table`. No option builder changes the process environment.
 * botocore (boto3 clients and s3fs): ``connect_timeout``, ``read_timeout`` and
   ``total_max_attempts`` in standard retry mode; s3fs's own retry loop is set to one try so
   the attempts do not multiply.
@@ -38,7 +38,6 @@ import os
 import posixpath
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
@@ -60,26 +59,6 @@ def is_remote(uri: str) -> bool:
 def join(base: str, *parts: str) -> str:
     """Join path segments onto a local path or URI with forward slashes."""
     return posixpath.join(base, *[p.strip("/") for p in parts if p])
-
-
-def key_file(stack_dir: str, identity: str) -> Path:
-    """Where the local stack keeps one identity's keys (``AWS_ACCESS_KEY_ID``/``..._SECRET_...``)."""
-    return Path(stack_dir) / "keys" / f"{identity}.env"
-
-
-def read_key_file(path: Path) -> tuple[str | None, Any]:
-    """``(access key, SecretStr secret)`` from a key file, ``(None, None)`` if absent/unreadable."""
-    from dotenv import dotenv_values
-    from pydantic import SecretStr
-
-    try:
-        if not path.is_file():
-            return None, None
-        values = dotenv_values(path)
-    except OSError:  # another user's stack, or owner-only and not ours
-        return None, None
-    key, secret = values.get("AWS_ACCESS_KEY_ID"), values.get("AWS_SECRET_ACCESS_KEY")
-    return (key, SecretStr(secret)) if key and secret else (None, None)
 
 
 def bucket_of(uri: str) -> str:
@@ -235,10 +214,12 @@ class Storage:
             raise CredentialsUnavailable(self._profile_missing()) from None
         return str(value) if value else None
 
-    def _ca_environment(self) -> None:
+    def trust_ca_bundle(self) -> None:
         """deltalake's and polars' Rust clients take no CA option but read ``SSL_CERT_FILE``
-        when they build their first client: the CA bundle is put there (over the system
-        bundle that images often set), as botocore's ``AWS_CA_BUNDLE`` replaces its own."""
+        when they build their first client: with a CA bundle, it is put there for this process
+        (over the system bundle that images often set), as botocore's ``AWS_CA_BUNDLE`` replaces
+        its own. Called once by :class:`jobs.tables.Lake` when it is built (on Dask workers
+        too), never by the option builders, which only return options."""
         if bundle := self.ca_bundle:
             os.environ["SSL_CERT_FILE"] = bundle
 
@@ -277,18 +258,18 @@ class Storage:
             "pool_idle_timeout": _duration(max(s.s3_read_timeout_seconds, 15.0)),
         }
 
-    def _polars_retry_environment(self) -> None:
-        """polars reads its retry policy from ``POLARS_CLOUD_*`` (only integers, which deltalake
-        refuses in storage options); an explicit environment wins."""
-        values = {
-            "POLARS_CLOUD_MAX_RETRIES": self.attempts - 1,
-            "POLARS_CLOUD_RETRY_TIMEOUT_MS": _ms(self._retry_window_seconds),
-            "POLARS_CLOUD_RETRY_INIT_BACKOFF_MS": _ms(self.settings.s3_retry_backoff_seconds),
-            "POLARS_CLOUD_RETRY_MAX_BACKOFF_MS": _ms(self.backoff_max_seconds),
-            "POLARS_HTTP_CONNECT_TIMEOUT_SECONDS": math.ceil(self.settings.s3_connect_timeout_seconds),
+    def polars_retry_options(self, uri: str) -> dict[str, int] | None:
+        """polars' own retry policy for its object-store reads (integers, which deltalake
+        refuses in its options): ``pl.scan_delta(table, storage_options=...)`` adds them to the
+        table's options for the data files polars reads; None for local paths."""
+        if not is_remote(uri):
+            return None
+        return {
+            "max_retries": self.attempts - 1,
+            "retry_timeout_ms": _ms(self._retry_window_seconds),
+            "retry_init_backoff_ms": _ms(self.settings.s3_retry_backoff_seconds),
+            "retry_max_backoff_ms": _ms(self.backoff_max_seconds),
         }
-        for name, value in values.items():
-            os.environ.setdefault(name, str(value))
 
     def _botocore_config(self) -> dict[str, Any]:
         s = self.settings
@@ -303,10 +284,9 @@ class Storage:
         """The same lake seen as another identity: ``"admin"`` or ``"analyst"``.
 
         Its keys come from the settings ``ADMIN_*``/``ANALYST_*`` if set (the admin-side tools,
-        compose's init container), else from that identity's key file
-        ``<STACK_DIR>/keys/<identity>.env`` (written owner-only by ``make stack-up``) when this
-        process may read it; else this process's own keys are used as they are (e.g. a process
-        started with only the analyst's keys). ``"pipeline"`` is this process's ``AWS_*`` keys.
+        compose's init container); else this process's own keys are used as they are: a process
+        is handed one identity's keys, e.g. the analyst's key file named by
+        ``LAKEHOUSE_ENV_FILE``. ``"pipeline"`` is this process's ``AWS_*`` keys.
         """
         if identity == "pipeline":
             return self
@@ -315,8 +295,6 @@ class Storage:
             "admin": (s.admin_access_key_id, s.admin_secret_access_key),
             "analyst": (s.analyst_access_key_id, s.analyst_secret_access_key),
         }[identity]
-        if not key:
-            key, secret = read_key_file(key_file(s.stack_dir, identity))
         if not key:  # no separate key: this process's identity is used as is
             return self
         # Long-term keys of another identity: no session token or profile of this process.
@@ -401,9 +379,8 @@ class Storage:
         opts["backoff_config.init_backoff"] = _duration(self.settings.s3_retry_backoff_seconds)
         opts["backoff_config.max_backoff"] = _duration(self.backoff_max_seconds)
         opts["backoff_config.base"] = "2"
-        # pl.scan_delta(table) reads the data files with polars' own client and these options.
-        self._polars_retry_environment()
-        self._ca_environment()
+        # pl.scan_delta(table) reads the data files with polars' own client and these options,
+        # plus polars_retry_options (Lake.scan_table).
         return opts
 
     def polars_options(self, uri: str) -> dict[str, Any] | None:
@@ -417,10 +394,7 @@ class Storage:
             for k, v in delta.items()
             if k not in ("retry_timeout",) and not k.startswith("backoff_")
         }
-        opts["max_retries"] = self.attempts - 1
-        opts["retry_timeout_ms"] = _ms(self._retry_window_seconds)
-        opts["retry_init_backoff_ms"] = _ms(self.settings.s3_retry_backoff_seconds)
-        opts["retry_max_backoff_ms"] = _ms(self.backoff_max_seconds)
+        opts |= self.polars_retry_options(uri) or {}
         return opts
 
     @cached_property

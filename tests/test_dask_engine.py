@@ -19,6 +19,7 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from infra.generator import generate
+from jobs import cluster as dask_cluster
 from jobs.errors import DataError, PipelineError
 from jobs.pipeline import run_stage
 from jobs.run import RunContext
@@ -113,7 +114,9 @@ def _orphans(root: Path) -> list[Path]:
 
 
 @pytest.mark.slow
-def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(tmp_path: Path, scheduler: str) -> None:
+def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(
+    tmp_path: Path, scheduler: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     raw = tmp_path / "raw"
     local, dask = LocalLake(tmp_path / "local"), LocalLake(tmp_path / "dask")
     on_dask = {"engine": "dask", "dask_scheduler": scheduler, "gold_buckets": 2}
@@ -135,9 +138,11 @@ def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(tmp_path: 
     # a failed task: nothing committed anywhere, no file of the run left in the lake
     generate(out_dir=raw, seed=11, scale=SCALE, start=START + timedelta(days=DAYS), days=2)
     before = dask.versions()
-    ctx = RunContext(dask.settings(lake_raw=str(raw), dask_fail_bucket=1, **on_dask))
-    with pytest.raises(PipelineError, match=r"task 2 of \d+\) failed .*nothing was committed") as failed:
-        run_stage(ctx, "bronze")
+    ctx = RunContext(dask.settings(lake_raw=str(raw), **on_dask))
+    with monkeypatch.context() as hook:
+        hook.setattr(dask_cluster, "FAIL_TASK", 1)  # the second raw file's task raises on its worker
+        with pytest.raises(PipelineError, match=r"task 2 of \d+\) failed .*nothing was committed") as failed:
+            run_stage(ctx, "bronze")
     assert "\n" not in str(failed.value)
     assert dask.versions() == before
     assert _orphans(dask.root) == []
@@ -151,9 +156,11 @@ def test_dask_pipeline_equals_local_commits_once_and_fails_atomically(tmp_path: 
     dask_results = {"bronze": run_stage(RunContext(settings), "bronze")}
     # a failed silver day task: no silver version, no file left; the next run rebuilds
     before = dask.versions()
-    failing = RunContext(dask.settings(lake_raw=str(raw), dask_fail_bucket=0, **on_dask))
-    with pytest.raises(PipelineError, match=r"silver on Dask: .* \(task 1 of \d+\) failed .*nothing"):
-        run_stage(failing, "silver")
+    failing = RunContext(dask.settings(lake_raw=str(raw), **on_dask))
+    with monkeypatch.context() as hook:
+        hook.setattr(dask_cluster, "FAIL_TASK", 0)  # the first silver day task raises on its worker
+        with pytest.raises(PipelineError, match=r"silver on Dask: .* \(task 1 of \d+\) failed .*nothing"):
+            run_stage(failing, "silver")
     assert dask.versions() == before
     assert _orphans(dask.root) == []
     ctx = RunContext(settings)
@@ -243,7 +250,7 @@ def _files_of_run(table: Path, run_id: str) -> list[Path]:
 
 @pytest.mark.slow
 def test_dask_gold_equals_local_commits_once_is_atomic_and_idempotent(
-    lake: LocalLake, scheduler: str
+    lake: LocalLake, scheduler: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     generate(out_dir=lake.raw, seed=7, scale=SCALE, start=START, days=GOLD_DAYS)
     local_ctx = lake.context()
@@ -259,9 +266,11 @@ def test_dask_gold_equals_local_commits_once_is_atomic_and_idempotent(
     first = lake.version("gold_dask", "print_features")
 
     # a failing bucket: nothing committed, version unchanged, this run's files removed
-    ctx = RunContext(lake.settings(lake_gold=str(lake.root / "gold_dask"), dask_fail_bucket=1, **dask))
-    with pytest.raises(PipelineError, match=r"bucket 2 of 3 failed.*nothing was committed"):
-        run_stage(ctx, "gold", full=True)
+    ctx = RunContext(lake.settings(lake_gold=str(lake.root / "gold_dask"), **dask))
+    with monkeypatch.context() as hook:
+        hook.setattr(dask_cluster, "FAIL_TASK", 1)  # the second user bucket's task raises on its worker
+        with pytest.raises(PipelineError, match=r"bucket 2 of 3 failed.*nothing was committed"):
+            run_stage(ctx, "gold", full=True)
     assert lake.version("gold_dask", "print_features") == first
     assert _files_of_run(table, ctx.run_id) == []
     assert_frame_equal(_gold(lake, "gold_dask"), _gold(lake, "gold"))

@@ -13,9 +13,14 @@ Settings come from two env files (real environment variables win):
 ``airflow standalone`` runs the scheduler (LocalExecutor, parallelism 4), the DAG processor, the
 triggerer and the API server/UI with SQLite metadata in ``AIRFLOW_HOME`` (default git-ignored
 ``.airflow/``). Its admin password is written by Airflow to
-``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``. Only the standard library (and
-the standard-library-only :mod:`infra.processes`) is used here: it runs with any Python from the
-repository root, and starts Airflow from the project's virtualenv.
+``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``. It runs with the project's
+virtualenv (python-dotenv reads the env files, :mod:`infra.processes` finds processes by the PID
+they recorded) and starts Airflow from it.
+
+A second copy of the dev stack (``STACK_PORT_OFFSET``) moves Airflow's ports, and the tasks are
+handed the S3 endpoint of that copy (``AWS_ENDPOINT_URL``, a loopback one moved by the offset,
+as :class:`infra.stack.settings.StackSettings` moves it for the stack itself): the product's
+settings know nothing of the stack.
 """
 
 from __future__ import annotations
@@ -34,8 +39,11 @@ import urllib.request
 from pathlib import Path
 from urllib.parse import urlparse
 
+from dotenv import dotenv_values
+
 from infra import processes
-from jobs.settings import is_loopback, shift_port
+from infra.stack.settings import shift_port
+from jobs.settings import is_loopback
 
 ROOT = Path(__file__).resolve().parents[2]
 DAG_ID = "lakehouse"
@@ -59,18 +67,8 @@ class Failure(Exception):
 
 # -- configuration ------------------------------------------------------------------------------
 def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=value lines; # comments, blank lines, optional quotes and ``export`` are allowed."""
-    values: dict[str, str] = {}
-    for line in path.read_text().splitlines():
-        line = line.strip()
-        if not line or line.startswith("#") or "=" not in line:
-            continue
-        key, value = line.removeprefix("export ").split("=", 1)
-        value = value.strip()
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        values[key.strip()] = value
-    return values
+    """An env file's ``KEY=value`` settings (python-dotenv: comments, quotes, ``export``)."""
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 def venv_bin() -> Path:
@@ -144,6 +142,14 @@ class Config:
             args.append(f"STACK_PORT_OFFSET={self.offset}")
         return "".join(f" {a}" for a in args)
 
+    def lake_endpoint(self) -> dict[str, str]:
+        """``AWS_ENDPOINT_URL`` for the tasks of a second stack: the lake env file's loopback
+        endpoint moved by the offset (empty without an offset, or for another endpoint)."""
+        endpoint = read_env_file(self.lake_env).get("AWS_ENDPOINT_URL")
+        if not (self.offset and endpoint and is_loopback(endpoint)):
+            return {}
+        return {"AWS_ENDPOINT_URL": shift_port(endpoint, self.offset)}
+
     @property
     def api_port(self) -> int:
         return self.port("AIRFLOW_API_PORT")
@@ -178,6 +184,7 @@ class Config:
                 "AIRFLOW_HOME": str(home),
                 "PATH": f"{self.bin}{os.pathsep}{env.get('PATH', '')}",
                 "LAKEHOUSE_ENV_FILE": ",".join(str(p) for p in (self.lake_env, self.lake_keys) if p),
+                **self.lake_endpoint(),
                 "AIRFLOW__CORE__DAGS_FOLDER": str(ROOT / "dags"),
                 "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
@@ -393,7 +400,7 @@ def preflight_lake(cfg: Config) -> None:
     remote = any(v.startswith("s3://") for k, v in lake.items() if k.startswith("LAKE_"))
     if not (endpoint and remote):
         return
-    if cfg.offset and is_loopback(endpoint):  # the settings move a loopback endpoint too
+    if cfg.offset and is_loopback(endpoint):  # the tasks are handed it moved (lake_endpoint)
         endpoint = shift_port(endpoint, cfg.offset)
     parsed = urlparse(endpoint)
     try:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from infra.bench.anchors import find
 from infra.bench.runner import Bench, dask_available
-from jobs.settings import load_settings
+from infra.bench.settings import bench_dir as configured_bench_dir
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="keep the work lake afterwards")
     args = parser.parse_args(argv)
-    bench_dir = Path(args.dir or load_settings().bench_dir).resolve()
+    bench_dir = Path(args.dir or configured_bench_dir()).resolve()
     bench = Bench(
         scale=args.scale,
         bench_dir=bench_dir,

@@ -23,7 +23,7 @@ from pathlib import Path
 from infra.bench import anchors as plain
 from infra.bench.measure import Measurement
 from infra.bench.runner import DAYS, SEED, STAGES, START, Bench
-from jobs.settings import load_settings
+from infra.bench.settings import bench_dir as configured_bench_dir
 
 
 def run(
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--no-anchors", action="store_true", help="skip the plain alternatives")
     args = parser.parse_args(argv)
-    bench_dir = Path(args.dir or load_settings().bench_dir).resolve()
+    bench_dir = Path(args.dir or configured_bench_dir()).resolve()
     anchors = None if args.no_anchors else plain.find(args.anchors)
     times, alternatives = run(args.scale, bench_dir, args.repeat, anchors)
     print()

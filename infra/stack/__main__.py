@@ -22,6 +22,7 @@ from pathlib import Path
 
 from infra.stack.identities import seaweed_config
 from infra.stack.keys import FIELDS, ensure_key_files, keys_dir, rotate_key_file, with_identity_keys
+from infra.stack.settings import StackSettings, load_stack_settings
 from infra.stack.weed import (
     WeedServer,
     apply_identities,
@@ -29,14 +30,13 @@ from infra.stack.weed import (
     identity_changes,
 )
 from jobs.errors import ConfigError, PipelineError, exit_code
-from jobs.settings import Settings, load_settings
 
 # Variables that may carry some identity's keys: never passed on to a process of another one.
 SECRET_PREFIXES = ("AWS_", "ADMIN_", "ANALYST_", "PIPELINE_", "MINIO_", "WEED_", "LAKEHOUSE_ENV")
 
 
 # -- commands -------------------------------------------------------------------------------
-def up(settings: Settings, *, seed: bool = True, scale: float = 1.0, days: int = 30) -> None:
+def up(settings: StackSettings, *, seed: bool = True, scale: float = 1.0, days: int = 30) -> None:
     from infra.stack.seed import SeedOptions, seed_lake
 
     server = WeedServer.from_settings(settings)
@@ -55,6 +55,7 @@ def up(settings: Settings, *, seed: bool = True, scale: float = 1.0, days: int =
         print(f"started weed mini (pid {pid}), data in {server.directory / 'data'}")
         server.wait_ready(settings)
         print(f"S3 answers after {time.perf_counter() - started:.1f}s")
+    write_endpoint_file(settings, server)
     report = seed_lake(
         settings,
         SeedOptions(generate=seed, scale=scale, gen_days=days, upload=seed),
@@ -64,7 +65,21 @@ def up(settings: Settings, *, seed: bool = True, scale: float = 1.0, days: int =
     _print_info(settings, server)
 
 
-def _print_info(settings: Settings, server: WeedServer) -> None:
+def write_endpoint_file(settings: StackSettings, server: WeedServer) -> Path:
+    """``<STACK_DIR>/endpoint.env``: this stack's S3 endpoint as the product reads it
+    (``AWS_ENDPOINT_URL``, its port moved by STACK_PORT_OFFSET). The product's settings know
+    nothing of the offset: a second stack's processes load this file after ``envs/stack.env``
+    (``make run-s3 STACK_PORT_OFFSET=N`` does)."""
+    from infra.stack.security import write_private
+
+    path = server.directory / "endpoint.env"
+    write_private(
+        path, f"# Written by python -m infra.stack up\nAWS_ENDPOINT_URL={settings.aws_endpoint_url}\n"
+    )
+    return path
+
+
+def _print_info(settings: StackSettings, server: WeedServer) -> None:
     s = settings
     keys = keys_dir(s)
     print()
@@ -79,7 +94,9 @@ def _print_info(settings: Settings, server: WeedServer) -> None:
     print(f"  keys            one owner-only file per identity in {keys}/ (never in envs/)")
     env_file = _env_file_in_use()
     args = _make_args(env_file)
-    print(f"  as one identity LAKEHOUSE_ENV_FILE={env_file},{keys}/<identity>.env")
+    # A second stack's endpoint (moved by the offset) is in its endpoint file, not in env_file.
+    endpoint = f",{Path(s.stack_dir) / 'endpoint.env'}" if "STACK_PORT_OFFSET" in args else ""
+    print(f"  as one identity LAKEHOUSE_ENV_FILE={env_file}{endpoint},{keys}/<identity>.env")
     print(f"  DuckDB shell    make duckdb{args}   (as the analyst: its keys only)")
     print(
         f"  lake            raw={s.lake_raw} bronze={s.lake_bronze} silver={s.lake_silver} gold={s.lake_gold}"
@@ -100,7 +117,7 @@ def _make_args(env_file: str) -> str:
     return args + ("" if offset in ("", "0") else f" STACK_PORT_OFFSET={offset}")
 
 
-def down(settings: Settings) -> None:
+def down(settings: StackSettings) -> None:
     server = WeedServer.from_settings(settings)
     pid = server.pid()
     if server.stop():
@@ -109,7 +126,7 @@ def down(settings: Settings) -> None:
         print("the local stack is not running")
 
 
-def status(settings: Settings) -> int:
+def status(settings: StackSettings) -> int:
     server = WeedServer.from_settings(settings)
     pid = server.pid()
     print(
@@ -125,7 +142,7 @@ def status(settings: Settings) -> int:
     return 0 if pid else 1
 
 
-def seed(settings: Settings, args: argparse.Namespace) -> None:
+def seed(settings: StackSettings, args: argparse.Namespace) -> None:
     from infra.stack.seed import SeedOptions, run_seed
 
     print(
@@ -147,7 +164,7 @@ def seed(settings: Settings, args: argparse.Namespace) -> None:
     )
 
 
-def identities(settings: Settings, args: argparse.Namespace) -> None:
+def identities(settings: StackSettings, args: argparse.Namespace) -> None:
     """``identities show|apply``: the one way identities change, saying what changes."""
     server = WeedServer.from_settings(settings)
     if args.action == "apply" and args.rotate:
@@ -161,18 +178,18 @@ def identities(settings: Settings, args: argparse.Namespace) -> None:
     print(apply_identities(settings))
 
 
-def _reload_without(settings: Settings, names: list[str]) -> Settings:
+def _reload_without(settings: StackSettings, names: list[str]) -> StackSettings:
     """``settings`` with the keys of ``names`` cleared, so their key files are read again."""
     cleared = {field: None for name in names for field in FIELDS[name]}
     return type(settings)(_env_file=None, **(settings.model_dump() | cleared))  # type: ignore[call-arg]
 
 
-def analyst_environment(settings: Settings, base: dict[str, str] | None = None) -> dict[str, str]:
+def analyst_environment(settings: StackSettings, base: dict[str, str] | None = None) -> dict[str, str]:
     """The environment ``make duckdb`` starts the DuckDB shell with: this shell's variables
     minus every credential variable, plus the analyst's keys and the endpoint. Nothing else."""
     from jobs.storage import Storage
 
-    storage = Storage(settings).for_identity("analyst")
+    storage = Storage(with_identity_keys(settings, ("analyst",))).for_identity("analyst")
     if storage.identity != "analyst":
         raise ConfigError(
             f"no analyst keys: set ANALYST_ACCESS_KEY_ID/ANALYST_SECRET_ACCESS_KEY "
@@ -196,7 +213,7 @@ def analyst_environment(settings: Settings, base: dict[str, str] | None = None) 
     return env
 
 
-def duckdb_shell(settings: Settings, args: argparse.Namespace) -> int:
+def duckdb_shell(settings: StackSettings, args: argparse.Namespace) -> int:
     """Write the init file as the analyst, then exec ``duckdb -init`` with the analyst env."""
     from infra.stack.security import write_private
     from jobs.query import init_sql
@@ -204,7 +221,7 @@ def duckdb_shell(settings: Settings, args: argparse.Namespace) -> int:
     from jobs.storage import Storage
 
     env = analyst_environment(settings)
-    analyst = Storage(settings).for_identity("analyst").settings
+    analyst = Storage(with_identity_keys(settings, ("analyst",))).for_identity("analyst").settings
     out = Path(settings.stack_dir) / "duckdb-init.sql"
     write_private(out, init_sql(RunContext(analyst)))
     binary = Path(sys.executable).parent / "duckdb"
@@ -287,12 +304,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> StackSettings:
     if args.env_file:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    settings = load_settings()
+    settings = load_stack_settings()
     # The admin-side tools see every identity's keys (explicit settings, else the key files);
     # the analyst shell is given only the analyst's.
     return settings if args.command in ("duckdb", "status", "down") else with_identity_keys(settings)

@@ -17,11 +17,11 @@ from __future__ import annotations
 import secrets
 from pathlib import Path
 
+from dotenv import dotenv_values
 from pydantic import SecretStr
 
 from infra.stack.security import write_private
-from jobs.settings import Settings
-from jobs.storage import key_file, read_key_file
+from infra.stack.settings import StackSettings
 
 IDENTITIES = ("admin", "pipeline", "analyst")
 # identity -> the tool settings that hold its keys
@@ -32,7 +32,24 @@ FIELDS = {
 }
 
 
-def keys_dir(settings: Settings) -> Path:
+def key_file(stack_dir: str, identity: str) -> Path:
+    """Where the local stack keeps one identity's keys (``AWS_ACCESS_KEY_ID``/``..._SECRET_...``)."""
+    return Path(stack_dir) / "keys" / f"{identity}.env"
+
+
+def read_key_file(path: Path) -> tuple[str | None, SecretStr | None]:
+    """``(access key, secret)`` from a key file, ``(None, None)`` if absent/unreadable."""
+    try:
+        if not path.is_file():
+            return None, None
+        values = dotenv_values(path)
+    except OSError:  # another user's stack, or owner-only and not ours
+        return None, None
+    key, secret = values.get("AWS_ACCESS_KEY_ID"), values.get("AWS_SECRET_ACCESS_KEY")
+    return (key, SecretStr(secret)) if key and secret else (None, None)
+
+
+def keys_dir(settings: StackSettings) -> Path:
     return key_file(settings.stack_dir, "admin").parent
 
 
@@ -44,7 +61,7 @@ def key_file_text(key: str, secret: str) -> str:
     )
 
 
-def ensure_key_files(settings: Settings) -> list[str]:
+def ensure_key_files(settings: StackSettings) -> list[str]:
     """Generate the key file of every identity that has none (random secret); the names
     generated. An existing file is never rewritten (rotating is `identities apply --rotate`)."""
     made = []
@@ -56,17 +73,20 @@ def ensure_key_files(settings: Settings) -> list[str]:
     return made
 
 
-def rotate_key_file(settings: Settings, identity: str) -> None:
+def rotate_key_file(settings: StackSettings, identity: str) -> None:
     """A new secret for ``identity`` in its key file (same access key)."""
     path = key_file(settings.stack_dir, identity)
     key = read_key_file(path)[0] or f"lakehouse-{identity}"
     write_private(path, key_file_text(key, secrets.token_urlsafe(30)))
 
 
-def with_identity_keys(settings: Settings) -> Settings:
-    """``settings`` with every identity's keys: explicit settings first, else the key files."""
+def with_identity_keys(settings: StackSettings, identities: tuple[str, ...] = IDENTITIES) -> StackSettings:
+    """``settings`` with the keys of ``identities`` (default every one): explicit settings
+    first, else the key files. The product never reads a key file: a process of it is handed
+    its one identity's file through ``LAKEHOUSE_ENV_FILE``."""
     update: dict[str, object] = {}
-    for identity, (key_field, secret_field) in FIELDS.items():
+    for identity in identities:
+        key_field, secret_field = FIELDS[identity]
         if getattr(settings, key_field):
             continue
         key, secret = read_key_file(key_file(settings.stack_dir, identity))

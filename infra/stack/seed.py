@@ -31,9 +31,9 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from infra.stack.identities import Location, buckets
+from infra.stack.settings import StackSettings
 from jobs.errors import ConfigError, DataError, PipelineError, StorageError
 from jobs.schemas import SOURCES
-from jobs.settings import Settings
 from jobs.storage import Storage, is_remote
 from jobs.tables import storage_error
 
@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 DAY = re.compile(r"(?:^|/)day=(\d{4}-\d{2}-\d{2})(?:/|$)")
 
 # The identity step: checks the identities before anything changes, says what it found.
-IdentitySetup = Callable[[Settings], str]
+IdentitySetup = Callable[[StackSettings], str]
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def local_files(root: Path) -> list[LocalFile]:
 class Seeder:
     """Seeding as the admin identity (the pipeline may not write raw)."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: StackSettings) -> None:
         if not is_remote(settings.lake_raw):
             raise ConfigError(
                 f"seed uploads to object storage, but LAKE_RAW is the local path "
@@ -228,7 +228,7 @@ class Seeder:
 
 
 # -- generating -----------------------------------------------------------------------------
-def cache_dir(settings: Settings, options: SeedOptions) -> Path:
+def cache_dir(settings: StackSettings, options: SeedOptions) -> Path:
     return Path(settings.stack_dir).resolve() / "cache" / f"scale-{options.scale:g}-seed-{options.seed}"
 
 
@@ -255,7 +255,7 @@ def _generate(out: Path, options: SeedOptions, start: date, days: int) -> None:
 
 # -- the command ----------------------------------------------------------------------------
 def seed_lake(
-    settings: Settings, options: SeedOptions, identities: IdentitySetup | None = None
+    settings: StackSettings, options: SeedOptions, identities: IdentitySetup | None = None
 ) -> SeedReport:
     """``identities`` (unless ``options.identities`` is off), then buckets, then the uploads."""
     started = time.perf_counter()
@@ -272,7 +272,7 @@ def seed_lake(
 
 
 def _files_to_upload(
-    settings: Settings, seeder: Seeder, options: SeedOptions, report: SeedReport
+    settings: StackSettings, seeder: Seeder, options: SeedOptions, report: SeedReport
 ) -> list[LocalFile]:
     if options.days is not None and options.days < 1:
         raise ConfigError("--days must be at least 1")
@@ -304,7 +304,9 @@ def _files_to_upload(
     return [f for f in files if f.day in wanted]
 
 
-def run_seed(settings: Settings, options: SeedOptions, identities: IdentitySetup | None = None) -> SeedReport:
+def run_seed(
+    settings: StackSettings, options: SeedOptions, identities: IdentitySetup | None = None
+) -> SeedReport:
     """CLI entry point: errors a user can hit are PipelineErrors (one line)."""
     try:
         return seed_lake(settings, options, identities)

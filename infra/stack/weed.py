@@ -28,8 +28,8 @@ from urllib.parse import urlparse
 from infra import processes
 from infra.stack.identities import Location, dumps, seaweed_config
 from infra.stack.security import private_dir, write_private, write_security
+from infra.stack.settings import StackSettings
 from jobs.errors import ConfigError, StorageError
-from jobs.settings import Settings
 from jobs.storage import Storage
 
 ADMIN_GRPC_OFFSET = 10_000
@@ -49,7 +49,7 @@ class WeedPorts:
     admin: int
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WeedPorts:
+    def from_settings(cls, settings: StackSettings) -> WeedPorts:
         endpoint = urlparse(settings.aws_endpoint_url or "")
         if endpoint.hostname not in LOOPBACK or not endpoint.port:
             raise ConfigError(
@@ -132,7 +132,7 @@ class WeedServer:
     ports: WeedPorts
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> WeedServer:
+    def from_settings(cls, settings: StackSettings) -> WeedServer:
         return cls(Path(settings.stack_dir).resolve(), WeedPorts.from_settings(settings))
 
     @property
@@ -167,7 +167,7 @@ class WeedServer:
         except FileNotFoundError:
             return None
 
-    def write_identities(self, settings: Settings) -> bool:
+    def write_identities(self, settings: StackSettings) -> bool:
         """Write the identities file from the settings; True if its content changed."""
         text = dumps(seaweed_config(settings))
         private_dir(self.directory)
@@ -176,7 +176,7 @@ class WeedServer:
         write_private(self.config_path, text)
         return True
 
-    def apply_identities(self, settings: Settings) -> bool:
+    def apply_identities(self, settings: StackSettings) -> bool:
         """Write the identities and make a running server re-read them (SIGHUP, no restart)."""
         changed = self.write_identities(settings)
         pid = self.pid()
@@ -184,7 +184,7 @@ class WeedServer:
             os.kill(pid, signal.SIGHUP)
         return changed
 
-    def start(self, settings: Settings) -> int:
+    def start(self, settings: StackSettings) -> int:
         """Start the server unless it runs already; returns its PID."""
         if pid := self.pid():
             return pid
@@ -230,7 +230,7 @@ class WeedServer:
         write_private(self.pid_path, f"{proc.pid}\n")
         return proc.pid
 
-    def wait_ready(self, settings: Settings, timeout: float = 60.0) -> None:
+    def wait_ready(self, settings: StackSettings, timeout: float = 60.0) -> None:
         """Poll as the admin until weed serves data: the bucket list, and one byte of the first
         object of each bucket (after a restart the S3 gateway answers before the volume server
         does, and reads fail with 500 meanwhile)."""
@@ -296,7 +296,7 @@ def identity_changes(live: dict[str, Any] | None, wanted: dict[str, Any]) -> lis
     return lines
 
 
-def check_identities(settings: Settings) -> str:
+def check_identities(settings: StackSettings) -> str:
     """The seed's identity step: never changes identities; fails if the keys it was given differ
     from the live identities file (one line saying to run ``identities apply``)."""
     try:
@@ -316,7 +316,7 @@ def check_identities(settings: Settings) -> str:
     return f"admin, pipeline, analyst match {server.config_path}"
 
 
-def apply_identities(settings: Settings) -> str:
+def apply_identities(settings: StackSettings) -> str:
     """``identities apply``: write the identities from the keys and reload a running server."""
     server = WeedServer.from_settings(settings)
     changes = identity_changes(server.live_identities(), seaweed_config(settings))
@@ -332,7 +332,7 @@ def apply_identities(settings: Settings) -> str:
     )
 
 
-def _wait_for_key(settings: Settings, timeout: float = 15.0) -> None:
+def _wait_for_key(settings: StackSettings, timeout: float = 15.0) -> None:
     """After a reload, wait until the pipeline identity is accepted."""
     client = Storage(settings).s3_client()
     bucket = Location.of(settings.lake_gold).bucket

@@ -59,8 +59,6 @@ def task_prefix(run_id: str, index: int) -> str:
 
 def file_task(settings: Settings, job: ReadJob, f: RawFile, uri: str, index: int) -> Found:
     """Worker task: read and check one raw file, write its good rows; (what it found, files)."""
-    if index == settings.dask_fail_bucket:
-        raise RuntimeError(f"injected failure in raw file task {index} (DASK_FAIL_BUCKET)")
     lake = Lake(Storage(settings))
     actions: list[AddActionDict] = []
 

@@ -73,7 +73,7 @@ def reingest(ctx: RunContext, bad: pl.DataFrame) -> list[str]:
     ctx.lake.delete(
         ctx.quarantine_uri, f"source_file IN ({sql_list(paths)})", metadata={"run_id": ctx.run_id, "why": why}
     )
-    manifest = pl.scan_delta(ctx.lake.open(ctx.manifest_uri)).filter(pl.col("path").is_in(paths))
+    manifest = ctx.lake.scan_table(ctx.lake.open(ctx.manifest_uri)).filter(pl.col("path").is_in(paths))
     lost = (
         manifest.sort("ingested_at", maintain_order=True)
         .unique("path", keep="last", maintain_order=True)

@@ -39,7 +39,7 @@ def file_counts(ctx: RunContext, states: Mapping[str, TableState]) -> pl.DataFra
             schema=keys | {"bronze_rows": pl.Int64, "quarantined_rows": pl.Int64, "status": pl.String}
         )
         if manifest is None
-        else pl.scan_delta(manifest)
+        else ctx.lake.scan_table(manifest)
         .with_columns(pl.col("status").fill_null("ingested"))
         .filter(pl.col("status") != "unchanged")
         .sort("ingested_at", maintain_order=True)
@@ -47,12 +47,12 @@ def file_counts(ctx: RunContext, states: Mapping[str, TableState]) -> pl.DataFra
         .select(*NEWEST_COLUMNS)
     )
     held = [
-        pl.scan_delta(states[f"bronze/{s}"].table).select(pl.lit(s).alias("source"), "source_file")
+        ctx.lake.scan_table(states[f"bronze/{s}"].table).select(pl.lit(s).alias("source"), "source_file")
         for s in SOURCES
         if states[f"bronze/{s}"].table is not None
     ]
     quarantine = states["bronze/quarantine"].table
-    held_q = [] if quarantine is None else [pl.scan_delta(quarantine).select("source", "source_file")]
+    held_q = [] if quarantine is None else [ctx.lake.scan_table(quarantine).select("source", "source_file")]
     counted = newest.with_columns(pl.lit(True).alias("in_manifest"))
     for frames, name in ((held, "in_bronze"), (held_q, "in_quarantine")):
         counted = counted.join(_per_file(frames, name), on=["source", "path"], how="full", coalesce=True)

@@ -34,8 +34,6 @@ log = logging.getLogger(__name__)
 
 def bucket_task(settings: Settings, build: GoldBuild, bucket: int) -> list[AddActionDict]:
     """Worker task: compute one user bucket and write its files; returns their add actions."""
-    if bucket == settings.dask_fail_bucket:
-        raise RuntimeError(f"injected failure in user bucket {bucket} (DASK_FAIL_BUCKET)")
     lake = Lake(Storage(settings))
     frame, _ = compute_bucket(build, lake, bucket)
     return write_bucket(build, lake, bucket, frame)

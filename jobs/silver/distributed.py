@@ -36,8 +36,6 @@ Day = tuple[int, list[AddActionDict]]  # rows written, their files
 
 def day_task(settings: Settings, found: SilverInput, day: date, run_id: str, index: int) -> Day:
     """Worker task: one day's silver rows written as uncommitted files; (rows, add actions)."""
-    if index == settings.dask_fail_bucket:
-        raise RuntimeError(f"injected failure in silver day task {index} (DASK_FAIL_BUCKET)")
     lake = Lake(Storage(settings))
     frame = found.rows(lake, [day]).collect(engine="streaming")
     if not frame.height:

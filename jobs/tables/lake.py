@@ -84,6 +84,9 @@ class Lake:
     storage: Storage
     guard: Callable[[], None] | None = None
 
+    def __post_init__(self) -> None:
+        self.storage.trust_ca_bundle()  # before any Rust client (deltalake, polars) is built
+
     def check_guard(self) -> None:
         if self.guard is not None:
             self.guard()
@@ -164,11 +167,16 @@ class Lake:
         table = self.open(uri, version)
         if table is None:
             raise StorageError(f"table {uri} does not exist yet: run the stage that builds it first")
-        return pl.scan_delta(table)
+        return self.scan_table(table)
 
     def scan_or_empty(self, uri: str, schema: pl.Schema) -> pl.LazyFrame:
         table = self.open(uri)
-        return pl.LazyFrame(schema=schema) if table is None else pl.scan_delta(table)
+        return pl.LazyFrame(schema=schema) if table is None else self.scan_table(table)
+
+    def scan_table(self, table: Any) -> pl.LazyFrame:
+        """Lazy scan of an opened ``DeltaTable``: polars reads its data files with the table's
+        options plus polars' own retry policy (Storage.polars_retry_options)."""
+        return pl.scan_delta(table, storage_options=self.storage.polars_retry_options(table.table_uri))
 
     # -- writing ----------------------------------------------------------------------------
     def write(

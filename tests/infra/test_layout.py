@@ -67,3 +67,55 @@ def test_no_import_cycle_among_jobs_and_infra_modules() -> None:
 
     for name in sorted(graph):
         visit(name, [])
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle of ``graph`` (as a path back to its start), or None."""
+    done: set[str] = set()
+
+    def visit(name: str, path: list[str]) -> list[str] | None:
+        if name in path:
+            return [*path[path.index(name) :], name]
+        if name in done:
+            return None
+        for dep in sorted(graph.get(name, ())):
+            if found := visit(dep, [*path, name]):
+                return found
+        done.add(name)
+        return None
+
+    for name in sorted(graph):
+        if found := visit(name, []):
+            return found
+    return None
+
+
+def packages_graph(graph: dict[str, set[str]], depth: int, top: str) -> dict[str, set[str]]:
+    """The import graph of ``top``'s modules seen ``depth`` names deep: ``infra.stack.weed``
+    at depth 2 is ``infra.stack``; a module's imports within its own package do not count."""
+
+    def cut(name: str) -> str:
+        return ".".join(name.split(".")[:depth])
+
+    out: dict[str, set[str]] = {}
+    for name, deps in graph.items():
+        if name.split(".")[0] != top:
+            continue
+        edges = out.setdefault(cut(name), set())
+        edges.update(cut(d) for d in deps if d.split(".")[0] == top and cut(d) != cut(name))
+    return out
+
+
+def test_no_import_cycle_among_the_packages_of_infra_at_any_depth() -> None:
+    graph = import_graph()
+    deepest = max(len(name.split(".")) for name in graph)
+    assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]  # the check finds one
+    assert packages_graph(
+        {"infra.x.m": {"infra.y.n"}, "infra.y.n": {"infra.x.k"}, "infra.x.k": set()}, 2, "infra"
+    ) == {
+        "infra.x": {"infra.y"},
+        "infra.y": {"infra.x"},
+    }
+    for depth in range(1, deepest + 1):
+        cycle = _cycle(packages_graph(graph, depth, "infra"))
+        assert cycle is None, f"import cycle at depth {depth}: " + " -> ".join(cycle or [])

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.stack.audit import judge, scan_text
+from infra.audit import judge, scan_text
 from jobs.errors import ConfigError
 from jobs.settings import Settings, load_settings
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from infra.stack.settings import StackSettings
 from infra.stack.weed import WeedPorts, WeedServer
 from jobs.run import RunContext
 from jobs.settings import Settings
@@ -29,8 +30,9 @@ KEYS = {
 LAYERS = ("raw", "bronze", "silver", "gold")
 
 
-def stack_settings(directory: Path, ports: WeedPorts, **overrides: Any) -> Settings:
-    """Settings of a stack with these ports, built without any env file or environment."""
+def stack_settings(directory: Path, ports: WeedPorts, **overrides: Any) -> StackSettings:
+    """Settings of a stack with these ports (the product's settings and the stack's), built
+    without any env file or environment."""
     values: dict[str, Any] = {
         **{f"lake_{layer}": f"s3://{layer}" for layer in LAYERS},
         "lake_export": "",
@@ -56,7 +58,7 @@ def stack_settings(directory: Path, ports: WeedPorts, **overrides: Any) -> Setti
         "lookback_weeks": 3,
         "gold_buckets": 0,
     }
-    return Settings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
+    return StackSettings(_env_file=None, **(values | overrides))  # type: ignore[call-arg]
 
 
 def env_lines(settings: Settings, *, own_keys_only: bool = False) -> str:
@@ -83,7 +85,7 @@ class S3Stack:
     """The session's server plus helpers to give each test its own lake prefix."""
 
     server: WeedServer
-    base: Settings  # bucket-level locations: what the identities file was written from
+    base: StackSettings  # bucket-level locations: what the identities file was written from
 
     def lake(self, name: str | None = None, **overrides: Any) -> Settings:
         """Settings for a fresh lake under ``s3://<layer>/<name>`` as the pipeline identity."""

@@ -202,7 +202,7 @@ def test_identities_file_is_reloaded_by_the_running_server_without_restart(s3: S
 
     base = s3.base
     assert "up to date" in apply_identities(base)
-    rotated = Settings(
+    rotated = type(base)(  # the stack's settings (apply_identities finds the server by them)
         _env_file=None,
         **(
             base.model_dump()  # type: ignore[call-arg]

@@ -2,7 +2,8 @@
 
 The endpoint is a local TLS server that answers every request with S3's AccessDenied. Reaching
 that answer means the TLS handshake passed. The libraries run in a subprocess, because the Rust
-clients (deltalake, polars) read ``SSL_CERT_FILE`` once per process.
+clients (deltalake, polars) read ``SSL_CERT_FILE`` once per process (set when it builds its
+``Lake``).
 """
 
 from __future__ import annotations
@@ -30,11 +31,13 @@ import json, sys
 from jobs.query import EXTENSIONS, extension_path, literal
 from jobs.settings import Settings
 from jobs.storage import Storage
+from jobs.tables import Lake
 
 endpoint, bundle = sys.argv[1], sys.argv[2] or None
 storage = Storage(Settings(_env_file=None, lake_bronze="s3://bronze", aws_endpoint_url=endpoint,
     aws_access_key_id="k", aws_secret_access_key="s", aws_region="us-east-1",
     aws_ca_bundle=bundle, s3_max_attempts=1))
+Lake(storage)  # as every stage's process (and Dask worker) does before its Rust clients
 uri = "s3://bronze/t"
 
 def duck():

@@ -21,11 +21,11 @@ from botocore.exceptions import ClientError
 from infra.stack.__main__ import analyst_environment
 from infra.stack.__main__ import main as stack_main
 from infra.stack.identities import Location, grants
-from infra.stack.keys import ensure_key_files
+from infra.stack.keys import ensure_key_files, key_file
 from infra.stack.weed import ADMIN_GRPC_OFFSET
 from jobs.cli import main
 from jobs.settings import Settings
-from jobs.storage import Storage, key_file
+from jobs.storage import Storage
 from tests.integration.conftest import KEYS, LAYERS, S3Stack, env_lines, stack_settings
 
 pytestmark = pytest.mark.integration

@@ -38,7 +38,6 @@ def settings(tmp_path: Path, **values: Any) -> Settings:
         "aws_endpoint_url": ENDPOINT,
         "aws_config_file": str(tmp_path / "config"),
         "aws_shared_credentials_file": str(tmp_path / "credentials"),
-        "stack_dir": str(tmp_path / "stack"),
     }
     return Settings(_env_file=None, **(base | values))  # type: ignore[call-arg]
 
@@ -158,6 +157,38 @@ def test_a_ca_bundle_reaches_boto3_s3fs_and_duckdb(tmp_path: Path) -> None:
     assert fs.client_kwargs["verify"] == bundle
     assert storage.s3_client()._endpoint.http_session._verify == bundle
     assert f"SET ca_cert_file = '{bundle}'" in storage.duckdb_settings_sql()
+
+
+def test_option_builders_leave_the_environment_alone_and_a_lake_sets_the_rust_clients_ca(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from jobs.tables import Lake
+
+    monkeypatch.setenv("SSL_CERT_FILE", "/etc/ssl/system.pem")  # as images often set it
+    for name in [n for n in os.environ if n.startswith("POLARS_")]:
+        monkeypatch.delenv(name)
+    bundle = str(tmp_path / "ca.pem")
+    storage = Storage(
+        settings(
+            tmp_path,
+            aws_ca_bundle=bundle,
+            aws_access_key_id="k",
+            aws_secret_access_key="s",
+            s3_max_attempts=3,
+        )
+    )
+    before = dict(os.environ)
+    delta = storage.delta_options("s3://bronze/t") or {}
+    polars = storage.polars_options("s3://bronze/t") or {}
+    assert dict(os.environ) == before  # no option builder changes the process environment
+    retries = storage.polars_retry_options("s3://bronze/t") or {}
+    assert retries["max_retries"] == 2 and all(isinstance(v, int) for v in retries.values())
+    assert retries.items() <= polars.items() and "max_retries" not in delta
+    assert storage.polars_retry_options("lake/bronze/t") is None
+    Lake(storage)  # what a stage's process (or a Dask worker) builds before any Rust client
+    assert os.environ["SSL_CERT_FILE"] == bundle
 
 
 def test_a_missing_profile_is_one_line_naming_it_and_the_files(tmp_path: Path) -> None:

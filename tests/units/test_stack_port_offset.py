@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from infra.airflow.native import Config
+from infra.stack.settings import STACK_PORTS, StackSettings
 from infra.stack.weed import WeedPorts
-from jobs.settings import STACK_PORTS, Settings
+from jobs.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-def settings(**values: object) -> Settings:
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg,arg-type]
+def settings(**values: object) -> StackSettings:
+    return StackSettings(_env_file=None, **values)  # type: ignore[call-arg,arg-type]
 
 
 @pytest.fixture(autouse=True)
@@ -74,3 +75,40 @@ def test_make_targets_of_a_second_stack_use_its_own_keys_directory() -> None:
     ).stdout
     assert ".stack-100/keys/pipeline.env" in out
     assert ".stack/keys" not in out
+    # the pipeline reads that stack's endpoint (written by its stack-up) before its keys
+    assert "LAKEHOUSE_ENV_FILE=envs/stack.env,.stack-100/endpoint.env,.stack-100/keys/pipeline.env" in out
+
+
+def test_the_product_settings_know_nothing_of_the_stack() -> None:
+    product = Settings(_env_file=None, aws_endpoint_url="http://127.0.0.1:18333", stack_port_offset=100)  # type: ignore[call-arg]
+    assert product.aws_endpoint_url == "http://127.0.0.1:18333"  # STACK_* are ignored there
+    assert not {name for name in Settings.model_fields if name.startswith(("stack_", "bench_", "dask_fail"))}
+
+
+def test_a_second_stacks_endpoint_file_hands_the_pipeline_the_moved_endpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.stack.__main__ import write_endpoint_file
+    from infra.stack.weed import WeedServer
+    from jobs.settings import load_settings
+
+    stack = settings(
+        aws_endpoint_url="http://127.0.0.1:18333", stack_port_offset=100, stack_dir=str(tmp_path / "s")
+    )
+    path = write_endpoint_file(stack, WeedServer.from_settings(stack))
+    assert path == (tmp_path / "s" / "endpoint.env").resolve() and path.stat().st_mode & 0o077 == 0
+    shared = tmp_path / "stack.env"
+    shared.write_text("AWS_ENDPOINT_URL=http://127.0.0.1:18333\nSTACK_PORT_OFFSET=100\n")
+    monkeypatch.setenv("LAKEHOUSE_ENV_FILE", f"{shared},{path}")
+    assert load_settings().aws_endpoint_url == "http://127.0.0.1:18433"
+
+
+def test_airflow_hands_the_tasks_of_a_second_stack_its_moved_endpoint(tmp_path: Path) -> None:
+    airflow_env = tmp_path / "airflow.env"
+    airflow_env.write_text("AIRFLOW_API_PORT=18080\n")
+    lake_env = tmp_path / "lake.env"
+    lake_env.write_text("AWS_ENDPOINT_URL=http://127.0.0.1:18333\nSTACK_PORT_OFFSET=100\n")
+    env = Config(airflow_env=airflow_env, lake_env=lake_env).environment(tmp_path / "home")
+    assert env["AWS_ENDPOINT_URL"] == "http://127.0.0.1:18433"
+    lake_env.write_text("AWS_ENDPOINT_URL=http://127.0.0.1:18333\n")  # the first stack: as the file says
+    assert "AWS_ENDPOINT_URL" not in Config(airflow_env=airflow_env, lake_env=lake_env).environment(tmp_path)

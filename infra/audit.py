@@ -1,4 +1,4 @@
-"""``make audit`` (``python -m infra.stack.audit``): dependency vulnerabilities, bandit rules, secrets.
+"""``make audit`` (``python -m infra.audit``): dependency vulnerabilities, bandit rules, secrets.
 
 1. **pip-audit** over ``requirements.txt`` (pinned). Its JSON report is read, not its summary:
    when every package was skipped (e.g. the package index answers 404 to its queries, or the
@@ -25,7 +25,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 
 PLACEHOLDERS = (
@@ -206,7 +206,7 @@ def compose_rules() -> tuple[bool, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m infra.stack.audit", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m infra.audit", description=__doc__)
     parser.add_argument(
         "--feed-optional",
         action="store_true",
