@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-import polars as pl
-
 from jobs.schemas import (
     BRONZE,
     GOLD,
@@ -28,6 +26,7 @@ from jobs.schemas import (
 from jobs.settings import Settings
 from jobs.storage import Storage, join
 from jobs.tables import Lake
+from jobs.tables.lake import Table
 
 if TYPE_CHECKING:
     from jobs.lease import Lease, OnUnreachable
@@ -36,16 +35,6 @@ if TYPE_CHECKING:
 def new_run_id(now: datetime) -> str:
     """Sortable and unique: ``20261122T053000Z-1a2b3c4d``."""
     return f"{now:%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
-
-
-@dataclass(frozen=True)
-class Table:
-    """A table of the lake: its name (``layer/name``), location, contract and partitioning."""
-
-    name: str
-    uri: str
-    schema: pl.Schema
-    partition_by: str | None = None
 
 
 @dataclass

@@ -14,13 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from jobs.storage_errors import storage_error
-from jobs.tables.lake import FENCED_BY, Lake, arrow_schema
-
-if TYPE_CHECKING:
-    from jobs.run import Table
+from jobs.tables.lake import FENCED_BY, Lake, Table, arrow_schema
 
 log = logging.getLogger(__name__)
 

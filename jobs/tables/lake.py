@@ -74,6 +74,16 @@ def commit_properties(metadata: Mapping[str, str] | None) -> Any:
 
 
 @dataclass(frozen=True)
+class Table:
+    """A table of the lake: its name (``layer/name``), location, contract and partitioning."""
+
+    name: str
+    uri: str
+    schema: pl.Schema
+    partition_by: str | None = None
+
+
+@dataclass(frozen=True)
 class Lake:
     """Table-level access to the lake described by a :class:`Storage`.
 
