@@ -36,6 +36,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -93,7 +94,9 @@ def token(cfg: Config) -> str:
     return str(body["access_token"])
 
 
-def wait_until(what: str, check, timeout: float, cfg: Config, pid: int | None = None) -> object:
+def wait_until(
+    what: str, check: Callable[[], object], timeout: float, cfg: Config, pid: int | None = None
+) -> object:
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:

@@ -51,7 +51,7 @@ def lake_env(root: Path, raw: Path, *, gold: str = "gold", **extra: str) -> dict
         "LAKE_EXPORT": str(root / "export"),
         "ENGINE": "local",
     }
-    return child_env(**(values | extra))
+    return child_env(None, **(values | extra))
 
 
 def _machine() -> dict[str, Any]:

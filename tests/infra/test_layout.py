@@ -25,7 +25,7 @@ def modules() -> dict[str, Path]:
 
 def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """Project modules imported anywhere in the file (inside functions too: lazy imports count)."""
-    out = set()
+    out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
