@@ -28,7 +28,7 @@ from infra.bench.check import compare, fingerprint, scan_output
 from infra.bench.evaluate import evaluate
 from infra.bench.markdown import markdown
 from infra.bench.measure import Measurement, child_env, run_measured
-from infra.bench.report import BASELINES, STAGES, Key, Report, Row
+from infra.bench.report import BASELINES, GATES_OFF, STAGES, Key, Report, Row
 
 START = date(2020, 11, 1)
 DAYS = 30
@@ -244,7 +244,7 @@ class Bench:
         """The comparison of ``row``'s output with gold's; a mismatch is a problem of the run."""
         row.check = why if same else f"MISMATCH: {why}"
         if not same:
-            self.report.problems.append(f"{row.name.removesuffix(', quality gates off')}: {why}")
+            self.report.problems.append(f"{row.name.removesuffix(GATES_OFF)}: {why}")
 
     def run_anchors(self, gold_rows: int | None = None) -> dict[str, Measurement]:
         """The plain alternatives (:mod:`infra.bench.anchors`) on the cached raw files and this
