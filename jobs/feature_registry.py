@@ -9,7 +9,10 @@ Everything else about a feature is generated from :data:`GOLD_FEATURES`:
 * the gold suite's non-negativity and first-weeks checks (:mod:`jobs.quality.suites`).
 
 Adding a feature is one :class:`Feature` here (and its test); the functions above also take
-``features=`` so a test can pass a registry of its own.
+``features=`` so a test can pass a registry of its own. The suite compares an integer feature
+with its audit column as it is; a decimal sum is compared in exact units by a check of its own
+in :mod:`jobs.quality.suites` (today ``prior_amount``'s cents gap), which a second decimal sum
+would need too.
 
 A feature is a lookback aggregate of one silver source over the same user's earlier events of
 the print's value prop: the count of its rows, or the exact sum of one of its integer or
