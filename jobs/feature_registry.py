@@ -165,14 +165,25 @@ GOLD_FEATURES: tuple[Feature, ...] = (
 )
 
 
+# Columns the plans use beside the measures: a measure must not be one of them.
+_PLAN_COLUMNS = frozenset(
+    {"key", "day_key", "user_vp", "period", "week_start", "day", "user_id", "value_prop", "position"}
+    | {"clicked", "total", "tap_days", "tap_same_day", "run_id"}
+)
+
+
 def check_registry(features: Sequence[Feature]) -> None:
-    """Raise ValueError unless the names, measures and audit columns are all distinct."""
+    """Raise ValueError unless the names and measures are all distinct, and no measure is a
+    column the plans already use."""
     for what, names in (
         ("name", [f.name for f in features]),
         ("measure", [f.measure for f in features]),
     ):
         if len(set(names)) != len(names):
             raise ValueError(f"gold features: a {what} is declared twice: {names}")
+    clash = {f.measure for f in features} & (_PLAN_COLUMNS | {f.name for f in features})
+    if clash:
+        raise ValueError(f"gold features: measure(s) {sorted(clash)} name a column the plans use")
 
 
 def feature_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
