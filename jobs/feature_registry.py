@@ -24,8 +24,9 @@ Windows: today every feature has one window, the lookback window of the settings
 (``prior_views``). Further windows get a suffix: :meth:`Feature.column` with ``window="1w"``
 names ``prior_views_1w``.
 
-This module imports nothing of the project (so :mod:`jobs.schemas` can build the contract from
-it without a cycle).
+This module imports nothing of the project, so :mod:`jobs.schemas` can build the contract from
+it without a cycle; it lives beside ``schemas.py``, not in ``jobs/gold/``, because ``jobs.gold``
+imports ``jobs.schemas`` (a package cycle, which ``tests/infra/test_layout.py`` refuses).
 """
 
 from __future__ import annotations
