@@ -88,7 +88,9 @@ def acquire(
                 )
             raise LeaseHeld(s3.held_message(uri, holder))
         if holder is not None:
-            log.info("waiting for the lake lease %s (up to %.0f s more): held by %s", uri, left, holder.describe())
+            log.info(
+                "waiting for the lake lease %s (up to %.0f s more): held by %s", uri, left, holder.describe()
+            )
         # Poll about once a second (sooner if it expires sooner), with jitter against herds.
         expiry = holder.expires_at if holder else None
         until_expiry = (expiry - now()).total_seconds() if expiry else 0.0

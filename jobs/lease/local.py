@@ -10,13 +10,14 @@ deleted by hand while held (:meth:`LocalLease.ensure` notices), and flock is not
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import socket
 import uuid
 from typing import TYPE_CHECKING
 
-from jobs.errors import LeaseHeld, LeaseLost, StorageError
+from jobs.errors import LeaseLost, StorageError
 from jobs.lease.base import Lease
 from jobs.lease.record import Holder, Owner, now
 
@@ -59,10 +60,8 @@ class LocalLease(Lease):
         if self._fd < 0:
             return False
         fd, self._fd = self._fd, -1
-        try:
+        with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)  # nobody is named any more
-        except OSError:
-            pass
         os.close(fd)  # drops the flock
         return True
 
@@ -145,7 +144,9 @@ def _alive(pid: int) -> bool:
 def held_message(uri: str, holder: Holder | None) -> str:
     """The one-line LeaseHeld message of a local lake: who holds it and what to do."""
     if holder is None:
-        return f"another run is writing to the lake: the lease {uri} is locked by a process starting up; try again"
+        return (
+            f"another run is writing to the lake: the lease {uri} is held by a process starting up; try again"
+        )
     pid = holder.owner.pid
     return (
         f"another run is writing to the lake: the lease {uri} is held by {holder.describe()}; "

@@ -54,7 +54,9 @@ def _hold(args: argparse.Namespace, storage: Any, owner: Any) -> int:
     from jobs.lease import acquire
 
     control = Path(args.dir)
-    with acquire(storage, uri=args.uri, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat, wait=args.wait) as lease:
+    with acquire(
+        storage, uri=args.uri, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat, wait=args.wait
+    ) as lease:
         write_json(control / f"acquired-{args.run_id}.json", {"token": lease.token, "pid": os.getpid()})
         deadline = time.monotonic() + LIMIT
         while not (control / f"release-{args.run_id}").exists():

@@ -103,6 +103,7 @@ def freeze_block_kill_and_rerun(lake: Path, commit: int) -> None:
     finally:
         victim.send_signal(signal.SIGKILL)
     assert victim.wait(timeout=60) == -signal.SIGKILL
+    victim.communicate()
     rerun = cli(lake, "run", LEASE_WAIT_SECONDS="0")  # at once: the kernel freed the lock
     assert rerun.returncode == 0, rerun.stderr[-3000:]
     assert "took over" not in rerun.stderr and "fenced" not in rerun.stderr

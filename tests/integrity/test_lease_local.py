@@ -167,7 +167,9 @@ def test_waiting_process_gets_the_lease_once_the_holder_releases(
     assert read_lease(lake) is None
 
 
-def test_a_record_left_by_a_dead_holder_does_not_block(lake: Storage, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_record_left_by_a_dead_holder_does_not_block(
+    lake: Storage, caplog: pytest.LogCaptureFixture
+) -> None:
     write_stale(lake, "crashed-run")
     assert read_lease(lake) is None  # the lock is free: the record means nothing
     with acquire(lake, owner=Owner.this_process("new-run"), wait=0) as lease:
@@ -251,7 +253,7 @@ def test_release_is_once_and_never_touches_the_next_holders_lease(lake: Storage)
 def test_a_lease_file_removed_by_hand_while_held_is_a_lost_lease(lake: Storage) -> None:
     with acquire(lake, owner=Owner.this_process("victim"), wait=0) as lease:
         Path(uri_of(lake)).unlink()
-        with pytest.raises(LeaseLost, match="run victim lost the lake lease.*removed or replaced"):
+        with pytest.raises(LeaseLost, match=r"run victim lost the lake lease.*removed or replaced"):
             lease.ensure()
         assert lease.lost is not None
 
