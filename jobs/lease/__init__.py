@@ -14,28 +14,17 @@ can get differs:
 
 from __future__ import annotations
 
-import logging
 import os
-import random
-import time
-import uuid
 from typing import TYPE_CHECKING
 
-from jobs.errors import LeaseHeld
 from jobs.lease import local, s3
 from jobs.lease.base import Lease, OnUnreachable
-from jobs.lease.record import Holder, Owner, UnreadableLease, lease_uri, now
+from jobs.lease.record import Holder, Owner, UnreadableLease, lease_uri
 from jobs.lease.s3 import holder_is_gone
 from jobs.storage import is_remote
 
 if TYPE_CHECKING:
     from jobs.storage import Storage
-
-log = logging.getLogger(__name__)
-
-# Locally, a status probe holds the lock for an instant: an acquirer retries this long before
-# it reports the lease held.
-_LOCAL_RETRY = 0.25
 
 
 def acquire(
@@ -68,53 +57,17 @@ def acquire(
     if not 0 < heartbeat < ttl / 2:
         raise ValueError(f"lease heartbeat {heartbeat:g} s must be positive and below half the TTL {ttl:g} s")
     if not is_remote(uri):
-        return _acquire_local(storage, uri, owner, wait=wait, force=force)
-    obj, token = s3.S3Object(storage, uri), uuid.uuid4().hex
-    deadline = time.monotonic() + wait
-    while True:
-        lease, holder = s3.try_acquire(
-            obj, owner, token, ttl=ttl, heartbeat=heartbeat, on_unreachable=on_unreachable, force=force
-        )
-        if lease is not None:
-            lease.start_heartbeat()
-            log.info("holding the lake lease %s as run %s", uri, owner.run_id)
-            return lease
-        left = deadline - time.monotonic()
-        if left <= 0:
-            if holder is None:  # the lease kept changing under us; say so rather than spin
-                raise LeaseHeld(
-                    f"the lease {uri} kept changing while this run tried to take it: "
-                    "another run is starting; try again"
-                )
-            raise LeaseHeld(s3.held_message(uri, holder))
-        if holder is not None:
-            log.info(
-                "waiting for the lake lease %s (up to %.0f s more): held by %s", uri, left, holder.describe()
-            )
-        # Poll about once a second (sooner if it expires sooner), with jitter against herds.
-        expiry = holder.expires_at if holder else None
-        until_expiry = (expiry - now()).total_seconds() if expiry else 0.0
-        pause = min(1.0, max(0.05, until_expiry + 0.01)) * random.uniform(0.5, 1.0)  # noqa: S311 (jitter)
-        time.sleep(min(pause, left))
-
-
-def _acquire_local(storage: Storage, uri: str, owner: Owner, *, wait: float, force: bool) -> Lease:
-    started, logged = time.monotonic(), False
-    while True:
-        lease = local.try_lock(storage, uri, owner)
-        if lease is not None:
-            log.info("holding the lake lease %s as run %s", uri, owner.run_id)
-            return lease
-        held, holder = local.read_holder(storage, uri)
-        if not held:
-            continue  # released in between: lock again
-        waited = time.monotonic() - started
-        if waited >= max(wait, _LOCAL_RETRY):
-            raise LeaseHeld((local.refuse_break if force else local.held_message)(uri, holder))
-        if holder is not None and waited >= _LOCAL_RETRY and not force and not logged:
-            log.info("waiting for the lake lease %s (up to %.0f s): held by %s", uri, wait, holder.describe())
-            logged = True
-        time.sleep(0.02 if waited < _LOCAL_RETRY else random.uniform(0.1, 0.25))  # noqa: S311 (jitter)
+        return local.acquire(storage, uri, owner, wait=wait, force=force)
+    return s3.acquire(
+        storage,
+        uri,
+        owner,
+        wait=wait,
+        force=force,
+        ttl=ttl,
+        heartbeat=heartbeat,
+        on_unreachable=on_unreachable,
+    )
 
 
 def probe(storage: Storage, uri: str | None = None) -> tuple[bool, Holder | None]:

@@ -12,17 +12,27 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import logging
 import os
+import random
 import socket
+import time
 import uuid
 from typing import TYPE_CHECKING
 
-from jobs.errors import LeaseLost, StorageError
+from jobs.errors import LeaseHeld, LeaseLost, StorageError
 from jobs.lease.base import Lease
 from jobs.lease.record import Holder, Owner, now
 
 if TYPE_CHECKING:
     from jobs.storage import Storage
+
+log = logging.getLogger(__name__)
+
+
+# A status probe holds the lock for an instant: an acquirer retries this long before it reports
+# the lease held.
+_RETRY = 0.25
 
 
 class LocalLease(Lease):
@@ -102,6 +112,27 @@ def try_lock(storage: Storage, uri: str, owner: Owner) -> LocalLease | None:
         os.close(fd)
         raise _fail(storage, uri, exc) from exc
     return LocalLease(uri, fd, holder)
+
+
+def acquire(storage: Storage, uri: str, owner: Owner, *, wait: float, force: bool) -> LocalLease:
+    """Lock, waiting up to ``wait`` seconds; :class:`LeaseHeld` naming the holder if still held
+    (with ``force``, ``lease break``: at once, since a live holder's lock cannot be broken)."""
+    started, logged = time.monotonic(), False
+    while True:
+        lease = try_lock(storage, uri, owner)
+        if lease is not None:
+            log.info("holding the lake lease %s as run %s", uri, owner.run_id)
+            return lease
+        held, holder = read_holder(storage, uri)
+        if not held:
+            continue  # released in between: lock again
+        waited = time.monotonic() - started
+        if waited >= (_RETRY if force else max(wait, _RETRY)):
+            raise LeaseHeld((refuse_break if force else held_message)(uri, holder))
+        if holder is not None and waited >= _RETRY and not force and not logged:
+            log.info("waiting for the lake lease %s (up to %.0f s): held by %s", uri, wait, holder.describe())
+            logged = True
+        time.sleep(0.02 if waited < _RETRY else random.uniform(0.1, 0.25))  # noqa: S311 (jitter)
 
 
 def read_holder(storage: Storage, uri: str) -> tuple[bool, Holder | None]:

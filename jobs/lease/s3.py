@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import logging
 import os
+import random
 import socket
 import threading
+import time
+import uuid
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
-from jobs.errors import LeaseLost, StorageError
+from jobs.errors import LeaseHeld, LeaseLost, StorageError
 from jobs.lease.base import Lease, OnUnreachable
 from jobs.lease.record import Holder, Owner, UnreadableLease, now, shown, token_of
 
@@ -298,6 +301,48 @@ def try_acquire(
             return taken, None
         # Someone else changed it first (another taker won, or the holder renewed): look again.
     return None, holder
+
+
+def acquire(
+    storage: Storage,
+    uri: str,
+    owner: Owner,
+    *,
+    wait: float,
+    force: bool,
+    ttl: float,
+    heartbeat: float,
+    on_unreachable: OnUnreachable | None,
+) -> S3Lease:
+    """Take the lease (waiting up to ``wait`` seconds) and start its heartbeat; :class:`LeaseHeld`
+    naming the holder if it is still held."""
+    obj, token = S3Object(storage, uri), uuid.uuid4().hex
+    deadline = time.monotonic() + wait
+    while True:
+        lease, holder = try_acquire(
+            obj, owner, token, ttl=ttl, heartbeat=heartbeat, on_unreachable=on_unreachable, force=force
+        )
+        if lease is not None:
+            lease.start_heartbeat()
+            log.info("holding the lake lease %s as run %s", uri, owner.run_id)
+            return lease
+        left = deadline - time.monotonic()
+        if left <= 0:
+            if holder is None:  # the lease kept changing under us; say so rather than spin
+                raise LeaseHeld(
+                    f"the lease {uri} kept changing while this run tried to take it: "
+                    "another run is starting; try again"
+                )
+            raise LeaseHeld(held_message(uri, holder))
+        if holder is not None:
+            log.info(
+                "waiting for the lake lease %s (up to %.0f s more): held by %s", uri, left, holder.describe()
+            )
+        # Poll about once a second (sooner if it expires sooner), with jitter against herds.
+        expiry = holder.expires_at if holder else None
+        until_expiry = (expiry - now()).total_seconds() if expiry else 0.0
+        pause = min(1.0, max(0.05, until_expiry + 0.01)) * random.uniform(0.5, 1.0)  # noqa: S311 (jitter)
+        time.sleep(min(pause, left))
 
 
 def _takeover_reason(holder: Holder, *, force: bool) -> str | None:
