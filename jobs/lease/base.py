@@ -7,7 +7,7 @@ from collections.abc import Callable
 from types import TracebackType
 
 from jobs.errors import StorageError
-from jobs.lease.record import Holder
+from jobs.lease.record import Holder, shown
 
 log = logging.getLogger(__name__)
 
@@ -56,4 +56,6 @@ class Lease:
         try:
             self.release()
         except StorageError as error:  # never hide the run's own outcome behind a cleanup failure
-            log.warning("could not release the lake lease %s: %s", self.uri, error)
+            expires = self.holder.expires_at
+            note = f" (it expires at {shown(expires)})" if expires else ""
+            log.warning("could not release the lake lease %s%s: %s", self.uri, note, error)
