@@ -1,4 +1,4 @@
-"""The Great Expectations gates the stages receive: audit what is about to be committed,
+"""The quality gates the stages receive: audit what is about to be committed,
 record, then pass or raise.
 
 Each class implements one protocol of :mod:`jobs.audit`; :func:`quality_audits` bundles them
@@ -18,9 +18,8 @@ for the pipeline (:mod:`jobs.pipeline`), which hands them to the stages:
 
 Results are appended to the quality history and the run's HTML report is rewritten *before* a
 failure is raised ("record then raise"); on success they are recorded after the commit by
-``finish()``, which also puts a summary in ``StageResult.details``. Nothing here imports Great
-Expectations: :func:`jobs.quality.validate.validate_frame` evaluates the suites with Polars
-and imports GX only for a check it cannot translate.
+``finish()``, which also puts a summary in ``StageResult.details``. The suites are evaluated by
+:func:`jobs.quality.validate.validate_frame`.
 """
 
 from __future__ import annotations
@@ -55,6 +54,7 @@ from jobs.quality.suites import (
     severity_of,
     silver_suite,
 )
+from jobs.quality.validate import validate_frame
 from jobs.raw.files import Chunk
 from jobs.run import RunContext
 from jobs.schemas import GOLD_AUDIT, GOLD_TABLE, SILVER_PARTITION, SOURCES
@@ -100,8 +100,6 @@ class _Audit:
         frame = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
         if frame.is_empty():
             return
-        from jobs.quality.validate import validate_frame  # GX only for a check Polars cannot evaluate
-
         started = time.perf_counter()
         self._results += validate_frame(frame, suite, sample_rows=self.settings.quality_sample_rows)
         self.validation_seconds += time.perf_counter() - started
@@ -387,8 +385,6 @@ def audit_gold_bucket(
     """
     results: list[CheckResult] = []
     if frame.height:
-        from jobs.quality.validate import validate_frame  # GX only for a check Polars cannot evaluate
-
         if set(GOLD_AUDIT.names()) <= set(frame.columns):
             audited = frame.lazy()
         else:

@@ -292,7 +292,7 @@ def test_a_failing_check_reports_observed_values_and_the_unexpected_rows() -> No
     results = validate("silver.pays", put("total", Decimal("-3.00"), row=1)(silver_pays()))
     r = results["total_non_negative"]
     assert r.unexpected_count == 1 and r.evaluated_rows == 2
-    assert "1 of 2 rows unexpected" in r.observed and "-3.0" in r.observed
+    assert "1 of 2 rows unexpected" in r.observed and "values -3.00" in r.observed
     assert r.sample == (
         {"day": "2020-11-04", "user_id": "1", "value_prop": "point", "run_id": "r1", "total": "-3.00"},
     )
