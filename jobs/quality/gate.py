@@ -227,14 +227,13 @@ class BronzeAudit(_Audit):
         self._results.append(
             bronze_lines_reconcile(source, files, severity=self._severity(source, "raw_lines_reconcile"))
         )
-        judged = [self._rejected.get((f.source, f.path), f) for f in files]
-        # Files over the threshold were rejected on their own: recorded, not blocking.
+        # Files bronze rejected over the threshold (its rule): recorded with their counts, a warning.
         self._results += quarantine_thresholds(
             source,
-            judged,
+            [self._rejected.get((f.source, f.path), f) for f in files],
+            rejected={path for src, path in self._rejected if src == source},
             max_fraction=s.quality_max_quarantine_fraction,
             min_lines=s.quality_quarantine_min_lines,
-            severity="warning",
             small_severity=self._severity(source, "quarantined_fraction_per_small_file", "warning"),
         )
         if self.blocking:

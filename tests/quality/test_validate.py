@@ -130,7 +130,10 @@ def test_every_failing_row_counts_in_a_large_frame_and_samples_stay_first_n() ->
         value_prop=pl.when(pl.int_range(pl.len()) % 3 == 0).then(pl.lit("odd")).otherwise("value_prop"),
     )
     results = {r.check: r for r in validate_frame(frame, suite, sample_rows=2)}
-    assert {c for c, r in results.items() if not r.success} == {"position_non_negative", "value_prop_in_known_set"}
+    assert {c for c, r in results.items() if not r.success} == {
+        "position_non_negative",
+        "value_prop_in_known_set",
+    }
     r = results["position_non_negative"]
     assert r.unexpected_count == sum(1 for i in range(frame.height) if i % 7 == 3) and len(r.sample) == 2
     assert [row["position"] for row in r.sample] == ["-1", "-1"] and r.evaluated_rows == frame.height
