@@ -1,25 +1,19 @@
-"""The quality gates the stages receive: audit what is about to be committed,
-record, then pass or raise.
+"""The quality gates the stages receive: audit what is about to be committed, record, then pass
+or raise. Each class implements one protocol of :mod:`jobs.audit`; :func:`quality_audits` bundles
+them for the pipeline (:mod:`jobs.pipeline`), which hands them to the stages:
 
-Each class implements one protocol of :mod:`jobs.audit`; :func:`quality_audits` bundles them
-for the pipeline (:mod:`jobs.pipeline`), which hands them to the stages:
-
-* :class:`BronzeAudit` — ``lines()`` counts each raw file's data lines from its bytes,
-  ``chunk()`` accounts for each parsed chunk (bronze suite in batches of
-  ``QUALITY_BATCH_ROWS``), ``gate()`` wraps a source's stream of frames and, at its end (before
-  the commit), reconciles lines per file and checks the quarantined fraction; a blocking
-  failure rolls back this run's rows of the sources already committed and raises.
-* :class:`SilverAudit` — ``gate()`` validates each batch before the writer sees it and
+* :class:`BronzeAudit` — counts each raw file's data lines from its bytes (``lines()``) and its
+  parsed chunks (``chunk()``); ``gate()`` validates a source's frames in batches and, at their
+  end (before the commit), reconciles lines per file; a blocking failure raises.
+* :class:`SilverAudit` — ``gate()`` validates the batches before the writer sees them and
   reconciles the row count with the bronze manifest.
-* :class:`GoldAudit` — ``bucket()`` validates each gold bucket (gold suite + reconciliation)
-  before the single commit: write-audit-publish. A blocking failure raises
-  :class:`~jobs.errors.DataError`, so the commit never happens and readers keep the previous
-  gold version, byte for byte.
+* :class:`GoldAudit` — ``bucket()`` validates each gold bucket before the single commit
+  (write-audit-publish): a blocking failure raises :class:`~jobs.errors.DataError`, so readers
+  keep the previous gold version, byte for byte.
 
-Results are appended to the quality history and the run's HTML report is rewritten *before* a
-failure is raised ("record then raise"); on success they are recorded after the commit by
-``finish()``, which also puts a summary in ``StageResult.details``. The suites are evaluated by
-:func:`jobs.quality.validate.validate_frame`.
+Results are recorded (history, HTML report) *before* a failure is raised ("record then raise");
+on success, after the commit by ``finish()``, which also puts a summary in
+``StageResult.details``. Suites are evaluated by :func:`jobs.quality.validate.validate_frame`.
 """
 
 from __future__ import annotations
