@@ -1,26 +1,19 @@
-"""The Great Expectations gates the stages receive: audit what is about to be committed,
-record, then pass or raise.
+"""The quality gates the stages receive: audit what is about to be committed, record, then pass
+or raise. Each class implements one protocol of :mod:`jobs.audit`; :func:`quality_audits` bundles
+them for the pipeline (:mod:`jobs.pipeline`), which hands them to the stages:
 
-Each class implements one protocol of :mod:`jobs.audit`; :func:`quality_audits` bundles them
-for the pipeline (:mod:`jobs.pipeline`), which hands them to the stages:
-
-* :class:`BronzeAudit` — ``lines()`` counts each raw file's data lines from its bytes,
-  ``chunk()`` accounts for each parsed chunk (bronze suite in batches of
-  ``QUALITY_BATCH_ROWS``), ``gate()`` wraps a source's stream of frames and, at its end (before
-  the commit), reconciles lines per file and checks the quarantined fraction; a blocking
-  failure rolls back this run's rows of the sources already committed and raises.
-* :class:`SilverAudit` — ``gate()`` validates each batch before the writer sees it and
+* :class:`BronzeAudit` — counts each raw file's data lines from its bytes (``lines()``) and its
+  parsed chunks (``chunk()``); ``gate()`` validates a source's frames in batches and, at their
+  end (before the commit), reconciles lines per file; a blocking failure raises.
+* :class:`SilverAudit` — ``gate()`` validates the batches before the writer sees them and
   reconciles the row count with the bronze manifest.
-* :class:`GoldAudit` — ``bucket()`` validates each gold bucket (gold suite + reconciliation)
-  before the single commit: write-audit-publish. A blocking failure raises
-  :class:`~jobs.errors.DataError`, so the commit never happens and readers keep the previous
-  gold version, byte for byte.
+* :class:`GoldAudit` — ``bucket()`` validates each gold bucket before the single commit
+  (write-audit-publish): a blocking failure raises :class:`~jobs.errors.DataError`, so readers
+  keep the previous gold version, byte for byte.
 
-Results are appended to the quality history and the run's HTML report is rewritten *before* a
-failure is raised ("record then raise"); on success they are recorded after the commit by
-``finish()``, which also puts a summary in ``StageResult.details``. Nothing here imports Great
-Expectations: :func:`jobs.quality.validate.validate_frame` evaluates the suites with Polars
-and imports GX only for a check it cannot translate.
+Results are recorded (history, HTML report) *before* a failure is raised ("record then raise");
+on success, after the commit by ``finish()``, which also puts a summary in
+``StageResult.details``. Suites are evaluated by :func:`jobs.quality.validate.validate_frame`.
 """
 
 from __future__ import annotations
@@ -55,6 +48,7 @@ from jobs.quality.suites import (
     severity_of,
     silver_suite,
 )
+from jobs.quality.validate import validate_frame
 from jobs.raw.files import Chunk
 from jobs.run import RunContext
 from jobs.schemas import GOLD_AUDIT, GOLD_TABLE, SILVER_PARTITION, SOURCES
@@ -100,8 +94,6 @@ class _Audit:
         frame = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
         if frame.is_empty():
             return
-        from jobs.quality.validate import validate_frame  # GX only for a check Polars cannot evaluate
-
         started = time.perf_counter()
         self._results += validate_frame(frame, suite, sample_rows=self.settings.quality_sample_rows)
         self.validation_seconds += time.perf_counter() - started
@@ -229,14 +221,13 @@ class BronzeAudit(_Audit):
         self._results.append(
             bronze_lines_reconcile(source, files, severity=self._severity(source, "raw_lines_reconcile"))
         )
-        judged = [self._rejected.get((f.source, f.path), f) for f in files]
-        # Files over the threshold were rejected on their own: recorded, not blocking.
+        # Files bronze rejected over the threshold (its rule): recorded with their counts, a warning.
         self._results += quarantine_thresholds(
             source,
-            judged,
+            [self._rejected.get((f.source, f.path), f) for f in files],
+            rejected={path for src, path in self._rejected if src == source},
             max_fraction=s.quality_max_quarantine_fraction,
             min_lines=s.quality_quarantine_min_lines,
-            severity="warning",
             small_severity=self._severity(source, "quarantined_fraction_per_small_file", "warning"),
         )
         if self.blocking:
@@ -387,8 +378,6 @@ def audit_gold_bucket(
     """
     results: list[CheckResult] = []
     if frame.height:
-        from jobs.quality.validate import validate_frame  # GX only for a check Polars cannot evaluate
-
         if set(GOLD_AUDIT.names()) <= set(frame.columns):
             audited = frame.lazy()
         else:

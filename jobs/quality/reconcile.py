@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 
@@ -103,22 +103,26 @@ def quarantine_thresholds(
     source: str,
     files: Sequence[FileCount],
     *,
+    rejected: Collection[str],
     max_fraction: float,
     min_lines: int,
-    severity: Severity = "failure",
     small_severity: Severity = "warning",
 ) -> list[CheckResult]:
-    """Files over the tolerated quarantined fraction: a failure for files of at least
-    ``min_lines`` lines, a warning (recorded, not blocking) for smaller ones."""
+    """The quarantined fraction per file, recorded. Files of at least ``min_lines`` lines: those
+    bronze ``rejected`` whole over the threshold (its rule, :func:`jobs.bronze.job.over_threshold`,
+    not decided again here; a warning, since the rest of the run goes on). Smaller files: those
+    over ``max_fraction`` (bronze takes them in), with ``small_severity``."""
     out = []
-    for check, big, sev in (
-        ("quarantined_fraction_per_file", True, severity),
+    kinds: tuple[tuple[str, bool, Severity], ...] = (
+        ("quarantined_fraction_per_file", True, "warning"),
         ("quarantined_fraction_per_small_file", False, small_severity),
-    ):
+    )
+    for check, big, sev in kinds:
         scope = [f for f in files if (f.lines >= min_lines) == big]
         if not scope:
             continue
-        over = sorted((f for f in scope if f.fraction > max_fraction), key=lambda f: -f.fraction)
+        over = [f for f in scope if (f.path in rejected if big else f.fraction > max_fraction)]
+        over.sort(key=lambda f: -f.fraction)
         worst = max(scope, key=lambda f: f.fraction)
         observed = f"max {worst.fraction:.2%} ({worst.path}) vs threshold {max_fraction:.2%}"
         if over:

@@ -6,8 +6,8 @@ listing and documenting suites is free. Severities come from the defaults below,
 ``QUALITY_SEVERITY`` (``check=warning`` where ``check`` is the check name, optionally prefixed by
 its layer or suite: ``silver.value_prop_in_known_set``, ``silver.pays.total_non_negative``).
 
-Dates in arguments are ``datetime.date``; :mod:`jobs.quality.validate` adapts them (and Decimal
-columns, validated as float64) to the pandas frame Great Expectations sees.
+Arguments are compared in the column's own type (dates as ``datetime.date``, decimals exactly);
+what each expectation class means is stated once, in :mod:`jobs.quality.validate`.
 """
 
 from __future__ import annotations
@@ -82,27 +82,6 @@ class Suite:
 
 
 # -- helpers ------------------------------------------------------------------------------------
-def pandas_type(dtype: pl.DataType) -> str:
-    """The ``type_`` Great Expectations observes for a column of this Polars type.
-
-    Frames are converted with ``to_pandas()`` after Decimals are cast to float64; tz-aware
-    datetimes become ``pd.Timestamp`` values, dates ``datetime64``, strings ``str``.
-    """
-    if dtype.is_integer():
-        return "int64"
-    if dtype.is_float() or isinstance(dtype, pl.Decimal):
-        return "float64"
-    if isinstance(dtype, pl.Datetime):
-        return "Timestamp" if dtype.time_zone else "datetime64"
-    if dtype == pl.Date:
-        return "datetime64"
-    if dtype == pl.Boolean:
-        return "bool"
-    if dtype == pl.String:
-        return "str"
-    return "object"
-
-
 def not_null(column: str, what: str = "") -> Check:
     return Check(
         f"{column}_not_null",
@@ -195,7 +174,7 @@ def bronze_suite(
             Check(
                 f"{col}_type",
                 "ExpectColumnValuesToBeOfType",
-                {"column": col, "type_": pandas_type(dtype)},
+                {"column": col, "type_": str(dtype)},
                 f"{col} has type {dtype}",
             )
             for col, dtype in schema.items()
@@ -292,9 +271,10 @@ def silver_suite(
 
 
 # -- gold ---------------------------------------------------------------------------------------
-# The integer features of jobs.feature_registry, compared with their audit columns as they are
-# (a decimal sum, prior_amount, is compared in exact cents below).
+# The integer features of jobs.feature_registry, compared with their audit columns as they are;
+# the decimal sum, prior_amount, is compared in exact cents below.
 PRIOR_COUNTS = tuple(f.column() for f in GOLD_FEATURES if f.dtype.is_integer())
+PRIOR_AMOUNT = "prior_amount"
 # The audit columns (jobs.schemas.GOLD_AUDIT) the gold plan computes beside the rows, or
 # jobs.quality.derive re-derives from silver, before the gold suite runs.
 TAP_SAME_DAY = "tap_same_day"
@@ -340,13 +320,13 @@ def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = N
             "first_weeks_prior_amount_cents_counts_only_existing_history",
             "ExpectColumnValuesToBeBetween",
             {"column": CENTS_GAP, "min_value": 0, "max_value": 0},
-            "prior_amount of rows whose lookback window starts on or before the first silver "
+            f"{PRIOR_AMOUNT} of rows whose lookback window starts on or before the first silver "
             "day equals the exact cents paid before the print (gap in cents is 0)",
         ),
     ]
-    # The exact cents difference, clipped into Int64 (an Int128 sum has no pandas type, a float
-    # would round): zero exactly where the amounts are equal; null where nothing is expected.
-    gap = pl.col("prior_amount").to_physical() - pl.col("expected_prior_cents").to_physical()
+    # The exact cents difference, clipped into Int64: zero exactly where the amounts are equal;
+    # null where nothing is expected.
+    gap = pl.col(PRIOR_AMOUNT).to_physical() - pl.col("expected_prior_cents").to_physical()
     derived = {
         "day_week_start": week_start(pl.col("day")),
         CENTS_GAP: gap.clip(-(2**62), 2**62).cast(pl.Int64),

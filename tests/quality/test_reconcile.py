@@ -46,13 +46,15 @@ def files() -> list[FileCount]:
     ]
 
 
-def test_quarantine_threshold_fails_big_files_and_warns_for_small_ones() -> None:
-    big, small = quarantine_thresholds("prints", files(), max_fraction=0.04, min_lines=100)
-    assert (big.check, big.outcome, big.unexpected_count) == ("quarantined_fraction_per_file", "failed", 1)
+def test_quarantine_threshold_records_the_big_files_bronze_rejected_and_warns_for_small_ones() -> None:
+    big, small = quarantine_thresholds(
+        "prints", files(), rejected={"prints/a.json"}, max_fraction=0.04, min_lines=100
+    )
+    assert (big.check, big.outcome, big.unexpected_count) == ("quarantined_fraction_per_file", "warning", 1)
     assert "prints/a.json 5.0%" in big.observed
     assert big.sample[0]["top reason"] == "invalid JSON (10)"
     assert (small.check, small.outcome) == ("quarantined_fraction_per_small_file", "warning")
-    ok = quarantine_thresholds("prints", files(), max_fraction=0.06, min_lines=100)[0]
+    ok = quarantine_thresholds("prints", files(), rejected=(), max_fraction=0.06, min_lines=100)[0]
     assert ok.success and "max 5.00% (prints/a.json)" in ok.observed
 
 

@@ -1,7 +1,8 @@
 """Every check of every suite fails on a crafted bad data set and passes on a good one.
 
 The good frames are tiny and realistic; each case changes one thing and asserts that the check
-it targets fails (with its severity), through real Great Expectations validation.
+it targets fails (with its severity and, for a row check, one unexpected row), through the one
+evaluation path (:func:`jobs.quality.validate.validate_frame`).
 """
 
 from __future__ import annotations
@@ -280,6 +281,8 @@ def test_crafted_bad_data_fails_the_check_it_targets(
     assert not result.observed.startswith("could not evaluate"), result.observed
     expected = "warning" if check in ("value_prop_in_known_set", "no_unknown_fields") else "failed"
     assert result.outcome == expected
+    if not check.endswith(("_type", "columns_match_contract")):  # a row check: the one changed row
+        assert (result.unexpected_count, len(result.sample)) == (1, 1), result
 
 
 def test_every_check_of_every_suite_has_a_crafted_bad_case() -> None:
@@ -292,7 +295,7 @@ def test_a_failing_check_reports_observed_values_and_the_unexpected_rows() -> No
     results = validate("silver.pays", put("total", Decimal("-3.00"), row=1)(silver_pays()))
     r = results["total_non_negative"]
     assert r.unexpected_count == 1 and r.evaluated_rows == 2
-    assert "1 of 2 rows unexpected" in r.observed and "-3.0" in r.observed
+    assert "1 of 2 rows unexpected" in r.observed and "values -3.00" in r.observed
     assert r.sample == (
         {"day": "2020-11-04", "user_id": "1", "value_prop": "point", "run_id": "r1", "total": "-3.00"},
     )
