@@ -46,14 +46,14 @@ def lookback_mode(value: object) -> LookbackMode:
     """``LOOKBACK_MODE`` → ``calendar`` or ``rolling``; ValueError otherwise."""
     if value not in LOOKBACK_MODES:
         raise ValueError(f"{value!r} is not 'calendar' or 'rolling'")
-    return cast(LookbackMode, value)
+    return value
 
 
 def engine(value: object) -> Engine:
     """``ENGINE`` → ``local`` or ``dask``; ValueError otherwise."""
     if value not in ENGINES:
         raise ValueError(f"{value!r} is not 'local' or 'dask'")
-    return cast(Engine, value)
+    return value
 
 
 def rebuild_weeks(value: object) -> tuple[date, ...]:
@@ -72,9 +72,7 @@ def rebuild_weeks(value: object) -> tuple[date, ...]:
         try:
             weeks.add(date.fromisoformat(text[:10]))
         except ValueError:
-            raise ValueError(
-                f"{text!r} is not a date (YYYY-MM-DD, any day of the week to rebuild)"
-            ) from None
+            raise ValueError(f"{text!r} is not a date (YYYY-MM-DD, any day of the week to rebuild)") from None
     return tuple(sorted(weeks))
 
 
@@ -110,8 +108,12 @@ class RunOptions:
         return cls(
             rebuild=_checked("rebuild_weeks", rebuild_weeks, params.get("rebuild_weeks")) or (),
             full=bool(params.get("full_rebuild")),
-            lookback_mode=_checked("lookback_mode", lookback_mode, params.get("lookback_mode"), "LOOKBACK_MODE"),
-            lookback_weeks=_checked("lookback_weeks", lookback_weeks, params.get("lookback_weeks"), "LOOKBACK_WEEKS"),
+            lookback_mode=_checked(
+                "lookback_mode", lookback_mode, params.get("lookback_mode"), "LOOKBACK_MODE"
+            ),
+            lookback_weeks=_checked(
+                "lookback_weeks", lookback_weeks, params.get("lookback_weeks"), "LOOKBACK_WEEKS"
+            ),
         )
 
     @classmethod
@@ -125,7 +127,9 @@ class RunOptions:
             rebuild=_checked("--weeks", rebuild_weeks, arg("weeks")) or (),
             full=bool(arg("full")),
             lookback_mode=_checked("--lookback-mode", lookback_mode, arg("lookback_mode"), "LOOKBACK_MODE"),
-            lookback_weeks=_checked("--lookback-weeks", lookback_weeks, arg("lookback_weeks"), "LOOKBACK_WEEKS"),
+            lookback_weeks=_checked(
+                "--lookback-weeks", lookback_weeks, arg("lookback_weeks"), "LOOKBACK_WEEKS"
+            ),
             engine=_checked("--engine", engine, arg("engine"), "ENGINE"),
             dask_scheduler=arg("scheduler") or None,
         )

@@ -614,7 +614,7 @@ def first_paths(paths: Iterable[str], shown: int = 3) -> str:
 IngestEngine = Callable[["Bronze", pl.DataFrame], Iterator[tuple[str, int | None]]]
 """How the files are read and each source committed: (source, new version or None) per source.
 :func:`ingest_locally` here, or :func:`jobs.bronze.distributed.ingest_on_dask` (chosen by
-:func:`jobs.pipeline.run_stage` from ``ENGINE``)."""
+:func:`jobs.pipeline.engines` from ``ENGINE``)."""
 
 
 def ingest_locally(stage: Bronze, manifest: pl.DataFrame) -> Iterator[tuple[str, int | None]]:
