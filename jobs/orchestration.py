@@ -79,7 +79,7 @@ def pending_work(ctx: Any) -> tuple[dict[str, int], list[str]]:
     silver has not consumed, silver commits gold has not consumed (or gold built with other
     lookback settings), or a gold version not exported yet. Cheap: listings and Delta logs only.
     """
-    from jobs.bronze.job import pending_files
+    from jobs.bronze.selection import pending_files
     from jobs.export import read_marker
     from jobs.gold.job import built_with_other_settings, consumed_versions, last_build, silver_versions
     from jobs.schemas import GOLD_TABLE, SOURCES
