@@ -37,8 +37,10 @@ def _settings(args: argparse.Namespace) -> Any:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
+    from jobs.settings import load_settings
+
     options = RunOptions.from_args(args)
-    settings = options.settings()
+    settings = load_settings(**options.overrides)
     releases, rejects = getattr(args, "release", None) or [], getattr(args, "reject", None) or []
     if not releases and not rejects:
         return settings
@@ -46,7 +48,7 @@ def _settings(args: argparse.Namespace) -> Any:
         log.warning("released by the operator for this run: quality check %s counts as a warning", check)
     severity = {**settings.quality_severity, **dict.fromkeys(releases, "warning")}
     reject = {**settings.raw_reject, **dict(r.split("=", 1) if "=" in r else (r, "") for r in rejects)}
-    return options.settings(quality_severity=severity, raw_reject=reject)
+    return load_settings(**options.overrides, quality_severity=severity, raw_reject=reject)
 
 
 def _raw_is_empty(ctx: Any) -> bool:

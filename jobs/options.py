@@ -148,17 +148,16 @@ class RunOptions:
             "lookback_weeks": self.lookback_weeks,
         }
 
-    def settings(self, **more: object) -> Any:
-        """The settings of this run: the environment's, with these options (and ``more``) winning."""
-        from jobs.settings import load_settings
-
-        overrides = {
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The settings these options override (``load_settings(**options.overrides)``; None:
+        the configured one)."""
+        return {
             "lookback_mode": self.lookback_mode,
             "lookback_weeks": self.lookback_weeks,
             "engine": self.engine,
             "dask_scheduler": self.dask_scheduler,
         }
-        return load_settings(**overrides, **more)
 
 
 PARAMS: dict[str, dict[str, Any]] = {

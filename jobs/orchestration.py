@@ -21,6 +21,7 @@ from typing import Any
 
 from jobs.errors import LeaseHeld, PipelineError, StorageError, StoreUnreachable
 from jobs.options import RunOptions
+from jobs.settings import load_settings
 from jobs.stages import STAGES
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def _silver_changed(ctx: Any, consumed: dict[str, int], current: dict[str, int])
 def detect(params: Mapping[str, Any] | None = None, identity: RunIdentity | None = None) -> Detection:
     """Should this run go ahead? Yes if anything is pending or the request forces a run."""
     request = RunOptions.from_params(params)
-    ctx = (identity or RunIdentity()).context(request.settings())
+    ctx = (identity or RunIdentity()).context(load_settings(**request.overrides))
     files, reasons = pending_work(ctx)
     if request.forces_run:
         reasons.insert(
@@ -151,7 +152,7 @@ def run_stage_task(
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
     request = RunOptions.from_params(params)
-    ctx = (identity or RunIdentity()).context(request.settings())
+    ctx = (identity or RunIdentity()).context(load_settings(**request.overrides))
     logs.run_id_var.set(ctx.run_id)
     result = run_stage(ctx, stage, rebuild=list(request.rebuild) or None, full=request.full)
     summary = result.as_dict()
@@ -178,7 +179,6 @@ def maintain_task(identity: RunIdentity | None = None) -> dict[str, Any]:
     what it did per table as a JSON-able dict. Raises LeaseHeld (transient) while a run works."""
     from jobs import logs
     from jobs.maintain import maintain
-    from jobs.settings import load_settings
 
     ctx = (identity or RunIdentity()).context(load_settings())
     logs.run_id_var.set(ctx.run_id)

@@ -19,6 +19,7 @@ from jobs.errors import (
 )
 from jobs.options import RunOptions
 from jobs.orchestration import RunIdentity, detect, is_transient, run_stage_task
+from jobs.settings import load_settings
 from tests.conftest import LocalLake, days
 
 D = date(2020, 11, 2)  # a Monday
@@ -64,8 +65,8 @@ def test_params_are_parsed_and_force_a_run() -> None:
     assert RunOptions.from_params({"full_rebuild": True}).forces_run
     override = RunOptions.from_params({"lookback_mode": "rolling", "lookback_weeks": "2"})
     assert (override.lookback_mode, override.lookback_weeks) == ("rolling", 2)
-    assert override.settings().lookback_mode == "rolling"
-    assert override.settings().lookback_weeks == 2
+    assert load_settings(**override.overrides).lookback_mode == "rolling"
+    assert load_settings(**override.overrides).lookback_weeks == 2
     json.dumps(override.describe())
 
 
@@ -84,15 +85,15 @@ def test_bad_params_are_one_line_config_errors(params: dict, message: str) -> No
 
 def test_out_of_range_lookback_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="LOOKBACK_WEEKS"):
-        RunOptions.from_params({"lookback_weeks": 99}).settings()
+        load_settings(**RunOptions.from_params({"lookback_weeks": 99}).overrides)
 
 
 # -- run ids --------------------------------------------------------------------------------------
 def test_every_task_of_one_orchestrator_run_shares_one_pipeline_run_id() -> None:
     started = datetime(2026, 11, 22, 5, 30, tzinfo=UTC)
-    a = RunIdentity("scheduled__2026-11-22T05:30:00+00:00", started).context(RunOptions().settings())
-    b = RunIdentity("scheduled__2026-11-22T05:30:00+00:00", started).context(RunOptions().settings())
-    c = RunIdentity("manual__2026-11-22T05:31:00+00:00", started).context(RunOptions().settings())
+    a = RunIdentity("scheduled__2026-11-22T05:30:00+00:00", started).context(load_settings())
+    b = RunIdentity("scheduled__2026-11-22T05:30:00+00:00", started).context(load_settings())
+    c = RunIdentity("manual__2026-11-22T05:31:00+00:00", started).context(load_settings())
     assert a.run_id == b.run_id != c.run_id
     assert re.fullmatch(r"20261122T053000Z-[0-9a-f]{8}", a.run_id)
     assert a.started_at == started
