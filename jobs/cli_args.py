@@ -1,7 +1,8 @@
 """The ``python -m jobs`` command line: its commands, their options and help texts.
 
-Only the grammar: :mod:`jobs.cli` runs the commands, :mod:`jobs.options` validates the run
-options, :mod:`jobs.cli_output` prints.
+Only the grammar: the run options stay strings here and :class:`jobs.options.RunOptions` parses
+and validates them (as it does an orchestrator's parameters); :mod:`jobs.cli` runs the commands
+and :mod:`jobs.cli_output` prints.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from datetime import date
 from pathlib import Path
 
 from jobs.options import ENGINES, LOOKBACK_MODES
@@ -24,9 +24,7 @@ def parser() -> argparse.ArgumentParser:
     # Options of the gold features: only the commands that build gold take them.
     features = argparse.ArgumentParser(add_help=False)
     features.add_argument("--lookback-mode", choices=LOOKBACK_MODES, help="lookback windows (LOOKBACK_MODE)")
-    features.add_argument(
-        "--lookback-weeks", type=int, metavar="N", help="weeks each lookback covers (LOOKBACK_WEEKS)"
-    )
+    features.add_argument("--lookback-weeks", metavar="N", help="weeks each lookback covers (LOOKBACK_WEEKS)")
     # The engine of the stages that can run on a Dask cluster (bronze, silver, gold).
     engine = argparse.ArgumentParser(add_help=False)
     engine.add_argument(
@@ -73,7 +71,6 @@ def parser() -> argparse.ArgumentParser:
     weeks = argparse.ArgumentParser(add_help=False)
     weeks.add_argument(
         "--weeks",
-        type=date.fromisoformat,
         nargs="+",
         metavar="YYYY-MM-DD",
         help="also rebuild these weeks of gold (any day of the week)",

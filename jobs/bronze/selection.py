@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 NEVER = Known("", 0, None, "")  # the version of a path the manifest does not know
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Selection:
     """The raw files of one source a run takes in, in order."""
 
@@ -161,7 +161,7 @@ class Planner:
         ]
         if not files:
             return None
-        selection = Selection(source, files, plan)
+        selection = Selection(source=source, files=files, plan=plan)
         self.ledger.taken_paths += selection.paths
         self.ledger.replaced += selection.replacing
         return selection
