@@ -177,6 +177,7 @@ class Settings(BaseSettings):
     # "dask": one task per raw file (bronze), per day (silver) and per user bucket (gold) on a
     # Dask distributed cluster at DASK_SCHEDULER (tls:// or tcp://host:8786); empty starts a
     # 2-worker LocalCluster on 127.0.0.1. Either way each table gets ONE Delta commit per run.
+    # jobs.pipeline.engines turns it into every stage's engine; jobs.options checks it.
     engine: Annotated[options.Engine, BeforeValidator(options.engine)] = "local"
     dask_scheduler: str = ""
 
