@@ -225,7 +225,7 @@ OWN_CREDENTIALS = ("duckdb-init", "query")
 
 def _execute(args: argparse.Namespace) -> int:
     from jobs import logs
-    from jobs.lease import stop_process
+    from jobs.logs import stop_process
     from jobs.run import RunContext
 
     settings = _settings(args)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import json
 import logging
@@ -148,6 +149,19 @@ def _restore_stderr() -> None:
         original, pump = _filters.pop()
         os.dup2(original, 2)  # closes the pipe's last write end: the pump drains and ends
         pump.join(timeout=5)
+
+
+def stop_process(message: str) -> None:
+    """An ``on_unreachable`` for commands (:class:`jobs.run.RunContext`): print ``error: <message>``
+    and end the process now with the storage exit code (3). As safe as a kill -9: Delta commits
+    are atomic, and the next run settles or removes what this one left."""
+    from jobs.errors import StorageError
+
+    logging.shutdown()
+    flush_stderr()
+    with contextlib.suppress(OSError):
+        os.write(2, f"error: {message}\n".encode())
+    os._exit(StorageError.exit_code)
 
 
 def flush_stderr() -> None:

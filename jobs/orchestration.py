@@ -35,7 +35,7 @@ class RunIdentity:
     started_at: datetime | None = None
 
     def context(self, settings: Any) -> Any:
-        from jobs.lease import stop_process
+        from jobs.logs import stop_process
         from jobs.run import RunContext, new_run_id
 
         started = self.started_at or datetime.now(UTC)

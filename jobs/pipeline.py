@@ -80,22 +80,18 @@ def holding_lease(ctx: RunContext, *, force: bool = False) -> Iterator[None]:
     """Hold the lake lease for the block (a run that holds it already keeps it).
 
     Raises :class:`~jobs.errors.LeaseHeld` at once (or after ``LEASE_WAIT_SECONDS``) while
-    another run holds it; every commit of the block checks it is still held. A lease taken
+    another run holds it; every commit of the block checks it is still held. An S3 lease taken
     over (expired, its process gone, or ``force``) first fences every table against the run
     it belonged to, so nothing that run planned can land later.
     """
     if ctx.lease is not None:
         yield
         return
-    from jobs.lease import Owner, hold_lease
+    from jobs.lease import Owner, acquire
     from jobs.tables.fence import fence_tables
 
-    with hold_lease(
-        ctx.storage,
-        owner=Owner.this_process(ctx.run_id),
-        on_unreachable=ctx.on_store_unreachable,
-        force=force,
-    ) as lease:
+    owner = Owner.this_process(ctx.run_id)
+    with acquire(ctx.storage, owner=owner, on_unreachable=ctx.on_store_unreachable, force=force) as lease:
         ctx.lease = lease
         try:
             if lease.took_over is not None:
@@ -107,8 +103,8 @@ def holding_lease(ctx: RunContext, *, force: bool = False) -> Iterator[None]:
 
 def break_lease(ctx: RunContext) -> str | None:
     """Take the lake lease from whoever holds it, fence every table against that run, and
-    release it; the run it was taken from (None: it was free). A live holder gets exit 6 at its
-    next lease check or commit, whichever comes first."""
+    release it; the run it was taken from (None: it was free). On S3 a live holder gets exit 6
+    at its next lease check or commit; locally a live holder is refused (:class:`LeaseHeld`)."""
     with holding_lease(ctx, force=True):
         assert ctx.lease is not None  # noqa: S101 (set by holding_lease)
         return ctx.lease.took_over

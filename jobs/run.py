@@ -46,7 +46,7 @@ class RunContext:
     run_id: str = ""
     lease: Lease | None = None  # the lake lease while the run holds it (jobs.pipeline)
     # What the lease heartbeat does when the store stopped answering for longer than the lease
-    # TTL (commands: jobs.lease.stop_process); None: the run goes on waiting on its request.
+    # TTL (commands: jobs.logs.stop_process); None: the run goes on waiting on its request.
     on_store_unreachable: OnUnreachable | None = None
 
     def __post_init__(self) -> None:

@@ -1,17 +1,21 @@
 """The data contract of every table: names, column types and partitioning.
 
 Writers cast to these schemas before committing so a table's types never drift, and the
-contract in jobs/README.md mirrors this file.
+contract in jobs/README.md mirrors this file. Gold's feature columns (and their audit columns)
+come from the feature registry, :mod:`jobs.feature_registry`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
 
 import polars as pl
 
+from jobs.feature_registry import GOLD_FEATURES, Feature, audit_schema, feature_schema
+from jobs.feature_registry import SUM_AMOUNT as SUM_AMOUNT  # re-exported: the contract's type
 from jobs.stages import DEFAULT_MAX_FUTURE_DAYS, DEFAULT_MIN_DAY, ENGINE_MAX_DAY, ENGINE_MIN_DAY
 
 SOURCES = ("prints", "taps", "pays")
@@ -19,10 +23,8 @@ EVENT_SOURCES = ("prints", "taps")
 
 UTC_TS = pl.Datetime("us", "UTC")
 AMOUNT = pl.Decimal(18, 2)
-# A sum of totals (gold's prior_amount). Summed exactly in Int128 cents: n totals of at most
-# MAX_TOTAL (< 10**16) sum to less than 10**36 for any n < 10**20 rows, so the sum always fits
-# decimal(38,2) exactly — no overflow, no checked error, whatever the number of payments.
-SUM_AMOUNT = pl.Decimal(38, 2)
+# SUM_AMOUNT, decimal(38,2): a sum of totals (gold's prior_amount), declared with the feature
+# in jobs.feature_registry (why any number of totals fits it exactly is said there).
 
 # -- row limits of the contract (bronze quarantines a row outside them, with its reason) -------
 # The largest total a pay may have: the decimal(18,2) maximum (16 integer digits).
@@ -161,7 +163,8 @@ SILVER_PAYS = pl.Schema(
 SILVER = {"prints": SILVER_EVENTS, "taps": SILVER_EVENTS, "pays": SILVER_PAYS}
 SILVER_PARTITION = "day"
 
-GOLD = pl.Schema(
+# Gold: the print and its click flag, then one column per feature of the registry.
+GOLD_PRINT = pl.Schema(
     {
         "week_start": pl.Date(),
         "day": pl.Date(),
@@ -169,24 +172,26 @@ GOLD = pl.Schema(
         "value_prop": pl.String(),
         "position": pl.Int64(),
         "clicked": pl.Boolean(),
-        "prior_views": pl.Int64(),
-        "prior_clicks": pl.Int64(),
-        "prior_payments": pl.Int64(),
-        "prior_amount": SUM_AMOUNT,
     }
 )
-# Audit columns the gold plan can compute beside the gold rows for the gold suite
-# (jobs.gold.features.build_features(audit=True), or re-derived by jobs.quality.derive); never
-# written. Expected cents as decimal(38,0): exact, and pandas has no Int128.
-GOLD_AUDIT = pl.Schema(
-    {
-        "tap_same_day": pl.Boolean(),
-        "expected_prior_views": pl.Int64(),
-        "expected_prior_clicks": pl.Int64(),
-        "expected_prior_payments": pl.Int64(),
-        "expected_prior_cents": pl.Decimal(38, 0),
-    }
-)
+TAP_SAME_DAY = "tap_same_day"
+
+
+def gold_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
+    """The gold table's contract for ``features`` (:data:`GOLD` for the registry's)."""
+    return pl.Schema({**GOLD_PRINT, **feature_schema(features)})
+
+
+def gold_audit_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
+    """Audit columns the gold plan can compute beside the gold rows for the gold suite
+    (jobs.gold.features.build_features(audit=True), or re-derived by jobs.quality.derive);
+    never written: ``tap_same_day``, then per feature its ``expected_prior_<measure>`` (a
+    decimal sum as its exact integer units, decimal(38,0): pandas has no Int128)."""
+    return pl.Schema({TAP_SAME_DAY: pl.Boolean(), **audit_schema(features)})
+
+
+GOLD = gold_schema()
+GOLD_AUDIT = gold_audit_schema()
 GOLD_PARTITION = "week_start"
 GOLD_TABLE = "print_features"
 

@@ -181,10 +181,11 @@ class Settings(BaseSettings):
     engine: Annotated[options.Engine, BeforeValidator(options.engine)] = "local"
     dask_scheduler: str = ""
 
-    # One writer at a time (jobs/lease.py): a run holds the lease <LAKE_BRONZE>/_lease.json while
-    # it writes. The holder renews it every LEASE_HEARTBEAT_SECONDS (must be < TTL/2); a lease
-    # not renewed for LEASE_TTL_SECONDS (holder dead) is taken over by the next run. A second run
-    # waits up to LEASE_WAIT_SECONDS for the holder (0: gives up at once, exit code 5).
+    # One writer at a time (jobs/lease/): a run holds the lease <LAKE_BRONZE>/_lease.json while
+    # it writes. On S3 the holder renews it every LEASE_HEARTBEAT_SECONDS (must be < TTL/2); a
+    # lease not renewed for LEASE_TTL_SECONDS (holder dead) is taken over by the next run (a local
+    # lease is a flock: no TTL). A second run waits up to LEASE_WAIT_SECONDS for the holder (0:
+    # gives up at once, exit code 5).
     lease_ttl_seconds: float = Field(default=60, gt=0, le=86_400)
     lease_heartbeat_seconds: float = Field(default=10, gt=0)
     lease_wait_seconds: float = Field(default=0, ge=0)

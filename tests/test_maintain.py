@@ -177,13 +177,11 @@ def test_an_orphan_parquet_older_than_the_retention_is_removed_and_a_fresh_one_k
 def test_maintain_while_another_process_holds_the_lease_exits_5_naming_the_holder(
     copied: LocalLake,
 ) -> None:
-    from jobs.lease import Owner, hold_lease
+    from jobs.lease import Owner, acquire
 
     ctx = copied.context()
     before = versions(copied)
-    with hold_lease(
-        ctx.storage, owner=Owner.this_process("pipeline-run-holding"), ttl=60, heartbeat=5, wait=0
-    ):
+    with acquire(ctx.storage, owner=Owner.this_process("pipeline-run-holding"), wait=0):
         proc = cli("maintain", lake=copied)
     assert proc.returncode == 5, proc.stderr
     [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]

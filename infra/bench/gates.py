@@ -47,10 +47,7 @@ def run(
         for stage in STAGES:
             # alternate which goes first, so a load trend does not favour one side
             measured = bench.stage_pair(stage, (False, True) if rep % 2 == 0 else (True, False))
-            for gated, m in measured.items():
-                if not m.ok:
-                    raise SystemExit(f"{stage} ({'gated' if gated else 'ungated'}) failed:\n" + m.stderr_tail)
-            pair = {gated: (float(m.result["seconds"]), m.wall_s, m.cpu_s) for gated, m in measured.items()}
+            pair = pair_times(stage, measured)
             times[stage].append(pair)
             off, on = pair[False][0], pair[True][0]
             print(
@@ -65,6 +62,14 @@ def run(
             raise SystemExit(f"anchor {name} failed:\n" + m.stderr_tail)
     shutil.rmtree(bench.work, ignore_errors=True)
     return times, alternatives
+
+
+def pair_times(stage: str, measured: dict[bool, Measurement]) -> dict[bool, tuple[float, float, float]]:
+    """(in-stage s, wall s, cpu s) of one stage's gated and ungated run; a failure ends the run."""
+    for gated, m in measured.items():
+        if not m.ok:
+            raise SystemExit(f"{stage} ({'gated' if gated else 'ungated'}) failed:\n" + m.stderr_tail)
+    return {gated: (float(m.result["seconds"]), m.wall_s, m.cpu_s) for gated, m in measured.items()}
 
 
 def table(scale: float, times: dict[str, list], alternatives: dict[str, Measurement] | None = None) -> str:

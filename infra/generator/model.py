@@ -28,16 +28,11 @@ from datetime import date
 import numpy as np
 import polars as pl
 
-SOURCES: tuple[str, ...] = ("prints", "taps", "pays")
-VALUE_PROPS: tuple[str, ...] = (
-    "cellphone_recharge",
-    "credits_consumer",
-    "link_cobro",
-    "point",
-    "prepaid",
-    "send_money",
-    "transport",
-)
+from jobs.schemas import SOURCES as SOURCES  # the product's sources, re-exported
+from jobs.settings import Settings
+
+# The value props are the product's: those silver knows (QUALITY_KNOWN_VALUE_PROPS' default).
+VALUE_PROPS: tuple[str, ...] = Settings.model_fields["quality_known_value_props"].default
 
 # Published figures of the real data set (scale 1).
 _REAL_DAYS = 30
@@ -55,6 +50,8 @@ _PRINT_POPULARITY = np.array([0.22, 0.07, 0.16, 0.18, 0.10, 0.19, 0.08])
 _PAY_POPULARITY = np.array([0.20, 0.05, 0.18, 0.21, 0.09, 0.20, 0.07])
 _TAP_POSITION_REL = np.array([1.6, 1.1, 0.8, 0.6])
 _TAP_PROP_REL = np.array([1.2, 0.7, 1.0, 1.1, 0.8, 1.0, 0.9])
+if {len(VALUE_PROPS), len(_PRINT_POPULARITY), len(_PAY_POPULARITY), len(_TAP_PROP_REL)} != {len(VALUE_PROPS)}:
+    raise RuntimeError("the generator's popularity tables need one entry per value prop of jobs.settings")
 _TOTAL_GAMMA_SHAPE = 1.6
 _TOTAL_GAMMA_SCALE = 31.55  # mean about 50.25 after clipping
 _MAX_CENTS = 19_995

@@ -21,8 +21,6 @@ it checks the S3 identities. Measured against weed 4.48 (tests/integration/test_
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -53,60 +51,16 @@ def write_private(path: Path, data: str | bytes) -> None:
 
 
 def issue_certificates(directory: Path, holder: str = "weed") -> None:
-    """A private CA and one server+client certificate (EC P-256, 10 years) in ``directory``:
-    ``ca.crt``, ``<holder>.crt``, ``<holder>.key``, all 0600. The CA's key is discarded."""
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes, serialization
-    from cryptography.hazmat.primitives.asymmetric import ec
-    from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+    """A private CA and one server+client certificate for ``localhost``/``127.0.0.1`` in
+    ``directory``, issued by trustme (ECDSA P-256): ``ca.crt``, ``<holder>.crt``, ``<holder>.key``,
+    all 0600. The CA's key is never written: nobody can issue another certificate weed accepts."""
+    import trustme  # dev lock only: the native stack runs from the dev virtualenv
 
-    now = datetime.datetime.now(datetime.UTC)
-    start, end = now - datetime.timedelta(minutes=5), now + datetime.timedelta(days=3650)
-
-    def name(cn: str) -> x509.Name:
-        return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-    ca_key = ec.generate_private_key(ec.SECP256R1())
-    ca = (
-        x509.CertificateBuilder()
-        .subject_name(name("lakehouse-stack-ca"))
-        .issuer_name(name("lakehouse-stack-ca"))
-        .public_key(ca_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key = ec.generate_private_key(ec.SECP256R1())
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name(holder))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(end)
-        .add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
-            critical=False,
-        )
-        .add_extension(
-            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    pem = serialization.Encoding.PEM
-    write_private(directory / "ca.crt", ca.public_bytes(pem))
-    write_private(directory / f"{holder}.crt", cert.public_bytes(pem))
-    write_private(
-        directory / f"{holder}.key",
-        key.private_bytes(pem, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()),
-    )
-    # The CA's key is not kept: nobody can issue another certificate the holder would accept.
+    ca = trustme.CA(organization_name="lakehouse-stack-ca")
+    cert = ca.issue_cert("localhost", "127.0.0.1", common_name=holder)
+    write_private(directory / "ca.crt", ca.cert_pem.bytes())
+    write_private(directory / f"{holder}.crt", cert.cert_chain_pems[0].bytes())
+    write_private(directory / f"{holder}.key", cert.private_key_pem.bytes())
 
 
 GRPC_COMPONENTS = ("master", "volume", "filer", "s3", "admin", "worker", "client")

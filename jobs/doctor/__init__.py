@@ -4,7 +4,7 @@ Diagnosis (:mod:`jobs.doctor.diagnose`) is read-only and needs no lease: every t
 log is contiguous and parses, its checkpoints read, every data file it names exists
 (:mod:`jobs.doctor.tables`); bronze holds every raw file's rows the manifest says it took in,
 and silver's, gold's and the manifest's watermarks name commits that still exist
-(:mod:`jobs.doctor.lineage`); the lease parses. :func:`repair` applies the safe fixes holding
+(:mod:`jobs.doctor.lineage`); an S3 lease object parses. :func:`repair` applies the safe fixes holding
 the lake lease (:mod:`jobs.doctor.repair`, :mod:`jobs.doctor.bronze_fixes`), so that ONE
 normal run makes the lake exact again. Findings are :class:`Finding` lines in a :class:`Report`.
 """

@@ -15,7 +15,7 @@ from jobs.doctor.lineage import (
     watermark_findings,
 )
 from jobs.doctor.tables import BRONZE_DATA, TableState, inspect_table, table_findings
-from jobs.lease import Holder, lease_uri
+from jobs.lease import UnreadableLease, lease_uri, probe
 from jobs.maintain import pipeline_tables
 from jobs.run import RunContext
 
@@ -47,22 +47,17 @@ def bronze_readable(states: States) -> bool:
 
 
 def lease_state(ctx: RunContext) -> tuple[Finding | None, str]:
-    """A finding when the lease file does not parse; else a note on who holds it."""
+    """A finding when the S3 lease object does not parse; else a note on who holds it."""
     uri = lease_uri(ctx.settings)
-    payload = ctx.lake.read_file(uri)
-    if payload is None:
-        return None, f"lease: free ({uri})"
     try:
-        holder = Holder.from_bytes(payload)
-    except ValueError as exc:
+        held, holder = probe(ctx.storage, uri)
+    except UnreadableLease as exc:
         fix = "python -m jobs lease break (once no run is writing)"
-        return Finding(
-            "lease",
-            "lease_unreadable",
-            f"{uri} does not parse ({exc})",
-            "every run fails to take the lease",
-            fix,
-        ), ""
+        return Finding("lease", "lease_unreadable", str(exc), "every run fails to take the lease", fix), ""
+    if not held:
+        return None, f"lease: free ({uri})"
+    if holder is None:
+        return None, f"lease: held by a process starting up ({uri})"
     state = (
         "expired (its holder stopped renewing; the next run takes it over)" if holder.expired() else "held"
     )

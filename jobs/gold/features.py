@@ -4,10 +4,14 @@ For every print of the target weeks: did the user tap the same value prop that d
 many prints, taps and pays of that value prop the user had in the lookback window (see
 :mod:`jobs.weeks`), with the amount paid summed exactly in integer cents.
 
-Exact arithmetic: cents are the physical Int128 value of the decimal(18,2) totals and are
-summed as Int128 in both plans; ``prior_amount`` is decimal(38,2) (:data:`jobs.schemas.
-SUM_AMOUNT`). Any number of payments (< 10**20) of at most the contract's maximum total sums
-exactly: nothing wraps, nothing can fail on valid input.
+The features are the ones declared in :mod:`jobs.feature_registry` (``features=``, default
+:data:`~jobs.feature_registry.GOLD_FEATURES`): both plans and the audit columns are generated
+from it, one aggregate per feature, nothing here names a feature.
+
+Exact arithmetic: a sum is carried in its integer units (cents: the physical Int128 value of
+the decimal(18,2) totals) and summed as Int128 in both plans; ``prior_amount`` is decimal(38,2)
+(:data:`jobs.schemas.SUM_AMOUNT`). Any number of payments (< 10**20) of at most the contract's
+maximum total sums exactly: nothing wraps, nothing can fail on valid input.
 
 How it scales: every event gets ONE packed Int64 key ``user | value-prop code | period``
 (32 + 16 + 15 bits). Events are counted per key, the counts of the three sources are summed
@@ -26,19 +30,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date
-from decimal import Decimal
 
 import polars as pl
 
-from jobs.schemas import AMOUNT, GOLD, GOLD_AUDIT, SUM_AMOUNT, conform
+from jobs.feature_registry import GOLD_FEATURES, Feature, check_registry
+from jobs.schemas import TAP_SAME_DAY, conform, gold_audit_schema, gold_schema
 from jobs.weeks import Mode, history_range, period, week_start, window_days
 
 PAIR = ["user_id", "value_prop"]
 KEYS = [*PAIR, "period"]
-COUNTS = ["views", "clicks", "payments", "cents"]
-PRIORS = [f"prior_{c}" for c in COUNTS]
-EXPECTED = [f"expected_prior_{c}" for c in COUNTS]  # audit columns (GOLD_AUDIT)
-TAP_SAME_DAY = "tap_same_day"
 TAP_DAYS = "tap_days"  # per (user, value prop, period): the days with a tap, one bit each
 
 USER_BITS, VP_BITS, PERIOD_BITS = 32, 16, 15
@@ -71,16 +71,18 @@ def build_features(
     packed: bool = True,
     audit: bool = False,
     first_day: date | None = None,
+    features: Sequence[Feature] = GOLD_FEATURES,
 ) -> pl.LazyFrame:
-    """Gold rows for the prints of ``weeks`` (one row per print, in the GOLD schema).
+    """Gold rows for the prints of ``weeks`` (one row per print, in the GOLD schema of
+    ``features``: :func:`jobs.schemas.gold_schema`).
 
     Inputs need the silver columns ``day, user_id, value_prop`` (+ ``position`` for prints,
     ``total`` for pays); they may hold more history than needed, never less. With
     ``packed=True`` a user id of 2**32 or more makes the query fail (it never gives a wrong
     row): callers that cannot rule that out check :func:`fits_packed` first.
 
-    ``audit=True`` adds the :data:`~jobs.schemas.GOLD_AUDIT` columns the gold suite checks the
-    rows against, computed in the same plan (sharing its scans and its aggregation) by other
+    ``audit=True`` adds the :data:`~jobs.schemas.GOLD_AUDIT` columns (of ``features``) the gold
+    suite checks the rows against, computed in the same plan (sharing its scans and its aggregation) by other
     methods, which is much cheaper than re-deriving them from silver afterwards:
 
     * ``expected_prior_*``: for rows whose window starts on or before ``first_day`` (the first
@@ -92,18 +94,26 @@ def build_features(
       value prop, period) with the counts and merged in with the priors: another route than
       the click flag's join of the target weeks' taps by day key.
     """
+    check_registry(features)
+    schema = (
+        pl.Schema({**gold_schema(features), **gold_audit_schema(features)})
+        if audit
+        else gold_schema(features)
+    )
     if not weeks:
-        return pl.LazyFrame(schema=_schema(audit))
+        return pl.LazyFrame(schema=schema)
+    frames = {"prints": prints, "taps": taps, "pays": pays}
     if packed and _span_fits(weeks, n_weeks):
-        gold = _packed(prints, taps, pays, sorted(set(weeks)), mode, n_weeks, audit=audit)
+        gold = _packed(frames, sorted(set(weeks)), mode, n_weeks, audit=audit, features=features)
     else:
-        gold = _generic(prints, taps, pays, weeks, mode, n_weeks, audit=audit)
+        gold = _generic(frames, weeks, mode, n_weeks, audit=audit, features=features)
     if audit:
         tapped = pl.col(TAP_DAYS).cast(pl.Int32) // _day_bit(mode) % 2 == 1
         gold = gold.with_columns(
-            *_first_weeks_only(mode, n_weeks, first_day), tapped.fill_null(False).alias(TAP_SAME_DAY)
+            *_first_weeks_only(mode, n_weeks, first_day, features),
+            tapped.fill_null(False).alias(TAP_SAME_DAY),
         )
-    return conform(gold, _schema(audit))
+    return conform(gold, schema)
 
 
 def _day_bit(mode: Mode) -> pl.Expr:
@@ -112,36 +122,42 @@ def _day_bit(mode: Mode) -> pl.Expr:
     return pl.lit(2, pl.Int32).pow(offset).cast(pl.UInt8)
 
 
-def _schema(audit: bool) -> pl.Schema:
-    return pl.Schema({**GOLD, **GOLD_AUDIT}) if audit else GOLD
+def _before(features: Sequence[Feature]) -> list[pl.Expr]:
+    """Per feature, the sum of its measure over all earlier rows (a running sum minus the row)."""
+    return [(pl.col(f.measure).cum_sum() - pl.col(f.measure)).alias(f"_before_{f.measure}") for f in features]
 
 
-def _before(counts: list[str]) -> list[pl.Expr]:
-    """Per count, the sum over all earlier rows (a running sum minus the row itself)."""
-    return [(pl.col(c).cum_sum() - pl.col(c)).alias(f"_before_{c}") for c in counts]
-
-
-def _running(counts: list[str], pair: pl.Expr) -> list[pl.Expr]:
-    """Per count, the sum over the earlier rows of the same ``pair`` (rows sorted by pair and
+def _running(features: Sequence[Feature], pair: pl.Expr) -> list[pl.Expr]:
+    """Per feature, the sum over the earlier rows of the same ``pair`` (rows sorted by pair and
     period, the pair as one integer, :func:`_before` already added): the sum over all earlier
     rows minus its value at the pair's first row (no hash grouping)."""
     new_pair = pair != pair.shift(1, fill_value=-1)
     out = []
-    for c in counts:
-        before = pl.col(f"_before_{c}")
-        out.append((before - pl.when(new_pair).then(before).forward_fill()).alias(f"expected_prior_{c}"))
+    for f in features:
+        before = pl.col(f"_before_{f.measure}")
+        out.append((before - pl.when(new_pair).then(before).forward_fill()).alias(f.audit_column))
     return out
 
 
-def _first_weeks_only(mode: Mode, n_weeks: int, first_day: date | None) -> list[pl.Expr]:
+def _first_weeks_only(
+    mode: Mode, n_weeks: int, first_day: date | None, features: Sequence[Feature]
+) -> list[pl.Expr]:
     """Expected priors on rows whose window starts on or before ``first_day``, else null."""
     if first_day is None:
-        return [pl.lit(None, GOLD_AUDIT[n]).alias(n) for n in EXPECTED]
+        return [pl.lit(None, f.audit_dtype).alias(f.audit_column) for f in features]
     first_rows = period(pl.col("day"), mode) - pl.duration(days=window_days(n_weeks)) <= pl.lit(first_day)
     return [
-        pl.when(first_rows).then(pl.col(n).fill_null(0)).otherwise(None).cast(GOLD_AUDIT[n]).alias(n)
-        for n in EXPECTED
+        pl.when(first_rows)
+        .then(pl.col(f.audit_column).fill_null(0))
+        .otherwise(None)
+        .cast(f.audit_dtype)
+        .alias(f.audit_column)
+        for f in features
     ]
+
+
+def _measures(features: Sequence[Feature], source: str) -> list[Feature]:
+    return [f for f in features if f.source == source]
 
 
 # -- the packed-key plan ------------------------------------------------------------------------
@@ -153,21 +169,6 @@ _VP_CODES = pl.Categorical(_VP_CATEGORIES)
 _VP_KEEPALIVE = pl.Series("value_prop", [], dtype=_VP_CODES)
 
 
-def cents(total: pl.Expr) -> pl.Expr:
-    """Exact cents of a decimal(18,2) total: its physical Int128 value (sums cannot wrap)."""
-    return total.cast(AMOUNT).to_physical()
-
-
-def amount(cents_sum: pl.Expr) -> pl.Expr:
-    """An Int128 sum of cents as decimal(38,2), exactly (no float, no rounding)."""
-    return (cents_sum.cast(pl.Decimal(38, 0)) * pl.lit(Decimal("0.01"), dtype=SUM_AMOUNT)).cast(SUM_AMOUNT)
-
-
-def _counts(agg: pl.Expr, name: str) -> pl.Expr:
-    """Counters as Int64, the cents sum kept Int128."""
-    return agg.cast(pl.Int128 if name == "cents" else pl.Int64)
-
-
 def _day_number(day: pl.Expr) -> pl.Expr:
     return day.cast(pl.Int32)
 
@@ -177,15 +178,15 @@ def _week_number(day: pl.Expr) -> pl.Expr:
 
 
 def _packed(
-    prints: pl.LazyFrame,
-    taps: pl.LazyFrame,
-    pays: pl.LazyFrame,
+    frames: dict[str, pl.LazyFrame],
     weeks: list[date],
     mode: Mode,
     n_weeks: int,
     *,
     audit: bool,
+    features: Sequence[Feature],
 ) -> pl.LazyFrame:
+    prints, taps = frames["prints"], frames["taps"]
     first, end = history_range(weeks, n_weeks=n_weeks)
     day0 = pl.Series([first], dtype=pl.Date).cast(pl.Int32).item()
     week_numbers = pl.Series(weeks, dtype=pl.Date).cast(pl.Int32).to_list()
@@ -222,8 +223,8 @@ def _packed(
     selective = 2 * 7 * len(weeks) <= (end - first).days
     wanted = target_prints.select((key(pl.col("day")) // _VP_SHIFT).alias("user_vp")).unique()
 
-    def history(frame: pl.LazyFrame, **values: pl.Expr) -> pl.LazyFrame:
-        rows = frame.filter(in_range).select(key(pl.col("day")).alias("key"), **values)
+    def history(frame: pl.LazyFrame, *values: pl.Expr) -> pl.LazyFrame:
+        rows = frame.filter(in_range).select(key(pl.col("day")).alias("key"), *values)
         if selective:
             rows = (
                 rows.with_columns((pl.col("key") // _VP_SHIFT).alias("user_vp"))
@@ -232,31 +233,31 @@ def _packed(
             )
         return rows
 
-    one = pl.lit(1, dtype=pl.Int32)  # narrow counters: less memory traffic in the aggregation
+    # One frame of events: each source's rows with the measures of its features (prints
+    # always, even without one: their keys are the rows the windows are read at).
+    values: dict[str, list[pl.Expr]] = {s: [f.per_event() for f in _measures(features, s)] for s in frames}
+    if audit:
+        values["taps"].append(_day_bit(mode).alias(TAP_DAYS))
     events = pl.concat(
-        [
-            history(prints, views=one),
-            history(taps, clicks=one, **({TAP_DAYS: _day_bit(mode)} if audit else {})),
-            history(pays, payments=one, cents=cents(pl.col("total"))),
-        ],
-        how="diagonal",
+        [history(frames[s], *v) for s, v in values.items() if v or s == "prints"], how="diagonal"
     )
     window = f"{width}i"
-    features = (
+    per_key = (
         events.group_by("key")
         .agg(
-            *[_counts(pl.col(c).sum(), c) for c in COUNTS],  # Int32 sums: < 2**31 events
+            # Int32 counters summed as Int32 (< 2**31 events), then Int64; units as Int128
+            *[pl.col(f.measure).sum().cast(f.period_dtype) for f in features],
             *([pl.col(TAP_DAYS).bitwise_or()] if audit else []),
         )
         .sort("key")
-        .with_columns(_before(COUNTS) if audit else [])
+        .with_columns(_before(features) if audit else [])
         .select(
             "key",
             *[
-                pl.col(c).rolling_sum_by("key", window, closed="left").fill_null(0).alias(f"prior_{c}")
-                for c in COUNTS
+                pl.col(f.measure).rolling_sum_by("key", window, closed="left").fill_null(0).alias(f.column())
+                for f in features
             ],
-            *(_running(COUNTS, pl.col("key") // _VP_SHIFT) if audit else []),
+            *(_running(features, pl.col("key") // _VP_SHIFT) if audit else []),
             *([pl.col(TAP_DAYS)] if audit else []),
         )
         .filter((pl.col("key") % _VP_SHIFT).is_in(target_periods))
@@ -280,33 +281,32 @@ def _packed(
     # which keeps files compact and user_id statistics tight.
     gold = (
         target.sort("key")
-        .join_asof(features, on="key", strategy="backward", tolerance=0)
+        .join_asof(per_key, on="key", strategy="backward", tolerance=0)
         .join(tapped, on="day_key", how="left", maintain_order="left")
         .with_columns(
             week_start(pl.col("day")).alias("week_start"),
             pl.col("clicked").fill_null(False),
-            *[pl.col(c).fill_null(0) for c in PRIORS[:3]],
-            amount(pl.col("prior_cents").fill_null(0)).alias("prior_amount"),
+            *[f.finish(pl.col(f.column())).alias(f.column()) for f in features],
         )
     )
     return gold
 
 
 # -- the generic plan (multi-column keys; any Int64 user id) -------------------------------------
-def _per_period(events: pl.LazyFrame, mode: Mode, **aggs: pl.Expr) -> pl.LazyFrame:
-    return events.with_columns(period(pl.col("day"), mode).alias("period")).group_by(KEYS).agg(**aggs)
+def _per_period(events: pl.LazyFrame, mode: Mode, aggs: list[pl.Expr]) -> pl.LazyFrame:
+    return events.with_columns(period(pl.col("day"), mode).alias("period")).group_by(KEYS).agg(aggs)
 
 
 def _generic(
-    prints: pl.LazyFrame,
-    taps: pl.LazyFrame,
-    pays: pl.LazyFrame,
+    frames: dict[str, pl.LazyFrame],
     weeks: Sequence[date],
     mode: Mode,
     n_weeks: int,
     *,
     audit: bool,
+    features: Sequence[Feature],
 ) -> pl.LazyFrame:
+    prints, taps = frames["prints"], frames["taps"]
     week_list = pl.Series("weeks", list(weeks), dtype=pl.Date)
     target = prints.filter(week_start(pl.col("day")).is_in(week_list.implode())).select(
         week_start(pl.col("day")).alias("week_start"),
@@ -316,51 +316,52 @@ def _generic(
         "position",
         period(pl.col("day"), mode).alias("period"),
     )
-    n = pl.len().cast(pl.Int64)
+    aggs: dict[str, list[pl.Expr]] = {s: [f.per_period() for f in _measures(features, s)] for s in frames}
+    if audit:
+        aggs["taps"].append(_day_bit(mode).bitwise_or().alias(TAP_DAYS))
     history = pl.concat(
         [
-            _per_period(prints, mode, views=n),
-            _per_period(taps, mode, clicks=n, **({TAP_DAYS: _day_bit(mode).bitwise_or()} if audit else {})),
-            _per_period(pays, mode, payments=n, cents=cents(pl.col("total")).sum()),
+            *[_per_period(frames[s], mode, a) for s, a in aggs.items() if a],
             target.select(KEYS).unique(),
         ],
         how="diagonal",
     )
     window = f"{window_days(n_weeks)}d"
-    features = (
+    priors = [f.column() for f in features]
+    per_period = (
         history.group_by(KEYS)
         .agg(
-            *[_counts(pl.col(c).sum().fill_null(0), c) for c in COUNTS],
+            *[pl.col(f.measure).sum().fill_null(0).cast(f.period_dtype) for f in features],
             *([pl.col(TAP_DAYS).bitwise_or()] if audit else []),
         )
         .sort(KEYS)
         .with_columns(
             *[
-                pl.col(c)
+                pl.col(f.measure)
                 .rolling_sum_by("period", window, closed="left")
                 .over(PAIR)
                 .fill_null(0)
-                .alias(f"prior_{c}")
-                for c in COUNTS
+                .alias(f.column())
+                for f in features
             ],
             *(
-                [(pl.col(c).cum_sum() - pl.col(c)).over(PAIR).alias(f"expected_prior_{c}") for c in COUNTS]
+                [
+                    (pl.col(f.measure).cum_sum() - pl.col(f.measure)).over(PAIR).alias(f.audit_column)
+                    for f in features
+                ]
                 if audit
                 else []
             ),
         )
-        .select(*KEYS, *PRIORS, *([*EXPECTED, TAP_DAYS] if audit else []))
+        .select(*KEYS, *priors, *([*[f.audit_column for f in features], TAP_DAYS] if audit else []))
     )
     tapped = taps.select("user_id", "value_prop", "day").unique().with_columns(pl.lit(True).alias("clicked"))
     gold = (
-        target.join(features, on=KEYS, how="left")
+        target.join(per_period, on=KEYS, how="left")
         .join(tapped, on=[*PAIR, "day"], how="left")
         .with_columns(
             pl.col("clicked").fill_null(False),
-            pl.col("prior_views").fill_null(0),
-            pl.col("prior_clicks").fill_null(0),
-            pl.col("prior_payments").fill_null(0),
-            amount(pl.col("prior_cents").fill_null(0)).alias("prior_amount"),
+            *[f.finish(pl.col(f.column())).alias(f.column()) for f in features],
         )
         .sort("week_start", "user_id", "value_prop", "day", "position")
     )

@@ -8,7 +8,8 @@ bucket of silver the gold rows were built from:
 
 * ``tap_same_day`` — silver has a tap of the row's user, value prop and day (``clicked`` must
   equal it).
-* ``expected_prior_{views,clicks,payments,cents}`` — for rows whose lookback window starts on or
+* ``expected_prior_<measure>`` per feature of :mod:`jobs.feature_registry` (``features=``;
+  today ``views, clicks, payments, cents``) — for rows whose lookback window starts on or
   before the first day any silver data exists, the window holds *all* existing history before
   the print's period, so the prior features must equal a plain count of the events before that
   period; null for the other rows (not checked there). This catches features that count what
@@ -18,12 +19,13 @@ bucket of silver the gold rows were built from:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date
 
 import polars as pl
 
+from jobs.feature_registry import GOLD_FEATURES, Feature, sources
 from jobs.quality.suites import TAP_SAME_DAY
-from jobs.schemas import AMOUNT, GOLD_AUDIT
 from jobs.weeks import Mode, period, window_days
 
 KEYS = ["user_id", "value_prop"]
@@ -36,18 +38,21 @@ def tap_same_day(gold: pl.LazyFrame, taps: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
-def _counts_before(targets: pl.LazyFrame, events: pl.LazyFrame, mode: Mode, **aggs: pl.Expr) -> pl.LazyFrame:
-    """Per target (user, value prop, _period): aggregates of events with period < _period."""
+def _counts_before(
+    targets: pl.LazyFrame, events: pl.LazyFrame, mode: Mode, features: Sequence[Feature]
+) -> pl.LazyFrame:
+    """Per target (user, value prop, _period): each feature's aggregate of the events with
+    period < _period, as its audit column."""
     per_period = (
         events.with_columns(period(pl.col("day"), mode).alias("_event_period"))
         .group_by(*KEYS, "_event_period")
-        .agg(**aggs)
+        .agg([f.per_period().alias(f.audit_column) for f in features])
     )
     return (
         targets.join(per_period, on=KEYS, how="inner")
         .filter(pl.col("_event_period") < pl.col("_period"))
         .group_by(*KEYS, "_period")
-        .agg([pl.col(name).sum() for name in aggs])
+        .agg([pl.col(f.audit_column).sum() for f in features])
     )
 
 
@@ -60,50 +65,32 @@ def expected_first_week_priors(
     mode: Mode,
     n_weeks: int,
     first_day: date | None,
+    features: Sequence[Feature] = GOLD_FEATURES,
 ) -> pl.LazyFrame:
     """``gold`` plus ``expected_prior_*`` (null where the window starts after ``first_day``)."""
-    names = [
-        "expected_prior_views",
-        "expected_prior_clicks",
-        "expected_prior_payments",
-        "expected_prior_cents",
-    ]
     with_period = gold.with_columns(period(pl.col("day"), mode).alias("_period"))
     if first_day is None:
-        return with_period.with_columns([pl.lit(None, GOLD_AUDIT[n]).alias(n) for n in names])
+        return with_period.with_columns([pl.lit(None, f.audit_dtype).alias(f.audit_column) for f in features])
     window_start = pl.col("_period") - pl.duration(days=window_days(n_weeks))
     first_rows = window_start <= pl.lit(first_day)
     targets = with_period.filter(first_rows).select(*KEYS, "_period").unique()
-    n = pl.len().cast(pl.Int64)
-    expected = (
-        targets.join(
-            _counts_before(targets, prints, mode, expected_prior_views=n), on=[*KEYS, "_period"], how="left"
-        )
-        .join(_counts_before(targets, taps, mode, expected_prior_clicks=n), on=[*KEYS, "_period"], how="left")
-        .join(
-            _counts_before(
-                targets,
-                pays,
-                mode,
-                expected_prior_payments=n,
-                expected_prior_cents=_cents(pl.col("total")).sum(),
-            ),
-            on=[*KEYS, "_period"],
-            how="left",
-        )
-    )
-    # Counts as Int64; cents summed exactly in Int128, given as decimal(38,0) (GOLD_AUDIT).
+    frames = {"prints": prints, "taps": taps, "pays": pays}
+    expected = targets
+    for source in sources(features):  # one join per source
+        of_source = [f for f in features if f.source == source]
+        before = _counts_before(targets, frames[source], mode, of_source)
+        expected = expected.join(before, on=[*KEYS, "_period"], how="left")
+    # Counts as Int64; sums exactly in Int128 units, given as their audit type (GOLD_AUDIT).
     return with_period.join(expected, on=[*KEYS, "_period"], how="left").with_columns(
         [
-            pl.when(first_rows).then(pl.col(n).fill_null(0)).otherwise(None).cast(GOLD_AUDIT[n]).alias(n)
-            for n in names
+            pl.when(first_rows)
+            .then(pl.col(f.audit_column).fill_null(0))
+            .otherwise(None)
+            .cast(f.audit_dtype)
+            .alias(f.audit_column)
+            for f in features
         ]
     )
-
-
-def _cents(total: pl.Expr) -> pl.Expr:
-    """Exact cents of a decimal(18,2) total, as Int128 (its physical value): sums never wrap."""
-    return total.cast(AMOUNT).to_physical()
 
 
 def gold_audit_columns(
@@ -115,6 +102,7 @@ def gold_audit_columns(
     mode: Mode,
     n_weeks: int,
     first_day: date | None,
+    features: Sequence[Feature] = GOLD_FEATURES,
 ) -> pl.LazyFrame:
     """Gold rows with every audit column the gold suite needs (row count unchanged)."""
     return expected_first_week_priors(
@@ -125,4 +113,5 @@ def gold_audit_columns(
         mode=mode,
         n_weeks=n_weeks,
         first_day=first_day,
+        features=features,
     )

@@ -19,6 +19,7 @@ from typing import Any
 
 import polars as pl
 
+from jobs.feature_registry import GOLD_FEATURES
 from jobs.quality.results import Severity
 from jobs.schemas import BRONZE, DEFAULT_MAX_FUTURE_DAYS, GOLD, LINEAGE, RESCUED, Limits
 from jobs.weeks import week_start
@@ -291,11 +292,13 @@ def silver_suite(
 
 
 # -- gold ---------------------------------------------------------------------------------------
-PRIOR_COUNTS = ("prior_views", "prior_clicks", "prior_payments")
+# The integer features of jobs.feature_registry, compared with their audit columns as they are
+# (a decimal sum, prior_amount, is compared in exact cents below).
+PRIOR_COUNTS = tuple(f.column() for f in GOLD_FEATURES if f.dtype.is_integer())
 # The audit columns (jobs.schemas.GOLD_AUDIT) the gold plan computes beside the rows, or
 # jobs.quality.derive re-derives from silver, before the gold suite runs.
 TAP_SAME_DAY = "tap_same_day"
-EXPECTED = {c: f"expected_{c}" for c in PRIOR_COUNTS}
+EXPECTED = {f.column(): f.audit_column for f in GOLD_FEATURES if f.column() in PRIOR_COUNTS}
 CENTS_GAP = "prior_amount_cents_gap"
 
 
@@ -306,8 +309,7 @@ def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = N
         *[not_null(col) for col in GOLD.names()],
         at_least("user_id", 0, strict=True),
         at_least("position", 0),
-        *[at_least(col, 0) for col in PRIOR_COUNTS],
-        at_least("prior_amount", 0),
+        *[at_least(f.column(), 0) for f in GOLD_FEATURES],
         Check(
             "week_start_in_rebuilt_weeks",
             "ExpectColumnValuesToBeInSet",

@@ -1,13 +1,16 @@
 """A tiny run of the benchmark (scale 0.01): the harness works end to end. No timing asserted.
 
-The plain alternatives are fakes written to ``tmp_path`` (scripts that write a small Parquet
-file), so these tests check the plumbing without depending on ``../shared/anchors``.
+One benchmark run (the module's ``smoke`` fixture) serves every test that needs one: the report's
+checks and the gates table built from the same stage pairs and plain alternatives. The plain
+alternatives are fakes (scripts that write a small Parquet file), so these tests check the
+plumbing without depending on ``../shared/anchors``.
 """
 
 from __future__ import annotations
 
 import json
 import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -15,7 +18,8 @@ import pytest
 from infra.bench import anchors as plain
 from infra.bench import gates
 from infra.bench.measure import child_env
-from infra.bench.runner import Bench, Row, dask_available
+from infra.bench.report import Key, Report
+from infra.bench.runner import STAGES, Bench, Row, dask_available
 
 WRITE = """
 import sys
@@ -65,30 +69,43 @@ ISSUE_TARGETS = [
 ]
 
 
-@pytest.fixture
-def fake_anchors(tmp_path: Path) -> Path:
-    directory = tmp_path / "anchors"
-    directory.mkdir()
+@dataclass
+class Smoke:
+    """The one benchmark run of this module, and where it wrote."""
+
+    bench: Bench
+    report: Report
+    js: Path
+    md: Path
+    bench_dir: Path
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> Smoke:
+    tmp_path = tmp_path_factory.mktemp("smoke")
+    anchors = tmp_path / "anchors"
+    anchors.mkdir()
     for name, text in FAKES.items():
-        (directory / name).write_text(textwrap.dedent(text))
-    return directory
-
-
-@pytest.mark.slow
-def test_bench_smoke_run_has_gated_and_ungated_stages_anchors_baselines_and_the_issue_targets(
-    tmp_path: Path, fake_anchors: Path
-) -> None:
+        (anchors / name).write_text(textwrap.dedent(text))
     bench = Bench(
         scale=0.01,
         bench_dir=tmp_path / "bench",
         dask=dask_available(),
         baselines=True,
         incremental=True,
-        anchors=plain.find(str(fake_anchors)),
+        anchors=plain.find(str(anchors)),
         log=lambda *_: None,
     )
     report = bench.run()
     js, md = bench.write()
+    return Smoke(bench, report, js, md, tmp_path / "bench")
+
+
+@pytest.mark.slow
+def test_bench_smoke_run_has_gated_and_ungated_stages_anchors_baselines_and_the_issue_targets(
+    smoke: Smoke,
+) -> None:
+    report, js, md, tmp_path = smoke.report, smoke.js, smoke.md, smoke.bench_dir.parent
 
     assert report.problems == []
     names = {r.name: r for r in report.rows}
@@ -147,10 +164,11 @@ def test_bench_smoke_run_has_gated_and_ungated_stages_anchors_baselines_and_the_
 
 
 @pytest.mark.slow
-def test_gates_entry_point_measures_each_stage_gated_and_ungated_then_the_anchors(
-    tmp_path: Path, fake_anchors: Path
-) -> None:
-    times, alternatives = gates.run(0.01, tmp_path / "bench", 1, plain.find(str(fake_anchors)))
+def test_gates_table_has_each_stage_gated_and_ungated_then_the_anchors(smoke: Smoke) -> None:
+    """``python -m infra.bench.gates`` measures what the run's pipeline step measures
+    (:meth:`Bench.stage_pair`, then :meth:`Bench.run_anchors`): its table from the run's."""
+    times = {s: [gates.pair_times(s, smoke.bench.pairs[s])] for s in STAGES}
+    alternatives = smoke.bench.alternatives
 
     assert set(times) == {"bronze", "silver", "gold"}
     for stage, pairs in times.items():
@@ -167,8 +185,8 @@ def test_gates_entry_point_measures_each_stage_gated_and_ungated_then_the_anchor
 def test_targets_at_scale_100_are_raw_to_gold_seconds_and_peak_rss_not_the_ratio(tmp_path: Path) -> None:
     bench = Bench(scale=100, bench_dir=tmp_path, dask=False, baselines=False, incremental=False)
     for stage in ("bronze", "silver", "gold"):
-        bench.report.rows.append(Row(stage, "pipeline", 60.0, 70.0, 3000.0, stage_s=59.0))
-    bench.report.rows.append(Row("gold, quality gates off", "pipeline", 55.0, 60.0, 2000.0, stage_s=54.0))
+        bench.report.rows.append(Row(Key.of_stage(stage), "pipeline", 60.0, 70.0, 3000.0, stage_s=59.0))
+    bench.report.rows.append(Row(Key.GOLD_OFF, "pipeline", 55.0, 60.0, 2000.0, stage_s=54.0))
     bench.evaluate()
 
     targets = {t["target"]: t for t in bench.report.targets}

@@ -192,6 +192,13 @@ def test_scale_002_volumes_are_within_15_percent_of_scaled_real_data(
         assert clean.bad(source) == 0
 
 
+def test_the_generated_value_props_are_the_ones_silver_knows() -> None:
+    """One list: the generator takes the product's (``QUALITY_KNOWN_VALUE_PROPS``' default)."""
+    from jobs.settings import Settings
+
+    assert Settings(_env_file=None).quality_known_value_props == VALUE_PROPS  # type: ignore[call-arg]
+
+
 def test_scale_002_values_stay_in_the_real_domains(clean_lines: dict[str, list[str]]) -> None:
     n_users = users_for_scale(SCALE)
     assert n_users == 2000

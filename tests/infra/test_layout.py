@@ -1,5 +1,8 @@
-"""The package boundary: ``jobs`` is the product and never imports ``infra`` (development
-infrastructure, which may use the product); no module of either imports itself in a cycle."""
+"""The package boundaries: ``jobs`` is the product and never imports ``infra`` (development
+infrastructure, which may use the product) or ``dags`` (Airflow's, which use the product); nothing
+imports ``dags``. No import cycle at any depth: not between modules, and not between the packages
+(folders) of ``jobs``, ``dags`` and ``infra`` seen at any depth, from the three top-level ones
+down. Lazy imports inside functions count."""
 
 from __future__ import annotations
 
@@ -7,12 +10,13 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
+TOPS = ("jobs", "dags", "infra")
 
 
 def modules() -> dict[str, Path]:
-    """Every module of ``jobs`` and ``infra`` (packages by their name) → its file."""
+    """Every module of ``jobs``, ``dags`` and ``infra`` (packages by their name) → its file."""
     found = {}
-    for top in ("jobs", "infra"):
+    for top in TOPS:
         for path in (ROOT / top).rglob("*.py"):
             parts = path.relative_to(ROOT).with_suffix("").parts
             found[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
@@ -21,7 +25,7 @@ def modules() -> dict[str, Path]:
 
 def _imports(name: str, path: Path, known: dict[str, Path]) -> set[str]:
     """Project modules imported anywhere in the file (inside functions too: lazy imports count)."""
-    out = set()
+    out: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
         if isinstance(node, ast.Import):
             out.update(alias.name for alias in node.names)
@@ -40,33 +44,27 @@ def import_graph() -> dict[str, set[str]]:
     return {name: _imports(name, path, found) for name, path in found.items()}
 
 
-def test_the_product_never_imports_infra() -> None:
+# which top-level package may import which (its own modules aside)
+MAY_IMPORT = {"jobs": set(), "dags": {"jobs"}, "infra": {"jobs"}}
+
+
+def test_the_product_never_imports_infra_or_dags_and_nothing_imports_dags() -> None:
     graph = import_graph()
-    assert "infra.stack.seed" in graph and "jobs.cli" in graph  # the scan sees both packages
-    leaks = {
-        m: sorted(d for d in deps if d.split(".")[0] == "infra")
-        for m, deps in graph.items()
-        if m.split(".")[0] == "jobs"
-    }
-    assert not {m: d for m, d in leaks.items() if d}
+    assert {"infra.stack.seed", "jobs.cli", "dags.lakehouse"} <= set(graph)  # the scan sees all three
+    assert "jobs.settings" in graph["dags.lakehouse"]  # and a DAG's imports
+    wrong = {}
+    for name, deps in graph.items():
+        top = name.split(".")[0]
+        if bad := sorted(d for d in deps if d.split(".")[0] not in {top, *MAY_IMPORT[top]}):
+            wrong[name] = bad
+    assert not wrong
 
 
-def test_no_import_cycle_among_jobs_and_infra_modules() -> None:
+def test_no_import_cycle_among_modules() -> None:
     graph = import_graph()
     assert graph["infra.stack.__main__"] >= {"infra.stack.weed", "infra.stack.seed"}
-    done: set[str] = set()
-
-    def visit(name: str, path: list[str]) -> None:
-        if name in path:
-            raise AssertionError("import cycle: " + " -> ".join([*path[path.index(name) :], name]))
-        if name in done:
-            return
-        for dep in sorted(graph[name]):
-            visit(dep, [*path, name])
-        done.add(name)
-
-    for name in sorted(graph):
-        visit(name, [])
+    cycle = _cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -90,33 +88,35 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
-def packages_graph(graph: dict[str, set[str]], depth: int, top: str) -> dict[str, set[str]]:
-    """The import graph of ``top``'s modules seen ``depth`` names deep: ``infra.stack.weed``
-    at depth 2 is ``infra.stack``; a module's imports within its own package do not count."""
+def packages_graph(graph: dict[str, set[str]], depth: int) -> dict[str, set[str]]:
+    """The import graph seen ``depth`` names deep: ``infra.stack.weed`` at depth 2 is
+    ``infra.stack``, at depth 1 ``infra``; imports within one such package do not count."""
 
     def cut(name: str) -> str:
         return ".".join(name.split(".")[:depth])
 
     out: dict[str, set[str]] = {}
     for name, deps in graph.items():
-        if name.split(".")[0] != top:
-            continue
         edges = out.setdefault(cut(name), set())
-        edges.update(cut(d) for d in deps if d.split(".")[0] == top and cut(d) != cut(name))
+        edges.update(cut(d) for d in deps if cut(d) != cut(name))
     return out
 
 
-def test_no_import_cycle_among_the_packages_of_jobs_or_infra_at_any_depth() -> None:
+def test_no_import_cycle_among_packages_at_any_depth() -> None:
     graph = import_graph()
     deepest = max(len(name.split(".")) for name in graph)
     assert _cycle({"a": {"b"}, "b": {"a"}}) == ["a", "b", "a"]  # the check finds one
     assert packages_graph(
-        {"infra.x.m": {"infra.y.n"}, "infra.y.n": {"infra.x.k"}, "infra.x.k": set()}, 2, "infra"
+        {"infra.x.m": {"infra.y.n"}, "infra.y.n": {"infra.x.k"}, "infra.x.k": set()}, 2
     ) == {
         "infra.x": {"infra.y"},
         "infra.y": {"infra.x"},
     }
-    for top in ("jobs", "infra"):
-        for depth in range(1, deepest + 1):
-            cycle = _cycle(packages_graph(graph, depth, top))
-            assert cycle is None, f"import cycle in {top} at depth {depth}: " + " -> ".join(cycle or [])
+    assert packages_graph({"jobs.a": set(), "infra.b": {"jobs.a"}, "dags.c": {"jobs.a"}}, 1) == {
+        "jobs": set(),
+        "infra": {"jobs"},
+        "dags": {"jobs"},
+    }
+    for depth in range(1, deepest + 1):
+        cycle = _cycle(packages_graph(graph, depth))
+        assert cycle is None, f"import cycle at depth {depth}: " + " -> ".join(cycle or [])

@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from jobs.errors import LeaseHeld, LeaseLost
-from jobs.lease import Owner, acquire, hold_lease, lease_uri, read_lease
+from jobs.lease import Owner, acquire, lease_uri, read_lease
 from jobs.pipeline import break_lease
 from jobs.run import RunContext
 from jobs.settings import Settings
@@ -85,7 +85,7 @@ def test_seaweedfs_honours_the_conditional_requests_the_lease_relies_on(storage:
 def test_acquire_renew_and_release_on_s3(storage: Storage) -> None:
     client = storage.s3_client()
     bucket, key = where(storage)
-    with hold_lease(storage, owner=Owner.this_process("s3-run"), ttl=30, heartbeat=5, wait=0) as lease:
+    with acquire(storage, owner=Owner.this_process("s3-run"), ttl=30, heartbeat=5, wait=0) as lease:
         holder = read_lease(storage)
         assert holder is not None and holder.token == lease.token
         assert holder.owner.run_id == "s3-run" and holder.owner.pid == os.getpid()
@@ -100,7 +100,7 @@ def test_acquire_renew_and_release_on_s3(storage: Storage) -> None:
 def test_second_process_gets_lease_held_naming_the_holder_on_s3(
     storage: Storage, env: Path, control: Path
 ) -> None:
-    with hold_lease(storage, owner=Owner.this_process("s3-holder"), ttl=30, heartbeat=5, wait=0):
+    with acquire(storage, owner=Owner.this_process("s3-holder"), ttl=30, heartbeat=5, wait=0):
         second = spawn("hold", env=env, control=control, run_id="s3-second", wait=0)
         code, err = finish(second, limit=60)
         assert code == 5, err
@@ -151,7 +151,7 @@ def test_renewal_after_a_takeover_raises_lease_lost_and_release_keeps_the_new_le
     first = acquire(storage, owner=Owner.this_process("s3-stalled"), ttl=1, heartbeat=0.2, wait=0)
     first.stop_heartbeat()  # as if the process stalled
     wait_for(lambda: (h := read_lease(storage)) is not None and h.expired(), "the lease to expire")
-    with hold_lease(storage, owner=Owner.this_process("s3-taker"), ttl=30, heartbeat=5, wait=0) as second:
+    with acquire(storage, owner=Owner.this_process("s3-taker"), ttl=30, heartbeat=5, wait=0) as second:
         with pytest.raises(LeaseLost, match="taken over by run s3-taker"):
             first.ensure()
         assert first.release() is False
@@ -161,7 +161,7 @@ def test_renewal_after_a_takeover_raises_lease_lost_and_release_keeps_the_new_le
 
 
 def test_renewal_recognises_its_own_write_whose_answer_was_lost(storage: Storage) -> None:
-    with hold_lease(storage, owner=Owner.this_process("s3-retry"), ttl=30, heartbeat=5, wait=0) as lease:
+    with acquire(storage, owner=Owner.this_process("s3-retry"), ttl=30, heartbeat=5, wait=0) as lease:
         # As after a renewal that landed but whose response never came back: the etag we hold
         # is no longer current, yet the object still carries our token.
         lease._version = '"00000000000000000000000000000000"'
@@ -180,7 +180,7 @@ def test_break_lease_on_s3_fences_the_lake_frees_it_and_the_holder_loses_it(stor
         assert gold[-1]["fenced_run"] == "s3-broken"
         with pytest.raises(LeaseLost, match="was removed"):
             lease.ensure()
-        with hold_lease(storage, owner=Owner.this_process("s3-next"), ttl=30, heartbeat=5, wait=0) as nxt:
+        with acquire(storage, owner=Owner.this_process("s3-next"), ttl=30, heartbeat=5, wait=0) as nxt:
             assert lease.release() is False
             assert token(storage) == nxt.token
     finally:
@@ -190,7 +190,7 @@ def test_break_lease_on_s3_fences_the_lake_frees_it_and_the_holder_loses_it(stor
 
 def test_waiting_for_a_held_lease_on_s3_gives_up_with_lease_held(storage: Storage) -> None:
     with (
-        hold_lease(storage, owner=Owner.this_process("s3-long"), ttl=30, heartbeat=5, wait=0),
+        acquire(storage, owner=Owner.this_process("s3-long"), ttl=30, heartbeat=5, wait=0),
         pytest.raises(LeaseHeld, match="held by run s3-long"),
     ):
         acquire(storage, owner=Owner.this_process("s3-other"), ttl=30, heartbeat=5, wait=0.5)

@@ -342,13 +342,14 @@ def test_storage_settings_bound_every_client(store: Store) -> None:
 # -- a wait that no request timeout bounds --------------------------------------------------------
 HOLD_AND_HANG = """
 import threading
-from jobs.lease import Owner, hold_lease, stop_process
+from jobs.lease import Owner, acquire
+from jobs.logs import stop_process
 from jobs.logs import store_panics_filtered
 from jobs.settings import load_settings
 from jobs.storage import Storage
 
 storage, owner = Storage(load_settings()), Owner.this_process("hang")
-with store_panics_filtered(), hold_lease(storage, owner=owner, on_unreachable=stop_process):
+with store_panics_filtered(), acquire(storage, owner=owner, on_unreachable=stop_process):
     print("holding", flush=True)
     threading.Event().wait()  # stands for any call that waits on the store without a timeout
 """  # as the CLI runs: fd 2 through the panic filter, whose last lines must still come out

@@ -51,10 +51,10 @@ def wait_for(check: Callable[[], Any], what: str, limit: float = LIMIT) -> Any:
 
 # -- the worker process -----------------------------------------------------------------------
 def _hold(args: argparse.Namespace, storage: Any, owner: Any) -> int:
-    from jobs.lease import hold_lease
+    from jobs.lease import acquire
 
     control = Path(args.dir)
-    with hold_lease(
+    with acquire(
         storage, uri=args.uri, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat, wait=args.wait
     ) as lease:
         write_json(control / f"acquired-{args.run_id}.json", {"token": lease.token, "pid": os.getpid()})
@@ -187,7 +187,7 @@ def dead_pid() -> int:
 
 
 def expired_lease(run_id: str = "crashed-run", *, pid: int | None = None) -> bytes:
-    """A lease whose holder died ten minutes ago."""
+    """An S3 lease whose holder died ten minutes ago (locally: a dead holder's leftover record)."""
     from jobs.lease import Holder, Owner
 
     beat = datetime.now(UTC) - timedelta(minutes=10)

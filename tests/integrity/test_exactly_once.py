@@ -92,8 +92,8 @@ def test_a_run_killed_at_a_random_point_is_repaired_by_the_next_run(lake: Path, 
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=60)
     killed_after = time.monotonic() - probe
-    # The killed run's process is gone and it ran on this host: the next run takes its lease over
-    # at once, without waiting for the (default, 60 s) TTL.
+    # The kernel dropped the killed run's lock with its process: the next run takes the lease at
+    # once (a local lease has no TTL to wait for).
     rerun = cli(lake, "run", LEASE_WAIT_SECONDS="0")
     assert rerun.returncode == 0, (killed_after, rerun.stderr[-3000:])
     assert_exactly_once(lake)

@@ -1,11 +1,12 @@
-"""A writer frozen past its lease never commits: the commit itself is the fence.
+"""A writer frozen while it holds a local lake's lease keeps the lake; killed, it frees it at once.
 
 A real ``python -m jobs run`` stops itself (SIGSTOP) right before its N-th Delta commit, at the
 deltalake call (``freeze/sitecustomize.py``): its snapshot is read and its lease checked. Its
-lease expires, a second run takes the lake over, fences every table and finishes; then the
-first is resumed. Its commit must be refused (exit 6, naming the run that took over) and, after
-one more normal run, the lake must be exact (``assert_exactly_once``). ``SOAK_TRIALS`` adds
-trials at random commit points (``make soak``).
+flock stays held, so a second run exits 5 at once naming its PID and the way forward (``kill``),
+and ``lease break`` refuses the same way. After a SIGKILL of the frozen run the next run takes
+the lease at once (no TTL) and the lake must be exact (``assert_exactly_once``). On S3, where a
+frozen holder is taken over and fenced instead, see ``tests/integration/test_frozen_writer_s3.py``.
+``SOAK_TRIALS`` adds trials at random commit points (``make soak``).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import psutil
 import pytest
 
 from infra.generator import generate
-from tests.integrity.invariants import FAST_LEASE, assert_exactly_once, cli, one_clean_error_line, start
+from tests.integrity.invariants import assert_exactly_once, cli, one_clean_error_line, start
 from tests.integrity.lease_harness import wait_for
 
 HOOK = str(Path(__file__).parent / "freeze")
@@ -86,55 +87,46 @@ def commit_counts(template: Path, tmp_path_factory: pytest.TempPathFactory) -> d
     }
 
 
-def freeze_take_over_and_resume(lake: Path, commit: int) -> None:
-    """The trial: freeze a run before its ``commit``-th commit, let another run take over and
-    finish, resume the first; it commits nothing and says who took over; the lake is exact."""
+def freeze_block_kill_and_rerun(lake: Path, commit: int) -> None:
+    """The trial: freeze a run before its ``commit``-th commit; another run and ``lease break``
+    are refused naming its PID; kill it; the next run goes ahead at once; the lake is exact."""
     marker = lake / "frozen.txt"
-    victim = start(
-        lake,
-        "run",
-        PYTHONPATH=HOOK,
-        FREEZE_AT_COMMIT=str(commit),
-        FREEZE_MARKER=str(marker),
-        FREEZE_LEASE_LOCK=str(lake / "bronze" / "_lease.json.lock"),
-        **FAST_LEASE,
-    )
+    victim = start(lake, "run", PYTHONPATH=HOOK, FREEZE_AT_COMMIT=str(commit), FREEZE_MARKER=str(marker))
     try:
         wait_for(lambda: marker.is_file() or victim.poll() is not None, "the run to reach the commit")
         assert victim.poll() is None, victim.communicate()
         wait_for(lambda: psutil.Process(victim.pid).status() == psutil.STATUS_STOPPED, "the freeze")
-        taker = cli(lake, "run", LEASE_WAIT_SECONDS="120", **FAST_LEASE)
-        assert taker.returncode == 0, taker.stderr[-3000:]
-        assert "took over the expired lake lease" in taker.stderr and "fenced" in taker.stderr
+        for blocked in (cli(lake, "run", LEASE_WAIT_SECONDS="0"), cli(lake, "lease", "break")):
+            assert blocked.returncode == 5, blocked.stderr[-3000:]
+            line = one_clean_error_line(blocked.stderr)
+            assert f"pid {victim.pid} " in line and f"kill {victim.pid}" in line, line
     finally:
-        victim.send_signal(signal.SIGCONT)
-    code = victim.wait(timeout=300)
-    err = victim.communicate()[1]
-    assert code == 6, (marker.read_text(), err[-3000:])
-    line = one_clean_error_line(err)
-    assert "was taken over by run" in line or "lost the lake lease" in line, line
-    again = cli(lake, "run")
-    assert again.returncode == 0, again.stderr[-3000:]
+        victim.send_signal(signal.SIGKILL)
+    assert victim.wait(timeout=60) == -signal.SIGKILL
+    victim.communicate()
+    rerun = cli(lake, "run", LEASE_WAIT_SECONDS="0")  # at once: the kernel freed the lock
+    assert rerun.returncode == 0, rerun.stderr[-3000:]
+    assert "took over" not in rerun.stderr and "fenced" not in rerun.stderr
     assert_exactly_once(lake)
 
 
 @pytest.mark.parametrize("commit", range(1, 13))
-def test_a_run_frozen_before_any_of_its_commits_for_a_new_day_commits_nothing_once_taken_over(
+def test_a_run_frozen_before_any_of_its_commits_for_a_new_day_blocks_until_killed(
     template: Path, tmp_path: Path, commit_counts: dict[str, int], commit: int
 ) -> None:
     if commit > commit_counts["new day"]:
         pytest.skip(f"a new day's run makes {commit_counts['new day']} commits")
-    freeze_take_over_and_resume(new_day(template, tmp_path), commit)
+    freeze_block_kill_and_rerun(new_day(template, tmp_path), commit)
 
 
 @pytest.mark.parametrize("where", ["middle", "last"])
 @pytest.mark.parametrize("scenario", ["first run", "old week"])
-def test_a_first_run_or_an_old_week_frozen_before_a_commit_commits_nothing_once_taken_over(
+def test_a_first_run_or_an_old_week_frozen_before_a_commit_blocks_until_killed(
     template: Path, tmp_path: Path, commit_counts: dict[str, int], scenario: str, where: str
 ) -> None:
     count = commit_counts[scenario]
     commit = {"middle": (count + 1) // 2, "last": count}[where]
-    freeze_take_over_and_resume(SCENARIOS[scenario](template, tmp_path), commit)
+    freeze_block_kill_and_rerun(SCENARIOS[scenario](template, tmp_path), commit)
 
 
 def test_the_parametrisation_reaches_the_last_commit_of_a_new_days_run(commit_counts: dict[str, int]) -> None:
@@ -142,10 +134,10 @@ def test_the_parametrisation_reaches_the_last_commit_of_a_new_days_run(commit_co
 
 
 @pytest.mark.parametrize("trial", range(SOAK))
-def test_soak_a_run_frozen_at_a_random_commit_commits_nothing_once_taken_over(
+def test_soak_a_run_frozen_at_a_random_commit_blocks_until_killed(
     template: Path, tmp_path: Path, commit_counts: dict[str, int], trial: int
 ) -> None:
     rng = random.Random(trial)
     scenario = rng.choice(sorted(SCENARIOS))
     commit = rng.randint(1, commit_counts[scenario])
-    freeze_take_over_and_resume(SCENARIOS[scenario](template, tmp_path), commit)
+    freeze_block_kill_and_rerun(SCENARIOS[scenario](template, tmp_path), commit)

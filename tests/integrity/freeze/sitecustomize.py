@@ -5,11 +5,10 @@ e.g. ``DeltaTable.create_write_transaction:4``) the process stops itself (SIGSTO
 pause, a frozen VM or a stalled request) right before that Delta commit, *at the deltalake
 call*: whatever code path leads there, its lease check and snapshot are behind it and only the
 commit is ahead. ``FREEZE_MARKER`` names a file written just before stopping ("<pid> <call>").
-``FREEZE_LEASE_LOCK`` (a local lake's ``_lease.json.lock``) makes it first wait until no thread
-of this process is inside a lease change: a process stopped *there* blocks every lease change
-until it resumes, another failure (documented, tested in ``test_lease_local.py``) than the
-stalled commit staged here. With ``FREEZE_LOG`` every commit call is appended there (to count
-a run's commits).
+With ``FREEZE_LOG`` every commit call is appended there (to count a run's commits). (An S3
+lease's heartbeat may be mid-request when the process stops; that is the stalled request the
+lease's TTL and the fence are there for. A local lease is one flock taken at the start, so no
+lease change is ever in flight.)
 """
 
 from __future__ import annotations
@@ -34,23 +33,7 @@ def _before_commit(call: str) -> None:
     if _calls[kind] == _AT and _KIND in ("", call):
         with open(os.environ["FREEZE_MARKER"], "w") as marker:
             marker.write(f"{os.getpid()} {call}\n")
-        _outside_lease_changes()
         os.kill(os.getpid(), signal.SIGSTOP)
-
-
-def _outside_lease_changes() -> None:
-    """Wait until the lease's flock is free (the heartbeat thread is not renewing right now)."""
-    lock = os.environ.get("FREEZE_LEASE_LOCK")
-    if not lock or not os.path.exists(lock):
-        return
-    import fcntl
-
-    fd = os.open(lock, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        fcntl.flock(fd, fcntl.LOCK_UN)
-    finally:
-        os.close(fd)
 
 
 def _install() -> None:
