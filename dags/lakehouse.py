@@ -2,9 +2,10 @@
 
 Every task is a thin call into ``jobs.orchestration`` (the Polars jobs); nothing here transforms
 data. Parsing stays cheap: this module imports only ``airflow.sdk``, the standard library,
-``jobs.stages`` (names and bounds, no dependencies) and ``jobs.settings`` (pydantic, which
-``airflow.sdk`` loads anyway; its scheduling settings); the jobs (polars, deltalake, Great
-Expectations) are imported inside the tasks.
+``jobs.stages`` (the stage names), ``jobs.options`` (the run parameters, validated there) and
+``jobs.settings`` (pydantic, which ``airflow.sdk`` loads anyway; the scheduling settings and the
+task defaults every DAG shares); the jobs (polars, deltalake, Great Expectations) are imported
+inside the tasks.
 
 Configuration comes from the environment of the Airflow processes:
 
@@ -25,8 +26,9 @@ from typing import Any
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from jobs.settings import env_int, schedule
-from jobs.stages import LOOKBACK_WEEKS_MAX, LOOKBACK_WEEKS_MIN, STAGES
+from jobs.options import PARAMS
+from jobs.settings import schedule, task_defaults
+from jobs.stages import STAGES
 
 log = logging.getLogger("lakehouse.dag")
 
@@ -41,10 +43,6 @@ def _schedule() -> str | None:
     return schedule("LAKEHOUSE_SCHEDULE")
 
 
-RETRIES = env_int("LAKEHOUSE_RETRIES", 2)
-RETRY_DELAY = timedelta(seconds=env_int("LAKEHOUSE_RETRY_DELAY_SECONDS", 60))
-MAX_RETRY_DELAY = timedelta(seconds=env_int("LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", 900))
-TASK_TIMEOUT = timedelta(minutes=env_int("LAKEHOUSE_TASK_TIMEOUT_MINUTES", 120))
 DETECT_TIMEOUT = timedelta(minutes=10)
 
 DOC_MD = """
@@ -84,33 +82,8 @@ blocking check fails the task at once (no retry) with the check's message, and g
 previous version. The task's XCom carries the quality summary and the HTML report location.
 """
 
-PARAMS = {
-    "rebuild_weeks": Param(
-        [],
-        type="array",
-        items={"type": "string"},
-        title="Rebuild weeks",
-        description="ISO dates (any day of the week) whose gold weeks are rebuilt in this run.",
-    ),
-    "full_rebuild": Param(
-        False, type="boolean", title="Full rebuild", description="Rebuild every week of gold."
-    ),
-    "lookback_mode": Param(
-        None,
-        type=["null", "string"],
-        enum=[None, "calendar", "rolling"],
-        title="Lookback mode",
-        description="Override LOOKBACK_MODE for this run.",
-    ),
-    "lookback_weeks": Param(
-        None,
-        type=["null", "integer"],
-        minimum=LOOKBACK_WEEKS_MIN,
-        maximum=LOOKBACK_WEEKS_MAX,
-        title="Lookback weeks (N)",
-        description="Override LOOKBACK_WEEKS for this run.",
-    ),
-}
+# The trigger form: the run options' parameters (jobs/options.py validates them again in the task).
+FORM = {name: Param(**spec) for name, spec in PARAMS.items()}
 
 
 def _call(stage: str, fn: Any) -> Any:
@@ -138,15 +111,8 @@ def _call(stage: str, fn: Any) -> Any:
     max_active_runs=1,
     tags=["lakehouse", "polars", "delta"],
     doc_md=DOC_MD,
-    params=PARAMS,
-    default_args={
-        "owner": "data-eng",
-        "retries": RETRIES,
-        "retry_delay": RETRY_DELAY,
-        "retry_exponential_backoff": 2.0,  # 60 s, 120 s, 240 s … capped
-        "max_retry_delay": MAX_RETRY_DELAY,
-        "execution_timeout": TASK_TIMEOUT,
-    },
+    params=FORM,
+    default_args=task_defaults(),
 )
 def lakehouse() -> None:
     @task.short_circuit(task_id="detect", execution_timeout=DETECT_TIMEOUT, multiple_outputs=False)

@@ -2,7 +2,8 @@
 
 One thin task calling :func:`jobs.orchestration.maintain_task` (``jobs/maintain.py`` does the
 work). Parsing stays cheap: this module imports only ``airflow.sdk``, the standard library and
-``jobs.settings`` (its scheduling settings); the jobs are imported inside the task.
+``jobs.settings`` (its scheduling settings and the task defaults every DAG shares); the jobs are
+imported inside the task.
 
 Configuration (environment of the Airflow processes):
 
@@ -18,13 +19,13 @@ Configuration (environment of the Airflow processes):
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from jobs.settings import env_int, schedule
+from jobs.settings import schedule, task_defaults
 
 log = logging.getLogger("lakehouse.maintenance_dag")
 
@@ -65,14 +66,7 @@ a time.
     max_active_runs=1,
     tags=["lakehouse", "delta", "maintenance"],
     doc_md=DOC_MD,
-    default_args={
-        "owner": "data-eng",
-        "retries": env_int("LAKEHOUSE_RETRIES", 2),
-        "retry_delay": timedelta(seconds=env_int("LAKEHOUSE_RETRY_DELAY_SECONDS", 60)),
-        "retry_exponential_backoff": 2.0,
-        "max_retry_delay": timedelta(seconds=env_int("LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", 900)),
-        "execution_timeout": timedelta(minutes=env_int("LAKEHOUSE_TASK_TIMEOUT_MINUTES", 120)),
-    },
+    default_args=task_defaults(),
 )
 def lakehouse_maintenance() -> None:
     @task(task_id="maintain", multiple_outputs=False)

@@ -1,24 +1,26 @@
 """``python -m jobs <command>``: run the pipeline or one stage, query the lake.
 
-User-facing failures (bad settings, unreachable storage, bad data) print one line saying what
-to check and exit non-zero; ``--debug`` shows the traceback instead.
+Each command is a handler (:data:`COMMANDS`) given its arguments (parsed by
+:mod:`jobs.cli_args`) and the run's context; the run options are validated by
+:class:`jobs.options.RunOptions`, and :mod:`jobs.cli_output` prints. User-facing failures (bad
+settings, unreachable storage, bad data) print one line saying what to check and exit non-zero;
+``--debug`` shows the traceback instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 import time
 from collections.abc import Callable
-from contextlib import contextmanager
-from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from jobs.cli_args import parser
 from jobs.errors import EXIT_REJECTED_INPUT, PipelineError, exit_code
+from jobs.options import RunOptions
 
 if TYPE_CHECKING:
     from jobs.pipeline import Progress
@@ -28,166 +30,17 @@ if TYPE_CHECKING:
 log = logging.getLogger("jobs")
 
 
-def _parser() -> argparse.ArgumentParser:
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--env-file", help="env file with settings (default envs/local.env)")
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
-    common.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr")
-    # Options of the gold features: only the commands that build gold take them.
-    features = argparse.ArgumentParser(add_help=False)
-    features.add_argument(
-        "--lookback-mode", choices=["calendar", "rolling"], help="lookback windows (LOOKBACK_MODE)"
-    )
-    features.add_argument(
-        "--lookback-weeks", type=int, metavar="N", help="weeks each lookback covers (LOOKBACK_WEEKS)"
-    )
-    # The engine of the stages that can run on a Dask cluster (bronze, silver, gold).
-    engine = argparse.ArgumentParser(add_help=False)
-    engine.add_argument(
-        "--engine",
-        choices=["local", "dask"],
-        help="engine of bronze, silver and gold: this process (default) or a Dask cluster",
-    )
-    engine.add_argument(
-        "--scheduler",
-        metavar="ADDRESS",
-        help="Dask scheduler, e.g. tcp://127.0.0.1:8786 (default: a local 2-worker cluster)",
-    )
-
-    from jobs import __version__
-
-    invoked = os.path.basename(sys.argv[0])
-    parser = argparse.ArgumentParser(
-        prog="lakehouse" if invoked == "lakehouse" else "python -m jobs",
-        description="Value-prop lakehouse: raw → bronze → silver → gold.",
-        epilog="exit codes: 0 done; 1 a bug (traceback); 2 usage or settings; 3 storage; 4 data "
-        "(a quality gate held a commit); 5 another run holds the lake lease; 6 this run "
-        "lost the lease; 7 done, with raw files rejected whole; 8 a table is damaged (python -m jobs doctor)",
-        parents=[common],
-    )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    held = argparse.ArgumentParser(add_help=False)
-    held.add_argument(
-        "--release",
-        action="append",
-        metavar="CHECK",
-        help="a held batch's way forward: this quality check counts as a warning for this "
-        "run only (recorded as such in the history); repeatable",
-    )
-    held.add_argument(
-        "--reject",
-        action="append",
-        metavar="PATH[=REASON]",
-        help="reject this pending raw file whole (path relative to LAKE_RAW): every line "
-        "into quarantine with the reason, the rest goes on; repeatable",
-    )
-
-    weeks = argparse.ArgumentParser(add_help=False)
-    weeks.add_argument(
-        "--weeks",
-        type=date.fromisoformat,
-        nargs="+",
-        metavar="YYYY-MM-DD",
-        help="also rebuild these weeks of gold (any day of the week)",
-    )
-    weeks.add_argument("--full", action="store_true", help="rebuild every week of gold")
-
-    def stage(name: str, parents: list[argparse.ArgumentParser], text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=parents, help=text, description=text[0].upper() + text[1:] + ".")
-
-    run = stage(
-        "run",
-        [common, features, engine, weeks, held],
-        "run every stage in order (bronze, silver, gold, export), skipping those with nothing new",
-    )
-    run.add_argument(
-        "--format",
-        choices=["table", "json"],
-        default="table",
-        help="run summary as a table (default) or one JSON object on stdout",
-    )
-    stage(
-        "bronze",
-        [common, engine, held],
-        "take in new and corrected raw files as landed: every line in bronze or in quarantine "
-        "with its reason, each file once",
-    )
-    stage(
-        "silver",
-        [common, engine, held],
-        "rebuild the silver days whose bronze rows changed: clean, typed, one row per event",
-    )
-    stage(
-        "gold",
-        [common, features, engine, weeks, held],
-        "rebuild the affected weeks of the gold feature table (click flag and lookback aggregates)",
-    )
-    stage("export", [common], "write gold as final.parquet/final.csv (LAKE_EXPORT)")
-    maint = stage("maintain", [common], "compact, checkpoint and vacuum every table (MAINTAIN_* settings)")
-    maint.add_argument("--format", choices=["table", "json"], default="table")
-    maint.add_argument(
-        "--tables",
-        nargs="+",
-        metavar="LAYER/NAME",
-        help="only these tables, e.g. gold/print_features bronze/_manifest",
-    )
-
-    doctor = stage(
-        "doctor",
-        [common],
-        "check every table's log, checkpoints, data files and lineage (exit 8 if something is "
-        "wrong); --repair applies the safe fixes holding the lease",
-    )
-    doctor.add_argument("--repair", action="store_true", help="apply the safe fixes (holds the lake lease)")
-    doctor.add_argument(
-        "--format",
-        choices=["table", "json"],
-        default="table",
-        help="one line per finding (default) or one JSON object with the findings on stdout",
-    )
-
-    ddb = stage("duckdb-init", [common], "write a start-up file for the duckdb CLI (views over gold)")
-    ddb.add_argument("--out", type=Path, default=Path("duckdb-init.sql"), help="default: %(default)s")
-    ddb.add_argument(
-        "--identity",
-        choices=["analyst", "pipeline"],
-        default="analyst",
-        help="whose view of the lake the views are listed with (default analyst)",
-    )
-
-    lease = stage("lease", [common], "who holds the lake's write lease; break it if its holder is dead")
-    lease.add_argument("action", choices=["status", "break"])
-
-    q = stage("query", [common], "read-only SQL over the lake's Delta tables with DuckDB")
-    q.add_argument("sql", help='e.g. "SELECT count(*) FROM gold.print_features"')
-    q.add_argument("--format", choices=["table", "csv", "json"], default="table")
-    q.add_argument(
-        "--identity",
-        choices=["analyst", "pipeline"],
-        default="analyst",
-        help="whose keys the query runs with (default analyst: reads gold only; its "
-        "keys from ANALYST_*, else this process's own keys, e.g. the analyst's key file "
-        "named by LAKEHOUSE_ENV_FILE). Either way only SELECT/EXPLAIN statements run",
-    )
-    return parser
-
-
 def _settings(args: argparse.Namespace) -> Any:
-    from jobs.settings import load_settings
-
+    """The settings of this command: the environment's (``--env-file``), its run options and
+    the operator's ``--release``/``--reject`` winning."""
     if args.env_file:
         if not Path(args.env_file).is_file():
             raise PipelineError(f"env file {args.env_file} not found")
         os.environ["LAKEHOUSE_ENV_FILE"] = args.env_file
-    chosen = {  # only the commands that take these options set them
-        "lookback_mode": getattr(args, "lookback_mode", None),
-        "lookback_weeks": getattr(args, "lookback_weeks", None),
-        "engine": getattr(args, "engine", None),
-        "dask_scheduler": getattr(args, "scheduler", None),
-    }
-    settings = load_settings(**chosen)
+    from jobs.settings import load_settings
+
+    options = RunOptions.from_args(args)
+    settings = load_settings(**options.overrides)
     releases, rejects = getattr(args, "release", None) or [], getattr(args, "reject", None) or []
     if not releases and not rejects:
         return settings
@@ -195,108 +48,7 @@ def _settings(args: argparse.Namespace) -> Any:
         log.warning("released by the operator for this run: quality check %s counts as a warning", check)
     severity = {**settings.quality_severity, **dict.fromkeys(releases, "warning")}
     reject = {**settings.raw_reject, **dict(r.split("=", 1) if "=" in r else (r, "") for r in rejects)}
-    return load_settings(**chosen, quality_severity=severity, raw_reject=reject)
-
-
-@contextmanager
-def _progress(enabled: bool) -> Any:
-    """A spinner with the current step on a terminal; plain silence otherwise."""
-    if not enabled:
-        yield None
-        return
-    from rich.console import Console
-
-    console = Console(stderr=True)
-    with console.status("starting…") as status:
-        yield lambda text: status.update(f"[bold]{text}")
-
-
-def _print_summary(results: list[Any], ctx: Any, seconds: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"run {ctx.run_id}", title_justify="left")
-    for col in ("stage", "files", "rows in", "rows out", "quarantined", "seconds", "note"):
-        table.add_column(col, justify="right" if col not in ("stage", "note") else "left")
-    for r in results:
-        note = "nothing new — no table version written" if r.skipped and not r.note else r.note
-        table.add_row(
-            r.stage,
-            f"{r.files:,}",
-            f"{r.rows_in:,}",
-            f"{r.rows_out:,}",
-            f"{r.quarantined:,}",
-            f"{r.seconds:.2f}",
-            note,
-        )
-    console = Console(width=max(Console().width, 130))
-    console.print(table)
-    for r in results:
-        if r.stage == "bronze" and r.details:
-            bad = [d for d in r.details if d.get("quarantined_rows")]
-            if bad:
-                console.print(f"{len(bad)} file(s) had quarantined lines; see bronze.quarantine:")
-                for d in bad[:10]:
-                    console.print(
-                        f"  {d['path']}: {d['lines']:,} lines = {d['bronze_rows']:,} "
-                        f"bronze + {d['quarantined_rows']:,} quarantined"
-                    )
-    from jobs.summary import drift_lines
-
-    for line in drift_lines(results):  # fields the contract does not know, per source
-        console.print(line, highlight=False, markup=False)
-    from jobs.quality.report import summary_lines  # quality hook: reconciliation + report
-
-    for line in summary_lines(results):
-        console.print(line, highlight=False, markup=False)
-    console.print(f"total {seconds:.1f}s")
-
-
-def _print_maintenance(done: Any) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(
-        title=f"maintenance {done.run_id} (retention {done.retention_hours} h)", title_justify="left"
-    )
-    for col in (
-        "table",
-        "version",
-        "live files",
-        "stored files",
-        "compacted",
-        "vacuumed",
-        "MB freed",
-        "seconds",
-    ):
-        table.add_column(col, justify="left" if col == "table" else "right")
-    for t in done.tables:
-        if not t.exists:
-            table.add_row(t.table, "no table yet", "", "", "", "", "", "")
-            continue
-        version = (
-            f"{t.version_before}"
-            if t.version_after == t.version_before
-            else f"{t.version_before} → {t.version_after}"
-        )
-        table.add_row(
-            t.table,
-            version,
-            f"{t.live_files_before:,} → {t.live_files_after:,}",
-            f"{t.stored_files_before:,} → {t.stored_files_after:,}",
-            f"{t.compacted_files_removed:,} → {t.compacted_files_added:,}"
-            + (" (z-order)" if t.zordered else ""),
-            f"{t.vacuumed_files:,}",
-            f"{t.vacuumed_bytes / 1e6:.2f}",
-            f"{t.seconds:.2f}",
-        )
-    console = Console(width=max(Console().width, 130))
-    console.print(table)
-    totals = done.totals()
-    console.print(
-        f"stored files {totals['stored_files_before']:,} → "
-        f"{totals['stored_files_after']:,}; total {done.seconds:.1f}s"
-    )
+    return load_settings(**options.overrides, quality_severity=severity, raw_reject=reject)
 
 
 def _raw_is_empty(ctx: Any) -> bool:
@@ -339,7 +91,9 @@ def _maintain(args: argparse.Namespace, ctx: RunContext) -> int:
     if args.format == "json":
         sys.stdout.write(done.to_json() + "\n")
     else:
-        _print_maintenance(done)
+        from jobs.cli_output import print_maintenance
+
+        print_maintenance(done)
     return 0
 
 
@@ -409,8 +163,10 @@ def _run(args: argparse.Namespace, ctx: RunContext) -> int:
             f"no raw files under {ctx.settings.lake_raw}: generate some with "
             "`make generate` (python -m infra.generator) or land files there"
         )
+    options = RunOptions.from_args(args)
+    rebuild = list(options.rebuild) or None
     return _stages(
-        args, ctx, lambda progress: run_all(ctx, progress=progress, rebuild=args.weeks, full=args.full)
+        args, ctx, lambda progress: run_all(ctx, progress=progress, rebuild=rebuild, full=options.full)
     )
 
 
@@ -418,38 +174,29 @@ def _stage(args: argparse.Namespace, ctx: RunContext) -> int:
     """One stage (``args.command``), holding the lake lease (:func:`jobs.pipeline.run_stage`)."""
     from jobs.pipeline import run_stage
 
-    extra = {"rebuild": args.weeks, "full": args.full} if args.command == "gold" else {}
-    return _stages(args, ctx, lambda progress: [run_stage(ctx, args.command, progress=progress, **extra)])
+    options = RunOptions.from_args(args)  # only gold takes --weeks and --full
+    rebuild = list(options.rebuild) or None
+    return _stages(
+        args,
+        ctx,
+        lambda progress: [
+            run_stage(ctx, args.command, progress=progress, rebuild=rebuild, full=options.full)
+        ],
+    )
 
 
 def _stages(
     args: argparse.Namespace, ctx: RunContext, run: Callable[[Progress | None], list[StageResult]]
 ) -> int:
     """Run stages with a spinner on a terminal, then print their summary; the exit code."""
+    from jobs.cli_output import print_stages, progress
+
     started = time.perf_counter()
-    with _progress(sys.stderr.isatty() and not args.log_json) as progress:
-        results = run(progress)
+    with progress(sys.stderr.isatty() and not args.log_json) as shown:
+        results = run(shown)
     seconds = time.perf_counter() - started
-    if getattr(args, "format", "table") == "json":
-        print(
-            json.dumps(
-                {
-                    "run_id": ctx.run_id,
-                    "seconds": round(seconds, 3),
-                    "stages": [r.as_dict() for r in results],
-                },
-                default=str,
-            )
-        )
-    else:
-        _print_summary(results, ctx, seconds)
-    if rejected := [path for r in results for path in r.rejected]:
-        print(
-            f"completed with rejected input: {len(rejected)} raw file(s) rejected whole "
-            f"({', '.join(rejected[:3])}{', …' if len(rejected) > 3 else ''}); their lines and "
-            "reasons are in bronze.quarantine, and a corrected file is taken in by the next run",
-            file=sys.stderr,
-        )
+    as_json = getattr(args, "format", "table") == "json"
+    print_stages(results, run_id=ctx.run_id, seconds=seconds, as_json=as_json)
     return exit_status(results)
 
 
@@ -494,7 +241,7 @@ def _execute(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = parser().parse_args(argv)
     from jobs.logs import store_panics_filtered
 
     # --debug shows everything, object_store's panic text included (see jobs.logs).

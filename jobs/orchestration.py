@@ -4,8 +4,9 @@
 Airflow, so the same calls work from any scheduler or a plain script. Everything returned is a
 small JSON-able dict (what Airflow keeps as the task's XCom).
 
-A run's *request* comes from the orchestrator's parameters (Airflow ``params``) and overrides the
-settings for that run only: extra gold weeks to rebuild, a full rebuild, another lookback mode/N.
+A run's *request* comes from the orchestrator's parameters (Airflow ``params``, read and
+validated by :meth:`jobs.options.RunOptions.from_params`) and overrides the settings for that run
+only: extra gold weeks to rebuild, a full rebuild, another lookback mode/N.
 """
 
 from __future__ import annotations
@@ -15,81 +16,15 @@ import json
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
-from jobs.errors import ConfigError, LeaseHeld, PipelineError, StorageError, StoreUnreachable
+from jobs.errors import LeaseHeld, PipelineError, StorageError, StoreUnreachable
+from jobs.options import RunOptions
+from jobs.settings import load_settings
 from jobs.stages import STAGES
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class RunRequest:
-    """Per-run overrides; empty means 'process whatever is new with the configured settings'."""
-
-    rebuild: tuple[date, ...] = ()
-    full: bool = False
-    lookback_mode: Literal["calendar", "rolling"] | None = None
-    lookback_weeks: int | None = None
-
-    @classmethod
-    def from_params(cls, params: Mapping[str, Any] | None) -> RunRequest:
-        """Read ``rebuild_weeks``, ``full_rebuild``, ``lookback_mode``, ``lookback_weeks``.
-
-        ``rebuild_weeks`` is a list of ISO dates (any day of the week) or one string of them
-        separated by commas/whitespace; empty strings and ``None`` mean 'not set'.
-        """
-        params = dict(params or {})
-        raw = params.get("rebuild_weeks") or []
-        if isinstance(raw, str):
-            raw = raw.replace(",", " ").split()
-        weeks = []
-        for item in raw:
-            text = str(item).strip()
-            if not text:
-                continue
-            try:
-                weeks.append(date.fromisoformat(text[:10]))
-            except ValueError:
-                raise ConfigError(
-                    f"rebuild_weeks: {text!r} is not a date (YYYY-MM-DD, any day of the week to rebuild)"
-                ) from None
-        mode = params.get("lookback_mode") or None
-        if mode not in (None, "calendar", "rolling"):
-            raise ConfigError(f"lookback_mode: {mode!r} is not 'calendar' or 'rolling'")
-        n = params.get("lookback_weeks")
-        if n in ("", None):
-            n = None
-        else:
-            try:
-                n = int(n)
-            except (TypeError, ValueError):
-                raise ConfigError(f"lookback_weeks: {n!r} is not a whole number") from None
-        return cls(
-            rebuild=tuple(sorted(set(weeks))),
-            full=bool(params.get("full_rebuild")),
-            lookback_mode=mode,
-            lookback_weeks=n,
-        )
-
-    @property
-    def forces_run(self) -> bool:
-        """A rebuild or an override must run even when no new raw file arrived."""
-        return bool(self.rebuild or self.full or self.lookback_mode or self.lookback_weeks)
-
-    def describe(self) -> dict[str, Any]:
-        return {
-            "rebuild_weeks": [w.isoformat() for w in self.rebuild],
-            "full_rebuild": self.full,
-            "lookback_mode": self.lookback_mode,
-            "lookback_weeks": self.lookback_weeks,
-        }
-
-    def settings(self) -> Any:
-        from jobs.settings import load_settings
-
-        return load_settings(lookback_mode=self.lookback_mode, lookback_weeks=self.lookback_weeks)
 
 
 @dataclass(frozen=True)
@@ -122,7 +57,7 @@ class Detection:
 
     pending_files: dict[str, int] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
-    request: RunRequest = field(default_factory=RunRequest)
+    request: RunOptions = field(default_factory=RunOptions)
 
     @property
     def proceed(self) -> bool:
@@ -145,7 +80,7 @@ def pending_work(ctx: Any) -> tuple[dict[str, int], list[str]]:
     silver has not consumed, silver commits gold has not consumed (or gold built with other
     lookback settings), or a gold version not exported yet. Cheap: listings and Delta logs only.
     """
-    from jobs.bronze.job import pending_files
+    from jobs.bronze.selection import pending_files
     from jobs.export import read_marker
     from jobs.gold.job import built_with_other_settings, consumed_versions, last_build, silver_versions
     from jobs.schemas import GOLD_TABLE, SOURCES
@@ -188,8 +123,8 @@ def _silver_changed(ctx: Any, consumed: dict[str, int], current: dict[str, int])
 
 def detect(params: Mapping[str, Any] | None = None, identity: RunIdentity | None = None) -> Detection:
     """Should this run go ahead? Yes if anything is pending or the request forces a run."""
-    request = RunRequest.from_params(params)
-    ctx = (identity or RunIdentity()).context(request.settings())
+    request = RunOptions.from_params(params)
+    ctx = (identity or RunIdentity()).context(load_settings(**request.overrides))
     files, reasons = pending_work(ctx)
     if request.forces_run:
         reasons.insert(
@@ -216,8 +151,8 @@ def run_stage_task(
 
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
-    request = RunRequest.from_params(params)
-    ctx = (identity or RunIdentity()).context(request.settings())
+    request = RunOptions.from_params(params)
+    ctx = (identity or RunIdentity()).context(load_settings(**request.overrides))
     logs.run_id_var.set(ctx.run_id)
     result = run_stage(ctx, stage, rebuild=list(request.rebuild) or None, full=request.full)
     summary = result.as_dict()
@@ -244,7 +179,6 @@ def maintain_task(identity: RunIdentity | None = None) -> dict[str, Any]:
     what it did per table as a JSON-able dict. Raises LeaseHeld (transient) while a run works."""
     from jobs import logs
     from jobs.maintain import maintain
-    from jobs.settings import load_settings
 
     ctx = (identity or RunIdentity()).context(load_settings())
     logs.run_id_var.set(ctx.run_id)

@@ -4,7 +4,8 @@ Every stage runs holding the lake lease (:mod:`jobs.lease`): one writer at a tim
 calls (the CLI, an orchestrator's task, a script); a run of several stages holds it throughout.
 This is also where the stages get their audits: the Great Expectations gates by default
 (:func:`jobs.quality.gate.quality_audits`), or whatever the caller passes (the benchmark passes
-:data:`jobs.audit.NO_AUDITS` to time a stage's own work).
+:data:`jobs.audit.NO_AUDITS` to time a stage's own work), and their engine: :func:`engines`
+decides from ``ENGINE`` for every stage, and each stage runs on the one it is handed.
 """
 
 from __future__ import annotations
@@ -12,7 +13,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date
+from typing import TYPE_CHECKING
 
 from jobs.audit import Audits
 from jobs.logs import stage_var
@@ -20,9 +23,56 @@ from jobs.run import RunContext
 from jobs.stages import STAGES
 from jobs.summary import StageResult
 
+if TYPE_CHECKING:
+    from jobs.bronze.job import IngestEngine
+    from jobs.gold.job import BuildEngine
+    from jobs.options import Engine
+    from jobs.silver.job import RebuildEngine
+
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Engines:
+    """The engine of every stage that has more than one (bronze, silver, gold), as chosen by
+    :func:`engines`; each is imported when its stage asks (a local run never imports Dask)."""
+
+    name: Engine
+
+    def bronze(self) -> IngestEngine:
+        if self.name == "dask":
+            from jobs.bronze.distributed import ingest_on_dask
+
+            return ingest_on_dask
+        from jobs.bronze.job import ingest_locally
+
+        return ingest_locally
+
+    def silver(self) -> RebuildEngine:
+        if self.name == "dask":
+            from jobs.silver.distributed import rebuild_on_dask
+
+            return rebuild_on_dask
+        from jobs.silver.job import rebuild_all_locally
+
+        return rebuild_all_locally
+
+    def gold(self) -> BuildEngine:
+        if self.name == "dask":
+            from jobs.gold.distributed import build_on_dask
+
+            return build_on_dask
+        from jobs.gold.job import build_locally
+
+        return build_locally
+
+
+def engines(ctx: RunContext) -> Engines:
+    """The one place the stages' engine is chosen: ``ENGINE`` (``--engine``), this process or
+    a Dask cluster (:mod:`jobs.cluster`)."""
+    return Engines(ctx.settings.engine)
 
 
 @contextmanager
@@ -94,27 +144,19 @@ def _run_stage(
     try:
         if progress:
             progress(stage)
-        on_dask = ctx.settings.engine == "dask"
+        engine = engines(ctx)
         if stage == "bronze":
-            from jobs.bronze.job import ingest_locally, run_bronze
+            from jobs.bronze.job import run_bronze
 
-            if on_dask:
-                from jobs.bronze.distributed import ingest_on_dask as ingest
-            else:
-                ingest = ingest_locally
-            result = run_bronze(ctx, audits=audits, progress=progress, engine=ingest)
+            result = run_bronze(ctx, audits=audits, progress=progress, engine=engine.bronze())
         elif stage == "silver":
-            from jobs.silver.job import rebuild_all_locally, run_silver
+            from jobs.silver.job import run_silver
 
-            if on_dask:
-                from jobs.silver.distributed import rebuild_on_dask as rebuild_days
-            else:
-                rebuild_days = rebuild_all_locally
-            result = run_silver(ctx, audits=audits, engine=rebuild_days)
+            result = run_silver(ctx, audits=audits, engine=engine.silver())
         elif stage == "gold":
             from jobs.gold.job import run_gold
 
-            result = run_gold(ctx, audits=audits, rebuild=rebuild, full=full)
+            result = run_gold(ctx, audits=audits, rebuild=rebuild, full=full, engine=engine.gold())
         else:
             from jobs.export import run_export
 

@@ -12,22 +12,16 @@ from __future__ import annotations
 import logging
 import os
 import re
-from datetime import date
+from datetime import date, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from jobs.stages import (
-    DEFAULT_MAX_FUTURE_DAYS,
-    DEFAULT_MIN_DAY,
-    ENGINE_MAX_DAY,
-    ENGINE_MIN_DAY,
-    LOOKBACK_WEEKS_MAX,
-    LOOKBACK_WEEKS_MIN,
-)
+from jobs import options
+from jobs.stages import DEFAULT_MAX_FUTURE_DAYS, DEFAULT_MIN_DAY, ENGINE_MAX_DAY, ENGINE_MIN_DAY
 
 if TYPE_CHECKING:
     from jobs.schemas import Limits
@@ -138,9 +132,9 @@ class Settings(BaseSettings):
     analyst_access_key_id: str | None = None
     analyst_secret_access_key: SecretStr | None = None
 
-    # Gold features.
-    lookback_mode: Literal["calendar", "rolling"] = "calendar"
-    lookback_weeks: int = Field(default=3, ge=LOOKBACK_WEEKS_MIN, le=LOOKBACK_WEEKS_MAX)
+    # Gold features (validated by jobs.options, as the same options of a run are).
+    lookback_mode: Annotated[options.LookbackMode, BeforeValidator(options.lookback_mode)] = "calendar"
+    lookback_weeks: Annotated[int, BeforeValidator(options.lookback_weeks)] = 3
     # Users are processed in this many hash buckets so memory stays bounded as data grows.
     gold_buckets: int = Field(default=0, ge=0, le=4096)
     gold_rows_per_bucket: int = Field(default=5_000_000, ge=1)
@@ -183,7 +177,8 @@ class Settings(BaseSettings):
     # "dask": one task per raw file (bronze), per day (silver) and per user bucket (gold) on a
     # Dask distributed cluster at DASK_SCHEDULER (tls:// or tcp://host:8786); empty starts a
     # 2-worker LocalCluster on 127.0.0.1. Either way each table gets ONE Delta commit per run.
-    engine: Literal["local", "dask"] = "local"
+    # jobs.pipeline.engines turns it into every stage's engine; jobs.options checks it.
+    engine: Annotated[options.Engine, BeforeValidator(options.engine)] = "local"
     dask_scheduler: str = ""
 
     # One writer at a time (jobs/lease/): a run holds the lease <LAKE_BRONZE>/_lease.json while
@@ -365,7 +360,7 @@ def load_as(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
             name = ".".join(str(p) for p in error["loc"]).upper()
             secret = "SECRET" in name or "PASSWORD" in name
             value = "<hidden>" if secret else repr(error.get("input"))
-            return f"{name}={value}: {error['msg']}"
+            return f"{name}={value}: {str(error['msg']).removeprefix('Value error, ')}"
 
         problems = "; ".join(shown(e) for e in exc.errors(include_input=True))
         files = _env_file()
@@ -392,3 +387,17 @@ def schedule(name: str, default: str = "@daily") -> str | None:
     """A cron or preset from ``name``; ``none``/``manual``/``off`` mean triggered runs only."""
     value = os.environ.get(name, "").strip() or default
     return None if value.lower() in ("none", "manual", "off") else value
+
+
+def task_defaults() -> dict[str, Any]:
+    """Every DAG's ``default_args``: owner, retries with exponential backoff, task timeout
+    (``LAKEHOUSE_RETRIES`` 2, ``LAKEHOUSE_RETRY_DELAY_SECONDS`` 60 doubled on every retry up to
+    ``LAKEHOUSE_MAX_RETRY_DELAY_SECONDS`` 900, ``LAKEHOUSE_TASK_TIMEOUT_MINUTES`` 120)."""
+    return {
+        "owner": "data-eng",
+        "retries": env_int("LAKEHOUSE_RETRIES", 2),
+        "retry_delay": timedelta(seconds=env_int("LAKEHOUSE_RETRY_DELAY_SECONDS", 60)),
+        "retry_exponential_backoff": 2.0,  # 60 s, 120 s, 240 s … capped
+        "max_retry_delay": timedelta(seconds=env_int("LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", 900)),
+        "execution_timeout": timedelta(minutes=env_int("LAKEHOUSE_TASK_TIMEOUT_MINUTES", 120)),
+    }

@@ -9,9 +9,6 @@ from datetime import date
 STAGES = ("bronze", "silver", "gold", "export")
 """The pipeline's stages, in the order they run."""
 
-LOOKBACK_WEEKS_MIN, LOOKBACK_WEEKS_MAX = 1, 52
-"""Bounds of the lookback window N in weeks (settings, run parameters and the DAG's form)."""
-
 # The whole days datetime64[ns] can hold (pandas, hence Great Expectations, validates dates as
 # nanosecond datetimes: 1677-09-21 00:12:43 .. 2262-04-11 23:47:16). No day outside them may
 # reach a table, whatever the settings.

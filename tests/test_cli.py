@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.cli import COMMANDS, _parser, main
+from jobs.cli import COMMANDS, main
+from jobs.cli_args import parser
 
 REPO = Path(__file__).resolve().parents[1]  # cwd of the commands: ``-m infra...`` imports from it
 
@@ -175,7 +176,7 @@ def test_version_and_exit_codes_are_in_the_help(capsys: pytest.CaptureFixture[st
 
 
 def test_every_command_has_a_handler_and_a_help(capsys: pytest.CaptureFixture[str]) -> None:
-    [commands] = [a for a in _parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    [commands] = [a for a in parser()._actions if isinstance(a, argparse._SubParsersAction)]
     assert set(commands.choices) == set(COMMANDS)
     for command in COMMANDS:
         assert _help(capsys, command).startswith(f"usage: python -m jobs {command}"), command

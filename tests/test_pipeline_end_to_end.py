@@ -196,7 +196,7 @@ def test_export_writes_the_latest_week_as_parquet_and_csv(lake: LocalLake) -> No
 
 
 def test_pending_files_counts_only_files_not_yet_ingested(lake: LocalLake) -> None:
-    from jobs.bronze.job import pending_files
+    from jobs.bronze.selection import pending_files
 
     land_small(lake)
     assert pending_files(lake.context()) == {"prints": 1, "taps": 1, "pays": 1}

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import polars as pl
 
 from jobs.audit import NoBronzeAudit
+from jobs.bronze.commit import commit_metadata
 from jobs.bronze.read import FileRead, ReadJob, read_raw
 from jobs.bronze.spool import Spool
 from jobs.errors import PipelineError
@@ -45,7 +46,8 @@ from jobs.tables.external import (
 )
 
 if TYPE_CHECKING:
-    from jobs.bronze.job import Bronze, Selection
+    from jobs.bronze.job import Bronze
+    from jobs.bronze.selection import Selection
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +145,7 @@ def commit_source(stage: Bronze, selection: Selection, found: Iterator[Found], f
                 rows.clear()
                 remove_data_files(ctx.lake, uri, f"{task_prefix(ctx.run_id, index)}-*")
 
-    metadata = stage.commit_metadata(selection)  # before the commit: the days replaced rows had
+    metadata = commit_metadata(ctx, selection)  # before the commit: the days replaced rows had
     for _ in stage.audit.gate(source, stream()):  # DataError at its end: no commit
         pass
     # Corrected files: the files holding their earlier rows go, the other rows of those files
@@ -174,7 +176,7 @@ def commit_source(stage: Bronze, selection: Selection, found: Iterator[Found], f
 def ingest_on_dask(stage: Bronze, manifest: pl.DataFrame) -> Iterator[tuple[str, int | None]]:
     """(source, new version or None) per source, as the driver commits them."""
     ctx = stage.ctx
-    selections = [s for s in (stage.select(source, manifest) for source in SOURCES) if s is not None]
+    selections = [s for s in (stage.planner.select(source, manifest) for source in SOURCES) if s is not None]
     tasks = [(s.source, f) for s in selections for f in s.files]
     if not tasks:
         return

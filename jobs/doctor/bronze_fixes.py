@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import polars as pl
 
-from jobs.bronze.job import DAY_COLUMN, days_of, sql_list
+from jobs.bronze.history import DAY_COLUMN, days_of, sql_list
 from jobs.doctor.tables import TableState
 from jobs.run import RunContext
 from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, SOURCES

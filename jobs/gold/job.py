@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import date
 from typing import Any
@@ -169,6 +170,12 @@ def build_metadata(build: GoldBuild) -> dict[str, str]:
     }
 
 
+BuildEngine = Callable[[RunContext, GoldBuild, GoldAuditor], list[list[AddActionDict]]]
+"""How the buckets are computed and written (add actions per bucket): :func:`build_locally`
+here, or :func:`jobs.gold.distributed.build_on_dask` (chosen by :func:`jobs.pipeline.engines`
+from ``ENGINE``)."""
+
+
 def build_locally(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list[list[AddActionDict]]:
     """The local engine: bucket after bucket in this process (memory holds one bucket)."""
     per_bucket = []
@@ -182,7 +189,12 @@ def build_locally(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list
 
 
 def run_gold(
-    ctx: RunContext, *, audits: Audits, rebuild: list[date] | None = None, full: bool = False
+    ctx: RunContext,
+    *,
+    audits: Audits,
+    rebuild: list[date] | None = None,
+    full: bool = False,
+    engine: BuildEngine = build_locally,
 ) -> StageResult:
     """Plan the weeks to rebuild, compute and audit them bucket by bucket, commit once."""
     started = time.perf_counter()
@@ -192,15 +204,9 @@ def run_gold(
         result.note = why
         result.seconds = time.perf_counter() - started
         return result
-    engine = ctx.settings.engine
     audit = audits.gold(ctx, list(build.weeks), build.buckets)
     try:
-        if engine == "dask":
-            from jobs.gold.distributed import build_on_dask
-
-            per_bucket = build_on_dask(ctx, build, audit)
-        else:
-            per_bucket = build_locally(ctx, build, audit)
+        per_bucket = engine(ctx, build, audit)
         version = commit_build(
             build, ctx.lake, [a for b in per_bucket for a in b], metadata=build_metadata(build)
         )
@@ -211,7 +217,7 @@ def run_gold(
     result.skipped = False
     result.rows_out = sum(a["rows"] for b in per_bucket for a in b)
     result.rows_in = result.rows_out  # one gold row per silver print of the rebuilt weeks
-    on = "" if engine == "local" else f" on {engine}"
+    on = "" if engine is build_locally else f" on {ctx.settings.engine}"
     result.note = f"{len(build.weeks)} week(s) rebuilt ({why}), {build.buckets} bucket(s){on}"
     if version is not None:
         result.versions[GOLD_TABLE] = version

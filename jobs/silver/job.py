@@ -268,7 +268,7 @@ def rebuild_locally(ctx: RunContext, rebuild: Rebuild, audit: SilverAuditor) -> 
 RebuildEngine = Callable[[RunContext, list[Rebuild], SilverAuditor], Iterator[tuple[Rebuild, Rebuilt]]]
 """How the planned rebuilds are computed and committed, in order: :func:`rebuild_all_locally`
 here, or :func:`jobs.silver.distributed.rebuild_on_dask` (chosen by
-:func:`jobs.pipeline.run_stage` from ``ENGINE``)."""
+:func:`jobs.pipeline.engines` from ``ENGINE``)."""
 
 
 def rebuild_all_locally(

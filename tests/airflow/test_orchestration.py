@@ -17,7 +17,9 @@ from jobs.errors import (
     StorageError,
     StoreUnreachable,
 )
-from jobs.orchestration import RunIdentity, RunRequest, detect, is_transient, run_stage_task
+from jobs.options import RunOptions
+from jobs.orchestration import RunIdentity, detect, is_transient, run_stage_task
+from jobs.settings import load_settings
 from tests.conftest import LocalLake, days
 
 D = date(2020, 11, 2)  # a Monday
@@ -44,27 +46,27 @@ def test_empty_params_request_nothing() -> None:
         {},
         {"rebuild_weeks": [], "full_rebuild": False, "lookback_mode": None, "lookback_weeks": None},
     ):
-        request = RunRequest.from_params(params)
-        assert request == RunRequest()
+        request = RunOptions.from_params(params)
+        assert request == RunOptions()
         assert not request.forces_run
 
 
 def test_params_are_parsed_and_force_a_run() -> None:
-    request = RunRequest.from_params(
+    request = RunOptions.from_params(
         {"rebuild_weeks": ["2020-11-04", "2020-11-02", "2020-11-04"], "full_rebuild": False}
     )
     assert request.rebuild == (date(2020, 11, 2), date(2020, 11, 4))
     assert request.forces_run
     # the trigger form may hand over one string
-    assert RunRequest.from_params({"rebuild_weeks": "2020-11-02, 2020-11-09"}).rebuild == (
+    assert RunOptions.from_params({"rebuild_weeks": "2020-11-02, 2020-11-09"}).rebuild == (
         date(2020, 11, 2),
         date(2020, 11, 9),
     )
-    assert RunRequest.from_params({"full_rebuild": True}).forces_run
-    override = RunRequest.from_params({"lookback_mode": "rolling", "lookback_weeks": "2"})
+    assert RunOptions.from_params({"full_rebuild": True}).forces_run
+    override = RunOptions.from_params({"lookback_mode": "rolling", "lookback_weeks": "2"})
     assert (override.lookback_mode, override.lookback_weeks) == ("rolling", 2)
-    assert override.settings().lookback_mode == "rolling"
-    assert override.settings().lookback_weeks == 2
+    assert load_settings(**override.overrides).lookback_mode == "rolling"
+    assert load_settings(**override.overrides).lookback_weeks == 2
     json.dumps(override.describe())
 
 
@@ -78,20 +80,20 @@ def test_params_are_parsed_and_force_a_run() -> None:
 )
 def test_bad_params_are_one_line_config_errors(params: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
-        RunRequest.from_params(params)
+        RunOptions.from_params(params)
 
 
 def test_out_of_range_lookback_is_a_config_error() -> None:
     with pytest.raises(ConfigError, match="LOOKBACK_WEEKS"):
-        RunRequest.from_params({"lookback_weeks": 99}).settings()
+        load_settings(**RunOptions.from_params({"lookback_weeks": 99}).overrides)
 
 
 # -- run ids --------------------------------------------------------------------------------------
 def test_every_task_of_one_orchestrator_run_shares_one_pipeline_run_id() -> None:
     started = datetime(2026, 11, 22, 5, 30, tzinfo=UTC)
-    a = RunIdentity("scheduled__2026-11-22T05:30:00+00:00", started).context(RunRequest().settings())
-    b = RunIdentity("scheduled__2026-11-22T05:30:00+00:00", started).context(RunRequest().settings())
-    c = RunIdentity("manual__2026-11-22T05:31:00+00:00", started).context(RunRequest().settings())
+    a = RunIdentity("scheduled__2026-11-22T05:30:00+00:00", started).context(load_settings())
+    b = RunIdentity("scheduled__2026-11-22T05:30:00+00:00", started).context(load_settings())
+    c = RunIdentity("manual__2026-11-22T05:31:00+00:00", started).context(load_settings())
     assert a.run_id == b.run_id != c.run_id
     assert re.fullmatch(r"20261122T053000Z-[0-9a-f]{8}", a.run_id)
     assert a.started_at == started

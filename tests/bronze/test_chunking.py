@@ -11,7 +11,7 @@ import polars as pl
 import pyarrow as pa
 import pytest
 
-from jobs.bronze.job import parse_chunks
+from jobs.bronze.read import parse_chunks
 from jobs.raw.compression import CannotDecompress
 from jobs.raw.files import iter_chunks
 from jobs.settings import load_settings

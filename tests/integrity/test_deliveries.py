@@ -228,7 +228,7 @@ def test_a_retracted_file_that_comes_back_is_ingested_as_new(lake: Path) -> None
 
 
 def test_pending_files_counts_a_deleted_file_until_it_is_recorded(lake: Path) -> None:
-    from jobs.bronze.job import pending_files
+    from jobs.bronze.selection import pending_files
     from jobs.run import RunContext
     from jobs.settings import load_settings
 
