@@ -57,7 +57,7 @@ from typing import Any
 from jobs.run import RunContext
 from jobs.schemas import GOLD_PARTITION, GOLD_TABLE
 from jobs.storage import join
-from jobs.storage_errors import storage_error
+from jobs.storage.errors import storage_error
 from jobs.tables.lake import changes_rows, commit_properties
 
 log = logging.getLogger(__name__)

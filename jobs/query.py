@@ -31,7 +31,7 @@ from jobs.schemas import (
     SILVER,
     SOURCES,
 )
-from jobs.storage_duckdb import env_secret_sql
+from jobs.storage.duckdb_secret import env_secret_sql
 
 log = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from jobs.cli import COMMANDS, main
-from jobs.cli_args import parser
+from jobs.cli.args import parser
 
 REPO = Path(__file__).resolve().parents[1]  # cwd of the commands: ``-m infra...`` imports from it
 

@@ -42,7 +42,7 @@ from jobs.errors import TableDamaged
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE
 from jobs.storage import join
-from jobs.storage_errors import storage_error
+from jobs.storage.errors import storage_error
 
 
 def repair(ctx: RunContext) -> Report:

@@ -19,7 +19,7 @@ from jobs.doctor.findings import REPAIR, Finding
 from jobs.errors import TableDamaged
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE, QUALITY_SAMPLES_TABLE, QUALITY_TABLE, SOURCES
-from jobs.storage_errors import storage_error
+from jobs.storage.errors import storage_error
 
 COMMIT_NAME = re.compile(r"^(\d{20})\.json$")
 CHECKPOINT_NAME = re.compile(r"^(\d{20})\.checkpoint(\.\d+\.\d+)?\.parquet$")

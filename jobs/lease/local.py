@@ -81,7 +81,7 @@ def _path(uri: str) -> str:
 
 
 def _fail(storage: Storage, uri: str, exc: OSError) -> StorageError:
-    from jobs.storage_errors import storage_error
+    from jobs.storage.errors import storage_error
 
     return storage_error(exc, uri=uri, storage=storage)
 

@@ -68,7 +68,7 @@ class S3Object:
         return status == 404 or code in ("NoSuchKey", "404", "NotFound")
 
     def _fail(self, exc: Exception) -> StorageError:
-        from jobs.storage_errors import storage_error
+        from jobs.storage.errors import storage_error
 
         return storage_error(exc, uri=self.uri, storage=self.storage)
 

@@ -22,7 +22,7 @@ from jobs.errors import StorageError
 from jobs.raw.compression import CannotDecompress, Delivered, codec_of, decompressed_blocks
 from jobs.schemas import SOURCES
 from jobs.storage import Storage, is_remote, join
-from jobs.storage_errors import storage_error
+from jobs.storage.errors import storage_error
 
 TEMPORARY_SUFFIXES = (".tmp", "._COPYING_", ".part", ".crdownload")
 

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from jobs.errors import StorageError
 from jobs.schemas import conform
-from jobs.storage_errors import storage_error
+from jobs.storage.errors import storage_error
 from jobs.tables.lake import Lake, arrow_schema, commit_properties
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from jobs.storage_errors import storage_error
+from jobs.storage.errors import storage_error
 from jobs.tables.lake import FENCED_BY, Lake, Table, arrow_schema
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ import pyarrow as pa
 from jobs.errors import CommitRefused, StorageError
 from jobs.schemas import conform
 from jobs.storage import Storage, is_remote
-from jobs.storage_errors import storage_error, table_damage
+from jobs.storage.errors import storage_error, table_damage
 from jobs.tables.threads import produce_on_own_thread, remember_errors
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ from datetime import date
 
 import pytest
 
-from jobs.cli_args import parser
+from jobs.cli.args import parser
 from jobs.errors import ConfigError
 from jobs.options import PARAMS, RunOptions
 from jobs.settings import load_settings

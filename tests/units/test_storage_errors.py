@@ -13,7 +13,7 @@ from jobs.errors import (
 )
 from jobs.settings import load_settings
 from jobs.storage import Storage
-from jobs.storage_errors import storage_error
+from jobs.storage.errors import storage_error
 
 SECRET = "s3cr3t-never-shown"
 

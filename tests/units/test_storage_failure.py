@@ -13,7 +13,7 @@ import pytest
 from jobs.errors import StorageError, StoreUnreachable
 from jobs.settings import load_settings
 from jobs.storage import Storage
-from jobs.storage_errors import storage_failure
+from jobs.storage.errors import storage_failure
 
 ENDPOINT = "http://127.0.0.1:1"
 REPO = Path(__file__).resolve().parents[2]

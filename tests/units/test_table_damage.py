@@ -15,7 +15,7 @@ from deltalake import DeltaTable, write_deltalake
 from jobs.errors import StorageError, StoreUnreachable, TableDamaged
 from jobs.settings import load_settings
 from jobs.storage import Storage
-from jobs.storage_errors import storage_failure, table_damage
+from jobs.storage.errors import storage_failure, table_damage
 from jobs.tables import Lake
 
 ENDPOINT = "http://127.0.0.1:1"

@@ -4,8 +4,8 @@ bundle, and the bounds on waiting for the store (see :mod:`jobs.storage` for the
 Credentials are resolved here once per identity: the settings' key pair when set, else
 botocore's standard chain (profile, SSO, assume-role, container/instance role), one botocore
 session per process. :class:`StorageBase` is the base of :class:`jobs.storage.Storage`; the
-option builders of each library are its other bases (:mod:`jobs.storage_object_store`,
-:mod:`jobs.storage_boto`, :mod:`jobs.storage_duckdb`).
+option builders of each library are its other bases (:mod:`jobs.storage.object_store`,
+:mod:`jobs.storage.boto`, :mod:`jobs.storage.duckdb_secret`).
 """
 
 from __future__ import annotations

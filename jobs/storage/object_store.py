@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.storage_base import StorageBase, duration, is_remote, ms
+from jobs.storage.base import StorageBase, duration, is_remote, ms
 
 
 class ObjectStoreOptions(StorageBase):

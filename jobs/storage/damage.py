@@ -17,9 +17,9 @@ import os
 import re
 from typing import Any
 
-from jobs.error_chain import chain_text, unreachable
 from jobs.errors import TableDamaged
 from jobs.storage import Storage, is_remote
+from jobs.storage.error_chain import chain_text, unreachable
 
 DOCTOR_HINT = "run python -m jobs doctor"
 

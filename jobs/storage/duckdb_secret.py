@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from urllib.parse import urlparse
 
 from jobs.settings import DEFAULT_AWS_REGION
-from jobs.storage_base import StorageBase, ms
+from jobs.storage.base import StorageBase, ms
 
 
 def create_secret_sql(values: Mapping[str, str]) -> str:

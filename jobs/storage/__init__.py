@@ -8,13 +8,13 @@ It is also the one place that bounds waiting on the object store. Every client g
 connect timeout, read timeout, number of attempts and backoff (settings ``S3_*``), in the
 spelling that client understands. One module per concern, all bases of :class:`Storage`:
 
-* :mod:`jobs.storage_base`: paths, the identity's keys, region and CA bundle, the bounds;
-* :mod:`jobs.storage_object_store`: deltalake's and polars' options (``connect_timeout``,
+* :mod:`jobs.storage.base`: paths, the identity's keys, region and CA bundle, the bounds;
+* :mod:`jobs.storage.object_store`: deltalake's and polars' options (``connect_timeout``,
   ``timeout``, ``retry_timeout``, ``backoff_config.*``; polars' integer ``max_retries``/
   ``retry_*_ms``);
-* :mod:`jobs.storage_boto`: boto3 clients, s3fs and the fsspec filesystems (botocore's
+* :mod:`jobs.storage.boto`: boto3 clients, s3fs and the fsspec filesystems (botocore's
   ``connect_timeout``, ``read_timeout``, ``total_max_attempts``; s3fs retries once);
-* :mod:`jobs.storage_duckdb`: DuckDB httpfs (``http_timeout``, ``http_retries``,
+* :mod:`jobs.storage.duckdb_secret`: DuckDB httpfs (``http_timeout``, ``http_retries``,
   ``http_retry_wait_ms``, ``http_retry_backoff``) and the lake's S3 secret.
 
 Credentials are resolved once per identity and handed to every client (infra/README.md,
@@ -23,7 +23,7 @@ Credentials are resolved once per identity and handed to every client (infra/REA
 botocore's standard chain (profile, SSO, assume-role, container/instance role), one botocore
 session per process. Temporary keys are re-read from that session each time options are built,
 and botocore refreshes them before they expire. Failures become one line in
-:mod:`jobs.storage_errors`.
+:mod:`jobs.storage.errors`.
 """
 
 from __future__ import annotations
@@ -31,10 +31,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from jobs.storage_base import Credentials, aws_session, bucket_of, is_remote, join
-from jobs.storage_boto import BotoClients
-from jobs.storage_duckdb import DuckDBOptions
-from jobs.storage_object_store import ObjectStoreOptions
+from jobs.storage.base import Credentials, aws_session, bucket_of, is_remote, join
+from jobs.storage.boto import BotoClients
+from jobs.storage.duckdb_secret import DuckDBOptions
+from jobs.storage.object_store import ObjectStoreOptions
 
 if TYPE_CHECKING:
     from jobs.settings import Settings

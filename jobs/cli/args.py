@@ -2,7 +2,7 @@
 
 Only the grammar: the run options stay strings here and :class:`jobs.options.RunOptions` parses
 and validates them (as it does an orchestrator's parameters); :mod:`jobs.cli` runs the commands
-and :mod:`jobs.cli_output` prints.
+and :mod:`jobs.cli.output` prints.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """``python -m jobs <command>``: run the pipeline or one stage, query the lake.
 
 Each command is a handler (:data:`COMMANDS`) given its arguments (parsed by
-:mod:`jobs.cli_args`) and the run's context; the run options are validated by
-:class:`jobs.options.RunOptions`, and :mod:`jobs.cli_output` prints. User-facing failures (bad
+:mod:`jobs.cli.args`) and the run's context; the run options are validated by
+:class:`jobs.options.RunOptions`, and :mod:`jobs.cli.output` prints. User-facing failures (bad
 settings, unreachable storage, bad data) print one line saying what to check and exit non-zero;
 ``--debug`` shows the traceback instead.
 """
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.cli_args import parser
+from jobs.cli.args import parser
 from jobs.errors import EXIT_REJECTED_INPUT, PipelineError, exit_code
 from jobs.options import RunOptions
 
@@ -91,7 +91,7 @@ def _maintain(args: argparse.Namespace, ctx: RunContext) -> int:
     if args.format == "json":
         sys.stdout.write(done.to_json() + "\n")
     else:
-        from jobs.cli_output import print_maintenance
+        from jobs.cli.output import print_maintenance
 
         print_maintenance(done)
     return 0
@@ -189,7 +189,7 @@ def _stages(
     args: argparse.Namespace, ctx: RunContext, run: Callable[[Progress | None], list[StageResult]]
 ) -> int:
     """Run stages with a spinner on a terminal, then print their summary; the exit code."""
-    from jobs.cli_output import print_stages, progress
+    from jobs.cli.output import print_stages, progress
 
     started = time.perf_counter()
     with progress(sys.stderr.isatty() and not args.log_json) as shown:
@@ -268,7 +268,7 @@ def _main(args: argparse.Namespace) -> int:
 
 def _storage_failure(args: argparse.Namespace, exc: BaseException) -> PipelineError | None:
     from jobs.storage import Storage
-    from jobs.storage_errors import storage_failure
+    from jobs.storage.errors import storage_failure
 
     try:
         settings = _settings(args)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from jobs.storage_base import Credentials, StorageBase, is_remote
+from jobs.storage.base import Credentials, StorageBase, is_remote
 
 if TYPE_CHECKING:
     import fsspec

@@ -1,10 +1,10 @@
 """Storage failures as one readable line: what failed, where, as whom, and what to check.
 
 Every library (deltalake, s3fs/botocore, pyarrow, DuckDB) reports S3 errors its own way; this
-module reads the error chain once (:mod:`jobs.error_chain`) and maps it to the
+module reads the error chain once (:mod:`jobs.storage.error_chain`) and maps it to the
 :mod:`jobs.errors` classes that callers (and orchestrators deciding whether to retry) react to.
 A damaged table is told apart from a failing store by :func:`table_damage`
-(:mod:`jobs.storage_damage`, re-exported here).
+(:mod:`jobs.storage.damage`, re-exported here).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 import sys
 
-from jobs.error_chain import ANSI, chain, chain_text, first_line, unreachable
 from jobs.errors import (
     AccessDenied,
     BucketMissing,
@@ -23,7 +22,8 @@ from jobs.errors import (
     StoreUnreachable,
 )
 from jobs.storage import Storage, bucket_of, is_remote
-from jobs.storage_damage import DOCTOR_HINT, table_damage, table_label
+from jobs.storage.damage import DOCTOR_HINT, table_damage, table_label
+from jobs.storage.error_chain import ANSI, chain, chain_text, first_line, unreachable
 
 __all__ = ["DOCTOR_HINT", "storage_error", "storage_failure", "table_damage", "table_label"]
 

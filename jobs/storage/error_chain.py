@@ -1,7 +1,7 @@
 """Reading an exception chain the way every storage library reports: its text (ANSI colours
 dropped), its first line, and whether it says nothing answered (refused, timed out, reset).
 
-Shared by :mod:`jobs.storage_errors` (which store failure it is) and :mod:`jobs.storage_damage`
+Shared by :mod:`jobs.storage.errors` (which store failure it is) and :mod:`jobs.storage.damage`
 (whether a table is damaged): a parse error beside connection words is the store's.
 """
 
