@@ -370,9 +370,8 @@ def load_as(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
         ) from exc
 
 
-# -- the DAGs' scheduling settings --------------------------------------------------------------
-# Read by the DAG files at parse time, from the Airflow processes' environment only (not the env
-# files: those configure the tasks), importing nothing heavy.
+# The DAGs' scheduling settings: read at parse time from the Airflow processes' environment only
+# (the env files configure the tasks), importing nothing heavy.
 def env_int(name: str, default: int) -> int:
     """A whole number from the environment; a bad value warns and falls back to ``default``."""
     value = os.environ.get(name, "").strip()
@@ -390,9 +389,7 @@ def schedule(name: str, default: str = "@daily") -> str | None:
 
 
 def task_defaults() -> dict[str, Any]:
-    """Every DAG's ``default_args``: owner, retries with exponential backoff, task timeout
-    (``LAKEHOUSE_RETRIES`` 2, ``LAKEHOUSE_RETRY_DELAY_SECONDS`` 60 doubled on every retry up to
-    ``LAKEHOUSE_MAX_RETRY_DELAY_SECONDS`` 900, ``LAKEHOUSE_TASK_TIMEOUT_MINUTES`` 120)."""
+    """Every DAG's ``default_args``: owner, retries with a doubling delay, a task timeout."""
     return {
         "owner": "data-eng",
         "retries": env_int("LAKEHOUSE_RETRIES", 2),
