@@ -4,8 +4,9 @@ Counts and check names go to ``<LAKE_GOLD>/_quality_results`` (schema
 :data:`jobs.schemas.QUALITY_RESULTS`), next to gold so whoever may read gold may read its quality
 record (``gold.quality_results`` in ``python -m jobs query``). The sample rows of failing checks
 are data of bronze or silver, so they go to ``<LAKE_BRONZE>/_quality_samples``, which only the
-pipeline identity reads. One append per stage that validated something; a run with nothing new
-writes nothing.
+pipeline identity reads. Each stage's results are also written as Great Expectations validation
+results (:mod:`jobs.quality.gx_record`) to ``<LAKE_GOLD>/_quality_reports/R.<stage>.gx.json``. One
+append per stage that validated something; a run with nothing new writes nothing.
 """
 
 from __future__ import annotations
@@ -15,15 +16,28 @@ from datetime import UTC, datetime
 
 import polars as pl
 
+from jobs.quality import gx_record
 from jobs.quality.results import CheckResult
 from jobs.run import RunContext
-from jobs.schemas import QUALITY_RESULTS, QUALITY_SAMPLES, QUALITY_SAMPLES_TABLE, QUALITY_TABLE
+from jobs.schemas import (
+    QUALITY_REPORTS,
+    QUALITY_RESULTS,
+    QUALITY_SAMPLES,
+    QUALITY_SAMPLES_TABLE,
+    QUALITY_TABLE,
+)
+from jobs.storage import join
 
 KEYS = ["run_id", "recorded_at", "layer", "table_name", "expectation"]
 
 
 def results_uri(ctx: RunContext) -> str:
     return ctx.gold(QUALITY_TABLE)
+
+
+def gx_uri(ctx: RunContext, stage: str, run_id: str | None = None) -> str:
+    """Where a stage's results are kept as GX validation results (counts only, beside gold)."""
+    return join(ctx.settings.lake_gold, QUALITY_REPORTS, f"{run_id or ctx.run_id}.{stage}.gx.json")
 
 
 def samples_uri(ctx: RunContext) -> str:
@@ -55,7 +69,12 @@ def append(ctx: RunContext, results: Sequence[CheckResult], *, stage: str) -> in
             metadata=metadata,
         )
     counts_only = rows.with_columns(pl.lit(None, pl.String).alias("unexpected_rows"))
-    return ctx.lake.write(results_uri(ctx), counts_only, schema=QUALITY_RESULTS, metadata=metadata)
+    version = ctx.lake.write(results_uri(ctx), counts_only, schema=QUALITY_RESULTS, metadata=metadata)
+    documents = gx_record.validation_results(
+        results, run_id=ctx.run_id, stage=stage, recorded_at=rows["recorded_at"][0]
+    )
+    ctx.lake.put_file(gx_uri(ctx, stage), gx_record.to_json(documents), tag=ctx.run_id)
+    return version
 
 
 def run_results(ctx: RunContext, run_id: str | None = None, *, with_samples: bool = False) -> pl.DataFrame:

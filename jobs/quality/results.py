@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 
@@ -34,6 +34,7 @@ class CheckResult:
     evaluated_rows: int = 0
     column: str | None = None
     sample: tuple[dict[str, str], ...] = field(default_factory=tuple)
+    arguments: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def suite(self) -> str:

@@ -176,6 +176,7 @@ def validate_frame(
             "severity": check.severity,
             "column": check.column,
             "evaluated_rows": prepared.height,
+            "arguments": check.kwargs,
         }
         if isinstance(r, Verdict):
             results.append(
