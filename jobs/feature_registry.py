@@ -45,8 +45,8 @@ Aggregation = Literal["count", "sum"]
 # MAX_TOTAL (< 10**16) sum to less than 10**36 for any n < 10**20 rows, so the sum always fits
 # decimal(38,2) exactly — no overflow, no checked error, whatever the number of payments.
 SUM_AMOUNT = pl.Decimal(38, 2)
-# The audit column of a decimal sum: its exact integer units as decimal(38,0) (pandas, which
-# Great Expectations validates, has no Int128).
+# The audit column of a decimal sum: its exact integer units as decimal(38,0), which Arrow,
+# Parquet and the Dask workers' frames all keep exactly (Int128 is Polars-only).
 AUDIT_UNITS = pl.Decimal(38, 0)
 AUDIT_PREFIX = "expected_prior_"
 

@@ -186,7 +186,7 @@ def gold_audit_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
     """Audit columns the gold plan can compute beside the gold rows for the gold suite
     (jobs.gold.features.build_features(audit=True), or re-derived by jobs.quality.derive);
     never written: ``tap_same_day``, then per feature its ``expected_prior_<measure>`` (a
-    decimal sum as its exact integer units, decimal(38,0): pandas has no Int128)."""
+    decimal sum as its exact integer units, decimal(38,0): see AUDIT_UNITS)."""
     return pl.Schema({TAP_SAME_DAY: pl.Boolean(), **audit_schema(features)})
 
 
