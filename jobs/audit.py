@@ -1,7 +1,7 @@
 """What a stage asks of its quality audit, and an audit that checks nothing.
 
 Stages receive their audits (:class:`Audits`) from the caller instead of importing them: the
-pipeline passes the Great Expectations gates of :mod:`jobs.quality` (``quality_audits()``), the
+pipeline passes the quality gates of :mod:`jobs.quality` (``quality_audits()``), the
 benchmark passes :data:`NO_AUDITS` to measure a stage's work alone. This module sits beneath
 both the stages and ``jobs.quality``, so neither imports the other.
 """

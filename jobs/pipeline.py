@@ -2,7 +2,7 @@
 
 Every stage runs holding the lake lease (:mod:`jobs.lease`): one writer at a time, whoever
 calls (the CLI, an orchestrator's task, a script); a run of several stages holds it throughout.
-This is also where the stages get their audits: the Great Expectations gates by default
+This is also where the stages get their audits: the quality gates by default
 (:func:`jobs.quality.gate.quality_audits`), or whatever the caller passes (the benchmark passes
 :data:`jobs.audit.NO_AUDITS` to time a stage's own work), and their engine: :func:`engines`
 decides from ``ENGINE`` for every stage, and each stage runs on the one it is handed.

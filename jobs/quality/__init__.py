@@ -1,4 +1,4 @@
-"""Data quality: Great Expectations suites per layer, reconciliation, history and reports.
+"""Data quality: suites per layer (checks declared as GX expectations), reconciliation, history, reports.
 
 The checks are declared once, as Great Expectations expectation classes and arguments, and
 evaluated one way, with Polars (:mod:`~jobs.quality.validate`); Great Expectations itself is not
