@@ -236,7 +236,7 @@ class Settings(BaseSettings):
     quality_severity: Annotated[dict[str, Literal["failure", "warning"]], NoDecode] = Field(
         default_factory=dict
     )
-    # Rows per Great Expectations batch (bounds memory) and unexpected rows shown per check.
+    # Rows per validation batch (Polars) (bounds memory) and unexpected rows shown per check.
     quality_batch_rows: int = Field(default=1_000_000, ge=1)
     quality_sample_rows: int = Field(default=5, ge=0, le=100)
 
