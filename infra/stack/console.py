@@ -155,6 +155,5 @@ class Console:
 def describe(console: Console, settings: StackSettings) -> str:
     """The stack-up line about the console: URL, the viewer's name, where the passwords are."""
     return (
-        f"{console.url}   (log in as viewer: read-only, every bucket; passwords in "
-        f"{console_file(settings)})"
+        f"{console.url}   (log in as viewer: read-only, every bucket; passwords in {console_file(settings)})"
     )
