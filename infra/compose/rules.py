@@ -40,6 +40,8 @@ SECRET_GRANTS: dict[str, frozenset[str]] = {
     "ADMIN_SECRET_ACCESS_KEY": frozenset({"minio-init"}),
     "ANALYST_ACCESS_KEY_ID": frozenset({"minio-init"}),
     "ANALYST_SECRET_ACCESS_KEY": frozenset({"minio-init"}),
+    "CONSOLE_VIEWER_USER": frozenset({"minio-init"}),
+    "CONSOLE_VIEWER_PASSWORD": frozenset({"minio-init"}),
     "PIPELINE_ACCESS_KEY_ID": PIPELINE,
     "PIPELINE_SECRET_ACCESS_KEY": PIPELINE,
     "POSTGRES_PASSWORD": AIRFLOW | {"postgres"},

@@ -51,6 +51,9 @@ GENERATORS: dict[str, Callable[[], str]] = {
     "PIPELINE_SECRET_ACCESS_KEY": _token,
     "ANALYST_ACCESS_KEY_ID": lambda: "lakehouse-analyst",
     "ANALYST_SECRET_ACCESS_KEY": _token,
+    # MinIO console's read-only login (infra/minio/console-policy.json): a user, no S3 identity
+    "CONSOLE_VIEWER_USER": lambda: "lakehouse-viewer",
+    "CONSOLE_VIEWER_PASSWORD": _token,
     "POSTGRES_PASSWORD": _token,
     "AIRFLOW_FERNET_KEY": _fernet_key,
     "AIRFLOW_JWT_SECRET": _token,

@@ -1,8 +1,9 @@
 """``python -m infra.stack up|down|status|seed|identities|duckdb``: the local object store's commands.
 
 ``up`` (``make stack-up``) generates each identity's keys into ``STACK_DIR/keys/`` if missing
-(owner-only), starts ``weed mini`` unless it runs, waits until it answers, creates the buckets,
-seeds the scale-1 raw data and prints what to open; ``down`` stops it by the PID it recorded.
+(owner-only), starts ``weed mini`` unless it runs, waits until it answers, starts the bucket
+console (:mod:`infra.stack.console`), creates the buckets, seeds the scale-1 raw data and prints
+what to open; ``down`` stops both by the PIDs they recorded.
 Both are idempotent and neither changes live identities: ``identities apply`` does, showing
 what changes. ``duckdb`` (``make duckdb``) starts the DuckDB shell with the analyst's keys only.
 ``seed`` is the object store's init step on any S3 server (buckets, identities, raw uploads; the
@@ -20,6 +21,7 @@ import time
 from datetime import date
 from pathlib import Path
 
+from infra.stack.console import Console, describe
 from infra.stack.identities import seaweed_config
 from infra.stack.keys import FIELDS, ensure_key_files, keys_dir, rotate_key_file, with_identity_keys
 from infra.stack.settings import StackSettings, load_stack_settings
@@ -55,6 +57,11 @@ def up(settings: StackSettings, *, seed: bool = True, scale: float = 1.0, days: 
         print(f"started weed mini (pid {pid}), data in {server.directory / 'data'}")
         server.wait_ready(settings)
         print(f"S3 answers after {time.perf_counter() - started:.1f}s")
+    console = Console.of(server)
+    if console.pid() is None:
+        pid = console.start(settings)
+        console.wait_ready()
+        print(f"started the bucket console (pid {pid}) on {console.url}")
     write_endpoint_file(settings, server)
     report = seed_lake(
         settings,
@@ -86,8 +93,9 @@ def _print_info(settings: StackSettings, server: WeedServer) -> None:
     print("Local object store (SeaweedFS) is up:")
     print(
         f"  S3 endpoint     {server.endpoint}   (AWS_ENDPOINT_URL, path-style, plain http; "
-        "the only open door: master/volume/filer need weed's own TLS certificate)"
+        "the only open door: master/volume/filer/admin need weed's own TLS certificate)"
     )
+    print(f"  console         {describe(Console.of(server), s)}")
     print(f"  pipeline        {s.aws_access_key_id}  (read raw; read/write bronze, silver, gold)")
     print(f"  analyst         {s.analyst_access_key_id}  (read gold only)")
     print(f"  admin           {s.admin_access_key_id}  (buckets, raw uploads)")
@@ -119,6 +127,10 @@ def _make_args(env_file: str) -> str:
 
 def down(settings: StackSettings) -> None:
     server = WeedServer.from_settings(settings)
+    console = Console.of(server)
+    console_pid = console.pid()
+    if console.stop():
+        print(f"stopped the bucket console (pid {console_pid})")
     pid = server.pid()
     if server.stop():
         print(f"stopped weed (pid {pid}); data kept in {server.directory / 'data'}")
@@ -127,15 +139,25 @@ def down(settings: StackSettings) -> None:
 
 
 def status(settings: StackSettings) -> int:
+    """One JSON line: is weed running, its S3 endpoint, the bucket console (URL, PID, where its
+    logins are) and the make arguments that reach this stack again (env file, port offset)."""
+    from infra.stack.keys import console_file
+
     server = WeedServer.from_settings(settings)
+    console = Console.of(server)
     pid = server.pid()
+    args = _make_args(_env_file_in_use()).strip()
     print(
         json.dumps(
             {
                 "running": pid is not None,
                 "pid": pid,
                 "endpoint": server.endpoint,
-                "file_browser": server.filer_url,
+                "console": console.url,
+                "console_pid": console.pid(),
+                "console_logins": str(console_file(settings)),
+                "stack_dir": settings.stack_dir,
+                "make_args": args,
             }
         )
     )

@@ -30,6 +30,9 @@ class StackSettings(Settings):
     stack_s3_grpc_port: int = 28333
     # The admin server's gRPC port is this + 10000 (weed's built-in worker assumes that offset).
     stack_admin_port: int = 13646
+    # The bucket console (`weed admin` with a login, infra/stack/console.py); its worker gRPC port
+    # is this + 10000 too.
+    stack_console_port: int = 13650
     # A second copy of the local stack on this machine: every STACK_*_PORT above and the port of
     # a loopback AWS_ENDPOINT_URL move by this much (and Airflow's ports, infra/airflow), and
     # STACK_DIR defaults to .stack-<offset>. Applied once when the settings load: the fields then
@@ -65,6 +68,7 @@ STACK_PORTS = (
     "stack_filer_grpc_port",
     "stack_s3_grpc_port",
     "stack_admin_port",
+    "stack_console_port",
 )
 
 

@@ -7,7 +7,8 @@ so changing keys needs no restart (:func:`apply_identities`, only through the ex
 ``python -m infra.stack identities apply``: seeding never changes them, :func:`check_identities`).
 Its side doors (master, volume and filer HTTP, gRPC) are locked by ``security.toml``
 (:mod:`infra.stack.security`); every file under ``STACK_DIR`` is owner-only. The commands around it
-(``python -m infra.stack up|down|status|seed``) are in :mod:`infra.stack.__main__`.
+(``python -m infra.stack up|down|status|seed``) are in :mod:`infra.stack.__main__`; the bucket
+console, a separate ``weed admin`` with a login, in :mod:`infra.stack.console`.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class WeedPorts:
     s3: int
     s3_grpc: int
     admin: int
+    console: int = 0  # the bucket console's (a separate `weed admin`, infra/stack/console.py)
 
     @classmethod
     def from_settings(cls, settings: StackSettings) -> WeedPorts:
@@ -67,11 +69,13 @@ class WeedPorts:
             endpoint.port,
             s.stack_s3_grpc_port,
             s.stack_admin_port,
+            s.stack_console_port,
         )
 
     @classmethod
     def free(cls) -> WeedPorts:
-        """Ports nobody listens on right now (bind-to-0), admin's gRPC offset included."""
+        """Ports nobody listens on right now (bind-to-0), the admin's and the console's gRPC
+        offsets included."""
         held: list[socket.socket] = []
 
         def grab(port: int = 0) -> int:
@@ -80,19 +84,20 @@ class WeedPorts:
             held.append(sock)
             return sock.getsockname()[1]
 
-        try:
-            ports = [grab() for _ in range(8)]
+        def pair() -> int:
             for _ in range(50):
-                admin = grab()
-                if admin + ADMIN_GRPC_OFFSET < 65536:
+                port = grab()
+                if port + ADMIN_GRPC_OFFSET < 65536:
                     try:
-                        grab(admin + ADMIN_GRPC_OFFSET)
-                        break
+                        grab(port + ADMIN_GRPC_OFFSET)
+                        return port
                     except OSError:
                         continue
-            else:  # pragma: no cover - a crowded machine
-                raise RuntimeError("no free port pair for weed's admin server")
-            return cls(*ports, admin)
+            raise RuntimeError("no free port pair for weed's admin server")  # pragma: no cover
+
+        try:
+            ports = [grab() for _ in range(8)]
+            return cls(*ports, pair(), pair())
         finally:
             for sock in held:
                 sock.close()
@@ -112,7 +117,12 @@ class WeedPorts:
         ]
 
     def all(self) -> list[int]:
-        return [*(getattr(self, f) for f in self.__dataclass_fields__), self.admin + ADMIN_GRPC_OFFSET]
+        """weed mini's ports (the console's are :meth:`console_ports`)."""
+        fields = [f for f in self.__dataclass_fields__ if f != "console"]
+        return [*(getattr(self, f) for f in fields), self.admin + ADMIN_GRPC_OFFSET]
+
+    def console_ports(self) -> list[int]:
+        return [self.console, self.console + ADMIN_GRPC_OFFSET]
 
 
 def weed_binary() -> str:
@@ -138,10 +148,6 @@ class WeedServer:
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.ports.s3}"
-
-    @property
-    def filer_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports.filer}"
 
     @property
     def config_path(self) -> Path:

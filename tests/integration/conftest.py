@@ -54,6 +54,7 @@ def stack_settings(directory: Path, ports: WeedPorts, **overrides: Any) -> Stack
         "stack_filer_grpc_port": ports.filer_grpc,
         "stack_s3_grpc_port": ports.s3_grpc,
         "stack_admin_port": ports.admin,
+        "stack_console_port": ports.console,
         "lookback_mode": "calendar",
         "lookback_weeks": 3,
         "gold_buckets": 0,
