@@ -28,9 +28,9 @@ help:  ## list targets and the variables a user may set
 #: SOAK_TRIALS         kill -9 trials and frozen-writer trials of make soak (default 30 each)
 #: PYTHON              the interpreter the virtualenv is made with (default python3, 3.11)
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements-pip.txt requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-pip.txt
 	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)

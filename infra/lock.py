@@ -2,10 +2,12 @@
 
 ``requirements.txt`` and ``requirements-dev.txt`` pin every package (``name==version``) and,
 since pip then checks what it downloads, carry each release's ``--hash=sha256:`` lines:
-``make venv`` and the images install with ``--require-hashes``. Edit a version in place,
-then run this: it reads the pins (ignoring the old hashes), asks pip-tools' ``pip-compile
---generate-hashes`` for the hashes of every file of those exact releases (all platforms,
-so an arm64 image build passes too) and rewrites both files, keeping their comments.
+``make venv`` and the images install with ``--require-hashes``, after upgrading pip to the one
+pinned in ``requirements-pip.txt`` (the pip a fresh venv ships cannot read the lock). Edit a
+version in place, then run this: it reads the pins (ignoring the old hashes), asks pip-tools'
+``pip-compile --generate-hashes`` for the hashes of every file of those exact releases (all
+platforms, so an arm64 image build passes too) and rewrites the three files, keeping their
+comments.
 pip-tools is not in the lock; this uses ``--pip-compile PATH`` or the one on PATH (e.g. in a
 throw-away venv: ``python3 -m venv /tmp/lock && /tmp/lock/bin/pip install pip-tools``).
 It is slow (~13 minutes for requirements.txt here: the index is asked about every file).
@@ -23,6 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME, DEV = ROOT / "requirements.txt", ROOT / "requirements-dev.txt"
+PIP = ROOT / "requirements-pip.txt"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 
 
@@ -95,7 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     dev = compile_hashes(args.pip_compile, dev_pins, RUNTIME)
     own = {normalise(n) for n in dev_pins} | (set(dev) - set(runtime))  # their new dependencies too
     DEV.write_text(render(dev_text, dev, own - set(runtime)))
-    print(f"lock: {len(runtime)} runtime and {len(own - set(runtime))} dev packages hashed")
+    pip_text = PIP.read_text()
+    PIP.write_text(render(pip_text, compile_hashes(args.pip_compile, pins(pip_text), None)))
+    print(f"lock: {len(runtime)} runtime and {len(own - set(runtime))} dev packages hashed, and pip")
     return 0
 
 
