@@ -227,6 +227,9 @@ class Settings(BaseSettings):
     maintain_target_file_bytes: int = Field(default=0, ge=0)
     # Rewrite gold weeks that have more than one file Z-ordered by user_id instead of compacting.
     maintain_zorder_gold: bool = False
+    # Maintenance that finds the lease held (a pipeline run) waits up to this long for it, then
+    # exit 5 / the DAG task retries: it is never in a hurry, a pipeline run is (0: give up at once).
+    maintain_lease_wait_seconds: float = Field(default=1800, ge=0)
 
     @field_validator("maintain_retention_hours")
     @classmethod
