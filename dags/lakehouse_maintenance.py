@@ -72,9 +72,10 @@ lake lease like any writer: while a pipeline run holds it the task **waits** for
 `MAINTAIN_LEASE_WAIT_SECONDS`, default 1800), then fails with the holder named and is retried
 with backoff. A `lakehouse` tick that finds maintenance holding the lease fails its task with
 the holder named and Airflow retries it (`LAKEHOUSE_RETRIES`, 60 s doubling); with
-`LEASE_WAIT_SECONDS` in the lake's settings it waits that long first. Maintenance commits (`OPTIMIZE`, `VACUUM START/END`) are not
-new data: the next `lakehouse` run writes nothing because of them. The XCom `return_value` holds
-files before/after, files and bytes removed and seconds per table.
+`LEASE_WAIT_SECONDS` in the lake's settings it waits that long first. Maintenance commits
+(`OPTIMIZE`, `VACUUM START/END`) are not new data: the next `lakehouse` run writes nothing
+because of them. The XCom `return_value` holds files before/after, files and bytes removed and
+seconds per table.
 
 **Schedule** from `LAKEHOUSE_MAINTENANCE_SCHEDULE` (default `30 2 * * *`, UTC); never at
 start-up (no start date, so unpausing waits for the next tick); one run at a time.

@@ -84,8 +84,9 @@ def lake_locations(files: str | tuple[str, ...] | None) -> dict[str, str]:
         for key, value in dotenv_values(path).items():
             name = key.lower()
             if name in LAKE_LOCATIONS:
-                relative = value and "://" not in value and not Path(value.strip()).expanduser().is_absolute()
-                found[name] = str(Path(path).resolve().parent / value.strip()) if relative else value or ""
+                value = (value or "").strip()
+                relative = value and "://" not in value and not Path(value).expanduser().is_absolute()
+                found[name] = str(Path(path).resolve().parent / value) if relative else value
     in_environment = {k.lower() for k in os.environ}
     return {k: v for k, v in found.items() if k not in in_environment}
 

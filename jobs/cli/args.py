@@ -15,7 +15,6 @@ from typing import Any
 
 from jobs.options import ENGINES, LOOKBACK_MODES
 
-
 # The options every command takes, before or after the command's name (``--env-file X run`` is
 # ``run --env-file X``). Given after it they land in ``after_<name>`` (:func:`parse` merges them):
 # argparse would otherwise let the command's own defaults overwrite what came before it.
