@@ -12,6 +12,8 @@ help:  ## list targets and the variables a user may set
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 	@echo "variables (make TARGET NAME=value):"
 	@grep -E '^#: ' $(MAKEFILE_LIST) | sed 's/^#: /  /'
+	@echo "exit codes: make exits 2 on any failure and names the command's own code in a line"
+	@echo "  'make: TARGET failed (python -m jobs exit N: ...)'; scripts run python -m jobs directly"
 
 #: LAKEHOUSE_ENV_FILE  settings of run-local/test/bench (default envs/local.env; comma-separated list)
 #: ARGS                extra arguments of the command a target runs, e.g. make run-s3 ARGS="--full"
@@ -27,6 +29,10 @@ help:  ## list targets and the variables a user may set
 #: COVERAGE_FLOOR      make test fails below this coverage percentage (default 85)
 #: SOAK_TRIALS         kill -9 trials and frozen-writer trials of make soak (default 30 each)
 #: PYTHON              the interpreter the virtualenv is made with (default python3, 3.11)
+# Exit codes: make exits 2 whenever a recipe fails (GNU make's own code). A target running
+# `python -m jobs` then prints "make: TARGET failed (python -m jobs exit N: what N means)";
+# scripts that need the exit-code table (python -m jobs --help) run `python -m jobs ...` directly.
+JOBS_FAILED = || { code=$$?; echo "make: $@ failed (python -m jobs exit $$code: $$($(PY) -m jobs.cli.exits $$code))" >&2; exit $$code; }
 
 $(STAMP): requirements-pip.txt requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,10 +49,10 @@ lock:  ## re-hash requirements*.txt after editing a pin (needs pip-tools' pip-co
 
 run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating scale-1 data if raw is empty
 	$(PY) -m infra.generator --if-empty
-	$(PY) -m jobs run
+	$(PY) -m jobs run $(JOBS_FAILED)
 	@echo
 	@echo "Example DuckDB query over gold:"
-	$(PY) -m jobs query "SELECT week_start, count(*) AS prints, round(avg(clicked::INT), 4) AS ctr, sum(prior_amount) AS prior_amount FROM gold.print_features GROUP BY ALL ORDER BY week_start"
+	$(PY) -m jobs query "SELECT week_start, count(*) AS prints, round(avg(clicked::INT), 4) AS ctr, sum(prior_amount) AS prior_amount FROM gold.print_features GROUP BY ALL ORDER BY week_start" $(JOBS_FAILED)
 
 COVERAGE_FLOOR ?= 85
 test: $(STAMP)  ## the whole test suite (what CI runs), failing under the coverage floor
@@ -83,7 +89,7 @@ generate: $(STAMP)  ## raw data (infra/generator): make generate ARGS="--scale 1
 	$(PY) -m infra.generator $(ARGS)
 
 query: $(STAMP)  ## make query SQL="SELECT ..."
-	$(PY) -m jobs query "$(SQL)"
+	$(PY) -m jobs query "$(SQL)" $(JOBS_FAILED)
 
 clean-lake:  ## delete the local lake's data (keeps lake/README.md)
 	find lake -mindepth 1 -maxdepth 1 ! -name README.md -exec rm -rf {} +
@@ -134,7 +140,7 @@ stack-status:  ## is the local S3 stack running? (JSON)
 	@LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack status
 
 run-s3: $(STAMP)  ## whole pipeline against the local S3 stack, as the pipeline (make stack-up first)
-	LAKEHOUSE_ENV_FILE=$(STACK_ENV)$(STACK_ENDPOINT),$(STACK_KEYS)/pipeline.env $(PY) -m jobs run $(ARGS)
+	LAKEHOUSE_ENV_FILE=$(STACK_ENV)$(STACK_ENDPOINT),$(STACK_KEYS)/pipeline.env $(PY) -m jobs run $(ARGS) $(JOBS_FAILED)
 
 seed-more: $(STAMP)  ## trickle: upload the next DAYS (default 1) days of raw data to the stack (admin)
 	LAKEHOUSE_ENV_FILE=$(STACK_ENV) $(PY) -m infra.stack seed --generate --days $(or $(DAYS),1)
@@ -162,4 +168,4 @@ compose-check: $(STAMP)  ## offline: every image pinned by digest or allow-liste
 # -- Table maintenance (jobs/maintain.py) -------------------------------------------------------
 .PHONY: maintain
 maintain: $(STAMP)  ## compact, checkpoint and vacuum every lake table: make maintain ARGS="--format json"
-	$(PY) -m jobs maintain $(ARGS)
+	$(PY) -m jobs maintain $(ARGS) $(JOBS_FAILED)

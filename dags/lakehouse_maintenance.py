@@ -7,8 +7,14 @@ imported inside the task.
 
 Configuration (environment of the Airflow processes):
 
-- ``LAKEHOUSE_MAINTENANCE_SCHEDULE``: cron or preset, ``none`` = triggered only. Default
-  ``@daily``.
+- ``LAKEHOUSE_MAINTENANCE_SCHEDULE``: cron or preset (UTC), ``none`` = triggered only. Default
+  ``30 2 * * *`` (02:30 UTC daily). Never at start-up: the DAG has no ``start_date`` and its
+  ``CronTriggerTimetable`` has ``run_immediately=timedelta(0)``, so unpausing it (``make airflow-up``)
+  schedules the *next* 02:30, not the past one. (Airflow 3 with a ``start_date`` and
+  ``catchup=False`` runs the latest past tick at once on unpause, which is what made the first
+  maintenance collide with the first ``lakehouse`` tick.)
+- ``MAINTAIN_LEASE_WAIT_SECONDS`` (1800, the lake's settings): a maintenance run that finds a
+  pipeline run holding the lake lease waits for it rather than failing.
 - ``LAKEHOUSE_RETRIES`` (2), ``LAKEHOUSE_RETRY_DELAY_SECONDS`` (60, doubled per retry up to
   ``LAKEHOUSE_MAX_RETRY_DELAY_SECONDS``, 900), ``LAKEHOUSE_TASK_TIMEOUT_MINUTES`` (120), as for the
   ``lakehouse`` DAG.
@@ -19,21 +25,35 @@ Configuration (environment of the Airflow processes):
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
-from typing import Any
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from jobs.settings import schedule, task_defaults
 
+if TYPE_CHECKING:
+    from airflow.sdk import CronTriggerTimetable
+
 log = logging.getLogger("lakehouse.maintenance_dag")
 
 DAG_ID = "lakehouse_maintenance"
 
 
-def _schedule() -> str | None:
-    return schedule("LAKEHOUSE_MAINTENANCE_SCHEDULE")
+DEFAULT_SCHEDULE = "30 2 * * *"
+
+
+def _schedule() -> CronTriggerTimetable | str | None:
+    """The cron (UTC) as a timetable that waits for its next tick when first unpaused."""
+    from airflow.sdk import CronTriggerTimetable
+
+    expression = schedule("LAKEHOUSE_MAINTENANCE_SCHEDULE", DEFAULT_SCHEDULE)
+    if expression is None or expression in ("@once", "@continuous"):
+        return expression
+    # timedelta(0), not False: Airflow 3.3 treats False like None (the past tick runs at once if it
+    # is less than a tenth of the period, at least 5 minutes, old: 2.4 h for a daily cron).
+    return CronTriggerTimetable(expression, timezone="UTC", run_immediately=timedelta(0))
 
 
 DOC_MD = """
@@ -48,20 +68,24 @@ One task, `maintain`, over every pipeline table (bronze prints/taps/pays, quaran
 - a **checkpoint** of each table's log.
 
 Time travel works back to the retention; older versions' files may be gone. The task holds the
-lake lease like any writer: while a pipeline run holds it the task fails with the holder named
-and is **retried** with backoff. Maintenance commits (`OPTIMIZE`, `VACUUM START/END`) are not
-new data: the next `lakehouse` run writes nothing because of them. The XCom `return_value` holds
-files before/after, files and bytes removed and seconds per table.
+lake lease like any writer: while a pipeline run holds it the task **waits** for it (up to
+`MAINTAIN_LEASE_WAIT_SECONDS`, default 1800), then fails with the holder named and is retried
+with backoff. A `lakehouse` tick that finds maintenance holding the lease fails its task with
+the holder named and Airflow retries it (`LAKEHOUSE_RETRIES`, 60 s doubling); with
+`LEASE_WAIT_SECONDS` in the lake's settings it waits that long first. Maintenance commits
+(`OPTIMIZE`, `VACUUM START/END`) are not new data: the next `lakehouse` run writes nothing
+because of them. The XCom `return_value` holds files before/after, files and bytes removed and
+seconds per table.
 
-**Schedule** from `LAKEHOUSE_MAINTENANCE_SCHEDULE` (default `@daily`); catchup off; one run at
-a time.
+**Schedule** from `LAKEHOUSE_MAINTENANCE_SCHEDULE` (default `30 2 * * *`, UTC); never at
+start-up (no start date, so unpausing waits for the next tick); one run at a time.
 """
 
 
 @dag(
     dag_id=DAG_ID,
     schedule=_schedule(),
-    start_date=datetime(2025, 1, 1, tzinfo=UTC),
+    # No start_date: with one, Airflow 3 runs the latest past tick as soon as the DAG is unpaused.
     catchup=False,
     max_active_runs=1,
     tags=["lakehouse", "delta", "maintenance"],

@@ -40,7 +40,9 @@ maintenance writes no new table version. A gold version produced by
 maintenance has exactly the rows of the version exported, so the export marker moves to it.
 
 Like every writer, maintenance holds the lake lease (:func:`jobs.pipeline.holding_lease`): a
-maintenance while a run holds it fails at once (exit 5, the holder named), and each commit is
+maintenance that finds a run holding it waits up to ``MAINTAIN_LEASE_WAIT_SECONDS`` (default
+1800) for the run to finish, then fails (exit 5, the holder named; the DAG's task is retried),
+rather than fail while a run works; each commit is
 preceded by the lease check (``Lake.guard``), so a maintenance that lost the lease commits
 nothing more.
 """
@@ -151,7 +153,7 @@ def maintain(ctx: RunContext, *, tables: Iterable[str] | None = None) -> Mainten
         raise ConfigError(f"unknown table(s) {sorted(wanted - {n for n, _ in chosen})}: choose from {known}")
     started = time.perf_counter()
     result = MaintenanceResult(ctx.run_id, ctx.settings.maintain_retention_hours)
-    with holding_lease(ctx):
+    with holding_lease(ctx, wait=ctx.settings.maintain_lease_wait_seconds):
         for name, uri in chosen:
             done = maintain_table(ctx, name, uri)
             result.tables.append(done)

@@ -76,10 +76,11 @@ def engines(ctx: RunContext) -> Engines:
 
 
 @contextmanager
-def holding_lease(ctx: RunContext, *, force: bool = False) -> Iterator[None]:
+def holding_lease(ctx: RunContext, *, force: bool = False, wait: float | None = None) -> Iterator[None]:
     """Hold the lake lease for the block (a run that holds it already keeps it).
 
-    Raises :class:`~jobs.errors.LeaseHeld` at once (or after ``LEASE_WAIT_SECONDS``) while
+    Raises :class:`~jobs.errors.LeaseHeld` at once (or after ``wait``, by default
+    ``LEASE_WAIT_SECONDS``) while
     another run holds it; every commit of the block checks it is still held. An S3 lease taken
     over (expired, its process gone, or ``force``) first fences every table against the run
     it belonged to, so nothing that run planned can land later.
@@ -91,7 +92,9 @@ def holding_lease(ctx: RunContext, *, force: bool = False) -> Iterator[None]:
     from jobs.tables.fence import fence_tables
 
     owner = Owner.this_process(ctx.run_id)
-    with acquire(ctx.storage, owner=owner, on_unreachable=ctx.on_store_unreachable, force=force) as lease:
+    with acquire(
+        ctx.storage, owner=owner, wait=wait, on_unreachable=ctx.on_store_unreachable, force=force
+    ) as lease:
         ctx.lease = lease
         try:
             if lease.took_over is not None:

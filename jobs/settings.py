@@ -1,10 +1,18 @@
 """The one settings object. Everything configurable comes from the environment or ``envs/*.env``.
 
-Precedence: real environment variables, then the env file(s) named by ``LAKEHOUSE_ENV_FILE``
-(default ``envs/local.env`` when it exists; a comma- or colon-separated list is read in order,
-a later file winning, e.g. ``envs/stack.env,.stack/keys/pipeline.env``: shared settings, then one
-identity's keys), then the defaults below. No other module reads
-``os.environ`` for configuration or hard-codes a path, endpoint or credential.
+Precedence: real environment variables, then the env file(s) named by ``LAKEHOUSE_ENV_FILE`` or
+``--env-file`` (a comma- or colon-separated list is read in order, a later file winning, e.g.
+``envs/stack.env,.stack/keys/pipeline.env``: shared settings, then one identity's keys; a path
+as typed, relative to the working directory), else the project's own ``envs/local.env`` (the
+checkout holding this package, wherever the command runs from), then the defaults below.
+
+Relative lake locations (``LAKE_RAW``, ``LAKE_BRONZE``, ``LAKE_SILVER``, ``LAKE_GOLD``,
+``LAKE_EXPORT``): one set in an env file is resolved against **that env file's folder**
+(``envs/local.env`` says ``../lake/raw``: ``<project>/lake/raw`` from any directory); one set in
+the real environment or left at its default, against the working directory. The CLI refuses a
+local lake location that does not exist (one line naming it, exit 2) rather than create a lake
+there. No other module reads ``os.environ`` for configuration or hard-codes a path, endpoint or
+credential.
 """
 
 from __future__ import annotations
@@ -27,6 +35,9 @@ if TYPE_CHECKING:
     from jobs.schemas import Limits
 
 DEFAULT_ENV_FILE = "envs/local.env"
+# The checkout holding this package: its envs/local.env is the default env file from any directory.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+LAKE_LOCATIONS = ("lake_raw", "lake_bronze", "lake_silver", "lake_gold", "lake_export")
 
 # The shortest MAINTAIN_RETENTION_HOURS allowed. Vacuum deletes the files of versions older than
 # the retention (and unreferenced files older than it), so a reader that opened an older version
@@ -45,11 +56,12 @@ def env_files(value: str | None = None) -> list[str]:
 
 def _env_file() -> str | tuple[str, ...] | None:
     """The env files to read, in order: those ``LAKEHOUSE_ENV_FILE`` names (each must exist),
-    else ``envs/local.env`` when present; an empty ``LAKEHOUSE_ENV_FILE`` means none."""
+    else the project's ``envs/local.env`` when present; an empty ``LAKEHOUSE_ENV_FILE`` means none."""
     from jobs.errors import ConfigError
 
     if os.environ.get("LAKEHOUSE_ENV_FILE") is None:
-        return DEFAULT_ENV_FILE if Path(DEFAULT_ENV_FILE).is_file() else None
+        default = PROJECT_ROOT / DEFAULT_ENV_FILE
+        return str(default) if default.is_file() else None
     named = env_files()
     missing = [p for p in named if not Path(p).is_file()]
     if missing:
@@ -60,6 +72,23 @@ def _env_file() -> str | tuple[str, ...] | None:
     if not named:
         return None
     return named[0] if len(named) == 1 else tuple(named)
+
+
+def lake_locations(files: str | tuple[str, ...] | None) -> dict[str, str]:
+    """The lake locations the env ``files`` set, a relative one resolved against the folder of
+    the file that sets it (a later file winning), unless the real environment sets it."""
+    from dotenv import dotenv_values
+
+    found: dict[str, str] = {}
+    for path in (files,) if isinstance(files, str) else files or ():
+        for key, value in dotenv_values(path).items():
+            name = key.lower()
+            if name in LAKE_LOCATIONS:
+                value = (value or "").strip()
+                relative = value and "://" not in value and not Path(value).expanduser().is_absolute()
+                found[name] = str(Path(path).resolve().parent / value) if relative else value
+    in_environment = {k.lower() for k in os.environ}
+    return {k: v for k, v in found.items() if k not in in_environment}
 
 
 # The region when neither AWS_REGION, AWS_DEFAULT_REGION nor the AWS profile names one (AWS's own).
@@ -199,6 +228,9 @@ class Settings(BaseSettings):
     maintain_target_file_bytes: int = Field(default=0, ge=0)
     # Rewrite gold weeks that have more than one file Z-ordered by user_id instead of compacting.
     maintain_zorder_gold: bool = False
+    # Maintenance that finds the lease held (a pipeline run) waits up to this long for it, then
+    # exit 5 / the DAG task retries: it is never in a hurry, a pipeline run is (0: give up at once).
+    maintain_lease_wait_seconds: float = Field(default=1800, ge=0)
 
     @field_validator("maintain_retention_hours")
     @classmethod
@@ -350,8 +382,9 @@ def load_as(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
     from jobs.errors import ConfigError
 
     clean = {k: v for k, v in overrides.items() if v is not None}
+    files = _env_file()
     try:
-        return settings_class(_env_file=_env_file(), **clean)  # type: ignore[call-arg,arg-type]
+        return settings_class(_env_file=files, **{**lake_locations(files), **clean})  # type: ignore[call-arg,arg-type]
     except ValidationError as exc:
 
         def shown(error: Any) -> str:
@@ -363,7 +396,6 @@ def load_as(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
             return f"{name}={value}: {str(error['msg']).removeprefix('Value error, ')}"
 
         problems = "; ".join(shown(e) for e in exc.errors(include_input=True))
-        files = _env_file()
         shown_files = ", ".join(files) if isinstance(files, tuple) else files
         raise ConfigError(
             f"invalid settings ({problems}); check the environment and {shown_files or 'envs/*.env'}"

@@ -82,13 +82,20 @@ def test_second_run_is_a_no_op(built: Path) -> None:
 
 
 def test_run_on_an_empty_local_lake_is_one_line_saying_how_to_get_raw_files(tmp_path: Path) -> None:
+    (tmp_path / "raw").mkdir()
     res = cli("run", root=tmp_path)
     assert res.returncode != 0
     assert res.stderr.strip().splitlines() == [
         f"error: no raw files under {tmp_path / 'raw'}: generate some with `make generate` "
         "(python -m infra.generator) or land files there"
     ]
-    assert not (tmp_path / "raw").exists()  # the product never generates data itself
+    assert [p.name for p in tmp_path.iterdir()] == ["raw"]  # the product never generates data itself
+    missing = cli("run", root=tmp_path / "nowhere")  # no lake at all: one line naming LAKE_RAW
+    assert missing.returncode == 2
+    assert missing.stderr.startswith(
+        f"error: no lake at {tmp_path / 'nowhere' / 'raw'} (LAKE_RAW does not exist)"
+    )
+    assert not (tmp_path / "nowhere").exists()
 
 
 def test_missing_env_file_is_one_clear_error_line(tmp_path: Path) -> None:

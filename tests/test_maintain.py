@@ -182,11 +182,40 @@ def test_maintain_while_another_process_holds_the_lease_exits_5_naming_the_holde
     ctx = copied.context()
     before = versions(copied)
     with acquire(ctx.storage, owner=Owner.this_process("pipeline-run-holding"), wait=0):
-        proc = cli("maintain", lake=copied)
+        proc = cli("maintain", lake=copied, MAINTAIN_LEASE_WAIT_SECONDS="0.5")
     assert proc.returncode == 5, proc.stderr
     [line] = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
     assert "pipeline-run-holding" in line
     assert versions(copied) == before  # nothing committed
+
+
+def test_maintain_waits_for_a_run_holding_the_lease_instead_of_failing(copied: LocalLake) -> None:
+    """The maintenance DAG's first run meeting a pipeline tick: it waits, then maintains."""
+    import threading
+
+    from jobs.lease import Owner, acquire
+
+    ctx = copied.context()
+    held, release = threading.Event(), threading.Event()
+
+    def pipeline_run() -> None:
+        with acquire(ctx.storage, owner=Owner.this_process("pipeline-tick"), wait=0):
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=pipeline_run)
+    holder.start()
+    assert held.wait(10)
+    timer = threading.Timer(2.0, release.set)
+    timer.start()
+    try:
+        proc = cli("maintain", "--format", "json", lake=copied)  # MAINTAIN_LEASE_WAIT_SECONDS: 1800
+    finally:
+        release.set()
+        holder.join()
+    assert proc.returncode == 0, proc.stderr
+    assert "waiting for the lake lease" in proc.stderr and "pipeline-tick" in proc.stderr
+    assert json.loads(proc.stdout)["tables"]
 
 
 def test_run_then_maintain_then_run_writes_no_new_table_version(

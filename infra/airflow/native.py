@@ -186,7 +186,8 @@ def _unpause(cfg: Config, pid: int | None, timeout: float) -> None:
     )
     if status != 200:
         raise Failure(f"could not unpause {DAG_ID}: {status} {body}")
-    # The maintenance DAG runs on its own (daily) schedule; unpause it too when it is parsed.
+    # The maintenance DAG runs on its own daily schedule (02:30 UTC by default): unpaused, it waits
+    # for its next tick (no start_date), so it never meets the pipeline's first tick.
     found, _ = request(f"{cfg.url}/api/v2/dags/{MAINTENANCE_DAG_ID}", token=bearer)
     if found == 200:
         request(
@@ -206,6 +207,8 @@ def _unpause(cfg: Config, pid: int | None, timeout: float) -> None:
         f"  DAG             {DAG_ID}, unpaused, schedule {cfg.values['LAKEHOUSE_SCHEDULE']!r}"
         + (f" ({schedule})" if schedule else "")
     )
+    if found == 200:
+        print(f"  DAG             {MAINTENANCE_DAG_ID}, unpaused, first run at its next scheduled time")
     print(f"  lake settings   {cfg.lake_env}")
     print(f"  AIRFLOW_HOME    {cfg.home}   (log {cfg.log_path})")
     print(f"Stop it with: make airflow-down{cfg.make_args()}")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jobs.cli.args import parser
+from jobs.cli.args import parse
 from jobs.errors import EXIT_REJECTED_INPUT, PipelineError, exit_code
 from jobs.options import RunOptions
 
@@ -62,6 +62,38 @@ def _check_credentials(ctx: Any) -> None:
     """No keys or a missing profile is one line before any work, not a failure mid-stage."""
     if ctx.storage.uses_s3:
         ctx.storage.credentials()
+
+
+# Commands that judge a missing lake themselves (jobs.query: a location without a lake).
+OWN_LAKE_CHECK = ("query", "duckdb-init")
+
+
+def _require_lake(command: str, settings: Any) -> None:
+    """A local lake location that does not exist is one line naming it (exit 2), before any
+    work: no command creates a lake where there was none (a wrong env file or working
+    directory). ``run``/``bronze`` need ``LAKE_RAW``; the others the lake itself (``LAKE_BRONZE``,
+    where the lease lives), which the first run creates."""
+    from jobs.errors import ConfigError
+    from jobs.storage import is_remote
+
+    if command in OWN_LAKE_CHECK:
+        return
+    name, where = (
+        ("LAKE_RAW", settings.lake_raw)
+        if command in ("run", "bronze")
+        else ("LAKE_BRONZE", settings.lake_bronze)
+    )
+    if is_remote(where) or Path(where).is_dir():
+        return
+    then = (
+        "or generate raw files there with `make generate` (python -m infra.generator)"
+        if name == "LAKE_RAW"
+        else "or run the pipeline first (python -m jobs run)"
+    )
+    raise ConfigError(
+        f"no lake at {where} ({name} does not exist): check --env-file/LAKEHOUSE_ENV_FILE (a "
+        f"relative location in an env file is resolved against the env file's folder), {then}"
+    )
 
 
 Handler = Callable[[argparse.Namespace, "RunContext"], int]
@@ -233,6 +265,7 @@ def _execute(args: argparse.Namespace) -> int:
         fmt="json" if args.log_json else settings.log_format,
         level="DEBUG" if args.debug else settings.log_level,
     )
+    _require_lake(args.command, settings)
     ctx = RunContext(settings, on_store_unreachable=stop_process)
     logs.run_id_var.set(ctx.run_id)
     if args.command not in OWN_CREDENTIALS:
@@ -241,7 +274,7 @@ def _execute(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     from jobs.logs import store_panics_filtered
 
     # --debug shows everything, object_store's panic text included (see jobs.logs).

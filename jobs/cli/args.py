@@ -11,16 +11,63 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from jobs.options import ENGINES, LOOKBACK_MODES
 
+# The options every command takes, before or after the command's name (``--env-file X run`` is
+# ``run --env-file X``). Given after it they land in ``after_<name>`` (:func:`parse` merges them):
+# argparse would otherwise let the command's own defaults overwrite what came before it.
+GLOBAL_OPTIONS = ("env_file", "debug", "log_json")
+
+
+def _global_options(after: bool) -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    dest = "after_{}".format if after else "{}".format
+    extra: dict[str, Any] = {"default": argparse.SUPPRESS} if after else {}
+    common.add_argument(
+        "--env-file",
+        dest=dest("env_file"),
+        help="env file with settings (default: the project's envs/local.env; relative lake "
+        "locations in it are resolved against the env file's folder)",
+        **extra,
+    )
+    common.add_argument("--debug", dest=dest("debug"), action="store_true", help="show tracebacks", **extra)
+    common.add_argument(
+        "--log-json",
+        dest=dest("log_json"),
+        action="store_true",
+        help="JSON-lines logs on stderr",
+        **extra,
+    )
+    return common
+
+
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line parsed, the global options merged whichever side of the command they
+    were given on; the same ``--env-file`` given twice with different files is one line, exit 2."""
+    top = parser()
+    args = top.parse_args(argv)
+    for name in GLOBAL_OPTIONS:
+        after = vars(args).pop(f"after_{name}", None)
+        before = getattr(args, name)
+        if name != "env_file":
+            setattr(args, name, bool(before or after))
+        elif after is not None and before is not None and Path(before).resolve() != Path(after).resolve():
+            sys.stderr.write(
+                f"error: --env-file given twice with different files ({before} before the command, "
+                f"{after} after it): give it once\n"
+            )
+            raise SystemExit(2)
+        elif after is not None:
+            args.env_file = after
+    return args
+
 
 def parser() -> argparse.ArgumentParser:
-    """Every command with its options (:data:`jobs.cli.COMMANDS` has their handlers)."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--env-file", help="env file with settings (default envs/local.env)")
-    common.add_argument("--debug", action="store_true", help="show tracebacks")
-    common.add_argument("--log-json", action="store_true", help="JSON-lines logs on stderr")
+    """Every command with its options (:data:`jobs.cli.COMMANDS` has their handlers); use
+    :func:`parse` to read a command line (it merges the global options)."""
+    common = _global_options(after=True)
     # Options of the gold features: only the commands that build gold take them.
     features = argparse.ArgumentParser(add_help=False)
     features.add_argument("--lookback-mode", choices=LOOKBACK_MODES, help="lookback windows (LOOKBACK_MODE)")
@@ -39,15 +86,14 @@ def parser() -> argparse.ArgumentParser:
     )
 
     from jobs import __version__
+    from jobs.cli.exits import epilog  # not at import: `python -m jobs.cli.exits` runs it
 
     invoked = os.path.basename(sys.argv[0])
     top = argparse.ArgumentParser(
         prog="lakehouse" if invoked == "lakehouse" else "python -m jobs",
         description="Value-prop lakehouse: raw → bronze → silver → gold.",
-        epilog="exit codes: 0 done; 1 a bug (traceback); 2 usage or settings; 3 storage; 4 data "
-        "(a quality gate held a commit); 5 another run holds the lake lease; 6 this run "
-        "lost the lease; 7 done, with raw files rejected whole; 8 a table is damaged (python -m jobs doctor)",
-        parents=[common],
+        epilog=epilog(),
+        parents=[_global_options(after=False)],
     )
     top.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -118,7 +118,7 @@ def test_maintenance_dag_has_one_thin_task_on_its_own_schedule(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     dag = dagbag(monkeypatch, LAKEHOUSE_SCHEDULE="*/5 * * * *").dags["lakehouse_maintenance"]
-    assert dag.schedule == "@daily"  # not the pipeline's */5
+    assert dag.timetable.expression == "30 2 * * *"  # daily at 02:30 UTC, not the pipeline's */5
     assert [t.task_id for t in dag.tasks] == ["maintain"]
     assert dag.catchup is False and dag.max_active_runs == 1
     assert "maintenance" in dag.tags and "retention" in dag.doc_md.lower()
@@ -126,11 +126,41 @@ def test_maintenance_dag_has_one_thin_task_on_its_own_schedule(
     assert task.retries == 2 and task.retry_exponential_backoff == 2.0  # lease held → retried
     assert task.execution_timeout == timedelta(minutes=120)
     tuned = dagbag(monkeypatch, LAKEHOUSE_MAINTENANCE_SCHEDULE="0 3 * * *")
-    assert tuned.dags["lakehouse_maintenance"].schedule == "0 3 * * *"
+    assert tuned.dags["lakehouse_maintenance"].timetable.expression == "0 3 * * *"
     assert (
         dagbag(monkeypatch, LAKEHOUSE_MAINTENANCE_SCHEDULE="none").dags["lakehouse_maintenance"].schedule
         is None
     )
+
+
+def first_run_after(dag: Any) -> Any:
+    """When the scheduler would start a DAG's first run (as it computes it, from the serialized DAG)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    serialized = DagSerialization.from_dict(DagSerialization.to_dict(dag))
+    info = serialized.next_dagrun_info(last_automated_run_info=None)
+    return info.run_after
+
+
+@pytest.mark.parametrize("schedule", [None, "@daily", "*/5 * * * *"])
+def test_maintenance_never_runs_at_once_when_unpaused(
+    monkeypatch: pytest.MonkeyPatch, schedule: str | None
+) -> None:
+    """Unpaused by `make airflow-up`, maintenance waits for its next tick; the pipeline's first
+    tick runs at once, so the two never meet at start-up (issue 19)."""
+    from datetime import UTC, datetime
+
+    env = {"LAKEHOUSE_SCHEDULE": "*/5 * * * *"}
+    if schedule:
+        env["LAKEHOUSE_MAINTENANCE_SCHEDULE"] = schedule
+    bag = dagbag(monkeypatch, **env)
+    maintenance = bag.dags["lakehouse_maintenance"]
+    assert maintenance.start_date is None and maintenance.catchup is False
+    assert all(t.start_date is None for t in maintenance.tasks)
+    assert type(maintenance.timetable).__name__ == "CronTriggerTimetable"
+    now = datetime.now(UTC)
+    assert first_run_after(maintenance) > now
+    assert first_run_after(bag.dags["lakehouse"]) <= now  # the pipeline's first tick: at once
 
 
 @pytest.mark.parametrize("dag_file", ["lakehouse.py", "lakehouse_maintenance.py"])

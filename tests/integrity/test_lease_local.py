@@ -293,6 +293,7 @@ def test_lease_break_on_a_free_lake_says_so_and_fences_nothing(lake: Storage) ->
 
 def test_lease_status_and_break_commands_name_the_live_holder(lake: Storage) -> None:
     root = Path(lake.settings.lake_bronze).parent
+    Path(lake.settings.lake_bronze).mkdir(parents=True, exist_ok=True)  # no lake: refused (exit 2)
     free = cli(root, "lease", "break")
     assert free.returncode == 0 and "nobody held the lease" in free.stdout, free.stderr
     with acquire(lake, owner=Owner.this_process("live-run"), wait=0):
