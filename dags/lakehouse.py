@@ -27,7 +27,7 @@ from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
 from jobs.options import PARAMS
-from jobs.settings import schedule, task_defaults
+from jobs.settings.scheduling import schedule, task_defaults
 from jobs.stages import STAGES
 
 log = logging.getLogger("lakehouse.dag")

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
-from jobs.settings import schedule, task_defaults
+from jobs.settings.scheduling import schedule, task_defaults
 
 if TYPE_CHECKING:
     from airflow.sdk import CronTriggerTimetable

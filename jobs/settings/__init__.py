@@ -11,16 +11,14 @@ Relative lake locations (``LAKE_RAW``, ``LAKE_BRONZE``, ``LAKE_SILVER``, ``LAKE_
 (``envs/local.env`` says ``../lake/raw``: ``<project>/lake/raw`` from any directory); one set in
 the real environment or left at its default, against the working directory. The CLI refuses a
 local lake location that does not exist (one line naming it, exit 2) rather than create a lake
-there. No other module reads ``os.environ`` for configuration or hard-codes a path, endpoint or
+there. No module outside this package reads ``os.environ`` for configuration or hard-codes a path, endpoint or
 credential.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import re
-from datetime import date, timedelta
+from datetime import date
 from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
@@ -29,15 +27,11 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobs import options
+from jobs.settings.env_files import env_file, lake_locations
 from jobs.stages import DEFAULT_MAX_FUTURE_DAYS, DEFAULT_MIN_DAY, ENGINE_MAX_DAY, ENGINE_MIN_DAY
 
 if TYPE_CHECKING:
     from jobs.schemas import Limits
-
-DEFAULT_ENV_FILE = "envs/local.env"
-# The checkout holding this package: its envs/local.env is the default env file from any directory.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-LAKE_LOCATIONS = ("lake_raw", "lake_bronze", "lake_silver", "lake_gold", "lake_export")
 
 # The shortest MAINTAIN_RETENTION_HOURS allowed. Vacuum deletes the files of versions older than
 # the retention (and unreferenced files older than it), so a reader that opened an older version
@@ -46,49 +40,6 @@ LAKE_LOCATIONS = ("lake_raw", "lake_bronze", "lake_silver", "lake_gold", "lake_e
 # may hold a version open; none may run longer than this, and a killed writer's uncommitted files
 # must look older than any live writer's.
 MAINTAIN_MIN_RETENTION_HOURS = 1
-
-
-def env_files(value: str | None = None) -> list[str]:
-    """The files ``LAKEHOUSE_ENV_FILE`` names (a comma- or colon-separated list), in order."""
-    raw = os.environ.get("LAKEHOUSE_ENV_FILE", DEFAULT_ENV_FILE) if value is None else value
-    return [p.strip() for p in re.split(r"[,:]", raw or "") if p.strip()]
-
-
-def _env_file() -> str | tuple[str, ...] | None:
-    """The env files to read, in order: those ``LAKEHOUSE_ENV_FILE`` names (each must exist),
-    else the project's ``envs/local.env`` when present; an empty ``LAKEHOUSE_ENV_FILE`` means none."""
-    from jobs.errors import ConfigError
-
-    if os.environ.get("LAKEHOUSE_ENV_FILE") is None:
-        default = PROJECT_ROOT / DEFAULT_ENV_FILE
-        return str(default) if default.is_file() else None
-    named = env_files()
-    missing = [p for p in named if not Path(p).is_file()]
-    if missing:
-        raise ConfigError(
-            f"env file {', '.join(missing)} not found (LAKEHOUSE_ENV_FILE): check "
-            "the path, or unset it to use the defaults"
-        )
-    if not named:
-        return None
-    return named[0] if len(named) == 1 else tuple(named)
-
-
-def lake_locations(files: str | tuple[str, ...] | None) -> dict[str, str]:
-    """The lake locations the env ``files`` set, a relative one resolved against the folder of
-    the file that sets it (a later file winning), unless the real environment sets it."""
-    from dotenv import dotenv_values
-
-    found: dict[str, str] = {}
-    for path in (files,) if isinstance(files, str) else files or ():
-        for key, value in dotenv_values(path).items():
-            name = key.lower()
-            if name in LAKE_LOCATIONS:
-                value = (value or "").strip()
-                relative = value and "://" not in value and not Path(value).expanduser().is_absolute()
-                found[name] = str(Path(path).resolve().parent / value) if relative else value
-    in_environment = {k.lower() for k in os.environ}
-    return {k: v for k, v in found.items() if k not in in_environment}
 
 
 # The region when neither AWS_REGION, AWS_DEFAULT_REGION nor the AWS profile names one (AWS's own).
@@ -382,7 +333,7 @@ def load_as(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
     from jobs.errors import ConfigError
 
     clean = {k: v for k, v in overrides.items() if v is not None}
-    files = _env_file()
+    files = env_file()
     try:
         return settings_class(_env_file=files, **{**lake_locations(files), **clean})  # type: ignore[call-arg,arg-type]
     except ValidationError as exc:
@@ -400,33 +351,3 @@ def load_as(settings_class: type[SettingsT], **overrides: object) -> SettingsT:
         raise ConfigError(
             f"invalid settings ({problems}); check the environment and {shown_files or 'envs/*.env'}"
         ) from exc
-
-
-# The DAGs' scheduling settings: read at parse time from the Airflow processes' environment only
-# (the env files configure the tasks), importing nothing heavy.
-def env_int(name: str, default: int) -> int:
-    """A whole number from the environment; a bad value warns and falls back to ``default``."""
-    value = os.environ.get(name, "").strip()
-    try:
-        return int(value) if value else default
-    except ValueError:
-        logging.getLogger(__name__).warning("%s=%r is not a whole number; using %d", name, value, default)
-        return default
-
-
-def schedule(name: str, default: str = "@daily") -> str | None:
-    """A cron or preset from ``name``; ``none``/``manual``/``off`` mean triggered runs only."""
-    value = os.environ.get(name, "").strip() or default
-    return None if value.lower() in ("none", "manual", "off") else value
-
-
-def task_defaults() -> dict[str, Any]:
-    """Every DAG's ``default_args``: owner, retries with a doubling delay, a task timeout."""
-    return {
-        "owner": "data-eng",
-        "retries": env_int("LAKEHOUSE_RETRIES", 2),
-        "retry_delay": timedelta(seconds=env_int("LAKEHOUSE_RETRY_DELAY_SECONDS", 60)),
-        "retry_exponential_backoff": 2.0,  # 60 s, 120 s, 240 s … capped
-        "max_retry_delay": timedelta(seconds=env_int("LAKEHOUSE_MAX_RETRY_DELAY_SECONDS", 900)),
-        "execution_timeout": timedelta(minutes=env_int("LAKEHOUSE_TASK_TIMEOUT_MINUTES", 120)),
-    }
