@@ -86,3 +86,19 @@ class DuckDBOptions(StorageBase):
             values["ENDPOINT"] = parsed.netloc or parsed.path
             values["USE_SSL"] = parsed.scheme == "https"
         return create_secret_sql(dict.fromkeys(values, "?")), list(values.values())
+
+
+def sandbox_sql(locations: list[str]) -> list[str]:
+    """The ``SET`` statements that close a DuckDB session in, once its extensions are loaded,
+    its secret made and its views created: only ``locations`` (and what is under them) may be
+    opened, no other file, URL or object, no extension installed or loaded, and no setting
+    changed afterwards (``lock_configuration`` last)."""
+    allowed = ", ".join(_quoted(location.rstrip("/") + "/") for location in locations)
+    return [
+        f"SET allowed_directories = [{allowed}]",
+        "SET enable_external_access = false",
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+        "SET allow_community_extensions = false",
+        "SET lock_configuration = true",
+    ]
