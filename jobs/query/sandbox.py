@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 # Given when the connection is made, so they hold before any SQL of the user runs.
 SANDBOX: dict[str, Any] = {
     "enable_external_access": False,  # no file, URL or object store; no ATTACH of a file
+    # DuckDB allows its spill directory (./.tmp) even then: no spilling, so no directory at all
+    # (a result that does not fit in memory fails with DuckDB's out-of-memory line).
+    "temp_directory": "",
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,

@@ -4,9 +4,9 @@ The shell reads the gold tables with ``delta_scan`` (the offline extensions of t
 and is then closed in by the same DuckDB settings as ``python -m jobs query``, as far as a shell
 allows: ``allowed_directories`` is the gold location only, ``enable_external_access = false``
 refuses every other file, URL or object (and ``ATTACH`` of a file, ``INSTALL``, ``LOAD``),
-``lock_configuration = true`` refuses any ``SET`` that would give it back, and ``.safe_mode``
-turns off the shell's own ways out (``.shell``, ``.system``, ``.read``, ``.output``, ``.open``,
-``getenv``). DuckDB may write where it may read, so writing into the gold location is left to
+and ``.safe_mode`` turns off the shell's own ways out (``.shell``, ``.system``, ``.read``,
+``.output``, ``.open``, ``getenv``) and sets ``lock_configuration = true``, which refuses any
+``SET`` that would give the rest back. DuckDB may write where it may read, so writing into the gold location is left to
 the keys: ``make duckdb`` runs as the analyst, whose keys cannot write gold.
 """
 
@@ -88,9 +88,12 @@ def init_sql(ctx: RunContext) -> str:
             lines.append(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view};")  # noqa: S608
     lines += [
         ".output",
-        *(f"{setting};" for setting in sandbox_sql([_absolute(ctx.settings.lake_gold)])),
-        ".safe_mode",
+        *(f"{setting};" for setting in sandbox_sql([_absolute(ctx.settings.lake_gold)])[:-1]),
         ".bail off",
+        # DuckDB 1.5.5's .safe_mode (and -safe) sets lock_configuration = true itself (the SET
+        # above is left out), then reports the lock on one option of its own: harmless.
+        ".print -- safe mode and locked settings: only the gold location can be read",
+        ".safe_mode",
         "SELECT 'gold views: ' || string_agg(schema_name || '.' || view_name, ', ') AS ready "
         "FROM duckdb_views() WHERE schema_name = 'gold';",
     ]

@@ -95,6 +95,7 @@ def sandbox_sql(locations: list[str]) -> list[str]:
     changed afterwards (``lock_configuration`` last)."""
     allowed = ", ".join(_quoted(location.rstrip("/") + "/") for location in locations)
     return [
+        "SET temp_directory = ''",  # else DuckDB also allows its spill directory, ./.tmp
         f"SET allowed_directories = [{allowed}]",
         "SET enable_external_access = false",
         "SET autoinstall_known_extensions = false",
