@@ -19,7 +19,7 @@ import polars as pl
 
 from jobs.errors import PipelineError
 from jobs.query.output import csv_text
-from jobs.query.sandbox import SANDBOX, Connection, connect, open_lake, tables
+from jobs.query.sandbox import SANDBOX, Connection, connect, open_lake, sandboxed, tables
 from jobs.query.shell import EXTENSIONS, extension_path, init_sql, literal
 from jobs.query.statements import REFUSED, failure, one_reading_statement
 from jobs.run import RunContext
@@ -36,6 +36,7 @@ __all__ = [
     "literal",
     "open_lake",
     "run_query",
+    "sandboxed",
     "tables",
 ]
 
@@ -43,7 +44,7 @@ __all__ = [
 def run_query(ctx: RunContext, sql: str) -> pl.DataFrame:
     """The result of ONE reading statement over the lake's views, or a one-line
     :class:`PipelineError` (refused, failed, or a result column the output cannot hold)."""
-    with duckdb.connect(config=SANDBOX) as bare:  # the statement first: no lake needed to say no
+    with sandboxed() as bare:  # the statement first: no lake needed to say no
         one_reading_statement(bare, sql)
     lake = open_lake(ctx)
     try:

@@ -40,19 +40,31 @@ from jobs.storage import is_remote
 
 log = logging.getLogger(__name__)
 
-# Given when the connection is made, so they hold before any SQL of the user runs.
+# The settings of every query connection. The last two are SET right after connecting (nothing
+# of the user's runs in between): given to duckdb.connect, DuckDB would also allow the files of
+# the in-memory database (./:memory:, ./:memory:.wal, ...), so a COPY could write those.
 SANDBOX: dict[str, Any] = {
-    "enable_external_access": False,  # no file, URL or object store; no ATTACH of a file
-    # DuckDB allows its spill directory (./.tmp) even then: no spilling, so no directory at all
-    # (a result that does not fit in memory fails with DuckDB's out-of-memory line).
+    # DuckDB allows its spill directory (./.tmp) even without external access: no spilling, so
+    # no directory at all (a result that does not fit in memory fails with DuckDB's own line).
     "temp_directory": "",
     "autoinstall_known_extensions": False,
     "autoload_known_extensions": False,
     "allow_community_extensions": False,
     "allow_unsigned_extensions": False,
     "python_enable_replacements": False,  # no Python variable of this process as a table
+    "enable_external_access": False,  # no file, URL or object store; no ATTACH of a file
     "lock_configuration": True,  # SET/RESET/PRAGMA of any option is refused from here on
 }
+_AFTER_CONNECT = ("enable_external_access", "lock_configuration")
+
+
+def sandboxed() -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection closed in by :data:`SANDBOX`, with nothing in it."""
+    con = duckdb.connect(config={k: v for k, v in SANDBOX.items() if k not in _AFTER_CONNECT})
+    for name in _AFTER_CONNECT:  # in this order: the lock last
+        con.execute(f"SET {name} = {str(SANDBOX[name]).lower()}")
+    return con
+
 
 LAYERS = ("bronze", "silver", "gold")
 
@@ -103,7 +115,7 @@ def open_lake(ctx: RunContext) -> Connection:
     identity may not read, of a missing bucket or of a missing local directory are left out and
     remembered with the reason. When no view could be made because the lake's locations do not
     exist, that is the error (naming them), not empty results."""
-    lake = Connection(duckdb.connect(config=SANDBOX))
+    lake = Connection(sandboxed())
     missing = _missing_layers(ctx)
     absent: set[str] = set()  # layers whose bucket is missing
     made = 0
