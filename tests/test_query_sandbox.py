@@ -239,6 +239,28 @@ def test_an_empty_table_of_an_existing_lake_stays_an_empty_view(tmp_path: Path) 
     assert f"there is no lake at {tmp_path}/silver" in missing
 
 
+def test_a_lake_whose_buckets_are_missing_is_an_error_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """On S3 (a store that says NoSuchBucket): exit 3, the locations named, not empty views."""
+    from jobs.errors import BucketMissing, StorageError
+    from jobs.tables.lake import Lake
+
+    def missing(self: Lake, uri: str, version: int | None = None) -> None:
+        raise BucketMissing(f"no bucket for {uri}")
+
+    monkeypatch.setattr(Lake, "open", missing)
+    settings = Settings(
+        _env_file=None,
+        lake_raw="s3://raw/x",  # type: ignore[call-arg]
+        **{f"lake_{layer}": f"s3://{layer}/x" for layer in ("bronze", "silver", "gold")},
+        aws_access_key_id="k",
+        aws_secret_access_key="s",
+    )
+    with pytest.raises(StorageError) as failed:  # exit 3
+        run_query(RunContext(settings), "SELECT count(*) FROM gold.print_features")
+    assert failed.value.exit_code == 3
+    assert str(failed.value).startswith("query failed: there is no lake at s3://bronze/x, s3://silver/x, s3://gold/x")
+
+
 # -- the duckdb shell (make duckdb) ----------------------------------------------------------
 DUCKDB = Path(sys.executable).parent / "duckdb"
 
