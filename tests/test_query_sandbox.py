@@ -41,7 +41,9 @@ class Form:
 FORMS = [
     Form("copy", "COPY (SELECT 1 AS x) TO '{target}'"),
     Form("explain-analyze-copy", "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO '{target}'", passes_the_check=True),
-    Form("copy-to-memory-file", "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO ':memory:.wal'", passes_the_check=True),
+    Form(
+        "copy-to-memory-file", "EXPLAIN ANALYZE COPY (SELECT 1 AS x) TO ':memory:.wal'", passes_the_check=True
+    ),
     Form("attach-file", "ATTACH '{target}.duckdb' AS other"),
     Form("create-as", "CREATE TABLE t AS SELECT 1 AS x", duckdb_refuses=False),
     Form("insert", "INSERT INTO gold.print_features SELECT * FROM gold.print_features"),
@@ -53,9 +55,13 @@ FORMS = [
     Form("multi-statement", "SELECT 1; COPY (SELECT 1 AS x) TO '{target}'"),
     Form("read-text-outside", "SELECT * FROM read_text('{secret}')", passes_the_check=True),
     Form("read-csv-url", "SELECT * FROM read_csv('{url}')", passes_the_check=True),
-    Form("read-lake-file", "SELECT * FROM read_text('{target_dir}/_delta_log/*.json')", passes_the_check=True),
+    Form(
+        "read-lake-file", "SELECT * FROM read_text('{target_dir}/_delta_log/*.json')", passes_the_check=True
+    ),
     Form("glob", "SELECT * FROM glob('/etc/*')", passes_the_check=True),
-    Form("explain-analyze-read", "EXPLAIN ANALYZE SELECT * FROM read_text('{secret}')", passes_the_check=True),
+    Form(
+        "explain-analyze-read", "EXPLAIN ANALYZE SELECT * FROM read_text('{secret}')", passes_the_check=True
+    ),
 ]
 
 
@@ -151,7 +157,14 @@ def test_why_not_allowed_directories_duckdb_writes_where_it_may_read(tmp_path: P
 def test_every_view_still_reads(lake: Settings) -> None:
     ctx = RunContext(lake)
     views = ["gold.print_features", "print_features", "gold.quality_results", "silver.prints", "silver.taps"]
-    views += ["silver.pays", "bronze.prints", "bronze.taps", "bronze.pays", "bronze.quarantine", "bronze.manifest"]
+    views += [
+        "silver.pays",
+        "bronze.prints",
+        "bronze.taps",
+        "bronze.pays",
+        "bronze.quarantine",
+        "bronze.manifest",
+    ]
     sql = " UNION ALL ".join(f"SELECT '{v}' AS v, count(*) AS n FROM {v}" for v in views)
     assert run_query(ctx, sql).rows() == [(v, 0) for v in views]
     assert run_query(ctx, "SELECT * FROM gold.print_features").columns == list(GOLD.names())
@@ -177,7 +190,15 @@ def one_line(res: subprocess.CompletedProcess[str], code: int = 2) -> str:
     return lines[0]
 
 
-SUBSET = ["explain-analyze-copy", "copy-to-memory-file", "read-text-outside", "read-csv-url", "set", "attach-file", "multi-statement"]
+SUBSET = [
+    "explain-analyze-copy",
+    "copy-to-memory-file",
+    "read-text-outside",
+    "read-csv-url",
+    "set",
+    "attach-file",
+    "multi-statement",
+]
 
 
 @pytest.mark.parametrize("name", SUBSET)
@@ -258,7 +279,9 @@ def test_a_lake_whose_buckets_are_missing_is_an_error_naming_them(monkeypatch: p
     with pytest.raises(StorageError) as failed:  # exit 3
         run_query(RunContext(settings), "SELECT count(*) FROM gold.print_features")
     assert failed.value.exit_code == 3
-    assert str(failed.value).startswith("query failed: there is no lake at s3://bronze/x, s3://silver/x, s3://gold/x")
+    assert str(failed.value).startswith(
+        "query failed: there is no lake at s3://bronze/x, s3://silver/x, s3://gold/x"
+    )
 
 
 # -- the duckdb shell (make duckdb) ----------------------------------------------------------
@@ -293,7 +316,11 @@ def test_the_duckdb_shell_reads_gold_and_nothing_outside(lake: Settings, tmp_pat
     ):
         res = shell(init, sql)
         assert "Permission Error" in res.stderr and "do-not-read" not in res.stdout + res.stderr, sql
-    for sql in ("SET enable_external_access = true", "SET allowed_directories = ['/']", "RESET temp_directory"):
+    for sql in (
+        "SET enable_external_access = true",
+        "SET allowed_directories = ['/']",
+        "RESET temp_directory",
+    ):
         assert "the configuration has been locked" in shell(init, sql).stderr, sql
     assert "cannot be used in -safe mode" in shell(init, ".shell cat secret.env").stderr
     assert "cannot be used in -safe mode" in shell(init, ".open other.duckdb").stderr

@@ -15,7 +15,9 @@ def csv_text(frame: pl.DataFrame) -> str:
         return frame.write_csv()
     except pl.exceptions.PolarsError:  # a column CSV cannot hold: only those are rewritten
         pass
-    return frame.with_columns(_as_json(frame[name]) for name in frame.columns if not _csv_ready(frame[name])).write_csv()
+    return frame.with_columns(
+        _as_json(frame[name]) for name in frame.columns if not _csv_ready(frame[name])
+    ).write_csv()
 
 
 def _csv_ready(column: pl.Series) -> bool:
@@ -28,8 +30,13 @@ def _csv_ready(column: pl.Series) -> bool:
 
 def _as_json(column: pl.Series) -> pl.Series:
     if column.dtype == pl.Binary:
-        return pl.Series(column.name, [None if v is None else _plain(v) for v in column.to_list()], dtype=pl.String)
-    values = [None if value is None else json.dumps(value, default=_plain, separators=(",", ":")) for value in column.to_list()]
+        return pl.Series(
+            column.name, [None if v is None else _plain(v) for v in column.to_list()], dtype=pl.String
+        )
+    values = [
+        None if value is None else json.dumps(value, default=_plain, separators=(",", ":"))
+        for value in column.to_list()
+    ]
     return pl.Series(column.name, values, dtype=pl.String)
 
 

@@ -160,6 +160,10 @@ def _no_lake(ctx: RunContext, missing: dict[str, str], absent: set[str]) -> None
             f"query failed: there is no lake at {where} (no such directory): check LAKE_BRONZE, "
             "LAKE_SILVER, LAKE_GOLD and the directory relative paths resolve from; nothing was read"
         )
-    roots = {"bronze": ctx.settings.lake_bronze, "silver": ctx.settings.lake_silver, "gold": ctx.settings.lake_gold}
+    roots = {
+        "bronze": ctx.settings.lake_bronze,
+        "silver": ctx.settings.lake_silver,
+        "gold": ctx.settings.lake_gold,
+    }
     where = ", ".join(roots[layer] for layer in LAYERS if layer in absent)
     raise StorageError(f"query failed: there is no lake at {where} (bucket missing); nothing was read")

@@ -6,8 +6,9 @@ allows: ``allowed_directories`` is the gold location only, ``enable_external_acc
 refuses every other file, URL or object (and ``ATTACH`` of a file, ``INSTALL``, ``LOAD``),
 and ``.safe_mode`` turns off the shell's own ways out (``.shell``, ``.system``, ``.read``,
 ``.output``, ``.open``, ``getenv``) and sets ``lock_configuration = true``, which refuses any
-``SET`` that would give the rest back. DuckDB may write where it may read, so writing into the gold location is left to
-the keys: ``make duckdb`` runs as the analyst, whose keys cannot write gold.
+``SET`` that would give the rest back. DuckDB may write where it may read, so writing into the
+gold location is left to the keys: ``make duckdb`` runs as the analyst, whose keys cannot write
+gold (on a local lake, the shell can write files under the gold directory).
 """
 
 from __future__ import annotations

@@ -63,7 +63,9 @@ def secret(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("identity", IDENTITIES)
 @pytest.mark.parametrize("form", FORMS, ids=[f.name for f in FORMS])
-def test_every_form_is_refused_on_s3(s3: S3Stack, lake: Settings, secret: Path, form: Form, identity: str) -> None:
+def test_every_form_is_refused_on_s3(
+    s3: S3Stack, lake: Settings, secret: Path, form: Form, identity: str
+) -> None:
     ctx = RunContext(s3.as_identity(lake, identity))
     sql = form.sql.format(**values(lake, secret))
     with pytest.raises(PipelineError) as refused:
@@ -95,7 +97,15 @@ def test_the_command_refuses_on_s3_in_one_line(
     form = next(f for f in FORMS if f.name == name)
     env_file = s3.env_file(s3.as_identity(lake, identity), tmp_path / "q.env")
     res = subprocess.run(
-        [sys.executable, "-m", "jobs", "query", "--env-file", str(env_file), form.sql.format(**values(lake, secret))],
+        [
+            sys.executable,
+            "-m",
+            "jobs",
+            "query",
+            "--env-file",
+            str(env_file),
+            form.sql.format(**values(lake, secret)),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -104,7 +114,9 @@ def test_the_command_refuses_on_s3_in_one_line(
         | {"PYTHONPATH": str(REPO), "LAKEHOUSE_ENV_FILE": ""},
     )
     lines = res.stderr.strip().splitlines()
-    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: query refused:"), res.stderr
+    assert res.returncode == 2 and len(lines) == 1 and lines[0].startswith("error: query refused:"), (
+        res.stderr
+    )
     assert "do-not-read" not in res.stdout + res.stderr
     assert audit_objects(s3, lake) == 0
 
@@ -113,7 +125,9 @@ DUCKDB = Path(sys.executable).parent / "duckdb"
 
 
 @pytest.mark.skipif(not DUCKDB.is_file(), reason="the duckdb-cli package is not installed")
-def test_the_duckdb_shell_on_s3_reads_gold_only(s3: S3Stack, lake: Settings, secret: Path, tmp_path: Path) -> None:
+def test_the_duckdb_shell_on_s3_reads_gold_only(
+    s3: S3Stack, lake: Settings, secret: Path, tmp_path: Path
+) -> None:
     init = tmp_path / "init.sql"
     init.write_text(init_sql(RunContext(s3.as_identity(lake, "analyst"))))
     key, secret_key = KEYS["pipeline"]  # keys that could write: the sandbox alone must hold
