@@ -49,6 +49,12 @@ def _absolute(location: str) -> str:
     return location if is_remote(location) else str(Path(location).resolve())
 
 
+def _sandbox(ctx: RunContext) -> list[str]:
+    """The sandbox of the shell: gold's location, and the CA bundle httpfs may need to read."""
+    bundle = ctx.storage.ca_bundle if ctx.storage.uses_s3 else None
+    return sandbox_sql([_absolute(ctx.settings.lake_gold)], [_absolute(bundle)] if bundle else [])
+
+
 def init_sql(ctx: RunContext) -> str:
     """A start-up file for the ``duckdb`` CLI (``duckdb -init FILE``) over this lake's gold.
 
@@ -89,7 +95,7 @@ def init_sql(ctx: RunContext) -> str:
             lines.append(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view};")  # noqa: S608
     lines += [
         ".output",
-        *(f"{setting};" for setting in sandbox_sql([_absolute(ctx.settings.lake_gold)])[:-1]),
+        *(f"{setting};" for setting in _sandbox(ctx)[:-1]),
         ".bail off",
         # DuckDB 1.5.5's .safe_mode (and -safe) sets lock_configuration = true itself (the SET
         # above is left out), then reports the lock on one option of its own: harmless.
