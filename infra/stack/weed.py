@@ -231,10 +231,11 @@ class WeedServer:
         return proc.pid
 
     def wait_ready(self, settings: StackSettings, timeout: float = 60.0) -> None:
-        """Poll as the admin until weed serves data: the bucket list, and one byte of the first
-        object of each bucket (after a restart the S3 gateway answers before the volume server
-        does, and reads fail with 500 meanwhile)."""
-        client = Storage(settings).for_identity("admin").s3_client()
+        """Poll as the pipeline until weed serves data: the bucket list, and one byte of the first
+        object of each bucket it may read (after a restart the S3 gateway answers before the
+        volume server does, and reads fail with 500 meanwhile). Not as the admin: it may read raw
+        objects only."""
+        client = Storage(settings).s3_client()
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -289,11 +290,19 @@ def identity_changes(live: dict[str, Any] | None, wanted: dict[str, Any]) -> lis
             what.append(f"access key {', '.join(ak[0])} -> {', '.join(ak[1])}")
         elif [c["secretKey"] for c in a["credentials"]] != [c["secretKey"] for c in b["credentials"]]:
             what.append("secret key changed")
-        if sorted(a["actions"]) != sorted(b["actions"]):
-            what.append(f"actions {sorted(a['actions'])} -> {sorted(b['actions'])}")
+        if sorted(a.get("actions", [])) != sorted(b.get("actions", [])):
+            what.append(f"actions {sorted(a.get('actions', []))} -> {sorted(b.get('actions', []))}")
+        if grants_of(live, a) != grants_of(wanted, b):
+            what.append("policy changed")
         if what:
             lines.append(f"{name}: {'; '.join(what)}")
     return lines
+
+
+def grants_of(doc: dict[str, Any] | None, identity: dict[str, Any]) -> list[Any]:
+    """The attached policy documents of one identity in an identities file (name → parsed)."""
+    policies = {p["name"]: p["content"] for p in (doc or {}).get("policies", [])}
+    return [(n, json.loads(policies[n]) if n in policies else None) for n in identity.get("policyNames", [])]
 
 
 def check_identities(settings: StackSettings) -> str:
