@@ -177,11 +177,22 @@ class WeedServer:
         return True
 
     def apply_identities(self, settings: StackSettings) -> bool:
-        """Write the identities and make a running server re-read them (SIGHUP, no restart)."""
+        """Write the identities and make a running server re-read them: SIGHUP when only keys
+        changed; a restart when a policy did (weed 4.48 re-reads keys on SIGHUP but keeps the
+        policies it started with, measured by tests/integration/test_s3_pipeline.py)."""
+        before = (self.live_identities() or {}).get("policies")
         changed = self.write_identities(settings)
         pid = self.pid()
         if changed and pid:
-            os.kill(pid, signal.SIGHUP)
+            if before == (self.live_identities() or {}).get("policies"):
+                os.kill(pid, signal.SIGHUP)
+            else:
+                self.stop()
+                deadline = time.monotonic() + 30
+                while processes.busy_ports(self.ports.all()) and time.monotonic() < deadline:
+                    time.sleep(0.2)  # the old process's listening sockets close after it exits
+                self.start(settings)
+                self.wait_ready(settings)
         return changed
 
     def start(self, settings: StackSettings) -> int:
