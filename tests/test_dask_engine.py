@@ -78,12 +78,14 @@ def test_the_local_cluster_speaks_tls_and_refuses_a_client_without_its_certifica
         context = ssl.create_default_context()
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-        with pytest.raises((ssl.SSLError, ConnectionError)):
-            with socket.create_connection((host, int(port)), timeout=5) as raw:
-                with context.wrap_socket(raw) as tls:
-                    tls.sendall(b"\x00" * 8)
-                    if not tls.recv(1):
-                        raise ConnectionError("closed by the scheduler")
+        with (
+            pytest.raises((ssl.SSLError, ConnectionError)),
+            socket.create_connection((host, int(port)), timeout=5) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            tls.sendall(b"\x00" * 8)
+            if not tls.recv(1):
+                raise ConnectionError("closed by the scheduler")
         # with the certificate (what jobs.cluster.client hands its Client) it works
         with Client(cluster, timeout="10s") as ok:
             assert len(ok.scheduler_info()["workers"]) == 2

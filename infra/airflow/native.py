@@ -295,7 +295,9 @@ def dag_test(cfg: Config, keep: bool = False) -> int:
             sys.stderr.write(migrate.stdout + migrate.stderr)
             raise Failure(f"airflow db migrate failed in {home}")
         print(f"metadata DB ready in {time.monotonic() - started:.0f}s ({home})", flush=True)
-        run = subprocess.run([str(cfg.bin / "airflow"), "dags", "test", DAG_ID], env=env, cwd=ROOT, umask=UMASK)
+        run = subprocess.run(
+            [str(cfg.bin / "airflow"), "dags", "test", DAG_ID], env=env, cwd=ROOT, umask=UMASK
+        )
         print(
             f"airflow dags test {DAG_ID}: {'success' if run.returncode == 0 else 'FAILED'} in "
             f"{time.monotonic() - started:.0f}s (lake: {cfg.lake_env})"

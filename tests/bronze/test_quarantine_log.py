@@ -35,9 +35,10 @@ def test_a_bad_line_is_in_the_quarantine_rows_but_not_in_its_delta_log(lake: Loc
     assert "zz-bad-line-text-zz" not in text and "zz-second-bad-zz" not in text
     assert "minValues" in text and "source_file" in text  # statistics kept for the other columns
     configuration = DeltaTable(str(table)).metadata().configuration
-    assert configuration["delta.dataSkippingStatsColumns"] == QUARANTINE_PROPERTIES[
-        "delta.dataSkippingStatsColumns"
-    ]
+    assert (
+        configuration["delta.dataSkippingStatsColumns"]
+        == QUARANTINE_PROPERTIES["delta.dataSkippingStatsColumns"]
+    )
     assert "raw_line" not in configuration["delta.dataSkippingStatsColumns"].split(",")
 
 
