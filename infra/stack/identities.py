@@ -40,11 +40,6 @@ class Location:
             not self.prefix or other.prefix == self.prefix or other.prefix.startswith(self.prefix + "/")
         )
 
-    @property
-    def objects(self) -> str:
-        """``bucket`` or ``bucket/prefix/*``: what an object-level grant covers."""
-        return f"{self.bucket}/{self.prefix}/*" if self.prefix else self.bucket
-
 
 @dataclass(frozen=True)
 class Grant:
