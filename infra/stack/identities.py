@@ -111,6 +111,7 @@ def seaweed_config(settings: Settings) -> dict[str, Any]:
     """
     keys = _keys(settings)
     policies = iam_policies(settings)
+    policies["admin"] = {**policies["admin"], "Statement": [*policies["admin"]["Statement"], FEDERATION]}
     return {
         "identities": [
             {
@@ -125,6 +126,12 @@ def seaweed_config(settings: Settings) -> dict[str, Any]:
             for name, policy in policies.items()
         ],
     }
+
+
+# weed's STS on the S3 port: the admin (identity management) may mint federation tokens; a
+# token carries no grant of its own (weed refuses its requests), what tests of session tokens
+# need (tests/integration/test_s3_credentials.py). Not in MinIO's policy: MinIO has no such call.
+FEDERATION = {"Effect": "Allow", "Action": ["sts:GetFederationToken"], "Resource": ["*"]}
 
 
 def policy_name(identity: str) -> str:
