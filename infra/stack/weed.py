@@ -329,7 +329,7 @@ def check_identities(settings: StackSettings) -> str:
     changes = identity_changes(live, seaweed_config(settings))
     if changes:
         raise ConfigError(
-            f"the keys given differ from the live identities in {server.config_path} "
+            f"the identities (keys or grants) differ from the live ones in {server.config_path} "
             f"({'; '.join(changes)}): nothing was changed; to change identities run "
             "`python -m infra.stack identities apply` (it shows what changes)"
         )
