@@ -40,18 +40,27 @@ def local_cluster() -> Any:
     """The cluster used when no DASK_SCHEDULER is given: 2 single-threaded worker processes on
     127.0.0.1, no dashboard (also what the tests run the engine on).
 
+    Every connection is mutual TLS with a certificate made for this run only (distributed's
+    ``Security.temporary()``: a self-signed certificate and key held in memory and handed to
+    the workers, never written to disk), so another local user who finds the port cannot
+    talk to the scheduler or the workers (which hold the pipeline's keys): a client without
+    the certificate is refused at the handshake.
+
     Its own logs are silenced below CRITICAL: a task's failure reaches the driver as an
     exception (:class:`TaskFailed`, one line), and what is left is shutdown noise (a worker's
     heartbeat racing the scheduler's close prints a traceback that is no error of the run)."""
     import logging
 
     from distributed import LocalCluster
+    from distributed.security import Security
 
     return LocalCluster(
         n_workers=2,
         threads_per_worker=1,
         processes=True,
         host="127.0.0.1",
+        protocol="tls://",
+        security=Security.temporary(),
         dashboard_address=None,
         env=WORKER_ENV,
         silence_logs=logging.CRITICAL,

@@ -112,6 +112,14 @@ QUARANTINE = pl.Schema(
         "ingested_at": UTC_TS,
     }
 )
+# Column statistics (min/max, kept in plain text in the Delta log) only for these: never for
+# ``raw_line`` or ``reason`` (a rejected line, or a reason quoting it, may hold anything, even a
+# secret that was never meant for the lake). deltalake 1.x honours it when writing.
+QUARANTINE_PROPERTIES = {
+    "delta.dataSkippingStatsColumns": ",".join(
+        c for c in QUARANTINE.names() if c not in ("raw_line", "reason")
+    )
+}
 
 # One row per raw file version a run took in (a corrected file gets a new row: the history of
 # its versions). The newest row of a path says how bronze holds it now.

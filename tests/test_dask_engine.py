@@ -37,10 +37,58 @@ STAGES = ("bronze", "silver", "gold")
 
 @pytest.fixture(scope="module")
 def scheduler() -> Iterator[str]:
+    """The local cluster's address; this process's Dask config holds its per-run certificate
+    (as compose hands the TLS files to ``pipeline-dask``), so DASK_SCHEDULER clients get in."""
+    import dask
+
+    from jobs.cluster import local_cluster
+
+    with local_cluster() as cluster, dask.config.set(client_tls(cluster.security)):
+        yield cluster.scheduler_address
+
+
+def client_tls(security: object) -> dict[str, object]:
+    tls = security.get_tls_config_for_role("client")  # type: ignore[attr-defined]
+    return {
+        "distributed.comm.require-encryption": True,
+        "distributed.comm.tls.ca-file": tls["ca_file"],
+        "distributed.comm.tls.client.cert": tls["cert"],
+        "distributed.comm.tls.client.key": tls["key"],
+    }
+
+
+def test_the_local_cluster_speaks_tls_and_refuses_a_client_without_its_certificate() -> None:
+    """jobs.cluster's own cluster (ENGINE=dask, no DASK_SCHEDULER): another local user who finds
+    the port gets nothing, with a plain client or TLS without the run's certificate."""
+    import socket
+    import ssl
+
+    from distributed import Client
+
     from jobs.cluster import local_cluster
 
     with local_cluster() as cluster:
-        yield cluster.scheduler_address
+        address = cluster.scheduler_address
+        assert address.startswith("tls://127.0.0.1:")
+        host, port = address.removeprefix("tls://").rsplit(":", 1)
+        with pytest.raises((OSError, TimeoutError)):  # plain TCP: the comm never opens
+            Client(f"tcp://{host}:{port}", timeout="3s")
+        # TLS without a client certificate (server not verified, as an intruder would): the
+        # scheduler requires the run's certificate and ends the handshake
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        with (
+            pytest.raises((ssl.SSLError, ConnectionError)),
+            socket.create_connection((host, int(port)), timeout=5) as raw,
+            context.wrap_socket(raw) as tls,
+        ):
+            tls.sendall(b"\x00" * 8)
+            if not tls.recv(1):
+                raise ConnectionError("closed by the scheduler")
+        # with the certificate (what jobs.cluster.client hands its Client) it works
+        with Client(cluster, timeout="10s") as ok:
+            assert len(ok.scheduler_info()["workers"]) == 2
 
 
 def _table(lake: LocalLake, table: str) -> pl.DataFrame:

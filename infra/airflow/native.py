@@ -13,7 +13,8 @@ Settings come from two env files (real environment variables win):
 ``airflow standalone`` runs the scheduler (LocalExecutor, parallelism 4), the DAG processor, the
 triggerer and the API server/UI with SQLite metadata in ``AIRFLOW_HOME`` (default git-ignored
 ``.airflow/``). Its admin password is written by Airflow to
-``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``. It runs with the project's
+``$AIRFLOW_HOME/simple_auth_manager_passwords.json.generated``, 0600 in a 0700 home (Airflow runs
+with umask 077, see :func:`private_home`). It runs with the project's
 virtualenv (:mod:`infra.airflow.config` reads the env files with python-dotenv,
 :mod:`infra.processes` finds processes by the PID they recorded) and starts Airflow from it.
 
@@ -42,12 +43,14 @@ from urllib.parse import urlparse
 
 from infra import processes
 from infra.airflow.config import ROOT, Config, Failure, read_env_file, venv_bin
+from infra.stack.security import FILE_MODE, private_dir, write_private
 from infra.stack.settings import shift_port
 from jobs.settings import is_loopback
 
 __all__ = ["Config", "Failure", "admin_password", "main", "recorded_pid", "request", "token", "venv_bin"]
 DAG_ID = "lakehouse"
 MAINTENANCE_DAG_ID = "lakehouse_maintenance"
+UMASK = 0o077  # every file Airflow writes (password file, DB, logs) owner-only from its first byte
 
 
 # -- process helpers ----------------------------------------------------------------------------
@@ -133,9 +136,10 @@ def up(cfg: Config, timeout: float = 180.0) -> int:
                 f"port(s) {busy} on 127.0.0.1 are in use: change AIRFLOW_*_PORT in "
                 f"{cfg.airflow_env} (or stop what listens there)"
             )
-        cfg.home.mkdir(parents=True, exist_ok=True)
+        private_home(cfg)
         started = time.monotonic()
-        with open(cfg.log_path, "ab") as log:
+        fd = os.open(cfg.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, FILE_MODE)
+        with os.fdopen(fd, "ab") as log:
             proc = subprocess.Popen(
                 [str(cfg.bin / "airflow"), "standalone"],
                 env=cfg.environment(),
@@ -144,9 +148,10 @@ def up(cfg: Config, timeout: float = 180.0) -> int:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                umask=UMASK,
             )
         pid = proc.pid
-        cfg.pid_path.write_text(f"{pid}\n")
+        write_private(cfg.pid_path, f"{pid}\n")
         print(f"started airflow standalone (pid {pid}); log {cfg.log_path}", flush=True)
         try:
             _wait_started(cfg, pid, started, timeout)
@@ -157,6 +162,18 @@ def up(cfg: Config, timeout: float = 180.0) -> int:
             raise
     _unpause(cfg, pid, timeout)
     return 0
+
+
+def private_home(cfg: Config) -> Path:
+    """AIRFLOW_HOME owner-only: created 0700 (an existing one tightened to 0700), and what an
+    older start left readable to others (the admin password file, the metadata DB, the log, the
+    PID file) made 0600. Airflow itself then runs with umask 077 (:data:`UMASK`), so every file
+    it writes, the generated password file first of all, is 0600 from its first byte."""
+    private_dir(cfg.home)
+    for path in (cfg.password_path, cfg.home / "airflow.db", cfg.log_path, cfg.pid_path):
+        if path.is_file() and not path.is_symlink():
+            path.chmod(FILE_MODE)
+    return cfg.home
 
 
 def _wait_started(cfg: Config, pid: int, started: float, timeout: float) -> None:
@@ -270,13 +287,20 @@ def dag_test(cfg: Config, keep: bool = False) -> int:
     try:
         started = time.monotonic()
         migrate = subprocess.run(
-            [str(cfg.bin / "airflow"), "db", "migrate"], env=env, cwd=ROOT, capture_output=True, text=True
+            [str(cfg.bin / "airflow"), "db", "migrate"],
+            env=env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            umask=UMASK,
         )
         if migrate.returncode:
             sys.stderr.write(migrate.stdout + migrate.stderr)
             raise Failure(f"airflow db migrate failed in {home}")
         print(f"metadata DB ready in {time.monotonic() - started:.0f}s ({home})", flush=True)
-        run = subprocess.run([str(cfg.bin / "airflow"), "dags", "test", DAG_ID], env=env, cwd=ROOT)
+        run = subprocess.run(
+            [str(cfg.bin / "airflow"), "dags", "test", DAG_ID], env=env, cwd=ROOT, umask=UMASK
+        )
         print(
             f"airflow dags test {DAG_ID}: {'success' if run.returncode == 0 else 'FAILED'} in "
             f"{time.monotonic() - started:.0f}s (lake: {cfg.lake_env})"

@@ -2,8 +2,9 @@
 
 Two identities besides the admin: the **pipeline** reads raw and reads/writes bronze, silver and
 gold (and the export location); the **analyst** may only read gold. Locations come from the
-settings (a bucket, optionally a prefix inside it), so the same grants are rendered as
-SeaweedFS identities (its ``-s3.config`` JSON) and as MinIO/AWS IAM policies.
+settings (a bucket, optionally a prefix inside it). The grants are IAM policy documents, one per
+identity, used as they are by both stores: attached to the SeaweedFS identities (its
+``-s3.config`` JSON) and created as MinIO policies.
 
 ``LAKEHOUSE_ENV_FILE=envs/docker.env python -m infra.stack.identities infra/minio`` regenerates
 the committed MinIO policy files.
@@ -38,11 +39,6 @@ class Location:
         return self.bucket == other.bucket and (
             not self.prefix or other.prefix == self.prefix or other.prefix.startswith(self.prefix + "/")
         )
-
-    @property
-    def objects(self) -> str:
-        """``bucket`` or ``bucket/prefix/*``: what an object-level grant covers."""
-        return f"{self.bucket}/{self.prefix}/*" if self.prefix else self.bucket
 
 
 @dataclass(frozen=True)
@@ -105,29 +101,42 @@ def _keys(settings: Settings) -> dict[str, tuple[str, str]]:
 def seaweed_config(settings: Settings) -> dict[str, Any]:
     """The SeaweedFS ``-s3.config`` document: admin, pipeline and analyst identities.
 
-    SeaweedFS scopes an action to a bucket as ``Read:bucket`` and to a key prefix as
-    ``Read:bucket/prefix/*``; listing is granted per bucket (``List:bucket``).
+    Each identity carries no legacy actions but one attached IAM policy (``policyNames``), the
+    same document MinIO gets (:func:`iam_policies`). weed's legacy actions cannot express the
+    design: ``Write:bucket`` also allows PutBucketLifecycle/Versioning/CORS/object lock on that
+    bucket, and creating a bucket needs ``Admin`` (everything on every bucket, or on the one
+    bucket named); an identity with an attached policy is authorised by that policy alone
+    (weed >= 4.44, measured on 4.48 by ``tests/integration/test_security.py``), with S3's own
+    action names, so bucket configuration is simply not granted.
     """
     keys = _keys(settings)
-    identities = [
-        {
-            "name": "admin",
-            "credentials": [{"accessKey": keys["admin"][0], "secretKey": keys["admin"][1]}],
-            "actions": ["Admin", "Read", "List", "Write", "Tagging"],
-        }
-    ]
-    for name, grant in grants(settings).items():
-        actions = [f"Read:{loc.objects}" for loc in grant.read]
-        actions += [f"List:{b}" for b in dict.fromkeys(loc.bucket for loc in grant.read)]
-        actions += [f"Write:{loc.objects}" for loc in grant.write]
-        identities.append(
+    policies = iam_policies(settings)
+    policies["admin"] = {**policies["admin"], "Statement": [*policies["admin"]["Statement"], FEDERATION]}
+    return {
+        "identities": [
             {
                 "name": name,
                 "credentials": [{"accessKey": keys[name][0], "secretKey": keys[name][1]}],
-                "actions": actions,
+                "policyNames": [policy_name(name)],
             }
-        )
-    return {"identities": identities}
+            for name in policies
+        ],
+        "policies": [
+            {"name": policy_name(name), "content": json.dumps(policy, sort_keys=True)}
+            for name, policy in policies.items()
+        ],
+    }
+
+
+# weed's STS on the S3 port: the admin (identity management) may mint federation tokens; a
+# token carries no grant of its own (weed refuses its requests), what tests of session tokens
+# need (tests/integration/test_s3_credentials.py). Not in MinIO's policy: MinIO has no such call.
+FEDERATION = {"Effect": "Allow", "Action": ["sts:GetFederationToken"], "Resource": ["*"]}
+
+
+def policy_name(identity: str) -> str:
+    """The policy's name, in weed's identities file and in MinIO (infra/minio/init.sh)."""
+    return f"lakehouse-{identity}"
 
 
 def iam_policy(grant: Grant) -> dict[str, Any]:
@@ -167,8 +176,12 @@ def iam_policy(grant: Grant) -> dict[str, Any]:
 
 
 def admin_policy(settings: Settings) -> dict[str, Any]:
-    """MinIO's scoped admin (not the root user): creates the lake's buckets and uploads raw
-    files (``python -m infra.stack seed``); it cannot touch bronze, silver or gold objects."""
+    """The scoped admin (not MinIO's root user): creates the lake's buckets and uploads raw
+    files (``python -m infra.stack seed``); it may list every lake bucket (seed's ``head_bucket``)
+    but cannot read, write or delete bronze, silver or gold objects, delete any bucket or change
+    a bucket's configuration (lifecycle, versioning, policy, ACL). Identities are not an S3
+    permission: natively they are the file ``.stack/s3.json`` the admin-side tools write,
+    in compose MinIO's root user creates them in the init container."""
     raw = Location.of(settings.lake_raw) if is_remote(settings.lake_raw) else None
     policy = iam_policy(Grant(read=(raw,) if raw else (), write=(raw,) if raw else ()))
     policy["Statement"].insert(

@@ -183,11 +183,22 @@ class WeedServer:
         return True
 
     def apply_identities(self, settings: StackSettings) -> bool:
-        """Write the identities and make a running server re-read them (SIGHUP, no restart)."""
+        """Write the identities and make a running server re-read them: SIGHUP when only keys
+        changed; a restart when a policy did (weed 4.48 re-reads keys on SIGHUP but keeps the
+        policies it started with, measured by tests/integration/test_s3_pipeline.py)."""
+        before = (self.live_identities() or {}).get("policies")
         changed = self.write_identities(settings)
         pid = self.pid()
         if changed and pid:
-            os.kill(pid, signal.SIGHUP)
+            if before == (self.live_identities() or {}).get("policies"):
+                os.kill(pid, signal.SIGHUP)
+            else:
+                self.stop()
+                deadline = time.monotonic() + 30
+                while processes.busy_ports(self.ports.all()) and time.monotonic() < deadline:
+                    time.sleep(0.2)  # the old process's listening sockets close after it exits
+                self.start(settings)
+                self.wait_ready(settings)
         return changed
 
     def start(self, settings: StackSettings) -> int:
@@ -237,10 +248,11 @@ class WeedServer:
         return proc.pid
 
     def wait_ready(self, settings: StackSettings, timeout: float = 60.0) -> None:
-        """Poll as the admin until weed serves data: the bucket list, and one byte of the first
-        object of each bucket (after a restart the S3 gateway answers before the volume server
-        does, and reads fail with 500 meanwhile)."""
-        client = Storage(settings).for_identity("admin").s3_client()
+        """Poll as the pipeline until weed serves data: the bucket list, and one byte of the first
+        object of each bucket it may read (after a restart the S3 gateway answers before the
+        volume server does, and reads fail with 500 meanwhile). Not as the admin: it may read raw
+        objects only."""
+        client = Storage(settings).s3_client()
         deadline = time.monotonic() + timeout
         last: Exception | None = None
         while time.monotonic() < deadline:
@@ -295,11 +307,19 @@ def identity_changes(live: dict[str, Any] | None, wanted: dict[str, Any]) -> lis
             what.append(f"access key {', '.join(ak[0])} -> {', '.join(ak[1])}")
         elif [c["secretKey"] for c in a["credentials"]] != [c["secretKey"] for c in b["credentials"]]:
             what.append("secret key changed")
-        if sorted(a["actions"]) != sorted(b["actions"]):
-            what.append(f"actions {sorted(a['actions'])} -> {sorted(b['actions'])}")
+        if sorted(a.get("actions", [])) != sorted(b.get("actions", [])):
+            what.append(f"actions {sorted(a.get('actions', []))} -> {sorted(b.get('actions', []))}")
+        if grants_of(live, a) != grants_of(wanted, b):
+            what.append("policy changed")
         if what:
             lines.append(f"{name}: {'; '.join(what)}")
     return lines
+
+
+def grants_of(doc: dict[str, Any] | None, identity: dict[str, Any]) -> list[Any]:
+    """The attached policy documents of one identity in an identities file (name → parsed)."""
+    policies = {p["name"]: p["content"] for p in (doc or {}).get("policies", [])}
+    return [(n, json.loads(policies[n]) if n in policies else None) for n in identity.get("policyNames", [])]
 
 
 def check_identities(settings: StackSettings) -> str:
@@ -315,7 +335,7 @@ def check_identities(settings: StackSettings) -> str:
     changes = identity_changes(live, seaweed_config(settings))
     if changes:
         raise ConfigError(
-            f"the keys given differ from the live identities in {server.config_path} "
+            f"the identities (keys or grants) differ from the live ones in {server.config_path} "
             f"({'; '.join(changes)}): nothing was changed; to change identities run "
             "`python -m infra.stack identities apply` (it shows what changes)"
         )

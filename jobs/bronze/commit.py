@@ -16,7 +16,7 @@ from jobs.bronze.selection import Selection
 from jobs.bronze.spool import Spool
 from jobs.errors import StorageError
 from jobs.run import RunContext
-from jobs.schemas import BRONZE, MANIFEST, QUARANTINE
+from jobs.schemas import BRONZE, MANIFEST, QUARANTINE, QUARANTINE_PROPERTIES
 from jobs.summary import StageResult
 
 
@@ -66,9 +66,16 @@ def commit_quarantine_and_manifest(
             mode="overwrite",
             metadata=meta,
             predicate=f"source_file IN ({sql_list(ledger.taken_paths + ledger.retracted)})",
+            properties=QUARANTINE_PROPERTIES,
         )
     else:
-        version = lake.write(ctx.quarantine_uri, quarantine.frames(), schema=QUARANTINE, metadata=meta)
+        version = lake.write(
+            ctx.quarantine_uri,
+            quarantine.frames(),
+            schema=QUARANTINE,
+            metadata=meta,
+            properties=QUARANTINE_PROPERTIES,
+        )
     if version is not None:
         result.versions["quarantine"] = version
     if ledger.outcomes:

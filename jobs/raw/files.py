@@ -5,6 +5,13 @@ that are never data: hidden files, ``_``-prefixed markers (``_SUCCESS``) and the
 uploaders use while a file is incomplete (``*.tmp``, ``*._COPYING_``, ``*.part``). Works the same
 on local disk and S3. A path that cannot be a readable file (a dangling symlink, a socket) is
 listed apart as *unreadable*, with a reason, so one bad path never stops the others.
+
+Local symbolic links are followed only to files inside ``LAKE_RAW`` (links to directories not
+at all): a path whose real location lies outside it (``evil.json -> ~/.ssh/id_rsa``) is
+*unreadable* ("symbolic link to ... outside LAKE_RAW"), never read, so nothing outside the raw
+folder can reach bronze, the quarantine or the logs. A link inside ``LAKE_RAW`` is a raw file at
+the link's own path: its bytes are those of the file it points to, so bronze sees a duplicate
+delivery by content and ``RAW_ON_DUPLICATE`` decides (``skip``: manifest ``duplicate``).
 Compressed files are read as the text they hold (:mod:`jobs.raw.compression`).
 """
 
@@ -77,21 +84,26 @@ def list_raw(storage: Storage, raw_root: str, source: str) -> Listing:
     except Exception as exc:
         raise storage_error(exc, uri=base, storage=storage) from exc
     listing = Listing()
+    inside = None if is_remote(raw_root) else os.path.realpath(root)
     for path, info in sorted(found.items()):
         name = posixpath.basename(path)
         kind = info.get("type")
         if kind == "directory" or not is_data_name(name):
             continue
         rel = path[len(root) :].lstrip("/")
+        if inside is not None and (why := _outside(path, inside)):
+            listing.unreadable.append(Unreadable(source, rel, why))
+            continue
         if kind != "file" and info.get("islink"):
             info = _link_target(path, info)
             kind = info.get("type")
         if kind != "file":
-            why = (
-                f"dangling symbolic link to {info.get('destination')}"
-                if info.get("islink")
-                else f"not a regular file ({kind})"
-            )
+            if not info.get("islink"):
+                why = f"not a regular file ({kind})"
+            elif os.path.exists(path):
+                why = f"symbolic link to {info.get('destination')}, not a regular file (not followed)"
+            else:
+                why = f"dangling symbolic link to {info.get('destination')}"
             listing.unreadable.append(Unreadable(source, rel, why))
             continue
         size = int(info.get("size") or 0)
@@ -107,6 +119,16 @@ def list_raw(storage: Storage, raw_root: str, source: str) -> Listing:
             )
         )
     return listing
+
+
+def _outside(path: str, inside: str) -> str:
+    """Why a local path is not read: its real location (every link on the way followed) is not
+    under ``inside`` (the real LAKE_RAW); "" when it is, or when it does not resolve at all
+    (a dangling link, reported as such)."""
+    real = os.path.realpath(path)
+    if real == inside or real.startswith(inside.rstrip(os.sep) + os.sep) or not os.path.lexists(real):
+        return ""
+    return f"symbolic link to {real}, outside LAKE_RAW ({inside}): not read"
 
 
 def _link_target(path: str, info: dict[str, Any]) -> dict[str, Any]:

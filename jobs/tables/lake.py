@@ -39,8 +39,9 @@ FENCED_BY = "fenced_by"
 """Commit-metadata key of a fence commit: the run that took the lake over (see the docstring)."""
 
 
-MAINTENANCE_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END", "CHECKPOINT")
-"""Delta operations that change the file layout, never the rows (what maintenance commits)."""
+MAINTENANCE_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END", "CHECKPOINT", "SET TBLPROPERTIES")
+"""Delta operations that change the file layout or the table's properties, never the rows (what
+maintenance commits, and the one-time property change of :meth:`Lake.write`)."""
 
 
 def is_fence(commit: Mapping[str, Any]) -> bool:
@@ -200,6 +201,7 @@ class Lake:
         predicate: str | None = None,
         metadata: Mapping[str, str] | None = None,
         schema_mode: Literal["merge"] | None = None,
+        properties: Mapping[str, str] | None = None,
     ) -> int | None:
         """Commit ``data`` to ``uri`` in ONE Delta transaction and return the new version.
 
@@ -209,11 +211,16 @@ class Lake:
         replaced. ``schema_mode="merge"`` adds columns the table does not have yet (older lakes).
         If anything fails before the commit the table version is unchanged.
         An empty append commits nothing and returns None.
+        ``properties`` (Delta table properties) are the table's from its creation; a table made
+        before they were given gets them in one commit of their own before this write.
         """
         from deltalake import write_deltalake
         from deltalake.exceptions import CommitFailedError
 
         table = self.open(uri)  # the snapshot this commit is made from (the guard runs after it)
+        if properties and table is not None and not _holds(table, properties):
+            self._set_properties(uri, table, properties)
+            table = self.open(uri)
         read_version = None if table is None else table.version()
         pa_schema = arrow_schema(schema)
         stream_errors: list[BaseException] = []
@@ -237,6 +244,7 @@ class Lake:
                 schema_mode=schema_mode,
                 storage_options=self.storage.delta_options(uri),
                 commit_properties=commit_properties(metadata),
+                configuration=dict(properties) if properties and table is None else None,
             )
         except StorageError:
             raise
@@ -249,6 +257,20 @@ class Lake:
         finally:
             rest.close()  # stops the producer thread if the writer gave up early
         return self.committed_version(uri)
+
+    def _set_properties(self, uri: str, table: Any, properties: Mapping[str, str]) -> None:
+        """One ``SET TBLPROPERTIES`` commit (an older table; rows unchanged: see
+        :data:`MAINTENANCE_OPERATIONS`)."""
+        from deltalake.exceptions import CommitFailedError
+
+        if is_remote(uri):
+            self._check_writable(uri)
+        try:
+            table.alter.set_table_properties(dict(properties), commit_properties=commit_properties(None))
+        except CommitFailedError:
+            raise self.refused(uri, table.version()) from None
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
 
     def refused(self, uri: str, read_version: int | None) -> CommitRefused:
         """Why a commit planned from ``read_version`` was refused: the run that fenced the
@@ -347,6 +369,12 @@ class Lake:
                 return handle.read()
         except Exception as exc:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
+
+
+def _holds(table: Any, properties: Mapping[str, str]) -> bool:
+    """Whether the table's properties hold ``properties`` already."""
+    held = table.metadata().configuration
+    return all(held.get(k) == v for k, v in properties.items())
 
 
 def arrow_schema(schema: pl.Schema) -> pa.Schema:

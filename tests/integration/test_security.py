@@ -7,6 +7,7 @@ environment, a read-only ``jobs query``, and seeding that never changes identiti
 
 from __future__ import annotations
 
+import json
 import os
 import ssl
 import stat
@@ -31,67 +32,147 @@ from tests.integration.conftest import KEYS, LAYERS, S3Stack, env_lines, stack_s
 pytestmark = pytest.mark.integration
 
 PREFIX = "sec-matrix"
-OPERATIONS = ("list", "get", "put", "delete")
+
+# The designed grants (infra/README.md, "Identities and what each may do"): identity -> bucket ->
+# the operation classes it may perform. Everything not listed is refused (AccessDenied).
+OBJECT = ("get", "put", "delete")
+BUCKET_CONFIG = ("put lifecycle", "put versioning", "put policy", "put ACL")
+OPERATIONS = (*OBJECT, "list", "create bucket", "delete bucket", *BUCKET_CONFIG)
+DESIGN: dict[str, dict[str, tuple[str, ...]]] = {
+    "admin": {
+        "raw": ("get", "put", "delete", "list", "create bucket"),
+        "bronze": ("list", "create bucket"),
+        "silver": ("list", "create bucket"),
+        "gold": ("list", "create bucket"),
+    },
+    "pipeline": {
+        "raw": ("get", "list"),
+        "bronze": ("get", "put", "delete", "list"),
+        "silver": ("get", "put", "delete", "list"),
+        "gold": ("get", "put", "delete", "list"),
+    },
+    "analyst": {"raw": (), "bronze": (), "silver": (), "gold": ("get", "list")},
+}
 
 
 def client(settings: Settings, identity: str):
     return Storage(settings).for_identity(identity).s3_client()
 
 
-def expected(settings: Settings, identity: str, op: str, bucket: str) -> bool:
-    """The grant table (infra/stack/identities.py): what ``identity`` may do on ``bucket``."""
-    if identity == "admin":
-        return True
-    grant = grants(settings)[identity]
-    here = Location(bucket, f"{PREFIX}/x")
-    if op == "list":
-        return any(loc.bucket == bucket for loc in grant.read)
-    if op == "get":
-        return any(loc.covers(here) for loc in grant.read)
-    return any(loc.covers(here) for loc in grant.write)
-
-
 def attempt(c, op: str, bucket: str, identity: str) -> bool:
+    """Whether ``identity`` may do ``op`` on ``bucket``: True unless weed says AccessDenied.
+
+    Every call is harmless when allowed: objects under PREFIX only, creating a bucket that
+    exists (BucketAlreadyExists/OwnedByYou means it passed the grant check), deleting a
+    non-empty bucket, an expiry rule for a prefix nothing uses, suspended versioning, a policy
+    that denies reading a key nobody writes, the private ACL."""
+    rule = {"ID": "probe", "Status": "Enabled", "Filter": {"Prefix": "no-such/"}, "Expiration": {"Days": 1}}
+    deny_nothing = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:GetObject",
+                "Resource": f"arn:aws:s3:::{bucket}/no-such/*",
+            }
+        ],
+    }
+    calls = {
+        "get": lambda: c.get_object(Bucket=bucket, Key=f"{PREFIX}/probe.txt")["Body"].read(),
+        "put": lambda: c.put_object(Bucket=bucket, Key=f"{PREFIX}/{identity}-put.txt", Body=b"x"),
+        "delete": lambda: c.delete_object(Bucket=bucket, Key=f"{PREFIX}/{identity}-delete.txt"),
+        "list": lambda: c.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/"),
+        "create bucket": lambda: c.create_bucket(Bucket=bucket),
+        "delete bucket": lambda: c.delete_bucket(Bucket=bucket),
+        "put lifecycle": lambda: c.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration={"Rules": [rule]}
+        ),
+        "put versioning": lambda: c.put_bucket_versioning(
+            Bucket=bucket, VersioningConfiguration={"Status": "Suspended"}
+        ),
+        "put policy": lambda: c.put_bucket_policy(Bucket=bucket, Policy=json.dumps(deny_nothing)),
+        "put ACL": lambda: c.put_bucket_acl(Bucket=bucket, ACL="private"),
+    }
     try:
-        if op == "list":
-            c.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/")
-        elif op == "get":
-            c.get_object(Bucket=bucket, Key=f"{PREFIX}/probe.txt")["Body"].read()
-        elif op == "put":
-            c.put_object(Bucket=bucket, Key=f"{PREFIX}/{identity}-put.txt", Body=b"x")
-        else:
-            c.delete_object(Bucket=bucket, Key=f"{PREFIX}/{identity}-delete.txt")
+        calls[op]()
         return True
     except ClientError as exc:
-        assert exc.response["Error"]["Code"] == "AccessDenied", exc
-        return False
+        code = exc.response["Error"]["Code"]
+        if code == "AccessDenied":
+            return False
+        # past the grant check, refused for what the bucket is (it exists, it is not empty)
+        assert (op, code) in (
+            ("create bucket", "BucketAlreadyExists"),
+            ("create bucket", "BucketAlreadyOwnedByYou"),
+            ("delete bucket", "BucketNotEmpty"),
+        ), (identity, op, bucket, exc)
+        return True
 
 
-def test_permission_matrix_of_every_identity_operation_and_layer_equals_the_grant_table(
+def test_permission_matrix_of_every_identity_bucket_and_operation_equals_the_design(
     s3: S3Stack,
 ) -> None:
     settings = s3.base
-    admin = client(settings, "admin")
+    admin, pipeline = client(settings, "admin"), client(settings, "pipeline")
     for bucket in LAYERS:
-        admin.put_object(Bucket=bucket, Key=f"{PREFIX}/probe.txt", Body=b"probe")
+        writer = admin if bucket == "raw" else pipeline
+        writer.put_object(Bucket=bucket, Key=f"{PREFIX}/probe.txt", Body=b"probe")
         for identity in KEYS:
-            admin.put_object(Bucket=bucket, Key=f"{PREFIX}/{identity}-delete.txt", Body=b"d")
-    seen, wanted = {}, {}
+            writer.put_object(Bucket=bucket, Key=f"{PREFIX}/{identity}-delete.txt", Body=b"d")
+    measured, designed = {}, {}
     for identity in KEYS:
         c = client(settings, identity)
-        for op in OPERATIONS:
-            for bucket in LAYERS:
-                seen[identity, op, bucket] = attempt(c, op, bucket, identity)
-                wanted[identity, op, bucket] = expected(settings, identity, op, bucket)
-    assert seen == wanted
-    # a refused delete really deleted nothing
-    for identity in ("analyst",):
         for bucket in LAYERS:
-            admin.head_object(Bucket=bucket, Key=f"{PREFIX}/{identity}-delete.txt")
-    # spot checks of the table itself, so the matrix cannot be vacuous
-    assert wanted["analyst", "get", "gold"] and not wanted["analyst", "put", "gold"]
-    assert not wanted["pipeline", "put", "raw"] and wanted["pipeline", "put", "silver"]
-    assert not wanted["analyst", "list", "raw"]
+            for op in OPERATIONS:
+                measured[identity, bucket, op] = attempt(c, op, bucket, identity)
+                designed[identity, bucket, op] = op in DESIGN[identity][bucket]
+    wrong = {k: ("allowed" if v else "refused") for k, v in measured.items() if v != designed[k]}
+    assert not wrong, wrong
+    # the matrix equals the grants the product renders (one source: infra/stack/identities.py)
+    for identity, grant in grants(settings).items():
+        for bucket in LAYERS:
+            here = Location(bucket, f"{PREFIX}/x")
+            assert ("get" in DESIGN[identity][bucket]) == any(loc.covers(here) for loc in grant.read)
+            assert ("put" in DESIGN[identity][bucket]) == any(loc.covers(here) for loc in grant.write)
+    # refused deletes deleted nothing; no bucket configuration got through
+    for bucket in LAYERS:
+        for identity in KEYS:
+            if "delete" not in DESIGN[identity][bucket]:
+                pipeline.head_object(Bucket=bucket, Key=f"{PREFIX}/{identity}-delete.txt")
+        assert bucket in {b["Name"] for b in admin.list_buckets()["Buckets"]}
+
+
+def test_the_pipeline_writes_large_objects_in_parts_and_the_admin_cannot_in_gold(s3: S3Stack) -> None:
+    """Multipart uploads (what the Delta writer uses for large files) are PutObject's grant."""
+    for identity, bucket, allowed in (("pipeline", "gold", True), ("admin", "gold", False)):
+        c = client(s3.base, identity)
+        key = f"{PREFIX}/{identity}-multipart.bin"
+        try:
+            upload = c.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+            part = c.upload_part(Bucket=bucket, Key=key, UploadId=upload, PartNumber=1, Body=b"m" * 1024)
+            c.complete_multipart_upload(
+                Bucket=bucket,
+                Key=key,
+                UploadId=upload,
+                MultipartUpload={"Parts": [{"ETag": part["ETag"], "PartNumber": 1}]},
+            )
+            done = True
+        except ClientError as exc:
+            assert exc.response["Error"]["Code"] == "AccessDenied", exc
+            done = False
+        assert done == allowed, identity
+    body = client(s3.base, "pipeline").get_object(Bucket="gold", Key=f"{PREFIX}/pipeline-multipart.bin")
+    assert body["Body"].read() == b"m" * 1024
+
+
+def test_the_designed_matrix_is_the_one_documented_in_infra_readme() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "infra" / "README.md").read_text()
+    for identity, by_bucket in DESIGN.items():
+        for bucket in LAYERS:
+            cells = [("yes" if op in by_bucket[bucket] else "-") for op in OPERATIONS]
+            row = f"| {identity} | {bucket} | " + " | ".join(cells) + " |"
+            assert row in readme, row
 
 
 # -- anonymous side doors -------------------------------------------------------------------
@@ -137,7 +218,7 @@ def test_anonymous_requests_to_every_stack_port_are_refused_while_s3_with_keys_w
 ) -> None:
     admin = client(s3.base, "admin")
     admin.put_object(Bucket="raw", Key=f"{PREFIX}/anon.txt", Body=b"probe")
-    admin.put_object(Bucket="gold", Key=f"{PREFIX}/anon.txt", Body=b"probe")
+    client(s3.base, "pipeline").put_object(Bucket="gold", Key=f"{PREFIX}/anon.txt", Body=b"probe")
     ports = s3.server.ports
     pid = s3.server.pid()
     assert pid
@@ -170,10 +251,11 @@ def test_anonymous_requests_to_every_stack_port_are_refused_while_s3_with_keys_w
     opened = {k: v for k, v in answers.items() if not refused(k, v)}
     assert not opened, opened
     # nothing anonymous got through: the objects are intact, nothing new appeared
+    pipeline = client(s3.base, "pipeline")
     for bucket in ("raw", "gold"):
-        body = admin.get_object(Bucket=bucket, Key=f"{PREFIX}/anon.txt")["Body"].read()
+        body = pipeline.get_object(Bucket=bucket, Key=f"{PREFIX}/anon.txt")["Body"].read()
         assert body == b"probe"
-        listed = admin.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/evil")
+        listed = pipeline.list_objects_v2(Bucket=bucket, Prefix=f"{PREFIX}/evil")
         assert listed["KeyCount"] == 0
     # S3 with the right keys keeps working
     assert (

@@ -156,6 +156,46 @@ def test_a_dangling_symlink_is_rejected_with_a_reason_and_the_rest_goes_on(lake:
     assert_exactly_once(lake)
 
 
+def test_a_symlink_out_of_lake_raw_is_rejected_unread_and_one_inside_is_a_duplicate(lake: Path) -> None:
+    """Observed: raw/prints/.../evil.json -> .stack/keys/admin.env put the admin secret into the
+    quarantine and its Delta log. A link (of a file, or of a directory on the way) whose real
+    location is outside LAKE_RAW is rejected with a reason and never read; the rest goes on."""
+    secret = "ADMIN_SECRET_ACCESS_KEY=outside-secret-must-not-leak"
+    (lake / "keys").mkdir()
+    (lake / "keys" / "admin.env").write_text(secret + "\n")
+    (lake / "elsewhere").mkdir()
+    (lake / "elsewhere" / "part-0.json").write_text(secret + "\n")
+    prints = lake / "raw" / "prints"
+    os.symlink(lake / "keys" / "admin.env", prints / "evil.json")
+    os.symlink(lake / "elsewhere", prints / "day=2099-01-01")  # a directory link on the way
+    first = cli(lake, "run")
+    assert first.returncode == 7, first.stderr
+    assert "completed with rejected input: 2 raw file(s)" in first.stderr, first.stderr
+    assert "Traceback" not in first.stderr
+    manifest = table(lake, "bronze", "_manifest")
+    for rel in ("prints/evil.json", "prints/day=2099-01-01"):
+        [reason] = manifest.filter(manifest["path"] == rel)["reason"].to_list()
+        assert "outside LAKE_RAW" in reason and "not read" in reason, reason
+    leaked = [
+        str(path)
+        for layer in ("bronze", "silver", "gold")
+        for path in (lake / layer).rglob("*")
+        if path.is_file() and b"outside-secret" in path.read_bytes()
+    ]
+    assert not leaked and "outside-secret" not in first.stdout + first.stderr, leaked
+    # inside LAKE_RAW a link is a delivery at its own path: the same bytes, so a duplicate
+    (prints / "evil.json").unlink()
+    (prints / "day=2099-01-01").unlink()
+    [original] = sorted(prints.glob("day=*/part-0.json"))[:1]
+    os.symlink(original, prints / "again.json")
+    second = cli(lake, "run")
+    assert second.returncode == 0, second.stderr
+    manifest = table(lake, "bronze", "_manifest")
+    assert manifest.filter(manifest["path"] == "prints/again.json")["status"].to_list() == ["duplicate"]
+    (prints / "again.json").unlink()
+    assert_exactly_once(lake)
+
+
 def test_a_same_size_and_a_longer_correction_replace_their_rows_everywhere(lake: Path) -> None:
     assert cli(lake, "run").returncode == 0
     target = lake / "raw" / "taps" / "day=2020-11-03" / "part-0.json"
