@@ -18,6 +18,7 @@ from pathlib import Path
 import duckdb
 import polars as pl
 
+from jobs.dictionary import comment_sql, comment_views
 from jobs.errors import AccessDenied, BucketMissing, PipelineError, StorageError
 from jobs.run import RunContext
 from jobs.schemas import (
@@ -119,6 +120,7 @@ def open_lake(ctx: RunContext) -> Connection:
         con.execute(f"CREATE OR REPLACE VIEW {view} AS SELECT * FROM {source}")  # noqa: S608
         if layer == "gold":
             con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view}")  # noqa: S608
+    comment_views(con)  # the data dictionary's descriptions, as COMMENT ON (jobs.dictionary)
     return lake
 
 
@@ -216,6 +218,12 @@ def init_sql(ctx: RunContext) -> str:
                 f"delta_scan({literal(uri)});"
             )
             lines.append(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view};")  # noqa: S608
+            # the data dictionary's descriptions; a column the table lacks fails only its line
+            lines += [
+                ".bail off",
+                *(f"{s};" for v in (view, f"main.{name}") for s in comment_sql(v)),
+                ".bail on",
+            ]
     lines += [
         ".output",
         ".bail off",
