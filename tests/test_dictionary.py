@@ -110,7 +110,8 @@ def test_the_duckdb_init_file_comments_its_views(built: Path, tmp_path: Path) ->
         if statement.strip():
             con.execute(statement)
     comments = con.execute(
-        "SELECT column_name, comment FROM duckdb_columns() WHERE schema_name = 'gold' AND table_name = 'print_features'"
+        "SELECT column_name, comment FROM duckdb_columns() "
+        "WHERE schema_name = 'gold' AND table_name = 'print_features'"
     ).fetchall()
     assert comments and all(c for _, c in comments)
 

@@ -293,7 +293,7 @@ class Lake:
                 # Column metadata of an existing table: a schema overwrite that matches no
                 # rows (predicate 1 = 0) adds and removes no file; types and columns are the
                 # table's own, only the comments are new.
-                write_deltalake(  # type: ignore[misc]
+                write_deltalake(
                     table,
                     pa.RecordBatchReader.from_batches(wanted, []),
                     mode="overwrite",
