@@ -111,7 +111,15 @@ def test_invalid_setting_is_one_clear_error_line(tmp_path: Path) -> None:
     assert "LOOKBACK_MODE" in res.stderr.upper()
 
 
+def _empty_lake(root: Path) -> Path:
+    """A lake nothing has written yet: its layer directories exist, no table does."""
+    for layer in ("bronze", "silver", "gold"):
+        (root / layer).mkdir(exist_ok=True)
+    return root
+
+
 def test_query_of_an_unknown_table_says_which_views_exist(tmp_path: Path) -> None:
+    _empty_lake(tmp_path)
     res = cli("query", "SELECT * FROM gold.nope", root=tmp_path)
     assert res.returncode == 2
     assert "Traceback" not in res.stderr
@@ -120,6 +128,7 @@ def test_query_of_an_unknown_table_says_which_views_exist(tmp_path: Path) -> Non
 
 
 def test_every_documented_view_exists_on_a_lake_nothing_has_written_yet(tmp_path: Path) -> None:
+    _empty_lake(tmp_path)
     views = ["bronze.quarantine", "bronze.manifest", "bronze.prints", "silver.pays", "gold.print_features"]
     sql = " UNION ALL ".join(f"SELECT '{v}' AS view, count(*) AS n FROM {v}" for v in views)
     res = cli("query", sql, "--format", "csv", root=tmp_path)
@@ -138,6 +147,7 @@ def test_a_syntax_error_is_one_line_without_the_list_of_views(tmp_path: Path) ->
 
 
 def test_a_table_cut_for_the_terminal_says_how_many_rows_it_shows(tmp_path: Path) -> None:
+    _empty_lake(tmp_path)
     res = cli("query", "SELECT range AS n FROM range(120)", root=tmp_path)
     assert res.returncode == 0, res.stderr
     assert "showing 50 of 120 rows" in res.stdout

@@ -160,13 +160,13 @@ def _duckdb_init(args: argparse.Namespace, ctx: RunContext) -> int:
 
 
 def _query(args: argparse.Namespace, ctx: RunContext) -> int:
-    from jobs.query import run_query
+    from jobs.query import csv_text, run_query
 
     ctx = _as_identity(args, ctx)
     _check_credentials(ctx)
     frame = run_query(ctx, args.sql)
     if args.format == "csv":
-        sys.stdout.write(frame.write_csv())
+        sys.stdout.write(csv_text(frame))
     elif args.format == "json":
         sys.stdout.write(frame.write_json() + "\n")
     else:

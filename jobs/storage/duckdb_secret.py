@@ -86,3 +86,22 @@ class DuckDBOptions(StorageBase):
             values["ENDPOINT"] = parsed.netloc or parsed.path
             values["USE_SSL"] = parsed.scheme == "https"
         return create_secret_sql(dict.fromkeys(values, "?")), list(values.values())
+
+
+def sandbox_sql(locations: list[str], files: list[str] | None = None) -> list[str]:
+    """The ``SET`` statements that close a DuckDB session in, once its extensions are loaded,
+    its secret made and its views created: only ``locations`` (and what is under them) and the
+    ``files`` (e.g. the CA bundle) may be opened, no other file, URL or object, no extension
+    installed or loaded, and no setting changed afterwards (``lock_configuration`` last)."""
+    allowed = ", ".join(_quoted(location.rstrip("/") + "/") for location in locations)
+    paths = ", ".join(_quoted(path) for path in files or [])
+    return [
+        "SET temp_directory = ''",  # else DuckDB also allows its spill directory, ./.tmp
+        f"SET allowed_directories = [{allowed}]",
+        f"SET allowed_paths = [{paths}]",
+        "SET enable_external_access = false",
+        "SET autoinstall_known_extensions = false",
+        "SET autoload_known_extensions = false",
+        "SET allow_community_extensions = false",
+        "SET lock_configuration = true",
+    ]
