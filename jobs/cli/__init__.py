@@ -65,7 +65,7 @@ def _check_credentials(ctx: Any) -> None:
 
 
 # Commands that judge a missing lake themselves (jobs.query: a location without a lake).
-OWN_LAKE_CHECK = ("query", "duckdb-init")
+OWN_LAKE_CHECK = ("query", "duckdb-init", "describe")
 
 
 def _require_lake(command: str, settings: Any) -> None:
@@ -180,6 +180,14 @@ def _query(args: argparse.Namespace, ctx: RunContext) -> int:
     return 0
 
 
+def _describe(args: argparse.Namespace, ctx: RunContext) -> int:
+    from jobs.dictionary import describe
+
+    lookback = {"mode": ctx.settings.lookback_mode, "weeks": ctx.settings.lookback_weeks}
+    sys.stdout.write(describe(args.table, args.format, lookback=lookback))
+    return 0
+
+
 def _run(args: argparse.Namespace, ctx: RunContext) -> int:
     """Every stage in order, as one run holding the lake lease (:func:`jobs.pipeline.run_all`)."""
     from jobs.pipeline import run_all
@@ -248,11 +256,12 @@ COMMANDS: dict[str, Handler] = {
     "duckdb-init": _duckdb_init,
     "lease": _lease,
     "query": _query,
+    "describe": _describe,
 }
 """Every command of the parser and its handler."""
 
 # Commands that check credentials themselves, with the keys of their --identity.
-OWN_CREDENTIALS = ("duckdb-init", "query")
+OWN_CREDENTIALS = ("duckdb-init", "query", "describe")  # describe reads no table
 
 
 def _execute(args: argparse.Namespace) -> int:

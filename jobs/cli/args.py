@@ -200,4 +200,12 @@ def parser() -> argparse.ArgumentParser:
         "keys from ANALYST_*, else this process's own keys, e.g. the analyst's key file "
         "named by LAKEHOUSE_ENV_FILE). Either way only SELECT/EXPLAIN statements run",
     )
+    describe = stage(
+        "describe",
+        [common],
+        "the data dictionary: tables, columns, types, descriptions, partitioning and gold's feature "
+        "definitions (what every Delta table and DuckDB view carries)",
+    )
+    describe.add_argument("table", nargs="?", help="one table as query names it, e.g. gold.print_features")
+    describe.add_argument("--format", choices=["markdown", "json"], default="markdown")
     return top

@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from jobs.dictionary import comment_views
 from jobs.errors import AccessDenied, BucketMissing, ConfigError, StorageError
 from jobs.run import RunContext
 from jobs.schemas import (
@@ -145,6 +146,7 @@ def open_lake(ctx: RunContext) -> Connection:
         if layer == "gold":
             lake.con.execute(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view}")  # noqa: S608
         made += 1
+    comment_views(lake.con)  # the data dictionary's descriptions, as COMMENT ON (jobs.dictionary)
     if not made and (missing or absent):
         lake.con.close()
         _no_lake(ctx, missing, absent)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from jobs.dictionary import comment_sql
 from jobs.errors import AccessDenied, PipelineError
 from jobs.run import RunContext
 from jobs.schemas import GOLD_TABLE
@@ -93,6 +94,12 @@ def init_sql(ctx: RunContext) -> str:
                 f"delta_scan({literal(_absolute(uri))});"
             )
             lines.append(f"CREATE OR REPLACE VIEW main.{name} AS SELECT * FROM {view};")  # noqa: S608
+            # the data dictionary's descriptions; a column the table lacks fails only its line
+            lines += [
+                ".bail off",
+                *(f"{s};" for v in (view, f"main.{name}") for s in comment_sql(v)),
+                ".bail on",
+            ]
     lines += [
         ".output",
         *(f"{setting};" for setting in _sandbox(ctx)[:-1]),

@@ -27,6 +27,7 @@ from typing import Any
 import polars as pl
 import pyarrow.parquet as pq
 
+from jobs.dictionary import arrow_schema_with_comments, lookup
 from jobs.errors import StorageError
 from jobs.schemas import conform
 from jobs.storage.errors import storage_error
@@ -167,7 +168,8 @@ def commit_data_files(
     ]
     gone = [RemoveAction(r["path"], True, now, r["size"], r["partition_values"]) for r in removes]
     props = commit_properties(metadata)
-    pa_schema = arrow_schema(schema)
+    doc = lookup(uri, schema)  # the data dictionary's descriptions (jobs.dictionary)
+    pa_schema = arrow_schema_with_comments(arrow_schema(schema), doc)
     table = lake.open(uri)  # the snapshot the commit is made from, opened before the lease check
     read_version = None if table is None else table.version()
     lake.check_guard()
@@ -179,6 +181,7 @@ def commit_data_files(
                 adds,
                 mode="error",
                 partition_by=[partition_by] if partition_by else None,
+                description=None if doc is None else doc.description,
                 storage_options=lake.storage.delta_options(uri),
                 commit_properties=props,
             )
@@ -201,7 +204,9 @@ def commit_data_files(
             raise lake.refused(uri, read_version) from None
         raise storage_error(exc, uri=uri, storage=lake.storage) from exc
     log.debug("committed %d file(s) to %s", len(adds), uri)
-    return lake.committed_version(uri)
+    version = lake.committed_version(uri)
+    lake.document(uri, doc)  # a table made before the dictionary: its descriptions, once
+    return version
 
 
 _EXACT = re.compile(r'"\\u0000exact:([^"]*)"')

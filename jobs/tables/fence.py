@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
+from jobs.dictionary import arrow_schema_with_comments, lookup
 from jobs.storage.errors import storage_error
 from jobs.tables.lake import FENCED_BY, Lake, Table, arrow_schema
 
@@ -33,10 +34,12 @@ def fence_tables(lake: Lake, tables: Iterable[Table], *, taker: str, fenced: str
         props = CommitProperties(custom_metadata=metadata)  # an empty commit: rebasing is fine
         try:
             if lake.open(t.uri) is None:
+                doc = lookup(t.uri, t.schema)
                 DeltaTable.create(
                     t.uri,
-                    schema=arrow_schema(t.schema),
+                    schema=arrow_schema_with_comments(arrow_schema(t.schema), doc),
                     partition_by=partition_by,
+                    description=None if doc is None else doc.description,
                     mode="ignore",  # someone created it meanwhile: fenced below instead
                     storage_options=lake.storage.delta_options(t.uri),
                     commit_properties=props,

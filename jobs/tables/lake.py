@@ -25,6 +25,7 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
+from jobs.dictionary import TableDoc, arrow_schema_with_comments, lookup, undocumented
 from jobs.errors import CommitRefused, StorageError
 from jobs.schemas import conform
 from jobs.storage import Storage, is_remote
@@ -39,6 +40,11 @@ FENCED_BY = "fenced_by"
 """Commit-metadata key of a fence commit: the run that took the lake over (see the docstring)."""
 
 
+DOCUMENTED = "documented"
+"""Commit-metadata key of a commit that only set a table's descriptions (:meth:`Lake.document`):
+the dictionary table it documents. Like a fence, it changes no rows."""
+
+
 MAINTENANCE_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END", "CHECKPOINT", "SET TBLPROPERTIES")
 """Delta operations that change the file layout or the table's properties, never the rows (what
 maintenance commits, and the one-time property change of :meth:`Lake.write`)."""
@@ -50,8 +56,12 @@ def is_fence(commit: Mapping[str, Any]) -> bool:
 
 
 def changes_rows(commit: Mapping[str, Any]) -> bool:
-    """Whether a commit may have changed rows: neither maintenance nor a fence."""
-    return commit.get("operation") not in MAINTENANCE_OPERATIONS and not is_fence(commit)
+    """Whether a commit may have changed rows: neither maintenance, a fence nor descriptions."""
+    return (
+        commit.get("operation") not in MAINTENANCE_OPERATIONS
+        and not is_fence(commit)
+        and DOCUMENTED not in commit
+    )
 
 
 def watermark_broken(history: list[dict[str, Any]], version: int, stamp: Any, current: int) -> str | None:
@@ -213,6 +223,10 @@ class Lake:
         An empty append commits nothing and returns None.
         ``properties`` (Delta table properties) are the table's from its creation; a table made
         before they were given gets them in one commit of their own before this write.
+
+        The table carries the data dictionary's descriptions (:mod:`jobs.dictionary`): a new
+        table is created with them; one that lacks them gets them once, right after this
+        commit (:meth:`document`).
         """
         from deltalake import write_deltalake
         from deltalake.exceptions import CommitFailedError
@@ -222,7 +236,8 @@ class Lake:
             self._set_properties(uri, table, properties)
             table = self.open(uri)
         read_version = None if table is None else table.version()
-        pa_schema = arrow_schema(schema)
+        doc = lookup(uri, schema)
+        pa_schema = arrow_schema_with_comments(arrow_schema(schema), doc)
         stream_errors: list[BaseException] = []
         batches = remember_errors(self._guarded(_batches(data, schema, pa_schema)), stream_errors)
         first = next(batches, None)
@@ -242,6 +257,7 @@ class Lake:
                 partition_by=[partition_by] if partition_by else None,
                 predicate=predicate,
                 schema_mode=schema_mode,
+                description=doc.description if doc is not None and table is None else None,
                 storage_options=self.storage.delta_options(uri),
                 commit_properties=commit_properties(metadata),
                 configuration=dict(properties) if properties and table is None else None,
@@ -256,7 +272,49 @@ class Lake:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
         finally:
             rest.close()  # stops the producer thread if the writer gave up early
-        return self.committed_version(uri)
+        version = self.committed_version(uri)
+        self.document(uri, doc)
+        return version
+
+    def document(self, uri: str, doc: TableDoc | None) -> None:
+        """Give the table at ``uri`` the dictionary's descriptions of ``doc`` if it lacks them
+        (a table created before the dictionary, or a description changed since): its
+        description, and each column's ``comment`` metadata, in metadata-only commits marked
+        :data:`DOCUMENTED` (which change no rows). Called after a data commit, so a no-op run
+        commits nothing and a failed write leaves the version unchanged. Fenced like any
+        commit: from the snapshot just read, guarded, no rebase; if another commit got in
+        first (a takeover's fence), the descriptions are left to the next write."""
+        from deltalake import write_deltalake
+        from deltalake.exceptions import CommitFailedError
+
+        table = None if doc is None else self.open(uri)
+        if doc is None or table is None or not undocumented(table, doc):
+            return
+        self.check_guard()
+        props = commit_properties({DOCUMENTED: doc.name})
+        try:
+            if table.metadata().description != doc.description:
+                table.alter.set_table_description(doc.description, commit_properties=props)
+            current = pa.schema(table.schema().to_arrow())
+            wanted = arrow_schema_with_comments(current, doc)
+            if not wanted.equals(current, check_metadata=True):
+                # Column metadata of an existing table: a schema overwrite that matches no
+                # rows (predicate 1 = 0) adds and removes no file; types and columns are the
+                # table's own, only the comments are new.
+                write_deltalake(
+                    table,
+                    pa.RecordBatchReader.from_batches(wanted, []),
+                    mode="overwrite",
+                    schema_mode="overwrite",
+                    predicate="1 = 0",
+                    partition_by=table.metadata().partition_columns or None,
+                    storage_options=self.storage.delta_options(uri),
+                    commit_properties=props,
+                )
+        except CommitFailedError:
+            log.warning("%s moved on before its descriptions were set: the next write sets them", uri)
+        except Exception as exc:
+            raise storage_error(exc, uri=uri, storage=self.storage) from exc
 
     def _set_properties(self, uri: str, table: Any, properties: Mapping[str, str]) -> None:
         """One ``SET TBLPROPERTIES`` commit (an older table; rows unchanged: see
