@@ -60,7 +60,7 @@ from jobs.run import RunContext
 from jobs.schemas import GOLD_PARTITION, GOLD_TABLE
 from jobs.storage import join
 from jobs.storage.errors import storage_error
-from jobs.tables.lake import changes_rows, commit_properties
+from jobs.tables.commits import changes_rows, commit_properties
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,8 @@ from jobs.dictionary import COMMENT, README, catalog, find, readme_block
 from jobs.schemas import QUALITY_SAMPLES, SILVER
 from jobs.settings import load_settings
 from jobs.storage import Storage
-from jobs.tables.lake import DOCUMENTED, Lake, changes_rows
+from jobs.tables.commits import DOCUMENTED, changes_rows
+from jobs.tables.lake import Lake
 from tests.test_cli import cli
 
 DOCS = {d.path: d for d in catalog()}

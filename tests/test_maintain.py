@@ -20,7 +20,7 @@ from polars.testing import assert_frame_equal
 from jobs.errors import ConfigError
 from jobs.maintain import maintain
 from jobs.run import RunContext
-from jobs.tables.lake import MAINTENANCE_OPERATIONS
+from jobs.tables.commits import MAINTENANCE_OPERATIONS
 from tests.conftest import TABLES, LocalLake
 
 REPO = Path(__file__).resolve().parents[1]

@@ -13,8 +13,8 @@ import polars as pl
 from jobs.errors import TableDamaged
 from jobs.run import RunContext
 from jobs.schemas import MANIFEST, SOURCES
+from jobs.tables.commits import watermark_broken
 from jobs.tables.external import ADDING_OPERATIONS
-from jobs.tables.lake import watermark_broken
 
 log = logging.getLogger(__name__)
 

@@ -35,8 +35,8 @@ from jobs.run import RunContext
 from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, SILVER_PARTITION, SOURCES
 from jobs.settings import Settings
 from jobs.summary import StageResult
+from jobs.tables.commits import changes_rows, watermark_broken
 from jobs.tables.external import AddActionDict
-from jobs.tables.lake import changes_rows, watermark_broken
 from jobs.weeks import affected_weeks, monday
 
 log = logging.getLogger(__name__)

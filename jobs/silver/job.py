@@ -33,6 +33,7 @@ from jobs.schemas import MANIFEST, SILVER, SILVER_PARTITION, SOURCES
 from jobs.silver.transform import to_silver
 from jobs.summary import StageResult
 from jobs.tables import Lake
+from jobs.tables.commits import changes_rows, watermark_broken
 from jobs.tables.external import (
     ADDING_OPERATIONS,
     AddActionDict,
@@ -40,7 +41,6 @@ from jobs.tables.external import (
     remove_data_files,
     write_data_files,
 )
-from jobs.tables.lake import changes_rows, watermark_broken
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,8 @@ from jobs.dictionary import arrow_schema_with_comments, lookup
 from jobs.errors import StorageError
 from jobs.schemas import conform
 from jobs.storage.errors import storage_error
-from jobs.tables.lake import Lake, arrow_schema, commit_properties
+from jobs.tables.commits import commit_properties
+from jobs.tables.lake import Lake, arrow_schema
 
 log = logging.getLogger(__name__)
 

@@ -3,11 +3,11 @@
 Leases alone cannot stop a writer that was frozen (SIGSTOP, a GC pause, a stalled request)
 after its last lease check: when it resumes it commits whatever it planned. Delta commits are
 put-if-absent of the next log version, and every commit here is made from the snapshot the run
-opened before its lease check, with no rebase (:func:`jobs.tables.lake.commit_properties`). So
+opened before its lease check, with no rebase (:func:`jobs.tables.commits.commit_properties`). So
 the run that takes the lake over first commits an empty *fence* to every table (creating a
 missing one empty, with its contract): each version the stalled run could still be aiming at
 is then taken, and its commit is refused (:class:`~jobs.errors.CommitRefused`, exit 6). A fence
-changes no rows; readers skip it (:func:`jobs.tables.lake.is_fence`).
+changes no rows; readers skip it (:func:`jobs.tables.commits.is_fence`).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from collections.abc import Iterable
 
 from jobs.dictionary import arrow_schema_with_comments, lookup
 from jobs.storage.errors import storage_error
-from jobs.tables.lake import FENCED_BY, Lake, Table, arrow_schema
+from jobs.tables.commits import FENCED_BY
+from jobs.tables.lake import Lake, Table, arrow_schema
 
 log = logging.getLogger(__name__)
 

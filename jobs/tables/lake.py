@@ -25,63 +25,18 @@ from typing import Any, Literal
 import polars as pl
 import pyarrow as pa
 
-from jobs.dictionary import TableDoc, arrow_schema_with_comments, lookup, undocumented
+from jobs.dictionary import TableDoc, arrow_schema_with_comments, lookup
 from jobs.errors import CommitRefused, StorageError
 from jobs.schemas import conform
 from jobs.storage import Storage, is_remote
 from jobs.storage.errors import storage_error, table_damage
+from jobs.tables import metadata as table_metadata
+from jobs.tables.commits import FENCED_BY, commit_properties, is_fence
 from jobs.tables.threads import produce_on_own_thread, remember_errors
 
 log = logging.getLogger(__name__)
 
 Data = pl.DataFrame | pl.LazyFrame | Iterable[pl.DataFrame]
-
-FENCED_BY = "fenced_by"
-"""Commit-metadata key of a fence commit: the run that took the lake over (see the docstring)."""
-
-
-DOCUMENTED = "documented"
-"""Commit-metadata key of a commit that only set a table's descriptions (:meth:`Lake.document`):
-the dictionary table it documents. Like a fence, it changes no rows."""
-
-
-MAINTENANCE_OPERATIONS = ("OPTIMIZE", "VACUUM START", "VACUUM END", "CHECKPOINT", "SET TBLPROPERTIES")
-"""Delta operations that change the file layout or the table's properties, never the rows (what
-maintenance commits, and the one-time property change of :meth:`Lake.write`)."""
-
-
-def is_fence(commit: Mapping[str, Any]) -> bool:
-    """Whether a commit (a ``history()`` entry) is a takeover's fence: it changes no rows."""
-    return FENCED_BY in commit
-
-
-def changes_rows(commit: Mapping[str, Any]) -> bool:
-    """Whether a commit may have changed rows: neither maintenance, a fence nor descriptions."""
-    return (
-        commit.get("operation") not in MAINTENANCE_OPERATIONS
-        and not is_fence(commit)
-        and DOCUMENTED not in commit
-    )
-
-
-def watermark_broken(history: list[dict[str, Any]], version: int, stamp: Any, current: int) -> str | None:
-    """Why the commit ``version`` (committed at ``stamp``) that a watermark names is no longer
-    what it was, None if it still is (or its log entry was cleaned up, which can't be judged).
-    ``history`` holds the table's commits from ``version`` on; ``current`` is its version."""
-    if version > current:
-        return f"is gone (the table went back to version {current})"
-    found = next((c for c in history if c.get("version") == version), None)
-    if found is not None and stamp is not None and str(found.get("timestamp")) != str(stamp):
-        return "was rewritten (its commit time changed)"
-    return None
-
-
-def commit_properties(metadata: Mapping[str, str] | None) -> Any:
-    """Commit exactly the snapshot that was read: a newer version makes the commit fail instead
-    of being rebased onto it (deltalake lets a stale partition overwrite through otherwise)."""
-    from deltalake import CommitProperties
-
-    return CommitProperties(custom_metadata=dict(metadata or {}), max_commit_retries=0)
 
 
 @dataclass(frozen=True)
@@ -232,8 +187,8 @@ class Lake:
         from deltalake.exceptions import CommitFailedError
 
         table = self.open(uri)  # the snapshot this commit is made from (the guard runs after it)
-        if properties and table is not None and not _holds(table, properties):
-            self._set_properties(uri, table, properties)
+        if properties and table is not None and not table_metadata.holds(table, properties):
+            table_metadata.set_properties(self, uri, table, properties)
             table = self.open(uri)
         read_version = None if table is None else table.version()
         doc = lookup(uri, schema)
@@ -244,7 +199,7 @@ class Lake:
         if first is None and (mode == "append" or predicate is None):
             return None  # nothing to write: no table version at all
         if is_remote(uri):
-            self._check_writable(uri)
+            self.check_writable(uri)
         # Code inside the stream (quality gates) may use deltalake: keep it off its threads.
         rest = produce_on_own_thread(batches)  # a generator: close() stops the producer
         stream = itertools.chain([first] if first is not None else [], rest)
@@ -277,58 +232,9 @@ class Lake:
         return version
 
     def document(self, uri: str, doc: TableDoc | None) -> None:
-        """Give the table at ``uri`` the dictionary's descriptions of ``doc`` if it lacks them
-        (a table created before the dictionary, or a description changed since): its
-        description, and each column's ``comment`` metadata, in metadata-only commits marked
-        :data:`DOCUMENTED` (which change no rows). Called after a data commit, so a no-op run
-        commits nothing and a failed write leaves the version unchanged. Fenced like any
-        commit: from the snapshot just read, guarded, no rebase; if another commit got in
-        first (a takeover's fence), the descriptions are left to the next write."""
-        from deltalake import write_deltalake
-        from deltalake.exceptions import CommitFailedError
-
-        table = None if doc is None else self.open(uri)
-        if doc is None or table is None or not undocumented(table, doc):
-            return
-        self.check_guard()
-        props = commit_properties({DOCUMENTED: doc.name})
-        try:
-            if table.metadata().description != doc.description:
-                table.alter.set_table_description(doc.description, commit_properties=props)
-            current = pa.schema(table.schema().to_arrow())
-            wanted = arrow_schema_with_comments(current, doc)
-            if not wanted.equals(current, check_metadata=True):
-                # Column metadata of an existing table: a schema overwrite that matches no
-                # rows (predicate 1 = 0) adds and removes no file; types and columns are the
-                # table's own, only the comments are new.
-                write_deltalake(
-                    table,
-                    pa.RecordBatchReader.from_batches(wanted, []),
-                    mode="overwrite",
-                    schema_mode="overwrite",
-                    predicate="1 = 0",
-                    partition_by=table.metadata().partition_columns or None,
-                    storage_options=self.storage.delta_options(uri),
-                    commit_properties=props,
-                )
-        except CommitFailedError:
-            log.warning("%s moved on before its descriptions were set: the next write sets them", uri)
-        except Exception as exc:
-            raise storage_error(exc, uri=uri, storage=self.storage) from exc
-
-    def _set_properties(self, uri: str, table: Any, properties: Mapping[str, str]) -> None:
-        """One ``SET TBLPROPERTIES`` commit (an older table; rows unchanged: see
-        :data:`MAINTENANCE_OPERATIONS`)."""
-        from deltalake.exceptions import CommitFailedError
-
-        if is_remote(uri):
-            self._check_writable(uri)
-        try:
-            table.alter.set_table_properties(dict(properties), commit_properties=commit_properties(None))
-        except CommitFailedError:
-            raise self.refused(uri, table.version()) from None
-        except Exception as exc:
-            raise storage_error(exc, uri=uri, storage=self.storage) from exc
+        """Give the table at ``uri`` the descriptions of ``doc`` if it lacks them
+        (:func:`jobs.tables.metadata.document`)."""
+        table_metadata.document(self, uri, doc)
 
     def refused(self, uri: str, read_version: int | None) -> CommitRefused:
         """Why a commit planned from ``read_version`` was refused: the run that fenced the
@@ -374,7 +280,7 @@ class Lake:
         yield from batches
         self.check_guard()
 
-    def _check_writable(self, uri: str) -> None:
+    def check_writable(self, uri: str) -> None:
         """Fail with one clear line before any data file is written if this identity may not
         write at ``uri`` (a refused upload inside deltalake also prints a Rust panic)."""
         fs = self.storage.filesystem(uri)
@@ -427,12 +333,6 @@ class Lake:
                 return handle.read()
         except Exception as exc:
             raise storage_error(exc, uri=uri, storage=self.storage) from exc
-
-
-def _holds(table: Any, properties: Mapping[str, str]) -> bool:
-    """Whether the table's properties hold ``properties`` already."""
-    held = table.metadata().configuration
-    return all(held.get(k) == v for k, v in properties.items())
 
 
 def arrow_schema(schema: pl.Schema) -> pa.Schema:

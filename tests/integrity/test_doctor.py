@@ -310,6 +310,8 @@ def test_doctor_on_a_healthy_lake_exits_0_and_its_json_says_so(lake: Path) -> No
 
 
 def test_doctor_on_a_lake_with_no_table_yet_exits_0(tmp_path: Path) -> None:
+    for layer in ("raw", "bronze", "silver", "gold"):  # a lake set up, never run (no folder: exit 2)
+        (tmp_path / layer).mkdir()
     code, out = doctor(tmp_path)
     assert code == 0 and "every table is healthy" in out, out
 
