@@ -20,6 +20,12 @@ of W periods (closed on the left) sums each window. Periods are offset by W insi
 a window never reaches into the previous (user, value prop): the cost is one hash aggregation,
 one sort and a linear scan of the aggregated rows, with single-column integer joins only.
 
+Several windows (``windows=(3, 1, 4)``, ``LOOKBACK_WEEKS=3,1,4``): the history read, the key's
+period offset W and the packed-layout check are the widest window's; the aggregation, the sort
+and the joins are shared, and each further window is one more linear ``rolling_sum_by`` per
+feature over the same sorted sums (the primary window's columns keep the feature names, the
+others get ``_<N>w``: :func:`jobs.feature_registry.window_names`).
+
 The packed layout needs ``user_id < 2**32``, fewer than 65,536 distinct value props per call
 and fewer than 32,768 periods; outside that (see :func:`fits_packed`) the generic plan with
 multi-column keys is used instead: same results, slower. Both are checked against the

@@ -191,5 +191,5 @@ def test_the_trigger_form_takes_one_window_or_a_list_of_windows(monkeypatch: pyt
     for value in (None, 3, "3,1,4", " 3, 1 "):
         assert param.resolve(value) == value
     for bad in (0, 53, "3;1", "three"):
-        with pytest.raises(Exception, match="lookback_weeks|not valid|does not match|less than|greater"):
+        with pytest.raises(Exception, match=r"lookback_weeks|not valid|does not match|less than|greater"):
             param.resolve(bad)

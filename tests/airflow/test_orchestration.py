@@ -153,6 +153,10 @@ def test_changed_lookback_settings_mean_a_run(lake_env: LocalLake, monkeypatch: 
         run_stage_task(stage, {})
     monkeypatch.setenv("LOOKBACK_WEEKS", "2")
     assert detect({}).reasons == ["lookback settings changed since gold was built"]
+    monkeypatch.setenv("LOOKBACK_WEEKS", "3,1")  # the same primary window, one more window
+    assert detect({}).reasons == ["lookback settings changed since gold was built"]
+    monkeypatch.setenv("LOOKBACK_WEEKS", " 3 ")  # the windows gold was built with
+    assert not detect({}).proceed
 
 
 # -- failures -------------------------------------------------------------------------------------
