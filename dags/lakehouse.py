@@ -72,9 +72,10 @@ the run go ahead even without new raw files:
 
 - `rebuild_weeks`: dates (any day of the week) whose gold weeks to rebuild, e.g. `["2020-11-16"]`
 - `full_rebuild`: rebuild every gold week
-- `lookback_mode` (`calendar` | `rolling`) and `lookback_weeks` (N): recompute gold with another
-  lookback. Gold records the lookback it was built with, so the next scheduled run (with the
-  configured lookback) rebuilds gold back to the configured one.
+- `lookback_mode` (`calendar` | `rolling`) and `lookback_weeks` (N, or several windows as text,
+  `"3,1,4"`: the first gives `prior_*`, the others `prior_*_<N>w`): recompute gold with another
+  lookback. Gold records the lookback (mode and windows) it was built with, so the next
+  scheduled run (with the configured lookback) rebuilds gold back to the configured one.
 
 **Data quality** (`jobs/quality`: Great Expectations suites and row reconciliation) runs
 inside the bronze, silver and gold tasks, before each commit, so there is no separate task: a

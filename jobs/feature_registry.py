@@ -19,10 +19,12 @@ the print's value prop: the count of its rows, or the exact sum of one of its in
 decimal columns. Sums are carried in exact integer units (a decimal's physical integer, e.g.
 cents) as Int128 and only turned into the feature's type at the end, so nothing rounds or wraps.
 
-Windows: today every feature has one window, the lookback window of the settings
-(``LOOKBACK_MODE``/``LOOKBACK_WEEKS``), and its column is the feature's name
-(``prior_views``). Further windows get a suffix: :meth:`Feature.column` with ``window="1w"``
-names ``prior_views_1w``.
+Windows: ``LOOKBACK_WEEKS`` is one window N or several (``3,1,4``); every feature is computed
+for each. The first (primary) window's column is the feature's name (``prior_views``), so
+consumers of a single window never see a change; every other window N gets the suffix ``_<N>w``
+(:func:`window_names`; :meth:`Feature.column` with ``window="1w"`` names ``prior_views_1w``).
+The contract and audit columns are generated from the registry × windows
+(:func:`feature_schema`, :func:`audit_schema`).
 
 This module imports nothing of the project, so :mod:`jobs.schemas` can build the contract from
 it without a cycle; it lives beside ``schemas.py``, not in ``jobs/gold/``, because ``jobs.gold``
@@ -88,6 +90,10 @@ class Feature:
     def audit_column(self) -> str:
         """The audit column the gold suite compares this feature with in the first weeks."""
         return f"{AUDIT_PREFIX}{self.measure}"
+
+    def audit_for(self, window: str | None = None) -> str:
+        """The audit column of :meth:`column` for ``window`` (``expected_prior_views_1w``)."""
+        return self.audit_column if window is None else f"{self.audit_column}_{window}"
 
     @property
     def audit_dtype(self) -> pl.DataType:
@@ -187,15 +193,35 @@ def check_registry(features: Sequence[Feature]) -> None:
         raise ValueError(f"gold features: measure(s) {sorted(clash)} name a column the plans use")
 
 
-def feature_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
-    """The gold columns of the features, in declaration order, with their exact types."""
+ONE_WINDOW: tuple[int, ...] = (3,)
+"""A single window (its length does not change any column name)."""
+
+
+def window_names(windows: Sequence[int]) -> tuple[str | None, ...]:
+    """The column suffix of each window (weeks), in order: None for the first (primary) one,
+    ``"<N>w"`` for the others: ``(3, 1, 4)`` → ``(None, "1w", "4w")``."""
+    if not windows:
+        raise ValueError("gold features: no lookback window")
+    if len(set(windows)) != len(windows):
+        raise ValueError(f"gold features: a window is given twice: {list(windows)}")
+    return (None, *(f"{n}w" for n in windows[1:]))
+
+
+def feature_schema(
+    features: Sequence[Feature] = GOLD_FEATURES, windows: Sequence[int] = ONE_WINDOW
+) -> pl.Schema:
+    """The gold columns of the features, per window (the primary first), each window in
+    declaration order, with their exact types."""
     check_registry(features)
-    return pl.Schema({f.column(): f.dtype for f in features})
+    return pl.Schema({f.column(w): f.dtype for w in window_names(windows) for f in features})
 
 
-def audit_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
-    """The expected-prior audit columns of the features (``tap_same_day`` is not a feature)."""
-    return pl.Schema({f.audit_column: f.audit_dtype for f in features})
+def audit_schema(
+    features: Sequence[Feature] = GOLD_FEATURES, windows: Sequence[int] = ONE_WINDOW
+) -> pl.Schema:
+    """The expected-prior audit columns of the features per window (``tap_same_day`` is not a
+    feature)."""
+    return pl.Schema({f.audit_for(w): f.audit_dtype for w in window_names(windows) for f in features})
 
 
 def sources(features: Sequence[Feature]) -> list[Source]:

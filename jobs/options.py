@@ -24,13 +24,12 @@ LOOKBACK_MODES: tuple[LookbackMode, ...] = ("calendar", "rolling")
 ENGINES: tuple[Engine, ...] = ("local", "dask")
 
 LOOKBACK_WEEKS_MIN, LOOKBACK_WEEKS_MAX = 1, 52
-"""Bounds of the lookback window N in weeks."""
+"""Bounds of a lookback window N in weeks."""
+WINDOWS_PATTERN = r"^\s*[0-9]+(\s*,\s*[0-9]+)*\s*$"
+"""A list of windows as one string (``3,1,4``), for the DAG's trigger form."""
 
 
-def lookback_weeks(value: object) -> int:
-    """``LOOKBACK_WEEKS`` (a setting, ``--lookback-weeks`` or a run parameter) → N weeks.
-
-    Raises ValueError with one line (the caller names the option)."""
+def _one_window(value: object) -> int:
     if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise ValueError(f"{value!r} is not a whole number")
     try:
@@ -40,6 +39,37 @@ def lookback_weeks(value: object) -> int:
     if not LOOKBACK_WEEKS_MIN <= n <= LOOKBACK_WEEKS_MAX:
         raise ValueError(f"{n} is not between {LOOKBACK_WEEKS_MIN} and {LOOKBACK_WEEKS_MAX} weeks")
     return n
+
+
+def lookback_weeks(value: object) -> tuple[int, ...]:
+    """``LOOKBACK_WEEKS`` (a setting, ``--lookback-weeks`` or a run parameter) → the lookback
+    windows in weeks, the first being the primary one: ``3`` → ``(3,)``, ``"3,1,4"`` (or a
+    list ``[3, 1, 4]``) → ``(3, 1, 4)``. Each window 1..52, none twice.
+
+    Raises ValueError with one line (the caller names the option)."""
+    if isinstance(value, str):
+        items: list[object] = [v for v in value.replace(" ", ",").split(",") if v.strip()]
+        if not items:
+            raise ValueError(f"{value!r} names no window")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+        if not items:
+            raise ValueError("no window given")
+    else:
+        items = [value]
+    windows = tuple(_one_window(v) for v in items)
+    repeated = sorted({n for n in windows if windows.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"window(s) {', '.join(map(str, repeated))} given twice in {format_windows(windows)}"
+        )
+    return windows
+
+
+def format_windows(windows: Iterable[int]) -> str:
+    """The windows as ``LOOKBACK_WEEKS`` spells them (``"3,1,4"``; ``"3"`` for one window), as
+    gold records them in its commit metadata."""
+    return ",".join(str(n) for n in windows)
 
 
 def lookback_mode(value: object) -> LookbackMode:
@@ -96,7 +126,7 @@ class RunOptions:
     rebuild: tuple[date, ...] = ()
     full: bool = False
     lookback_mode: LookbackMode | None = None
-    lookback_weeks: int | None = None
+    lookback_weeks: tuple[int, ...] | None = None
     engine: Engine | None = None
     dask_scheduler: str | None = None
 
@@ -145,7 +175,7 @@ class RunOptions:
             "rebuild_weeks": [w.isoformat() for w in self.rebuild],
             "full_rebuild": self.full,
             "lookback_mode": self.lookback_mode,
-            "lookback_weeks": self.lookback_weeks,
+            "lookback_weeks": None if self.lookback_weeks is None else format_windows(self.lookback_weeks),
         }
 
     @property
@@ -183,11 +213,15 @@ PARAMS: dict[str, dict[str, Any]] = {
     },
     "lookback_weeks": {
         "default": None,
-        "type": ["null", "integer"],
+        "type": ["null", "integer", "string"],
         "minimum": LOOKBACK_WEEKS_MIN,
         "maximum": LOOKBACK_WEEKS_MAX,
-        "title": "Lookback weeks (N)",
-        "description": "Override LOOKBACK_WEEKS for this run.",
+        "pattern": WINDOWS_PATTERN,
+        "title": "Lookback weeks (N, or windows N1,N2,...)",
+        "description": (
+            "Override LOOKBACK_WEEKS for this run: one window N, or several (3,1,4); the first is "
+            "the primary window (prior_*), the others add prior_*_<N>w columns."
+        ),
     },
 }
 """The run parameters an orchestrator's trigger form offers (JSON schema, as Airflow's ``Param``

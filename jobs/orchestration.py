@@ -6,7 +6,7 @@ small JSON-able dict (what Airflow keeps as the task's XCom).
 
 A run's *request* comes from the orchestrator's parameters (Airflow ``params``, read and
 validated by :meth:`jobs.options.RunOptions.from_params`) and overrides the settings for that run
-only: extra gold weeks to rebuild, a full rebuild, another lookback mode/N.
+only: extra gold weeks to rebuild, a full rebuild, another lookback mode/N (or windows N1,N2,...).
 """
 
 from __future__ import annotations
@@ -78,7 +78,7 @@ def pending_work(ctx: Any) -> tuple[dict[str, int], list[str]]:
 
     Besides new raw files, a run is needed when an earlier run stopped half-way: bronze rows
     silver has not consumed, silver commits gold has not consumed (or gold built with other
-    lookback settings), or a gold version not exported yet. Cheap: listings and Delta logs only.
+    lookback mode or windows), or a gold version not exported yet. Cheap: listings and Delta logs only.
     """
     from jobs.bronze.selection import pending_files
     from jobs.export import read_marker

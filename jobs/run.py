@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 
 from jobs.schemas import (
     BRONZE,
-    GOLD,
     GOLD_PARTITION,
     GOLD_TABLE,
     MANIFEST,
@@ -22,6 +21,7 @@ from jobs.schemas import (
     SILVER,
     SILVER_PARTITION,
     SOURCES,
+    gold_schema,
 )
 from jobs.settings import Settings
 from jobs.storage import Storage, join
@@ -94,7 +94,12 @@ class RunContext:
         ]
         tables += [Table(f"silver/{s}", self.silver(s), SILVER[s], SILVER_PARTITION) for s in SOURCES]
         tables += [
-            Table(f"gold/{GOLD_TABLE}", self.gold(GOLD_TABLE), GOLD, GOLD_PARTITION),
+            Table(
+                f"gold/{GOLD_TABLE}",
+                self.gold(GOLD_TABLE),
+                gold_schema(windows=self.settings.lookback_weeks),
+                GOLD_PARTITION,
+            ),
             Table(f"gold/{QUALITY_TABLE}", self.gold(QUALITY_TABLE), QUALITY_RESULTS),
         ]
         return tables

@@ -14,7 +14,7 @@ from decimal import Decimal
 
 import polars as pl
 
-from jobs.feature_registry import GOLD_FEATURES, Feature, audit_schema, feature_schema
+from jobs.feature_registry import GOLD_FEATURES, ONE_WINDOW, Feature, audit_schema, feature_schema
 from jobs.feature_registry import SUM_AMOUNT as SUM_AMOUNT  # re-exported: the contract's type
 from jobs.stages import DEFAULT_MAX_FUTURE_DAYS, DEFAULT_MIN_DAY, ENGINE_MAX_DAY, ENGINE_MIN_DAY
 
@@ -185,17 +185,22 @@ GOLD_PRINT = pl.Schema(
 TAP_SAME_DAY = "tap_same_day"
 
 
-def gold_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
-    """The gold table's contract for ``features`` (:data:`GOLD` for the registry's)."""
-    return pl.Schema({**GOLD_PRINT, **feature_schema(features)})
+def gold_schema(
+    features: Sequence[Feature] = GOLD_FEATURES, windows: Sequence[int] = ONE_WINDOW
+) -> pl.Schema:
+    """The gold table's contract for ``features`` and the lookback ``windows`` (weeks, the
+    primary first: ``LOOKBACK_WEEKS``); :data:`GOLD` for the registry's with one window."""
+    return pl.Schema({**GOLD_PRINT, **feature_schema(features, windows)})
 
 
-def gold_audit_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
+def gold_audit_schema(
+    features: Sequence[Feature] = GOLD_FEATURES, windows: Sequence[int] = ONE_WINDOW
+) -> pl.Schema:
     """Audit columns the gold plan can compute beside the gold rows for the gold suite
     (jobs.gold.features.build_features(audit=True), or re-derived by jobs.quality.derive);
     never written: ``tap_same_day``, then per feature its ``expected_prior_<measure>`` (a
-    decimal sum as its exact integer units, decimal(38,0): see AUDIT_UNITS)."""
-    return pl.Schema({TAP_SAME_DAY: pl.Boolean(), **audit_schema(features)})
+    decimal sum as its exact integer units, decimal(38,0): see AUDIT_UNITS), per window."""
+    return pl.Schema({TAP_SAME_DAY: pl.Boolean(), **audit_schema(features, windows)})
 
 
 GOLD = gold_schema()

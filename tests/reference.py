@@ -7,6 +7,7 @@ compare two independent readings of it.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -18,9 +19,14 @@ def _monday(d: date) -> date:
 
 
 def reference_gold(
-    prints: pl.DataFrame, taps: pl.DataFrame, pays: pl.DataFrame, *, mode: str, n_weeks: int
+    prints: pl.DataFrame, taps: pl.DataFrame, pays: pl.DataFrame, *, mode: str, n_weeks: int | Sequence[int]
 ) -> pl.DataFrame:
-    """prints/taps: day,user_id,value_prop(,position); pays: day,user_id,value_prop,total."""
+    """prints/taps: day,user_id,value_prop(,position); pays: day,user_id,value_prop,total.
+
+    ``n_weeks``: one window N, or several (3, 1, 4): the first gives ``prior_*``, every other
+    window N ``prior_*_<N>w`` (restated here, not imported)."""
+    windows = [n_weeks] if isinstance(n_weeks, int) else list(n_weeks)
+    suffixes = ["", *(f"_{n}w" for n in windows[1:])]
     by_key: dict[str, dict[tuple[int, str], list]] = {
         "prints": defaultdict(list),
         "taps": defaultdict(list),
@@ -36,25 +42,27 @@ def reference_gold(
     for r in prints.iter_rows(named=True):
         key, d = (r["user_id"], r["value_prop"]), r["day"]
         week = _monday(d)
-        if mode == "calendar":
-            lo, hi = week - timedelta(weeks=n_weeks), week
-        else:
-            lo, hi = d - timedelta(days=7 * n_weeks), d
-        pays_in = [t for (pd, t) in by_key["pays"][key] if lo <= pd < hi]
-        rows.append(
-            {
-                "week_start": week,
-                "day": d,
-                "user_id": r["user_id"],
-                "value_prop": r["value_prop"],
-                "position": r["position"],
-                "clicked": d in by_key["taps"][key],
-                "prior_views": sum(lo <= x < hi for x in by_key["prints"][key]),
-                "prior_clicks": sum(lo <= x < hi for x in by_key["taps"][key]),
-                "prior_payments": len(pays_in),
-                "prior_amount": sum(pays_in, Decimal("0.00")),
+        row = {
+            "week_start": week,
+            "day": d,
+            "user_id": r["user_id"],
+            "value_prop": r["value_prop"],
+            "position": r["position"],
+            "clicked": d in by_key["taps"][key],
+        }
+        for n, suffix in zip(windows, suffixes, strict=True):
+            if mode == "calendar":
+                lo, hi = week - timedelta(weeks=n), week
+            else:
+                lo, hi = d - timedelta(days=7 * n), d
+            pays_in = [t for (pd, t) in by_key["pays"][key] if lo <= pd < hi]
+            row |= {
+                f"prior_views{suffix}": sum(lo <= x < hi for x in by_key["prints"][key]),
+                f"prior_clicks{suffix}": sum(lo <= x < hi for x in by_key["taps"][key]),
+                f"prior_payments{suffix}": len(pays_in),
+                f"prior_amount{suffix}": sum(pays_in, Decimal("0.00")),
             }
-        )
+        rows.append(row)
     schema = {
         "week_start": pl.Date,
         "day": pl.Date,
@@ -62,16 +70,20 @@ def reference_gold(
         "value_prop": pl.String,
         "position": pl.Int64,
         "clicked": pl.Boolean,
-        "prior_views": pl.Int64,
-        "prior_clicks": pl.Int64,
-        "prior_payments": pl.Int64,
-        "prior_amount": pl.Decimal(38, 2),
     }
+    for suffix in suffixes:
+        schema |= {
+            f"prior_views{suffix}": pl.Int64,
+            f"prior_clicks{suffix}": pl.Int64,
+            f"prior_payments{suffix}": pl.Int64,
+            f"prior_amount{suffix}": pl.Decimal(38, 2),
+        }
     return pl.DataFrame(rows, schema=schema, orient="row")
 
 
 def canonical(frame: pl.DataFrame) -> pl.DataFrame:
-    """Order-independent form for row-for-row comparison."""
+    """Order-independent form for row-for-row comparison (with the other windows' columns,
+    ``prior_*_<N>w``, when the frame has them)."""
     cols = [
         "week_start",
         "day",
@@ -84,4 +96,7 @@ def canonical(frame: pl.DataFrame) -> pl.DataFrame:
         "prior_payments",
         "prior_amount",
     ]
+    cols += sorted(
+        c for c in frame.columns if c.startswith("prior_") and c.endswith("w") and c[-2:-1].isdigit()
+    )
     return frame.select(cols).sort(cols)

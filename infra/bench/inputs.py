@@ -27,6 +27,7 @@ def silver_files(settings: Settings, source: str) -> list[str]:
 
 
 def window_width(settings: Settings) -> int:
-    """Lookback window in periods: weeks (calendar mode) or days (rolling mode)."""
-    n = settings.lookback_weeks
+    """The primary lookback window in periods: weeks (calendar mode) or days (rolling mode)
+    (the baselines compute the first window of ``LOOKBACK_WEEKS`` only)."""
+    n = settings.lookback_weeks[0]
     return n if settings.lookback_mode == "calendar" else 7 * n

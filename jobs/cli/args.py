@@ -71,7 +71,12 @@ def parser() -> argparse.ArgumentParser:
     # Options of the gold features: only the commands that build gold take them.
     features = argparse.ArgumentParser(add_help=False)
     features.add_argument("--lookback-mode", choices=LOOKBACK_MODES, help="lookback windows (LOOKBACK_MODE)")
-    features.add_argument("--lookback-weeks", metavar="N", help="weeks each lookback covers (LOOKBACK_WEEKS)")
+    features.add_argument(
+        "--lookback-weeks",
+        metavar="N[,N...]",
+        help="weeks each lookback covers: one window, or several (3,1,4: the first gives prior_*, "
+        "the others prior_*_<N>w) (LOOKBACK_WEEKS)",
+    )
     # The engine of the stages that can run on a Dask cluster (bronze, silver, gold).
     engine = argparse.ArgumentParser(add_help=False)
     engine.add_argument(

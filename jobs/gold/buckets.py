@@ -19,7 +19,7 @@ from datetime import date
 import polars as pl
 
 from jobs.gold.features import build_features
-from jobs.schemas import GOLD, GOLD_PARTITION, GOLD_TABLE, SILVER, SOURCES
+from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, SILVER, SOURCES, gold_schema
 from jobs.storage import join
 from jobs.tables import Lake
 from jobs.tables.external import AddActionDict, commit_data_files, remove_data_files, write_data_files
@@ -39,8 +39,18 @@ class GoldBuild:
     buckets: int
     packed: bool  # the packed-key plan of build_features fits these users and weeks
     mode: Mode
-    n_weeks: int
+    windows: tuple[int, ...]  # the lookback windows in weeks, the primary first (LOOKBACK_WEEKS)
     run_id: str
+
+    @property
+    def n_weeks(self) -> int:
+        """The widest window: the history every window's rows need."""
+        return max(self.windows)
+
+    @property
+    def schema(self) -> pl.Schema:
+        """The gold contract of this build's windows."""
+        return gold_schema(windows=self.windows)
 
     @property
     def uri(self) -> str:
@@ -86,7 +96,7 @@ def compute_bucket(
         pays=inputs["pays"],
         weeks=list(build.weeks),
         mode=build.mode,
-        n_weeks=build.n_weeks,
+        windows=build.windows,
         packed=build.packed,
         audit=audit,
         first_day=first_day,
@@ -102,7 +112,7 @@ def write_bucket(build: GoldBuild, lake: Lake, bucket: int, frame: pl.DataFrame)
         lake,
         build.uri,
         frame,
-        schema=GOLD,
+        schema=build.schema,
         partition_by=GOLD_PARTITION,
         prefix=f"{build.prefix}-b{bucket:05d}",
     )
@@ -118,7 +128,7 @@ def commit_build(
         lake,
         build.uri,
         actions,
-        schema=GOLD,
+        schema=build.schema,
         partition_by=GOLD_PARTITION,
         partitions=build.partitions,
         metadata=metadata,

@@ -23,7 +23,7 @@ from jobs.audit import GoldAuditor
 from jobs.errors import PipelineError
 from jobs.gold.buckets import GoldBuild, compute_bucket, write_bucket
 from jobs.run import RunContext
-from jobs.schemas import GOLD, GOLD_PARTITION
+from jobs.schemas import GOLD_PARTITION
 from jobs.settings import Settings
 from jobs.storage import Storage
 from jobs.tables import Lake
@@ -49,7 +49,7 @@ def read_back(lake: Lake, build: GoldBuild, actions: list[AddActionDict]) -> pl.
         )
         for a in actions
     ]
-    return pl.concat(frames, how="diagonal") if frames else pl.DataFrame(schema=GOLD)
+    return pl.concat(frames, how="diagonal") if frames else pl.DataFrame(schema=build.schema)
 
 
 def build_on_dask(ctx: RunContext, build: GoldBuild, audit: GoldAuditor) -> list[list[AddActionDict]]:

@@ -20,6 +20,12 @@ of W periods (closed on the left) sums each window. Periods are offset by W insi
 a window never reaches into the previous (user, value prop): the cost is one hash aggregation,
 one sort and a linear scan of the aggregated rows, with single-column integer joins only.
 
+Several windows (``windows=(3, 1, 4)``, ``LOOKBACK_WEEKS=3,1,4``): the history read, the key's
+period offset W and the packed-layout check are the widest window's; the aggregation, the sort
+and the joins are shared, and each further window is one more linear ``rolling_sum_by`` per
+feature over the same sorted sums (the primary window's columns keep the feature names, the
+others get ``_<N>w``: :func:`jobs.feature_registry.window_names`).
+
 The packed layout needs ``user_id < 2**32``, fewer than 65,536 distinct value props per call
 and fewer than 32,768 periods; outside that (see :func:`fits_packed`) the generic plan with
 multi-column keys is used instead: same results, slower. Both are checked against the
@@ -33,7 +39,7 @@ from datetime import date
 
 import polars as pl
 
-from jobs.feature_registry import GOLD_FEATURES, Feature, check_registry
+from jobs.feature_registry import GOLD_FEATURES, Feature, check_registry, window_names
 from jobs.schemas import TAP_SAME_DAY, conform, gold_audit_schema, gold_schema
 from jobs.weeks import Mode, history_range, period, week_start, window_days
 
@@ -67,14 +73,22 @@ def build_features(
     pays: pl.LazyFrame,
     weeks: Sequence[date],
     mode: Mode,
-    n_weeks: int,
+    windows: Sequence[int] = (),
+    n_weeks: int | None = None,
     packed: bool = True,
     audit: bool = False,
     first_day: date | None = None,
     features: Sequence[Feature] = GOLD_FEATURES,
 ) -> pl.LazyFrame:
     """Gold rows for the prints of ``weeks`` (one row per print, in the GOLD schema of
-    ``features``: :func:`jobs.schemas.gold_schema`).
+    ``features`` and ``windows``: :func:`jobs.schemas.gold_schema`).
+
+    ``windows``: the lookback windows in weeks, the primary first (``LOOKBACK_WEEKS``, e.g.
+    ``(3, 1, 4)``): every feature is computed for each, named by
+    :func:`~jobs.feature_registry.window_names` (``prior_views``, ``prior_views_1w``, ...).
+    ``n_weeks=N`` is the same as ``windows=(N,)``. The events are aggregated per period and
+    sorted once; each window is one more rolling sum over those same sorted per-period sums
+    (no re-scan, no other join), so extra windows cost little.
 
     Inputs need the silver columns ``day, user_id, value_prop`` (+ ``position`` for prints,
     ``total`` for pays); they may hold more history than needed, never less. With
@@ -95,25 +109,44 @@ def build_features(
       the click flag's join of the target weeks' taps by day key.
     """
     check_registry(features)
+    windows = resolve_windows(windows, n_weeks)
     schema = (
-        pl.Schema({**gold_schema(features), **gold_audit_schema(features)})
+        pl.Schema({**gold_schema(features, windows), **gold_audit_schema(features, windows)})
         if audit
-        else gold_schema(features)
+        else gold_schema(features, windows)
     )
     if not weeks:
         return pl.LazyFrame(schema=schema)
     frames = {"prints": prints, "taps": taps, "pays": pays}
-    if packed and _span_fits(weeks, n_weeks):
-        gold = _packed(frames, sorted(set(weeks)), mode, n_weeks, audit=audit, features=features)
+    if packed and _span_fits(weeks, max(windows)):
+        gold = _packed(frames, sorted(set(weeks)), mode, windows, audit=audit, features=features)
     else:
-        gold = _generic(frames, weeks, mode, n_weeks, audit=audit, features=features)
+        gold = _generic(frames, weeks, mode, windows, audit=audit, features=features)
     if audit:
         tapped = pl.col(TAP_DAYS).cast(pl.Int32) // _day_bit(mode) % 2 == 1
         gold = gold.with_columns(
-            *_first_weeks_only(mode, n_weeks, first_day, features),
+            *_first_weeks_only(mode, windows, first_day, features),
             tapped.fill_null(False).alias(TAP_SAME_DAY),
         )
     return conform(gold, schema)
+
+
+def resolve_windows(windows: Sequence[int], n_weeks: int | None = None) -> tuple[int, ...]:
+    """``windows`` (or ``(n_weeks,)``) as a tuple, checked: at least one, none twice, each > 0."""
+    if n_weeks is not None:
+        if windows and tuple(windows) != (n_weeks,):
+            raise ValueError(f"build_features: n_weeks={n_weeks} and windows={list(windows)}")
+        windows = (n_weeks,)
+    windows = tuple(int(n) for n in windows)
+    window_names(windows)  # none, or one twice: ValueError
+    if min(windows) < 1:
+        raise ValueError(f"build_features: a window of {min(windows)} weeks")
+    return windows
+
+
+def _windowed(windows: Sequence[int]) -> list[tuple[int, str | None]]:
+    """(weeks, column suffix) of each window, the primary first."""
+    return list(zip(windows, window_names(windows), strict=True))
 
 
 def _day_bit(mode: Mode) -> pl.Expr:
@@ -140,20 +173,27 @@ def _running(features: Sequence[Feature], pair: pl.Expr) -> list[pl.Expr]:
 
 
 def _first_weeks_only(
-    mode: Mode, n_weeks: int, first_day: date | None, features: Sequence[Feature]
+    mode: Mode, windows: Sequence[int], first_day: date | None, features: Sequence[Feature]
 ) -> list[pl.Expr]:
-    """Expected priors on rows whose window starts on or before ``first_day``, else null."""
+    """Per window, expected priors on rows whose window starts on or before ``first_day``, else
+    null (the running sum before the row's period is the same for every window: only the rows
+    it is expected on differ)."""
     if first_day is None:
-        return [pl.lit(None, f.audit_dtype).alias(f.audit_column) for f in features]
-    first_rows = period(pl.col("day"), mode) - pl.duration(days=window_days(n_weeks)) <= pl.lit(first_day)
-    return [
-        pl.when(first_rows)
-        .then(pl.col(f.audit_column).fill_null(0))
-        .otherwise(None)
-        .cast(f.audit_dtype)
-        .alias(f.audit_column)
-        for f in features
-    ]
+        return [
+            pl.lit(None, f.audit_dtype).alias(f.audit_for(w)) for _, w in _windowed(windows) for f in features
+        ]
+    out = []
+    for n, w in _windowed(windows):
+        first_rows = period(pl.col("day"), mode) - pl.duration(days=window_days(n)) <= pl.lit(first_day)
+        out += [
+            pl.when(first_rows)
+            .then(pl.col(f.audit_column).fill_null(0))
+            .otherwise(None)
+            .cast(f.audit_dtype)
+            .alias(f.audit_for(w))
+            for f in features
+        ]
+    return out
 
 
 def _measures(features: Sequence[Feature], source: str) -> list[Feature]:
@@ -181,23 +221,24 @@ def _packed(
     frames: dict[str, pl.LazyFrame],
     weeks: list[date],
     mode: Mode,
-    n_weeks: int,
+    windows: Sequence[int],
     *,
     audit: bool,
     features: Sequence[Feature],
 ) -> pl.LazyFrame:
     prints, taps = frames["prints"], frames["taps"]
+    n_weeks = max(windows)  # the widest window: the history read and the key's period offset
     first, end = history_range(weeks, n_weeks=n_weeks)
     day0 = pl.Series([first], dtype=pl.Date).cast(pl.Int32).item()
     week_numbers = pl.Series(weeks, dtype=pl.Date).cast(pl.Int32).to_list()
     target_weeks = [(d + _EPOCH_MONDAY_OFFSET) // 7 for d in week_numbers]
     if mode == "calendar":
-        width = n_weeks
+        width, periods = n_weeks, {n: n for n in windows}
         number = _week_number
         base = (day0 + _EPOCH_MONDAY_OFFSET) // 7 - width
         target_periods = [w - base for w in target_weeks]
     else:
-        width = window_days(n_weeks)
+        width, periods = window_days(n_weeks), {n: window_days(n) for n in windows}
         number = _day_number
         base = day0 - width
         target_periods = [d - base + i for d in week_numbers for i in range(7)]
@@ -241,7 +282,6 @@ def _packed(
     events = pl.concat(
         [history(frames[s], *v) for s, v in values.items() if v or s == "prints"], how="diagonal"
     )
-    window = f"{width}i"
     per_key = (
         events.group_by("key")
         .agg(
@@ -253,8 +293,13 @@ def _packed(
         .with_columns(_before(features) if audit else [])
         .select(
             "key",
+            # one linear rolling sum per window and feature over the same sorted sums
             *[
-                pl.col(f.measure).rolling_sum_by("key", window, closed="left").fill_null(0).alias(f.column())
+                pl.col(f.measure)
+                .rolling_sum_by("key", f"{periods[n]}i", closed="left")
+                .fill_null(0)
+                .alias(f.column(w))
+                for n, w in _windowed(windows)
                 for f in features
             ],
             *(_running(features, pl.col("key") // _VP_SHIFT) if audit else []),
@@ -286,7 +331,11 @@ def _packed(
         .with_columns(
             week_start(pl.col("day")).alias("week_start"),
             pl.col("clicked").fill_null(False),
-            *[f.finish(pl.col(f.column())).alias(f.column()) for f in features],
+            *[
+                f.finish(pl.col(f.column(w))).alias(f.column(w))
+                for _, w in _windowed(windows)
+                for f in features
+            ],
         )
     )
     return gold
@@ -301,7 +350,7 @@ def _generic(
     frames: dict[str, pl.LazyFrame],
     weeks: Sequence[date],
     mode: Mode,
-    n_weeks: int,
+    windows: Sequence[int],
     *,
     audit: bool,
     features: Sequence[Feature],
@@ -326,8 +375,7 @@ def _generic(
         ],
         how="diagonal",
     )
-    window = f"{window_days(n_weeks)}d"
-    priors = [f.column() for f in features]
+    priors = [f.column(w) for _, w in _windowed(windows) for f in features]
     per_period = (
         history.group_by(KEYS)
         .agg(
@@ -338,10 +386,11 @@ def _generic(
         .with_columns(
             *[
                 pl.col(f.measure)
-                .rolling_sum_by("period", window, closed="left")
+                .rolling_sum_by("period", f"{window_days(n)}d", closed="left")
                 .over(PAIR)
                 .fill_null(0)
-                .alias(f.column())
+                .alias(f.column(w))
+                for n, w in _windowed(windows)
                 for f in features
             ],
             *(
@@ -361,7 +410,11 @@ def _generic(
         .join(tapped, on=[*PAIR, "day"], how="left")
         .with_columns(
             pl.col("clicked").fill_null(False),
-            *[f.finish(pl.col(f.column())).alias(f.column()) for f in features],
+            *[
+                f.finish(pl.col(f.column(w))).alias(f.column(w))
+                for _, w in _windowed(windows)
+                for f in features
+            ],
         )
         .sort("week_start", "user_id", "value_prop", "day", "position")
     )

@@ -31,6 +31,7 @@ from jobs.gold.buckets import (
     write_bucket,
 )
 from jobs.gold.features import fits_packed
+from jobs.options import format_windows
 from jobs.run import RunContext
 from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, SILVER_PARTITION, SOURCES
 from jobs.settings import Settings
@@ -66,9 +67,12 @@ def consumed_versions(build: dict[str, Any]) -> dict[str, int]:
 
 
 def built_with_other_settings(build: dict[str, Any], settings: Settings) -> bool:
-    """Whether a gold build used other lookback settings than ``settings`` (→ full rebuild)."""
+    """Whether a gold build used other lookback settings than ``settings`` (→ full rebuild):
+    another mode, or other windows (``lookback_weeks`` records them as ``LOOKBACK_WEEKS``
+    spells them, ``3`` or ``3,1,4``: another order is another primary window, so other
+    columns)."""
     recorded = (build.get("lookback_mode"), build.get("lookback_weeks"))
-    return recorded != (settings.lookback_mode, str(settings.lookback_weeks))
+    return recorded != (settings.lookback_mode, format_windows(settings.lookback_weeks))
 
 
 def plan_weeks(
@@ -106,7 +110,8 @@ def plan_weeks(
     published = {
         date.fromisoformat(w[:10]) for w in ctx.lake.partitions(ctx.gold(GOLD_TABLE), GOLD_PARTITION)
     }
-    weeks = affected_weeks(days, n_weeks=settings.lookback_weeks) & (all_weeks | published)
+    # a new day reaches the prints of the widest window after it
+    weeks = affected_weeks(days, n_weeks=max(settings.lookback_weeks)) & (all_weeks | published)
     return weeks, False, f"{len(days)} new day(s)"
 
 
@@ -150,9 +155,9 @@ def plan_build(
         is_full=is_full,
         buckets=1,
         run_id=ctx.run_id,
-        packed=fits_packed(week_list, n_weeks=s.lookback_weeks, max_user_id=max_user_id(ctx, current)),
+        packed=fits_packed(week_list, n_weeks=max(s.lookback_weeks), max_user_id=max_user_id(ctx, current)),
         mode=s.lookback_mode,
-        n_weeks=s.lookback_weeks,
+        windows=s.lookback_weeks,
     )
     buckets = bucket_count(s, build.inputs(ctx.lake)["prints"])
     return replace(build, buckets=buckets), why
@@ -165,7 +170,7 @@ def build_metadata(build: GoldBuild) -> dict[str, str]:
         "silver_versions": json.dumps(dict(build.silver_versions), sort_keys=True),
         "silver_commit_ts": json.dumps(dict(build.silver_commit_ts), sort_keys=True),
         "lookback_mode": build.mode,
-        "lookback_weeks": str(build.n_weeks),
+        "lookback_weeks": format_windows(build.windows),
         "weeks": ",".join(w.isoformat() for w in build.weeks),
     }
 

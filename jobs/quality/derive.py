@@ -14,7 +14,9 @@ bucket of silver the gold rows were built from:
   the print's period, so the prior features must equal a plain count of the events before that
   period; null for the other rows (not checked there). This catches features that count what
   does not exist (leakage from the print's own period, double counting, a wrong window origin)
-  in the first weeks, and costs a join on those rows only.
+  in the first weeks, and costs a join on those rows only. Per lookback window
+  (``windows``, the primary first) as ``expected_prior_<measure>[_<N>w]``: the running sum
+  is the same for every window, only the rows it is expected on differ.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from datetime import date
 
 import polars as pl
 
-from jobs.feature_registry import GOLD_FEATURES, Feature, sources
+from jobs.feature_registry import GOLD_FEATURES, Feature, sources, window_names
 from jobs.quality.suites import TAP_SAME_DAY
 from jobs.weeks import Mode, period, window_days
 
@@ -63,17 +65,27 @@ def expected_first_week_priors(
     taps: pl.LazyFrame,
     pays: pl.LazyFrame,
     mode: Mode,
-    n_weeks: int,
+    n_weeks: int | None = None,
     first_day: date | None,
     features: Sequence[Feature] = GOLD_FEATURES,
+    windows: Sequence[int] = (),
 ) -> pl.LazyFrame:
-    """``gold`` plus ``expected_prior_*`` (null where the window starts after ``first_day``)."""
+    """``gold`` plus ``expected_prior_*`` per window (``windows``, or ``(n_weeks,)``): null
+    where that window starts after ``first_day``."""
+    if not windows and n_weeks is not None:
+        windows = (n_weeks,)
+    windows = tuple(windows)
+    named = list(zip(windows, window_names(windows), strict=True))
     with_period = gold.with_columns(period(pl.col("day"), mode).alias("_period"))
     if first_day is None:
-        return with_period.with_columns([pl.lit(None, f.audit_dtype).alias(f.audit_column) for f in features])
-    window_start = pl.col("_period") - pl.duration(days=window_days(n_weeks))
-    first_rows = window_start <= pl.lit(first_day)
-    targets = with_period.filter(first_rows).select(*KEYS, "_period").unique()
+        return with_period.with_columns(
+            [pl.lit(None, f.audit_dtype).alias(f.audit_for(w)) for _, w in named for f in features]
+        )
+
+    def first_rows(n: int) -> pl.Expr:
+        return pl.col("_period") - pl.duration(days=window_days(n)) <= pl.lit(first_day)
+
+    targets = with_period.filter(first_rows(max(windows))).select(*KEYS, "_period").unique()
     frames = {"prints": prints, "taps": taps, "pays": pays}
     expected = targets
     for source in sources(features):  # one join per source
@@ -83,11 +95,12 @@ def expected_first_week_priors(
     # Counts as Int64; sums exactly in Int128 units, given as their audit type (GOLD_AUDIT).
     return with_period.join(expected, on=[*KEYS, "_period"], how="left").with_columns(
         [
-            pl.when(first_rows)
+            pl.when(first_rows(n))
             .then(pl.col(f.audit_column).fill_null(0))
             .otherwise(None)
             .cast(f.audit_dtype)
-            .alias(f.audit_column)
+            .alias(f.audit_for(w))
+            for n, w in named
             for f in features
         ]
     )
@@ -100,11 +113,13 @@ def gold_audit_columns(
     taps: pl.LazyFrame,
     pays: pl.LazyFrame,
     mode: Mode,
-    n_weeks: int,
+    n_weeks: int | None = None,
     first_day: date | None,
     features: Sequence[Feature] = GOLD_FEATURES,
+    windows: Sequence[int] = (),
 ) -> pl.LazyFrame:
-    """Gold rows with every audit column the gold suite needs (row count unchanged)."""
+    """Gold rows with every audit column the gold suite needs (row count unchanged), for
+    ``windows`` (or the one window ``n_weeks``)."""
     return expected_first_week_priors(
         tap_same_day(gold, taps),
         prints=prints,
@@ -114,4 +129,5 @@ def gold_audit_columns(
         n_weeks=n_weeks,
         first_day=first_day,
         features=features,
+        windows=windows,
     )

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import date
 from typing import Any, NoReturn
 
@@ -51,7 +51,7 @@ from jobs.quality.suites import (
 from jobs.quality.validate import validate_frame
 from jobs.raw.files import Chunk
 from jobs.run import RunContext
-from jobs.schemas import GOLD_AUDIT, GOLD_TABLE, SILVER_PARTITION, SOURCES
+from jobs.schemas import GOLD_TABLE, SILVER_PARTITION, SOURCES, gold_audit_schema
 from jobs.summary import StageResult
 from jobs.tables.threads import run_on_fresh_thread
 from jobs.weeks import Mode, week_start
@@ -332,7 +332,7 @@ class GoldAudit(_Audit):
             inputs,
             weeks=self.weeks,
             mode=s.lookback_mode,
-            n_weeks=s.lookback_weeks,
+            windows=s.lookback_weeks,
             first_day=self.first_day,
             severity=s.quality_severity,
             sample_rows=s.quality_sample_rows,
@@ -350,7 +350,7 @@ class GoldAudit(_Audit):
                 f"{len(self.weeks)} rebuilt week(s) {self.weeks[0]}..{self.weeks[-1]}): nothing "
                 f"was published — gold {GOLD_TABLE} stays at version {self.published_version}."
             )
-        return frame.drop(GOLD_AUDIT.names(), strict=False)
+        return frame.drop(gold_audit_schema(windows=s.lookback_weeks).names(), strict=False)
 
     def finish(self, result: StageResult) -> None:
         if self._results or self._gold_rows:
@@ -364,7 +364,7 @@ def audit_gold_bucket(
     *,
     weeks: list[date],
     mode: Mode,
-    n_weeks: int,
+    windows: Sequence[int],
     first_day: date | None,
     severity: Mapping[str, str],
     sample_rows: int,
@@ -378,7 +378,7 @@ def audit_gold_bucket(
     """
     results: list[CheckResult] = []
     if frame.height:
-        if set(GOLD_AUDIT.names()) <= set(frame.columns):
+        if set(gold_audit_schema(windows=windows).names()) <= set(frame.columns):
             audited = frame.lazy()
         else:
             audited = gold_audit_columns(
@@ -387,10 +387,11 @@ def audit_gold_bucket(
                 taps=inputs["taps"],
                 pays=inputs["pays"],
                 mode=mode,
-                n_weeks=n_weeks,
+                windows=windows,
                 first_day=first_day,
             )
-        results = validate_frame(audited, gold_suite(weeks, overrides=severity), sample_rows=sample_rows)
+        suite = gold_suite(weeks, overrides=severity, windows=windows)
+        results = validate_frame(audited, suite, sample_rows=sample_rows)
     wanted = pl.Series(weeks, dtype=pl.Date).implode()
     prints = (
         inputs["prints"].filter(week_start(pl.col("day")).is_in(wanted)).select(pl.len()).collect().item()

@@ -12,16 +12,17 @@ what each expectation class means is stated once, in :mod:`jobs.quality.validate
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from itertools import pairwise
 from typing import Any
 
 import polars as pl
 
-from jobs.feature_registry import GOLD_FEATURES
+from jobs.feature_registry import GOLD_FEATURES, ONE_WINDOW, window_names
 from jobs.quality.results import Severity
-from jobs.schemas import BRONZE, DEFAULT_MAX_FUTURE_DAYS, GOLD, LINEAGE, RESCUED, Limits
+from jobs.schemas import BRONZE, DEFAULT_MAX_FUTURE_DAYS, LINEAGE, RESCUED, Limits, gold_schema
 from jobs.weeks import week_start
 
 # Columns the bronze parser carries for quarantining; Lake.write drops them (conform) and so
@@ -272,7 +273,8 @@ def silver_suite(
 
 # -- gold ---------------------------------------------------------------------------------------
 # The integer features of jobs.feature_registry, compared with their audit columns as they are;
-# the decimal sum, prior_amount, is compared in exact cents below.
+# a decimal sum (prior_amount) is compared in exact cents (its units) by a gap column. Every
+# lookback window (LOOKBACK_WEEKS: the primary one, then prior_*_<N>w) gets the same checks.
 PRIOR_COUNTS = tuple(f.column() for f in GOLD_FEATURES if f.dtype.is_integer())
 PRIOR_AMOUNT = "prior_amount"
 # The audit columns (jobs.schemas.GOLD_AUDIT) the gold plan computes beside the rows, or
@@ -280,16 +282,29 @@ PRIOR_AMOUNT = "prior_amount"
 TAP_SAME_DAY = "tap_same_day"
 EXPECTED = {f.column(): f.audit_column for f in GOLD_FEATURES if f.column() in PRIOR_COUNTS}
 CENTS_GAP = "prior_amount_cents_gap"
+WINDOWS_NESTED = "prior_windows_not_nested"
 
 
-def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = None) -> Suite:
-    """Gold rows of the rebuilt weeks, checked before they are published."""
+def _gap(column: str) -> str:
+    return f"{column}_cents_gap"
+
+
+def gold_suite(
+    weeks: Iterable[date],
+    *,
+    overrides: Mapping[str, str] | None = None,
+    windows: Sequence[int] = ONE_WINDOW,
+) -> Suite:
+    """Gold rows of the rebuilt weeks, checked before they are published (built with the
+    lookback ``windows``, the primary first)."""
     week_list = sorted(weeks)
+    named = list(zip(windows, window_names(windows), strict=True))
+    per_window = [(f, f.column(w), f.audit_for(w)) for _, w in named for f in GOLD_FEATURES]
     checks = [
-        *[not_null(col) for col in GOLD.names()],
+        *[not_null(col) for col in gold_schema(windows=windows).names()],
         at_least("user_id", 0, strict=True),
         at_least("position", 0),
-        *[at_least(f.column(), 0) for f in GOLD_FEATURES],
+        *[at_least(col, 0) for _, col, _ in per_window],
         Check(
             "week_start_in_rebuilt_weeks",
             "ExpectColumnValuesToBeInSet",
@@ -305,32 +320,56 @@ def gold_suite(weeks: Iterable[date], *, overrides: Mapping[str, str] | None = N
             TAP_SAME_DAY,
             "clicked is true exactly where silver has a tap of the same user, value prop and day",
         ),
-        *[
-            equal_columns(
-                f"first_weeks_{col}_counts_only_existing_history",
-                col,
-                expected,
-                f"{col} of rows whose lookback window starts on or before the first "
-                "silver day equals the events that exist before the print",
-                ignore_missing=True,
-            )
-            for col, expected in EXPECTED.items()
-        ],
-        Check(
-            "first_weeks_prior_amount_cents_counts_only_existing_history",
-            "ExpectColumnValuesToBeBetween",
-            {"column": CENTS_GAP, "min_value": 0, "max_value": 0},
-            f"{PRIOR_AMOUNT} of rows whose lookback window starts on or before the first silver "
-            "day equals the exact cents paid before the print (gap in cents is 0)",
-        ),
     ]
-    # The exact cents difference, clipped into Int64: zero exactly where the amounts are equal;
-    # null where nothing is expected.
-    gap = pl.col(PRIOR_AMOUNT).to_physical() - pl.col("expected_prior_cents").to_physical()
-    derived = {
-        "day_week_start": week_start(pl.col("day")),
-        CENTS_GAP: gap.clip(-(2**62), 2**62).cast(pl.Int64),
-    }
+    derived: dict[str, pl.Expr] = {"day_week_start": week_start(pl.col("day"))}
+    for f, col, expected in per_window:
+        if f.dtype.is_integer():
+            checks.append(
+                equal_columns(
+                    f"first_weeks_{col}_counts_only_existing_history",
+                    col,
+                    expected,
+                    f"{col} of rows whose lookback window starts on or before the first "
+                    "silver day equals the events that exist before the print",
+                    ignore_missing=True,
+                )
+            )
+            continue
+        checks.append(
+            Check(
+                f"first_weeks_{col}_cents_counts_only_existing_history",
+                "ExpectColumnValuesToBeBetween",
+                {"column": _gap(col), "min_value": 0, "max_value": 0},
+                f"{col} of rows whose lookback window starts on or before the first silver "
+                "day equals the exact units paid before the print (gap in cents is 0)",
+            )
+        )
+        # The exact units difference, clipped into Int64: zero exactly where the amounts are
+        # equal; null where nothing is expected.
+        gap = pl.col(col).to_physical() - pl.col(expected).to_physical()
+        derived[_gap(col)] = gap.clip(-(2**62), 2**62).cast(pl.Int64)
+    if len(windows) > 1:
+        # A shorter window lies inside a longer one (both end where the print's period
+        # starts): every feature of a shorter window is at most the same feature of a longer
+        # one, on every row (the first-weeks checks see only the first weeks).
+        by_length = sorted(named)
+        pairs = [
+            (f.column(short), f.column(long))
+            for (_, short), (_, long) in pairwise(by_length)
+            for f in GOLD_FEATURES
+        ]
+        derived[WINDOWS_NESTED] = pl.sum_horizontal(
+            [(pl.col(a) > pl.col(b)).cast(pl.Int32) for a, b in pairs]
+        ).cast(pl.Int64)
+        checks.append(
+            Check(
+                "prior_windows_nested",
+                "ExpectColumnValuesToBeBetween",
+                {"column": WINDOWS_NESTED, "min_value": 0, "max_value": 0},
+                "every feature of a shorter lookback window is at most the same feature of a "
+                "longer one (windows " + ",".join(map(str, windows)) + ")",
+            )
+        )
     return Suite(
         "gold",
         "print_features",

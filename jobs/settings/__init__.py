@@ -114,7 +114,9 @@ class Settings(BaseSettings):
 
     # Gold features (validated by jobs.options, as the same options of a run are).
     lookback_mode: Annotated[options.LookbackMode, BeforeValidator(options.lookback_mode)] = "calendar"
-    lookback_weeks: Annotated[int, BeforeValidator(options.lookback_weeks)] = 3
+    # LOOKBACK_WEEKS: one window N or several ("3,1,4"); the first is the primary window
+    # (gold's prior_* columns), the others add prior_*_<N>w columns (jobs.feature_registry).
+    lookback_weeks: Annotated[tuple[int, ...], NoDecode, BeforeValidator(options.lookback_weeks)] = (3,)
     # Users are processed in this many hash buckets so memory stays bounded as data grows.
     gold_buckets: int = Field(default=0, ge=0, le=4096)
     gold_rows_per_bucket: int = Field(default=5_000_000, ge=1)
@@ -313,7 +315,7 @@ class Settings(BaseSettings):
             "bronze": self.lake_bronze,
             "silver": self.lake_silver,
             "gold": self.lake_gold,
-            "lookback": f"{self.lookback_mode}, N={self.lookback_weeks}",
+            "lookback": f"{self.lookback_mode}, N={options.format_windows(self.lookback_weeks)}",
         }
 
 

@@ -183,3 +183,13 @@ print(json.dumps({{"loaded": [m for m in heavy if m in sys.modules], "seconds": 
     assert report["loaded"] == []
     # airflow.sdk itself takes a few seconds on a busy 2-core machine; the DAG adds nothing heavy
     assert report["seconds"] < 30
+
+
+def test_the_trigger_form_takes_one_window_or_a_list_of_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``lookback_weeks`` accepts N or "3,1,4" in the form (options.py checks them again)."""
+    param = dagbag(monkeypatch).dags["lakehouse"].params.get_param("lookback_weeks")
+    for value in (None, 3, "3,1,4", " 3, 1 "):
+        assert param.resolve(value) == value
+    for bad in (0, 53, "3;1", "three"):
+        with pytest.raises(Exception, match=r"lookback_weeks|not valid|does not match|less than|greater"):
+            param.resolve(bad)

@@ -64,9 +64,12 @@ def test_params_are_parsed_and_force_a_run() -> None:
     )
     assert RunOptions.from_params({"full_rebuild": True}).forces_run
     override = RunOptions.from_params({"lookback_mode": "rolling", "lookback_weeks": "2"})
-    assert (override.lookback_mode, override.lookback_weeks) == ("rolling", 2)
+    assert (override.lookback_mode, override.lookback_weeks) == ("rolling", (2,))
     assert load_settings(**override.overrides).lookback_mode == "rolling"
-    assert load_settings(**override.overrides).lookback_weeks == 2
+    assert load_settings(**override.overrides).lookback_weeks == (2,)
+    windows = RunOptions.from_params({"lookback_weeks": "3,1,4"})
+    assert load_settings(**windows.overrides).lookback_weeks == (3, 1, 4)
+    assert windows.describe()["lookback_weeks"] == "3,1,4"
     json.dumps(override.describe())
 
 
@@ -76,6 +79,7 @@ def test_params_are_parsed_and_force_a_run() -> None:
         ({"rebuild_weeks": ["last week"]}, "rebuild_weeks: 'last week' is not a date"),
         ({"lookback_mode": "sliding"}, "lookback_mode: 'sliding'"),
         ({"lookback_weeks": "many"}, "lookback_weeks: 'many' is not a whole number"),
+        ({"lookback_weeks": "3,1,3"}, "lookback_weeks: window(s) 3 given twice in 3,1,3"),
     ],
 )
 def test_bad_params_are_one_line_config_errors(params: dict, message: str) -> None:
@@ -149,6 +153,10 @@ def test_changed_lookback_settings_mean_a_run(lake_env: LocalLake, monkeypatch: 
         run_stage_task(stage, {})
     monkeypatch.setenv("LOOKBACK_WEEKS", "2")
     assert detect({}).reasons == ["lookback settings changed since gold was built"]
+    monkeypatch.setenv("LOOKBACK_WEEKS", "3,1")  # the same primary window, one more window
+    assert detect({}).reasons == ["lookback settings changed since gold was built"]
+    monkeypatch.setenv("LOOKBACK_WEEKS", " 3 ")  # the windows gold was built with
+    assert not detect({}).proceed
 
 
 # -- failures -------------------------------------------------------------------------------------

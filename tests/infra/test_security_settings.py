@@ -45,7 +45,7 @@ def test_several_env_files_are_read_in_order_and_one_file_still_works(
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LAKEHOUSE_ENV_FILE", f"{shared},{keys}")
     s = load_settings()
-    assert (s.lake_gold, s.aws_access_key_id, s.lookback_weeks) == ("s3://gold", "lakehouse-pipeline", 4)
+    assert (s.lake_gold, s.aws_access_key_id, s.lookback_weeks) == ("s3://gold", "lakehouse-pipeline", (4,))
     monkeypatch.setenv("LAKEHOUSE_ENV_FILE", f"{shared}:{tmp_path / 'missing.env'}")
     with pytest.raises(ConfigError, match=r"missing.env not found"):  # every named file must exist
         load_settings()

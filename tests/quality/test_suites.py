@@ -327,7 +327,7 @@ def test_a_correct_gold_bucket_passes_every_check_and_reconciles_with_silver_pri
         inputs,
         weeks=list(WEEKS),
         mode="calendar",
-        n_weeks=3,
+        windows=(3,),
         first_day=ND,
         severity={},
         sample_rows=3,
