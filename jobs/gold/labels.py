@@ -1,0 +1,462 @@
+"""Point-in-time features for any label rows: what gold would give a print on each row's day.
+
+A label row has at least ``user_id``, ``value_prop`` and ``day``; its other columns are carried
+through unchanged. Each row gets the gold features (:data:`jobs.feature_registry.GOLD_FEATURES`)
+of every window, exactly as a print of that user and value prop on that day gets them in gold:
+same window semantics in both modes (:mod:`jobs.weeks`), zeros where there is no history (days
+before or after the data, unknown users and value props).
+
+No feature arithmetic of its own: the label rows are handed to gold's plan
+(:func:`jobs.gold.features.build_features`) as extra *target prints* that weigh nothing. The
+registry is rewritten so that a count of prints becomes the sum of a weight column, 1 for a
+silver print and 0 for a label row; every other feature is unchanged (a label row is not a tap
+or a pay). A label row is therefore computed by the very plan that computes gold, and never
+counts itself or another label row, whatever the mode or the window. The silver inputs are cut
+to the (user, value prop) pairs of the labels first (the others cannot change a label row).
+
+Memory: :func:`write_label_features` splits labels and silver into user buckets
+(``user_id mod buckets``, as gold does) and writes each bucket's rows to a temporary Parquet
+part, then merges the parts back into the label file's order.
+
+Point in time: :func:`versions_known_at` names, per silver table, the newest version committed
+at or before a moment (Delta time travel), :func:`versions_of_gold` the silver versions a gold
+version was built from; :func:`silver_at` scans those versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import polars as pl
+
+from jobs.errors import PipelineError
+from jobs.feature_registry import GOLD_FEATURES, Feature
+from jobs.gold.features import MAX_USER_ID, build_features
+from jobs.schemas import SILVER, SOURCES
+from jobs.storage import is_remote, join
+from jobs.weeks import Mode, week_start
+
+if TYPE_CHECKING:
+    from jobs.run import RunContext
+    from jobs.storage import Storage
+    from jobs.tables import Lake
+
+log = logging.getLogger(__name__)
+
+LABEL_KEYS = ("user_id", "value_prop", "day")
+PAIR = ["user_id", "value_prop"]
+ROW = "__label_row"  # the label file's row number: output order, duplicates kept apart
+WEIGHT = "__print_weight"  # 1 for a silver print, 0 for a label row (a weightless target print)
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+class LabelsError(PipelineError):
+    """A label file (or the output named for it) cannot be used: one line naming the problem."""
+
+    exit_code = 2
+
+
+# -- the plan -------------------------------------------------------------------------------------
+def label_registry(features: Sequence[Feature] = GOLD_FEATURES) -> tuple[Feature, ...]:
+    """``features`` with every count of prints turned into the sum of :data:`WEIGHT` (same
+    name, measure and type): label rows join the prints as targets and weigh nothing."""
+    return tuple(
+        replace(f, aggregation="sum", value=WEIGHT) if f.source == "prints" and f.aggregation == "count" else f
+        for f in features
+    )
+
+
+def feature_columns(windows: Sequence[int], features: Sequence[Feature] = GOLD_FEATURES) -> list[str]:
+    """The output's feature columns: the first window's under the features' names
+    (``prior_views``), each further window's with its suffix (``prior_views_1w``)."""
+    return [f.column(None if i == 0 else f"{n}w") for i, n in enumerate(windows) for f in features]
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """What the plan needs to know of the labels before it runs (one pass over them)."""
+
+    rows: int
+    weeks: tuple[date, ...]  # the Mondays of the label days
+    min_user_id: int
+    max_user_id: int
+
+
+def label_stats(labels: pl.LazyFrame) -> LabelStats:
+    stats = labels.select(
+        pl.len().alias("rows"),
+        pl.col("user_id").min().alias("lo"),
+        pl.col("user_id").max().alias("hi"),
+        week_start(pl.col("day")).unique().implode().alias("weeks"),
+    ).collect(engine="streaming")
+    row = stats.row(0, named=True)
+    weeks = tuple(sorted(w for w in (row["weeks"] or []) if w is not None))
+    lo, hi = row["lo"], row["hi"]
+    return LabelStats(row["rows"], weeks, 0 if lo is None else int(lo), 0 if hi is None else int(hi))
+
+
+def _bucket_of(buckets: int) -> pl.Expr:
+    return ((pl.col("user_id") % buckets) + buckets) % buckets  # never negative
+
+
+def label_plan(
+    labels: pl.LazyFrame,
+    silver: Mapping[str, pl.LazyFrame],
+    *,
+    mode: Mode,
+    windows: Sequence[int],
+    stats: LabelStats,
+    max_silver_user_id: int | None,
+    features: Sequence[Feature] = GOLD_FEATURES,
+    bucket: tuple[int, int] | None = None,
+) -> pl.LazyFrame:
+    """The label rows (typed keys, the :data:`ROW` column first) with their features, one row
+    per label row, ordered by :data:`ROW`; only the users of ``bucket`` = (b, buckets)."""
+    if not windows:
+        raise ValueError("at least one lookback window")
+    if bucket is not None:
+        b, n = bucket
+        labels = labels.filter(_bucket_of(n) == b)
+        silver = {s: f.filter(_bucket_of(n) == b) for s, f in silver.items()}
+    registry = label_registry(features)
+    keys = labels.select(*LABEL_KEYS).unique()
+    pairs = keys.select(PAIR).unique()
+    real = (
+        silver["prints"]
+        .join(pairs, on=PAIR, how="semi")
+        .select("day", "user_id", "value_prop", "position", pl.lit(1, pl.Int64).alias(WEIGHT))
+    )
+    targets = keys.select(
+        "day", "user_id", "value_prop", pl.lit(-1, pl.Int64).alias("position"), pl.lit(0, pl.Int64).alias(WEIGHT)
+    )
+    prints = pl.concat([real, targets], how="vertical")
+    taps = silver["taps"].join(pairs, on=PAIR, how="semi").select("day", "user_id", "value_prop", "position")
+    pays = silver["pays"].join(pairs, on=PAIR, how="semi").select("day", "user_id", "value_prop", "total")
+    # The packed key needs 0 <= user_id < 2**32 (labels may name any user); else the generic plan.
+    highest = max(stats.max_user_id, max_silver_user_id if max_silver_user_id is not None else MAX_USER_ID + 1)
+    packed = stats.min_user_id >= 0 and highest <= MAX_USER_ID
+    out = labels
+    for i, n_weeks in enumerate(windows):
+        gold = build_features(
+            prints=prints,
+            taps=taps,
+            pays=pays,
+            weeks=list(stats.weeks),
+            mode=mode,
+            n_weeks=n_weeks,
+            packed=packed,
+            features=registry,
+        )
+        suffix = None if i == 0 else f"{n_weeks}w"
+        priors = gold.filter(pl.col("position") < 0).select(
+            *LABEL_KEYS, *[pl.col(f.column()).alias(f.column(suffix)) for f in features]
+        )
+        out = out.join(priors, on=list(LABEL_KEYS), how="left", maintain_order="left")
+    columns = feature_columns(windows, features)
+    return out.sort(ROW).with_columns(
+        pl.col(c).fill_null(0) for c in columns
+    )  # every target row comes back: nulls only if the plan lost one (never)
+
+
+def label_features(
+    labels: pl.LazyFrame | pl.DataFrame,
+    *,
+    prints: pl.LazyFrame,
+    taps: pl.LazyFrame,
+    pays: pl.LazyFrame,
+    mode: Mode = "calendar",
+    windows: Sequence[int] = (3,),
+    features: Sequence[Feature] = GOLD_FEATURES,
+) -> pl.LazyFrame:
+    """The label rows, in their order, each with the features of every window, as a print of
+    its user and value prop on its day gets them in gold (silver frames as gold reads them).
+
+    ``labels`` needs ``user_id`` (integer), ``value_prop`` (string) and ``day`` (date, or a
+    ``YYYY-MM-DD`` string); the other columns come back unchanged. The first window's columns
+    are named as in gold (``prior_views``), the others with their suffix (``prior_views_1w``).
+    Raises :class:`LabelsError` for unusable labels. The labels are read once here (their
+    weeks); the result is lazy."""
+    typed = typed_labels(labels.lazy())
+    stats = check_labels(typed, "labels")
+    silver = {"prints": prints, "taps": taps, "pays": pays}
+    highest = pl.concat(
+        [f.select(pl.col("user_id").max().cast(pl.Int64)) for f in silver.values()]
+    ).collect()["user_id"].max()
+    plan = label_plan(
+        _public(typed),
+        silver,
+        mode=mode,
+        windows=windows,
+        stats=stats,
+        max_silver_user_id=None if highest is None else int(highest),  # type: ignore[arg-type]
+        features=features,
+    )
+    return plan.drop(ROW)
+
+
+# -- reading and checking label files -------------------------------------------------------------
+def label_format(uri: str) -> str:
+    suffix = Path(uri.split("?")[0]).suffix.lower()
+    if suffix not in FORMATS:
+        raise LabelsError(f"{uri}: name a .parquet or .csv file (the format goes by the extension)")
+    return FORMATS[suffix]
+
+
+def scan_labels(uri: str, storage: Storage | None = None) -> pl.LazyFrame:
+    """A label file (Parquet or CSV, local or on the lake's object store), untyped keys."""
+    fmt = label_format(uri)
+    options = storage.polars_options(uri) if storage is not None else None
+    if storage is not None and is_remote(uri):
+        fs, path = storage.filesystem(uri), storage.strip_protocol(uri)
+        try:
+            size = fs.size(path) if fs.exists(path) else None
+        except Exception as exc:
+            from jobs.storage.errors import storage_error
+
+            raise storage_error(exc, uri=uri, storage=storage) from exc
+    else:
+        size = os.path.getsize(uri) if os.path.isfile(uri) else None
+    if size is None:
+        raise LabelsError(f"label file {uri} not found")
+    if size == 0:
+        raise LabelsError(f"label file {uri} is empty")
+    try:
+        if fmt == "csv":
+            frame = pl.scan_csv(
+                uri,
+                schema_overrides={k: pl.String for k in LABEL_KEYS},
+                storage_options=options,
+                infer_schema_length=10_000,
+            )
+        else:
+            frame = pl.scan_parquet(uri, storage_options=options)
+        frame.collect_schema()
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise LabelsError(f"label file {uri} is not a readable {fmt} file: {first}") from None
+    return frame
+
+
+def typed_labels(labels: pl.LazyFrame, name: str = "labels") -> pl.LazyFrame:
+    """The labels with typed keys (user_id Int64, value_prop String, day Date) and :data:`ROW`
+    first; a missing key column or one of a wrong type raises :class:`LabelsError`. Values
+    that do not parse become nulls, which :func:`check_labels` names."""
+    try:
+        schema = labels.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise LabelsError(f"{name}: cannot be read: {str(exc).splitlines()[0]}") from None
+    missing = [k for k in LABEL_KEYS if k not in schema]
+    if missing:
+        raise LabelsError(
+            f"{name}: missing column(s) {', '.join(missing)} (a label file needs user_id, value_prop and day)"
+        )
+    taken = [c for c in [ROW, *feature_columns((1,))] if c in schema]
+    if taken:
+        raise LabelsError(f"{name}: column(s) {', '.join(taken)} would be overwritten by the features: rename them")
+    exprs = []
+    uid, vp, day = schema["user_id"], schema["value_prop"], schema["day"]
+    if uid.is_integer():
+        exprs.append(pl.col("user_id").cast(pl.Int64))
+    elif uid == pl.String:
+        exprs.append(pl.col("user_id").str.strip_chars().cast(pl.Int64, strict=False))
+    else:
+        raise LabelsError(f"{name}: column user_id is {uid}, not an integer")
+    if vp in (pl.String, pl.Categorical) or isinstance(vp, pl.Enum):
+        exprs.append(pl.col("value_prop").cast(pl.String))
+    else:
+        raise LabelsError(f"{name}: column value_prop is {vp}, not a string")
+    if day == pl.Date:
+        exprs.append(pl.col("day"))
+    elif isinstance(day, pl.Datetime):
+        exprs.append(pl.col("day").dt.date())
+    elif day == pl.String:
+        exprs.append(pl.col("day").str.strip_chars().str.to_date("%Y-%m-%d", strict=False))
+    else:
+        raise LabelsError(f"{name}: column day is {day}, not a date")
+    raw = labels.select(*[pl.col(k).alias(f"__raw_{k}") for k in LABEL_KEYS])
+    return pl.concat([labels.with_columns(exprs), raw], how="horizontal").with_row_index(ROW)
+
+
+def check_labels(typed: pl.LazyFrame, name: str = "labels") -> LabelStats:
+    """One pass over typed labels: a null or unparseable key raises :class:`LabelsError` (the
+    first such row named); no rows too. Their :class:`LabelStats` otherwise."""
+    bad = (
+        typed.filter(pl.any_horizontal(pl.col(k).is_null() for k in LABEL_KEYS))
+        .head(1)
+        .select(ROW, *LABEL_KEYS, *[f"__raw_{k}" for k in LABEL_KEYS])
+        .collect(engine="streaming")
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        for key in LABEL_KEYS:
+            if row[key] is None:
+                raw = row[f"__raw_{key}"]
+                what = "is empty" if raw is None or str(raw).strip() == "" else f"{str(raw)[:40]!r} is not "
+                if raw is not None and str(raw).strip():
+                    what += {"user_id": "an integer", "day": "a date (YYYY-MM-DD)", "value_prop": "a string"}[key]
+                raise LabelsError(f"{name}: row {row[ROW] + 1}: {key} {what}")
+    stats = label_stats(typed)
+    if not stats.rows:
+        raise LabelsError(f"{name}: no label rows")
+    return stats
+
+
+def _public(typed: pl.LazyFrame) -> pl.LazyFrame:
+    return typed.drop([f"__raw_{k}" for k in LABEL_KEYS])
+
+
+# -- which silver versions: now, known at a moment, or those a gold version read ------------------
+def versions_now(lake: Lake, silver_root: str) -> dict[str, int]:
+    return {s: (-1 if (v := lake.version(join(silver_root, s))) is None else v) for s in SOURCES}
+
+
+def versions_known_at(lake: Lake, silver_root: str, moment: datetime) -> dict[str, int]:
+    """Per silver table, the newest version committed at or before ``moment`` (-1: the table
+    did not exist yet). A moment older than the log still held raises :class:`LabelsError`."""
+    stamp = int(moment.timestamp() * 1000)
+    versions = {}
+    for source in SOURCES:
+        commits = lake.history(join(silver_root, source))
+        known = [int(c["version"]) for c in commits if int(c["timestamp"]) <= stamp]
+        if not known and commits and int(commits[0]["version"]) > 0:
+            raise LabelsError(
+                f"silver {source}'s log no longer reaches back to {moment.isoformat()} "
+                f"(oldest commit kept: version {commits[0]['version']})"
+            )
+        versions[source] = max(known, default=-1)
+    return versions
+
+
+def versions_of_gold(lake: Lake, gold_uri: str, version: int) -> dict[str, Any]:
+    """The newest gold build at or before gold ``version``: its silver versions and lookback."""
+    import json
+
+    current = lake.version(gold_uri)
+    if current is None or not 0 <= version <= current:
+        raise LabelsError(f"gold has no version {version} (its current version is {current})")
+    builds = [c for c in lake.history(gold_uri) if "silver_versions" in c and int(c["version"]) <= version]
+    if not builds:
+        raise LabelsError(f"gold version {version} records no silver versions (no gold build at or before it)")
+    build = builds[-1]
+    return {
+        "silver_versions": {k: int(v) for k, v in json.loads(build["silver_versions"]).items()},
+        "lookback_mode": build.get("lookback_mode"),
+        "lookback_weeks": build.get("lookback_weeks"),
+    }
+
+
+def silver_at(lake: Lake, silver_root: str, versions: Mapping[str, int]) -> dict[str, pl.LazyFrame]:
+    frames = {}
+    for source in SOURCES:
+        v = versions.get(source, -1)
+        frames[source] = (
+            pl.LazyFrame(schema=SILVER[source]) if v < 0 else lake.scan(join(silver_root, source), version=v)
+        )
+    return frames
+
+
+def parse_moment(text: str) -> datetime:
+    """``--known-at``: an ISO date or timestamp; without a zone it is UTC."""
+    try:
+        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise LabelsError(f"--known-at {text!r} is not an ISO timestamp (e.g. 2020-12-01T06:00:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# -- the command ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LabelRun:
+    rows: int
+    buckets: int
+    versions: Mapping[str, int]
+    mode: Mode
+    windows: tuple[int, ...]
+    out: str
+
+
+def write_label_features(
+    ctx: RunContext,
+    labels_uri: str,
+    out_uri: str,
+    *,
+    mode: Mode,
+    windows: Sequence[int],
+    versions: Mapping[str, int],
+    buckets: int | None = None,
+) -> LabelRun:
+    """Read, check, compute bucket by bucket and write the label file's features to
+    ``out_uri`` (Parquet or CSV by extension, local or on the object store), whole: parts in a
+    temporary folder, then one file under a temporary name, then a rename."""
+    out_format = label_format(out_uri)
+    storage, lake, root = ctx.storage, ctx.lake, ctx.settings.lake_silver
+    typed = typed_labels(scan_labels(labels_uri, storage), labels_uri)
+    stats = check_labels(typed, labels_uri)
+    labels = _public(typed)
+    silver = silver_at(lake, root, versions)
+    maxima = [lake.column_max(join(root, s), "user_id", version=v) for s, v in versions.items() if v >= 0]
+    max_silver = None if any(m is None for m in maxima) else max((int(m) for m in maxima), default=0)
+    if buckets is None:
+        if ctx.settings.gold_buckets:
+            buckets = ctx.settings.gold_buckets
+        else:
+            prints = silver["prints"].select(pl.len()).collect().item()
+            buckets = max(1, math.ceil((prints + stats.rows) / ctx.settings.gold_rows_per_bucket))
+    work = Path(tempfile.mkdtemp(prefix="label-features-"))
+    try:
+        parts = []
+        for b in range(buckets):
+            part = work / f"part-{b:05d}.parquet"
+            plan = label_plan(
+                labels,
+                silver,
+                mode=mode,
+                windows=windows,
+                stats=stats,
+                max_silver_user_id=max_silver,
+                bucket=None if buckets == 1 else (b, buckets),
+            )
+            plan.sink_parquet(part, engine="streaming")
+            parts.append(part)
+        merged = pl.scan_parquet(parts).sort(ROW).drop(ROW) if buckets > 1 else pl.scan_parquet(parts).drop(ROW)
+        local = work / f"out{Path(out_uri).suffix}"
+        if out_format == "csv":
+            merged.sink_csv(local, engine="streaming")
+        else:
+            merged.sink_parquet(local, engine="streaming")
+        _publish(storage, local, out_uri)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return LabelRun(stats.rows, buckets, dict(versions), mode, tuple(windows), out_uri)
+
+
+def _publish(storage: Storage, local: Path, out_uri: str) -> None:
+    """Move the finished file into place under a temporary name, then rename it (no reader
+    ever sees half a file)."""
+    tag = uuid.uuid4().hex[:12]
+    if not is_remote(out_uri):
+        target = Path(out_uri)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f"{target.name}.tmp-{tag}")
+        shutil.move(str(local), tmp)
+        os.replace(tmp, target)
+        return
+    from jobs.storage.errors import storage_error
+
+    fs, path = storage.filesystem(out_uri), storage.strip_protocol(out_uri)
+    tmp = f"{path}.tmp-{tag}"
+    try:
+        fs.put_file(str(local), tmp)
+        fs.mv(tmp, path)
+    except Exception as exc:
+        raise storage_error(exc, uri=out_uri, storage=storage) from exc
