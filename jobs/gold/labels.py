@@ -460,3 +460,15 @@ def _publish(storage: Storage, local: Path, out_uri: str) -> None:
         fs.mv(tmp, path)
     except Exception as exc:
         raise storage_error(exc, uri=out_uri, storage=storage) from exc
+
+
+def windows_of(weeks: object) -> tuple[int, ...]:
+    """The lookback windows of a setting: one N (today), or a list ``3,1,4`` (several
+    windows: the first keeps the features' names); each checked like ``LOOKBACK_WEEKS``."""
+    from jobs.options import lookback_weeks
+
+    items = weeks if isinstance(weeks, (list, tuple)) else str(weeks).split(",")
+    try:
+        return tuple(lookback_weeks(w) for w in items if str(w).strip())
+    except ValueError as exc:
+        raise LabelsError(f"lookback weeks: {exc}") from None
