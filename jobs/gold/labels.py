@@ -356,12 +356,27 @@ def versions_of_gold(lake: Lake, gold_uri: str, version: int) -> dict[str, Any]:
 
 
 def silver_at(lake: Lake, silver_root: str, versions: Mapping[str, int]) -> dict[str, pl.LazyFrame]:
+    """Scans of the silver tables at ``versions`` (-1: an empty frame). An older version whose
+    data files maintenance has vacuumed raises :class:`LabelsError` (before any work)."""
     frames = {}
     for source in SOURCES:
         v = versions.get(source, -1)
-        frames[source] = (
-            pl.LazyFrame(schema=SILVER[source]) if v < 0 else lake.scan(join(silver_root, source), version=v)
-        )
+        if v < 0:
+            frames[source] = pl.LazyFrame(schema=SILVER[source])
+            continue
+        uri = join(silver_root, source)
+        table = lake.open(uri, v)
+        if table is None:
+            raise LabelsError(f"silver {source} has no version {v}")
+        if v != lake.version(uri):
+            fs = lake.storage.filesystem(uri)
+            gone = [f for f in table.file_uris() if not fs.exists(lake.storage.strip_protocol(f))]
+            if gone:
+                raise LabelsError(
+                    f"silver {source} version {v} is no longer readable: maintenance vacuumed "
+                    f"{len(gone)} of its files (MAINTAIN_RETENTION_HOURS keeps older versions' files)"
+                )
+        frames[source] = lake.scan_table(table)
     return frames
 
 
@@ -414,10 +429,8 @@ def write_label_features(
             buckets = max(1, math.ceil((prints + stats.rows) / ctx.settings.gold_rows_per_bucket))
     work = Path(tempfile.mkdtemp(prefix="label-features-"))
     try:
-        parts = []
-        for b in range(buckets):
-            part = work / f"part-{b:05d}.parquet"
-            plan = label_plan(
+        plans = [
+            label_plan(
                 labels,
                 silver,
                 mode=mode,
@@ -426,9 +439,15 @@ def write_label_features(
                 max_silver_user_id=max_silver,
                 bucket=None if buckets == 1 else (b, buckets),
             )
-            plan.sink_parquet(part, engine="streaming")
-            parts.append(part)
-        merged = pl.scan_parquet(parts).sort(ROW).drop(ROW) if buckets > 1 else pl.scan_parquet(parts).drop(ROW)
+            for b in range(buckets)
+        ]
+        if buckets == 1:
+            merged = plans[0].drop(ROW)
+        else:  # each bucket's rows to a part (memory holds one bucket), then merged in order
+            parts = [work / f"part-{b:05d}.parquet" for b in range(buckets)]
+            for plan, part in zip(plans, parts, strict=True):
+                plan.sink_parquet(part, engine="streaming")
+            merged = pl.scan_parquet(parts).sort(ROW).drop(ROW)
         local = work / f"out{Path(out_uri).suffix}"
         if out_format == "csv":
             merged.sink_csv(local, engine="streaming")
