@@ -99,7 +99,9 @@ def reference_label_features(
     """Each label row (user_id, value_prop, day, any other columns) with the priors a print of
     its user and value prop on its day would get (the contract above), per window: the first
     window's columns unsuffixed, the others ``_<N>w``; rows in the labels' order."""
-    events: dict[str, dict[tuple[int, str], list]] = {s: defaultdict(list) for s in ("prints", "taps", "pays")}
+    events: dict[str, dict[tuple[int, str], list]] = {
+        s: defaultdict(list) for s in ("prints", "taps", "pays")
+    }
     for name, frame in (("prints", prints), ("taps", taps)):
         for r in frame.iter_rows(named=True):
             events[name][(r["user_id"], r["value_prop"])].append(r["day"])

@@ -54,18 +54,51 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     py = sys.executable
     if not (flat / "prints").is_dir():
-        run_command("flatten", [py, str(a.anchors / "flatten_silver.py"), str(a.lake / "silver"), str(flat)],
-                    env=child_env(), cwd=".")
+        run_command(
+            "flatten",
+            [py, str(a.anchors / "flatten_silver.py"), str(a.lake / "silver"), str(flat)],
+            env=child_env(),
+            cwd=".",
+        )
     labels = work / "labels.parquet"
     if not labels.exists():
         make_labels(flat, a.rows, labels)
     env = child_env(**{f"LAKE_{x.upper()}": str(a.lake / x) for x in ("raw", "bronze", "silver", "gold")})
     anchor_out, ours_out = work / "anchor.parquet", work / "ours.parquet"
     runs = [
-        run_command("anchor: labels_duckdb.py", [py, str(a.anchors / "labels_duckdb.py"), str(flat), str(labels),
-                    str(anchor_out), "--weeks", str(a.weeks)], env=env, cwd="."),
-        run_command("python -m jobs features", [py, "-m", "jobs", "features", "--labels", str(labels), "--out",
-                    str(ours_out), "--lookback-mode", "calendar", "--lookback-weeks", str(a.weeks)], env=env, cwd="."),
+        run_command(
+            "anchor: labels_duckdb.py",
+            [
+                py,
+                str(a.anchors / "labels_duckdb.py"),
+                str(flat),
+                str(labels),
+                str(anchor_out),
+                "--weeks",
+                str(a.weeks),
+            ],
+            env=env,
+            cwd=".",
+        ),
+        run_command(
+            "python -m jobs features",
+            [
+                py,
+                "-m",
+                "jobs",
+                "features",
+                "--labels",
+                str(labels),
+                "--out",
+                str(ours_out),
+                "--lookback-mode",
+                "calendar",
+                "--lookback-weeks",
+                str(a.weeks),
+            ],
+            env=env,
+            cwd=".",
+        ),
     ]
     for r in runs:
         if not r.ok:
@@ -74,10 +107,14 @@ def main(argv: list[str] | None = None) -> int:
     cols = ["prior_views", "prior_clicks", "prior_payments", "prior_amount"]
     mine = pl.read_parquet(ours_out)
     theirs = pl.read_parquet(anchor_out).sort("label_row")
-    equal = mine.select("label_row", *cols).with_columns(pl.col("prior_amount").cast(pl.Decimal(38, 2))).equals(
-        theirs.select("label_row", *cols).with_columns(
-            pl.col(c).cast(pl.Int64) for c in cols[:3]
-        ).with_columns(pl.col("prior_amount").cast(pl.Decimal(38, 2)))
+    equal = (
+        mine.select("label_row", *cols)
+        .with_columns(pl.col("prior_amount").cast(pl.Decimal(38, 2)))
+        .equals(
+            theirs.select("label_row", *cols)
+            .with_columns(pl.col(c).cast(pl.Int64) for c in cols[:3])
+            .with_columns(pl.col("prior_amount").cast(pl.Decimal(38, 2)))
+        )
     )
     in_order = mine["label_row"].to_list() == list(range(a.rows))
     load = os.getloadavg()[0]

@@ -195,8 +195,12 @@ def parser() -> argparse.ArgumentParser:
         "point-in-time gold features for your own label rows (user_id, value_prop, day + any "
         "columns): each row gets what a print on its day gets in gold",
     )
-    feats.add_argument("--labels", required=True, metavar="FILE", help="label file: .parquet or .csv, local or s3://")
-    feats.add_argument("--out", required=True, metavar="FILE", help="output: .parquet or .csv, local or s3://")
+    feats.add_argument(
+        "--labels", required=True, metavar="FILE", help="label file: .parquet or .csv, local or s3://"
+    )
+    feats.add_argument(
+        "--out", required=True, metavar="FILE", help="output: .parquet or .csv, local or s3://"
+    )
     when = feats.add_mutually_exclusive_group()
     when.add_argument(
         "--known-at",

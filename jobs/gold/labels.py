@@ -7,12 +7,13 @@ same window semantics in both modes (:mod:`jobs.weeks`), zeros where there is no
 before or after the data, unknown users and value props).
 
 No feature arithmetic of its own: the label rows are handed to gold's plan
-(:func:`jobs.gold.features.build_features`) as extra *target prints* that weigh nothing. The
-registry is rewritten so that a count of prints becomes the sum of a weight column, 1 for a
-silver print and 0 for a label row; every other feature is unchanged (a label row is not a tap
-or a pay). A label row is therefore computed by the very plan that computes gold, and never
-counts itself or another label row, whatever the mode or the window. The silver inputs are cut
-to the (user, value prop) pairs of the labels first (the others cannot change a label row).
+(:func:`jobs.gold.features.build_features`) as its *target prints*, and silver's prints and
+taps as one event source with an indicator column per source; the registry is rewritten so that
+a count of prints (taps) becomes the sum of the prints' (taps') indicator
+(:func:`label_registry`). Pays are as in gold. A label row is therefore computed by the very
+plan that computes gold, with gold's window semantics, and it never counts itself or another
+label row: no feature reads the target prints. With few labels, silver is first cut to the
+labels' (user, value prop) pairs (the others cannot change a label row).
 
 Memory: :func:`write_label_features` splits labels and silver into user buckets
 (``user_id mod buckets``, as gold does) and writes each bucket's rows to a temporary Parquet
@@ -57,6 +58,7 @@ LABEL_KEYS = ("user_id", "value_prop", "day")
 PAIR = ["user_id", "value_prop"]
 ROW = "__label_row"  # the label file's row number: output order, duplicates kept apart
 WEIGHT = "__print_weight"  # 1 for a silver print, 0 for a label row (a weightless target print)
+NARROW_RATIO = 8  # silver is cut to the labels' pairs when it has 8× more prints than labels
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
@@ -68,12 +70,22 @@ class LabelsError(PipelineError):
 
 # -- the plan -------------------------------------------------------------------------------------
 def label_registry(features: Sequence[Feature] = GOLD_FEATURES) -> tuple[Feature, ...]:
-    """``features`` with every count of prints turned into the sum of :data:`WEIGHT` (same
-    name, measure and type): label rows join the prints as targets and weigh nothing."""
-    return tuple(
-        replace(f, aggregation="sum", value=WEIGHT) if f.source == "prints" and f.aggregation == "count" else f
-        for f in features
-    )
+    """``features`` with the prints' and taps' features read from ONE event source (``taps``:
+    silver prints and taps together, see :func:`label_plan`): a count becomes the sum of the
+    source's indicator column :func:`weight` (same name, measure and type). Gold's ``prints``
+    input then holds only the label rows, as target prints that no feature counts."""
+    out = []
+    for f in features:
+        if f.source in ("prints", "taps"):
+            value = weight(f.source) if f.aggregation == "count" else f.value
+            f = replace(f, source="taps", aggregation="sum", value=value)
+        out.append(f)
+    return tuple(out)
+
+
+def weight(source: str) -> str:
+    """The indicator column of one silver source in the merged events: 1 on its rows, else 0."""
+    return f"__is_{source}"
 
 
 def feature_columns(windows: Sequence[int], features: Sequence[Feature] = GOLD_FEATURES) -> list[str]:
@@ -116,9 +128,10 @@ def label_plan(
     mode: Mode,
     windows: Sequence[int],
     stats: LabelStats,
-    max_silver_user_id: int | None,
+    silver_user_range: tuple[int, int] | None,
     features: Sequence[Feature] = GOLD_FEATURES,
     bucket: tuple[int, int] | None = None,
+    narrow: bool = True,
 ) -> pl.LazyFrame:
     """The label rows (typed keys, the :data:`ROW` column first) with their features, one row
     per label row, ordered by :data:`ROW`; only the users of ``bucket`` = (b, buckets)."""
@@ -129,27 +142,31 @@ def label_plan(
         labels = labels.filter(_bucket_of(n) == b)
         silver = {s: f.filter(_bucket_of(n) == b) for s, f in silver.items()}
     registry = label_registry(features)
-    keys = labels.select(*LABEL_KEYS).unique()
+    # The packed key holds user ids in [0, 2**32): when silver's do fit, a label user outside
+    # has no event at all, so its rows keep zeros without being targets; else the generic plan.
+    lo, hi = silver_user_range if silver_user_range is not None else (-1, MAX_USER_ID + 1)
+    packed = lo >= 0 and hi <= MAX_USER_ID
+    in_range = pl.col("user_id").is_between(0, MAX_USER_ID)
+    keys = labels.select(*LABEL_KEYS).filter(in_range if packed else pl.lit(True)).unique()
     pairs = keys.select(PAIR).unique()
-    real = (
-        silver["prints"]
-        .join(pairs, on=PAIR, how="semi")
-        .select("day", "user_id", "value_prop", "position", pl.lit(1, pl.Int64).alias(WEIGHT))
-    )
-    targets = keys.select(
-        "day", "user_id", "value_prop", pl.lit(-1, pl.Int64).alias("position"), pl.lit(0, pl.Int64).alias(WEIGHT)
-    )
-    prints = pl.concat([real, targets], how="vertical")
-    taps = silver["taps"].join(pairs, on=PAIR, how="semi").select("day", "user_id", "value_prop", "position")
-    pays = silver["pays"].join(pairs, on=PAIR, how="semi").select("day", "user_id", "value_prop", "total")
-    # The packed key needs 0 <= user_id < 2**32 (labels may name any user); else the generic plan.
-    highest = max(stats.max_user_id, max_silver_user_id if max_silver_user_id is not None else MAX_USER_ID + 1)
-    packed = stats.min_user_id >= 0 and highest <= MAX_USER_ID
+
+    def narrowed(frame: pl.LazyFrame) -> pl.LazyFrame:
+        return frame.join(pairs, on=PAIR, how="semi") if narrow else frame
+
+    def events(source: str) -> pl.LazyFrame:
+        flags = [pl.lit(int(s == source), pl.Int8).alias(weight(s)) for s in ("prints", "taps")]
+        return narrowed(silver[source]).select("day", "user_id", "value_prop", "position", *flags)
+
+    # Silver prints and taps as one event source (label_registry), the label rows as the only
+    # target prints: gold's plan computes every label key once, and nothing counts a label row.
+    merged = pl.concat([events("prints"), events("taps")], how="vertical")
+    targets = keys.select("day", "user_id", "value_prop", pl.lit(-1, pl.Int64).alias("position"))
+    pays = narrowed(silver["pays"]).select("day", "user_id", "value_prop", "total")
     out = labels
     for i, n_weeks in enumerate(windows):
         gold = build_features(
-            prints=prints,
-            taps=taps,
+            prints=targets,
+            taps=merged,
             pays=pays,
             weeks=list(stats.weeks),
             mode=mode,
@@ -158,9 +175,7 @@ def label_plan(
             features=registry,
         )
         suffix = None if i == 0 else f"{n_weeks}w"
-        priors = gold.filter(pl.col("position") < 0).select(
-            *LABEL_KEYS, *[pl.col(f.column()).alias(f.column(suffix)) for f in features]
-        )
+        priors = gold.select(*LABEL_KEYS, *[pl.col(f.column()).alias(f.column(suffix)) for f in features])
         out = out.join(priors, on=list(LABEL_KEYS), how="left", maintain_order="left")
     columns = feature_columns(windows, features)
     return out.sort(ROW).with_columns(
@@ -189,16 +204,23 @@ def label_features(
     typed = typed_labels(labels.lazy())
     stats = check_labels(typed, "labels")
     silver = {"prints": prints, "taps": taps, "pays": pays}
-    highest = pl.concat(
-        [f.select(pl.col("user_id").max().cast(pl.Int64)) for f in silver.values()]
-    ).collect()["user_id"].max()
+    ranges = pl.concat(
+        [
+            f.select(
+                pl.col("user_id").min().cast(pl.Int64).alias("lo"),
+                pl.col("user_id").max().cast(pl.Int64).alias("hi"),
+            )
+            for f in silver.values()
+        ]
+    ).collect()
+    lo, hi = ranges["lo"].min(), ranges["hi"].max()
     plan = label_plan(
         _public(typed),
         silver,
         mode=mode,
         windows=windows,
         stats=stats,
-        max_silver_user_id=None if highest is None else int(highest),  # type: ignore[arg-type]
+        silver_user_range=(0, 0) if lo is None else (int(lo), int(hi)),  # type: ignore[arg-type]
         features=features,
     )
     return plan.drop(ROW)
@@ -262,7 +284,9 @@ def typed_labels(labels: pl.LazyFrame, name: str = "labels") -> pl.LazyFrame:
         )
     taken = [c for c in [ROW, *feature_columns((1,))] if c in schema]
     if taken:
-        raise LabelsError(f"{name}: column(s) {', '.join(taken)} would be overwritten by the features: rename them")
+        raise LabelsError(
+            f"{name}: column(s) {', '.join(taken)} would be overwritten by the features: rename them"
+        )
     exprs = []
     uid, vp, day = schema["user_id"], schema["value_prop"], schema["day"]
     if uid.is_integer():
@@ -283,8 +307,8 @@ def typed_labels(labels: pl.LazyFrame, name: str = "labels") -> pl.LazyFrame:
         exprs.append(pl.col("day").str.strip_chars().str.to_date("%Y-%m-%d", strict=False))
     else:
         raise LabelsError(f"{name}: column day is {day}, not a date")
-    raw = labels.select(*[pl.col(k).alias(f"__raw_{k}") for k in LABEL_KEYS])
-    return pl.concat([labels.with_columns(exprs), raw], how="horizontal").with_row_index(ROW)
+    raw = [pl.col(k).alias(f"__raw_{k}") for k in LABEL_KEYS]  # for check_labels' message
+    return labels.with_columns(*raw).with_columns(exprs).with_row_index(ROW)
 
 
 def check_labels(typed: pl.LazyFrame, name: str = "labels") -> LabelStats:
@@ -303,7 +327,9 @@ def check_labels(typed: pl.LazyFrame, name: str = "labels") -> LabelStats:
                 raw = row[f"__raw_{key}"]
                 what = "is empty" if raw is None or str(raw).strip() == "" else f"{str(raw)[:40]!r} is not "
                 if raw is not None and str(raw).strip():
-                    what += {"user_id": "an integer", "day": "a date (YYYY-MM-DD)", "value_prop": "a string"}[key]
+                    what += {"user_id": "an integer", "day": "a date (YYYY-MM-DD)", "value_prop": "a string"}[
+                        key
+                    ]
                 raise LabelsError(f"{name}: row {row[ROW] + 1}: {key} {what}")
     stats = label_stats(typed)
     if not stats.rows:
@@ -346,7 +372,9 @@ def versions_of_gold(lake: Lake, gold_uri: str, version: int) -> dict[str, Any]:
         raise LabelsError(f"gold has no version {version} (its current version is {current})")
     builds = [c for c in lake.history(gold_uri) if "silver_versions" in c and int(c["version"]) <= version]
     if not builds:
-        raise LabelsError(f"gold version {version} records no silver versions (no gold build at or before it)")
+        raise LabelsError(
+            f"gold version {version} records no silver versions (no gold build at or before it)"
+        )
     build = builds[-1]
     return {
         "silver_versions": {k: int(v) for k, v in json.loads(build["silver_versions"]).items()},
@@ -380,12 +408,35 @@ def silver_at(lake: Lake, silver_root: str, versions: Mapping[str, int]) -> dict
     return frames
 
 
+def silver_user_range(lake: Lake, silver_root: str, versions: Mapping[str, int]) -> tuple[int, int] | None:
+    """The smallest and largest user id of the silver tables at ``versions``, from the Delta
+    log's file statistics (no data read); None when a file has none."""
+    lows, highs = [], []
+    for source in SOURCES:
+        v = versions.get(source, -1)
+        table = lake.open(join(silver_root, source), v) if v >= 0 else None
+        if table is None:
+            continue
+        actions = pl.DataFrame(table.get_add_actions(flatten=True))
+        if actions.is_empty():
+            continue
+        if {"min.user_id", "max.user_id"} - set(actions.columns):
+            return None
+        if actions["min.user_id"].null_count() or actions["max.user_id"].null_count():
+            return None
+        lows.append(int(actions["min.user_id"].min()))  # type: ignore[arg-type]
+        highs.append(int(actions["max.user_id"].max()))  # type: ignore[arg-type]
+    return (min(lows), max(highs)) if lows else (0, 0)
+
+
 def parse_moment(text: str) -> datetime:
     """``--known-at``: an ISO date or timestamp; without a zone it is UTC."""
     try:
         moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
     except ValueError:
-        raise LabelsError(f"--known-at {text!r} is not an ISO timestamp (e.g. 2020-12-01T06:00:00Z)") from None
+        raise LabelsError(
+            f"--known-at {text!r} is not an ISO timestamp (e.g. 2020-12-01T06:00:00Z)"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 
@@ -419,14 +470,12 @@ def write_label_features(
     stats = check_labels(typed, labels_uri)
     labels = _public(typed)
     silver = silver_at(lake, root, versions)
-    maxima = [lake.column_max(join(root, s), "user_id", version=v) for s, v in versions.items() if v >= 0]
-    max_silver = None if any(m is None for m in maxima) else max((int(m) for m in maxima), default=0)
+    user_range = silver_user_range(lake, root, versions)
+    prints = silver["prints"].select(pl.len()).collect().item()  # Parquet metadata only
     if buckets is None:
-        if ctx.settings.gold_buckets:
-            buckets = ctx.settings.gold_buckets
-        else:
-            prints = silver["prints"].select(pl.len()).collect().item()
-            buckets = max(1, math.ceil((prints + stats.rows) / ctx.settings.gold_rows_per_bucket))
+        buckets = ctx.settings.gold_buckets or max(
+            1, math.ceil((prints + stats.rows) / ctx.settings.gold_rows_per_bucket)
+        )
     work = Path(tempfile.mkdtemp(prefix="label-features-"))
     try:
         plans = [
@@ -436,8 +485,10 @@ def write_label_features(
                 mode=mode,
                 windows=windows,
                 stats=stats,
-                max_silver_user_id=max_silver,
+                silver_user_range=user_range,
                 bucket=None if buckets == 1 else (b, buckets),
+                # few labels: cut silver to their (user, value prop) pairs first
+                narrow=NARROW_RATIO * stats.rows < prints,
             )
             for b in range(buckets)
         ]

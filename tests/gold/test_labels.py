@@ -58,7 +58,9 @@ LABELS = {
 
 def _frames(prints, taps, pays):  # type: ignore[no-untyped-def]
     pays_frame = pl.DataFrame(
-        pays, schema=["day", "user_id", "value_prop", "cents"], orient="row",
+        pays,
+        schema=["day", "user_id", "value_prop", "cents"],
+        orient="row",
         schema_overrides={"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "cents": pl.Int64},
     ).select(
         "day",
@@ -84,7 +86,13 @@ def _frames(prints, taps, pays):  # type: ignore[no-untyped-def]
     windows=st.lists(st.integers(1, 4), min_size=1, max_size=3, unique=True),
 )
 def test_label_rows_get_what_the_reference_gives_a_print_on_their_day(
-    prints, taps, pays, labels, duplicate, mode, windows  # type: ignore[no-untyped-def]
+    prints,
+    taps,
+    pays,
+    labels,
+    duplicate,
+    mode,
+    windows,  # type: ignore[no-untyped-def]
 ) -> None:
     p, t, y = _frames(prints, taps, pays)
     rows = labels + labels[:3] if duplicate else labels
@@ -125,9 +133,18 @@ def test_a_label_on_a_print_day_equals_that_prints_gold_row() -> None:
     [
         (pl.DataFrame({"user_id": [1], "day": [START]}), "missing column(s) value_prop"),
         (pl.DataFrame({"user_id": [1.5], "value_prop": ["a"], "day": [START]}), "user_id is Float64"),
-        (pl.DataFrame({"user_id": [1], "value_prop": ["a"], "day": ["2020-13-01"]}), "'2020-13-01' is not a date"),
-        (pl.DataFrame({"user_id": ["x"], "value_prop": ["a"], "day": ["2020-11-01"]}), "'x' is not an integer"),
-        (pl.DataFrame(schema={"user_id": pl.Int64, "value_prop": pl.String, "day": pl.Date}), "no label rows"),
+        (
+            pl.DataFrame({"user_id": [1], "value_prop": ["a"], "day": ["2020-13-01"]}),
+            "'2020-13-01' is not a date",
+        ),
+        (
+            pl.DataFrame({"user_id": ["x"], "value_prop": ["a"], "day": ["2020-11-01"]}),
+            "'x' is not an integer",
+        ),
+        (
+            pl.DataFrame(schema={"user_id": pl.Int64, "value_prop": pl.String, "day": pl.Date}),
+            "no label rows",
+        ),
     ],
 )
 def test_unusable_labels_name_the_problem(frame: pl.DataFrame, problem: str) -> None:
@@ -137,7 +154,9 @@ def test_unusable_labels_name_the_problem(frame: pl.DataFrame, problem: str) -> 
         label_features(frame, prints=empty, taps=empty, pays=pays)
 
 
-def test_known_at_equals_the_features_on_a_copy_of_the_lake_made_then(lake: LocalLake, tmp_path: Path) -> None:
+def test_known_at_equals_the_features_on_a_copy_of_the_lake_made_then(
+    lake: LocalLake, tmp_path: Path
+) -> None:
     nd = date(2020, 11, 2)
     lake.land_events("prints", [(nd, 1, "point", 0), (nd + timedelta(days=7), 1, "point", 1)], "a.json")
     lake.land_events("taps", [(nd, 1, "point", 0)], "a.json")
@@ -154,10 +173,16 @@ def test_known_at_equals_the_features_on_a_copy_of_the_lake_made_then(lake: Loca
     lake.land_pays([(nd + timedelta(days=4), "0.07", 1, "point")], "late.csv")
     lake.run()
     labels = tmp_path / "labels.csv"
-    labels.write_text("day,user_id,value_prop,y\n2020-11-09,1,point,1\n2020-11-16,1,point,0\n2020-11-09,1,point,1\n")
+    labels.write_text(
+        "day,user_id,value_prop,y\n2020-11-09,1,point,1\n2020-11-16,1,point,0\n2020-11-09,1,point,1\n"
+    )
     ctx = lake.context()
     then = versions_known_at(ctx.lake, ctx.settings.lake_silver, between)
-    out_live, out_copy, out_now = tmp_path / "live.parquet", tmp_path / "copy.parquet", tmp_path / "now.parquet"
+    out_live, out_copy, out_now = (
+        tmp_path / "live.parquet",
+        tmp_path / "copy.parquet",
+        tmp_path / "now.parquet",
+    )
     write_label_features(ctx, str(labels), str(out_live), mode="calendar", windows=[3], versions=then)
     copied = LocalLake(copy).context()
     now_copy = versions_known_at(copied.lake, copied.settings.lake_silver, datetime.now(UTC))
@@ -173,7 +198,9 @@ def test_known_at_equals_the_features_on_a_copy_of_the_lake_made_then(lake: Loca
 
 def test_buckets_change_nothing_but_memory(lake: LocalLake, tmp_path: Path) -> None:
     nd = date(2020, 11, 2)
-    lake.land_events("prints", [(nd + timedelta(days=i % 20), i % 7, "point", 0) for i in range(60)], "a.json")
+    lake.land_events(
+        "prints", [(nd + timedelta(days=i % 20), i % 7, "point", 0) for i in range(60)], "a.json"
+    )
     lake.land_pays([(nd + timedelta(days=i % 20), f"{i}.01", i % 7, "point") for i in range(30)], "a.csv")
     lake.run()
     labels = pl.DataFrame(
@@ -191,7 +218,13 @@ def test_buckets_change_nothing_but_memory(lake: LocalLake, tmp_path: Path) -> N
     for buckets in (1, 4):
         out = tmp_path / f"out-{buckets}.csv"
         write_label_features(
-            ctx, str(tmp_path / "labels.parquet"), str(out), mode="rolling", windows=[2, 1], versions=versions, buckets=buckets
+            ctx,
+            str(tmp_path / "labels.parquet"),
+            str(out),
+            mode="rolling",
+            windows=[2, 1],
+            versions=versions,
+            buckets=buckets,
         )
         outs.append(pl.read_csv(out))
     assert_frame_equal(outs[0], outs[1])

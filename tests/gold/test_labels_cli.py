@@ -21,9 +21,13 @@ ND = date(2020, 11, 2)  # a Monday
 def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("labels-cli")
     lake = LocalLake(root)
-    lake.land_events("prints", [(ND + timedelta(days=i % 17), i % 5, "point", i % 3) for i in range(40)], "a.json")
+    lake.land_events(
+        "prints", [(ND + timedelta(days=i % 17), i % 5, "point", i % 3) for i in range(40)], "a.json"
+    )
     lake.land_events("taps", [(ND + timedelta(days=i % 13), i % 5, "point", 0) for i in range(15)], "a.json")
-    lake.land_pays([(ND + timedelta(days=i % 11), f"{i}.{i:02d}", i % 5, "point") for i in range(20)], "a.csv")
+    lake.land_pays(
+        [(ND + timedelta(days=i % 11), f"{i}.{i:02d}", i % 5, "point") for i in range(20)], "a.csv"
+    )
     lake.run()
     return root
 
@@ -47,7 +51,14 @@ def _expected(root: Path, mode: str, windows: list[int]) -> pl.DataFrame:
 
 def test_csv_labels_to_parquet_and_parquet_labels_to_csv(built: Path, tmp_path: Path) -> None:
     _labels().write_csv(tmp_path / "labels.csv")
-    res = cli("features", "--labels", str(tmp_path / "labels.csv"), "--out", str(tmp_path / "out.parquet"), root=built)
+    res = cli(
+        "features",
+        "--labels",
+        str(tmp_path / "labels.csv"),
+        "--out",
+        str(tmp_path / "out.parquet"),
+        root=built,
+    )
     assert res.returncode == 0, res.stderr
     assert "wrote 7 label row(s)" in res.stdout
     assert_frame_equal(pl.read_parquet(tmp_path / "out.parquet"), _expected(built, "calendar", [3]))
@@ -79,21 +90,37 @@ def test_known_at_and_gold_version(built: Path, tmp_path: Path) -> None:
         "gold": ["--version", "0"],
     }.items():
         out = tmp_path / f"{name}.parquet"
-        res = cli("features", "--labels", str(tmp_path / "labels.parquet"), "--out", str(out), *extra, root=built)
+        res = cli(
+            "features", "--labels", str(tmp_path / "labels.parquet"), "--out", str(out), *extra, root=built
+        )
         assert res.returncode == 0, res.stderr
         outs[name] = pl.read_parquet(out)
     assert_frame_equal(outs["now"], outs["known"])
     assert_frame_equal(outs["now"], outs["gold"])
-    res = cli("features", "--labels", str(tmp_path / "labels.parquet"), "--out", str(tmp_path / "x.parquet"),
-              "--known-at", "1999-01-01", root=built)
+    res = cli(
+        "features",
+        "--labels",
+        str(tmp_path / "labels.parquet"),
+        "--out",
+        str(tmp_path / "x.parquet"),
+        "--known-at",
+        "1999-01-01",
+        root=built,
+    )
     assert res.returncode == 0, res.stderr  # nothing was known then: zeros
     assert pl.read_parquet(tmp_path / "x.parquet")["prior_views"].sum() == 0
 
 
 BAD = {
     "missing.csv": ("user_id,day\n1,2020-11-02\n", "missing column(s) value_prop"),
-    "type.parquet": (pl.DataFrame({"user_id": [1.5], "value_prop": ["a"], "day": [ND]}), "user_id is Float64"),
-    "id.csv": ("user_id,value_prop,day\n1,a,2020-11-02\nx,a,2020-11-02\n", "row 2: user_id 'x' is not an integer"),
+    "type.parquet": (
+        pl.DataFrame({"user_id": [1.5], "value_prop": ["a"], "day": [ND]}),
+        "user_id is Float64",
+    ),
+    "id.csv": (
+        "user_id,value_prop,day\n1,a,2020-11-02\nx,a,2020-11-02\n",
+        "row 2: user_id 'x' is not an integer",
+    ),
     "day.csv": ("user_id,value_prop,day\n1,a,2020-11-31\n", "row 1: day '2020-11-31' is not a date"),
     "empty.csv": ("", "is empty"),
     "header.csv": ("user_id,value_prop,day\n", "no label rows"),
