@@ -524,10 +524,10 @@ def _publish(storage: Storage, local: Path, out_uri: str) -> None:
     from jobs.storage.errors import storage_error
 
     fs, path = storage.filesystem(out_uri), storage.strip_protocol(out_uri)
-    tmp = f"{path}.tmp-{tag}"
+    remote_tmp = f"{path}.tmp-{tag}"
     try:
-        fs.put_file(str(local), tmp)
-        fs.mv(tmp, path)
+        fs.put_file(str(local), remote_tmp)
+        fs.mv(remote_tmp, path)
     except Exception as exc:
         raise storage_error(exc, uri=out_uri, storage=storage) from exc
 
