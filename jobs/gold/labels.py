@@ -471,10 +471,11 @@ def write_label_features(
     labels = _public(typed)
     silver = silver_at(lake, root, versions)
     user_range = silver_user_range(lake, root, versions)
-    prints = silver["prints"].select(pl.len()).collect().item()  # Parquet metadata only
-    if buckets is None:
+    rows = {s: f.select(pl.len()).collect().item() for s, f in silver.items()}  # Parquet metadata
+    prints = rows["prints"]
+    if buckets is None:  # GOLD_BUCKETS, or about GOLD_ROWS_PER_BUCKET silver events + labels each
         buckets = ctx.settings.gold_buckets or max(
-            1, math.ceil((prints + stats.rows) / ctx.settings.gold_rows_per_bucket)
+            1, math.ceil((sum(rows.values()) + stats.rows) / ctx.settings.gold_rows_per_bucket)
         )
     work = Path(tempfile.mkdtemp(prefix="label-features-"))
     try:
