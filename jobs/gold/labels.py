@@ -137,6 +137,9 @@ def label_plan(
     per label row, ordered by :data:`ROW`; only the users of ``bucket`` = (b, buckets)."""
     if not windows:
         raise ValueError("at least one lookback window")
+    taken = [c for c in feature_columns(windows, features) if c in labels.collect_schema()]
+    if taken:
+        raise LabelsError(f"labels: column(s) {', '.join(taken)} would be overwritten by the features")
     if bucket is not None:
         b, n = bucket
         labels = labels.filter(_bucket_of(n) == b)

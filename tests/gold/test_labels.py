@@ -28,6 +28,12 @@ event = st.tuples(
     st.sampled_from(["a", "b"]),
     st.integers(0, 3),
 )
+big_event = st.tuples(  # a user id past the packed key's range: the generic plan
+    st.integers(0, 48).map(lambda i: START + timedelta(days=i)),
+    st.just(2**40),
+    st.sampled_from(["a", "b"]),
+    st.integers(0, 3),
+)
 pay = st.tuples(
     st.integers(0, 48).map(lambda i: START + timedelta(days=i)),
     st.integers(1, 4),
@@ -79,6 +85,7 @@ def _frames(prints, taps, pays):  # type: ignore[no-untyped-def]
 @given(
     prints=st.lists(event, max_size=40),
     taps=st.lists(event, max_size=20),
+    big=st.lists(big_event, max_size=2),
     pays=st.lists(pay, max_size=30),
     labels=st.lists(label, min_size=1, max_size=25),
     duplicate=st.booleans(),
@@ -88,13 +95,14 @@ def _frames(prints, taps, pays):  # type: ignore[no-untyped-def]
 def test_label_rows_get_what_the_reference_gives_a_print_on_their_day(
     prints,
     taps,
+    big,
     pays,
     labels,
     duplicate,
     mode,
     windows,  # type: ignore[no-untyped-def]
 ) -> None:
-    p, t, y = _frames(prints, taps, pays)
+    p, t, y = _frames(prints + big, taps, pays)
     rows = labels + labels[:3] if duplicate else labels
     frame = pl.DataFrame(rows, schema=LABELS, orient="row")
     got = label_features(frame, prints=p.lazy(), taps=t.lazy(), pays=y.lazy(), mode=mode, windows=windows)
