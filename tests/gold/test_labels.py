@@ -153,6 +153,10 @@ def test_a_label_on_a_print_day_equals_that_prints_gold_row() -> None:
             pl.DataFrame(schema={"user_id": pl.Int64, "value_prop": pl.String, "day": pl.Date}),
             "no label rows",
         ),
+        (
+            pl.DataFrame({"user_id": [1], "value_prop": ["a"], "day": [START], "prior_views": [3]}),
+            "prior_views would be overwritten",
+        ),
     ],
 )
 def test_unusable_labels_name_the_problem(frame: pl.DataFrame, problem: str) -> None:
