@@ -182,7 +182,7 @@ def _query(args: argparse.Namespace, ctx: RunContext) -> int:
 
 def _features(args: argparse.Namespace, ctx: RunContext) -> int:
     """Point-in-time features for a label file (:mod:`jobs.gold.labels`)."""
-    from jobs.gold import labels
+    from jobs.gold import label_io as labels
 
     settings = ctx.settings
     mode, weeks = settings.lookback_mode, settings.lookback_weeks

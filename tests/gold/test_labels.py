@@ -15,7 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
-from jobs.gold.labels import LabelsError, label_features, versions_known_at, write_label_features
+from jobs.gold.label_io import versions_known_at, write_label_features
+from jobs.gold.labels import LabelsError, label_features
 from tests.conftest import LocalLake
 from tests.reference import reference_label_features
 
