@@ -100,3 +100,49 @@ def canonical(frame: pl.DataFrame) -> pl.DataFrame:
         c for c in frame.columns if c.startswith("prior_") and c.endswith("w") and c[-2:-1].isdigit()
     )
     return frame.select(cols).sort(cols)
+
+
+def reference_label_features(
+    labels: pl.DataFrame,
+    prints: pl.DataFrame,
+    taps: pl.DataFrame,
+    pays: pl.DataFrame,
+    *,
+    mode: str,
+    windows: list[int],
+) -> pl.DataFrame:
+    """Each label row (user_id, value_prop, day, any other columns) with the priors a print of
+    its user and value prop on its day would get (the contract above), per window: the first
+    window's columns unsuffixed, the others ``_<N>w``; rows in the labels' order."""
+    events: dict[str, dict[tuple[int, str], list]] = {
+        s: defaultdict(list) for s in ("prints", "taps", "pays")
+    }
+    for name, frame in (("prints", prints), ("taps", taps)):
+        for r in frame.iter_rows(named=True):
+            events[name][(r["user_id"], r["value_prop"])].append(r["day"])
+    for r in pays.iter_rows(named=True):
+        events["pays"][(r["user_id"], r["value_prop"])].append((r["day"], Decimal(str(r["total"]))))
+    rows = []
+    for r in labels.iter_rows(named=True):
+        key, d = (r["user_id"], r["value_prop"]), r["day"]
+        out = dict(r)
+        for i, n in enumerate(windows):
+            suffix = "" if i == 0 else f"_{n}w"
+            hi = _monday(d) if mode == "calendar" else d
+            lo = hi - timedelta(weeks=n)
+            pays_in = [t for (pd, t) in events["pays"][key] if lo <= pd < hi]
+            out[f"prior_views{suffix}"] = sum(lo <= x < hi for x in events["prints"][key])
+            out[f"prior_clicks{suffix}"] = sum(lo <= x < hi for x in events["taps"][key])
+            out[f"prior_payments{suffix}"] = len(pays_in)
+            out[f"prior_amount{suffix}"] = sum(pays_in, Decimal("0.00"))
+        rows.append(out)
+    schema = dict(labels.schema)
+    for i, n in enumerate(windows):
+        suffix = "" if i == 0 else f"_{n}w"
+        schema |= {
+            f"prior_views{suffix}": pl.Int64,
+            f"prior_clicks{suffix}": pl.Int64,
+            f"prior_payments{suffix}": pl.Int64,
+            f"prior_amount{suffix}": pl.Decimal(38, 2),
+        }
+    return pl.DataFrame(rows, schema=schema, orient="row")

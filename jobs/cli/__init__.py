@@ -188,6 +188,37 @@ def _describe(args: argparse.Namespace, ctx: RunContext) -> int:
     return 0
 
 
+def _features(args: argparse.Namespace, ctx: RunContext) -> int:
+    """Point-in-time features for a label file (:mod:`jobs.gold.labels`)."""
+    from jobs.gold import label_io as labels
+
+    settings = ctx.settings
+    mode, weeks = settings.lookback_mode, settings.lookback_weeks
+    if args.known_at is not None:
+        moment = labels.parse_moment(args.known_at)
+        versions = labels.versions_known_at(ctx.lake, settings.lake_silver, moment)
+        source = f"silver as known at {moment.isoformat()}"
+    elif args.version is not None:
+        build = labels.versions_of_gold(ctx.lake, ctx.gold("print_features"), args.version)
+        versions = build["silver_versions"]
+        # gold's own lookback unless the command names one
+        mode = args.lookback_mode or build["lookback_mode"] or mode
+        weeks = args.lookback_weeks or build["lookback_weeks"] or weeks
+        source = f"the silver versions gold version {args.version} was built from"
+    else:
+        versions = labels.versions_now(ctx.lake, settings.lake_silver)
+        source = "silver now"
+    done = labels.write_label_features(
+        ctx, args.labels, args.out, mode=mode, windows=labels.windows_of(weeks), versions=versions
+    )
+    shown = ", ".join(f"{s} v{v}" for s, v in done.versions.items())
+    print(
+        f"wrote {done.rows} label row(s) with features to {done.out} ({done.mode}, "
+        f"{'/'.join(map(str, done.windows))} week(s); {source}: {shown}; {done.buckets} bucket(s))"
+    )
+    return 0
+
+
 def _run(args: argparse.Namespace, ctx: RunContext) -> int:
     """Every stage in order, as one run holding the lake lease (:func:`jobs.pipeline.run_all`)."""
     from jobs.pipeline import run_all
@@ -257,6 +288,7 @@ COMMANDS: dict[str, Handler] = {
     "lease": _lease,
     "query": _query,
     "describe": _describe,
+    "features": _features,
 }
 """Every command of the parser and its handler."""
 

@@ -194,6 +194,33 @@ def parser() -> argparse.ArgumentParser:
     lease = stage("lease", [common], "who holds the lake's write lease; break it if its holder is dead")
     lease.add_argument("action", choices=["status", "break"])
 
+    feats = stage(
+        "features",
+        [common, features],
+        "point-in-time gold features for your own label rows (user_id, value_prop, day + any "
+        "columns): each row gets what a print on its day gets in gold",
+    )
+    feats.add_argument(
+        "--labels", required=True, metavar="FILE", help="label file: .parquet or .csv, local or s3://"
+    )
+    feats.add_argument(
+        "--out", required=True, metavar="FILE", help="output: .parquet or .csv, local or s3://"
+    )
+    when = feats.add_mutually_exclusive_group()
+    when.add_argument(
+        "--known-at",
+        metavar="TIMESTAMP",
+        help="compute from silver as it was known at this moment (ISO, UTC if no zone): "
+        "each silver table's newest version committed by then; no late data leaks in",
+    )
+    when.add_argument(
+        "--version",
+        type=int,
+        metavar="N",
+        help="compute from the silver versions gold version N was built from (and, unless "
+        "given, with its lookback): the rows equal what gold N gives a print on that day",
+    )
+
     q = stage("query", [common], "read-only SQL over the lake's Delta tables with DuckDB")
     q.add_argument("sql", help='e.g. "SELECT count(*) FROM gold.print_features"')
     q.add_argument("--format", choices=["table", "csv", "json"], default="table")

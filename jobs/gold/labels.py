@@ -1,0 +1,282 @@
+"""Point-in-time features for any label rows: what gold would give a print on each row's day.
+
+A label row has at least ``user_id``, ``value_prop`` and ``day``; its other columns are carried
+through unchanged. Each row gets the gold features (:data:`jobs.feature_registry.GOLD_FEATURES`)
+of every window, exactly as a print of that user and value prop on that day gets them in gold:
+same window semantics in both modes (:mod:`jobs.weeks`), zeros where there is no history (days
+before or after the data, unknown users and value props).
+
+No feature arithmetic of its own: the label rows are handed to gold's plan
+(:func:`jobs.gold.features.build_features`) as its *target prints*, and silver's prints and
+taps as one event source with an indicator column per source; the registry is rewritten so that
+a count of prints (taps) becomes the sum of the prints' (taps') indicator
+(:func:`label_registry`). Pays are as in gold. A label row is therefore computed by the very
+plan that computes gold, with gold's window semantics, and it never counts itself or another
+label row: no feature reads the target prints. With few labels, silver is first cut to the
+labels' (user, value prop) pairs (the others cannot change a label row).
+
+Memory: :func:`jobs.gold.label_io.write_label_features` splits labels and silver into user buckets
+(``user_id mod buckets``, as gold does) and writes each bucket's rows to a temporary Parquet
+part, then merges the parts back into the label file's order.
+
+Point in time (:mod:`jobs.gold.label_io`): :func:`~jobs.gold.label_io.versions_known_at` names,
+per silver table, the newest version committed at or before a moment (Delta time travel),
+:func:`~jobs.gold.label_io.versions_of_gold` the silver versions a gold version was built from;
+:func:`~jobs.gold.label_io.silver_at` scans those versions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import date
+
+import polars as pl
+
+from jobs.errors import PipelineError
+from jobs.feature_registry import GOLD_FEATURES, Feature
+from jobs.gold.features import MAX_USER_ID, build_features
+from jobs.weeks import Mode, week_start
+
+LABEL_KEYS = ("user_id", "value_prop", "day")
+PAIR = ["user_id", "value_prop"]
+ROW = "__label_row"  # the label file's row number: output order, duplicates kept apart
+NARROW_RATIO = 8  # silver is cut to the labels' pairs when it has 8× more prints than labels
+
+
+class LabelsError(PipelineError):
+    """A label file (or the output named for it) cannot be used: one line naming the problem."""
+
+    exit_code = 2
+
+
+# -- the plan -------------------------------------------------------------------------------------
+def label_registry(features: Sequence[Feature] = GOLD_FEATURES) -> tuple[Feature, ...]:
+    """``features`` with the prints' and taps' features read from ONE event source (``taps``:
+    silver prints and taps together, see :func:`label_plan`): a count becomes the sum of the
+    source's indicator column :func:`weight` (same name, measure and type). Gold's ``prints``
+    input then holds only the label rows, as target prints that no feature counts."""
+    out = []
+    for f in features:
+        if f.source in ("prints", "taps"):
+            value = weight(f.source) if f.aggregation == "count" else f.value
+            f = replace(f, source="taps", aggregation="sum", value=value)
+        out.append(f)
+    return tuple(out)
+
+
+def weight(source: str) -> str:
+    """The indicator column of one silver source in the merged events: 1 on its rows, else 0."""
+    return f"__is_{source}"
+
+
+def feature_columns(windows: Sequence[int], features: Sequence[Feature] = GOLD_FEATURES) -> list[str]:
+    """The output's feature columns: the first window's under the features' names
+    (``prior_views``), each further window's with its suffix (``prior_views_1w``)."""
+    return [f.column(None if i == 0 else f"{n}w") for i, n in enumerate(windows) for f in features]
+
+
+@dataclass(frozen=True)
+class LabelStats:
+    """What the plan needs to know of the labels before it runs (one pass over them)."""
+
+    rows: int
+    weeks: tuple[date, ...]  # the Mondays of the label days
+    min_user_id: int
+    max_user_id: int
+
+
+def label_stats(labels: pl.LazyFrame) -> LabelStats:
+    stats = labels.select(
+        pl.len().alias("rows"),
+        pl.col("user_id").min().alias("lo"),
+        pl.col("user_id").max().alias("hi"),
+        week_start(pl.col("day")).unique().implode().alias("weeks"),
+    ).collect(engine="streaming")
+    row = stats.row(0, named=True)
+    weeks = tuple(sorted(w for w in (row["weeks"] or []) if w is not None))
+    lo, hi = row["lo"], row["hi"]
+    return LabelStats(row["rows"], weeks, 0 if lo is None else int(lo), 0 if hi is None else int(hi))
+
+
+def _bucket_of(buckets: int) -> pl.Expr:
+    return ((pl.col("user_id") % buckets) + buckets) % buckets  # never negative
+
+
+def label_plan(
+    labels: pl.LazyFrame,
+    silver: Mapping[str, pl.LazyFrame],
+    *,
+    mode: Mode,
+    windows: Sequence[int],
+    stats: LabelStats,
+    silver_user_range: tuple[int, int] | None,
+    features: Sequence[Feature] = GOLD_FEATURES,
+    bucket: tuple[int, int] | None = None,
+    narrow: bool = True,
+) -> pl.LazyFrame:
+    """The label rows (typed keys, the :data:`ROW` column first) with their features, one row
+    per label row, ordered by :data:`ROW`; only the users of ``bucket`` = (b, buckets)."""
+    if not windows:
+        raise ValueError("at least one lookback window")
+    taken = [c for c in feature_columns(windows, features) if c in labels.collect_schema()]
+    if taken:
+        raise LabelsError(f"labels: column(s) {', '.join(taken)} would be overwritten by the features")
+    if bucket is not None:
+        b, n = bucket
+        labels = labels.filter(_bucket_of(n) == b)
+        silver = {s: f.filter(_bucket_of(n) == b) for s, f in silver.items()}
+    registry = label_registry(features)
+    # The packed key holds user ids in [0, 2**32): when silver's do fit, a label user outside
+    # has no event at all, so its rows keep zeros without being targets; else the generic plan.
+    lo, hi = silver_user_range if silver_user_range is not None else (-1, MAX_USER_ID + 1)
+    packed = lo >= 0 and hi <= MAX_USER_ID
+    in_range = pl.col("user_id").is_between(0, MAX_USER_ID)
+    keys = labels.select(*LABEL_KEYS).filter(in_range if packed else pl.lit(True)).unique()
+    pairs = keys.select(PAIR).unique()
+
+    def narrowed(frame: pl.LazyFrame) -> pl.LazyFrame:
+        return frame.join(pairs, on=PAIR, how="semi") if narrow else frame
+
+    def events(source: str) -> pl.LazyFrame:
+        flags = [pl.lit(int(s == source), pl.Int8).alias(weight(s)) for s in ("prints", "taps")]
+        return narrowed(silver[source]).select("day", "user_id", "value_prop", "position", *flags)
+
+    # Silver prints and taps as one event source (label_registry), the label rows as the only
+    # target prints: gold's plan computes every label key once, and nothing counts a label row.
+    merged = pl.concat([events("prints"), events("taps")], how="vertical")
+    targets = keys.select("day", "user_id", "value_prop", pl.lit(-1, pl.Int64).alias("position"))
+    pays = narrowed(silver["pays"]).select("day", "user_id", "value_prop", "total")
+    columns = feature_columns(windows, features)
+    gold = build_features(
+        prints=targets,
+        taps=merged,
+        pays=pays,
+        weeks=list(stats.weeks),
+        mode=mode,
+        windows=tuple(windows),
+        packed=packed,
+        features=registry,
+    )
+    out = labels.join(
+        gold.select(*LABEL_KEYS, *columns), on=list(LABEL_KEYS), how="left", maintain_order="left"
+    )
+    return out.sort(ROW).with_columns(
+        pl.col(c).fill_null(0) for c in columns
+    )  # every target row comes back: nulls only if the plan lost one (never)
+
+
+def label_features(
+    labels: pl.LazyFrame | pl.DataFrame,
+    *,
+    prints: pl.LazyFrame,
+    taps: pl.LazyFrame,
+    pays: pl.LazyFrame,
+    mode: Mode = "calendar",
+    windows: Sequence[int] = (3,),
+    features: Sequence[Feature] = GOLD_FEATURES,
+) -> pl.LazyFrame:
+    """The label rows, in their order, each with the features of every window, as a print of
+    its user and value prop on its day gets them in gold (silver frames as gold reads them).
+
+    ``labels`` needs ``user_id`` (integer), ``value_prop`` (string) and ``day`` (date, or a
+    ``YYYY-MM-DD`` string); the other columns come back unchanged. The first window's columns
+    are named as in gold (``prior_views``), the others with their suffix (``prior_views_1w``).
+    Raises :class:`LabelsError` for unusable labels. The labels are read once here (their
+    weeks); the result is lazy."""
+    typed = typed_labels(labels.lazy())
+    stats = check_labels(typed, "labels")
+    silver = {"prints": prints, "taps": taps, "pays": pays}
+    ranges = pl.concat(
+        [
+            f.select(
+                pl.col("user_id").min().cast(pl.Int64).alias("lo"),
+                pl.col("user_id").max().cast(pl.Int64).alias("hi"),
+            )
+            for f in silver.values()
+        ]
+    ).collect()
+    lo, hi = ranges["lo"].min(), ranges["hi"].max()
+    plan = label_plan(
+        public_labels(typed),
+        silver,
+        mode=mode,
+        windows=windows,
+        stats=stats,
+        silver_user_range=(0, 0) if lo is None else (int(lo), int(hi)),  # type: ignore[arg-type]
+        features=features,
+    )
+    return plan.drop(ROW)
+
+
+# -- reading and checking label files -------------------------------------------------------------
+def typed_labels(labels: pl.LazyFrame, name: str = "labels") -> pl.LazyFrame:
+    """The labels with typed keys (user_id Int64, value_prop String, day Date) and :data:`ROW`
+    first; a missing key column or one of a wrong type raises :class:`LabelsError`. Values
+    that do not parse become nulls, which :func:`check_labels` names."""
+    try:
+        schema = labels.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise LabelsError(f"{name}: cannot be read: {str(exc).splitlines()[0]}") from None
+    missing = [k for k in LABEL_KEYS if k not in schema]
+    if missing:
+        raise LabelsError(
+            f"{name}: missing column(s) {', '.join(missing)} (a label file needs user_id, value_prop and day)"
+        )
+    taken = [c for c in [ROW, *feature_columns((1,))] if c in schema]
+    if taken:
+        raise LabelsError(
+            f"{name}: column(s) {', '.join(taken)} would be overwritten by the features: rename them"
+        )
+    exprs = []
+    uid, vp, day = schema["user_id"], schema["value_prop"], schema["day"]
+    if uid.is_integer():
+        exprs.append(pl.col("user_id").cast(pl.Int64))
+    elif uid == pl.String:
+        exprs.append(pl.col("user_id").str.strip_chars().cast(pl.Int64, strict=False))
+    else:
+        raise LabelsError(f"{name}: column user_id is {uid}, not an integer")
+    if vp in (pl.String, pl.Categorical) or isinstance(vp, pl.Enum):
+        exprs.append(pl.col("value_prop").cast(pl.String))
+    else:
+        raise LabelsError(f"{name}: column value_prop is {vp}, not a string")
+    if day == pl.Date:
+        exprs.append(pl.col("day"))
+    elif isinstance(day, pl.Datetime):
+        exprs.append(pl.col("day").dt.date())
+    elif day == pl.String:
+        exprs.append(pl.col("day").str.strip_chars().str.to_date("%Y-%m-%d", strict=False))
+    else:
+        raise LabelsError(f"{name}: column day is {day}, not a date")
+    raw = [pl.col(k).alias(f"__raw_{k}") for k in LABEL_KEYS]  # for check_labels' message
+    return labels.with_columns(*raw).with_columns(exprs).with_row_index(ROW)
+
+
+def check_labels(typed: pl.LazyFrame, name: str = "labels") -> LabelStats:
+    """One pass over typed labels: a null or unparseable key raises :class:`LabelsError` (the
+    first such row named); no rows too. Their :class:`LabelStats` otherwise."""
+    bad = (
+        typed.filter(pl.any_horizontal(pl.col(k).is_null() for k in LABEL_KEYS))
+        .head(1)
+        .select(ROW, *LABEL_KEYS, *[f"__raw_{k}" for k in LABEL_KEYS])
+        .collect(engine="streaming")
+    )
+    if bad.height:
+        row = bad.row(0, named=True)
+        for key in LABEL_KEYS:
+            if row[key] is None:
+                raw = row[f"__raw_{key}"]
+                what = "is empty" if raw is None or str(raw).strip() == "" else f"{str(raw)[:40]!r} is not "
+                if raw is not None and str(raw).strip():
+                    what += {"user_id": "an integer", "day": "a date (YYYY-MM-DD)", "value_prop": "a string"}[
+                        key
+                    ]
+                raise LabelsError(f"{name}: row {row[ROW] + 1}: {key} {what}")
+    stats = label_stats(typed)
+    if not stats.rows:
+        raise LabelsError(f"{name}: no label rows")
+    return stats
+
+
+def public_labels(typed: pl.LazyFrame) -> pl.LazyFrame:
+    return typed.drop([f"__raw_{k}" for k in LABEL_KEYS])
