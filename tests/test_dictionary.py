@@ -124,7 +124,7 @@ def test_describe_one_table_and_all_in_markdown_and_json(built: Path) -> None:
     assert "| `prior_amount` | silver.pays | sum of total | the lookback window |" in one.stdout
     data = json.loads(cli("describe", "gold.print_features", "--format", "json", root=built).stdout)
     [gold] = data["tables"]
-    assert gold["partition_by"] == "week_start" and data["lookback"] == {"mode": "calendar", "weeks": 3}
+    assert gold["partition_by"] == "week_start" and data["lookback"] == {"mode": "calendar", "weeks": [3]}
     assert [f["source"] for f in gold["features"]] == [
         "silver.prints",
         "silver.taps",
