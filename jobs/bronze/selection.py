@@ -172,14 +172,7 @@ class Planner:
         retract = self.settings.raw_on_delete == "retract"
         paths = [k.path for k in gone]
         if retract:
-            where = f"source_file IN ({sql_list(paths)})"
-            days = days_of(self.ctx, source, pl.col("source_file").is_in(paths))
-            metadata = {
-                "run_id": self.ctx.run_id,
-                "days": ",".join(days),
-                "retracted_files": json.dumps(paths),
-            }
-            self.ctx.lake.delete(self.ctx.bronze(source), where, metadata=metadata)
+            self.retract(source, paths, days_of(self.ctx, source, pl.col("source_file").is_in(paths)))
             self.ledger.retracted += paths
         self.ledger.deleted += paths
         status, on_delete = ("retracted" if retract else "deleted"), self.settings.raw_on_delete
@@ -200,3 +193,10 @@ class Planner:
             log.warning("raw file %s is no longer listed: %s", path, status)
         self.ledger.outcomes += outcomes
         return outcomes
+
+    def retract(self, source: str, paths: list[str], days: list[str]) -> None:
+        """Remove the rows of ``paths`` from bronze, recording the ``days`` they had (for silver)."""
+        metadata = {"run_id": self.ctx.run_id, "days": ",".join(days), "retracted_files": json.dumps(paths)}
+        self.ctx.lake.delete(
+            self.ctx.bronze(source), f"source_file IN ({sql_list(paths)})", metadata=metadata
+        )

@@ -80,7 +80,7 @@ def _require_lake(command: str, settings: Any) -> None:
         return
     name, where = (
         ("LAKE_RAW", settings.lake_raw)
-        if command in ("run", "bronze")
+        if command in ("run", "plan", "bronze")
         else ("LAKE_BRONZE", settings.lake_bronze)
     )
     if is_remote(where) or Path(where).is_dir():
@@ -219,10 +219,22 @@ def _features(args: argparse.Namespace, ctx: RunContext) -> int:
     return 0
 
 
+def _plan(args: argparse.Namespace, ctx: RunContext) -> int:
+    """What ``run`` would do with these options (:func:`jobs.plan.plan_run`), writing nothing."""
+    from jobs.plan import plan_run
+
+    options = RunOptions.from_args(args)
+    plan = plan_run(ctx, rebuild=list(options.rebuild) or None, full=options.full)
+    print(plan.to_json() if args.format == "json" else "\n".join(plan.lines()))
+    return 0
+
+
 def _run(args: argparse.Namespace, ctx: RunContext) -> int:
     """Every stage in order, as one run holding the lake lease (:func:`jobs.pipeline.run_all`)."""
     from jobs.pipeline import run_all
 
+    if args.plan:
+        return _plan(args, ctx)
     if _raw_is_empty(ctx):
         from jobs.storage import is_remote
 
@@ -278,6 +290,7 @@ def exit_status(results: list[StageResult]) -> int:
 
 COMMANDS: dict[str, Handler] = {
     "run": _run,
+    "plan": _plan,
     "bronze": _stage,
     "silver": _stage,
     "gold": _stage,

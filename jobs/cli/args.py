@@ -142,6 +142,18 @@ def parser() -> argparse.ArgumentParser:
         default="table",
         help="run summary as a table (default) or one JSON object on stdout",
     )
+    run.add_argument(
+        "--plan",
+        action="store_true",
+        help="print what the run would do (as the plan command) and write nothing",
+    )
+    plan = stage(
+        "plan",
+        [common, features, engine, weeks, held],
+        "what the next run would do (files per source, silver days, gold weeks and why, "
+        "maintenance), computed by the run's own code, writing nothing",
+    )
+    plan.add_argument("--format", choices=["table", "json"], default="table")
     stage(
         "bronze",
         [common, engine, held],

@@ -75,6 +75,31 @@ def built_with_other_settings(build: dict[str, Any], settings: Settings) -> bool
     return recorded != (settings.lookback_mode, format_windows(settings.lookback_weeks))
 
 
+def silver_days_since(
+    ctx: RunContext, last: dict[str, Any], current: dict[str, int]
+) -> dict[str, set[date]] | str:
+    """Per source, the silver days committed since gold build ``last`` read them; or why gold
+    must be rebuilt whole (a lost or rewritten silver commit, a commit without ``days``)."""
+    consumed = consumed_versions(last)
+    stamps = json.loads(last.get("silver_commit_ts") or "{}")
+    per_source: dict[str, set[date]] = {}
+    for source in SOURCES:
+        days = per_source.setdefault(source, set())
+        version = consumed.get(source, -1)
+        history = ctx.lake.history(ctx.silver(source), after=version - 1)
+        changed = watermark_broken(history, version, stamps.get(source), current.get(source, -1))
+        if version >= 0 and changed:
+            log.warning("gold was built from silver %s version %d, which %s", source, version, changed)
+            return f"silver {source} version {version} {changed}"
+        for commit in history:
+            if commit["version"] <= version or not changes_rows(commit):
+                continue
+            if "days" not in commit:
+                return f"silver {source} changed outside the pipeline"
+            days.update(date.fromisoformat(d) for d in commit["days"].split(",") if d)
+    return per_source
+
+
 def plan_weeks(
     ctx: RunContext, current: dict[str, int], *, rebuild: list[date] | None = None, full: bool = False
 ) -> tuple[set[date], bool, str]:
@@ -90,22 +115,10 @@ def plan_weeks(
         return all_weeks, True, "full build" if full else "first build"
     if built_with_other_settings(last, settings):
         return all_weeks, True, "lookback settings changed"
-    consumed = consumed_versions(last)
-    stamps = json.loads(last.get("silver_commit_ts") or "{}")
-    days: set[date] = set()
-    for source in SOURCES:
-        version = consumed.get(source, -1)
-        history = ctx.lake.history(ctx.silver(source), after=version - 1)
-        changed = watermark_broken(history, version, stamps.get(source), current.get(source, -1))
-        if version >= 0 and changed:
-            log.warning("gold was built from silver %s version %d, which %s", source, version, changed)
-            return all_weeks, True, f"silver {source} version {version} {changed}"
-        for commit in history:
-            if commit["version"] <= version or not changes_rows(commit):
-                continue
-            if "days" not in commit:
-                return all_weeks, True, f"silver {source} changed outside the pipeline"
-            days.update(date.fromisoformat(d) for d in commit["days"].split(",") if d)
+    per_source = silver_days_since(ctx, last, current)
+    if isinstance(per_source, str):
+        return all_weeks, True, per_source
+    days = set().union(*per_source.values())
     # Weeks that still have prints, and gold weeks whose prints went away (a corrected file)
     published = {
         date.fromisoformat(w[:10]) for w in ctx.lake.partitions(ctx.gold(GOLD_TABLE), GOLD_PARTITION)
