@@ -52,7 +52,7 @@ Each run moves newly landed raw files through the lake, one task per stage:
 
 | task | what it does | writes |
 | --- | --- | --- |
-| `detect` | new raw files, or work a failed run left? If not: **downstream skipped** | nothing |
+| `detect` | new raw files, or work a failed run left? If not: **downstream skipped**; if so, logs the run's plan (files, silver days, gold weeks and why) and returns it in its XCom (`plan`) | nothing |
 | `bronze` | parses each new raw file exactly once (bad lines → quarantine) | bronze, manifest |
 | `silver` | appends bronze rows silver has not consumed yet, by day | silver tables |
 | `gold` | rebuilds only the weeks whose inputs changed, atomically | `print_features` |
@@ -118,7 +118,8 @@ def _call(stage: str, fn: Any) -> Any:
 def lakehouse() -> None:
     @task.short_circuit(task_id="detect", execution_timeout=DETECT_TIMEOUT, multiple_outputs=False)
     def detect() -> dict[str, Any] | bool:
-        """Go ahead only if raw files are new, work is pending or the params ask for a run."""
+        """Go ahead only if raw files are new, work is pending or the params ask for a run;
+        the summary (XCom) carries the plan of the run (``jobs.plan``), logged too."""
         from jobs.orchestration import detect as detect_work
 
         found = _call("detect", lambda params, identity: detect_work(params, identity))

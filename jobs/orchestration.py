@@ -58,6 +58,7 @@ class Detection:
     pending_files: dict[str, int] = field(default_factory=dict)
     reasons: list[str] = field(default_factory=list)
     request: RunOptions = field(default_factory=RunOptions)
+    plan: dict[str, Any] | None = None  # what the run would do (jobs.plan), when there is work
 
     @property
     def proceed(self) -> bool:
@@ -70,6 +71,7 @@ class Detection:
             "pending_files": self.pending_files,
             "reasons": self.reasons,
             "request": self.request.describe(),
+            "plan": self.plan,
         }
 
 
@@ -132,7 +134,12 @@ def detect(params: Mapping[str, Any] | None = None, identity: RunIdentity | None
         )
     detection = Detection(pending_files=files, reasons=reasons, request=request)
     if detection.proceed:
+        from jobs.plan import plan_run
+
         log.info("work to do: %s", "; ".join(reasons))
+        plan = plan_run(ctx, rebuild=list(request.rebuild) or None, full=request.full)
+        detection.plan = plan.as_dict()
+        log.info("plan of this run:\n%s", "\n".join(plan.lines()))
     else:
         log.info(
             "nothing new under %s (pending files: %s): downstream stages skipped, no table version written",
