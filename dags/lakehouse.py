@@ -52,14 +52,16 @@ Each run moves newly landed raw files through the lake, one task per stage:
 
 | task | what it does | writes |
 | --- | --- | --- |
-| `detect` | new raw files, or work a failed run left? If not: **downstream skipped**; if so, logs the run's plan (files, silver days, gold weeks and why) and returns it in its XCom (`plan`) | nothing |
+| `detect` | new raw files, or work a failed run left? If not: **downstream skipped**; plans | nothing |
 | `bronze` | parses each new raw file exactly once (bad lines → quarantine) | bronze, manifest |
 | `silver` | appends bronze rows silver has not consumed yet, by day | silver tables |
 | `gold` | rebuilds only the weeks whose inputs changed, atomically | `print_features` |
 | `export` | writes the latest week as `final.parquet` / `final.csv` | export files |
 
 Every task returns its summary (files, rows in/out, quarantined, seconds, table versions)
-as its XCom `return_value`. A failure names what to check (endpoint, bucket, key, setting)
+as its XCom `return_value`. `detect`'s carries the run's **plan** (`plan`: raw files per source,
+silver days, gold weeks and why, maintenance due; as `python -m jobs plan --format json`), also
+logged as text. A failure names what to check (endpoint, bucket, key, setting)
 in the task log: an unreachable object store is retried with exponential backoff; wrong keys,
 denied access, a missing bucket, bad settings or bad data fail at once (no retry).
 

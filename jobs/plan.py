@@ -298,7 +298,7 @@ def _plan_gold(
     elif built_with_other_settings(last, settings):
         whole = "lookback settings changed"
     per_source: dict[str, set[date]] = {}
-    if whole is None:
+    if whole is None and last is not None:
         since = silver_days_since(ctx, last, current) if current else {}
         if isinstance(since, str):
             whole = since

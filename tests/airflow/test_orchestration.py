@@ -159,6 +159,26 @@ def test_changed_lookback_settings_mean_a_run(lake_env: LocalLake, monkeypatch: 
     assert not detect({}).proceed
 
 
+def test_detect_logs_the_plan_and_returns_it_in_its_xcom(
+    lake_env: LocalLake, caplog: pytest.LogCaptureFixture
+) -> None:
+    land_week(lake_env, D, "w1")
+    before = lake_env.versions()
+    with caplog.at_level("INFO", logger="jobs.orchestration"):
+        summary = detect({"rebuild_weeks": ["2020-11-04"]}).as_dict()
+    json.dumps(summary)  # what Airflow stores as XCom
+    plan = summary["plan"]
+    assert plan["bronze"]["prints"]["ingest"] == ["prints/w1.json"]
+    assert plan["gold"]["weeks"] == ["2020-11-02"]
+    assert plan["options"]["rebuild_weeks"] == ["2020-11-04"]
+    assert "plan of this run:" in caplog.text and "gold: 1 week(s)" in caplog.text
+    assert lake_env.versions() == before  # detect writes nothing
+    for stage in ("bronze", "silver", "gold", "export"):
+        run_stage_task(stage, {})
+    idle = detect({}).as_dict()
+    assert not idle["proceed"] and idle["plan"] is None  # a no-op tick pays for no plan
+
+
 # -- failures -------------------------------------------------------------------------------------
 def test_only_an_unreachable_store_is_worth_a_retry() -> None:
     assert is_transient(StoreUnreachable("down"))
