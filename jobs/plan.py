@@ -35,6 +35,8 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
+import polars as pl
+
 from jobs.bronze.selection import Planner
 from jobs.errors import DataError
 from jobs.raw.files import RawFile
@@ -181,13 +183,23 @@ def _plan_bronze(ctx: RunContext, plan: RunPlan) -> dict[str, set[date]]:
     replaces or retracts (what silver reads from it)."""
     from jobs.audit import NoBronzeAudit
     from jobs.bronze.commit import commit_metadata
-    from jobs.bronze.history import check_bronze_history, read_manifest
+    from jobs.bronze.history import check_bronze_history, days_of, read_manifest, recover_interrupted
     from jobs.bronze.job import Bronze
     from jobs.silver.job import DAY_COLUMN
 
     check_bronze_history(ctx)  # a lost bronze commit stops the run before anything else
-    manifest = read_manifest(ctx)
     days: dict[str, set[date]] = {}
+
+    def rolled_back(ctx: RunContext, uri: str, source: str | None, run_id: str, *, why: str) -> bool:
+        """What recover_interrupted's removal would record (the days silver rebuilds)."""
+        if source:
+            removed = days_of(ctx, source, pl.col("run_id") == run_id)
+            days.setdefault(source, set()).update(date.fromisoformat(d) for d in removed)
+        plan.notes.append(f"the run first removes the rows of run {run_id} in {uri} ({why})")
+        return True
+
+    recover_interrupted(ctx, remove=rolled_back)
+    manifest = read_manifest(ctx)
     with tempfile.TemporaryDirectory(prefix="plan-spool-") as spool_dir:
         stage = Bronze(ctx, NoBronzeAudit(), Path(spool_dir), None)
         planner = DryPlanner(ctx, stage.ledger)

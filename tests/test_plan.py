@@ -129,6 +129,17 @@ def test_plan_equals_what_the_next_run_does(lake: LocalLake, mode: str) -> None:
     assert idle["gold"]["weeks"] == [] and not any(s["ingest"] for s in idle["bronze"].values())
 
 
+def test_rows_of_an_interrupted_run_are_planned_as_the_run_rolls_them_back(lake: LocalLake) -> None:
+    land_week(lake, D, "w1")
+    lake.run()
+    lake.land_events("prints", [(D + timedelta(days=9), 5, "cash", 0)], "crashed.json")
+    lake.commit_orphan_bronze_run("prints/crashed.json")  # bronze rows, no manifest row
+    plan = plan_then_run(lake)
+    assert any("interrupted before its manifest" in n for n in plan["notes"])
+    assert plan["bronze"]["prints"]["ingest"] == ["prints/crashed.json"]
+    assert plan["silver"]["prints"] == ["2020-11-11"]
+
+
 def test_a_change_under_raw_on_change_skip_or_fail_is_planned_as_such(lake: LocalLake) -> None:
     land_week(lake, D, "w1")
     lake.run()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import polars as pl
 
@@ -80,11 +80,12 @@ def check_bronze_history(ctx: RunContext) -> None:
             )
 
 
-def recover_interrupted(ctx: RunContext) -> list[str]:
+def recover_interrupted(ctx: RunContext, *, remove: Callable[..., bool] = remove_run) -> list[str]:
     """Delete rows of runs that committed bronze data but never reached the manifest.
 
     Called while holding the lake lease: no other writer runs, so such a run is dead.
-    A run whose rows were removed once is not warned about again.
+    A run whose rows were removed once is not warned about again. ``remove`` removes one run's
+    rows (:func:`remove_run`; ``jobs.plan`` only notes what would go).
     """
     lake = ctx.lake
     manifest_runs: set[str] = set()
@@ -105,7 +106,7 @@ def recover_interrupted(ctx: RunContext) -> list[str]:
                 and commit.get("operation") in ADDING_OPERATIONS
             ):
                 log.warning("rolling back rows of interrupted run %s in %s", run_id, uri)
-                remove_run(ctx, uri, source, run_id, why="interrupted before its manifest")
+                remove(ctx, uri, source, run_id, why="interrupted before its manifest")
                 removed.add(run_id)
                 rolled_back.append(run_id)
     return rolled_back
