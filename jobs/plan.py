@@ -181,6 +181,17 @@ def plan_run(ctx: RunContext, *, rebuild: list[date] | None = None, full: bool =
 def _plan_bronze(ctx: RunContext, plan: RunPlan) -> dict[str, set[date]]:
     """Per source, the plan of its files; the days of the rows the bronze commit takes in,
     replaces or retracts (what silver reads from it)."""
+    # bronze's own warnings ("… skipped", "rolling back …") say what the run does: the plan says it
+    quiet = logging.getLogger("jobs.bronze")
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return _judge_files(ctx, plan)
+    finally:
+        quiet.setLevel(level)
+
+
+def _judge_files(ctx: RunContext, plan: RunPlan) -> dict[str, set[date]]:
     from jobs.audit import NoBronzeAudit
     from jobs.bronze.commit import commit_metadata
     from jobs.bronze.history import check_bronze_history, days_of, read_manifest, recover_interrupted
