@@ -87,6 +87,39 @@ previous version. The task's XCom carries the quality summary and the HTML repor
 FORM = {name: Param(**spec) for name, spec in PARAMS.items()}
 
 
+def _lineage_parent(context: Any) -> dict[str, str]:
+    """This task's run as OpenLineage knows it: the parent of the stage's own OpenLineage run.
+
+    With the Airflow OpenLineage provider installed, exactly the job and run id it emits for this
+    task (its ``lineage_*`` macros), so a backend links our ``lakehouse.stage.<stage>`` run under
+    the provider's ``lakehouse.<task>`` run; without it, the same names and a UUID derived from
+    the task instance (what a backend fed by another integration can still group by).
+    """
+    ti = context["ti"]
+    try:
+        from airflow.providers.openlineage.plugins.macros import (
+            lineage_job_name,
+            lineage_job_namespace,
+            lineage_run_id,
+        )
+
+        return {
+            "namespace": lineage_job_namespace(),
+            "name": lineage_job_name(ti),
+            "run_id": lineage_run_id(ti),
+        }
+    except Exception:  # no provider, or another version of it
+        import os
+        import uuid
+
+        key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'try_number', 1)}"
+        return {
+            "namespace": os.environ.get("OPENLINEAGE_NAMESPACE") or "default",
+            "name": f"{ti.dag_id}.{ti.task_id}",
+            "run_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow:{key}")),
+        }
+
+
 def _call(stage: str, fn: Any) -> Any:
     """Run ``fn(params, identity)``; a PipelineError fails the task with its one-line message."""
     from jobs.errors import PipelineError
@@ -94,7 +127,11 @@ def _call(stage: str, fn: Any) -> Any:
 
     context = get_current_context()
     dag_run = context["dag_run"]
-    identity = RunIdentity(orchestrator_run_id=dag_run.run_id, started_at=dag_run.start_date)
+    identity = RunIdentity(
+        orchestrator_run_id=dag_run.run_id,
+        started_at=dag_run.start_date,
+        lineage_parent=_lineage_parent(context),
+    )
     try:
         return fn(dict(context["params"]), identity)
     except PipelineError as exc:
