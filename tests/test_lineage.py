@@ -101,7 +101,10 @@ def _check_run(lake: LocalLake, events: list[dict[str, Any]], results: dict[str,
         uuid.UUID(done["run"]["runId"])
         assert done["run"]["facets"]["lakehouse"]["runId"] == run_id
         assert done["job"]["namespace"] == "lakehouse"
-    names = {s: ([i["name"] for i in by[(s, "COMPLETE")]["inputs"]], by[(s, "COMPLETE")]["outputs"]) for s in STAGES}
+    names = {
+        s: ([i["name"] for i in by[(s, "COMPLETE")]["inputs"]], by[(s, "COMPLETE")]["outputs"])
+        for s in STAGES
+    }
     root = str(lake.root)
     assert names["bronze"][0] == [f"{root}/raw/{s}" for s in ("prints", "taps", "pays")]
     assert {o["namespace"] for s in STAGES for o in names[s][1]} == {"file"}
@@ -110,7 +113,10 @@ def _check_run(lake: LocalLake, events: list[dict[str, Any]], results: dict[str,
     assert names["silver"][0] == [f"{root}/bronze/{s}" for s in ("prints", "taps", "pays")]
     assert names["gold"][0] == [f"{root}/silver/{s}" for s in ("prints", "taps", "pays")]
     assert names["export"][0] == [f"{root}/gold/print_features"]
-    assert [o["name"] for o in names["export"][1]] == [f"{root}/gold/export/final.parquet", f"{root}/gold/export/final.csv"]
+    assert [o["name"] for o in names["export"][1]] == [
+        f"{root}/gold/export/final.parquet",
+        f"{root}/gold/export/final.csv",
+    ]
     # the Delta version each output got, rows written, the quality gate's assertions
     prints = bronze_out[f"{root}/bronze/prints"]
     assert prints["facets"]["version"]["datasetVersion"] == str(results["bronze"].versions["prints"])
@@ -188,7 +194,9 @@ def test_slow_backend_costs_the_run_at_most_its_timeout(
     assert results["export"].details[-1]["lineage"]["unsent"] == 2 * len(STAGES)
 
 
-def test_a_failed_gold_gate_sends_fail(lake: LocalLake, receiver: Receiver, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failed_gold_gate_sends_fail(
+    lake: LocalLake, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
     land_small(lake)
     lake.run()
     append_crafted_silver_pays(lake, [(ND + timedelta(days=1), "-50.00", 1, "point")])
@@ -218,7 +226,7 @@ def test_the_orchestrators_task_is_the_parent(
     for event in receiver.events:
         facet = event["run"]["facets"]["parent"]
         assert facet["run"]["runId"] == parent["run_id"]
-        assert facet["job"] == {"namespace": "default", "name": "lakehouse.bronze"}
+        assert (facet["job"]["namespace"], facet["job"]["name"]) == ("default", "lakehouse.bronze")
         assert event["job"]["name"] == "lakehouse.stage.bronze" != facet["job"]["name"]
 
 
