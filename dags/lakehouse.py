@@ -81,6 +81,10 @@ the run go ahead even without new raw files:
 inside the bronze, silver and gold tasks, before each commit, so there is no separate task: a
 blocking check fails the task at once (no retry) with the check's message, and gold keeps its
 previous version. The task's XCom carries the quality summary and the HTML report location.
+
+**Lineage**: with the Airflow OpenLineage provider, each task is the job `lakehouse.<task>`; the
+stage inside it emits its own run, `lakehouse.stage.<stage>`, with the task's run as parent and
+the datasets, Delta versions and quality assertions (jobs/lineage.py): no job is emitted twice.
 """
 
 # The trigger form: the run options' parameters (jobs/options.py validates them again in the task).
