@@ -81,10 +81,47 @@ the run go ahead even without new raw files:
 inside the bronze, silver and gold tasks, before each commit, so there is no separate task: a
 blocking check fails the task at once (no retry) with the check's message, and gold keeps its
 previous version. The task's XCom carries the quality summary and the HTML report location.
+
+**Lineage**: with the Airflow OpenLineage provider, each task is the job `lakehouse.<task>`; the
+stage inside it emits its own run, `lakehouse.stage.<stage>`, with the task's run as parent and
+the datasets, Delta versions and quality assertions (jobs/lineage.py): no job is emitted twice.
 """
 
 # The trigger form: the run options' parameters (jobs/options.py validates them again in the task).
 FORM = {name: Param(**spec) for name, spec in PARAMS.items()}
+
+
+def _lineage_parent(context: Any) -> dict[str, str]:
+    """This task's run as OpenLineage knows it: the parent of the stage's own OpenLineage run.
+
+    With the Airflow OpenLineage provider installed, exactly the job and run id it emits for this
+    task (its ``lineage_*`` macros), so a backend links our ``lakehouse.stage.<stage>`` run under
+    the provider's ``lakehouse.<task>`` run; without it, the same names and a UUID derived from
+    the task instance (what a backend fed by another integration can still group by).
+    """
+    ti = context["ti"]
+    try:
+        from airflow.providers.openlineage.plugins.macros import (
+            lineage_job_name,
+            lineage_job_namespace,
+            lineage_run_id,
+        )
+
+        return {
+            "namespace": lineage_job_namespace(),
+            "name": lineage_job_name(ti),
+            "run_id": lineage_run_id(ti),
+        }
+    except Exception:  # no provider, or another version of it
+        import os
+        import uuid
+
+        key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'try_number', 1)}"
+        return {
+            "namespace": os.environ.get("OPENLINEAGE_NAMESPACE") or "default",
+            "name": f"{ti.dag_id}.{ti.task_id}",
+            "run_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow:{key}")),
+        }
 
 
 def _call(stage: str, fn: Any) -> Any:
@@ -94,7 +131,11 @@ def _call(stage: str, fn: Any) -> Any:
 
     context = get_current_context()
     dag_run = context["dag_run"]
-    identity = RunIdentity(orchestrator_run_id=dag_run.run_id, started_at=dag_run.start_date)
+    identity = RunIdentity(
+        orchestrator_run_id=dag_run.run_id,
+        started_at=dag_run.start_date,
+        lineage_parent=_lineage_parent(context),
+    )
     try:
         return fn(dict(context["params"]), identity)
     except PipelineError as exc:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from jobs import lineage
 from jobs.audit import Audits
 from jobs.logs import stage_var
 from jobs.run import RunContext
@@ -126,8 +127,8 @@ def run_stage(
     what it uses)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
-    with holding_lease(ctx):
-        return _run_stage(ctx, stage, audits=audits, progress=progress, rebuild=rebuild, full=full)
+    with holding_lease(ctx), lineage.stage(ctx, stage) as seen:  # OpenLineage START, COMPLETE/FAIL
+        return seen.done(_run_stage(ctx, stage, audits=audits, progress=progress, rebuild=rebuild, full=full))
 
 
 def _run_stage(

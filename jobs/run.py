@@ -48,6 +48,9 @@ class RunContext:
     # What the lease heartbeat does when the store stopped answering for longer than the lease
     # TTL (commands: jobs.logs.stop_process); None: the run goes on waiting on its request.
     on_store_unreachable: OnUnreachable | None = None
+    # The orchestrator's run this one belongs to, the parent of its OpenLineage stage runs
+    # (jobs.lineage): {"namespace": …, "name": …, "run_id": <UUID>}; None when run by hand.
+    lineage_parent: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.run_id:

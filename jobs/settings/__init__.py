@@ -224,6 +224,10 @@ class Settings(BaseSettings):
     # Rows per validation batch (Polars) (bounds memory) and unexpected rows shown per check.
     quality_batch_rows: int = Field(default=1_000_000, ge=1)
     quality_sample_rows: int = Field(default=5, ge=0, le=100)
+    # OpenLineage events (jobs/lineage.py), configured the client's standard way (OPENLINEAGE_URL,
+    # OPENLINEAGE_API_KEY, OPENLINEAGE_CONFIG / openlineage.yml): the seconds a run waits, in all,
+    # for them to be sent (an HTTP transport's timeout is capped to it, and it does not retry).
+    lineage_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("quality_known_value_props", mode="before")
     @classmethod
