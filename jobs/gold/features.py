@@ -27,9 +27,9 @@ feature over the same sorted sums (the primary window's columns keep the feature
 others get ``_<N>w``: :func:`jobs.feature_registry.window_names`).
 
 The packed layout needs ``user_id < 2**32``, fewer than 65,536 distinct value props per call
-and fewer than 32,768 periods; outside that (see :func:`fits_packed`) the generic plan (:mod:`jobs.gold.generic_plan`) with
-multi-column keys is used instead: same results, slower. Both are checked against the
-brute-force reference by the tests.
+and fewer than 32,768 periods; outside that (see :func:`fits_packed`) the generic plan with
+multi-column keys (:mod:`jobs.gold.generic_plan`) is used instead: same results, slower. Both
+are checked against the brute-force reference by the tests.
 """
 
 from __future__ import annotations
