@@ -63,6 +63,7 @@ def _deadline() -> Any:
         callback=SyncCallback("jobs.notify.run_late"),
     )
 
+
 DOC_MD = """
 # Lakehouse: raw value-prop events → weekly gold features
 

@@ -17,17 +17,18 @@ covers a DAG that does not run at all.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 log = logging.getLogger("lakehouse.notify")
 
 
-def _run_id(context: dict[str, Any]) -> str:
+def _run_id(context: Mapping[str, Any]) -> str:
     run = context.get("dag_run")
     return str(getattr(run, "run_id", None) or context.get("run_id") or "?")
 
 
-def task_failed(context: dict[str, Any]) -> str:
+def task_failed(context: Mapping[str, Any]) -> None:
     """A task failed for good: one line with the DAG, run, task and the error."""
     ti = context.get("ti") or context.get("task_instance")
     error = context.get("exception")
@@ -37,20 +38,17 @@ def task_failed(context: dict[str, Any]) -> str:
         f"task={getattr(ti, 'task_id', '?')}: {first}"
     )
     log.error(line)
-    return line
 
 
-def run_failed(context: dict[str, Any]) -> str:
+def run_failed(context: Mapping[str, Any]) -> None:
     """The DAG run failed: one line."""
     run = context.get("dag_run")
     line = f"lakehouse run failed: dag={getattr(run, 'dag_id', '?')} run={_run_id(context)}"
     log.error(line)
-    return line
 
 
-def run_late(context: dict[str, Any] | None = None, **kwargs: Any) -> str:
+def run_late(context: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
     """A deadline alert fired: the run is still not done past its deadline."""
     context = context or {}
     line = f"lakehouse run late: run={_run_id(context)} past its deadline {kwargs or ''}".rstrip()
     log.warning(line)
-    return line

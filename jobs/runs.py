@@ -50,7 +50,11 @@ PREFIX = "lakehouse_"
 METRICS: dict[str, tuple[str, str, bool]] = {
     "last_run_timestamp_seconds": ("gauge", "When the last run ended (Unix time).", False),
     "last_run_success": ("gauge", "1 if the last run's stages all succeeded (or skipped), else 0.", False),
-    "last_run_noop": ("gauge", "1 if the last run had nothing new (no table version, no history row).", False),
+    "last_run_noop": (
+        "gauge",
+        "1 if the last run had nothing new (no table version, no history row).",
+        False,
+    ),
     "last_run_duration_seconds": ("gauge", "Wall-clock seconds of the last run's stages.", False),
     "stage_success": ("gauge", "1 if the stage succeeded or was skipped, 0 if it failed.", True),
     "stage_skipped": ("gauge", "1 if the stage had nothing new (no table version).", True),
@@ -151,7 +155,7 @@ def finish(recorder: Recorder) -> None:
         try:
             checks = quality_counts(ctx)
             append(ctx, rows(recorder, checks))
-        except Exception as exc:  # noqa: BLE001 (the run's outcome matters more than its record)
+        except Exception as exc:  # the run's outcome matters more than its record
             log.warning("run history not recorded: %s", one_line(exc))
     path = ctx.settings.metrics_file
     if path:

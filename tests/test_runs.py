@@ -26,7 +26,9 @@ from tests.test_cli import cli
 # The text exposition format, strictly: HELP and TYPE lines, then samples of that metric.
 HELP = re.compile(r"^# HELP (lakehouse_[a-z_]+) \S.*$")
 TYPE = re.compile(r"^# TYPE (lakehouse_[a-z_]+) (gauge|counter)$")
-SAMPLE = re.compile(r'^(lakehouse_[a-z_]+)(\{stage="(bronze|silver|gold|export)"\})? (-?\d+(\.\d+)?(e[+-]?\d+)?|NaN)$')
+SAMPLE = re.compile(
+    r'^(lakehouse_[a-z_]+)(\{stage="(bronze|silver|gold|export)"\})? (-?\d+(\.\d+)?(e[+-]?\d+)?|NaN)$'
+)
 
 
 def parse_metrics(text: str) -> dict[str, float]:

@@ -217,9 +217,10 @@ def test_failure_callbacks_and_the_deadline_alert_log_one_line(
     run = SimpleNamespace(run_id="scheduled__1", dag_id="lakehouse")
     ti = SimpleNamespace(dag_id="lakehouse", task_id="gold")
     with caplog.at_level("WARNING", logger="lakehouse.notify"):
-        failed = notify.task_failed({"ti": ti, "dag_run": run, "exception": ValueError("gate held\nmore")})
+        notify.task_failed({"ti": ti, "dag_run": run, "exception": ValueError("gate held\nmore")})
         notify.run_failed({"dag_run": run})
         notify.run_late({"dag_run": run})
-    assert failed == "lakehouse task failed: dag=lakehouse run=scheduled__1 task=gold: gate held"
+    failed = "lakehouse task failed: dag=lakehouse run=scheduled__1 task=gold: gate held"
+    assert caplog.records[0].getMessage() == failed
     assert [r.levelname for r in caplog.records] == ["ERROR", "ERROR", "WARNING"]
     assert all("\n" not in r.getMessage() for r in caplog.records)
