@@ -3,6 +3,7 @@
 Every task is a thin call into ``jobs.orchestration`` (the Polars jobs); nothing here transforms
 data. Parsing stays cheap: this module imports only ``airflow.sdk``, the standard library,
 ``jobs.stages`` (the stage names), ``jobs.options`` (the run parameters, validated there) and
+``jobs.notify`` (the failure and deadline callbacks, standard library only) and
 ``jobs.settings`` (pydantic, which ``airflow.sdk`` loads anyway; the scheduling settings and the
 task defaults every DAG shares); the jobs (polars, deltalake, Great Expectations) are imported
 inside the tasks.
@@ -26,8 +27,9 @@ from typing import Any
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from jobs.notify import run_failed, task_failed
 from jobs.options import PARAMS
-from jobs.settings.scheduling import schedule, task_defaults
+from jobs.settings.scheduling import env_int, schedule, task_defaults
 from jobs.stages import STAGES
 
 log = logging.getLogger("lakehouse.dag")
@@ -44,6 +46,23 @@ def _schedule() -> str | None:
 
 
 DETECT_TIMEOUT = timedelta(minutes=10)
+
+
+def _deadline() -> Any:
+    """Airflow 3's replacement of SLAs: a deadline alert (its callback logs one line) when a run
+    is not done ``LAKEHOUSE_DEADLINE_MINUTES`` (90) after it was queued; ``0`` turns it off."""
+    minutes = env_int("LAKEHOUSE_DEADLINE_MINUTES", 90)
+    if minutes <= 0:
+        return None
+    from airflow.sdk.definitions.callback import SyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=SyncCallback("jobs.notify.run_late"),
+    )
+
 
 DOC_MD = """
 # Lakehouse: raw value-prop events → weekly gold features
@@ -76,6 +95,13 @@ the run go ahead even without new raw files:
   `"3,1,4"`: the first gives `prior_*`, the others `prior_*_<N>w`): recompute gold with another
   lookback. Gold records the lookback (mode and windows) it was built with, so the next
   scheduled run (with the configured lookback) rebuilds gold back to the configured one.
+
+**Notifications**: a task that fails for good and a failed run log one line each
+(`on_failure_callback`: `jobs.notify.task_failed`, `jobs.notify.run_failed`); a run not done
+`LAKEHOUSE_DEADLINE_MINUTES` (90) after it was queued fires a deadline alert (Airflow 3's
+replacement of SLAs) whose callback `jobs.notify.run_late` logs one line. Swap in a provider's
+notifier to page someone; `python -m jobs freshness` (exit 9 when stale) catches a DAG that does
+not run at all.
 
 **Data quality** (`jobs/quality`: Great Expectations suites and row reconciliation) runs
 inside the bronze, silver and gold tasks, before each commit, so there is no separate task: a
@@ -154,7 +180,9 @@ def _call(stage: str, fn: Any) -> Any:
     tags=["lakehouse", "polars", "delta"],
     doc_md=DOC_MD,
     params=FORM,
-    default_args=task_defaults(),
+    default_args={**task_defaults(), "on_failure_callback": task_failed},
+    on_failure_callback=run_failed,
+    deadline=_deadline(),
 )
 def lakehouse() -> None:
     @task.short_circuit(task_id="detect", execution_timeout=DETECT_TIMEOUT, multiple_outputs=False)

@@ -18,6 +18,8 @@ from jobs.schemas import (
     QUALITY_SAMPLES_TABLE,
     QUALITY_TABLE,
     QUARANTINE,
+    RUNS,
+    RUNS_TABLE,
     SILVER,
     SILVER_PARTITION,
     SOURCES,
@@ -104,5 +106,6 @@ class RunContext:
                 GOLD_PARTITION,
             ),
             Table(f"gold/{QUALITY_TABLE}", self.gold(QUALITY_TABLE), QUALITY_RESULTS),
+            Table(f"gold/{RUNS_TABLE}", self.gold(RUNS_TABLE), RUNS),
         ]
         return tables

@@ -268,6 +268,20 @@ class Settings(BaseSettings):
     # Observability.
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    # METRICS_FILE: every run writes its figures there in Prometheus text format (jobs.runs),
+    # for node_exporter's textfile collector; unset: no file (``--metrics-file`` sets it too).
+    metrics_file: str | None = None
+    # FRESHNESS_MAX_AGE: `python -m jobs freshness` exits 9 when a layer's last commit that changed
+    # rows is older than this (30m, 26h, 2d, 1w; ``--max-age`` overrides it).
+    freshness_max_age: str = "26h"
+
+    @field_validator("freshness_max_age")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        from jobs.freshness import parse_duration
+
+        parse_duration(value)
+        return value
 
     @model_validator(mode="after")
     def _no_example_secret_beyond_loopback(self) -> Settings:
