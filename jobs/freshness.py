@@ -17,7 +17,6 @@ or an Airflow check fails on it), the usual one line and code on errors (2 setti
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -26,17 +25,6 @@ if TYPE_CHECKING:
     from jobs.run import RunContext
 
 EXIT_STALE = 9
-
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
-
-
-def parse_duration(text: str) -> timedelta:
-    """``90s``, ``30m``, ``26h``, ``2d``, ``1w`` (one number and one unit) → a timedelta."""
-    found = _DURATION.match(text or "")
-    if not found or float(found.group(1)) <= 0:
-        raise ValueError(f"{text!r} is not a duration like 30m, 26h, 2d or 1w (a positive number and a unit)")
-    return timedelta(seconds=float(found.group(1)) * _UNITS[found.group(2)])
 
 
 def duration_text(delta: timedelta | None) -> str:

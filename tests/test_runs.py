@@ -15,10 +15,11 @@ import pytest
 
 from jobs.cli import main
 from jobs.errors import DataError
-from jobs.freshness import EXIT_STALE, duration_text, parse_duration
+from jobs.freshness import EXIT_STALE, duration_text
 from jobs.pipeline import run_all
 from jobs.runs import METRICS, PREFIX, Recorder, metrics_text, write_metrics
 from jobs.schemas import RUNS
+from jobs.settings.durations import parse_duration
 from tests.conftest import LocalLake
 from tests.quality.test_pipeline_quality import ND, append_crafted_silver_pays, land_small, use_lake_env
 from tests.test_cli import cli

@@ -142,7 +142,8 @@ def _doctor(args: argparse.Namespace, ctx: RunContext) -> int:
 def _freshness(args: argparse.Namespace, ctx: RunContext) -> int:
     """How old each layer's newest data and last commit that changed rows are (exit 9: stale)."""
     from jobs.errors import ConfigError
-    from jobs.freshness import EXIT_STALE, check, parse_duration
+    from jobs.freshness import EXIT_STALE, check
+    from jobs.settings.durations import parse_duration
 
     given = args.max_age or ctx.settings.freshness_max_age
     try:

@@ -27,6 +27,7 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobs import options
+from jobs.settings.durations import parse_duration
 from jobs.settings.env_files import env_file, lake_locations
 from jobs.stages import DEFAULT_MAX_FUTURE_DAYS, DEFAULT_MIN_DAY, ENGINE_MAX_DAY, ENGINE_MIN_DAY
 
@@ -278,8 +279,6 @@ class Settings(BaseSettings):
     @field_validator("freshness_max_age")
     @classmethod
     def _valid_duration(cls, value: str) -> str:
-        from jobs.freshness import parse_duration
-
         parse_duration(value)
         return value
 
