@@ -3,6 +3,7 @@
 Every task is a thin call into ``jobs.orchestration`` (the Polars jobs); nothing here transforms
 data. Parsing stays cheap: this module imports only ``airflow.sdk``, the standard library,
 ``jobs.stages`` (the stage names), ``jobs.options`` (the run parameters, validated there) and
+``jobs.notify`` (the failure and deadline callbacks, standard library only) and
 ``jobs.settings`` (pydantic, which ``airflow.sdk`` loads anyway; the scheduling settings and the
 task defaults every DAG shares); the jobs (polars, deltalake, Great Expectations) are imported
 inside the tasks.
@@ -26,8 +27,9 @@ from typing import Any
 from airflow.sdk import Asset, Param, dag, get_current_context, task
 from airflow.sdk.exceptions import AirflowFailException
 
+from jobs.notify import run_failed, task_failed
 from jobs.options import PARAMS
-from jobs.settings.scheduling import schedule, task_defaults
+from jobs.settings.scheduling import env_int, schedule, task_defaults
 from jobs.stages import STAGES
 
 log = logging.getLogger("lakehouse.dag")
@@ -44,6 +46,23 @@ def _schedule() -> str | None:
 
 
 DETECT_TIMEOUT = timedelta(minutes=10)
+
+
+def _deadline() -> Any:
+    """Airflow 3's replacement of SLAs: a deadline alert (its callback logs one line) when a run
+    is not done ``LAKEHOUSE_DEADLINE_MINUTES`` (90) after it was queued; ``0`` turns it off."""
+    minutes = env_int("LAKEHOUSE_DEADLINE_MINUTES", 90)
+    if minutes <= 0:
+        return None
+    from airflow.sdk.definitions.callback import SyncCallback
+    from airflow.sdk.definitions.deadline import DeadlineAlert, DeadlineReference
+
+    return DeadlineAlert(
+        reference=DeadlineReference.DAGRUN_QUEUED_AT,
+        interval=timedelta(minutes=minutes),
+        callback=SyncCallback("jobs.notify.run_late"),
+    )
+
 
 DOC_MD = """
 # Lakehouse: raw value-prop events → weekly gold features
@@ -79,14 +98,58 @@ the run go ahead even without new raw files:
   lookback. Gold records the lookback (mode and windows) it was built with, so the next
   scheduled run (with the configured lookback) rebuilds gold back to the configured one.
 
+**Notifications**: a task that fails for good and a failed run log one line each
+(`on_failure_callback`: `jobs.notify.task_failed`, `jobs.notify.run_failed`); a run not done
+`LAKEHOUSE_DEADLINE_MINUTES` (90) after it was queued fires a deadline alert (Airflow 3's
+replacement of SLAs) whose callback `jobs.notify.run_late` logs one line. Swap in a provider's
+notifier to page someone; `python -m jobs freshness` (exit 9 when stale) catches a DAG that does
+not run at all.
+
 **Data quality** (`jobs/quality`: Great Expectations suites and row reconciliation) runs
 inside the bronze, silver and gold tasks, before each commit, so there is no separate task: a
 blocking check fails the task at once (no retry) with the check's message, and gold keeps its
 previous version. The task's XCom carries the quality summary and the HTML report location.
+
+**Lineage**: with the Airflow OpenLineage provider, each task is the job `lakehouse.<task>`; the
+stage inside it emits its own run, `lakehouse.stage.<stage>`, with the task's run as parent and
+the datasets, Delta versions and quality assertions (jobs/lineage.py): no job is emitted twice.
 """
 
 # The trigger form: the run options' parameters (jobs/options.py validates them again in the task).
 FORM = {name: Param(**spec) for name, spec in PARAMS.items()}
+
+
+def _lineage_parent(context: Any) -> dict[str, str]:
+    """This task's run as OpenLineage knows it: the parent of the stage's own OpenLineage run.
+
+    With the Airflow OpenLineage provider installed, exactly the job and run id it emits for this
+    task (its ``lineage_*`` macros), so a backend links our ``lakehouse.stage.<stage>`` run under
+    the provider's ``lakehouse.<task>`` run; without it, the same names and a UUID derived from
+    the task instance (what a backend fed by another integration can still group by).
+    """
+    ti = context["ti"]
+    try:
+        from airflow.providers.openlineage.plugins.macros import (
+            lineage_job_name,
+            lineage_job_namespace,
+            lineage_run_id,
+        )
+
+        return {
+            "namespace": lineage_job_namespace(),
+            "name": lineage_job_name(ti),
+            "run_id": lineage_run_id(ti),
+        }
+    except Exception:  # no provider, or another version of it
+        import os
+        import uuid
+
+        key = f"{ti.dag_id}/{ti.run_id}/{ti.task_id}/{getattr(ti, 'try_number', 1)}"
+        return {
+            "namespace": os.environ.get("OPENLINEAGE_NAMESPACE") or "default",
+            "name": f"{ti.dag_id}.{ti.task_id}",
+            "run_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"airflow:{key}")),
+        }
 
 
 def _call(stage: str, fn: Any) -> Any:
@@ -96,7 +159,11 @@ def _call(stage: str, fn: Any) -> Any:
 
     context = get_current_context()
     dag_run = context["dag_run"]
-    identity = RunIdentity(orchestrator_run_id=dag_run.run_id, started_at=dag_run.start_date)
+    identity = RunIdentity(
+        orchestrator_run_id=dag_run.run_id,
+        started_at=dag_run.start_date,
+        lineage_parent=_lineage_parent(context),
+    )
     try:
         return fn(dict(context["params"]), identity)
     except PipelineError as exc:
@@ -115,7 +182,9 @@ def _call(stage: str, fn: Any) -> Any:
     tags=["lakehouse", "polars", "delta"],
     doc_md=DOC_MD,
     params=FORM,
-    default_args=task_defaults(),
+    default_args={**task_defaults(), "on_failure_callback": task_failed},
+    on_failure_callback=run_failed,
+    deadline=_deadline(),
 )
 def lakehouse() -> None:
     @task.short_circuit(task_id="detect", execution_timeout=DETECT_TIMEOUT, multiple_outputs=False)

@@ -48,6 +48,9 @@ from jobs.schemas import (
     QUALITY_TABLE,
     QUARANTINE,
     QUARANTINE_DOC,
+    RUNS,
+    RUNS_DOC,
+    RUNS_TABLE,
     SILVER,
     SILVER_DOC,
     SILVER_PARTITION,
@@ -146,6 +149,7 @@ def catalog(features: Sequence[Feature] = GOLD_FEATURES) -> list[TableDoc]:
             QUALITY_RESULTS,
             QUALITY_RESULTS_DOC,
         ),
+        TableDoc("gold.runs", f"gold/{RUNS_TABLE}", TABLE_DOC[f"gold/{RUNS_TABLE}"], RUNS, RUNS_DOC),
     ]
     return docs
 

@@ -33,6 +33,9 @@ class RunIdentity:
 
     orchestrator_run_id: str = ""
     started_at: datetime | None = None
+    # The orchestrator's task run, parent of the stage's OpenLineage run (jobs.lineage):
+    # {"namespace": …, "name": "<dag>.<task>", "run_id": <UUID>}, as its OpenLineage provider names it.
+    lineage_parent: Mapping[str, str] | None = None
 
     def context(self, settings: Any) -> Any:
         from jobs.logs import stop_process
@@ -48,7 +51,14 @@ class RunIdentity:
         else:
             run_id = new_run_id(started)
         # A task whose store stopped answering ends (exit 3, Airflow retries it) instead of hanging.
-        return RunContext(settings, started_at=started, run_id=run_id, on_store_unreachable=stop_process)
+        parent = dict(self.lineage_parent) if self.lineage_parent else None
+        return RunContext(
+            settings,
+            started_at=started,
+            run_id=run_id,
+            on_store_unreachable=stop_process,
+            lineage_parent=parent,
+        )
 
 
 @dataclass
@@ -164,6 +174,10 @@ def run_stage_task(
     result = run_stage(ctx, stage, rebuild=list(request.rebuild) or None, full=request.full)
     summary = result.as_dict()
     summary["run_id"] = ctx.run_id
+    from jobs.lineage import summary_lines as lineage_lines
+
+    if unsent := lineage_lines([result]):
+        summary["lineage"] = unsent[0]
     for detail in result.details:
         if stage == "gold" and "weeks" in detail:
             summary["weeks"] = list(detail["weeks"])[:60]

@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING
 
+from jobs import lineage
 from jobs.audit import Audits
 from jobs.logs import stage_var
 from jobs.run import RunContext
+from jobs.runs import recording
 from jobs.stages import STAGES
 from jobs.summary import StageResult
 
@@ -126,8 +128,16 @@ def run_stage(
     what it uses)."""
     if stage not in STAGES:
         raise ValueError(f"unknown stage {stage!r}")
-    with holding_lease(ctx):
-        return _run_stage(ctx, stage, audits=audits, progress=progress, rebuild=rebuild, full=full)
+    with (
+        holding_lease(ctx),
+        recording(ctx) as history,  # the run history row and the metrics file
+        history.stage(stage) as done,
+        lineage.stage(ctx, stage) as seen,  # OpenLineage START, COMPLETE/FAIL
+    ):
+        done.append(
+            seen.done(_run_stage(ctx, stage, audits=audits, progress=progress, rebuild=rebuild, full=full))
+        )
+        return done[0]
 
 
 def _run_stage(
@@ -178,8 +188,9 @@ def run_all(
     rebuild: list[date] | None = None,
     full: bool = False,
 ) -> list[StageResult]:
-    """Every stage in order, as one run (``ctx``) holding the lake lease throughout."""
-    with holding_lease(ctx):
+    """Every stage in order, as one run (``ctx``) holding the lake lease throughout; its
+    history rows and metrics are recorded once, at its end (:mod:`jobs.runs`)."""
+    with holding_lease(ctx), recording(ctx):
         return [
             run_stage(ctx, s, audits=audits, progress=progress, rebuild=rebuild, full=full) for s in STAGES
         ]

@@ -18,6 +18,8 @@ from jobs.schemas import (
     QUALITY_SAMPLES_TABLE,
     QUALITY_TABLE,
     QUARANTINE,
+    RUNS,
+    RUNS_TABLE,
     SILVER,
     SILVER_PARTITION,
     SOURCES,
@@ -48,6 +50,9 @@ class RunContext:
     # What the lease heartbeat does when the store stopped answering for longer than the lease
     # TTL (commands: jobs.logs.stop_process); None: the run goes on waiting on its request.
     on_store_unreachable: OnUnreachable | None = None
+    # The orchestrator's run this one belongs to, the parent of its OpenLineage stage runs
+    # (jobs.lineage): {"namespace": …, "name": …, "run_id": <UUID>}; None when run by hand.
+    lineage_parent: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
         if not self.run_id:
@@ -101,5 +106,6 @@ class RunContext:
                 GOLD_PARTITION,
             ),
             Table(f"gold/{QUALITY_TABLE}", self.gold(QUALITY_TABLE), QUALITY_RESULTS),
+            Table(f"gold/{RUNS_TABLE}", self.gold(RUNS_TABLE), RUNS),
         ]
         return tables

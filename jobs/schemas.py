@@ -237,6 +237,33 @@ QUALITY_RESULTS = pl.Schema(
 )
 
 
+# Run history (jobs/runs.py): one row per stage of every run that did something, appended to
+# <LAKE_GOLD>/_runs beside the quality history (counts and versions only, no data rows).
+RUNS_TABLE = "_runs"
+RUNS = pl.Schema(
+    {
+        "run_id": pl.String(),
+        "stage": pl.String(),  # bronze | silver | gold | export
+        "started_at": UTC_TS,
+        "ended_at": UTC_TS,
+        "seconds": pl.Float64(),
+        "status": pl.String(),  # succeeded | skipped | failed
+        "error": pl.String(),  # failed: the error's one line
+        "files": pl.Int64(),
+        "rows_in": pl.Int64(),
+        "rows_out": pl.Int64(),
+        "quarantined": pl.Int64(),
+        "bytes_read": pl.Int64(),  # bronze: raw bytes taken in; null for the other stages
+        "checks": pl.Int64(),
+        "checks_failed": pl.Int64(),
+        "checks_warned": pl.Int64(),
+        "versions": pl.String(),  # JSON {table: version} of the versions the stage committed
+        "note": pl.String(),
+    }
+)
+RUN_STATUSES = ("succeeded", "skipped", "failed")
+
+
 def conform(frame: pl.LazyFrame, schema: pl.Schema) -> pl.LazyFrame:
     """Select exactly the schema's columns, in order, cast to its types."""
     return frame.select([pl.col(name).cast(dtype) for name, dtype in schema.items()])
@@ -349,6 +376,25 @@ QUALITY_RESULTS_DOC = {
     "evaluated_rows": "rows the check looked at",
     "unexpected_rows": "always null (sample rows are in bronze/_quality_samples)",
 }
+RUNS_DOC = {
+    "run_id": "the pipeline run (as its summary and logs show it)",
+    "stage": "the stage: bronze, silver, gold or export",
+    "started_at": "when the stage started (UTC)",
+    "ended_at": "when the stage ended, done or failed (UTC)",
+    "seconds": "the stage's wall-clock seconds",
+    "status": "succeeded, skipped (nothing new, no table version) or failed",
+    "error": "the failure's one line (null unless failed)",
+    "files": "raw files the stage handled (bronze) or files it wrote (export)",
+    "rows_in": "rows the stage read",
+    "rows_out": "rows the stage wrote",
+    "quarantined": "lines put in quarantine (bronze)",
+    "bytes_read": "raw bytes taken in (bronze; null for the other stages)",
+    "checks": "quality checks the stage's gate ran",
+    "checks_failed": "of them, failed (a failure holds the commit)",
+    "checks_warned": "of them, passed with a warning",
+    "versions": "JSON object: each table the stage committed and the version it got",
+    "note": "the stage's note, as the run summary shows it",
+}
 QUALITY_SAMPLES_DOC = {
     "run_id": "the pipeline run whose check failed",
     "recorded_at": "when the sample was recorded (UTC)",
@@ -371,4 +417,6 @@ TABLE_DOC = {
     f"gold/{GOLD_TABLE}": "One row per silver print: the print, its click flag and its lookback "
     "features (one column per feature of the registry).",
     f"gold/{QUALITY_TABLE}": "Data quality history: one row per check per table per stage of a run.",
+    f"gold/{RUNS_TABLE}": "Run history: one row per stage of every run that did something "
+    "(a run with nothing new records nothing).",
 }

@@ -110,6 +110,7 @@ TABLES = (
     "silver/taps",
     "silver/pays",
     "gold/print_features",
+    "gold/_runs",  # the run history: a run with nothing new records nothing either
 )
 
 

@@ -86,7 +86,7 @@ def test_query_views_carry_the_descriptions(built: Path) -> None:
         ("silver", "pays"),
         ("bronze", "manifest"),
     } <= views
-    assert len(views) == 12  # 10 documented views + gold's two plain ones
+    assert len(views) == 14  # 11 documented views + gold's three plain ones
     assert [r for r in rows if not r["comment"]] == []
     prior = next(
         r for r in rows if r["table_name"] == "print_features" and r["column_name"] == "prior_amount"
@@ -96,7 +96,7 @@ def test_query_views_carry_the_descriptions(built: Path) -> None:
     tables = cli("query", sql, "--format", "json", root=built)
     assert tables.returncode == 0, tables.stderr
     described = [r for r in json.loads(tables.stdout) if not r["view_name"].startswith("_table_")]
-    assert {r["view_name"] for r in described} >= {"print_features", "quality_results"}
+    assert {r["view_name"] for r in described} >= {"print_features", "quality_results", "runs"}
     assert all(r["comment"] for r in described)
 
 

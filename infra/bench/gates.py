@@ -2,7 +2,7 @@
 
 The same measurements as the pipeline step of ``make bench`` (:meth:`infra.bench.runner.Bench.
 stage_pair`), repeated: each repetition builds the gated and the ungated lake afresh over the same
-raw data (symlinks to the cached raw files of ``make bench``) and runs bronze, silver and gold in
+raw data (hard links to the cached raw files of ``make bench``) and runs bronze, silver and gold in
 both, one fresh process per step: once with ``audits=NO_AUDITS`` (ungated) and once as shipped
 (gated), the two steps of a stage back to back so they see the same machine load (which goes first
 alternates). It prints, per stage, the median in-stage seconds (``StageResult.seconds``: the
@@ -43,7 +43,7 @@ def run(
     bench.raw_data()
     times: dict[str, list] = {s: [] for s in STAGES}
     for rep in range(repeat):
-        bench.fresh_lake()  # bench.work/raw: symlinks to the cache; both lakes empty
+        bench.fresh_lake()  # bench.work/raw: hard links to the cache; both lakes empty
         for stage in STAGES:
             # alternate which goes first, so a load trend does not favour one side
             measured = bench.stage_pair(stage, (False, True) if rep % 2 == 0 else (True, False))

@@ -6,7 +6,7 @@ import costs count as they would for a user and peak RSS is that step's alone. L
 ``BENCH_DIR`` (default ``lake/_bench``, git-ignored):
 
 * ``raw/scale-<S>-seed-<N>/`` — generated raw data, reused by later runs (``.complete`` marker);
-* ``work-scale-<S>/`` — a throw-away lake, gated (raw files are symlinks to the cache, plus one
+* ``work-scale-<S>/`` — a throw-away lake, gated (raw files are hard links to the cache, plus one
   extra day for the incremental step), with the ungated lake in ``ungated/`` over the same raw
   files; deleted at the start of the next run at that scale;
 * ``results/`` — ``bench-scale-<S>-<time>.json`` / ``.md`` and ``latest-scale-<S>.*``.
@@ -187,7 +187,10 @@ class Bench:
             if path.is_file() and not path.name.startswith((".", "_")):
                 link = raw / path.relative_to(self.raw_cache)
                 link.parent.mkdir(parents=True, exist_ok=True)
-                link.symlink_to(path)
+                try:  # a hard link: bronze reads no symlink that leaves LAKE_RAW
+                    os.link(path, link)
+                except OSError:  # another file system
+                    shutil.copyfile(path, link)
 
     def stage_pair(self, stage: str, order: tuple[bool, ...] = (True, False)) -> dict[bool, Measurement]:
         """``stage`` gated and ungated (in ``order``, back to back so both see the same load), each
@@ -205,6 +208,9 @@ class Bench:
         )
         for stage in STAGES:
             self.pairs[stage] = self.stage_pair(stage)
+            for measured in self.pairs[stage].values():
+                if measured.ok and not measured.result.get("rows"):
+                    self.report.problems.append(f"{measured.name} wrote no rows: {measured.stderr_tail}")
         self.measure(Key.EXPORT, "pipeline", ["stage", "export", *self.gates], self.env())
 
     def gold_fingerprint(self, gold: str = "gold") -> dict[str, Any]:

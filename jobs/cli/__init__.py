@@ -40,7 +40,8 @@ def _settings(args: argparse.Namespace) -> Any:
     from jobs.settings import load_settings
 
     options = RunOptions.from_args(args)
-    settings = load_settings(**options.overrides)
+    overrides = {**options.overrides, "metrics_file": getattr(args, "metrics_file", None)}
+    settings = load_settings(**overrides)
     releases, rejects = getattr(args, "release", None) or [], getattr(args, "reject", None) or []
     if not releases and not rejects:
         return settings
@@ -48,7 +49,7 @@ def _settings(args: argparse.Namespace) -> Any:
         log.warning("released by the operator for this run: quality check %s counts as a warning", check)
     severity = {**settings.quality_severity, **dict.fromkeys(releases, "warning")}
     reject = {**settings.raw_reject, **dict(r.split("=", 1) if "=" in r else (r, "") for r in rejects)}
-    return load_settings(**options.overrides, quality_severity=severity, raw_reject=reject)
+    return load_settings(**overrides, quality_severity=severity, raw_reject=reject)
 
 
 def _raw_is_empty(ctx: Any) -> bool:
@@ -136,6 +137,22 @@ def _doctor(args: argparse.Namespace, ctx: RunContext) -> int:
     report = repair(ctx) if args.repair else diagnose(ctx)
     print(report.to_json() if args.format == "json" else "\n".join(report.lines()))
     return 0 if report.healthy else TableDamaged.exit_code
+
+
+def _freshness(args: argparse.Namespace, ctx: RunContext) -> int:
+    """How old each layer's newest data and last commit that changed rows are (exit 9: stale)."""
+    from jobs.errors import ConfigError
+    from jobs.freshness import EXIT_STALE, check
+    from jobs.settings.durations import parse_duration
+
+    given = args.max_age or ctx.settings.freshness_max_age
+    try:
+        max_age = parse_duration(given)
+    except ValueError as exc:
+        raise ConfigError(f"--max-age: {exc}") from None
+    found = check(ctx, max_age)
+    print(found.to_json() if args.format == "json" else "\n".join(found.lines()))
+    return EXIT_STALE if found.stale else 0
 
 
 def _as_identity(args: argparse.Namespace, ctx: RunContext) -> RunContext:
@@ -297,6 +314,7 @@ COMMANDS: dict[str, Handler] = {
     "export": _stage,
     "maintain": _maintain,
     "doctor": _doctor,
+    "freshness": _freshness,
     "duckdb-init": _duckdb_init,
     "lease": _lease,
     "query": _query,

@@ -119,6 +119,14 @@ def parser() -> argparse.ArgumentParser:
         "into quarantine with the reason, the rest goes on; repeatable",
     )
 
+    metrics = argparse.ArgumentParser(add_help=False)
+    metrics.add_argument(
+        "--metrics-file",
+        metavar="PATH",
+        help="write the run's figures there in Prometheus text format, replaced atomically "
+        "(node_exporter's textfile collector; METRICS_FILE)",
+    )
+
     weeks = argparse.ArgumentParser(add_help=False)
     weeks.add_argument(
         "--weeks",
@@ -133,7 +141,7 @@ def parser() -> argparse.ArgumentParser:
 
     run = stage(
         "run",
-        [common, features, engine, weeks, held],
+        [common, features, engine, weeks, held, metrics],
         "run every stage in order (bronze, silver, gold, export), skipping those with nothing new",
     )
     run.add_argument(
@@ -156,21 +164,21 @@ def parser() -> argparse.ArgumentParser:
     plan.add_argument("--format", choices=["table", "json"], default="table")
     stage(
         "bronze",
-        [common, engine, held],
+        [common, engine, held, metrics],
         "take in new and corrected raw files as landed: every line in bronze or in quarantine "
         "with its reason, each file once",
     )
     stage(
         "silver",
-        [common, engine, held],
+        [common, engine, held, metrics],
         "rebuild the silver days whose bronze rows changed: clean, typed, one row per event",
     )
     stage(
         "gold",
-        [common, features, engine, weeks, held],
+        [common, features, engine, weeks, held, metrics],
         "rebuild the affected weeks of the gold feature table (click flag and lookback aggregates)",
     )
-    stage("export", [common], "write gold as final.parquet/final.csv (LAKE_EXPORT)")
+    stage("export", [common, metrics], "write gold as final.parquet/final.csv (LAKE_EXPORT)")
     maint = stage("maintain", [common], "compact, checkpoint and vacuum every table (MAINTAIN_* settings)")
     maint.add_argument("--format", choices=["table", "json"], default="table")
     maint.add_argument(
@@ -193,6 +201,19 @@ def parser() -> argparse.ArgumentParser:
         default="table",
         help="one line per finding (default) or one JSON object with the findings on stdout",
     )
+
+    fresh = stage(
+        "freshness",
+        [common],
+        "how old each layer's newest data and last commit that changed rows are; exit 9 when "
+        "one is older than --max-age (for a monitor or an Airflow check)",
+    )
+    fresh.add_argument(
+        "--max-age",
+        metavar="DURATION",
+        help="e.g. 30m, 26h, 2d, 1w (default FRESHNESS_MAX_AGE, 26h)",
+    )
+    fresh.add_argument("--format", choices=["table", "json"], default="table")
 
     ddb = stage("duckdb-init", [common], "write a start-up file for the duckdb CLI (views over gold)")
     ddb.add_argument("--out", type=Path, default=Path("duckdb-init.sql"), help="default: %(default)s")

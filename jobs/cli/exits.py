@@ -18,6 +18,7 @@ EXIT_CODES = {
     6: "this run lost the lease",
     7: "done, with raw files rejected whole",
     8: "a table is damaged (python -m jobs doctor)",
+    9: "stale: a layer changed no rows within the maximum age (python -m jobs freshness)",
     130: "interrupted",
 }
 

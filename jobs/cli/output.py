@@ -63,6 +63,10 @@ def print_summary(results: list[StageResult], run_id: str, seconds: float) -> No
 
     for line in summary_lines(results):
         console.print(line, highlight=False, markup=False)
+    from jobs.lineage import summary_lines as lineage_lines  # events a lineage backend did not get
+
+    for line in lineage_lines(results):
+        console.print(line, highlight=False, markup=False)
     console.print(f"total {seconds:.1f}s")
 
 

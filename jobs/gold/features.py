@@ -28,8 +28,8 @@ others get ``_<N>w``: :func:`jobs.feature_registry.window_names`).
 
 The packed layout needs ``user_id < 2**32``, fewer than 65,536 distinct value props per call
 and fewer than 32,768 periods; outside that (see :func:`fits_packed`) the generic plan with
-multi-column keys is used instead: same results, slower. Both are checked against the
-brute-force reference by the tests.
+multi-column keys (:mod:`jobs.gold.generic_plan`) is used instead: same results, slower. Both
+are checked against the brute-force reference by the tests.
 """
 
 from __future__ import annotations
@@ -40,12 +40,18 @@ from datetime import date
 import polars as pl
 
 from jobs.feature_registry import GOLD_FEATURES, Feature, check_registry, window_names
+from jobs.gold.generic_plan import generic_plan
+from jobs.gold.plan_parts import (
+    TAP_DAYS,
+    before,
+    day_bit,
+    first_weeks_only,
+    measures,
+    running,
+    windowed,
+)
 from jobs.schemas import TAP_SAME_DAY, conform, gold_audit_schema, gold_schema
-from jobs.weeks import Mode, history_range, period, week_start, window_days
-
-PAIR = ["user_id", "value_prop"]
-KEYS = [*PAIR, "period"]
-TAP_DAYS = "tap_days"  # per (user, value prop, period): the days with a tap, one bit each
+from jobs.weeks import Mode, history_range, week_start, window_days
 
 USER_BITS, VP_BITS, PERIOD_BITS = 32, 16, 15
 MAX_USER_ID = 2**USER_BITS - 1
@@ -121,11 +127,11 @@ def build_features(
     if packed and _span_fits(weeks, max(windows)):
         gold = _packed(frames, sorted(set(weeks)), mode, windows, audit=audit, features=features)
     else:
-        gold = _generic(frames, weeks, mode, windows, audit=audit, features=features)
+        gold = generic_plan(frames, weeks, mode, windows, audit=audit, features=features)
     if audit:
-        tapped = pl.col(TAP_DAYS).cast(pl.Int32) // _day_bit(mode) % 2 == 1
+        tapped = pl.col(TAP_DAYS).cast(pl.Int32) // day_bit(mode) % 2 == 1
         gold = gold.with_columns(
-            *_first_weeks_only(mode, windows, first_day, features),
+            *first_weeks_only(mode, windows, first_day, features),
             tapped.fill_null(False).alias(TAP_SAME_DAY),
         )
     return conform(gold, schema)
@@ -142,62 +148,6 @@ def resolve_windows(windows: Sequence[int], n_weeks: int | None = None) -> tuple
     if min(windows) < 1:
         raise ValueError(f"build_features: a window of {min(windows)} weeks")
     return windows
-
-
-def _windowed(windows: Sequence[int]) -> list[tuple[int, str | None]]:
-    """(weeks, column suffix) of each window, the primary first."""
-    return list(zip(windows, window_names(windows), strict=True))
-
-
-def _day_bit(mode: Mode) -> pl.Expr:
-    """A day's bit within its period (2 ** days since the period's first day: < 2**7)."""
-    offset = (pl.col("day") - period(pl.col("day"), mode)).dt.total_days()
-    return pl.lit(2, pl.Int32).pow(offset).cast(pl.UInt8)
-
-
-def _before(features: Sequence[Feature]) -> list[pl.Expr]:
-    """Per feature, the sum of its measure over all earlier rows (a running sum minus the row)."""
-    return [(pl.col(f.measure).cum_sum() - pl.col(f.measure)).alias(f"_before_{f.measure}") for f in features]
-
-
-def _running(features: Sequence[Feature], pair: pl.Expr) -> list[pl.Expr]:
-    """Per feature, the sum over the earlier rows of the same ``pair`` (rows sorted by pair and
-    period, the pair as one integer, :func:`_before` already added): the sum over all earlier
-    rows minus its value at the pair's first row (no hash grouping)."""
-    new_pair = pair != pair.shift(1, fill_value=-1)
-    out = []
-    for f in features:
-        before = pl.col(f"_before_{f.measure}")
-        out.append((before - pl.when(new_pair).then(before).forward_fill()).alias(f.audit_column))
-    return out
-
-
-def _first_weeks_only(
-    mode: Mode, windows: Sequence[int], first_day: date | None, features: Sequence[Feature]
-) -> list[pl.Expr]:
-    """Per window, expected priors on rows whose window starts on or before ``first_day``, else
-    null (the running sum before the row's period is the same for every window: only the rows
-    it is expected on differ)."""
-    if first_day is None:
-        return [
-            pl.lit(None, f.audit_dtype).alias(f.audit_for(w)) for _, w in _windowed(windows) for f in features
-        ]
-    out = []
-    for n, w in _windowed(windows):
-        first_rows = period(pl.col("day"), mode) - pl.duration(days=window_days(n)) <= pl.lit(first_day)
-        out += [
-            pl.when(first_rows)
-            .then(pl.col(f.audit_column).fill_null(0))
-            .otherwise(None)
-            .cast(f.audit_dtype)
-            .alias(f.audit_for(w))
-            for f in features
-        ]
-    return out
-
-
-def _measures(features: Sequence[Feature], source: str) -> list[Feature]:
-    return [f for f in features if f.source == source]
 
 
 # -- the packed-key plan ------------------------------------------------------------------------
@@ -276,9 +226,9 @@ def _packed(
 
     # One frame of events: each source's rows with the measures of its features (prints
     # always, even without one: their keys are the rows the windows are read at).
-    values: dict[str, list[pl.Expr]] = {s: [f.per_event() for f in _measures(features, s)] for s in frames}
+    values: dict[str, list[pl.Expr]] = {s: [f.per_event() for f in measures(features, s)] for s in frames}
     if audit:
-        values["taps"].append(_day_bit(mode).alias(TAP_DAYS))
+        values["taps"].append(day_bit(mode).alias(TAP_DAYS))
     events = pl.concat(
         [history(frames[s], *v) for s, v in values.items() if v or s == "prints"], how="diagonal"
     )
@@ -290,7 +240,7 @@ def _packed(
             *([pl.col(TAP_DAYS).bitwise_or()] if audit else []),
         )
         .sort("key")
-        .with_columns(_before(features) if audit else [])
+        .with_columns(before(features) if audit else [])
         .select(
             "key",
             # one linear rolling sum per window and feature over the same sorted sums
@@ -299,10 +249,10 @@ def _packed(
                 .rolling_sum_by("key", f"{periods[n]}i", closed="left")
                 .fill_null(0)
                 .alias(f.column(w))
-                for n, w in _windowed(windows)
+                for n, w in windowed(windows)
                 for f in features
             ],
-            *(_running(features, pl.col("key") // _VP_SHIFT) if audit else []),
+            *(running(features, pl.col("key") // _VP_SHIFT) if audit else []),
             *([pl.col(TAP_DAYS)] if audit else []),
         )
         .filter((pl.col("key") % _VP_SHIFT).is_in(target_periods))
@@ -333,89 +283,9 @@ def _packed(
             pl.col("clicked").fill_null(False),
             *[
                 f.finish(pl.col(f.column(w))).alias(f.column(w))
-                for _, w in _windowed(windows)
+                for _, w in windowed(windows)
                 for f in features
             ],
         )
-    )
-    return gold
-
-
-# -- the generic plan (multi-column keys; any Int64 user id) -------------------------------------
-def _per_period(events: pl.LazyFrame, mode: Mode, aggs: list[pl.Expr]) -> pl.LazyFrame:
-    return events.with_columns(period(pl.col("day"), mode).alias("period")).group_by(KEYS).agg(aggs)
-
-
-def _generic(
-    frames: dict[str, pl.LazyFrame],
-    weeks: Sequence[date],
-    mode: Mode,
-    windows: Sequence[int],
-    *,
-    audit: bool,
-    features: Sequence[Feature],
-) -> pl.LazyFrame:
-    prints, taps = frames["prints"], frames["taps"]
-    week_list = pl.Series("weeks", list(weeks), dtype=pl.Date)
-    target = prints.filter(week_start(pl.col("day")).is_in(week_list.implode())).select(
-        week_start(pl.col("day")).alias("week_start"),
-        "day",
-        "user_id",
-        "value_prop",
-        "position",
-        period(pl.col("day"), mode).alias("period"),
-    )
-    aggs: dict[str, list[pl.Expr]] = {s: [f.per_period() for f in _measures(features, s)] for s in frames}
-    if audit:
-        aggs["taps"].append(_day_bit(mode).bitwise_or().alias(TAP_DAYS))
-    history = pl.concat(
-        [
-            *[_per_period(frames[s], mode, a) for s, a in aggs.items() if a],
-            target.select(KEYS).unique(),
-        ],
-        how="diagonal",
-    )
-    priors = [f.column(w) for _, w in _windowed(windows) for f in features]
-    per_period = (
-        history.group_by(KEYS)
-        .agg(
-            *[pl.col(f.measure).sum().fill_null(0).cast(f.period_dtype) for f in features],
-            *([pl.col(TAP_DAYS).bitwise_or()] if audit else []),
-        )
-        .sort(KEYS)
-        .with_columns(
-            *[
-                pl.col(f.measure)
-                .rolling_sum_by("period", f"{window_days(n)}d", closed="left")
-                .over(PAIR)
-                .fill_null(0)
-                .alias(f.column(w))
-                for n, w in _windowed(windows)
-                for f in features
-            ],
-            *(
-                [
-                    (pl.col(f.measure).cum_sum() - pl.col(f.measure)).over(PAIR).alias(f.audit_column)
-                    for f in features
-                ]
-                if audit
-                else []
-            ),
-        )
-        .select(*KEYS, *priors, *([*[f.audit_column for f in features], TAP_DAYS] if audit else []))
-    )
-    tapped = taps.select("user_id", "value_prop", "day").unique().with_columns(pl.lit(True).alias("clicked"))
-    gold = (
-        target.join(per_period, on=KEYS, how="left")
-        .join(tapped, on=[*PAIR, "day"], how="left")
-        .with_columns(
-            pl.col("clicked").fill_null(False),
-            *[
-                f.finish(pl.col(f.column(w))).alias(f.column(w))
-                for _, w in _windowed(windows)
-                for f in features
-            ],
-        )
-        .sort("week_start", "user_id", "value_prop", "day", "position")
     )
     return gold

@@ -168,6 +168,17 @@ def stage_summary(
             ],
             "report": report,
             "validation_seconds": round(seconds, 3),
+            # every check's verdict, per table (OpenLineage dataQualityAssertions: jobs.lineage)
+            "assertions": [
+                {
+                    "table": r.table,
+                    "assertion": r.check,
+                    "success": r.success,
+                    "column": r.column,
+                    "severity": r.severity,
+                }
+                for r in results
+            ],
         }
     }
 

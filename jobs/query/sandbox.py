@@ -34,6 +34,8 @@ from jobs.schemas import (
     QUALITY_RESULTS,
     QUALITY_TABLE,
     QUARANTINE,
+    RUNS,
+    RUNS_TABLE,
     SILVER,
     SOURCES,
 )
@@ -83,6 +85,7 @@ def _layout(ctx: RunContext) -> dict[str, tuple[str, pl.Schema]]:
     names["bronze.manifest"] = (ctx.manifest_uri, MANIFEST)
     names[f"gold.{GOLD_TABLE}"] = (ctx.gold(GOLD_TABLE), GOLD)
     names["gold.quality_results"] = (ctx.gold(QUALITY_TABLE), QUALITY_RESULTS)
+    names["gold.runs"] = (ctx.gold(RUNS_TABLE), RUNS)
     return names
 
 

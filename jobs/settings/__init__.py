@@ -27,6 +27,7 @@ from pydantic import BeforeValidator, Field, SecretStr, ValidationInfo, field_va
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from jobs import options
+from jobs.settings.durations import parse_duration
 from jobs.settings.env_files import env_file, lake_locations
 from jobs.stages import DEFAULT_MAX_FUTURE_DAYS, DEFAULT_MIN_DAY, ENGINE_MAX_DAY, ENGINE_MIN_DAY
 
@@ -224,6 +225,10 @@ class Settings(BaseSettings):
     # Rows per validation batch (Polars) (bounds memory) and unexpected rows shown per check.
     quality_batch_rows: int = Field(default=1_000_000, ge=1)
     quality_sample_rows: int = Field(default=5, ge=0, le=100)
+    # OpenLineage events (jobs/lineage.py), configured the client's standard way (OPENLINEAGE_URL,
+    # OPENLINEAGE_API_KEY, OPENLINEAGE_CONFIG / openlineage.yml): the seconds a run waits, in all,
+    # for them to be sent (an HTTP transport's timeout is capped to it, and it does not retry).
+    lineage_timeout_seconds: float = Field(default=2.0, gt=0, le=60)
 
     @field_validator("quality_known_value_props", mode="before")
     @classmethod
@@ -264,6 +269,18 @@ class Settings(BaseSettings):
     # Observability.
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
+    # METRICS_FILE: every run writes its figures there in Prometheus text format (jobs.runs),
+    # for node_exporter's textfile collector; unset: no file (``--metrics-file`` sets it too).
+    metrics_file: str | None = None
+    # FRESHNESS_MAX_AGE: `python -m jobs freshness` exits 9 when a layer's last commit that changed
+    # rows is older than this (30m, 26h, 2d, 1w; ``--max-age`` overrides it).
+    freshness_max_age: str = "26h"
+
+    @field_validator("freshness_max_age")
+    @classmethod
+    def _valid_duration(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
     @model_validator(mode="after")
     def _no_example_secret_beyond_loopback(self) -> Settings:

@@ -68,6 +68,7 @@ class AirflowHome:
 
     def dags_test(self, conf: dict[str, Any] | None = None, **extra: str) -> DagRun:
         args = ["dags", "test", "lakehouse"]
+        extra = native.DAGS_TEST_ENV | extra  # as `make dag-test` runs it
         if conf:
             args += ["--conf", json.dumps(conf)]
         started = time.perf_counter()

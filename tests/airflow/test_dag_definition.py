@@ -28,6 +28,7 @@ def dagbag(monkeypatch: pytest.MonkeyPatch, **env: str) -> Any:
         "LAKEHOUSE_RETRY_DELAY_SECONDS",
         "LAKEHOUSE_MAX_RETRY_DELAY_SECONDS",
         "LAKEHOUSE_TASK_TIMEOUT_MINUTES",
+        "LAKEHOUSE_DEADLINE_MINUTES",
     ):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
@@ -193,3 +194,33 @@ def test_the_trigger_form_takes_one_window_or_a_list_of_windows(monkeypatch: pyt
     for bad in (0, 53, "3;1", "three"):
         with pytest.raises(Exception, match=r"lookback_weeks|not valid|does not match|less than|greater"):
             param.resolve(bad)
+
+
+def test_failure_callbacks_and_the_deadline_alert_log_one_line(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from types import SimpleNamespace
+
+    from jobs import notify
+
+    dag = dagbag(monkeypatch).dags["lakehouse"]
+    callbacks = dag.on_failure_callback
+    assert notify.run_failed in (callbacks if isinstance(callbacks, list) else [callbacks])
+    for task in dag.tasks:
+        assert notify.task_failed in (task.on_failure_callback or []), task.task_id
+    deadline = dag.deadline[0] if isinstance(dag.deadline, list) else dag.deadline
+    assert deadline.interval == timedelta(minutes=90)
+    assert deadline.callback.path == "jobs.notify.run_late"
+    assert type(deadline.reference).__name__ == "DagRunQueuedAtDeadline"
+    assert dagbag(monkeypatch, LAKEHOUSE_DEADLINE_MINUTES="0").dags["lakehouse"].deadline in (None, [])
+
+    run = SimpleNamespace(run_id="scheduled__1", dag_id="lakehouse")
+    ti = SimpleNamespace(dag_id="lakehouse", task_id="gold")
+    with caplog.at_level("WARNING", logger="lakehouse.notify"):
+        notify.task_failed({"ti": ti, "dag_run": run, "exception": ValueError("gate held\nmore")})
+        notify.run_failed({"dag_run": run})
+        notify.run_late({"dag_run": run})
+    failed = "lakehouse task failed: dag=lakehouse run=scheduled__1 task=gold: gate held"
+    assert caplog.records[0].getMessage() == failed
+    assert [r.levelname for r in caplog.records] == ["ERROR", "ERROR", "WARNING"]
+    assert all("\n" not in r.getMessage() for r in caplog.records)

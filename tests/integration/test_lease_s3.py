@@ -176,7 +176,7 @@ def test_break_lease_on_s3_fences_the_lake_frees_it_and_the_holder_loses_it(stor
         ctx = RunContext(storage.settings)
         assert break_lease(ctx) == "s3-broken"
         assert read_lease(storage) is None
-        gold = ctx.lake.history(ctx.tables()[-2].uri)  # every table got a fence naming the run
+        gold = ctx.lake.history(ctx.gold("print_features"))  # every table got a fence naming the run
         assert gold[-1]["fenced_run"] == "s3-broken"
         with pytest.raises(LeaseLost, match="was removed"):
             lease.ensure()

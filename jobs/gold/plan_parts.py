@@ -1,0 +1,72 @@
+"""What both gold plans share: the key columns, the windows and the audit columns' running sums
+(see :mod:`jobs.gold.features`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import date
+
+import polars as pl
+
+from jobs.feature_registry import Feature, window_names
+from jobs.weeks import Mode, period, window_days
+
+PAIR = ["user_id", "value_prop"]
+KEYS = [*PAIR, "period"]
+TAP_DAYS = "tap_days"  # per (user, value prop, period): the days with a tap, one bit each
+
+
+def windowed(windows: Sequence[int]) -> list[tuple[int, str | None]]:
+    """(weeks, column suffix) of each window, the primary first."""
+    return list(zip(windows, window_names(windows), strict=True))
+
+
+def day_bit(mode: Mode) -> pl.Expr:
+    """A day's bit within its period (2 ** days since the period's first day: < 2**7)."""
+    offset = (pl.col("day") - period(pl.col("day"), mode)).dt.total_days()
+    return pl.lit(2, pl.Int32).pow(offset).cast(pl.UInt8)
+
+
+def before(features: Sequence[Feature]) -> list[pl.Expr]:
+    """Per feature, the sum of its measure over all earlier rows (a running sum minus the row)."""
+    return [(pl.col(f.measure).cum_sum() - pl.col(f.measure)).alias(f"_before_{f.measure}") for f in features]
+
+
+def running(features: Sequence[Feature], pair: pl.Expr) -> list[pl.Expr]:
+    """Per feature, the sum over the earlier rows of the same ``pair`` (rows sorted by pair and
+    period, the pair as one integer, :func:`before` already added): the sum over all earlier
+    rows minus its value at the pair's first row (no hash grouping)."""
+    new_pair = pair != pair.shift(1, fill_value=-1)
+    out = []
+    for f in features:
+        before = pl.col(f"_before_{f.measure}")
+        out.append((before - pl.when(new_pair).then(before).forward_fill()).alias(f.audit_column))
+    return out
+
+
+def first_weeks_only(
+    mode: Mode, windows: Sequence[int], first_day: date | None, features: Sequence[Feature]
+) -> list[pl.Expr]:
+    """Per window, expected priors on rows whose window starts on or before ``first_day``, else
+    null (the running sum before the row's period is the same for every window: only the rows
+    it is expected on differ)."""
+    if first_day is None:
+        return [
+            pl.lit(None, f.audit_dtype).alias(f.audit_for(w)) for _, w in windowed(windows) for f in features
+        ]
+    out = []
+    for n, w in windowed(windows):
+        first_rows = period(pl.col("day"), mode) - pl.duration(days=window_days(n)) <= pl.lit(first_day)
+        out += [
+            pl.when(first_rows)
+            .then(pl.col(f.audit_column).fill_null(0))
+            .otherwise(None)
+            .cast(f.audit_dtype)
+            .alias(f.audit_for(w))
+            for f in features
+        ]
+    return out
+
+
+def measures(features: Sequence[Feature], source: str) -> list[Feature]:
+    return [f for f in features if f.source == source]
