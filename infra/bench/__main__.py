@@ -25,6 +25,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-dask", action="store_true", help="skip the Dask engine run")
     parser.add_argument("--no-incremental", action="store_true", help="skip the +1 day step")
     parser.add_argument(
+        "--no-consumers", action="store_true", help="skip gold with several windows and the label features"
+    )
+    parser.add_argument(
         "--no-quality",
         action="store_true",
         help="run every stage with the quality gates off only (no gated run, so no gates' cost)",
@@ -49,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
         incremental=not args.no_incremental,
         quality=not args.no_quality,
         anchors=None if args.no_anchors else find(args.anchors),
+        consumers=not args.no_consumers,
         duckdb_memory=args.duckdb_memory,
     )
     report = bench.run()

@@ -46,6 +46,10 @@ class Key(Enum):
     DAY_SILVER_OFF = "+1 day: silver" + GATES_OFF
     DAY_GOLD = "+1 day: gold"
     DAY_GOLD_OFF = "+1 day: gold" + GATES_OFF
+    DAY_RAW_TO_GOLD = "+1 day: raw → gold (bronze + silver + gold)"
+    GOLD_WINDOWS = "gold, lookback windows 3,1,4"
+    LABELS = "label features (python -m jobs features)"
+    LABELS_ANCHOR = "label features, DuckDB (labels_duckdb.py)"
 
     @classmethod
     def of_stage(cls, stage: str, gated: bool = True) -> Key:

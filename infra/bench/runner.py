@@ -25,6 +25,7 @@ from typing import Any
 
 from infra.bench import anchors as plain
 from infra.bench.check import compare, fingerprint, scan_output
+from infra.bench.consumers import run_labels, run_windows
 from infra.bench.evaluate import evaluate
 from infra.bench.markdown import markdown
 from infra.bench.measure import Measurement, child_env, run_measured
@@ -84,6 +85,7 @@ class Bench:
         incremental: bool,
         quality: bool = True,
         anchors: Path | None = None,
+        consumers: bool = True,
         duckdb_memory: str = "8GB",
         log: Any = print,
     ) -> None:
@@ -96,6 +98,7 @@ class Bench:
         self.baselines = baselines
         self.incremental = incremental
         self.anchors = anchors
+        self.consumers = consumers and quality
         self.log = log
         tag = f"{scale:g}"
         self.raw_cache = bench_dir / "raw" / f"scale-{tag}-seed-{SEED}"
@@ -346,6 +349,9 @@ class Bench:
             self.run_anchors(expected["rows"])
         if expected and self.dask:
             self.run_dask(expected)
+        if expected and self.consumers:
+            run_windows(self)
+            run_labels(self)
         self.noop_and_incremental()
         self.evaluate()
         self.log(f"benchmark done in {time.perf_counter() - started:.0f}s")
