@@ -197,13 +197,41 @@ def _bytes_read(result: StageResult | None) -> int | None:
     return sum(int(d.get("size_bytes") or 0) for d in result.details if d.get("status") == "ingested")
 
 
+# a stage's figures as the history names them → the metric that carries each (METRICS)
+FIGURE_METRICS = {
+    "files": "stage_files",
+    "rows_in": "stage_rows_in",
+    "rows_out": "stage_rows_out",
+    "quarantined": "stage_rows_quarantined",
+    "bytes_read": "stage_bytes_read",
+    "checks": "quality_checks",
+    "checks_failed": "quality_checks_failed",
+    "checks_warned": "quality_checks_warned",
+}
+
+
+def _figures(s: StageRecord, checks: dict[str, dict[str, int]]) -> dict[str, int | None]:
+    """A stage's counts (None where a failed stage has no result), for the history and metrics."""
+    r, c = s.result, checks.get(s.stage, {})
+    return {
+        "files": r.files if r else None,
+        "rows_in": r.rows_in if r else None,
+        "rows_out": r.rows_out if r else None,
+        "quarantined": r.quarantined if r else None,
+        "bytes_read": _bytes_read(r),
+        "checks": c.get("checks", 0),
+        "checks_failed": c.get("failed", 0),
+        "checks_warned": c.get("warned", 0),
+    }
+
+
 def rows(recorder: Recorder, checks: dict[str, dict[str, int]]) -> pl.DataFrame:
     """The history rows of a run's stages (pure, given the quality counts)."""
     import polars as pl
 
     out: list[dict[str, Any]] = []
     for s in recorder.stages:
-        r, c = s.result, checks.get(s.stage, {})
+        r = s.result
         out.append(
             {
                 "run_id": recorder.ctx.run_id,
@@ -213,14 +241,7 @@ def rows(recorder: Recorder, checks: dict[str, dict[str, int]]) -> pl.DataFrame:
                 "seconds": round(s.seconds, 3),
                 "status": s.status,
                 "error": s.error,
-                "files": r.files if r else None,
-                "rows_in": r.rows_in if r else None,
-                "rows_out": r.rows_out if r else None,
-                "quarantined": r.quarantined if r else None,
-                "bytes_read": _bytes_read(r),
-                "checks": c.get("checks", 0),
-                "checks_failed": c.get("failed", 0),
-                "checks_warned": c.get("warned", 0),
+                **_figures(s, checks),
                 "versions": json.dumps(r.versions, sort_keys=True) if r else "{}",
                 "note": r.note if r else None,
             }
@@ -267,19 +288,11 @@ def metrics_text(recorder: Recorder, checks: dict[str, dict[str, int]], *, now: 
     }
     per_stage: dict[str, dict[str, float | None]] = {}
     for s in stages:
-        r, c = s.result, checks.get(s.stage, {})
         per_stage[s.stage] = {
             "stage_success": int(s.status != "failed"),
             "stage_skipped": int(s.status == "skipped"),
             "stage_duration_seconds": round(s.seconds, 3),
-            "stage_files": r.files if r else None,
-            "stage_rows_in": r.rows_in if r else None,
-            "stage_rows_out": r.rows_out if r else None,
-            "stage_rows_quarantined": r.quarantined if r else None,
-            "stage_bytes_read": _bytes_read(r),
-            "quality_checks": c.get("checks", 0),
-            "quality_checks_failed": c.get("failed", 0),
-            "quality_checks_warned": c.get("warned", 0),
+            **{FIGURE_METRICS[k]: v for k, v in _figures(s, checks).items()},
         }
     lines: list[str] = []
     for name, (kind, text, staged) in METRICS.items():

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
+import logging
+from collections.abc import Callable, Iterable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -133,3 +134,13 @@ def days(start: date, n: int) -> list[date]:
 
 
 Factory = Callable[..., LocalLake]
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """``main()`` reconfigures the root logger onto the captured stderr: undo it afterwards."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)

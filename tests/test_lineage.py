@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -26,7 +24,13 @@ from jobs.lineage import JOB_PREFIX, dataset_name, stage_run_id
 from jobs.pipeline import run_all, run_stage
 from jobs.stages import STAGES
 from tests.conftest import LocalLake
-from tests.quality.test_pipeline_quality import ND, append_crafted_silver_pays, land_small, use_lake_env
+from tests.quality.test_pipeline_quality import (
+    ND,
+    append_crafted_silver_pays,
+    imported_on_a_noop_run,
+    land_small,
+    use_lake_env,
+)
 
 
 class Receiver:
@@ -238,23 +242,4 @@ def test_dataset_names_follow_the_naming_spec() -> None:
 def test_nothing_configured_imports_nothing_on_a_noop_run(lake: LocalLake) -> None:
     land_small(lake)
     lake.run()
-    script = (
-        "import sys; from jobs.cli import main; code = main(['run']); "
-        "print('OL' if any(m.startswith('openlineage') for m in sys.modules) else 'no OL', code)"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENLINEAGE")}
-    env |= {
-        "LAKEHOUSE_ENV_FILE": "",
-        "HOME": str(lake.root),
-        **{f"LAKE_{layer.upper()}": str(lake.root / layer) for layer in ("raw", "bronze", "silver", "gold")},
-    }
-    done = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        cwd=Path(__file__).parents[1],
-    )
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "no OL 0"
+    assert imported_on_a_noop_run(lake, "openlineage") == "False 0"

@@ -4,9 +4,7 @@ run, a no-op run (records nothing, metrics say ``noop``) and a held gold gate (a
 from __future__ import annotations
 
 import json
-import logging
 import re
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +21,8 @@ from jobs.settings.durations import parse_duration
 from tests.conftest import LocalLake
 from tests.quality.test_pipeline_quality import ND, append_crafted_silver_pays, land_small, use_lake_env
 from tests.test_cli import cli
+
+pytestmark = pytest.mark.usefixtures("restore_logging")
 
 # The text exposition format, strictly: HELP and TYPE lines, then samples of that metric.
 HELP = re.compile(r"^# HELP (lakehouse_[a-z_]+) \S.*$")
@@ -54,15 +54,6 @@ def parse_metrics(text: str) -> dict[str, float]:
             assert key not in values, line
             values[key] = float(m.group(4))
     return values
-
-
-@pytest.fixture(autouse=True)
-def _restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
 
 
 def runs(lake: LocalLake) -> pl.DataFrame:
