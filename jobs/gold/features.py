@@ -35,7 +35,7 @@ are checked against the brute-force reference by the tests.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -107,7 +107,8 @@ def build_features(
 
     * ``expected_prior_*``: for rows whose window starts on or before ``first_day`` (the first
       silver day) the window holds all existing history, so each prior must equal the running
-      sum of its (user, value prop)'s counts of earlier periods; null elsewhere. A window that
+      sum of its (user, value prop)'s counts of earlier periods; null elsewhere (and not
+      computed at all when no print of ``weeks`` can be such a row). A window that
       leaks the print's own period, reaches across pairs or misses history, or a wrong merge,
       shows there.
     * ``tap_same_day``: read from a bit mask of the days with a tap, aggregated per (user,
@@ -124,17 +125,28 @@ def build_features(
     if not weeks:
         return pl.LazyFrame(schema=schema)
     frames = {"prints": prints, "taps": taps, "pays": pays}
+    # The running sums are computed only when some row can be a first-weeks row (a rebuild of
+    # recent weeks has none: its expected priors are all null, at no cost).
+    expected = audit and first_day is not None and has_first_weeks(weeks, windows, first_day)
     if packed and _span_fits(weeks, max(windows)):
-        gold = _packed(frames, sorted(set(weeks)), mode, windows, audit=audit, features=features)
+        gold = _packed(
+            frames, sorted(set(weeks)), mode, windows, audit=audit, expected=expected, features=features
+        )
     else:
-        gold = generic_plan(frames, weeks, mode, windows, audit=audit, features=features)
+        gold = generic_plan(frames, weeks, mode, windows, audit=audit, expected=expected, features=features)
     if audit:
         tapped = pl.col(TAP_DAYS).cast(pl.Int32) // day_bit(mode) % 2 == 1
         gold = gold.with_columns(
-            *first_weeks_only(mode, windows, first_day, features),
+            *first_weeks_only(mode, windows, first_day if expected else None, features),
             tapped.fill_null(False).alias(TAP_SAME_DAY),
         )
     return conform(gold, schema)
+
+
+def has_first_weeks(weeks: Sequence[date], windows: Sequence[int], first_day: date) -> bool:
+    """Whether a print of ``weeks`` can have a window starting on or before ``first_day`` (a
+    print's period starts on or after its week's Monday, in both modes)."""
+    return min(weeks) - timedelta(days=window_days(max(windows))) <= first_day
 
 
 def resolve_windows(windows: Sequence[int], n_weeks: int | None = None) -> tuple[int, ...]:
@@ -174,6 +186,7 @@ def _packed(
     windows: Sequence[int],
     *,
     audit: bool,
+    expected: bool,
     features: Sequence[Feature],
 ) -> pl.LazyFrame:
     prints, taps = frames["prints"], frames["taps"]
@@ -240,7 +253,7 @@ def _packed(
             *([pl.col(TAP_DAYS).bitwise_or()] if audit else []),
         )
         .sort("key")
-        .with_columns(before(features) if audit else [])
+        .with_columns(before(features) if expected else [])
         .select(
             "key",
             # one linear rolling sum per window and feature over the same sorted sums
@@ -252,7 +265,7 @@ def _packed(
                 for n, w in windowed(windows)
                 for f in features
             ],
-            *(running(features, pl.col("key") // _VP_SHIFT) if audit else []),
+            *(running(features, pl.col("key") // _VP_SHIFT) if expected else []),
             *([pl.col(TAP_DAYS)] if audit else []),
         )
         .filter((pl.col("key") % _VP_SHIFT).is_in(target_periods))

@@ -31,6 +31,7 @@ def generic_plan(
     windows: Sequence[int],
     *,
     audit: bool,
+    expected: bool,
     features: Sequence[Feature],
 ) -> pl.LazyFrame:
     prints, taps = frames["prints"], frames["taps"]
@@ -76,11 +77,16 @@ def generic_plan(
                     (pl.col(f.measure).cum_sum() - pl.col(f.measure)).over(PAIR).alias(f.audit_column)
                     for f in features
                 ]
-                if audit
+                if expected
                 else []
             ),
         )
-        .select(*KEYS, *priors, *([*[f.audit_column for f in features], TAP_DAYS] if audit else []))
+        .select(
+            *KEYS,
+            *priors,
+            *([f.audit_column for f in features] if expected else []),
+            *([TAP_DAYS] if audit else []),
+        )
     )
     tapped = taps.select("user_id", "value_prop", "day").unique().with_columns(pl.lit(True).alias("clicked"))
     gold = (

@@ -90,12 +90,13 @@ class _Audit:
             name, default, layer=self.layer, table=table, overrides=self.settings.quality_severity
         )
 
-    def _validate(self, frame: pl.DataFrame | pl.LazyFrame, suite: Suite) -> None:
-        frame = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
-        if frame.is_empty():
+    def _validate(self, frames: list[pl.DataFrame], suite: Suite) -> None:
+        """Validate a batch of frames as one (concatenated lazily: nothing is copied)."""
+        if not any(f.height for f in frames):
             return
         started = time.perf_counter()
-        self._results += validate_frame(frame, suite, sample_rows=self.settings.quality_sample_rows)
+        batch = pl.concat([f.lazy() for f in frames], how="diagonal_relaxed")
+        self._results += validate_frame(batch, suite, sample_rows=self.settings.quality_sample_rows)
         self.validation_seconds += time.perf_counter() - started
 
     def _record(self) -> str | None:
@@ -195,7 +196,7 @@ class BronzeAudit(_Audit):
         frames = self._pending.pop(source, [])
         if frames:
             self._validate(
-                pl.concat(frames, how="diagonal_relaxed"),
+                frames,
                 bronze_suite(
                     source,
                     overrides=self.settings.quality_severity,
@@ -270,7 +271,7 @@ class SilverAudit(_Audit):
 
         def flush() -> None:
             if pending:
-                self._validate(pl.concat(pending, how="vertical_relaxed"), suite)
+                self._validate(pending, suite)
                 pending.clear()
             if self.blocking:
                 self._fail(headline)

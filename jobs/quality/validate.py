@@ -13,10 +13,11 @@ Each check names a Great Expectations 1.x expectation class and its arguments (t
   differs from a value); rows with both values null, or either with
   ``ignore_row_if="either_value_is_missing"``, are skipped.
 
-Every unexpected count is one aggregate of a single ``select`` over the frame (every row is
-checked); only a failing check is looked at again, for its first unexpected rows. A check that
-cannot be evaluated (a missing column, a bound of another type than the column, an expectation
-class not listed) fails with ``could not evaluate: …``. Great Expectations is not imported.
+Every unexpected count is one aggregate of a single lazy ``select`` over the frame (every row
+is checked; a batch of several frames is never copied into one); only a failing check is
+looked at again, for its first unexpected rows. A check that cannot be evaluated (a missing
+column, a bound of another type than the column, an expectation class not listed) fails with
+``could not evaluate: …``. Great Expectations is not imported.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from jobs.quality.results import CheckResult
 from jobs.quality.suites import Check, Suite
 
 INDEX = "__jobs_quality_row"
+ROWS = "__jobs_quality_rows"
 
 
 def expectation_type(name: str) -> str:
@@ -126,30 +128,50 @@ RULES: dict[str, Callable[[Check, pl.Schema], Rule]] = {
 }
 
 
-def rule(check: Check, frame: pl.DataFrame) -> Rule:
-    """The condition of ``check`` on ``frame`` (tried on no rows), or a failing verdict saying
-    why it cannot be evaluated."""
+def _made(check: Check, schema: pl.Schema) -> Rule:
     try:
         if check.expectation not in RULES:
             raise ValueError(f"{check.expectation} has no rule in jobs.quality.validate")
-        made = RULES[check.expectation](check, frame.schema)
-        if isinstance(made, pl.Expr):
-            frame.head(0).select(made.sum())  # a bound of another type than the column raises
+        return RULES[check.expectation](check, schema)
+    except Exception as exc:
+        return _cannot(exc)
+
+
+def _tried(made: pl.Expr, empty: pl.DataFrame) -> Rule:
+    try:
+        empty.select(made.sum())  # a bound of another type than the column raises
         return made
     except Exception as exc:
-        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        return Verdict(False, f"could not evaluate: {reason}"[:500])
+        return _cannot(exc)
 
 
-def prepare(frame: pl.DataFrame | pl.LazyFrame, suite: Suite) -> pl.DataFrame:
-    """The frame with the suite's derived columns added (pure)."""
+def _cannot(exc: Exception) -> Verdict:
+    reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return Verdict(False, f"could not evaluate: {reason}"[:500])
+
+
+def rules(suite: Suite, schema: pl.Schema) -> list[Rule]:
+    """Every check's condition on a frame of ``schema``, or a failing verdict saying why it
+    cannot be evaluated; the conditions are tried on no rows in one ``select`` (one by one only when
+    that fails, to name the check that cannot be evaluated)."""
+    made = [_made(check, schema) for check in suite.checks]
+    empty = pl.DataFrame(schema=schema)
+    try:
+        empty.select([r.sum().alias(str(i)) for i, r in enumerate(made) if isinstance(r, pl.Expr)])
+    except Exception:
+        made = [_tried(r, empty) if isinstance(r, pl.Expr) else r for r in made]
+    return made
+
+
+def prepare(frame: pl.DataFrame | pl.LazyFrame, suite: Suite) -> pl.LazyFrame:
+    """The frame with the suite's derived columns added, lazily (pure: nothing is copied)."""
     lazy = frame.lazy()
     if suite.derived:
         schema = lazy.collect_schema()
         lazy = lazy.with_columns(
             **{n: e if isinstance(e, pl.Expr) else e(schema) for n, e in suite.derived.items()}
         )
-    return lazy.collect()
+    return lazy
 
 
 def validate_frame(
@@ -157,16 +179,24 @@ def validate_frame(
 ) -> list[CheckResult]:
     """Validate ``frame`` against every check of ``suite``; one result per check, suite order.
 
-    All unexpected counts come from one ``select``; the first ``sample_rows`` unexpected rows
-    (``suite.sample_columns`` and the check's columns) only from the checks that failed.
+    All unexpected counts (and the row count) come from one ``select`` over the lazy frame, so
+    a batch made of several frames is never copied into one; the first ``sample_rows``
+    unexpected rows (``suite.sample_columns`` and the check's columns) are read only for the
+    checks that failed.
     """
     prepared = prepare(frame, suite)
-    rules = [rule(check, prepared) for check in suite.checks]
-    counts = prepared.select(
-        [r.sum().alias(str(i)) for i, r in enumerate(rules) if isinstance(r, pl.Expr)] or [pl.lit(0)]
-    ).row(0, named=True)
+    made = rules(suite, prepared.collect_schema())
+    counts = (
+        prepared.select(
+            pl.len().alias(ROWS),
+            *[r.sum().alias(str(i)) for i, r in enumerate(made) if isinstance(r, pl.Expr)],
+        )
+        .collect()
+        .row(0, named=True)
+    )
+    height = int(counts[ROWS])
     results = []
-    for i, (check, r) in enumerate(zip(suite.checks, rules, strict=True)):
+    for i, (check, r) in enumerate(zip(suite.checks, made, strict=True)):
         base: dict[str, Any] = {
             "layer": suite.layer,
             "table": suite.table,
@@ -175,7 +205,7 @@ def validate_frame(
             "description": check.description,
             "severity": check.severity,
             "column": check.column,
-            "evaluated_rows": prepared.height,
+            "evaluated_rows": height,
             "arguments": check.kwargs,
         }
         if isinstance(r, Verdict):
@@ -184,7 +214,7 @@ def validate_frame(
             )
             continue
         unexpected = int(counts[str(i)] or 0)
-        observed = f"{unexpected:,} of {prepared.height:,} rows unexpected"
+        observed = f"{unexpected:,} of {height:,} rows unexpected"
         sample: tuple[dict[str, str], ...] = ()
         if unexpected:
             rows = _unexpected_rows(prepared, r, max(1, sample_rows))
@@ -206,8 +236,8 @@ def validate_frame(
     return results
 
 
-def _unexpected_rows(frame: pl.DataFrame, condition: pl.Expr, limit: int) -> pl.DataFrame:
-    return frame.lazy().with_row_index(INDEX).filter(condition).head(limit).collect()
+def _unexpected_rows(frame: pl.LazyFrame, condition: pl.Expr, limit: int) -> pl.DataFrame:
+    return frame.with_row_index(INDEX).filter(condition).head(limit).collect()
 
 
 def _value(row: tuple[Any, ...]) -> str:
