@@ -97,6 +97,8 @@ CANONICAL_EVENT = (
     r'^\{"day": ?"\d{4}-\d{2}-\d{2}", ?"event_data": ?\{"position": ?(?:0|[1-9]\d{0,17}), ?'
     r'"value_prop": ?"[A-Za-z0-9_\-]+"\}, ?"user_id": ?[1-9]\d{0,17}\}$'
 )
+_PARTS = "__parts"  # a line split at its double quotes
+_CANONICAL = "__canonical"
 _COLUMNS = {
     "line_number": pl.Int64,
     "raw_line": pl.String,
@@ -235,19 +237,37 @@ def parse_events(lines: pl.LazyFrame, *, limits: Limits = DEFAULT_LIMITS) -> pl.
     ``limits`` are the run's plausible days (stages pass ``settings.limits(run date)``).
     """
     frame = lines.collect()
-    canonical = frame["raw_line"].str.contains(CANONICAL_EVENT)
-    parts = pl.col("raw_line").str.split_exact('"', 14)
-    fast = (frame if canonical.all() else frame.filter(canonical)).select(
-        "line_number",
-        "raw_line",
-        parts.struct.field("field_3").str.to_date("%Y-%m-%d", strict=False).alias("day"),  # shape matched
-        parts.struct.field("field_14").str.strip_chars(": }").cast(pl.Int64).alias("user_id"),
-        parts.struct.field("field_11").alias("value_prop"),
-        parts.struct.field("field_8").str.strip_chars(": ,").cast(pl.Int64).alias("position"),
-        pl.lit(None, dtype=pl.String).alias("_rescued"),
-        pl.lit(None, dtype=pl.String).alias("reason"),
-        pl.lit(None, dtype=pl.List(pl.String)).alias("new_fields"),
-        pl.lit(None, dtype=pl.List(pl.String)).alias("missing_fields"),
+    # One streaming pass (both cores, morsel by morsel): the regex flags the canonical lines
+    # and the split at double quotes, computed once, gives their fields (on other lines the
+    # lenient casts give nulls, and those rows are dropped).
+    parts = pl.col(_PARTS).struct.field
+    flagged = (
+        frame.lazy()
+        .with_columns(
+            pl.col("raw_line").str.contains(CANONICAL_EVENT).alias(_CANONICAL),
+            pl.col("raw_line").str.split_exact('"', 14).alias(_PARTS),
+        )
+        .select(
+            "line_number",
+            "raw_line",
+            parts("field_3").str.to_date("%Y-%m-%d", strict=False).alias("day"),
+            parts("field_14").str.strip_chars(": }").cast(pl.Int64, strict=False).alias("user_id"),
+            parts("field_11").alias("value_prop"),
+            parts("field_8").str.strip_chars(": ,").cast(pl.Int64, strict=False).alias("position"),
+            _CANONICAL,
+        )
+        .collect(engine="streaming")
+    )
+    canonical = flagged[_CANONICAL]
+    fast = (
+        (flagged if canonical.all() else flagged.filter(canonical))
+        .drop(_CANONICAL)
+        .with_columns(
+            pl.lit(None, dtype=pl.String).alias("_rescued"),
+            pl.lit(None, dtype=pl.String).alias("reason"),
+            pl.lit(None, dtype=pl.List(pl.String)).alias("new_fields"),
+            pl.lit(None, dtype=pl.List(pl.String)).alias("missing_fields"),
+        )
     )
     real_day = in_window(fast["day"], limits)
     if not real_day.all():  # e.g. 2021-02-29 or 2099-01-01: the rules give the reason
