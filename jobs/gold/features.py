@@ -42,16 +42,18 @@ import polars as pl
 from jobs.feature_registry import GOLD_FEATURES, Feature, check_registry, window_names
 from jobs.gold.generic_plan import generic_plan
 from jobs.gold.plan_parts import (
+    PERIOD,
     TAP_DAYS,
     before,
     day_bit,
+    expected_in_type,
     first_weeks_only,
     measures,
     running,
     windowed,
 )
 from jobs.schemas import TAP_SAME_DAY, conform, gold_audit_schema, gold_schema
-from jobs.weeks import Mode, history_range, week_start, window_days
+from jobs.weeks import Mode, history_range, period, week_start, window_days
 
 USER_BITS, VP_BITS, PERIOD_BITS = 32, 16, 15
 MAX_USER_ID = 2**USER_BITS - 1
@@ -136,9 +138,15 @@ def build_features(
         gold = generic_plan(frames, weeks, mode, windows, audit=audit, expected=expected, features=features)
     if audit:
         tapped = pl.col(TAP_DAYS).cast(pl.Int32) // day_bit(mode) % 2 == 1
-        gold = gold.with_columns(
-            *first_weeks_only(mode, windows, first_day if expected else None, features),
-            tapped.fill_null(False).alias(TAP_SAME_DAY),
+        gold = (
+            gold.with_columns(
+                period(pl.col("day"), mode).alias(PERIOD), *(expected_in_type(features) if expected else [])
+            )
+            .with_columns(
+                *first_weeks_only(mode, windows, first_day if expected else None, features),
+                tapped.fill_null(False).alias(TAP_SAME_DAY),
+            )
+            .drop(PERIOD)
         )
     return conform(gold, schema)
 

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date
+from datetime import date, timedelta
 
 import polars as pl
 
@@ -13,6 +13,7 @@ from jobs.weeks import Mode, period, window_days
 
 PAIR = ["user_id", "value_prop"]
 KEYS = [*PAIR, "period"]
+PERIOD = "__period"  # a row's period start (its day, or its week's Monday)
 TAP_DAYS = "tap_days"  # per (user, value prop, period): the days with a tap, one bit each
 
 
@@ -49,23 +50,23 @@ def first_weeks_only(
 ) -> list[pl.Expr]:
     """Per window, expected priors on rows whose window starts on or before ``first_day``, else
     null (the running sum before the row's period is the same for every window: only the rows
-    it is expected on differ)."""
+    it is expected on differ). Needs the column :data:`PERIOD` (the row's period start)."""
     if first_day is None:
         return [
             pl.lit(None, f.audit_dtype).alias(f.audit_for(w)) for _, w in windowed(windows) for f in features
         ]
     out = []
     for n, w in windowed(windows):
-        first_rows = period(pl.col("day"), mode) - pl.duration(days=window_days(n)) <= pl.lit(first_day)
-        out += [
-            pl.when(first_rows)
-            .then(pl.col(f.audit_column).fill_null(0))
-            .otherwise(None)
-            .cast(f.audit_dtype)
-            .alias(f.audit_for(w))
-            for f in features
-        ]
+        # the window [period - N weeks, period) starts on or before the first day
+        first_rows = pl.col(PERIOD) <= pl.lit(first_day + timedelta(days=window_days(n)))
+        out += [pl.when(first_rows).then(pl.col(f.audit_column)).alias(f.audit_for(w)) for f in features]
     return out
+
+
+def expected_in_type(features: Sequence[Feature]) -> list[pl.Expr]:
+    """The running sums as the audit columns' types, zero where a pair had no earlier period
+    (done once per feature, before :func:`first_weeks_only` picks the rows per window)."""
+    return [pl.col(f.audit_column).fill_null(0).cast(f.audit_dtype) for f in features]
 
 
 def measures(features: Sequence[Feature], source: str) -> list[Feature]:
