@@ -117,7 +117,6 @@ def test_eight_processes_racing_for_a_free_lease_on_s3_exactly_one_wins_every_ro
     outcomes = race_rounds(
         env=env,
         control=control,
-        uri=lease_uri(storage.settings),
         processes=8,
         rounds=3,
         read_token=lambda: token(storage),
@@ -138,7 +137,6 @@ def test_eight_processes_racing_to_take_over_an_expired_lease_on_s3_exactly_one_
     outcomes = race_rounds(
         env=env,
         control=control,
-        uri=lease_uri(storage.settings),
         processes=8,
         rounds=3,
         read_token=lambda: token(storage),
@@ -161,10 +159,14 @@ def test_renewal_after_a_takeover_raises_lease_lost_and_release_keeps_the_new_le
 
 
 def test_renewal_recognises_its_own_write_whose_answer_was_lost(storage: Storage) -> None:
+    client = storage.s3_client()
+    bucket, key = where(storage)
     with acquire(storage, owner=Owner.this_process("s3-retry"), ttl=30, heartbeat=5, wait=0) as lease:
         # As after a renewal that landed but whose response never came back: the etag we hold
         # is no longer current, yet the object still carries our token.
-        lease._version = '"00000000000000000000000000000000"'
+        ours = read_lease(storage)
+        assert ours is not None
+        client.put_object(Bucket=bucket, Key=key, Body=ours.renewed(30).to_bytes())
         lease.ensure()
         assert token(storage) == lease.token and lease.lost is None
     assert read_lease(storage) is None
