@@ -94,9 +94,8 @@ class Holder(BaseModel, frozen=True):
             return False
         try:
             process = psutil.Process(self.owner.pid)
-            if process.status() == psutil.STATUS_ZOMBIE:
-                return True
-            return process.create_time() > self.acquired_at.timestamp() + 1.0  # the PID was reused
+            reused = process.create_time() > self.acquired_at.timestamp() + 1.0
+            return reused or process.status() == psutil.STATUS_ZOMBIE
         except psutil.NoSuchProcess:
             return True
         except psutil.Error:  # not ours to inspect: assume alive
@@ -119,13 +118,12 @@ class Holder(BaseModel, frozen=True):
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Holder:
-        """Parse a lease record; ValueError (one line) if it is not one."""
+        """Parse a lease record; a one-line ValueError if it is not one."""
         try:
             return cls.model_validate_json(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            where = ".".join(map(str, first["loc"])) or "the document"
-            raise ValueError(f"not a lease object ({where}: {first['msg']})") from None
+            raise ValueError(f"not a lease object ({first['msg']} at {first['loc']})") from None
 
 
 class Lease:
@@ -209,13 +207,9 @@ def acquire(
     heartbeat: float | None = None,
 ) -> Lease:
     """Take the lease, waiting up to ``wait`` seconds (``LEASE_WAIT_SECONDS``) for a holder;
-    raise :class:`LeaseHeld` naming the holder if it is still held.
-
-    ``force`` (``lease break``) takes an S3 lease from a live holder too (then
-    :attr:`Lease.took_over` names it: fence the lake against it); a local one is refused while
-    a process holds it. S3 only: ``ttl``/``heartbeat`` (``LEASE_TTL_SECONDS``/
-    ``LEASE_HEARTBEAT_SECONDS``), and ``on_unreachable``.
-    """
+    :class:`LeaseHeld` naming the holder if it is still held. ``force`` (``lease break``): take
+    an S3 lease from a live holder too. ``ttl``, ``heartbeat`` (``LEASE_TTL_SECONDS``,
+    ``LEASE_HEARTBEAT_SECONDS``) and ``on_unreachable`` matter on S3 only."""
     s = storage.settings
     uri = lease_uri(s)
     owner = owner or Owner.this_process(run_id=f"pid-{os.getpid()}")
@@ -230,16 +224,7 @@ def acquire(
         return local.acquire(storage, uri, owner, wait=wait, force=force)
     from jobs.lease import s3
 
-    return s3.acquire(
-        storage,
-        uri,
-        owner,
-        wait=wait,
-        force=force,
-        ttl=ttl,
-        heartbeat=heartbeat,
-        on_unreachable=on_unreachable,
-    )
+    return s3.acquire(storage, uri, owner, wait, force, ttl, heartbeat, on_unreachable)
 
 
 def probe(storage: Storage) -> tuple[bool, Holder | None]:
@@ -254,6 +239,14 @@ def probe(storage: Storage) -> tuple[bool, Holder | None]:
 def read_lease(storage: Storage) -> Holder | None:
     """The current holder of the lease (on S3 possibly expired), None if nobody holds it."""
     return probe(storage)[1]
+
+
+def held_by(uri: str, holder: Holder) -> str:
+    """The start of the one-line :class:`LeaseHeld` message; each backend adds the way forward."""
+    return (
+        f"another run is writing to the lake: the lease {uri} is held by {holder.describe()}; "
+        "wait for it to finish (or set LEASE_WAIT_SECONDS to wait)"
+    )
 
 
 def describe_state(storage: Storage) -> str:

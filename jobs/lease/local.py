@@ -13,10 +13,11 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+from functools import partial
 from typing import TYPE_CHECKING
 
 from jobs.errors import LeaseLost
-from jobs.lease import Holder, Lease, Owner, poll
+from jobs.lease import Holder, Lease, Owner, held_by, poll
 from jobs.storage.errors import storage_error
 
 if TYPE_CHECKING:
@@ -94,9 +95,7 @@ def acquire(storage: Storage, uri: str, owner: Owner, *, wait: float, force: boo
                 return None, holder
         return lease, None  # (not held: released in between, so lock again)
 
-    def refused(holder: Holder | None) -> str:
-        return (refuse_break if force else held_message)(uri, holder)
-
+    refused = partial(refuse_break if force else held_message, uri)
     return poll(uri, attempt, refused, wait=0 if force else wait, at_least=_RETRY)
 
 
@@ -129,9 +128,8 @@ def held_message(uri: str, holder: Holder | None) -> str:
             f"another run is writing to the lake: the lease {uri} is held by a process starting up; try again"
         )
     return (
-        f"another run is writing to the lake: the lease {uri} is held by {holder.describe()}; "
-        "wait for it to finish (or set LEASE_WAIT_SECONDS to wait); if that process is stuck, "
-        f"stop it: `kill {holder.owner.pid}` (the lock frees when it dies)"
+        f"{held_by(uri, holder)}; if that process is stuck, stop it: `kill {holder.owner.pid}` "
+        "(the lock frees when it dies)"
     )
 
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from jobs.errors import LeaseLost, StorageError
-from jobs.lease import Holder, Lease, OnUnreachable, Owner, UnreadableLease, now, poll, shown
+from jobs.lease import Holder, Lease, OnUnreachable, Owner, UnreadableLease, held_by, now, poll, shown
 from jobs.storage.errors import storage_error
 
 if TYPE_CHECKING:
@@ -217,7 +217,6 @@ def acquire(
     storage: Storage,
     uri: str,
     owner: Owner,
-    *,
     wait: float,
     force: bool,
     ttl: float,
@@ -281,8 +280,7 @@ def _takeover_reason(holder: Holder | None, *, force: bool) -> str | None:
 def held_message(uri: str, holder: Holder) -> str:
     """The one-line LeaseHeld message of an S3 lake: who holds the lease and what to do."""
     return (
-        f"another run is writing to the lake: the lease {uri} is held by {holder.describe()}; "
-        "wait for it to finish (or set LEASE_WAIT_SECONDS to wait), or, if that process is "
+        f"{held_by(uri, holder)}, or, if that process is "
         f"dead, a run on {holder.owner.host} takes the lease over at once and any other run "
         f"after it expires at {shown(holder.expires_at or now())}; `python -m jobs lease break` "
         "takes it now (the holder can commit nothing more)"
