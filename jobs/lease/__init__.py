@@ -123,7 +123,8 @@ class Holder(BaseModel, frozen=True):
             return cls.model_validate_json(data)
         except ValidationError as exc:
             first = exc.errors()[0]
-            raise ValueError(f"not a lease object ({first['msg']} at {first['loc']})") from None
+            where = f": {'.'.join(map(str, first['loc']))}" if first["loc"] else ""
+            raise ValueError(f"not a lease object ({first['msg']}{where})") from None
 
 
 class Lease:

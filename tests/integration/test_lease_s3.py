@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from jobs.errors import LeaseHeld, LeaseLost
-from jobs.lease import Owner, acquire, lease_uri, read_lease
+from jobs.lease import Owner, UnreadableLease, acquire, lease_uri, read_lease
 from jobs.pipeline import break_lease
 from jobs.run import RunContext
 from jobs.settings import Settings
@@ -188,6 +188,21 @@ def test_break_lease_on_s3_fences_the_lake_frees_it_and_the_holder_loses_it(stor
     finally:
         lease.stop_heartbeat()
     assert break_lease(RunContext(storage.settings)) is None
+
+
+def test_an_unreadable_lease_object_is_one_line_and_lease_break_removes_it(storage: Storage) -> None:
+    client = storage.s3_client()
+    bucket, key = where(storage)
+    client.put_object(Bucket=bucket, Key=key, Body=b"{not json")
+    with pytest.raises(
+        UnreadableLease, match=r"is unreadable \(not a lease object .*`python -m jobs lease break`"
+    ):
+        read_lease(storage)
+    with pytest.raises(UnreadableLease) as caught:
+        acquire(storage, owner=Owner.this_process("s3-blocked"), ttl=30, heartbeat=5, wait=0)
+    assert "\n" not in str(caught.value)
+    assert break_lease(RunContext(storage.settings)) == "an unreadable lease"
+    assert read_lease(storage) is None
 
 
 def test_waiting_for_a_held_lease_on_s3_gives_up_with_lease_held(storage: Storage) -> None:
