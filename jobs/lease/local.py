@@ -85,9 +85,6 @@ def _lock(storage: Storage, uri: str, owner: Owner) -> LocalLease | None:
 
 
 def acquire(storage: Storage, uri: str, owner: Owner, *, wait: float, force: bool) -> Lease:
-    """Lock, waiting up to ``wait`` seconds; :class:`LeaseHeld` naming the holder if still held
-    (with ``force``, ``lease break``: at once, since a live holder's lock cannot be broken)."""
-
     def attempt() -> tuple[Lease | None, Holder | None]:
         while (lease := _lock(storage, uri, owner)) is None:
             held, holder = read_holder(storage, uri)
@@ -96,6 +93,7 @@ def acquire(storage: Storage, uri: str, owner: Owner, *, wait: float, force: boo
         return lease, None  # (not held: released in between, so lock again)
 
     refused = partial(refuse_break if force else held_message, uri)
+    # lease break (force) gives up at once: a live holder's lock cannot be broken.
     return poll(uri, attempt, refused, wait=0 if force else wait, at_least=_RETRY)
 
 

@@ -223,8 +223,6 @@ def acquire(
     heartbeat: float,
     on_unreachable: OnUnreachable | None,
 ) -> Lease:
-    """Take the lease (waiting up to ``wait`` seconds) and start its heartbeat; :class:`LeaseHeld`
-    naming the holder if it is still held."""
     obj, token = S3Object(storage, uri), uuid.uuid4().hex
 
     def lease(mine: Holder, etag: str) -> S3Lease:
