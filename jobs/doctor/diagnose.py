@@ -50,7 +50,7 @@ def lease_state(ctx: RunContext) -> tuple[Finding | None, str]:
     """A finding when the S3 lease object does not parse; else a note on who holds it."""
     uri = lease_uri(ctx.settings)
     try:
-        held, holder = probe(ctx.storage, uri)
+        held, holder = probe(ctx.storage)
     except UnreadableLease as exc:
         fix = "python -m jobs lease break (once no run is writing)"
         return Finding("lease", "lease_unreadable", str(exc), "every run fails to take the lease", fix), ""

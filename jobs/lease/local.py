@@ -4,7 +4,7 @@ The kernel drops a flock when its process dies, so a killed holder frees the lak
 stopped one (SIGSTOP, a hung disk) keeps it until it resumes or is killed: nobody can take the
 lake from a live process, so no TTL, heartbeat, takeover or fence is needed. The holder writes
 its record into the locked file so others can name it; the record of a dead holder stays there
-but means nothing, since only the lock says whether the lease is held. The lock must not be
+but means nothing, since only the lock says whether the lease is held. The file must not be
 deleted by hand while held (:meth:`LocalLease.ensure` notices), and flock is not reliable on NFS.
 """
 
@@ -12,26 +12,19 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import logging
 import os
-import random
-import socket
-import time
-import uuid
+from functools import partial
 from typing import TYPE_CHECKING
 
-from jobs.errors import LeaseHeld, LeaseLost, StorageError
-from jobs.lease.base import Lease
-from jobs.lease.record import Holder, Owner, now
+from jobs.errors import LeaseLost
+from jobs.lease import Holder, Lease, Owner, held_by, poll
+from jobs.storage.errors import storage_error
 
 if TYPE_CHECKING:
     from jobs.storage import Storage
 
-log = logging.getLogger(__name__)
-
-
-# A status probe holds the lock for an instant: an acquirer retries this long before it reports
-# the lease held.
+# A status probe (read_holder) holds the lock for an instant: an acquirer retries this long before
+# it reports the lease held.
 _RETRY = 0.25
 
 
@@ -39,37 +32,26 @@ class LocalLease(Lease):
     """The flock this process holds on the lease file (its open descriptor)."""
 
     def __init__(self, uri: str, fd: int, holder: Holder) -> None:
-        self.uri, self._fd, self._holder = uri, fd, holder
-        self._lost: str | None = None
-
-    @property
-    def holder(self) -> Holder:
-        return self._holder
-
-    @property
-    def lost(self) -> str | None:
-        return self._lost
+        super().__init__(uri, holder)
+        self._fd = fd
 
     def ensure(self) -> None:
-        if self._fd < 0:
-            raise LeaseLost(f"run {self._holder.owner.run_id} released the lake lease {self.uri} already")
-        try:
-            ours = os.fstat(self._fd)
-            current = os.stat(_path(self.uri))
-            same = (ours.st_dev, ours.st_ino) == (current.st_dev, current.st_ino)
-        except FileNotFoundError:
-            same = False
-        if not same:  # removed or replaced by hand: another run could lock the new file
-            self._lost = (
-                f"run {self._holder.owner.run_id} lost the lake lease {self.uri}: the file was "
+        if self.lost is None:
+            with contextlib.suppress(FileNotFoundError):
+                ours, current = os.fstat(self._fd), os.stat(_path(self.uri))
+                if (ours.st_dev, ours.st_ino) == (current.st_dev, current.st_ino):
+                    return
+            # Removed or replaced by hand: another run could lock the new file.
+            self.lost = (
+                f"run {self.holder.owner.run_id} lost the lake lease {self.uri}: the file was "
                 "removed or replaced while held; this run stops before committing anything more"
             )
-            raise LeaseLost(self._lost)
+        raise LeaseLost(self.lost)
 
     def release(self) -> bool:
         if self._fd < 0:
             return False
-        fd, self._fd = self._fd, -1
+        fd, self._fd, self.lost = self._fd, -1, self.lost or self._released()
         with contextlib.suppress(OSError):
             os.ftruncate(fd, 0)  # nobody is named any more
         os.close(fd)  # drops the flock
@@ -80,96 +62,61 @@ def _path(uri: str) -> str:
     return os.path.abspath(uri.removeprefix("file://"))
 
 
-def _fail(storage: Storage, uri: str, exc: OSError) -> StorageError:
-    from jobs.storage.errors import storage_error
-
-    return storage_error(exc, uri=uri, storage=storage)
-
-
-def try_lock(storage: Storage, uri: str, owner: Owner) -> LocalLease | None:
+def _lock(storage: Storage, uri: str, owner: Owner) -> LocalLease | None:
     """Take the flock without waiting and write our record into the file; None while held."""
-    path = _path(uri)
+    path, fd = _path(uri), -1
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as exc:
-        raise _fail(storage, uri, exc) from exc
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return None
-    except OSError as exc:
-        os.close(fd)
-        raise _fail(storage, uri, exc) from exc
-    holder = Holder(owner=owner, token=uuid.uuid4().hex, acquired_at=now())
-    body = holder.to_bytes()
-    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        holder = Holder(owner=owner)
         os.ftruncate(fd, 0)
-        os.pwrite(fd, body, 0)
+        os.pwrite(fd, holder.to_bytes(), 0)
         os.fsync(fd)
+        return LocalLease(uri, fd, holder)
     except OSError as exc:
-        os.close(fd)
-        raise _fail(storage, uri, exc) from exc
-    return LocalLease(uri, fd, holder)
+        if fd >= 0:
+            os.close(fd)
+        raise storage_error(exc, uri=uri, storage=storage) from exc
 
 
-def acquire(storage: Storage, uri: str, owner: Owner, *, wait: float, force: bool) -> LocalLease:
-    """Lock, waiting up to ``wait`` seconds; :class:`LeaseHeld` naming the holder if still held
-    (with ``force``, ``lease break``: at once, since a live holder's lock cannot be broken)."""
-    started, logged = time.monotonic(), False
-    while True:
-        lease = try_lock(storage, uri, owner)
-        if lease is not None:
-            log.info("holding the lake lease %s as run %s", uri, owner.run_id)
-            return lease
-        held, holder = read_holder(storage, uri)
-        if not held:
-            continue  # released in between: lock again
-        waited = time.monotonic() - started
-        if waited >= (_RETRY if force else max(wait, _RETRY)):
-            raise LeaseHeld((refuse_break if force else held_message)(uri, holder))
-        if holder is not None and waited >= _RETRY and not force and not logged:
-            log.info("waiting for the lake lease %s (up to %.0f s): held by %s", uri, wait, holder.describe())
-            logged = True
-        time.sleep(0.02 if waited < _RETRY else random.uniform(0.1, 0.25))  # noqa: S311 (jitter)
+def acquire(storage: Storage, uri: str, owner: Owner, *, wait: float, force: bool) -> Lease:
+    def attempt() -> tuple[Lease | None, Holder | None]:
+        while (lease := _lock(storage, uri, owner)) is None:
+            held, holder = read_holder(storage, uri)
+            if held:
+                return None, holder
+        return lease, None  # (not held: released in between, so lock again)
+
+    refused = partial(refuse_break if force else held_message, uri)
+    # lease break (force) gives up at once: a live holder's lock cannot be broken.
+    return poll(uri, attempt, refused, wait=0 if force else wait, at_least=_RETRY)
 
 
 def read_holder(storage: Storage, uri: str) -> tuple[bool, Holder | None]:
     """Whether the lease is held and, if its record is readable yet, by whom. A shared lock
     taken for an instant tells whether anyone holds it (an acquirer racing this probe retries)."""
-    path = _path(uri)
     try:
-        fd = os.open(path, os.O_RDONLY)
+        fd = os.open(_path(uri), os.O_RDONLY)
     except FileNotFoundError:
         return False, None
     except OSError as exc:
-        raise _fail(storage, uri, exc) from exc
+        raise storage_error(exc, uri=uri, storage=storage) from exc
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            return False, None
-        except BlockingIOError:
-            pass
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False, None
+    except BlockingIOError:
         try:
             holder = Holder.from_bytes(os.pread(fd, 1 << 16, 0))
         except (ValueError, OSError):
             return True, None  # locked, record not written yet
-        if holder.owner.host == socket.gethostname() and not _alive(holder.owner.pid):
-            return True, None  # a dead holder's record; the new one is about to write its own
-        return True, holder
+        return True, None if holder.gone() else holder  # gone: the new holder writes its own next
     finally:
         os.close(fd)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def held_message(uri: str, holder: Holder | None) -> str:
@@ -178,11 +125,9 @@ def held_message(uri: str, holder: Holder | None) -> str:
         return (
             f"another run is writing to the lake: the lease {uri} is held by a process starting up; try again"
         )
-    pid = holder.owner.pid
     return (
-        f"another run is writing to the lake: the lease {uri} is held by {holder.describe()}; "
-        "wait for it to finish (or set LEASE_WAIT_SECONDS to wait); if that process is stuck, "
-        f"stop it: `kill {pid}` (the lock frees when it dies)"
+        f"{held_by(uri, holder)}; if that process is stuck, stop it: `kill {holder.owner.pid}` "
+        "(the lock frees when it dies)"
     )
 
 

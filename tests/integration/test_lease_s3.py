@@ -12,7 +12,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from jobs.errors import LeaseHeld, LeaseLost
-from jobs.lease import Owner, acquire, lease_uri, read_lease
+from jobs.lease import Owner, UnreadableLease, acquire, lease_uri, read_lease
 from jobs.pipeline import break_lease
 from jobs.run import RunContext
 from jobs.settings import Settings
@@ -117,7 +117,6 @@ def test_eight_processes_racing_for_a_free_lease_on_s3_exactly_one_wins_every_ro
     outcomes = race_rounds(
         env=env,
         control=control,
-        uri=lease_uri(storage.settings),
         processes=8,
         rounds=3,
         read_token=lambda: token(storage),
@@ -138,7 +137,6 @@ def test_eight_processes_racing_to_take_over_an_expired_lease_on_s3_exactly_one_
     outcomes = race_rounds(
         env=env,
         control=control,
-        uri=lease_uri(storage.settings),
         processes=8,
         rounds=3,
         read_token=lambda: token(storage),
@@ -161,10 +159,14 @@ def test_renewal_after_a_takeover_raises_lease_lost_and_release_keeps_the_new_le
 
 
 def test_renewal_recognises_its_own_write_whose_answer_was_lost(storage: Storage) -> None:
+    client = storage.s3_client()
+    bucket, key = where(storage)
     with acquire(storage, owner=Owner.this_process("s3-retry"), ttl=30, heartbeat=5, wait=0) as lease:
         # As after a renewal that landed but whose response never came back: the etag we hold
         # is no longer current, yet the object still carries our token.
-        lease._version = '"00000000000000000000000000000000"'
+        ours = read_lease(storage)
+        assert ours is not None
+        client.put_object(Bucket=bucket, Key=key, Body=ours.renewed(30).to_bytes())
         lease.ensure()
         assert token(storage) == lease.token and lease.lost is None
     assert read_lease(storage) is None
@@ -186,6 +188,21 @@ def test_break_lease_on_s3_fences_the_lake_frees_it_and_the_holder_loses_it(stor
     finally:
         lease.stop_heartbeat()
     assert break_lease(RunContext(storage.settings)) is None
+
+
+def test_an_unreadable_lease_object_is_one_line_and_lease_break_removes_it(storage: Storage) -> None:
+    client = storage.s3_client()
+    bucket, key = where(storage)
+    client.put_object(Bucket=bucket, Key=key, Body=b"{not json")
+    with pytest.raises(
+        UnreadableLease, match=r"is unreadable \(not a lease object .*`python -m jobs lease break`"
+    ):
+        read_lease(storage)
+    with pytest.raises(UnreadableLease) as caught:
+        acquire(storage, owner=Owner.this_process("s3-blocked"), ttl=30, heartbeat=5, wait=0)
+    assert "\n" not in str(caught.value)
+    assert break_lease(RunContext(storage.settings)) == "an unreadable lease"
+    assert read_lease(storage) is None
 
 
 def test_waiting_for_a_held_lease_on_s3_gives_up_with_lease_held(storage: Storage) -> None:

@@ -54,9 +54,7 @@ def _hold(args: argparse.Namespace, storage: Any, owner: Any) -> int:
     from jobs.lease import acquire
 
     control = Path(args.dir)
-    with acquire(
-        storage, uri=args.uri, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat, wait=args.wait
-    ) as lease:
+    with acquire(storage, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat, wait=args.wait) as lease:
         write_json(control / f"acquired-{args.run_id}.json", {"token": lease.token, "pid": os.getpid()})
         deadline = time.monotonic() + LIMIT
         while not (control / f"release-{args.run_id}").exists():
@@ -79,9 +77,7 @@ def _race(args: argparse.Namespace, storage: Any, owner: Any) -> int:
         time.sleep(max(0.0, start_at - time.time()))
         report = control / f"r{r}-{args.run_id}.json"
         try:
-            lease = acquire(
-                storage, uri=args.uri, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat, wait=0
-            )
+            lease = acquire(storage, owner=owner, ttl=args.ttl, heartbeat=args.heartbeat, wait=0)
         except LeaseHeld as exc:
             write_json(report, {"won": False, "message": str(exc)})
             continue
@@ -98,7 +94,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--env", required=True, help="env file with the lake settings")
     parser.add_argument("--dir", required=True, help="control directory")
     parser.add_argument("--run-id", required=True)
-    parser.add_argument("--uri", default=None)
     parser.add_argument("--ttl", type=float, default=2.0)
     parser.add_argument("--heartbeat", type=float, default=0.5)
     parser.add_argument("--wait", type=float, default=0.0)
@@ -197,7 +192,6 @@ def expired_lease(run_id: str = "crashed-run", *, pid: int | None = None) -> byt
         acquired_at=beat - timedelta(minutes=5),
         heartbeat_at=beat,
         expires_at=beat + timedelta(seconds=60),
-        ttl_seconds=60,
     )
     return holder.to_bytes()
 
@@ -206,7 +200,6 @@ def race_rounds(
     *,
     env: Path,
     control: Path,
-    uri: str,
     processes: int,
     rounds: int,
     read_token: Callable[[], str | None],
@@ -217,7 +210,7 @@ def race_rounds(
     Returns the per-round outcome."""
     run_ids = [f"racer-{i}" for i in range(processes)]
     procs = [
-        spawn("race", env=env, control=control, run_id=rid, uri=uri, rounds=rounds, ttl=30, heartbeat=5)
+        spawn("race", env=env, control=control, run_id=rid, rounds=rounds, ttl=30, heartbeat=5)
         for rid in run_ids
     ]
     outcomes = []

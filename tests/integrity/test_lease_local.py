@@ -186,7 +186,6 @@ def test_eight_processes_racing_for_a_free_lease_exactly_one_wins_every_round(
     outcomes = race_rounds(
         env=env,
         control=control,
-        uri=uri_of(lake),
         processes=8,
         rounds=4,
         read_token=lambda: token(lake),
@@ -201,7 +200,6 @@ def test_eight_processes_racing_over_a_dead_holders_record_exactly_one_wins(
     outcomes = race_rounds(
         env=env,
         control=control,
-        uri=uri_of(lake),
         processes=8,
         rounds=3,
         read_token=lambda: token(lake),
