@@ -219,26 +219,26 @@ def write_label_features(
         )
     work = Path(tempfile.mkdtemp(prefix="label-features-"))
     try:
-        plans = [
-            label_plan(
+
+        def plan(bucket: tuple[int, int] | None) -> pl.LazyFrame:  # reads the bucket's silver
+            return label_plan(
                 labels,
                 silver,
                 mode=mode,
                 windows=windows,
                 stats=stats,
                 silver_user_range=user_range,
-                bucket=None if buckets == 1 else (b, buckets),
-                # few labels: cut silver to their (user, value prop) pairs first
+                bucket=bucket,
+                # only the labels' (user, value prop) pairs' events, unless labels outnumber prints
                 narrow=NARROW_RATIO * stats.rows < prints,
             )
-            for b in range(buckets)
-        ]
+
         if buckets == 1:
-            merged = plans[0].drop(ROW)
+            merged = plan(None).drop(ROW)
         else:  # each bucket's rows to a part (memory holds one bucket), then merged in order
             parts = [work / f"part-{b:05d}.parquet" for b in range(buckets)]
-            for plan, part in zip(plans, parts, strict=True):
-                plan.sink_parquet(part, engine="streaming")
+            for b, part in enumerate(parts):
+                plan((b, buckets)).sink_parquet(part, engine="streaming")
             merged = pl.scan_parquet(parts).sort(ROW).drop(ROW)
         local = work / f"out{Path(out_uri).suffix}"
         if out_format == "csv":

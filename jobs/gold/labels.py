@@ -28,20 +28,22 @@ per silver table, the newest version committed at or before a moment (Delta time
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
 from jobs.errors import PipelineError
-from jobs.feature_registry import GOLD_FEATURES, Feature
-from jobs.gold.features import MAX_USER_ID, build_features
-from jobs.weeks import Mode, week_start
+from jobs.feature_registry import GOLD_FEATURES, Feature, check_registry, sources, window_names
+from jobs.gold.features import MAX_USER_ID, fits_packed, pair_number, period_number
+from jobs.gold.plan_parts import measures, windowed
+from jobs.weeks import Mode, history_range, week_start, window_days
 
 LABEL_KEYS = ("user_id", "value_prop", "day")
 PAIR = ["user_id", "value_prop"]
+PAIR_ID = "__pair"  # a (user, value prop) as one integer
 ROW = "__label_row"  # the label file's row number: output order, duplicates kept apart
-NARROW_RATIO = 8  # silver is cut to the labels' pairs when it has 8× more prints than labels
+NARROW_RATIO = 1  # silver is cut to the labels' pairs when it has more prints than labels
 
 
 class LabelsError(PipelineError):
@@ -51,25 +53,6 @@ class LabelsError(PipelineError):
 
 
 # -- the plan -------------------------------------------------------------------------------------
-def label_registry(features: Sequence[Feature] = GOLD_FEATURES) -> tuple[Feature, ...]:
-    """``features`` with the prints' and taps' features read from ONE event source (``taps``:
-    silver prints and taps together, see :func:`label_plan`): a count becomes the sum of the
-    source's indicator column :func:`weight` (same name, measure and type). Gold's ``prints``
-    input then holds only the label rows, as target prints that no feature counts."""
-    out = []
-    for f in features:
-        if f.source in ("prints", "taps"):
-            value = weight(f.source) if f.aggregation == "count" else f.value
-            f = replace(f, source="taps", aggregation="sum", value=value)
-        out.append(f)
-    return tuple(out)
-
-
-def weight(source: str) -> str:
-    """The indicator column of one silver source in the merged events: 1 on its rows, else 0."""
-    return f"__is_{source}"
-
-
 def feature_columns(windows: Sequence[int], features: Sequence[Feature] = GOLD_FEATURES) -> list[str]:
     """The output's feature columns: the first window's under the features' names
     (``prior_views``), each further window's with its suffix (``prior_views_1w``)."""
@@ -116,9 +99,14 @@ def label_plan(
     narrow: bool = True,
 ) -> pl.LazyFrame:
     """The label rows (typed keys, the :data:`ROW` column first) with their features, one row
-    per label row, ordered by :data:`ROW`; only the users of ``bucket`` = (b, buckets)."""
+    per label row, ordered by :data:`ROW`; only the users of ``bucket`` = (b, buckets).
+
+    Silver's side is read here (the bucket's events of the labels' pairs, sorted in memory);
+    the labels' side stays lazy: each label row looks its windows up in those sorted events."""
     if not windows:
         raise ValueError("at least one lookback window")
+    check_registry(features)
+    window_names(windows)  # none twice
     taken = [c for c in feature_columns(windows, features) if c in labels.collect_schema()]
     if taken:
         raise LabelsError(f"labels: column(s) {', '.join(taken)} would be overwritten by the features")
@@ -126,44 +114,79 @@ def label_plan(
         b, n = bucket
         labels = labels.filter(_bucket_of(n) == b)
         silver = {s: f.filter(_bucket_of(n) == b) for s, f in silver.items()}
-    registry = label_registry(features)
-    # The packed key holds user ids in [0, 2**32): when silver's do fit, a label user outside
-    # has no event at all, so its rows keep zeros without being targets; else the generic plan.
+    widest = max(windows)
+    first, end = history_range(stats.weeks, n_weeks=widest)  # the days any window reads
+    # Every event and every window end gets ONE Int64 key, pair * shift + period, the period
+    # counted from ``first`` (so 0 <= period < shift): the keys of a pair's window [lo, hi)
+    # are one contiguous range. The pair is the packed (user | value-prop code) of gold when
+    # silver's user ids fit it (a label user outside has no event: no pair, zeros), else a
+    # number for each of the labels' (user, value prop) pairs.
+    shift = (end - first).days + 1
     lo, hi = silver_user_range if silver_user_range is not None else (-1, MAX_USER_ID + 1)
-    packed = lo >= 0 and hi <= MAX_USER_ID
-    in_range = pl.col("user_id").is_between(0, MAX_USER_ID)
-    keys = labels.select(*LABEL_KEYS).filter(in_range if packed else pl.lit(True)).unique()
-    pairs = keys.select(PAIR).unique()
+    packed = lo >= 0 and fits_packed(stats.weeks, n_weeks=widest, max_user_id=hi)
+    if packed:
+        in_range = pl.col("user_id").is_between(0, MAX_USER_ID)
+        labels = labels.with_columns(
+            pair_number(pl.when(in_range).then("user_id"), pl.col("value_prop")).alias(PAIR_ID)
+        )
+        wanted = labels.select(PAIR_ID).drop_nulls().unique().collect(engine="streaming").lazy()
 
-    def narrowed(frame: pl.LazyFrame) -> pl.LazyFrame:
-        return frame.join(pairs, on=PAIR, how="semi") if narrow else frame
+        def paired(frame: pl.LazyFrame) -> pl.LazyFrame:
+            frame = frame.with_columns(pair_number(pl.col("user_id"), pl.col("value_prop")).alias(PAIR_ID))
+            return frame.join(wanted, on=PAIR_ID, how="semi") if narrow else frame
+    else:
+        ids = labels.select(PAIR).unique().with_row_index(PAIR_ID).collect(engine="streaming").lazy()
+        labels = labels.join(ids, on=PAIR, how="left", maintain_order="left")
 
-    def events(source: str) -> pl.LazyFrame:
-        flags = [pl.lit(int(s == source), pl.Int8).alias(weight(s)) for s in ("prints", "taps")]
-        return narrowed(silver[source]).select("day", "user_id", "value_prop", "position", *flags)
+        def paired(frame: pl.LazyFrame) -> pl.LazyFrame:  # other pairs cannot change a label row
+            return frame.join(ids, on=PAIR, how="inner")
 
-    # Silver prints and taps as one event source (label_registry), the label rows as the only
-    # target prints: gold's plan computes every label key once, and nothing counts a label row.
-    merged = pl.concat([events("prints"), events("taps")], how="vertical")
-    targets = keys.select("day", "user_id", "value_prop", pl.lit(-1, pl.Int64).alias("position"))
-    pays = narrowed(silver["pays"]).select("day", "user_id", "value_prop", "total")
-    columns = feature_columns(windows, features)
-    gold = build_features(
-        prints=targets,
-        taps=merged,
-        pays=pays,
-        weeks=list(stats.weeks),
-        mode=mode,
-        windows=tuple(windows),
-        packed=packed,
-        features=registry,
+    def key(day: pl.Expr) -> pl.Expr:
+        number = period_number(day, mode) - period_number(pl.lit(first, pl.Date), mode)
+        return pl.col(PAIR_ID).cast(pl.Int64) * shift + number.cast(pl.Int64)
+
+    # Per source, its events' keys sorted (and each sum's running total, 0 first): the events
+    # of a window [lo, hi) are those between the positions of its ends in the sorted keys
+    # (binary search): a count is the difference of the positions, a sum that of the totals.
+    events = {
+        source: paired(silver[source].filter(pl.col("day").is_between(first, end, closed="left")))
+        .select(
+            key(pl.col("day")).alias("key"),
+            *[f.per_event().cast(f.period_dtype) for f in measures(features, source) if f.value is not None],
+        )
+        .collect(engine="streaming")
+        .sort("key")
+        for source in sources(features)
+    }
+    # The label rows' keys (-1: no pair) in key order, so that the searches walk the sorted
+    # events forwards; a window's start is the same key ``periods`` less (the order holds).
+    at = labels.select(key(pl.col("day")).fill_null(-1)).collect(engine="streaming").to_series()
+    order = at.arg_sort()
+    at = at.gather(order)
+    units: dict[str, pl.Series] = {}
+    backs = [periods(n, mode) for n in windows]
+    for source, frame in events.items():
+        position = {
+            back: frame["key"].search_sorted(at - back, side="left").cast(pl.Int64) for back in {0, *backs}
+        }
+        for f in measures(features, source):
+            totals = (
+                pl.concat([pl.Series([0], dtype=f.period_dtype), frame[f.measure].cum_sum()])
+                if f.value
+                else None
+            )
+            for back, (_, w) in zip(backs, windowed(windows), strict=True):
+                hi, lo = position[0], position[back]
+                units[f.column(w)] = hi - lo if totals is None else totals.gather(hi) - totals.gather(lo)
+    found = pl.DataFrame(units).select(
+        f.finish(pl.col(f.column(w))).alias(f.column(w)) for _, w in windowed(windows) for f in features
     )
-    out = labels.join(
-        gold.select(*LABEL_KEYS, *columns), on=list(LABEL_KEYS), how="left", maintain_order="left"
-    )
-    return out.sort(ROW).with_columns(
-        pl.col(c).fill_null(0) for c in columns
-    )  # every target row comes back: nulls only if the plan lost one (never)
+    return pl.concat([labels.drop(PAIR_ID), found[order.arg_sort()].lazy()], how="horizontal")
+
+
+def periods(n_weeks: int, mode: Mode) -> int:
+    """A window of ``n_weeks`` in periods: weeks (calendar) or days (rolling)."""
+    return n_weeks if mode == "calendar" else window_days(n_weeks)
 
 
 def label_features(
