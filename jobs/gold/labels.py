@@ -6,18 +6,25 @@ of every window, exactly as a print of that user and value prop on that day gets
 same window semantics in both modes (:mod:`jobs.weeks`), zeros where there is no history (days
 before or after the data, unknown users and value props).
 
-No feature arithmetic of its own: the label rows are handed to gold's plan
-(:func:`jobs.gold.features.build_features`) as its *target prints*, and silver's prints and
-taps as one event source with an indicator column per source; the registry is rewritten so that
-a count of prints (taps) becomes the sum of the prints' (taps') indicator
-(:func:`label_registry`). Pays are as in gold. A label row is therefore computed by the very
-plan that computes gold, with gold's window semantics, and it never counts itself or another
-label row: no feature reads the target prints. With few labels, silver is first cut to the
-labels' (user, value prop) pairs (the others cannot change a label row).
+How: a window is a range of periods (:mod:`jobs.weeks`: Monday-weeks in calendar mode, days in
+rolling mode), so it is a range of ONE Int64 key ``pair * shift + period`` (the pair: gold's
+packed ``user | value-prop code``, :func:`jobs.gold.features.pair_number`, or, when silver's
+user ids do not fit it, a number per label pair). Per source, the events' keys are sorted once
+(silver cut to the labels' pairs first: the other pairs cannot change a label row); a label
+row's window [lo, hi) holds the events between the positions of lo and hi in those keys (two
+binary searches, the label keys sorted so the searches walk forwards). A count is the
+difference of the positions; a sum the difference of the running totals of its exact integer
+units (cents as Int128) at those positions. Every feature is the registry's: its source, its
+per-event units (:meth:`~jobs.feature_registry.Feature.per_event`) and its exact type
+(:meth:`~jobs.feature_registry.Feature.finish`). No aggregation, no join of the label rows:
+they come back in their order with the feature columns beside them, duplicates and all, and
+no label row counts itself or another. The tests check it against the brute-force reference
+and against gold's rows for prints.
 
 Memory: :func:`jobs.gold.label_io.write_label_features` splits labels and silver into user buckets
 (``user_id mod buckets``, as gold does) and writes each bucket's rows to a temporary Parquet
-part, then merges the parts back into the label file's order.
+part, then merges the parts back into the label file's order. A bucket holds its sorted event
+keys (and each sum's running totals) and a few integers per label row.
 
 Point in time (:mod:`jobs.gold.label_io`): :func:`~jobs.gold.label_io.versions_known_at` names,
 per silver table, the newest version committed at or before a moment (Delta time travel),
@@ -101,8 +108,9 @@ def label_plan(
     """The label rows (typed keys, the :data:`ROW` column first) with their features, one row
     per label row, ordered by :data:`ROW`; only the users of ``bucket`` = (b, buckets).
 
-    Silver's side is read here (the bucket's events of the labels' pairs, sorted in memory);
-    the labels' side stays lazy: each label row looks its windows up in those sorted events."""
+    The work is done here: one pass over the labels' keys, one over the bucket's silver (its
+    events of the labels' pairs, sorted in memory), the look-ups. The result is lazy only in
+    the labels' other columns, read again beside the features when it is collected."""
     if not windows:
         raise ValueError("at least one lookback window")
     check_registry(features)
@@ -116,72 +124,67 @@ def label_plan(
         silver = {s: f.filter(_bucket_of(n) == b) for s, f in silver.items()}
     widest = max(windows)
     first, end = history_range(stats.weeks, n_weeks=widest)  # the days any window reads
-    # Every event and every window end gets ONE Int64 key, pair * shift + period, the period
-    # counted from ``first`` (so 0 <= period < shift): the keys of a pair's window [lo, hi)
-    # are one contiguous range. The pair is the packed (user | value-prop code) of gold when
-    # silver's user ids fit it (a label user outside has no event: no pair, zeros), else a
-    # number for each of the labels' (user, value prop) pairs.
+    # Every event and every label row gets ONE Int64 key, pair * shift + period, the period
+    # counted from ``first`` (so 0 <= period < shift): a label row's window of N weeks is the
+    # keys from its own key - periods(N) up to its own key (excluded). The pair is gold's packed (user |
+    # value-prop code) when silver's user ids fit it (a label user outside has no event: no
+    # pair, key -1, zeros), else a number for each of the labels' (user, value prop) pairs.
     shift = (end - first).days + 1
     lo, hi = silver_user_range if silver_user_range is not None else (-1, MAX_USER_ID + 1)
-    packed = lo >= 0 and fits_packed(stats.weeks, n_weeks=widest, max_user_id=hi)
-    if packed:
-        in_range = pl.col("user_id").is_between(0, MAX_USER_ID)
-        labels = labels.with_columns(
-            pair_number(pl.when(in_range).then("user_id"), pl.col("value_prop")).alias(PAIR_ID)
-        )
-        wanted = labels.select(PAIR_ID).drop_nulls().unique().collect(engine="streaming").lazy()
-
-        def paired(frame: pl.LazyFrame) -> pl.LazyFrame:
-            frame = frame.with_columns(pair_number(pl.col("user_id"), pl.col("value_prop")).alias(PAIR_ID))
-            return frame.join(wanted, on=PAIR_ID, how="semi") if narrow else frame
+    if lo >= 0 and fits_packed(stats.weeks, n_weeks=widest, max_user_id=hi):
+        user = pl.when(pl.col("user_id").is_between(0, MAX_USER_ID)).then("user_id")
+        keyed = labels.with_columns(pair_number(user, pl.col("value_prop")).alias(PAIR_ID))
+        event_pairs = [pair_number(pl.col("user_id"), pl.col("value_prop")).alias(PAIR_ID)]
     else:
-        ids = labels.select(PAIR).unique().with_row_index(PAIR_ID).collect(engine="streaming").lazy()
-        labels = labels.join(ids, on=PAIR, how="left", maintain_order="left")
-
-        def paired(frame: pl.LazyFrame) -> pl.LazyFrame:  # other pairs cannot change a label row
-            return frame.join(ids, on=PAIR, how="inner")
+        ids = labels.select(PAIR).unique().with_row_index(PAIR_ID).collect(engine="streaming")
+        keyed = labels.join(ids.lazy(), on=PAIR, how="left", maintain_order="left")
+        narrow = True  # the events get their pair's number by a join, which drops the others
+        event_pairs = []
 
     def key(day: pl.Expr) -> pl.Expr:
         number = period_number(day, mode) - period_number(pl.lit(first, pl.Date), mode)
         return pl.col(PAIR_ID).cast(pl.Int64) * shift + number.cast(pl.Int64)
 
-    # Per source, its events' keys sorted (and each sum's running total, 0 first): the events
-    # of a window [lo, hi) are those between the positions of its ends in the sorted keys
-    # (binary search): a count is the difference of the positions, a sum that of the totals.
-    events = {
-        source: paired(silver[source].filter(pl.col("day").is_between(first, end, closed="left")))
-        .select(
-            key(pl.col("day")).alias("key"),
-            *[f.per_event().cast(f.period_dtype) for f in measures(features, source) if f.value is not None],
-        )
-        .collect(engine="streaming")
-        .sort("key")
-        for source in sources(features)
-    }
-    # The label rows' keys (-1: no pair) in key order, so that the searches walk the sorted
-    # events forwards; a window's start is the same key ``periods`` less (the order holds).
-    at = labels.select(key(pl.col("day")).fill_null(-1)).collect(engine="streaming").to_series()
+    # The label rows' keys in key order, so that the searches walk the sorted events forwards.
+    at = keyed.select(key(pl.col("day")).fill_null(-1)).collect(engine="streaming").to_series()
     order = at.arg_sort()
     at = at.gather(order)
-    units: dict[str, pl.Series] = {}
+    wanted = (at.filter(at >= 0) // shift).unique().alias(PAIR_ID).to_frame().lazy()
+
+    def paired(frame: pl.LazyFrame) -> pl.LazyFrame:  # the other pairs cannot change a label row
+        if event_pairs:
+            frame = frame.with_columns(event_pairs)
+            return frame.join(wanted, on=PAIR_ID, how="semi") if narrow else frame
+        return frame.join(ids.lazy(), on=PAIR, how="inner")
+
+    # Per source, its events' keys sorted (and each sum's running total of exact units, 0
+    # first): the events of a window are those between the positions of its ends in the keys
+    # (binary search). A count is the difference of the positions, a sum that of the totals.
     backs = [periods(n, mode) for n in windows]
-    for source, frame in events.items():
+    units: dict[str, pl.Series] = {}
+    for source in sources(features):
+        sums = [f for f in measures(features, source) if f.value is not None]
+        events = (
+            paired(silver[source].filter(pl.col("day").is_between(first, end, closed="left")))
+            .select(key(pl.col("day")).alias("key"), *[f.per_event().cast(f.period_dtype) for f in sums])
+            .collect(engine="streaming")
+            .sort("key")
+        )
         position = {
-            back: frame["key"].search_sorted(at - back, side="left").cast(pl.Int64) for back in {0, *backs}
+            back: events["key"].search_sorted(at - back, side="left").cast(pl.Int64) for back in {0, *backs}
         }
         for f in measures(features, source):
-            totals = (
-                pl.concat([pl.Series([0], dtype=f.period_dtype), frame[f.measure].cum_sum()])
-                if f.value
-                else None
-            )
+            zero = pl.Series([0], dtype=f.period_dtype)
+            totals = pl.concat([zero, events[f.measure].cum_sum()]) if f in sums else None
             for back, (_, w) in zip(backs, windowed(windows), strict=True):
-                hi, lo = position[0], position[back]
-                units[f.column(w)] = hi - lo if totals is None else totals.gather(hi) - totals.gather(lo)
+                stop, start = position[0], position[back]
+                units[f.column(w)] = (
+                    stop - start if totals is None else totals.gather(stop) - totals.gather(start)
+                )
     found = pl.DataFrame(units).select(
         f.finish(pl.col(f.column(w))).alias(f.column(w)) for _, w in windowed(windows) for f in features
     )
-    return pl.concat([labels.drop(PAIR_ID), found[order.arg_sort()].lazy()], how="horizontal")
+    return pl.concat([labels, found[order.arg_sort()].lazy()], how="horizontal")
 
 
 def periods(n_weeks: int, mode: Mode) -> int:
@@ -205,8 +208,9 @@ def label_features(
     ``labels`` needs ``user_id`` (integer), ``value_prop`` (string) and ``day`` (date, or a
     ``YYYY-MM-DD`` string); the other columns come back unchanged. The first window's columns
     are named as in gold (``prior_views``), the others with their suffix (``prior_views_1w``).
-    Raises :class:`LabelsError` for unusable labels. The labels are read once here (their
-    weeks); the result is lazy."""
+    Raises :class:`LabelsError` for unusable labels. The features are computed here (the labels'
+    keys and silver are read: :func:`label_plan`); the result is lazy only in the labels' other
+    columns."""
     typed = typed_labels(labels.lazy())
     stats = check_labels(typed, "labels")
     silver = {"prints": prints, "taps": taps, "pays": pays}
