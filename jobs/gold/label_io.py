@@ -36,9 +36,10 @@ if TYPE_CHECKING:
     from jobs.storage import Storage
     from jobs.tables import Lake
 
-# A label bucket holds an event's key (and a pay's cents) where a gold bucket holds a print's
-# row with its features: it takes 4× as many silver rows (scale 10, 13.9M events and labels in
-# one bucket: about 0.6 GB at peak, of which 0.2 GB is the process before it reads anything).
+# A label bucket holds a silver event's key (and a pay's cents) where a gold bucket holds a
+# print's row: silver rows count 1/4 and label rows (with their features) 1 towards
+# GOLD_ROWS_PER_BUCKET (scale 10, 12.9M events and 1M labels in one bucket: about 0.6 GB at
+# peak, of which 0.2 GB is the process before it reads any silver).
 BUCKET_SCALE = 4
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
@@ -217,11 +218,9 @@ def write_label_features(
     user_range = silver_user_range(lake, root, versions)
     rows = {s: f.select(pl.len()).collect().item() for s, f in silver.items()}  # Parquet metadata
     prints = rows["prints"]
-    if buckets is None:  # GOLD_BUCKETS, or about BUCKET_SCALE × GOLD_ROWS_PER_BUCKET events + labels each
-        per_bucket = BUCKET_SCALE * ctx.settings.gold_rows_per_bucket
-        buckets = ctx.settings.gold_buckets or max(
-            1, math.ceil((sum(rows.values()) + stats.rows) / per_bucket)
-        )
+    if buckets is None:  # GOLD_BUCKETS, or about GOLD_ROWS_PER_BUCKET labels + silver rows / 4 each
+        weight = sum(rows.values()) / BUCKET_SCALE + stats.rows
+        buckets = ctx.settings.gold_buckets or max(1, math.ceil(weight / ctx.settings.gold_rows_per_bucket))
     work = Path(tempfile.mkdtemp(prefix="label-features-"))
     try:
 

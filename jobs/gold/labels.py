@@ -148,7 +148,7 @@ def label_plan(
     # The label rows' keys in key order, so that the searches walk the sorted events forwards.
     at = keyed.select(key(pl.col("day")).fill_null(-1)).collect(engine="streaming").to_series()
     order = at.arg_sort()
-    at = at.gather(order)
+    at, inverse = at.gather(order), order.arg_sort()
     wanted = (at.filter(at >= 0) // shift).unique().alias(PAIR_ID).to_frame().lazy()
 
     def paired(frame: pl.LazyFrame) -> pl.LazyFrame:  # the other pairs cannot change a label row
@@ -178,13 +178,13 @@ def label_plan(
             totals = pl.concat([zero, events[f.measure].cum_sum()]) if f in sums else None
             for back, (_, w) in zip(backs, windowed(windows), strict=True):
                 stop, start = position[0], position[back]
-                units[f.column(w)] = (
-                    stop - start if totals is None else totals.gather(stop) - totals.gather(start)
-                )
-    found = pl.DataFrame(units).select(
-        f.finish(pl.col(f.column(w))).alias(f.column(w)) for _, w in windowed(windows) for f in features
+                found = stop - start if totals is None else totals.gather(stop) - totals.gather(start)
+                units[f.column(w)] = found.gather(inverse)  # back in the labels' order
+    columns = [(f, f.column(w)) for _, w in windowed(windows) for f in features]
+    found_rows = pl.DataFrame([units[c].alias(c) for _, c in columns]).lazy()
+    return pl.concat([labels, found_rows], how="horizontal").with_columns(
+        f.finish(pl.col(c)).alias(c) for f, c in columns
     )
-    return pl.concat([labels, found[order.arg_sort()].lazy()], how="horizontal")
 
 
 def periods(n_weeks: int, mode: Mode) -> int:
