@@ -126,9 +126,9 @@ def label_plan(
     first, end = history_range(stats.weeks, n_weeks=widest)  # the days any window reads
     # Every event and every label row gets ONE Int64 key, pair * shift + period, the period
     # counted from ``first`` (so 0 <= period < shift): a label row's window of N weeks is the
-    # keys from its own key - periods(N) up to its own key (excluded). The pair is gold's packed (user |
-    # value-prop code) when silver's user ids fit it (a label user outside has no event: no
-    # pair, key -1, zeros), else a number for each of the labels' (user, value prop) pairs.
+    # keys from its own key - periods(N) up to its own key (excluded). The pair is gold's
+    # packed (user | value-prop code) when silver's user ids fit it (a label user outside has
+    # no event: no pair, key -1, zeros), else a number for each of the labels' pairs.
     shift = (end - first).days + 1
     lo, hi = silver_user_range if silver_user_range is not None else (-1, MAX_USER_ID + 1)
     if lo >= 0 and fits_packed(stats.weeks, n_weeks=widest, max_user_id=hi):
@@ -138,8 +138,7 @@ def label_plan(
     else:
         ids = labels.select(PAIR).unique().with_row_index(PAIR_ID).collect(engine="streaming")
         keyed = labels.join(ids.lazy(), on=PAIR, how="left", maintain_order="left")
-        narrow = True  # the events get their pair's number by a join, which drops the others
-        event_pairs = []
+        event_pairs = []  # the events get their pair's number by a join, which drops the others
 
     def key(day: pl.Expr) -> pl.Expr:
         number = period_number(day, mode) - period_number(pl.lit(first, pl.Date), mode)
