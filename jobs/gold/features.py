@@ -58,7 +58,6 @@ from jobs.weeks import Mode, history_range, period, week_start, window_days
 USER_BITS, VP_BITS, PERIOD_BITS = 32, 16, 15
 MAX_USER_ID = 2**USER_BITS - 1
 _VP_SHIFT = 2**PERIOD_BITS
-_USER_SHIFT = 2 ** (PERIOD_BITS + VP_BITS)
 _EPOCH_MONDAY_OFFSET = 3  # 1970-01-01 is a Thursday: (days + 3) // 7 counts Monday-weeks
 
 
@@ -187,6 +186,20 @@ def _week_number(day: pl.Expr) -> pl.Expr:
     return (_day_number(day) + _EPOCH_MONDAY_OFFSET) // 7
 
 
+def period_number(day: pl.Expr, mode: Mode) -> pl.Expr:
+    """A day's period as an integer: its Monday-week since 1970 (calendar) or the day itself
+    (rolling), so a window of N weeks is N periods, or 7·N."""
+    return _week_number(day) if mode == "calendar" else _day_number(day)
+
+
+def pair_number(user: pl.Expr, value_prop: pl.Expr) -> pl.Expr:
+    """(user, value prop) as one Int64, the packed key's high bits: ``user | value-prop code``
+    (32 + 16 bits). A user id outside [0, 2**32) makes the query fail."""
+    return user.cast(pl.UInt32, strict=True).cast(pl.Int64) * 2**VP_BITS + value_prop.cast(
+        _VP_CODES
+    ).to_physical().cast(pl.Int64)
+
+
 def _packed(
     frames: dict[str, pl.LazyFrame],
     weeks: list[date],
@@ -215,10 +228,7 @@ def _packed(
         target_periods = [d - base + i for d in week_numbers for i in range(7)]
 
     def user_vp(frame_user: pl.Expr, frame_vp: pl.Expr) -> pl.Expr:
-        return (
-            frame_user.cast(pl.UInt32, strict=True).cast(pl.Int64) * _USER_SHIFT
-            + frame_vp.cast(_VP_CODES).to_physical().cast(pl.Int64) * _VP_SHIFT
-        )
+        return pair_number(frame_user, frame_vp) * _VP_SHIFT
 
     def key(day: pl.Expr) -> pl.Expr:  # user | value prop | period (offset by the window)
         return user_vp(pl.col("user_id"), pl.col("value_prop")) + (number(day) - base)

@@ -36,6 +36,11 @@ if TYPE_CHECKING:
     from jobs.storage import Storage
     from jobs.tables import Lake
 
+# A label bucket holds a silver event's key (and a pay's cents) where a gold bucket holds a
+# print's row: silver rows count 1/4 and label rows (with their features) 1 towards
+# GOLD_ROWS_PER_BUCKET (scale 10, 12.9M events and 1M labels in one bucket: about 0.6 GB at
+# peak, of which 0.2 GB is the process before it reads any silver).
+BUCKET_SCALE = 4
 FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
 
 
@@ -213,32 +218,31 @@ def write_label_features(
     user_range = silver_user_range(lake, root, versions)
     rows = {s: f.select(pl.len()).collect().item() for s, f in silver.items()}  # Parquet metadata
     prints = rows["prints"]
-    if buckets is None:  # GOLD_BUCKETS, or about GOLD_ROWS_PER_BUCKET silver events + labels each
-        buckets = ctx.settings.gold_buckets or max(
-            1, math.ceil((sum(rows.values()) + stats.rows) / ctx.settings.gold_rows_per_bucket)
-        )
+    if buckets is None:  # GOLD_BUCKETS, or about GOLD_ROWS_PER_BUCKET labels + silver rows / 4 each
+        weight = sum(rows.values()) / BUCKET_SCALE + stats.rows
+        buckets = ctx.settings.gold_buckets or max(1, math.ceil(weight / ctx.settings.gold_rows_per_bucket))
     work = Path(tempfile.mkdtemp(prefix="label-features-"))
     try:
-        plans = [
-            label_plan(
+
+        def plan(bucket: tuple[int, int] | None) -> pl.LazyFrame:  # reads the bucket's silver
+            return label_plan(
                 labels,
                 silver,
                 mode=mode,
                 windows=windows,
                 stats=stats,
                 silver_user_range=user_range,
-                bucket=None if buckets == 1 else (b, buckets),
-                # few labels: cut silver to their (user, value prop) pairs first
+                bucket=bucket,
+                # only the labels' (user, value prop) pairs' events, unless labels outnumber prints
                 narrow=NARROW_RATIO * stats.rows < prints,
             )
-            for b in range(buckets)
-        ]
+
         if buckets == 1:
-            merged = plans[0].drop(ROW)
+            merged = plan(None).drop(ROW)
         else:  # each bucket's rows to a part (memory holds one bucket), then merged in order
             parts = [work / f"part-{b:05d}.parquet" for b in range(buckets)]
-            for plan, part in zip(plans, parts, strict=True):
-                plan.sink_parquet(part, engine="streaming")
+            for b, part in enumerate(parts):
+                plan((b, buckets)).sink_parquet(part, engine="streaming")
             merged = pl.scan_parquet(parts).sort(ROW).drop(ROW)
         local = work / f"out{Path(out_uri).suffix}"
         if out_format == "csv":

@@ -6,18 +6,25 @@ of every window, exactly as a print of that user and value prop on that day gets
 same window semantics in both modes (:mod:`jobs.weeks`), zeros where there is no history (days
 before or after the data, unknown users and value props).
 
-No feature arithmetic of its own: the label rows are handed to gold's plan
-(:func:`jobs.gold.features.build_features`) as its *target prints*, and silver's prints and
-taps as one event source with an indicator column per source; the registry is rewritten so that
-a count of prints (taps) becomes the sum of the prints' (taps') indicator
-(:func:`label_registry`). Pays are as in gold. A label row is therefore computed by the very
-plan that computes gold, with gold's window semantics, and it never counts itself or another
-label row: no feature reads the target prints. With few labels, silver is first cut to the
-labels' (user, value prop) pairs (the others cannot change a label row).
+How: a window is a range of periods (:mod:`jobs.weeks`: Monday-weeks in calendar mode, days in
+rolling mode), so it is a range of ONE Int64 key ``pair * shift + period`` (the pair: gold's
+packed ``user | value-prop code``, :func:`jobs.gold.features.pair_number`, or, when silver's
+user ids do not fit it, a number per label pair). Per source, the events' keys are sorted once
+(silver cut to the labels' pairs first: the other pairs cannot change a label row); a label
+row's window [lo, hi) holds the events between the positions of lo and hi in those keys (two
+binary searches, the label keys sorted so the searches walk forwards). A count is the
+difference of the positions; a sum the difference of the running totals of its exact integer
+units (cents as Int128) at those positions. Every feature is the registry's: its source, its
+per-event units (:meth:`~jobs.feature_registry.Feature.per_event`) and its exact type
+(:meth:`~jobs.feature_registry.Feature.finish`). No aggregation, no join of the label rows:
+they come back in their order with the feature columns beside them, duplicates and all, and
+no label row counts itself or another. The tests check it against the brute-force reference
+and against gold's rows for prints.
 
 Memory: :func:`jobs.gold.label_io.write_label_features` splits labels and silver into user buckets
 (``user_id mod buckets``, as gold does) and writes each bucket's rows to a temporary Parquet
-part, then merges the parts back into the label file's order.
+part, then merges the parts back into the label file's order. A bucket holds its sorted event
+keys (and each sum's running totals) and a few integers per label row.
 
 Point in time (:mod:`jobs.gold.label_io`): :func:`~jobs.gold.label_io.versions_known_at` names,
 per silver table, the newest version committed at or before a moment (Delta time travel),
@@ -28,20 +35,22 @@ per silver table, the newest version committed at or before a moment (Delta time
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date
 
 import polars as pl
 
 from jobs.errors import PipelineError
-from jobs.feature_registry import GOLD_FEATURES, Feature
-from jobs.gold.features import MAX_USER_ID, build_features
-from jobs.weeks import Mode, week_start
+from jobs.feature_registry import GOLD_FEATURES, Feature, check_registry, sources, window_names
+from jobs.gold.features import MAX_USER_ID, fits_packed, pair_number, period_number
+from jobs.gold.plan_parts import measures, windowed
+from jobs.weeks import Mode, history_range, week_start, window_days
 
 LABEL_KEYS = ("user_id", "value_prop", "day")
 PAIR = ["user_id", "value_prop"]
+PAIR_ID = "__pair"  # a (user, value prop) as one integer
 ROW = "__label_row"  # the label file's row number: output order, duplicates kept apart
-NARROW_RATIO = 8  # silver is cut to the labels' pairs when it has 8× more prints than labels
+NARROW_RATIO = 1  # silver is cut to the labels' pairs when it has more prints than labels
 
 
 class LabelsError(PipelineError):
@@ -51,25 +60,6 @@ class LabelsError(PipelineError):
 
 
 # -- the plan -------------------------------------------------------------------------------------
-def label_registry(features: Sequence[Feature] = GOLD_FEATURES) -> tuple[Feature, ...]:
-    """``features`` with the prints' and taps' features read from ONE event source (``taps``:
-    silver prints and taps together, see :func:`label_plan`): a count becomes the sum of the
-    source's indicator column :func:`weight` (same name, measure and type). Gold's ``prints``
-    input then holds only the label rows, as target prints that no feature counts."""
-    out = []
-    for f in features:
-        if f.source in ("prints", "taps"):
-            value = weight(f.source) if f.aggregation == "count" else f.value
-            f = replace(f, source="taps", aggregation="sum", value=value)
-        out.append(f)
-    return tuple(out)
-
-
-def weight(source: str) -> str:
-    """The indicator column of one silver source in the merged events: 1 on its rows, else 0."""
-    return f"__is_{source}"
-
-
 def feature_columns(windows: Sequence[int], features: Sequence[Feature] = GOLD_FEATURES) -> list[str]:
     """The output's feature columns: the first window's under the features' names
     (``prior_views``), each further window's with its suffix (``prior_views_1w``)."""
@@ -116,9 +106,15 @@ def label_plan(
     narrow: bool = True,
 ) -> pl.LazyFrame:
     """The label rows (typed keys, the :data:`ROW` column first) with their features, one row
-    per label row, ordered by :data:`ROW`; only the users of ``bucket`` = (b, buckets)."""
+    per label row, ordered by :data:`ROW`; only the users of ``bucket`` = (b, buckets).
+
+    The work is done here: one pass over the labels' keys, one over the bucket's silver (its
+    events of the labels' pairs, sorted in memory), the look-ups. The result is lazy only in
+    the labels' other columns, read again beside the features when it is collected."""
     if not windows:
         raise ValueError("at least one lookback window")
+    check_registry(features)
+    window_names(windows)  # none twice
     taken = [c for c in feature_columns(windows, features) if c in labels.collect_schema()]
     if taken:
         raise LabelsError(f"labels: column(s) {', '.join(taken)} would be overwritten by the features")
@@ -126,44 +122,73 @@ def label_plan(
         b, n = bucket
         labels = labels.filter(_bucket_of(n) == b)
         silver = {s: f.filter(_bucket_of(n) == b) for s, f in silver.items()}
-    registry = label_registry(features)
-    # The packed key holds user ids in [0, 2**32): when silver's do fit, a label user outside
-    # has no event at all, so its rows keep zeros without being targets; else the generic plan.
+    widest = max(windows)
+    first, end = history_range(stats.weeks, n_weeks=widest)  # the days any window reads
+    # Every event and every label row gets ONE Int64 key, pair * shift + period, the period
+    # counted from ``first`` (so 0 <= period < shift): a label row's window of N weeks is the
+    # keys from its own key - periods(N) up to its own key (excluded). The pair is gold's
+    # packed (user | value-prop code) when silver's user ids fit it (a label user outside has
+    # no event: no pair, key -1, zeros), else a number for each of the labels' pairs.
+    shift = (end - first).days + 1
     lo, hi = silver_user_range if silver_user_range is not None else (-1, MAX_USER_ID + 1)
-    packed = lo >= 0 and hi <= MAX_USER_ID
-    in_range = pl.col("user_id").is_between(0, MAX_USER_ID)
-    keys = labels.select(*LABEL_KEYS).filter(in_range if packed else pl.lit(True)).unique()
-    pairs = keys.select(PAIR).unique()
+    if lo >= 0 and fits_packed(stats.weeks, n_weeks=widest, max_user_id=hi):
+        user = pl.when(pl.col("user_id").is_between(0, MAX_USER_ID)).then("user_id")
+        keyed = labels.with_columns(pair_number(user, pl.col("value_prop")).alias(PAIR_ID))
+        event_pairs = [pair_number(pl.col("user_id"), pl.col("value_prop")).alias(PAIR_ID)]
+    else:
+        ids = labels.select(PAIR).unique().with_row_index(PAIR_ID).collect(engine="streaming")
+        keyed = labels.join(ids.lazy(), on=PAIR, how="left", maintain_order="left")
+        event_pairs = []  # the events get their pair's number by a join, which drops the others
 
-    def narrowed(frame: pl.LazyFrame) -> pl.LazyFrame:
-        return frame.join(pairs, on=PAIR, how="semi") if narrow else frame
+    def key(day: pl.Expr) -> pl.Expr:
+        number = period_number(day, mode) - period_number(pl.lit(first, pl.Date), mode)
+        return pl.col(PAIR_ID).cast(pl.Int64) * shift + number.cast(pl.Int64)
 
-    def events(source: str) -> pl.LazyFrame:
-        flags = [pl.lit(int(s == source), pl.Int8).alias(weight(s)) for s in ("prints", "taps")]
-        return narrowed(silver[source]).select("day", "user_id", "value_prop", "position", *flags)
+    # The label rows' keys in key order, so that the searches walk the sorted events forwards.
+    at = keyed.select(key(pl.col("day")).fill_null(-1)).collect(engine="streaming").to_series()
+    order = at.arg_sort()
+    at, inverse = at.gather(order), order.arg_sort()
+    wanted = (at.filter(at >= 0) // shift).unique().alias(PAIR_ID).to_frame().lazy()
 
-    # Silver prints and taps as one event source (label_registry), the label rows as the only
-    # target prints: gold's plan computes every label key once, and nothing counts a label row.
-    merged = pl.concat([events("prints"), events("taps")], how="vertical")
-    targets = keys.select("day", "user_id", "value_prop", pl.lit(-1, pl.Int64).alias("position"))
-    pays = narrowed(silver["pays"]).select("day", "user_id", "value_prop", "total")
-    columns = feature_columns(windows, features)
-    gold = build_features(
-        prints=targets,
-        taps=merged,
-        pays=pays,
-        weeks=list(stats.weeks),
-        mode=mode,
-        windows=tuple(windows),
-        packed=packed,
-        features=registry,
+    def paired(frame: pl.LazyFrame) -> pl.LazyFrame:  # the other pairs cannot change a label row
+        if event_pairs:
+            frame = frame.with_columns(event_pairs)
+            return frame.join(wanted, on=PAIR_ID, how="semi") if narrow else frame
+        return frame.join(ids.lazy(), on=PAIR, how="inner")
+
+    # Per source, its events' keys sorted (and each sum's running total of exact units, 0
+    # first): the events of a window are those between the positions of its ends in the keys
+    # (binary search). A count is the difference of the positions, a sum that of the totals.
+    backs = [periods(n, mode) for n in windows]
+    units: dict[str, pl.Series] = {}
+    for source in sources(features):
+        sums = [f for f in measures(features, source) if f.value is not None]
+        events = (
+            paired(silver[source].filter(pl.col("day").is_between(first, end, closed="left")))
+            .select(key(pl.col("day")).alias("key"), *[f.per_event().cast(f.period_dtype) for f in sums])
+            .collect(engine="streaming")
+            .sort("key")
+        )
+        position = {
+            back: events["key"].search_sorted(at - back, side="left").cast(pl.Int64) for back in {0, *backs}
+        }
+        for f in measures(features, source):
+            zero = pl.Series([0], dtype=f.period_dtype)
+            totals = pl.concat([zero, events[f.measure].cum_sum()]) if f in sums else None
+            for back, (_, w) in zip(backs, windowed(windows), strict=True):
+                stop, start = position[0], position[back]
+                found = stop - start if totals is None else totals.gather(stop) - totals.gather(start)
+                units[f.column(w)] = found.gather(inverse)  # back in the labels' order
+    columns = [(f, f.column(w)) for _, w in windowed(windows) for f in features]
+    found_rows = pl.DataFrame([units[c].alias(c) for _, c in columns]).lazy()
+    return pl.concat([labels, found_rows], how="horizontal").with_columns(
+        f.finish(pl.col(c)).alias(c) for f, c in columns
     )
-    out = labels.join(
-        gold.select(*LABEL_KEYS, *columns), on=list(LABEL_KEYS), how="left", maintain_order="left"
-    )
-    return out.sort(ROW).with_columns(
-        pl.col(c).fill_null(0) for c in columns
-    )  # every target row comes back: nulls only if the plan lost one (never)
+
+
+def periods(n_weeks: int, mode: Mode) -> int:
+    """A window of ``n_weeks`` in periods: weeks (calendar) or days (rolling)."""
+    return n_weeks if mode == "calendar" else window_days(n_weeks)
 
 
 def label_features(
@@ -182,8 +207,9 @@ def label_features(
     ``labels`` needs ``user_id`` (integer), ``value_prop`` (string) and ``day`` (date, or a
     ``YYYY-MM-DD`` string); the other columns come back unchanged. The first window's columns
     are named as in gold (``prior_views``), the others with their suffix (``prior_views_1w``).
-    Raises :class:`LabelsError` for unusable labels. The labels are read once here (their
-    weeks); the result is lazy."""
+    Raises :class:`LabelsError` for unusable labels. The features are computed here (the labels'
+    keys and silver are read: :func:`label_plan`); the result is lazy only in the labels' other
+    columns."""
     typed = typed_labels(labels.lazy())
     stats = check_labels(typed, "labels")
     silver = {"prints": prints, "taps": taps, "pays": pays}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from jobs.gold.label_io import versions_known_at, write_label_features
-from jobs.gold.labels import LabelsError, label_features
+from jobs.gold.labels import ROW, LabelsError, label_features
 from tests.conftest import LocalLake
 from tests.reference import reference_label_features
 
@@ -242,3 +242,95 @@ def test_buckets_change_nothing_but_memory(lake: LocalLake, tmp_path: Path) -> N
         outs.append(pl.read_csv(out))
     assert_frame_equal(outs[0], outs[1])
     assert outs[0]["row"].to_list() == list(range(50))
+
+
+# -- the look-up's paths: packed or generic keys, cut to the labels' pairs or not, buckets -------
+NEW_YEAR = date(2020, 12, 14)  # a Monday: the events span ISO week 53 of 2020 and January 2021
+year_event = st.tuples(
+    st.integers(0, 40).map(lambda i: NEW_YEAR + timedelta(days=i)),
+    st.integers(1, 4),
+    st.sampled_from(["a", "b"]),
+    st.integers(0, 3),
+)
+year_pay = st.tuples(
+    st.integers(0, 40).map(lambda i: NEW_YEAR + timedelta(days=i)),
+    st.integers(1, 4),
+    st.sampled_from(["a", "b"]),
+    st.integers(0, 19995),
+)
+year_label = st.tuples(
+    st.integers(-10, 60).map(lambda i: NEW_YEAR + timedelta(days=i)),
+    st.one_of(st.integers(0, 5), st.just(-3)),
+    st.sampled_from(["a", "b", "zz"]),
+    st.none(),
+    st.none(),
+    st.just(0.0),
+    st.booleans(),
+)
+
+
+def _plan(labels: pl.DataFrame, p, t, y, **options) -> pl.DataFrame:  # type: ignore[no-untyped-def]
+    """:func:`label_plan` as ``write_label_features`` calls it, with the path chosen by the test."""
+    from jobs.gold.labels import check_labels, label_plan, public_labels, typed_labels
+
+    typed = typed_labels(labels.lazy())
+    stats = check_labels(typed)
+    silver = {"prints": p.lazy(), "taps": t.lazy(), "pays": y.lazy()}
+    return label_plan(public_labels(typed), silver, stats=stats, **options).collect()
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    prints=st.lists(year_event, max_size=40),
+    taps=st.lists(year_event, max_size=20),
+    pays=st.lists(year_pay, max_size=30),
+    labels=st.lists(year_label, min_size=1, max_size=25),
+    mode=st.sampled_from(["calendar", "rolling"]),
+    windows=st.lists(st.integers(1, 5), min_size=1, max_size=3, unique=True),
+    path=st.sampled_from(["packed", "packed, all silver", "generic", "packed, 3 buckets"]),
+)
+def test_every_path_of_the_look_up_gives_the_reference_across_a_year_boundary(
+    prints,
+    taps,
+    pays,
+    labels,
+    mode,
+    windows,
+    path,  # type: ignore[no-untyped-def]
+) -> None:
+    p, t, y = _frames(prints, taps, pays)
+    frame = pl.DataFrame(labels + labels[:2], schema=LABELS, orient="row")  # duplicates too
+    options = {
+        "mode": mode,
+        "windows": windows,
+        "silver_user_range": None if path == "generic" else (0, 4),
+        "narrow": path != "packed, all silver",
+    }
+    buckets = [(b, 3) for b in range(3)] if path.endswith("buckets") else [None]
+    parts = [_plan(frame, p, t, y, bucket=bucket, **options) for bucket in buckets]
+    got = pl.concat(parts).sort(ROW).drop(ROW)  # each bucket's rows in order, merged by ROW
+    expected = reference_label_features(frame, p, t, y, mode=mode, windows=windows)
+    assert_frame_equal(got, expected)
+
+
+def test_sums_past_int64_cents_stay_exact() -> None:
+    most = "9999999999999999.99"  # decimal(18,2)'s largest: 10 of them pass 2**63 cents
+    pays = pl.DataFrame(
+        {
+            "day": [NEW_YEAR + timedelta(days=i % 7) for i in range(12)],
+            "user_id": [1] * 12,
+            "value_prop": ["a"] * 12,
+            "total": [Decimal(most)] * 11 + [Decimal("0.01")],
+        },
+        schema_overrides={"total": pl.Decimal(18, 2)},
+    )
+    empty = pl.LazyFrame(schema=EV)
+    labels = pl.DataFrame(
+        {"user_id": [1, 1], "value_prop": ["a", "a"], "day": [NEW_YEAR + timedelta(days=7)] * 2}
+    )
+    for mode in ("calendar", "rolling"):
+        got = label_features(
+            labels, prints=empty, taps=empty, pays=pays.lazy(), mode=mode, windows=[1]
+        ).collect()
+        assert got["prior_payments"].to_list() == [12, 12]
+        assert got["prior_amount"].to_list() == [Decimal(most) * 11 + Decimal("0.01")] * 2
