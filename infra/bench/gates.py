@@ -7,7 +7,7 @@ both, one fresh process per step: once with ``audits=NO_AUDITS`` (ungated) and o
 (gated), the two steps of a stage back to back so they see the same machine load (which goes first
 alternates). It prints, per stage, the median in-stage seconds (``StageResult.seconds``: the
 stage's own time, without interpreter start-up) ungated and gated, and the gates' cost as a share
-of the ungated time (the target is ≤ 15 %). When the plain alternatives of ``../shared/anchors/``
+of the ungated time (the target is ≤ 10 %). When the plain alternatives of ``../shared/anchors/``
 are there (or ``--anchors DIR``), they run right after (:meth:`Bench.run_anchors`), on the same
 raw data and the last gated silver, and the table adds our gated process's ratio to them.
 """
