@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import compileall
 import contextlib
 import json
 import os
@@ -106,9 +107,20 @@ def run_command(
         )
 
 
+def cache_bytecode() -> None:
+    """Compile the project's modules once, as a user's first run would: without it every
+    measured process would compile them again (``PYTHONDONTWRITEBYTECODE`` set, as here), a
+    cost that no installed copy pays (~0.2 s per process, most of a no-op run)."""
+    root = Path(__file__).resolve().parents[2]
+    for package in ("jobs", "infra"):
+        compileall.compile_dir(root / package, quiet=1)
+
+
 def child_env(base: dict[str, str] | None = None, **values: str) -> dict[str, str]:
-    """The environment of a measured process: ours, no env file, plus ``values``."""
+    """The environment of a measured process: ours, no env file, bytecode cached (see
+    :func:`cache_bytecode`), plus ``values``."""
     env = dict(base if base is not None else os.environ)
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     env["LAKEHOUSE_ENV_FILE"] = ""
     env.update(values)
     return env

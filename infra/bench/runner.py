@@ -28,7 +28,7 @@ from infra.bench.check import compare, fingerprint, scan_output
 from infra.bench.consumers import run_labels, run_windows
 from infra.bench.evaluate import evaluate
 from infra.bench.markdown import markdown
-from infra.bench.measure import Measurement, child_env, run_measured
+from infra.bench.measure import Measurement, cache_bytecode, child_env, run_measured
 from infra.bench.report import BASELINES, GATES_OFF, STAGES, Key, Report, Row
 
 START = date(2020, 11, 1)
@@ -339,6 +339,7 @@ class Bench:
 
     def run(self) -> Report:
         started = time.perf_counter()
+        cache_bytecode()
         self.raw_data()
         self.fresh_lake()
         self.pipeline()
