@@ -45,6 +45,8 @@ _CANONICAL_FIELD = {
 }
 
 
+_PARTS = "__parts"  # a line split at its commas
+_CANONICAL = "__canonical"
 _EXTRA_FIELD = '[^,"\ufffd]*'  # another column's value on the fast path
 
 
@@ -128,20 +130,33 @@ def parse_pays(
         )
     order = header_names(str(header))
     body = lines.filter(pl.col("line_number") > 1).collect()
-    canonical = body["raw_line"].str.contains(canonical_pay(order))
-    split = pl.col("raw_line").str.split_exact(",", len(order) - 1)
-    value = {name: split.struct.field(f"field_{i}") for i, name in enumerate(order)}
-    fast = (body if canonical.all() else body.filter(canonical)).select(
-        "line_number",
-        "raw_line",
-        value["pay_date"].str.to_date("%Y-%m-%d", strict=False).alias("pay_date"),  # shape matched
-        value["total"].cast(_TYPES["total"], strict=False).alias("total"),
-        value["user_id"].cast(pl.Int64).alias("user_id"),
-        value["value_prop"].alias("value_prop"),
-        _rescued({n: v.str.strip_chars(" ") for n, v in value.items()}, order),
-        pl.lit(None, dtype=pl.String).alias("reason"),
-        *_drift_columns(order),
+    # One streaming pass, as for events (:func:`jobs.bronze.events.parse_events`): the regex
+    # flags the canonical lines, the split (once) gives their fields; other lines' lenient
+    # casts give nulls and those rows are dropped.
+    part = pl.col(_PARTS).struct.field
+    value = {name: part(f"field_{i}") for i, name in enumerate(order)}
+    flagged = (
+        body.lazy()
+        .with_columns(
+            pl.col("raw_line").str.contains(canonical_pay(order)).alias(_CANONICAL),
+            pl.col("raw_line").str.split_exact(",", len(order) - 1).alias(_PARTS),
+        )
+        .select(
+            "line_number",
+            "raw_line",
+            value["pay_date"].str.to_date("%Y-%m-%d", strict=False).alias("pay_date"),  # shape matched
+            value["total"].cast(_TYPES["total"], strict=False).alias("total"),
+            value["user_id"].cast(pl.Int64, strict=False).alias("user_id"),
+            value["value_prop"].alias("value_prop"),
+            _rescued({n: v.str.strip_chars(" ") for n, v in value.items()}, order),
+            pl.lit(None, dtype=pl.String).alias("reason"),
+            *_drift_columns(order),
+            _CANONICAL,
+        )
+        .collect(engine="streaming")
     )
+    canonical = flagged[_CANONICAL]
+    fast = (flagged if canonical.all() else flagged.filter(canonical)).drop(_CANONICAL)
     real_day = in_window(fast["pay_date"], limits)
     if not real_day.all():  # e.g. 2020-11-31 or 2099-01-01: the rules give the reason
         unreal = fast.filter(~real_day)["line_number"].implode()
