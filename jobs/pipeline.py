@@ -82,8 +82,8 @@ def holding_lease(ctx: RunContext, *, force: bool = False, wait: float | None = 
     """Hold the lake lease for the block (a run that holds it already keeps it).
 
     Raises :class:`~jobs.errors.LeaseHeld` at once (or after ``wait``, by default
-    ``LEASE_WAIT_SECONDS``) while
-    another run holds it; every commit of the block checks it is still held. An S3 lease taken
+    ``LEASE_WAIT_SECONDS``) while another run holds it; every commit of the block checks it is
+    still held. An S3 lease taken
     over (expired, its process gone, or ``force``) first fences every table against the run
     it belonged to, so nothing that run planned can land later.
     """
