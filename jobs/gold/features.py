@@ -136,7 +136,7 @@ def build_features(
     else:
         gold = generic_plan(frames, weeks, mode, windows, audit=audit, expected=expected, features=features)
     if audit:
-        tapped = pl.col(TAP_DAYS).cast(pl.Int32) // day_bit(mode) % 2 == 1
+        tapped = (pl.col(TAP_DAYS) & day_bit(mode)) != 0
         gold = (
             gold.with_columns(
                 period(pl.col("day"), mode).alias(PERIOD), *(expected_in_type(features) if expected else [])

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import polars as pl
 
 from jobs.feature_registry import Feature, window_names
-from jobs.weeks import Mode, period, window_days
+from jobs.weeks import Mode, window_days
 
 PAIR = ["user_id", "value_prop"]
 KEYS = [*PAIR, "period"]
@@ -22,10 +22,15 @@ def windowed(windows: Sequence[int]) -> list[tuple[int, str | None]]:
     return list(zip(windows, window_names(windows), strict=True))
 
 
+_WEEKDAY_BITS = {weekday: 1 << (weekday - 1) for weekday in range(1, 8)}  # ISO weekday → bit
+
+
 def day_bit(mode: Mode) -> pl.Expr:
-    """A day's bit within its period (2 ** days since the period's first day: < 2**7)."""
-    offset = (pl.col("day") - period(pl.col("day"), mode)).dt.total_days()
-    return pl.lit(2, pl.Int32).pow(offset).cast(pl.UInt8)
+    """A day's bit within its period (2 ** days since the period's first day: < 2**7): its
+    weekday's in calendar mode (Monday-weeks), 1 in rolling mode (a period is one day)."""
+    if mode == "rolling":
+        return pl.lit(1, pl.UInt8)
+    return pl.col("day").dt.weekday().replace_strict(_WEEKDAY_BITS, return_dtype=pl.UInt8)
 
 
 def before(features: Sequence[Feature]) -> list[pl.Expr]:
