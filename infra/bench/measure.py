@@ -54,7 +54,7 @@ def run_measured(
 ) -> Measurement:
     """Run ``python -m infra.bench.task <args>`` in a fresh process and measure it.
 
-    The task writes what it did (rows, in-stage seconds, its own ``ru_maxrss``) to a result file,
+    The task writes what it did (rows, in-stage seconds, its own peak RSS) to a result file,
     which becomes :attr:`Measurement.result`. See :func:`run_command` for the measurements.
     """
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
@@ -75,8 +75,8 @@ def run_command(
     """Run ``cmd`` in a fresh process and measure it (any command: the plain alternatives too).
 
     Peak RSS is the larger of the sampled sum over the process tree (catches worker processes)
-    and the ``max_rss_mb`` the process reported in ``result_file``, if any (its own
-    ``ru_maxrss``: exact for a single process, not limited by sampling). CPU time is user +
+    and the ``max_rss_mb`` the process reported in ``result_file``, if any (its own ``VmHWM``:
+    exact for a single process, not limited by sampling). CPU time is user +
     system of the child and every descendant it waited for.
     """
     with tempfile.TemporaryDirectory(prefix="bench-") as tmp:

@@ -11,6 +11,7 @@ so its compute can be compared with baselines that validate nothing; the benchma
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import resource
 import time
@@ -73,6 +74,17 @@ def _baseline(args: argparse.Namespace) -> dict[str, Any]:
     return {"rows": rows}
 
 
+def peak_rss_mb() -> float:
+    """This process's own peak RSS: ``VmHWM``, the high-water mark of its memory map since its
+    ``exec``. Not ``ru_maxrss``, which Linux carries across ``exec`` from the parent's map at
+    ``fork``, so a child of a large bench process would report the parent's size."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.bench.task")
     parser.add_argument("--result", required=True)
@@ -99,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     out = handler(args)
     out.setdefault("seconds", time.perf_counter() - started)
     out["process_seconds"] = time.perf_counter() - started
-    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["max_rss_mb"] = peak_rss_mb()
     Path(args.result).write_text(json.dumps(out, default=str))
     return 0
 
