@@ -1,7 +1,8 @@
 """The data dictionary: every table of every layer and every column, with what it means.
 
-One source, the contracts of :mod:`jobs.schemas` (their ``*_DOC`` descriptions) and the feature
-registry (:data:`jobs.feature_registry.GOLD_FEATURES`), serves every place a description shows:
+One source, the contracts of :mod:`jobs.schemas` with their descriptions
+(:mod:`jobs.descriptions`) and the feature registry (:data:`jobs.feature_registry.GOLD_FEATURES`),
+serves every place a description shows:
 
 * the Delta tables themselves: the table's description and each column's ``comment`` metadata
   (what Spark and other Delta readers show), set by :mod:`jobs.tables.lake` when a table is
@@ -29,33 +30,35 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from jobs.descriptions import (
+    BRONZE_DOC,
+    GOLD_PRINT_DOC,
+    MANIFEST_DOC,
+    QUALITY_RESULTS_DOC,
+    QUALITY_SAMPLES_DOC,
+    QUARANTINE_DOC,
+    RUNS_DOC,
+    SILVER_DOC,
+    TABLE_DOC,
+)
 from jobs.errors import PipelineError
 from jobs.feature_registry import GOLD_FEATURES, Feature
 from jobs.schemas import (
     BRONZE,
-    BRONZE_DOC,
     GOLD,
     GOLD_PARTITION,
-    GOLD_PRINT_DOC,
     GOLD_TABLE,
     MANIFEST,
-    MANIFEST_DOC,
     QUALITY_RESULTS,
-    QUALITY_RESULTS_DOC,
     QUALITY_SAMPLES,
-    QUALITY_SAMPLES_DOC,
     QUALITY_SAMPLES_TABLE,
     QUALITY_TABLE,
     QUARANTINE,
-    QUARANTINE_DOC,
     RUNS,
-    RUNS_DOC,
     RUNS_TABLE,
     SILVER,
-    SILVER_DOC,
     SILVER_PARTITION,
     SOURCES,
-    TABLE_DOC,
 )
 
 COMMENT = "comment"
@@ -68,7 +71,7 @@ WINDOW = (
 
 README = Path(__file__).with_name("README.md")
 README_BEGIN = (
-    "<!-- dictionary: begin (generated from schemas.py and feature_registry.py by "
+    "<!-- dictionary: begin (generated from schemas.py, descriptions.py and feature_registry.py by "
     "`python -m jobs.dictionary`; do not edit) -->"
 )
 README_END = "<!-- dictionary: end -->"

@@ -17,7 +17,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from jobs.errors import LeaseLost
-from jobs.lease import Holder, Lease, Owner, held_by, poll
+from jobs.lease.base import Holder, Lease, Owner, held_by, poll
 from jobs.storage.errors import storage_error
 
 if TYPE_CHECKING:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 from jobs.errors import LeaseLost, StorageError
-from jobs.lease import Holder, Lease, OnUnreachable, Owner, UnreadableLease, held_by, now, poll, shown
+from jobs.lease.base import Holder, Lease, OnUnreachable, Owner, UnreadableLease, held_by, now, poll, shown
 from jobs.storage.errors import storage_error
 
 if TYPE_CHECKING:
