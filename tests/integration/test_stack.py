@@ -9,6 +9,7 @@ import pytest
 
 from infra.stack.__main__ import down, up
 from infra.stack.__main__ import main as stack_main
+from infra.stack.console import Console
 from infra.stack.weed import WeedPorts, WeedServer
 from jobs.cli import main
 from jobs.run import RunContext
@@ -64,6 +65,7 @@ def test_stack_up_twice_then_down_and_a_stopped_server_gives_one_clear_error_and
         up(settings, seed=False)  # data survives a restart; nothing was half-written
         assert RunContext(settings).lake.version(table) == version
     finally:
+        Console.of(server).stop(timeout=5)  # stack-up starts the bucket console too
         server.stop(timeout=5)
 
 
