@@ -15,42 +15,11 @@ from jobs.bronze.lines import split_lines
 from jobs.bronze.pays import parse_pays
 from jobs.gold.features import build_features
 from tests.reference import canonical
+from tests.strategies import event_rows, pay_rows, silver_frames
 
 START = date(2020, 10, 26)  # a Monday
-EV = {"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "position": pl.Int64}
-
-event = st.tuples(
-    st.integers(0, 48).map(lambda i: START + timedelta(days=i)),
-    st.integers(1, 4),
-    st.sampled_from(["a", "b"]),
-    st.integers(0, 3),
-)
-pay = st.tuples(
-    st.integers(0, 48).map(lambda i: START + timedelta(days=i)),
-    st.integers(1, 4),
-    st.sampled_from(["a", "b"]),
-    st.integers(0, 19995),
-)
-
-
-def _frames(prints, taps, pays):  # type: ignore[no-untyped-def]
-    pays_frame = pl.DataFrame(
-        pays,
-        schema=["day", "user_id", "value_prop", "cents"],
-        orient="row",
-        schema_overrides={"day": pl.Date},
-    )
-    pays_frame = pays_frame.select(
-        "day",
-        "user_id",
-        "value_prop",
-        (pl.col("cents").cast(pl.Decimal(18, 2)) / 100).cast(pl.Decimal(18, 2)).alias("total"),
-    )
-    return (
-        pl.DataFrame(prints, schema=EV, orient="row"),
-        pl.DataFrame(taps, schema=EV, orient="row"),
-        pays_frame,
-    )
+event = event_rows(START, 49)
+pay = pay_rows(START, 49)
 
 
 def _gold(prints, taps, pays, mode, n):  # type: ignore[no-untyped-def]
@@ -81,10 +50,10 @@ def test_no_leakage_events_from_the_cutoff_on_never_change_earlier_rows(
 ) -> None:
     """Rows before a cutoff Monday are identical whether or not later events exist."""
     cutoff = START + timedelta(weeks=cutoff_week)
-    full = _gold(*_frames(prints, taps, pays), mode, n)
+    full = _gold(*silver_frames(prints, taps, pays), mode, n)
     early = [e for e in prints if e[0] < cutoff]
     truncated = _gold(
-        *_frames(early, [e for e in taps if e[0] < cutoff], [p for p in pays if p[0] < cutoff]), mode, n
+        *silver_frames(early, [e for e in taps if e[0] < cutoff], [p for p in pays if p[0] < cutoff]), mode, n
     )
     if not early:
         return

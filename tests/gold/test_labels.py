@@ -19,28 +19,12 @@ from jobs.gold.label_io import versions_known_at, write_label_features
 from jobs.gold.labels import ROW, LabelsError, label_features
 from tests.conftest import LocalLake
 from tests.reference import reference_label_features
+from tests.strategies import EV, event_rows, pay_rows, silver_frames
 
 START = date(2020, 10, 26)  # a Monday
-EV = {"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "position": pl.Int64}
-
-event = st.tuples(
-    st.integers(0, 48).map(lambda i: START + timedelta(days=i)),
-    st.integers(1, 4),
-    st.sampled_from(["a", "b"]),
-    st.integers(0, 3),
-)
-big_event = st.tuples(  # a user id past the packed key's range: the generic plan
-    st.integers(0, 48).map(lambda i: START + timedelta(days=i)),
-    st.just(2**40),
-    st.sampled_from(["a", "b"]),
-    st.integers(0, 3),
-)
-pay = st.tuples(
-    st.integers(0, 48).map(lambda i: START + timedelta(days=i)),
-    st.integers(1, 4),
-    st.sampled_from(["a", "b"]),
-    st.integers(0, 19995),
-)
+event = event_rows(START, 49)
+big_event = event_rows(START, 49, users=st.just(2**40))  # past the packed key's range: the generic plan
+pay = pay_rows(START, 49)
 # Label rows: days inside, before and after the data; known and unknown users and value props;
 # extra columns of several types (nulls too).
 label = st.tuples(
@@ -61,25 +45,6 @@ LABELS = {
     "score": pl.Float32,
     "flag": pl.Boolean,
 }
-
-
-def _frames(prints, taps, pays):  # type: ignore[no-untyped-def]
-    pays_frame = pl.DataFrame(
-        pays,
-        schema=["day", "user_id", "value_prop", "cents"],
-        orient="row",
-        schema_overrides={"day": pl.Date, "user_id": pl.Int64, "value_prop": pl.String, "cents": pl.Int64},
-    ).select(
-        "day",
-        "user_id",
-        "value_prop",
-        (pl.col("cents").cast(pl.Decimal(18, 2)) / 100).cast(pl.Decimal(18, 2)).alias("total"),
-    )
-    return (
-        pl.DataFrame(prints, schema=EV, orient="row"),
-        pl.DataFrame(taps, schema=EV, orient="row"),
-        pays_frame,
-    )
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -103,7 +68,7 @@ def test_label_rows_get_what_the_reference_gives_a_print_on_their_day(
     mode,
     windows,  # type: ignore[no-untyped-def]
 ) -> None:
-    p, t, y = _frames(prints + big, taps, pays)
+    p, t, y = silver_frames(prints + big, taps, pays)
     rows = labels + labels[:3] if duplicate else labels
     frame = pl.DataFrame(rows, schema=LABELS, orient="row")
     got = label_features(frame, prints=p.lazy(), taps=t.lazy(), pays=y.lazy(), mode=mode, windows=windows)
@@ -114,7 +79,7 @@ def test_label_rows_get_what_the_reference_gives_a_print_on_their_day(
 def test_a_label_on_a_print_day_equals_that_prints_gold_row() -> None:
     from jobs.gold.features import build_features
 
-    p, t, y = _frames(
+    p, t, y = silver_frames(
         [(START + timedelta(days=d), 1, "a", 0) for d in (0, 3, 8, 9, 15, 22)],
         [(START + timedelta(days=3), 1, "a", 0)],
         [(START + timedelta(days=2), 1, "a", 1999)],
@@ -246,18 +211,8 @@ def test_buckets_change_nothing_but_memory(lake: LocalLake, tmp_path: Path) -> N
 
 # -- the look-up's paths: packed or generic keys, cut to the labels' pairs or not, buckets -------
 NEW_YEAR = date(2020, 12, 14)  # a Monday: the events span ISO week 53 of 2020 and January 2021
-year_event = st.tuples(
-    st.integers(0, 40).map(lambda i: NEW_YEAR + timedelta(days=i)),
-    st.integers(1, 4),
-    st.sampled_from(["a", "b"]),
-    st.integers(0, 3),
-)
-year_pay = st.tuples(
-    st.integers(0, 40).map(lambda i: NEW_YEAR + timedelta(days=i)),
-    st.integers(1, 4),
-    st.sampled_from(["a", "b"]),
-    st.integers(0, 19995),
-)
+year_event = event_rows(NEW_YEAR, 41)
+year_pay = pay_rows(NEW_YEAR, 41)
 year_label = st.tuples(
     st.integers(-10, 60).map(lambda i: NEW_YEAR + timedelta(days=i)),
     st.one_of(st.integers(0, 5), st.just(-3)),
@@ -298,7 +253,7 @@ def test_every_path_of_the_look_up_gives_the_reference_across_a_year_boundary(
     windows,
     path,  # type: ignore[no-untyped-def]
 ) -> None:
-    p, t, y = _frames(prints, taps, pays)
+    p, t, y = silver_frames(prints, taps, pays)
     frame = pl.DataFrame(labels + labels[:2], schema=LABELS, orient="row")  # duplicates too
     options = {
         "mode": mode,
