@@ -15,7 +15,7 @@ from jobs.doctor.lineage import (
     watermark_findings,
 )
 from jobs.doctor.tables import BRONZE_DATA, TableState, inspect_table, table_findings
-from jobs.lease import UnreadableLease, lease_uri, probe
+from jobs.lease import UnreadableLease, lease_uri, probe, state
 from jobs.maintain import pipeline_tables
 from jobs.run import RunContext
 
@@ -54,11 +54,4 @@ def lease_state(ctx: RunContext) -> tuple[Finding | None, str]:
     except UnreadableLease as exc:
         fix = "python -m jobs lease break (once no run is writing)"
         return Finding("lease", "lease_unreadable", str(exc), "every run fails to take the lease", fix), ""
-    if not held:
-        return None, f"lease: free ({uri})"
-    if holder is None:
-        return None, f"lease: held by a process starting up ({uri})"
-    state = (
-        "expired (its holder stopped renewing; the next run takes it over)" if holder.expired() else "held"
-    )
-    return None, f"lease: {state} by {holder.describe()}"
+    return None, f"lease: {state(held, holder)} ({uri})"

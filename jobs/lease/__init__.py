@@ -44,6 +44,7 @@ __all__ = [
     "probe",
     "read_lease",
     "shown",
+    "state",
 ]
 
 
@@ -92,13 +93,18 @@ def read_lease(storage: Storage) -> Holder | None:
     return probe(storage)[1]
 
 
+def state(held: bool, holder: Holder | None) -> str:
+    """Who has the lease, in the words ``lease status`` and ``doctor`` print: free, held or
+    expired (by whom)."""
+    if not held:
+        return "free"
+    if holder is None:
+        return "held by a process starting up"
+    if holder.expired():
+        return f"expired (its holder stopped renewing; the next run takes it over): {holder.describe()}"
+    return f"held by {holder.describe()}"
+
+
 def describe_state(storage: Storage) -> str:
     """One line for ``lease status``: free, held or expired."""
-    uri = lease_uri(storage.settings)
-    held, holder = probe(storage)
-    if not held:
-        return f"the lake lease {uri} is free"
-    if holder is None:
-        return f"the lake lease {uri} is held: by a process starting up"
-    state = "expired (its holder stopped renewing)" if holder.expired() else "held"
-    return f"the lake lease {uri} is {state}: {holder.describe()}"
+    return f"the lake lease {lease_uri(storage.settings)} is {state(*probe(storage))}"

@@ -296,7 +296,7 @@ def test_lease_status_and_break_commands_name_the_live_holder(lake: Storage) -> 
     assert free.returncode == 0 and "nobody held the lease" in free.stdout, free.stderr
     with acquire(lake, owner=Owner.this_process("live-run"), wait=0):
         status = cli(root, "lease", "status")
-        assert status.returncode == 0 and " is held: run live-run " in status.stdout, status.stderr
+        assert status.returncode == 0 and " is held by run live-run " in status.stdout, status.stderr
         refused = cli(root, "lease", "break")
         assert refused.returncode == 5, refused.stderr
         line = one_clean_error_line(refused.stderr)
@@ -326,7 +326,7 @@ def test_an_unusable_lake_location_is_one_storage_error_line(tmp_path: Path) -> 
 def test_describe_state_says_free_or_held(lake: Storage) -> None:
     assert describe_state(lake).endswith("is free")
     with acquire(lake, owner=Owner.this_process("shown"), wait=0):
-        assert " is held: run shown " in describe_state(lake)
+        assert " is held by run shown " in describe_state(lake)
     assert describe_state(lake).endswith("is free")
     write_stale(lake, "crashed-run")
     assert describe_state(lake).endswith("is free")  # a dead holder's record holds nothing
