@@ -36,9 +36,10 @@ from jobs.run import RunContext
 from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, SILVER_PARTITION, SOURCES
 from jobs.settings import Settings
 from jobs.summary import StageResult
+from jobs.tables import Lake
 from jobs.tables.commits import changes_rows, watermark_broken
 from jobs.tables.external import AddActionDict
-from jobs.weeks import affected_weeks, monday
+from jobs.weeks import affected_weeks, monday, week_start
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,23 @@ def max_user_id(ctx: RunContext, current: dict[str, int]) -> int | None:
     return max(int(m) for m in maxima)
 
 
-def bucket_count(settings: Settings, prints: pl.LazyFrame) -> int:
-    """GOLD_BUCKETS, or enough buckets for about GOLD_ROWS_PER_BUCKET prints each."""
+HISTORY_WEIGHT = 8
+"""A print of the rebuilt weeks costs a bucket about as much memory as ``HISTORY_WEIGHT`` prints
+of their lookback history (measured at scale 100, 2026-12-07: a full build's buckets of 5M
+prints peak at 2.7 GB; a one-week rebuild reading 41M history prints, 3.4M of them rebuilt, at
+1.9 GB in one bucket, 1.4 GB in two)."""
+
+
+def bucket_count(settings: Settings, build: GoldBuild, lake: Lake) -> int:
+    """GOLD_BUCKETS, or enough buckets for about GOLD_ROWS_PER_BUCKET gold rows each, a print of
+    the lookback history counting as 1/:data:`HISTORY_WEIGHT` (a full build: its prints; a
+    rebuild of recent weeks: mostly the history those weeks read)."""
     if settings.gold_buckets:
         return settings.gold_buckets
-    rows = prints.select(pl.len()).collect().item()
+    prints = build.inputs(lake)["prints"]
+    in_weeks = week_start(pl.col("day")).is_in(pl.Series(build.weeks, dtype=pl.Date))
+    target, history = prints.select(in_weeks.sum(), pl.len()).collect().row(0)
+    rows = max(target, math.ceil(history / HISTORY_WEIGHT))
     return max(1, math.ceil(rows / settings.gold_rows_per_bucket))
 
 
@@ -172,7 +185,7 @@ def plan_build(
         mode=s.lookback_mode,
         windows=s.lookback_weeks,
     )
-    buckets = bucket_count(s, build.inputs(ctx.lake)["prints"])
+    buckets = bucket_count(s, build, ctx.lake)
     return replace(build, buckets=buckets), why
 
 
