@@ -12,18 +12,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
 
-from jobs.lease.base import (
-    Holder,
-    Lease,
-    OnUnreachable,
-    Owner,
-    UnreadableLease,
-    held_by,
-    lease_uri,
-    now,
-    poll,
-    shown,
-)
+from jobs.lease.base import Holder, Lease, OnUnreachable, Owner, UnreadableLease, lease_uri
 from jobs.storage import is_remote
 
 if TYPE_CHECKING:
@@ -37,13 +26,9 @@ __all__ = [
     "UnreadableLease",
     "acquire",
     "describe_state",
-    "held_by",
     "lease_uri",
-    "now",
-    "poll",
     "probe",
     "read_lease",
-    "shown",
     "state",
 ]
 
