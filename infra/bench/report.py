@@ -40,6 +40,7 @@ class Key(Enum):
     DUCKDB_CHAIN = "DuckDB ingest + DuckDB gold"
     DASK_GOLD = "gold on Dask" + GATES_OFF
     NOOP = "no-op run (all stages)"
+    NOOP_AGAIN = "no-op run again (page cache warm)"
     DAY_BRONZE = "+1 day: bronze"
     DAY_BRONZE_OFF = "+1 day: bronze" + GATES_OFF
     DAY_SILVER = "+1 day: silver"

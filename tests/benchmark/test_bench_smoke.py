@@ -142,6 +142,7 @@ def test_bench_smoke_run_has_gated_and_ungated_stages_anchors_baselines_and_the_
         "pandas",
         "I/O floor",
         "no-op run (all stages)",
+        "no-op run again (page cache warm)",
         "+1 day: gold",
         "+1 day: gold, quality gates off",
         "plain ingest, DuckDB (ingest.py)",
