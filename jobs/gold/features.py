@@ -15,16 +15,17 @@ maximum total sums exactly: nothing wraps, nothing can fail on valid input.
 
 How it scales: every event gets ONE packed Int64 key ``user | value-prop code | period``
 (32 + 16 + 15 bits). Events are counted per key, the counts of the three sources are summed
-into one frame, sorted by key, and one ``rolling_sum_by`` over the key with an integer window
-of W periods (closed on the left) sums each window. Periods are offset by W inside the key, so
-a window never reaches into the previous (user, value prop): the cost is one hash aggregation,
-one sort and a linear scan of the aggregated rows, with single-column integer joins only.
+into one frame and sorted by key; each window sums the rows whose key is at most W periods below
+the row's (:func:`~jobs.gold.plan_parts.window_sum`: W shifted columns, or a ``rolling_sum_by``
+for a window of more than 8 periods). Periods are offset by W inside the key, so a window never
+reaches into the previous (user, value prop): the cost is one hash aggregation, one sort and
+linear passes over the aggregated rows, with single-column integer joins only.
 
 Several windows (``windows=(3, 1, 4)``, ``LOOKBACK_WEEKS=3,1,4``): the history read, the key's
 period offset W and the packed-layout check are the widest window's; the aggregation, the sort
-and the joins are shared, and each further window is one more linear ``rolling_sum_by`` per
-feature over the same sorted sums (the primary window's columns keep the feature names, the
-others get ``_<N>w``: :func:`jobs.feature_registry.window_names`).
+and the joins are shared, and each further window is one more linear window sum per feature over
+the same sorted sums (the primary window's columns keep the feature names, the others get
+``_<N>w``: :func:`jobs.feature_registry.window_names`).
 
 The packed layout needs ``user_id < 2**32``, fewer than 65,536 distinct value props per call
 and fewer than 32,768 periods; outside that (see :func:`fits_packed`) the generic plan with
@@ -50,6 +51,7 @@ from jobs.gold.plan_parts import (
     first_weeks_only,
     measures,
     running,
+    window_sum,
     windowed,
 )
 from jobs.schemas import TAP_SAME_DAY, conform, gold_audit_schema, gold_schema
@@ -274,12 +276,9 @@ def _packed(
         .with_columns(before(features) if expected else [])
         .select(
             "key",
-            # one linear rolling sum per window and feature over the same sorted sums
+            # one linear window sum per window and feature over the same sorted sums
             *[
-                pl.col(f.measure)
-                .rolling_sum_by("key", f"{periods[n]}i", closed="left")
-                .fill_null(0)
-                .alias(f.column(w))
+                window_sum(f.measure, periods[n]).alias(f.column(w))
                 for n, w in windowed(windows)
                 for f in features
             ],

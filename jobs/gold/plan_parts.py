@@ -33,6 +33,26 @@ def day_bit(mode: Mode) -> pl.Expr:
     return pl.col("day").dt.weekday().replace_strict(_WEEKDAY_BITS, return_dtype=pl.UInt8)
 
 
+SHIFT_REACH = 8
+"""Windows of at most this many periods are summed from the rows just before (one shift per
+period), wider ones by ``rolling_sum_by``."""
+
+
+def window_sum(measure: str, width: int, key: str = "key") -> pl.Expr:
+    """The sum of ``measure`` over the earlier rows whose ``key`` is at most ``width`` below the
+    row's (rows sorted by unique integer keys; 0 where there are none): the packed plan's
+    window, whose keys put pairs further apart than any window. Such a window holds at most
+    ``width`` rows, so a narrow one is ``width`` shifted columns added where the key gap fits:
+    elementwise work (scale 10, 2026-12-07: gold's plan with windows 3,1,4 in 3.1 s instead of
+    4.8 s with ``rolling_sum_by``; one window of 8 weeks, 3.1 s instead of 3.4 s)."""
+    units, keys = pl.col(measure), pl.col(key)
+    if width > SHIFT_REACH:
+        return units.rolling_sum_by(key, f"{width}i", closed="left").fill_null(0)
+    return pl.sum_horizontal(
+        pl.when(keys - keys.shift(d) <= width).then(units.shift(d)).otherwise(0) for d in range(1, width + 1)
+    )
+
+
 def before(features: Sequence[Feature]) -> list[pl.Expr]:
     """Per feature, the sum of its measure over all earlier rows (a running sum minus the row)."""
     return [(pl.col(f.measure).cum_sum() - pl.col(f.measure)).alias(f"_before_{f.measure}") for f in features]
