@@ -45,7 +45,6 @@ from jobs.gold.generic_plan import generic_plan
 from jobs.gold.plan_parts import (
     PERIOD,
     TAP_DAYS,
-    before,
     day_bit,
     expected_in_type,
     first_weeks_only,
@@ -273,7 +272,6 @@ def _packed(
             *([pl.col(TAP_DAYS).bitwise_or()] if audit else []),
         )
         .sort("key")
-        .with_columns(before(features) if expected else [])
         .select(
             "key",
             # one linear window sum per window and feature over the same sorted sums

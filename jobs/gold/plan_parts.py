@@ -53,19 +53,14 @@ def window_sum(measure: str, width: int, key: str = "key") -> pl.Expr:
     )
 
 
-def before(features: Sequence[Feature]) -> list[pl.Expr]:
-    """Per feature, the sum of its measure over all earlier rows (a running sum minus the row)."""
-    return [(pl.col(f.measure).cum_sum() - pl.col(f.measure)).alias(f"_before_{f.measure}") for f in features]
-
-
 def running(features: Sequence[Feature], pair: pl.Expr) -> list[pl.Expr]:
     """Per feature, the sum over the earlier rows of the same ``pair`` (rows sorted by pair and
-    period, the pair as one integer, :func:`before` already added): the sum over all earlier
-    rows minus its value at the pair's first row (no hash grouping)."""
+    period, the pair as one integer): the sum over all earlier rows minus its value at the
+    pair's first row (no hash grouping)."""
     new_pair = pair != pair.shift(1, fill_value=-1)
     out = []
     for f in features:
-        before = pl.col(f"_before_{f.measure}")
+        before = pl.col(f.measure).cum_sum() - pl.col(f.measure)  # over all earlier rows
         out.append((before - pl.when(new_pair).then(before).forward_fill()).alias(f.audit_column))
     return out
 
