@@ -56,12 +56,14 @@ def window_sum(measure: str, width: int, key: str = "key") -> pl.Expr:
 def running(features: Sequence[Feature], pair: pl.Expr) -> list[pl.Expr]:
     """Per feature, the sum over the earlier rows of the same ``pair`` (rows sorted by pair and
     period, the pair as one integer): the sum over all earlier rows minus its value at the
-    pair's first row (no hash grouping)."""
+    pair's first row, found by one forward-filled row index shared by every feature (no hash
+    grouping; scale 10, 2026-12-07: half the time of forward-filling each feature's sum)."""
     new_pair = pair != pair.shift(1, fill_value=-1)
+    start = pl.when(new_pair).then(pl.int_range(pl.len(), dtype=pl.UInt32)).forward_fill()
     out = []
     for f in features:
         before = pl.col(f.measure).cum_sum() - pl.col(f.measure)  # over all earlier rows
-        out.append((before - pl.when(new_pair).then(before).forward_fill()).alias(f.audit_column))
+        out.append((before - before.gather(start)).alias(f.audit_column))
     return out
 
 
