@@ -92,7 +92,8 @@ class Feature:
         return f"{AUDIT_PREFIX}{self.measure}"
 
     def audit_for(self, window: str | None = None) -> str:
-        """The audit column of :meth:`column` for ``window`` (``expected_prior_views_1w``)."""
+        """What :meth:`column` for ``window`` is compared with (``expected_prior_views_1w``):
+        the gold suite derives it from :attr:`audit_column` on that window's first-weeks rows."""
         return self.audit_column if window is None else f"{self.audit_column}_{window}"
 
     @property
@@ -216,12 +217,10 @@ def feature_schema(
     return pl.Schema({f.column(w): f.dtype for w in window_names(windows) for f in features})
 
 
-def audit_schema(
-    features: Sequence[Feature] = GOLD_FEATURES, windows: Sequence[int] = ONE_WINDOW
-) -> pl.Schema:
-    """The expected-prior audit columns of the features per window (``tap_same_day`` is not a
-    feature)."""
-    return pl.Schema({f.audit_for(w): f.audit_dtype for w in window_names(windows) for f in features})
+def audit_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
+    """The expected-prior audit column of each feature (``tap_same_day`` is not a feature): one
+    for every window, since the gold suite picks each window's rows from it."""
+    return pl.Schema({f.audit_column: f.audit_dtype for f in features})
 
 
 def sources(features: Sequence[Feature]) -> list[Source]:

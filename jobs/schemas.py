@@ -193,14 +193,13 @@ def gold_schema(
     return pl.Schema({**GOLD_PRINT, **feature_schema(features, windows)})
 
 
-def gold_audit_schema(
-    features: Sequence[Feature] = GOLD_FEATURES, windows: Sequence[int] = ONE_WINDOW
-) -> pl.Schema:
+def gold_audit_schema(features: Sequence[Feature] = GOLD_FEATURES) -> pl.Schema:
     """Audit columns the gold plan can compute beside the gold rows for the gold suite
     (jobs.gold.features.build_features(audit=True), or re-derived by jobs.quality.derive);
     never written: ``tap_same_day``, then per feature its ``expected_prior_<measure>`` (a
-    decimal sum as its exact integer units, decimal(38,0): see AUDIT_UNITS), per window."""
-    return pl.Schema({TAP_SAME_DAY: pl.Boolean(), **audit_schema(features, windows)})
+    decimal sum as its exact integer units, decimal(38,0): see AUDIT_UNITS). One set for all
+    lookback windows: the suite picks each window's first-weeks rows from it."""
+    return pl.Schema({TAP_SAME_DAY: pl.Boolean(), **audit_schema(features)})
 
 
 GOLD = gold_schema()

@@ -46,7 +46,6 @@ from jobs.gold.plan_parts import (
     PERIOD,
     TAP_DAYS,
     day_bit,
-    expected_in_type,
     first_weeks_only,
     measures,
     running,
@@ -109,8 +108,10 @@ def build_features(
 
     * ``expected_prior_*``: for rows whose window starts on or before ``first_day`` (the first
       silver day) the window holds all existing history, so each prior must equal the running
-      sum of its (user, value prop)'s counts of earlier periods; null elsewhere (and not
-      computed at all when no print of ``weeks`` can be such a row). A window that
+      sum of its (user, value prop)'s counts of earlier periods. One column per feature for
+      every window: it holds the running sum on the rows where the widest window starts on or
+      before ``first_day`` (null elsewhere, and not computed at all when no print of ``weeks``
+      can be such a row); the gold suite picks each window's rows from it. A window that
       leaks the print's own period, reaches across pairs or misses history, or a wrong merge,
       shows there.
     * ``tap_same_day``: read from a bit mask of the days with a tap, aggregated per (user,
@@ -120,7 +121,7 @@ def build_features(
     check_registry(features)
     windows = resolve_windows(windows, n_weeks)
     schema = (
-        pl.Schema({**gold_schema(features, windows), **gold_audit_schema(features, windows)})
+        pl.Schema({**gold_schema(features, windows), **gold_audit_schema(features)})
         if audit
         else gold_schema(features, windows)
     )
@@ -139,11 +140,9 @@ def build_features(
     if audit:
         tapped = (pl.col(TAP_DAYS) & day_bit(mode)) != 0
         gold = (
-            gold.with_columns(
-                period(pl.col("day"), mode).alias(PERIOD), *(expected_in_type(features) if expected else [])
-            )
+            gold.with_columns(period(pl.col("day"), mode).alias(PERIOD))
             .with_columns(
-                *first_weeks_only(mode, windows, first_day if expected else None, features),
+                *first_weeks_only(windows, first_day if expected else None, features),
                 tapped.fill_null(False).alias(TAP_SAME_DAY),
             )
             .drop(PERIOD)

@@ -68,27 +68,22 @@ def running(features: Sequence[Feature], pair: pl.Expr) -> list[pl.Expr]:
 
 
 def first_weeks_only(
-    mode: Mode, windows: Sequence[int], first_day: date | None, features: Sequence[Feature]
+    windows: Sequence[int], first_day: date | None, features: Sequence[Feature]
 ) -> list[pl.Expr]:
-    """Per window, expected priors on rows whose window starts on or before ``first_day``, else
-    null (the running sum before the row's period is the same for every window: only the rows
-    it is expected on differ). Needs the column :data:`PERIOD` (the row's period start)."""
+    """Per feature, its expected prior (the running sum, zero where the pair had no earlier
+    period, in the audit column's type) on the rows whose widest window starts on or before
+    ``first_day``, else null; every window shares it, and the gold suite picks each window's
+    rows (:func:`jobs.quality.suites.gold_suite`). Needs the column :data:`PERIOD` (the row's
+    period start)."""
     if first_day is None:
-        return [
-            pl.lit(None, f.audit_dtype).alias(f.audit_for(w)) for _, w in windowed(windows) for f in features
-        ]
-    out = []
-    for n, w in windowed(windows):
-        # the window [period - N weeks, period) starts on or before the first day
-        first_rows = pl.col(PERIOD) <= pl.lit(first_day + timedelta(days=window_days(n)))
-        out += [pl.when(first_rows).then(pl.col(f.audit_column)).alias(f.audit_for(w)) for f in features]
-    return out
-
-
-def expected_in_type(features: Sequence[Feature]) -> list[pl.Expr]:
-    """The running sums as the audit columns' types, zero where a pair had no earlier period
-    (done once per feature, before :func:`first_weeks_only` picks the rows per window)."""
-    return [pl.col(f.audit_column).fill_null(0).cast(f.audit_dtype) for f in features]
+        return [pl.lit(None, f.audit_dtype).alias(f.audit_column) for f in features]
+    first_rows = pl.col(PERIOD) <= pl.lit(first_day + timedelta(days=window_days(max(windows))))
+    return [
+        pl.when(first_rows)
+        .then(pl.col(f.audit_column).fill_null(0).cast(f.audit_dtype))
+        .alias(f.audit_column)
+        for f in features
+    ]
 
 
 def measures(features: Sequence[Feature], source: str) -> list[Feature]:

@@ -14,9 +14,10 @@ bucket of silver the gold rows were built from:
   the print's period, so the prior features must equal a plain count of the events before that
   period; null for the other rows (not checked there). This catches features that count what
   does not exist (leakage from the print's own period, double counting, a wrong window origin)
-  in the first weeks, and costs a join on those rows only. Per lookback window
-  (``windows``, the primary first) as ``expected_prior_<measure>[_<N>w]``: the running sum
-  is the same for every window, only the rows it is expected on differ.
+  in the first weeks, and costs a join on those rows only. One column per feature for every
+  lookback window (``windows``): the running sum is the same for every window, only the rows
+  it is expected on differ, so it is given on the rows of the widest window and the gold suite
+  picks each window's rows.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from datetime import date
 
 import polars as pl
 
-from jobs.feature_registry import GOLD_FEATURES, Feature, sources, window_names
+from jobs.feature_registry import GOLD_FEATURES, Feature, sources
 from jobs.quality.suites import TAP_SAME_DAY
 from jobs.weeks import Mode, period, window_days
 
@@ -70,22 +71,17 @@ def expected_first_week_priors(
     features: Sequence[Feature] = GOLD_FEATURES,
     windows: Sequence[int] = (),
 ) -> pl.LazyFrame:
-    """``gold`` plus ``expected_prior_*`` per window (``windows``, or ``(n_weeks,)``): null
-    where that window starts after ``first_day``."""
-    if not windows and n_weeks is not None:
-        windows = (n_weeks,)
-    windows = tuple(windows)
-    named = list(zip(windows, window_names(windows), strict=True))
+    """``gold`` plus ``expected_prior_*``: null where the widest of ``windows`` (or
+    ``n_weeks``) starts after ``first_day``."""
+    widest = max(windows) if windows else n_weeks
+    if widest is None:
+        raise ValueError("expected_first_week_priors: no lookback window given")
     with_period = gold.with_columns(period(pl.col("day"), mode).alias("_period"))
     if first_day is None:
-        return with_period.with_columns(
-            [pl.lit(None, f.audit_dtype).alias(f.audit_for(w)) for _, w in named for f in features]
-        )
+        return with_period.with_columns([pl.lit(None, f.audit_dtype).alias(f.audit_column) for f in features])
 
-    def first_rows(n: int) -> pl.Expr:
-        return pl.col("_period") - pl.duration(days=window_days(n)) <= pl.lit(first_day)
-
-    targets = with_period.filter(first_rows(max(windows))).select(*KEYS, "_period").unique()
+    first_rows = pl.col("_period") - pl.duration(days=window_days(widest)) <= pl.lit(first_day)
+    targets = with_period.filter(first_rows).select(*KEYS, "_period").unique()
     frames = {"prints": prints, "taps": taps, "pays": pays}
     expected = targets
     for source in sources(features):  # one join per source
@@ -95,12 +91,10 @@ def expected_first_week_priors(
     # Counts as Int64; sums exactly in Int128 units, given as their audit type (GOLD_AUDIT).
     return with_period.join(expected, on=[*KEYS, "_period"], how="left").with_columns(
         [
-            pl.when(first_rows(n))
+            pl.when(first_rows)
             .then(pl.col(f.audit_column).fill_null(0))
-            .otherwise(None)
             .cast(f.audit_dtype)
-            .alias(f.audit_for(w))
-            for n, w in named
+            .alias(f.audit_column)
             for f in features
         ]
     )

@@ -351,7 +351,7 @@ class GoldAudit(_Audit):
                 f"{len(self.weeks)} rebuilt week(s) {self.weeks[0]}..{self.weeks[-1]}): nothing "
                 f"was published — gold {GOLD_TABLE} stays at version {self.published_version}."
             )
-        return frame.drop(gold_audit_schema(windows=s.lookback_weeks).names(), strict=False)
+        return frame.drop(gold_audit_schema().names(), strict=False)
 
     def finish(self, result: StageResult) -> None:
         if self._results or self._gold_rows:
@@ -379,7 +379,7 @@ def audit_gold_bucket(
     """
     results: list[CheckResult] = []
     if frame.height:
-        if set(gold_audit_schema(windows=windows).names()) <= set(frame.columns):
+        if set(gold_audit_schema().names()) <= set(frame.columns):
             audited = frame.lazy()
         else:
             audited = gold_audit_columns(
@@ -391,7 +391,7 @@ def audit_gold_bucket(
                 windows=windows,
                 first_day=first_day,
             )
-        suite = gold_suite(weeks, overrides=severity, windows=windows)
+        suite = gold_suite(weeks, first_day=first_day, mode=mode, overrides=severity, windows=windows)
         results = validate_frame(audited, suite, sample_rows=sample_rows)
     wanted = pl.Series(weeks, dtype=pl.Date).implode()
     prints = (

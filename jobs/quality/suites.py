@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date
+from datetime import date, timedelta
 from itertools import pairwise
 from typing import Any
 
@@ -23,7 +23,7 @@ import polars as pl
 from jobs.feature_registry import GOLD_FEATURES, ONE_WINDOW, window_names
 from jobs.quality.results import Severity
 from jobs.schemas import BRONZE, DEFAULT_MAX_FUTURE_DAYS, LINEAGE, RESCUED, Limits, gold_schema
-from jobs.weeks import week_start
+from jobs.weeks import Mode, period, week_start, window_days
 
 # Columns the bronze parser carries for quarantining; Lake.write drops them (conform) and so
 # does the bronze gate before validating the frame that is written.
@@ -289,17 +289,36 @@ def _gap(column: str) -> str:
     return f"{column}_cents_gap"
 
 
+def _first_weeks(audit: str, dtype: pl.DataType, days: int, first_day: date | None, mode: Mode) -> pl.Expr:
+    """``audit`` on the rows whose window of ``days`` starts on or before ``first_day``, else null."""
+    if first_day is None:
+        return pl.lit(None, dtype)
+    return pl.when(period(pl.col("day"), mode) <= pl.lit(first_day + timedelta(days=days))).then(
+        pl.col(audit)
+    )
+
+
 def gold_suite(
     weeks: Iterable[date],
     *,
+    first_day: date | None,
+    mode: Mode,
     overrides: Mapping[str, str] | None = None,
     windows: Sequence[int] = ONE_WINDOW,
 ) -> Suite:
     """Gold rows of the rebuilt weeks, checked before they are published (built with the
-    lookback ``windows``, the primary first)."""
+    lookback ``windows``, the primary first, in lookback ``mode``; ``first_day``: the first
+    silver day, from which the first-weeks rows are counted, None when silver is empty)."""
     week_list = sorted(weeks)
     named = list(zip(windows, window_names(windows), strict=True))
     per_window = [(f, f.column(w), f.audit_for(w)) for _, w in named for f in GOLD_FEATURES]
+    # Each window's expected priors: the shared audit column on the rows whose window starts
+    # on or before the first silver day (the window then holds all existing history).
+    expected_of = {
+        f.audit_for(w): _first_weeks(f.audit_column, f.audit_dtype, window_days(n), first_day, mode)
+        for n, w in named
+        for f in GOLD_FEATURES
+    }
     checks = [
         *[not_null(col) for col in gold_schema(windows=windows).names()],
         at_least("user_id", 0, strict=True),
@@ -321,7 +340,7 @@ def gold_suite(
             "clicked is true exactly where silver has a tap of the same user, value prop and day",
         ),
     ]
-    derived: dict[str, pl.Expr] = {"day_week_start": week_start(pl.col("day"))}
+    derived: dict[str, pl.Expr] = {"day_week_start": week_start(pl.col("day")), **expected_of}
     for f, col, expected in per_window:
         if f.dtype.is_integer():
             checks.append(
@@ -346,7 +365,7 @@ def gold_suite(
         )
         # The exact units difference, clipped into Int64: zero exactly where the amounts are
         # equal; null where nothing is expected.
-        gap = pl.col(col).to_physical() - pl.col(expected).to_physical()
+        gap = pl.col(col).to_physical() - expected_of[expected].to_physical()
         derived[_gap(col)] = gap.clip(-(2**62), 2**62).cast(pl.Int64)
     if len(windows) > 1:
         # A shorter window lies inside a longer one (both end where the print's period

@@ -92,7 +92,9 @@ def test_gold_suite_passes_on_exact_sums_near_the_maximum() -> None:
         n_weeks=3,
         first_day=MONDAY,
     ).collect()
-    results = validate_frame(audited, gold_suite([MONDAY + timedelta(days=7)]))
+    results = validate_frame(
+        audited, gold_suite([MONDAY + timedelta(days=7)], first_day=MONDAY, mode="calendar")
+    )
     assert [r.check for r in results if not r.success] == []
     bumped = gold.with_columns(pl.col("prior_amount") + Decimal("0.01"))
     audited = gold_audit_columns(
@@ -105,6 +107,10 @@ def test_gold_suite_passes_on_exact_sums_near_the_maximum() -> None:
         first_day=MONDAY,
     ).collect()
     failed = [
-        r.check for r in validate_frame(audited, gold_suite([MONDAY + timedelta(days=7)])) if not r.success
+        r.check
+        for r in validate_frame(
+            audited, gold_suite([MONDAY + timedelta(days=7)], first_day=MONDAY, mode="calendar")
+        )
+        if not r.success
     ]
     assert failed == ["first_weeks_prior_amount_cents_counts_only_existing_history"]

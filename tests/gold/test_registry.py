@@ -123,7 +123,7 @@ def test_the_registry_gives_todays_contract_and_names_windows() -> None:
 
 
 def test_every_feature_of_the_registry_is_checked_non_negative() -> None:
-    checks = {c.name for c in gold_suite([START]).checks}
+    checks = {c.name for c in gold_suite([START], first_day=START, mode="calendar").checks}
     assert {f"{f.column()}_non_negative" for f in GOLD_FEATURES} <= checks
 
 

@@ -16,8 +16,8 @@ from polars.testing import assert_frame_equal
 from jobs.feature_registry import GOLD_FEATURES, window_names
 from jobs.gold.features import build_features
 from jobs.quality.derive import gold_audit_columns
-from jobs.quality.suites import gold_suite
-from jobs.quality.validate import validate_frame
+from jobs.quality.suites import Suite, gold_suite
+from jobs.quality.validate import prepare, validate_frame
 from jobs.schemas import gold_audit_schema, gold_schema
 from tests.conftest import LocalLake
 from tests.gold.test_features_match_reference import all_weeks, edge_case_events
@@ -157,8 +157,8 @@ def test_fused_audit_columns_of_every_window_equal_the_derived_ones(
     events: dict[str, pl.DataFrame], mode: str, packed: bool
 ) -> None:
     fused = _build(events, WINDOWS, mode=mode, packed=packed, audit=True, first_day=START)
-    audit_names = gold_audit_schema(windows=WINDOWS).names()
-    assert fused.schema == pl.Schema({**gold_schema(windows=WINDOWS), **gold_audit_schema(windows=WINDOWS)})
+    audit_names = gold_audit_schema().names()
+    assert fused.schema == pl.Schema({**gold_schema(windows=WINDOWS), **gold_audit_schema()})
     gold = fused.drop(audit_names).with_row_index("row")
     derived = (
         gold_audit_columns(
@@ -174,21 +174,25 @@ def test_fused_audit_columns_of_every_window_equal_the_derived_ones(
         .sort("row")
     )
     assert_frame_equal(fused.select(audit_names), derived.select(audit_names))
-    # a longer window is expected on more rows (its window reaches the first day longer)
+    # the suite picks each window's rows: a longer window is expected on more rows (its window
+    # reaches the first day longer), the widest on every row the shared audit column covers
+    suite = _suite(events, mode)
+    expected = prepare(fused, suite).collect()
     counts = [
-        fused[f"expected_prior_views{'' if w is None else '_' + w}"].count() for w in (None, "1w", "4w")
+        expected[f"expected_prior_views{'' if w is None else '_' + w}"].count() for w in (None, "1w", "4w")
     ]
-    assert counts[1] < counts[0] < counts[2]
-    assert [
-        r.check
-        for r in validate_frame(fused, gold_suite(all_weeks(events["prints"]), windows=WINDOWS))
-        if not r.success
-    ] == []
+    assert counts[1] < counts[0] < counts[2] == fused["expected_prior_views"].count()
+    assert [r.check for r in validate_frame(fused, suite) if not r.success] == []
 
 
-def _corrupt(frame: pl.DataFrame, column: str, expected: str, by: object) -> pl.DataFrame:
+def _suite(events: dict[str, pl.DataFrame], mode: str) -> Suite:
+    return gold_suite(all_weeks(events["prints"]), first_day=START, mode=mode, windows=WINDOWS)  # type: ignore[arg-type]
+
+
+def _corrupt(frame: pl.DataFrame, suite: Suite, column: str, expected: str, by: object) -> pl.DataFrame:
     """``column`` of one row whose first-weeks audit covers it (and has history) moved by ``by``."""
-    rows = frame.with_row_index("row").filter(pl.col(expected).is_not_null() & (pl.col(column) > 0))
+    with_expected = prepare(frame, suite).collect().with_row_index("row")
+    rows = with_expected.filter(pl.col(expected).is_not_null() & (pl.col(column) > 0))
     hit = pl.int_range(pl.len()) == int(rows["row"][0])
     dtype = frame.schema[column]
     return frame.with_columns(
@@ -224,8 +228,8 @@ def test_a_wrong_value_in_a_secondary_window_fails_the_gold_gate(
     events: dict[str, pl.DataFrame], column: str, expected: str, by: object, check: str, packed: bool
 ) -> None:
     fused = _build(events, WINDOWS, mode="calendar", packed=packed, audit=True, first_day=START)
-    suite = gold_suite(all_weeks(events["prints"]), windows=WINDOWS)
-    wrong = _corrupt(fused, column, expected, by)
+    suite = _suite(events, "calendar")
+    wrong = _corrupt(fused, suite, column, expected, by)
     failed = {r.check: r for r in validate_frame(wrong, suite) if not r.success}
     assert check in failed
     assert failed[check].unexpected_count == 1
@@ -235,8 +239,9 @@ def test_a_wrong_value_in_a_secondary_window_fails_the_gold_gate(
 def test_a_shorter_window_above_a_longer_one_fails_anywhere(events: dict[str, pl.DataFrame]) -> None:
     """Outside the first weeks too: a 1-week count above the 3-week one cannot be right."""
     fused = _build(events, WINDOWS, mode="rolling", packed=True, audit=True, first_day=START)
+    suite = _suite(events, "rolling")
     late_rows = pl.col("expected_prior_views_4w").is_null() & (pl.col("prior_payments") > 0)
-    row = int(fused.with_row_index("row").filter(late_rows)["row"][0])
+    row = int(prepare(fused, suite).collect().with_row_index("row").filter(late_rows)["row"][0])
     hit = pl.int_range(pl.len()) == row
     wrong = fused.with_columns(
         pl.when(hit)
@@ -244,11 +249,7 @@ def test_a_shorter_window_above_a_longer_one_fails_anywhere(events: dict[str, pl
         .otherwise(pl.col("prior_payments_1w"))
         .alias("prior_payments_1w")
     )
-    failed = {
-        r.check
-        for r in validate_frame(wrong, gold_suite(all_weeks(events["prints"]), windows=WINDOWS))
-        if not r.success
-    }
+    failed = {r.check for r in validate_frame(wrong, suite) if not r.success}
     assert failed == {"prior_windows_nested"}
 
 

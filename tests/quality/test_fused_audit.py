@@ -135,7 +135,7 @@ def test_a_wrong_gold_row_fails_its_check_against_the_fused_columns(
     silver: dict[str, pl.LazyFrame], column: str, by: object, check: str, packed: bool
 ) -> None:
     fused = build_gold(silver, ALL_WEEKS, "calendar", packed, audit=True)
-    suite = gold_suite(ALL_WEEKS)
+    suite = gold_suite(ALL_WEEKS, first_day=D0, mode="calendar")
     assert [r.check for r in validate_frame(fused, suite) if not r.success] == []
     wrong = _bump(fused, column, _one_first_week_row(fused), by)
     failed = {r.check: r for r in validate_frame(wrong, suite) if not r.success}

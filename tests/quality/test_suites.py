@@ -135,7 +135,7 @@ SUITES: dict[str, tuple[Callable[[], Suite], Callable[[], pl.DataFrame]]] = {
         lambda: silver_suite("pays", known_value_props=KNOWN, min_day=date(2015, 1, 1), run_date=RUN_DATE),
         silver_pays,
     ),
-    "gold.print_features": (lambda: gold_suite(WEEKS), gold_rows),
+    "gold.print_features": (lambda: gold_suite(WEEKS, first_day=ND, mode="calendar"), gold_rows),
 }
 
 
