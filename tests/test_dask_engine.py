@@ -375,7 +375,7 @@ def test_dask_gold_with_several_windows_equals_local_and_is_audited_per_window(
     lake: LocalLake, scheduler: str
 ) -> None:
     """LOOKBACK_WEEKS=3,1,4 on Dask: the workers write the windows' columns, the stage audits
-    the rows read back (audit columns re-derived from silver per window) and commits the
+    the rows read back (audit columns re-derived from silver, checked for every window) and commits the
     same table as the local engine."""
     generate(out_dir=lake.raw, seed=7, scale=SCALE, start=START, days=GOLD_DAYS)
     windows = {"lookback_weeks": "3,1,4"}
