@@ -272,16 +272,12 @@ def silver_suite(
 
 
 # -- gold ---------------------------------------------------------------------------------------
-# The integer features of jobs.feature_registry, compared with their audit columns as they are;
-# a decimal sum (prior_amount) is compared in exact cents (its units) by a gap column. Every
+# The integer features of jobs.feature_registry, compared with their expected priors as they
+# are; a decimal sum (prior_amount) is compared in exact cents (its units) by a gap column. Every
 # lookback window (LOOKBACK_WEEKS: the primary one, then prior_*_<N>w) gets the same checks.
-PRIOR_COUNTS = tuple(f.column() for f in GOLD_FEATURES if f.dtype.is_integer())
-PRIOR_AMOUNT = "prior_amount"
 # The audit columns (jobs.schemas.GOLD_AUDIT) the gold plan computes beside the rows, or
 # jobs.quality.derive re-derives from silver, before the gold suite runs.
 TAP_SAME_DAY = "tap_same_day"
-EXPECTED = {f.column(): f.audit_column for f in GOLD_FEATURES if f.column() in PRIOR_COUNTS}
-CENTS_GAP = "prior_amount_cents_gap"
 WINDOWS_NESTED = "prior_windows_not_nested"
 
 
