@@ -37,6 +37,9 @@ pytestmark = pytest.mark.integration
 
 DAYS = 8
 STAGES = ("detect", "bronze", "silver", "gold", "export")
+# How long an assertion waits for the page: a UI still loading on a busy 2-core machine took more
+# than Playwright's default 5 s to render a run's row (CI, 2026-12-07).
+UI_WAIT_MS = 60_000
 CHROMIUM_FLAGS = [
     "--headless",
     "--no-sandbox",
@@ -249,10 +252,10 @@ def test_the_ui_shows_the_last_run_as_successful(
             page.get_by_role("button", name="Sign in").click()
             page.wait_for_url(re.compile(r".*/dags/lakehouse/runs"))
             row = page.locator("tr", has_text=run_id)
-            expect(row).to_contain_text("Success")
-            expect(row).to_contain_text("Manual")
+            expect(row).to_contain_text("Success", timeout=UI_WAIT_MS)
+            expect(row).to_contain_text("Manual", timeout=UI_WAIT_MS)
             # the DAG header's "Latest Run" links to the newest run
-            expect(page.get_by_text("Latest Run")).to_be_visible()
+            expect(page.get_by_text("Latest Run")).to_be_visible(timeout=UI_WAIT_MS)
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(shot), full_page=True)
         finally:

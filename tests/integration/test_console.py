@@ -34,6 +34,9 @@ from tests.integration.conftest import stack_settings
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+# How long an assertion waits for the page: a UI still loading on a busy 2-core machine took more
+# than Playwright's default 5 s to render a run's row (CI, 2026-12-07).
+UI_WAIT_MS = 60_000
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-sync"]
 REPORT = "_quality_reports/run-console.html"
 # Names that only bucket contents or bucket listings carry (never a login page).
@@ -187,7 +190,7 @@ def test_the_viewer_browses_gold_in_a_real_browser_and_cannot_change_anything(st
             # anonymous: the login page, no bucket
             page.goto(f"{base}/object-store/buckets")
             assert page.url.endswith("/login")
-            expect(page.locator("#password")).to_be_visible()
+            expect(page.locator("#password")).to_be_visible(timeout=UI_WAIT_MS)
             assert not any(name in page.content() for name in SECRET_NAMES)
 
             page.fill("#username", str(stack.logins["CONSOLE_VIEWER_USER"]))
@@ -197,13 +200,15 @@ def test_the_viewer_browses_gold_in_a_real_browser_and_cannot_change_anything(st
             page.goto(f"{base}/object-store/buckets")
             page.locator("a[href='/files?path=/buckets/gold']").first.click()  # open gold
             page.wait_for_url("**/files?path=/buckets/gold")
-            expect(page.get_by_text("_quality_reports", exact=True)).to_be_visible()
+            expect(page.get_by_text("_quality_reports", exact=True)).to_be_visible(timeout=UI_WAIT_MS)
             page.get_by_text("print_features", exact=True).click()
-            expect(page.get_by_text("_delta_log", exact=True)).to_be_visible()
+            expect(page.get_by_text("_delta_log", exact=True)).to_be_visible(timeout=UI_WAIT_MS)
             page.get_by_text("_delta_log", exact=True).click()
-            expect(page.get_by_text("00000000000000000000.json", exact=True)).to_be_visible()
+            expect(page.get_by_text("00000000000000000000.json", exact=True)).to_be_visible(
+                timeout=UI_WAIT_MS
+            )
             page.goto(f"{base}/files?path=/buckets/gold/_quality_reports")
-            expect(page.get_by_text("run-console.html", exact=True)).to_be_visible()
+            expect(page.get_by_text("run-console.html", exact=True)).to_be_visible(timeout=UI_WAIT_MS)
             page.goto(f"{base}/files?path=/buckets/gold/print_features/_delta_log")
             page.wait_for_load_state("networkidle")
             page.screenshot(path=str(shot), full_page=True)
