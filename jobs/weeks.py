@@ -34,6 +34,12 @@ def window_days(n_weeks: int) -> int:
     return 7 * n_weeks
 
 
+def window_reaches(period_start: pl.Expr, *, n_weeks: int, first_day: date) -> pl.Expr:
+    """Whether the window of ``n_weeks`` before a row's period starts on or before ``first_day``
+    (then it holds all history that exists): the gold audit's first-weeks rows."""
+    return period_start <= pl.lit(first_day + timedelta(days=window_days(n_weeks)))
+
+
 def affected_weeks(days: Iterable[date], *, n_weeks: int) -> set[date]:
     """Weeks whose gold rows can change when events of ``days`` arrive.
 

@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, timedelta
+from datetime import date
 
 import polars as pl
 
 from jobs.feature_registry import Feature, window_names
-from jobs.weeks import Mode, window_days
+from jobs.weeks import Mode, window_reaches
 
 PAIR = ["user_id", "value_prop"]
 KEYS = [*PAIR, "period"]
@@ -77,7 +77,7 @@ def first_weeks_only(
     period start)."""
     if first_day is None:
         return [pl.lit(None, f.audit_dtype).alias(f.audit_column) for f in features]
-    first_rows = pl.col(PERIOD) <= pl.lit(first_day + timedelta(days=window_days(max(windows))))
+    first_rows = window_reaches(pl.col(PERIOD), n_weeks=max(windows), first_day=first_day)
     return [
         pl.when(first_rows)
         .then(pl.col(f.audit_column).fill_null(0).cast(f.audit_dtype))

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, timedelta
+from datetime import date
 from itertools import pairwise
 from typing import Any
 
@@ -23,7 +23,7 @@ import polars as pl
 from jobs.feature_registry import GOLD_FEATURES, ONE_WINDOW, window_names
 from jobs.quality.results import Severity
 from jobs.schemas import BRONZE, DEFAULT_MAX_FUTURE_DAYS, LINEAGE, RESCUED, Limits, gold_schema
-from jobs.weeks import Mode, period, week_start, window_days
+from jobs.weeks import Mode, period, week_start, window_reaches
 
 # Columns the bronze parser carries for quarantining; Lake.write drops them (conform) and so
 # does the bronze gate before validating the frame that is written.
@@ -285,11 +285,11 @@ def _gap(column: str) -> str:
     return f"{column}_cents_gap"
 
 
-def _first_weeks(audit: str, dtype: pl.DataType, days: int, first_day: date | None, mode: Mode) -> pl.Expr:
-    """``audit`` on the rows whose window of ``days`` starts on or before ``first_day``, else null."""
+def _first_weeks(audit: str, dtype: pl.DataType, n_weeks: int, first_day: date | None, mode: Mode) -> pl.Expr:
+    """``audit`` on the rows whose window of ``n_weeks`` starts on or before ``first_day``, else null."""
     if first_day is None:
         return pl.lit(None, dtype)
-    return pl.when(period(pl.col("day"), mode) <= pl.lit(first_day + timedelta(days=days))).then(
+    return pl.when(window_reaches(period(pl.col("day"), mode), n_weeks=n_weeks, first_day=first_day)).then(
         pl.col(audit)
     )
 
@@ -311,7 +311,7 @@ def gold_suite(
     # Each window's expected priors: the shared audit column on the rows whose window starts
     # on or before the first silver day (the window then holds all existing history).
     expected_of = {
-        f.audit_for(w): _first_weeks(f.audit_column, f.audit_dtype, window_days(n), first_day, mode)
+        f.audit_for(w): _first_weeks(f.audit_column, f.audit_dtype, n, first_day, mode)
         for n, w in named
         for f in GOLD_FEATURES
     }
