@@ -34,10 +34,14 @@ def window_days(n_weeks: int) -> int:
     return 7 * n_weeks
 
 
-def window_reaches(period_start: pl.Expr, *, n_weeks: int, first_day: date) -> pl.Expr:
-    """Whether the window of ``n_weeks`` before a row's period starts on or before ``first_day``
-    (then it holds all history that exists): the gold audit's first-weeks rows."""
-    return period_start <= pl.lit(first_day + timedelta(days=window_days(n_weeks)))
+def first_weeks_end(first_day: date, *, n_weeks: int, mode: Mode) -> date:
+    """The last day of the gold audit's first-weeks rows: the prints whose window of
+    ``n_weeks`` before their period starts on or before ``first_day`` (then it holds all
+    history that exists), i.e. whose period starts at most 7·N days after it. A period is the
+    day (rolling) or its Monday-week (calendar), so that is a plain ``day <= end`` (and
+    ``period <= end`` for a row holding the period's start)."""
+    last_start = first_day + timedelta(days=window_days(n_weeks))
+    return monday(last_start) + timedelta(days=6) if mode == "calendar" else last_start
 
 
 def affected_weeks(days: Iterable[date], *, n_weeks: int) -> set[date]:

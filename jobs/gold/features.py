@@ -43,17 +43,16 @@ import polars as pl
 from jobs.feature_registry import GOLD_FEATURES, Feature, check_registry, window_names
 from jobs.gold.generic_plan import generic_plan
 from jobs.gold.plan_parts import (
-    PERIOD,
     TAP_DAYS,
     day_bit,
-    first_weeks_only,
     measures,
+    no_expected,
     running,
     window_sum,
     windowed,
 )
 from jobs.schemas import TAP_SAME_DAY, conform, gold_audit_schema, gold_schema
-from jobs.weeks import Mode, history_range, period, week_start, window_days
+from jobs.weeks import Mode, first_weeks_end, history_range, week_start, window_days
 
 USER_BITS, VP_BITS, PERIOD_BITS = 32, 16, 15
 MAX_USER_ID = 2**USER_BITS - 1
@@ -129,23 +128,24 @@ def build_features(
         return pl.LazyFrame(schema=schema)
     frames = {"prints": prints, "taps": taps, "pays": pays}
     # The running sums are computed only when some row can be a first-weeks row (a rebuild of
-    # recent weeks has none: its expected priors are all null, at no cost).
-    expected = audit and first_day is not None and has_first_weeks(weeks, windows, first_day)
+    # recent weeks has none: its expected priors are all null, at no cost); they are kept on
+    # the rows up to the last first-weeks day of the widest window.
+    until = None
+    if audit and first_day is not None and has_first_weeks(weeks, windows, first_day):
+        until = first_weeks_end(first_day, n_weeks=max(windows), mode=mode)
     if packed and _span_fits(weeks, max(windows)):
         gold = _packed(
-            frames, sorted(set(weeks)), mode, windows, audit=audit, expected=expected, features=features
+            frames, sorted(set(weeks)), mode, windows, audit=audit, first_weeks_until=until, features=features
         )
     else:
-        gold = generic_plan(frames, weeks, mode, windows, audit=audit, expected=expected, features=features)
+        gold = generic_plan(
+            frames, weeks, mode, windows, audit=audit, first_weeks_until=until, features=features
+        )
     if audit:
         tapped = (pl.col(TAP_DAYS) & day_bit(mode)) != 0
-        gold = (
-            gold.with_columns(period(pl.col("day"), mode).alias(PERIOD))
-            .with_columns(
-                *first_weeks_only(windows, first_day if expected else None, features),
-                tapped.fill_null(False).alias(TAP_SAME_DAY),
-            )
-            .drop(PERIOD)
+        gold = gold.with_columns(
+            *(no_expected(features) if until is None else []),
+            tapped.fill_null(False).alias(TAP_SAME_DAY),
         )
     return conform(gold, schema)
 
@@ -178,6 +178,14 @@ _VP_CODES = pl.Categorical(_VP_CATEGORIES)
 _VP_KEEPALIVE = pl.Series("value_prop", [], dtype=_VP_CODES)
 
 
+_EPOCH = date(1970, 1, 1)
+
+
+def _week(day_number: int) -> int:
+    """A day number's Monday-week number (as :func:`_week_number` computes it in a plan)."""
+    return (day_number + _EPOCH_MONDAY_OFFSET) // 7
+
+
 def _day_number(day: pl.Expr) -> pl.Expr:
     return day.cast(pl.Int32)
 
@@ -207,7 +215,7 @@ def _packed(
     windows: Sequence[int],
     *,
     audit: bool,
-    expected: bool,
+    first_weeks_until: date | None,
     features: Sequence[Feature],
 ) -> pl.LazyFrame:
     prints, taps = frames["prints"], frames["taps"]
@@ -215,17 +223,21 @@ def _packed(
     first, end = history_range(weeks, n_weeks=n_weeks)
     day0 = pl.Series([first], dtype=pl.Date).cast(pl.Int32).item()
     week_numbers = pl.Series(weeks, dtype=pl.Date).cast(pl.Int32).to_list()
-    target_weeks = [(d + _EPOCH_MONDAY_OFFSET) // 7 for d in week_numbers]
+    target_weeks = [_week(d) for d in week_numbers]
     if mode == "calendar":
         width, periods = n_weeks, {n: n for n in windows}
         number = _week_number
-        base = (day0 + _EPOCH_MONDAY_OFFSET) // 7 - width
+        base = _week(day0) - width
         target_periods = [w - base for w in target_weeks]
     else:
         width, periods = window_days(n_weeks), {n: window_days(n) for n in windows}
         number = _day_number
         base = day0 - width
         target_periods = [d - base + i for d in week_numbers for i in range(7)]
+
+    def first_rows(last: date) -> pl.Expr:  # the keys of periods that start by ``last``
+        day = (last - _EPOCH).days
+        return pl.col("key") % _VP_SHIFT <= (_week(day) if mode == "calendar" else day) - base
 
     def user_vp(frame_user: pl.Expr, frame_vp: pl.Expr) -> pl.Expr:
         return pair_number(frame_user, frame_vp) * _VP_SHIFT
@@ -279,7 +291,11 @@ def _packed(
                 for n, w in windowed(windows)
                 for f in features
             ],
-            *(running(features, pl.col("key") // _VP_SHIFT) if expected else []),
+            *(
+                running(features, pl.col("key") // _VP_SHIFT, first_rows(first_weeks_until))
+                if first_weeks_until
+                else []
+            ),
             *([pl.col(TAP_DAYS)] if audit else []),
         )
         .filter((pl.col("key") % _VP_SHIFT).is_in(target_periods))

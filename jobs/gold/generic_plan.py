@@ -31,7 +31,7 @@ def generic_plan(
     windows: Sequence[int],
     *,
     audit: bool,
-    expected: bool,
+    first_weeks_until: date | None,
     features: Sequence[Feature],
 ) -> pl.LazyFrame:
     prints, taps = frames["prints"], frames["taps"]
@@ -74,17 +74,20 @@ def generic_plan(
             ],
             *(
                 [
-                    (pl.col(f.measure).cum_sum() - pl.col(f.measure)).over(PAIR).alias(f.audit_column)
+                    # on the periods that start by first_weeks_until (jobs.weeks.first_weeks_end)
+                    pl.when(pl.col("period") <= first_weeks_until)
+                    .then((pl.col(f.measure).cum_sum() - pl.col(f.measure)).over(PAIR).cast(f.audit_dtype))
+                    .alias(f.audit_column)
                     for f in features
                 ]
-                if expected
+                if first_weeks_until
                 else []
             ),
         )
         .select(
             *KEYS,
             *priors,
-            *([f.audit_column for f in features] if expected else []),
+            *([f.audit_column for f in features] if first_weeks_until else []),
             *([TAP_DAYS] if audit else []),
         )
     )

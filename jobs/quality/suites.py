@@ -23,7 +23,7 @@ import polars as pl
 from jobs.feature_registry import GOLD_FEATURES, ONE_WINDOW, window_names
 from jobs.quality.results import Severity
 from jobs.schemas import BRONZE, DEFAULT_MAX_FUTURE_DAYS, LINEAGE, RESCUED, Limits, gold_schema
-from jobs.weeks import Mode, period, week_start, window_reaches
+from jobs.weeks import Mode, first_weeks_end, week_start
 
 # Columns the bronze parser carries for quarantining; Lake.write drops them (conform) and so
 # does the bronze gate before validating the frame that is written.
@@ -289,9 +289,8 @@ def _first_weeks(audit: str, dtype: pl.DataType, n_weeks: int, first_day: date |
     """``audit`` on the rows whose window of ``n_weeks`` starts on or before ``first_day``, else null."""
     if first_day is None:
         return pl.lit(None, dtype)
-    return pl.when(window_reaches(period(pl.col("day"), mode), n_weeks=n_weeks, first_day=first_day)).then(
-        pl.col(audit)
-    )
+    end = first_weeks_end(first_day, n_weeks=n_weeks, mode=mode)
+    return pl.when(pl.col("day") <= end).then(pl.col(audit))
 
 
 def gold_suite(
