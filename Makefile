@@ -34,9 +34,9 @@ help:  ## list targets and the variables a user may set
 # scripts that need the exit-code table (python -m jobs --help) run `python -m jobs ...` directly.
 JOBS_FAILED = || { code=$$?; echo "make: $@ failed (python -m jobs exit $$code: $$($(PY) -m jobs.cli.exits $$code))" >&2; exit $$code; }
 
-$(STAMP): requirements-pip.txt requirements.txt requirements-dev.txt pyproject.toml
+$(STAMP): infra/requirements-pip.txt requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements-pip.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check --require-hashes -r infra/requirements-pip.txt
 	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
@@ -44,7 +44,7 @@ $(STAMP): requirements-pip.txt requirements.txt requirements-dev.txt pyproject.t
 venv: $(STAMP)  ## create .venv with the pinned dependencies (every file's hash checked)
 
 PIP_COMPILE ?= pip-compile
-lock:  ## re-hash requirements*.txt after editing a pin (needs pip-tools' pip-compile; slow)
+lock:  ## re-hash requirements*.txt and infra/requirements-pip.txt after editing a pin (needs pip-tools' pip-compile; slow)
 	$(PYTHON) -m infra.lock --pip-compile $(PIP_COMPILE)
 
 run-local: $(STAMP)  ## whole pipeline on the local lake (lake/), generating scale-1 data if raw is empty

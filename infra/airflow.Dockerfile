@@ -10,7 +10,7 @@ RUN mkdir -p /opt/airflow/auth /opt/lakehouse \
  && chown -R airflow:root /opt/airflow/auth /opt/lakehouse
 USER airflow
 
-COPY --chown=airflow:root requirements-pip.txt requirements.txt /opt/lakehouse/
+COPY --chown=airflow:root infra/requirements-pip.txt requirements.txt /opt/lakehouse/
 # The pinned pip first (as make venv and infra/Dockerfile do), then the lock, every file's hash
 # checked; requirements.txt pins apache-airflow==3.3.2 (the base image's) with the rest of it.
 RUN pip install --no-cache-dir --require-hashes -r /opt/lakehouse/requirements-pip.txt \

@@ -3,7 +3,7 @@
 ``requirements.txt`` and ``requirements-dev.txt`` pin every package (``name==version``) and,
 since pip then checks what it downloads, carry each release's ``--hash=sha256:`` lines:
 ``make venv`` and the images install with ``--require-hashes``, after upgrading pip to the one
-pinned in ``requirements-pip.txt`` (the pip a fresh venv ships cannot read the lock). Edit a
+pinned in ``infra/requirements-pip.txt`` (the pip a fresh venv ships cannot read the lock). Edit a
 version in place, then run this: it reads the pins (ignoring the old hashes), asks pip-tools'
 ``pip-compile --generate-hashes`` for the hashes of every file of those exact releases (all
 platforms, so an arm64 image build passes too) and rewrites the three files, keeping their
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNTIME, DEV = ROOT / "requirements.txt", ROOT / "requirements-dev.txt"
-PIP = ROOT / "requirements-pip.txt"
+PIP = ROOT / "infra/requirements-pip.txt"
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)")
 
 

@@ -139,8 +139,8 @@ def _pip_pin(name: str) -> tuple[str, list[str]]:
 
 
 def test_pip_is_pinned_with_hashes_and_matches_the_dev_lock() -> None:
-    version, hashes = _pip_pin("requirements-pip.txt")
-    assert pins((ROOT / "requirements-pip.txt").read_text()) == {"pip": version}
+    version, hashes = _pip_pin("infra/requirements-pip.txt")
+    assert pins((ROOT / "infra/requirements-pip.txt").read_text()) == {"pip": version}
     assert (version, hashes) == _pip_pin("requirements-dev.txt")
 
 
@@ -161,7 +161,7 @@ def test_every_path_that_installs_the_lock_upgrades_pip_first(path: str) -> None
         assert "--require-hashes" in installs[i], f"{path}: {installs[i]!r} is not hash-checked"
     if path.endswith("Dockerfile"):
         ignore = (ROOT / f"{path}.dockerignore").read_text().splitlines()
-        assert "!requirements-pip.txt" in ignore, f"{path}.dockerignore keeps requirements-pip.txt out"
+        assert "!infra/requirements-pip.txt" in ignore, f"{path}.dockerignore keeps the pip pin out"
 
 
 def test_ci_installs_only_through_make_venv() -> None:
@@ -263,7 +263,7 @@ def test_pip_install_resolves_at_once_and_the_console_script_works_anywhere(tmp_
     pip = [str(venv / "bin/python"), "-m", "pip", "--disable-pip-version-check"]
     # As make venv: the pinned pip first (what a new user gets with make venv or a current pip).
     upgraded = _run(
-        [*pip, "install", "--require-hashes", "-r", str(ROOT / "requirements-pip.txt")], ROOT, 300
+        [*pip, "install", "--require-hashes", "-r", str(ROOT / "infra/requirements-pip.txt")], ROOT, 300
     )
     assert upgraded.returncode == 0, upgraded.stdout + upgraded.stderr
 

@@ -2,12 +2,17 @@
 infrastructure, which may use the product) or ``dags`` (Airflow's, which use the product); nothing
 imports ``dags``. No import cycle at any depth: not between modules, and not between the packages
 (folders) of ``jobs``, ``dags`` and ``infra`` seen at any depth, from the three top-level ones
-down. Lazy imports inside functions count."""
+down. Lazy imports inside functions count. And the repository's top level holds only the fixed
+entries."""
 
 from __future__ import annotations
 
 import ast
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 TOPS = ("jobs", "dags", "infra")
@@ -120,3 +125,19 @@ def test_no_import_cycle_among_packages_at_any_depth() -> None:
     for depth in range(1, deepest + 1):
         cycle = _cycle(packages_graph(graph, depth))
         assert cycle is None, f"import cycle at depth {depth}: " + " -> ".join(cycle or [])
+
+
+# The repository's top level is fixed: the product, its DAGs, everything else (infra), the lake,
+# the suite, env files, the two locks, the Makefile and the README; plus CI and tool config files.
+TOP_LEVEL = {"jobs", "dags", "infra", "lake", "tests", "envs", "requirements.txt", "requirements-dev.txt"}
+TOP_LEVEL |= {"Makefile", "README.md", ".ci", ".gitignore", ".pre-commit-config.yaml", "pyproject.toml"}
+
+
+def test_the_repository_top_level_is_the_fixed_layout() -> None:
+    if not (ROOT / ".git").exists() or shutil.which("git") is None:
+        pytest.skip("not a git checkout (or no git): the tracked files are unknown")
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=ROOT, capture_output=True, check=True, timeout=60
+    ).stdout.decode()
+    tops = {path.split("/")[0] for path in tracked.split("\0") if path}
+    assert tops <= TOP_LEVEL, f"tracked outside the fixed top level: {sorted(tops - TOP_LEVEL)}"
