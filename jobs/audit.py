@@ -76,7 +76,8 @@ class Audits:
 
     bronze: Callable[[RunContext], BronzeAuditor]
     silver: Callable[[RunContext], SilverAuditor]
-    gold: Callable[[RunContext, list[date], int], GoldAuditor]  # (ctx, weeks, buckets)
+    # (ctx, weeks, buckets, the silver prints of those weeks with their bucket: a LazyFrame)
+    gold: Callable[[RunContext, list[date], int, pl.LazyFrame], GoldAuditor]
 
 
 class _Unchecked:
@@ -126,5 +127,5 @@ class NoGoldAudit(_Unchecked):
 NO_AUDITS = Audits(
     bronze=lambda ctx: NoBronzeAudit(),
     silver=lambda ctx: NoSilverAudit(),
-    gold=lambda ctx, weeks, buckets: NoGoldAudit(),
+    gold=lambda ctx, weeks, buckets, prints: NoGoldAudit(),
 )

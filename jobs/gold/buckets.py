@@ -23,7 +23,7 @@ from jobs.schemas import GOLD_PARTITION, GOLD_TABLE, SILVER, SOURCES, gold_schem
 from jobs.storage import join
 from jobs.tables import Lake
 from jobs.tables.external import AddActionDict, commit_data_files, remove_data_files, write_data_files
-from jobs.weeks import Mode, history_range
+from jobs.weeks import Mode, history_range, week_start
 
 
 @dataclass(frozen=True)
@@ -66,12 +66,16 @@ class GoldBuild:
         """Gold partitions the commit replaces (None: the whole table)."""
         return None if self.is_full else [w.isoformat() for w in self.weeks]
 
+    def bucket_of(self) -> pl.Expr:
+        """A row's user bucket: ``user_id % buckets``."""
+        return pl.col("user_id") % self.buckets
+
     def inputs(self, lake: Lake, bucket: int | None = None) -> dict[str, pl.LazyFrame]:
         """Silver rows the weeks need (their lookback history), of one bucket or all users."""
         first, end = history_range(self.weeks, n_weeks=self.n_weeks)
         wanted = (pl.col("day") >= first) & (pl.col("day") < end)
         if bucket is not None:
-            wanted &= pl.col("user_id") % self.buckets == bucket
+            wanted &= self.bucket_of() == bucket
         frames = {}
         for source in SOURCES:
             version = self.silver_versions.get(source, -1)
@@ -81,6 +85,12 @@ class GoldBuild:
                 scan = lake.scan(join(self.silver_root, source), version=version)
                 frames[source] = scan.filter(wanted)
         return frames
+
+    def target_prints(self, lake: Lake) -> pl.LazyFrame:
+        """The silver prints of the rebuilt weeks (each one gold row), with their ``bucket``:
+        what the gold audit reconciles each bucket's rows with, counted in one scan."""
+        in_weeks = week_start(pl.col("day")).is_in(pl.Series(self.weeks, dtype=pl.Date).implode())
+        return self.inputs(lake)["prints"].filter(in_weeks).select(self.bucket_of().alias("bucket"))
 
 
 def compute_bucket(

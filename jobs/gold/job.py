@@ -235,7 +235,7 @@ def run_gold(
         result.note = why
         result.seconds = time.perf_counter() - started
         return result
-    audit = audits.gold(ctx, list(build.weeks), build.buckets)
+    audit = audits.gold(ctx, list(build.weeks), build.buckets, build.target_prints(ctx.lake))
     try:
         per_bucket = engine(ctx, build, audit)
         version = commit_build(

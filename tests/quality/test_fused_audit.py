@@ -166,3 +166,31 @@ def test_the_local_engine_holds_the_commit_when_a_computed_gold_row_is_wrong(
         run_stage(lake.context(), "gold", full=True)
     assert lake.version("gold", GOLD_TABLE) == version
     assert gold_files(lake) == files
+
+
+@pytest.mark.parametrize("n_buckets", [1, 3])
+def test_the_local_engine_holds_the_commit_when_a_bucket_loses_a_gold_row(
+    lake: LocalLake, monkeypatch: pytest.MonkeyPatch, n_buckets: int
+) -> None:
+    """A plan that drops a print (simulated: user 1's last row) fails the reconciliation of
+    that bucket's rows with its silver prints, which are counted once for every bucket; nothing
+    is published. The same build without the fault reconciles."""
+    land_small(lake)
+    lake.run(gold_buckets=n_buckets)
+    clean = run_stage(lake.context(gold_buckets=n_buckets), "gold", full=True)
+    assert "3 gold rows = 3 silver prints" in str(clean.details)
+    version, files = lake.version("gold", GOLD_TABLE), gold_files(lake)
+    real = buckets.build_features
+
+    def drops_a_print(**kwargs: object) -> pl.LazyFrame:
+        gold = real(**kwargs)  # type: ignore[arg-type]
+        last = (pl.int_range(pl.len()) == pl.len() - 1).over("user_id")
+        return gold.filter(~((pl.col("user_id") == 1) & last))
+
+    monkeypatch.setattr(buckets, "build_features", drops_a_print)
+    with pytest.raises(DataError) as failed:
+        run_stage(lake.context(gold_buckets=n_buckets), "gold", full=True)
+    where = f"user bucket {1 % n_buckets + 1} of {n_buckets}"
+    assert "rows_reconcile_with_silver_prints" in str(failed.value) and where in str(failed.value)
+    assert lake.version("gold", GOLD_TABLE) == version
+    assert gold_files(lake) == files

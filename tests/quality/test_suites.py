@@ -318,11 +318,11 @@ def test_validation_prints_no_progress_bars(capfd: pytest.CaptureFixture[str]) -
     assert "%|" not in captured.err
 
 
-def test_a_correct_gold_bucket_passes_every_check_and_reconciles_with_silver_prints() -> None:
+def test_a_correct_gold_bucket_passes_every_check() -> None:
     from jobs.quality.gate import audit_gold_bucket
 
     inputs = {"prints": silver_prints().lazy(), "taps": silver_taps().lazy(), "pays": silver_pays().lazy()}
-    results, silver_prints_count = audit_gold_bucket(
+    results = audit_gold_bucket(
         gold_rows(),
         inputs,
         weeks=list(WEEKS),
@@ -332,7 +332,6 @@ def test_a_correct_gold_bucket_passes_every_check_and_reconciles_with_silver_pri
         severity={},
         sample_rows=3,
     )
-    assert silver_prints_count == gold_rows().height == 3
     assert all(r.success for r in results) and len(results) == 23
 
 
