@@ -102,11 +102,21 @@ def _between(check: Check, schema: pl.Schema) -> Rule:
     return col.is_not_null() & outside.fill_null(False)
 
 
+SMALL_SET = 32
+"""A value set of at most this many strings is checked by comparisons with each value, not by
+hashing every row (``is_in``). At scale 10 (2026-12-08): 7.4M ``value_prop``s against 7 values
+in 0.07 s instead of 0.11 s alone; silver prints' whole suite in 1M-row batches in 0.054 s
+instead of 0.070 s."""
+
+
 def _in_set(check: Check, schema: pl.Schema) -> Rule:
     _columns(check, schema)
-    column = check.kwargs["column"]
-    values = pl.Series(list(check.kwargs["value_set"]), dtype=schema[column], strict=True)
-    return pl.col(column).is_not_null() & ~pl.col(column).is_in(values.implode())
+    column, dtype = check.kwargs["column"], schema[check.kwargs["column"]]
+    values = pl.Series(list(check.kwargs["value_set"]), dtype=dtype, strict=True)
+    col = pl.col(column)
+    if dtype == pl.String and 0 < values.len() <= SMALL_SET and not values.has_nulls():
+        return col.is_not_null() & ~pl.any_horizontal([col == pl.lit(v, dtype) for v in values])
+    return col.is_not_null() & ~col.is_in(values.implode())
 
 
 def _pair_equal(check: Check, schema: pl.Schema) -> Rule:

@@ -21,7 +21,7 @@ import polars as pl
 import pytest
 
 from jobs.quality.suites import Check, Suite, at_least, equal_columns, not_null
-from jobs.quality.validate import RULES, validate_frame
+from jobs.quality.validate import RULES, SMALL_SET, validate_frame
 from tests.quality.test_suites import ND, SUITES, put
 
 
@@ -71,6 +71,19 @@ def test_each_expectation_counts_exactly_the_rows_it_guards(check: Check, count:
     for frame in (FRAME.head(0), FRAME.filter(~pl.col("id").is_in(flagged))):  # the rest passes
         (ok,) = validate_frame(frame, _suite(check))
         assert ok.success and ok.unexpected_count == 0, ok
+
+
+@pytest.mark.parametrize("extra", [0, SMALL_SET], ids=["compared-with-each-value", "hashed"])
+def test_a_string_value_set_counts_the_same_rows_whatever_its_size(extra: int) -> None:
+    """A small set of strings is compared value by value, a larger one hashed (``is_in``): the
+    same rows are unexpected, nulls never are."""
+    values = ["a", "b", *[f"v{i}" for i in range(extra)]]
+    check = Check("s_in", "ExpectColumnValuesToBeInSet", {"column": "s", "value_set": values}, "")
+    frame = pl.concat([FRAME] * 3)
+    (result,) = validate_frame(frame, _suite(check), sample_rows=5)
+    assert (result.unexpected_count, [row["s"] for row in result.sample]) == (3, ["zz"] * 3)
+    (clean,) = validate_frame(frame.filter(pl.col("s") != "zz"), _suite(check))
+    assert clean.success
 
 
 def test_schema_checks_compare_column_names_and_polars_types() -> None:
