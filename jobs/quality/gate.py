@@ -304,9 +304,8 @@ class GoldAudit(_Audit):
     audit_columns = True  # the local engine computes them in the gold plan
 
     def __init__(self, ctx: RunContext, *, weeks: Iterable[date], buckets: int, prints: pl.LazyFrame) -> None:
-        """``prints``: the silver prints of ``weeks`` with their user ``bucket`` (one gold row
-        each), counted here in one scan (a scan per bucket read the whole table each time:
-        ~4 s of gold's ~11 s of gates at scale 100, 2026-12-08)."""
+        """``prints``: the silver prints of ``weeks`` with their ``bucket``, counted in one scan
+        (10 buckets at scale 10: 0.05 s; a scan per bucket took 0.39 s, 2026-12-08)."""
         super().__init__(ctx)
         self.weeks = sorted(weeks)
         self.buckets = buckets

@@ -2,8 +2,8 @@
 infrastructure, which may use the product) or ``dags`` (Airflow's, which use the product); nothing
 imports ``dags``. No import cycle at any depth: not between modules, and not between the packages
 (folders) of ``jobs``, ``dags`` and ``infra`` seen at any depth, from the three top-level ones
-down. Lazy imports inside functions count. And the repository's top level holds only the fixed
-entries."""
+down. Lazy imports inside functions count. The repository's top level holds only the fixed
+entries, and no module of ``jobs`` or ``dags`` is over 400 lines."""
 
 from __future__ import annotations
 
@@ -141,3 +141,17 @@ def test_the_repository_top_level_is_the_fixed_layout() -> None:
     ).stdout.decode()
     tops = {path.split("/")[0] for path in tracked.split("\0") if path}
     assert tops <= TOP_LEVEL, f"tracked outside the fixed top level: {sorted(tops - TOP_LEVEL)}"
+
+
+MAX_MODULE_LINES = 400
+
+
+def test_no_module_of_jobs_or_dags_is_over_400_lines() -> None:
+    """Small modules with one concern: a module past the limit is split, not grown."""
+    sizes = {
+        path: len(path.read_text().splitlines())
+        for top in ("jobs", "dags")
+        for path in (ROOT / top).rglob("*.py")
+    }
+    over = {str(p.relative_to(ROOT)): n for p, n in sizes.items() if n > MAX_MODULE_LINES}
+    assert not over, f"modules over {MAX_MODULE_LINES} lines: {over}"
