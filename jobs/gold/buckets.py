@@ -70,14 +70,16 @@ class GoldBuild:
         """A row's user bucket: ``user_id % buckets``."""
         return pl.col("user_id") % self.buckets
 
-    def inputs(self, lake: Lake, bucket: int | None = None) -> dict[str, pl.LazyFrame]:
+    def inputs(
+        self, lake: Lake, bucket: int | None = None, *, sources: Sequence[str] = SOURCES
+    ) -> dict[str, pl.LazyFrame]:
         """Silver rows the weeks need (their lookback history), of one bucket or all users."""
         first, end = history_range(self.weeks, n_weeks=self.n_weeks)
         wanted = (pl.col("day") >= first) & (pl.col("day") < end)
         if bucket is not None:
             wanted &= self.bucket_of() == bucket
         frames = {}
-        for source in SOURCES:
+        for source in sources:
             version = self.silver_versions.get(source, -1)
             if version < 0:
                 frames[source] = pl.LazyFrame(schema=SILVER[source])
@@ -90,7 +92,11 @@ class GoldBuild:
         """The silver prints of the rebuilt weeks (each one gold row), with their ``bucket``:
         what the gold audit reconciles each bucket's rows with, counted in one scan."""
         in_weeks = week_start(pl.col("day")).is_in(pl.Series(self.weeks, dtype=pl.Date).implode())
-        return self.inputs(lake)["prints"].filter(in_weeks).select(self.bucket_of().alias("bucket"))
+        return (
+            self.inputs(lake, sources=["prints"])["prints"]
+            .filter(in_weeks)
+            .select(self.bucket_of().alias("bucket"))
+        )
 
 
 def compute_bucket(
